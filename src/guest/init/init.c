@@ -1,0 +1,347 @@
+/*
+ * Pith's init: PID 1 of every Pith machine.
+ *
+ * It is the only program in an image besides the app and its runtime, so it does just what a
+ * machine needs and nothing a shell would: mount the kernel's filesystems, take the machine's
+ * runtime config from the host, start the app, relay its messages, and power the machine off
+ * with the app's exit code when it ends.
+ *
+ * The host talks to init over a second serial port (/dev/ttyS1), one text line per message, so
+ * the console (/dev/ttyS0) carries only what the kernel and the app print.
+ *
+ *   host -> init   time <unix-ms>         set the wall clock
+ *                  seed <hex>             credit entropy to the kernel's random pool
+ *                  env <KEY>=<VALUE>      add to (or override) the app's environment
+ *                  end                    config complete: start the app
+ *                  shutdown <grace-ms>    SIGTERM the app, SIGKILL it after grace-ms
+ *   init -> host   init <uptime-us>       init started, that long after the kernel did
+ *                  start <uptime-us>      the app was exec'd
+ *                  ready                  the app said it is ready
+ *                  exit <code>            the app ended (128+signal if killed); power-off follows
+ *                  error <text>           init could not do its job; power-off follows
+ *
+ * The app reaches init through the pipe on fd 3 (PITH_CONTROL_FD): it writes "ready\n".
+ * What the app runs and its baked-in environment come from the image: /pith/argv and /pith/env,
+ * each a list of NUL-terminated strings.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+/* From <linux/random.h>, which musl does not ship. */
+#define RNDADDENTROPY _IOW('R', 0x03, int[2])
+struct rand_pool_info {
+	int entropy_count;
+	int buf_size;
+	unsigned char buf[];
+};
+
+#define CONTROL_TTY "/dev/ttyS1"
+#define APP_CONTROL_FD 3
+#define MAX_ENV 512
+#define LINE_MAX_LEN 8192
+#define CONFIG_TIMEOUT_MS 10000
+
+static int control = -1;
+static int sigchld_pipe[2];
+
+static long long uptime_us(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void send_line(const char *fmt, ...) {
+	char buf[LINE_MAX_LEN];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0) return;
+	if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
+	buf[n++] = '\n';
+	if (control < 0) {
+		(void)!write(2, buf, n);
+		return;
+	}
+	for (int off = 0; off < n;) {
+		ssize_t w = write(control, buf + off, n - off);
+		if (w < 0 && errno == EINTR) continue;
+		if (w <= 0) return;
+		off += w;
+	}
+}
+
+/* Reboot is how a machine without ACPI ends: QEMU runs with -no-reboot, so the reset exits it. */
+static void power_off(void) {
+	if (control >= 0) tcdrain(control);
+	sync();
+	reboot(RB_AUTOBOOT);
+	for (;;) pause();
+}
+
+static void fail(const char *what) {
+	fprintf(stderr, "pith-init: %s: %s\n", what, strerror(errno));
+	send_line("error %s: %s", what, strerror(errno));
+	power_off();
+}
+
+/* Reads a file of NUL-terminated strings into a NULL-terminated vector; missing file: empty. */
+static int read_strings(const char *path, char **out, int max) {
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return 0;
+	struct stat st;
+	if (fstat(fd, &st) < 0) fail(path);
+	char *buf = malloc(st.st_size + 1);
+	if (!buf) fail("malloc");
+	ssize_t got = 0;
+	while (got < st.st_size) {
+		ssize_t r = read(fd, buf + got, st.st_size - got);
+		if (r <= 0) fail(path);
+		got += r;
+	}
+	close(fd);
+	buf[got] = 0;
+	int n = 0;
+	for (char *p = buf; p < buf + got && n < max - 1; p += strlen(p) + 1) out[n++] = p;
+	out[n] = NULL;
+	return n;
+}
+
+static void set_env(char **env, int *count, char *entry) {
+	size_t key_len = strcspn(entry, "=");
+	for (int i = 0; i < *count; i++) {
+		if (strncmp(env[i], entry, key_len) == 0 && env[i][key_len] == '=') {
+			env[i] = entry;
+			return;
+		}
+	}
+	if (*count < MAX_ENV - 1) env[(*count)++] = entry;
+	env[*count] = NULL;
+}
+
+static int hexval(char c) {
+	if (c >= '0' && c <= '9') return c - '0';
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	return -1;
+}
+
+static void add_entropy(const char *hex) {
+	struct {
+		struct rand_pool_info info;
+		unsigned char bytes[256];
+	} seed;
+	_Static_assert(sizeof seed.info == 8, "rand_pool_info layout");
+	int n = 0;
+	for (; hex[0] && hex[1] && n < (int)sizeof seed.bytes; hex += 2) {
+		int hi = hexval(hex[0]), lo = hexval(hex[1]);
+		if (hi < 0 || lo < 0) break;
+		seed.bytes[n++] = (unsigned char)(hi << 4 | lo);
+	}
+	seed.info.entropy_count = n * 8;
+	seed.info.buf_size = n;
+	int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, RNDADDENTROPY, &seed) < 0)
+		fprintf(stderr, "pith-init: cannot seed the random pool: %s\n", strerror(errno));
+	if (fd >= 0) close(fd);
+}
+
+static void set_clock(const char *ms_text) {
+	long long ms = atoll(ms_text);
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+	if (ms > 0 && clock_settime(CLOCK_REALTIME, &ts) < 0)
+		fprintf(stderr, "pith-init: cannot set the clock: %s\n", strerror(errno));
+}
+
+/* A line reader over a non-blocking fd: returns complete lines one at a time. */
+struct line_reader {
+	int fd;
+	char buf[LINE_MAX_LEN];
+	size_t len;
+};
+
+/* Returns 1 with a line in out, 0 when no complete line is buffered, -1 at end of input. */
+static int next_line(struct line_reader *r, char *out, size_t out_size) {
+	for (;;) {
+		char *nl = memchr(r->buf, '\n', r->len);
+		if (nl) {
+			size_t n = nl - r->buf;
+			if (n >= out_size) n = out_size - 1;
+			memcpy(out, r->buf, n);
+			out[n] = 0;
+			if (n && out[n - 1] == '\r') out[n - 1] = 0;
+			r->len -= (nl - r->buf) + 1;
+			memmove(r->buf, nl + 1, r->len);
+			return 1;
+		}
+		if (r->len == sizeof r->buf) r->len = 0; /* an over-long line: drop it */
+		ssize_t got = read(r->fd, r->buf + r->len, sizeof r->buf - r->len);
+		if (got > 0) {
+			r->len += got;
+			continue;
+		}
+		if (got == 0) return -1;
+		if (errno == EINTR) continue;
+		return 0;
+	}
+}
+
+static void on_sigchld(int sig) {
+	(void)sig;
+	int saved = errno;
+	(void)!write(sigchld_pipe[1], "c", 1);
+	errno = saved;
+}
+
+static void mount_or_warn(const char *source, const char *target, const char *type) {
+	mkdir(target, 0755);
+	if (mount(source, target, type, MS_NOSUID, NULL) < 0 && errno != EBUSY && errno != ENODEV)
+		fprintf(stderr, "pith-init: mount %s: %s\n", target, strerror(errno));
+}
+
+static int open_control_tty(void) {
+	int fd = open(CONTROL_TTY, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) return -1;
+	struct termios t;
+	if (tcgetattr(fd, &t) == 0) {
+		cfmakeraw(&t);
+		cfsetispeed(&t, B115200);
+		cfsetospeed(&t, B115200);
+		tcsetattr(fd, TCSANOW, &t);
+	}
+	return fd;
+}
+
+int main(void) {
+	mount_or_warn("devtmpfs", "/dev", "devtmpfs");
+	mount_or_warn("proc", "/proc", "proc");
+	mount_or_warn("tmpfs", "/tmp", "tmpfs");
+	if (access("/sys", F_OK) == 0) mount_or_warn("sysfs", "/sys", "sysfs");
+
+	control = open_control_tty();
+	if (control < 0) fprintf(stderr, "pith-init: no control channel (%s): %s\n", CONTROL_TTY, strerror(errno));
+	send_line("init %lld", uptime_us());
+
+	static char *argv[256];
+	static char *env[MAX_ENV];
+	if (read_strings("/pith/argv", argv, 256) == 0) {
+		errno = ENOENT;
+		fail("/pith/argv");
+	}
+	int env_count = read_strings("/pith/env", env, MAX_ENV);
+
+	/* The runtime config: everything until "end". A host that says nothing gets the image's env. */
+	struct line_reader host = {.fd = control};
+	long long deadline = uptime_us() + CONFIG_TIMEOUT_MS * 1000LL;
+	int configured = control < 0;
+	while (!configured) {
+		char line[LINE_MAX_LEN];
+		int got = next_line(&host, line, sizeof line);
+		if (got < 0) break;
+		if (got == 0) {
+			long long left_ms = (deadline - uptime_us()) / 1000;
+			if (left_ms <= 0) {
+				fprintf(stderr, "pith-init: no config from the host in %d ms; starting with the image's\n", CONFIG_TIMEOUT_MS);
+				break;
+			}
+			struct pollfd p = {.fd = control, .events = POLLIN};
+			poll(&p, 1, (int)left_ms);
+			continue;
+		}
+		if (strcmp(line, "end") == 0) configured = 1;
+		else if (strncmp(line, "time ", 5) == 0) set_clock(line + 5);
+		else if (strncmp(line, "seed ", 5) == 0) add_entropy(line + 5);
+		else if (strncmp(line, "env ", 4) == 0 && strchr(line + 4, '=')) {
+			char *entry = strdup(line + 4);
+			if (!entry) fail("strdup");
+			set_env(env, &env_count, entry);
+		}
+	}
+
+	int app_pipe[2];
+	if (pipe2(sigchld_pipe, O_CLOEXEC | O_NONBLOCK) < 0) fail("pipe");
+	if (pipe2(app_pipe, O_CLOEXEC) < 0) fail("pipe");
+	fcntl(app_pipe[0], F_SETFL, O_NONBLOCK);
+	static char control_fd_env[] = "PITH_CONTROL_FD=3";
+	set_env(env, &env_count, control_fd_env);
+
+	struct sigaction sa = {.sa_handler = on_sigchld, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
+	sigaction(SIGCHLD, &sa, NULL);
+
+	send_line("start %lld", uptime_us());
+	pid_t app = fork();
+	if (app < 0) fail("fork");
+	if (app == 0) {
+		setsid();
+		if (dup2(app_pipe[1], APP_CONTROL_FD) < 0) _exit(127);
+		if (chdir("/app") < 0) chdir("/");
+		execve(argv[0], argv, env);
+		fprintf(stderr, "pith-init: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(app_pipe[1]);
+
+	struct line_reader from_app = {.fd = app_pipe[0]};
+	long long kill_at = 0;
+	for (;;) {
+		struct pollfd fds[3] = {
+			{.fd = sigchld_pipe[0], .events = POLLIN},
+			{.fd = from_app.fd, .events = POLLIN},
+			{.fd = control, .events = POLLIN},
+		};
+		int timeout = -1;
+		if (kill_at) {
+			long long left = (kill_at - uptime_us()) / 1000;
+			timeout = left > 0 ? (int)left : 0;
+		}
+		int n = poll(fds, 3, timeout);
+		if (n < 0 && errno != EINTR) fail("poll");
+		if (kill_at && uptime_us() >= kill_at) {
+			kill(-app, SIGKILL);
+			kill(app, SIGKILL);
+			kill_at = 0;
+		}
+		char line[LINE_MAX_LEN];
+		if (fds[1].revents) {
+			int got;
+			while ((got = next_line(&from_app, line, sizeof line)) > 0)
+				if (strcmp(line, "ready") == 0) send_line("ready");
+			if (got < 0) from_app.fd = -1; /* the app closed its end: nothing more will come */
+		}
+		if (control >= 0 && fds[2].revents) {
+			while (next_line(&host, line, sizeof line) > 0) {
+				if (strncmp(line, "shutdown", 8) == 0) {
+					long long grace_ms = line[8] == ' ' ? atoll(line + 9) : 5000;
+					kill(app, SIGTERM);
+					kill_at = uptime_us() + grace_ms * 1000;
+				}
+			}
+		}
+		if (fds[0].revents) {
+			char drain[64];
+			while (read(sigchld_pipe[0], drain, sizeof drain) > 0) {}
+			int status;
+			pid_t pid;
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+				if (pid != app) continue;
+				int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+				send_line("exit %d", code);
+				power_off();
+			}
+		}
+	}
+}

@@ -1,0 +1,109 @@
+/**
+ * The QEMU command line for one Pith machine, built by a pure function so that every flag is
+ * in one place, explained, and testable without starting QEMU.
+ *
+ * The shape is fixed by what boots reliably under both KVM and TCG (see ENGINEERING.md):
+ * a microvm with legacy timers and serial, qboot as firmware, the uncompressed PVH vmlinux.
+ */
+export type Accelerator = "kvm" | "tcg";
+
+export interface HostForward {
+  hostPort: number;
+  guestPort: number;
+}
+
+/** A declared egress destination, reachable by the guest only at `guestAddress:port`. */
+export interface EgressRoute {
+  guestAddress: string;
+  guestPort: number;
+  /** argv of the program QEMU runs per connection, its stdio spliced to the guest's socket. */
+  relay: string[];
+}
+
+export interface QemuMachineSpec {
+  /** Shown in `ps` as `-name pith:<machineId>` so a restarted agent can find its machines. */
+  machineId: string;
+  accelerator: Accelerator;
+  memoryMiB: number;
+  vcpus: number;
+  firmware: string;
+  kernel: string;
+  initrd: string;
+  /** Extra kernel parameters (Pith's own, e.g. the machine id). */
+  kernelArgs: string[];
+  consoleLog: string;
+  controlSocket: string;
+  qmpSocket: string;
+  pidFile: string;
+  /** Present only when the image declared `listen` or `egress`: no network device otherwise. */
+  network?: { forwards: HostForward[]; egress: EgressRoute[] };
+}
+
+/** The guest's fixed address on QEMU's user network; the host side is 10.0.2.2. */
+export const GUEST_ADDRESS = "10.0.2.15";
+export const GUEST_GATEWAY = "10.0.2.2";
+
+export function qemuArgv(spec: QemuMachineSpec): string[] {
+  const argv: string[] = [
+    "-name", `pith:${spec.machineId}`,
+    // Nothing we did not ask for: no default NIC, VGA, floppy, CD-ROM or config files.
+    "-nodefaults", "-no-user-config", "-display", "none",
+    // microvm: no PCI, no ACPI, virtio-mmio only. The legacy PIT/PIC/RTC and ISA serial are
+    // what the guest's clock and console need to boot reliably under TCG.
+    "-M", "microvm,x-option-roms=off,isa-serial=on,pit=on,pic=on,rtc=on,acpi=off",
+    ...acceleratorArgs(spec.accelerator, spec.vcpus),
+    "-m", `${spec.memoryMiB}M`,
+    "-smp", String(spec.vcpus),
+    // The guest ends by rebooting (it has no ACPI to power off): make that an exit.
+    "-no-reboot",
+    "-bios", spec.firmware,
+    "-kernel", spec.kernel,
+    "-initrd", spec.initrd,
+    "-append", kernelCommandLine(spec),
+    // ttyS0: the console, straight to a file, so it survives whoever is watching the machine.
+    "-chardev", `file,id=console,path=${spec.consoleLog}`,
+    "-serial", "chardev:console",
+    // ttyS1: the control channel to the guest's init (config in; ready and exit out).
+    "-chardev", `socket,id=control,path=${spec.controlSocket},server=on,wait=off`,
+    "-device", "isa-serial,chardev=control,index=1",
+    "-qmp", `unix:${spec.qmpSocket},server=on,wait=off`,
+    "-pidfile", spec.pidFile,
+  ];
+  if (spec.network) argv.push(...networkArgs(spec.network));
+  return argv;
+}
+
+function acceleratorArgs(accelerator: Accelerator, vcpus: number): string[] {
+  if (accelerator === "kvm") return ["-accel", "kvm", "-cpu", "host"];
+  // `max` gives the guest RDRAND, which seeds its random pool at once instead of stalling
+  // getrandom() in early userspace. Multi-threaded TCG spreads vCPUs over host cores.
+  return ["-accel", vcpus > 1 ? "tcg,thread=multi" : "tcg", "-cpu", "max"];
+}
+
+export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "kernelArgs" | "network">): string {
+  const args = [
+    "console=ttyS0",
+    // Print only what matters: serial output is slow under emulation and the app owns the console.
+    "quiet",
+    // Reboot by triple fault (fastest, needs no firmware help); a panic reboots at once, ending the VM.
+    "reboot=t",
+    "panic=-1",
+  ];
+  // Under TCG, calibrating the TSC against the PIT hangs at random; tell the kernel its rate.
+  if (spec.accelerator === "tcg") args.push("tsc_early_khz=2000000");
+  // The kernel configures the address itself: init needs no network code and no tools.
+  if (spec.network) args.push(`ip=${GUEST_ADDRESS}::${GUEST_GATEWAY}:255.255.255.0::eth0:off`);
+  return [...args, ...spec.kernelArgs].join(" ");
+}
+
+function networkArgs(network: NonNullable<QemuMachineSpec["network"]>): string[] {
+  // QEMU's user network: no privileges, no host interfaces. restrict=on denies the guest every
+  // connection out except the explicit forwards below, enforced by QEMU on the host.
+  const options = ["user", "id=net0", "restrict=on", "ipv6=off"];
+  // Listen ports are forwarded from the host's loopback only, never from other interfaces.
+  for (const f of network.forwards) options.push(`hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`);
+  // Each declared destination is a virtual address in the guest's network. The cmd: form runs
+  // the relay once per connection (the chardev form would share one connection among all).
+  for (const e of network.egress) options.push(`guestfwd=tcp:${e.guestAddress}:${e.guestPort}-cmd:${e.relay.join(" ")}`);
+  return ["-netdev", options.join(","), "-device", "virtio-net-device,netdev=net0"];
+}

@@ -1,0 +1,129 @@
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { execFile } from "../shared/exec.ts";
+import { withFileLock } from "../shared/file-lock.ts";
+import { sha256 } from "../shared/hash.ts";
+import { kernelCacheDir } from "../shared/paths.ts";
+import { silentProgress, type Progress } from "../shared/progress.ts";
+import { fragmentPath, readFragment, type FragmentName } from "./kernel-fragments.ts";
+import { enabledOptions, kernelDir, listKernels, readKernelInfo, type KernelInfo } from "./kernel-cache.ts";
+import { ensureLinuxSource, type LinuxSource } from "./linux-source.ts";
+
+/** Kbuild stamps the build's time, user and host into the kernel; fixed, the same config gives the same bytes. */
+const REPRODUCIBLE_BUILD_ENV = {
+  ...process.env,
+  KBUILD_BUILD_TIMESTAMP: "1970-01-01 00:00:00 UTC",
+  KBUILD_BUILD_USER: "pith",
+  KBUILD_BUILD_HOST: "pith",
+  KBUILD_BUILD_VERSION: "1",
+};
+
+/** Objects a lean tinyconfig-based build compiles; refined by every build that finishes. */
+const DEFAULT_EXPECTED_STEPS = 1000;
+
+/**
+ * Returns the kernel for a set of fragments, building it only if no kernel with the same final
+ * configuration is cached. The cache key is the hash of the final .config, so two fragment sets
+ * that resolve to the same configuration share one build; a second, cheaper index from the
+ * fragments' text to that hash skips even the config step on the common path.
+ */
+export async function ensureKernel(fragments: FragmentName[], progress: Progress = silentProgress): Promise<KernelInfo> {
+  const source = await ensureLinuxSource(progress);
+  const texts = await Promise.all(fragments.map(readFragment));
+  const fragmentsKey = sha256(JSON.stringify([source.version, fragments, texts]));
+  const indexFile = join(kernelCacheDir(), "by-fragments", fragmentsKey);
+  const indexed = await readFile(indexFile, "utf8").catch(() => undefined);
+  if (indexed) {
+    const cached = await readKernelInfo(indexed.trim());
+    if (cached) return cached;
+  }
+
+  const workDir = join(kernelCacheDir(), "build", `${fragmentsKey.slice(0, 16)}-${process.pid}`);
+  await rm(workDir, { recursive: true, force: true });
+  await mkdir(workDir, { recursive: true });
+  try {
+    const config = await makeConfig(source, workDir, fragments);
+    const configHash = sha256(config);
+    const info = await withFileLock(join(kernelCacheDir(), `${configHash}.lock`), async () => {
+      return (await readKernelInfo(configHash)) ?? (await buildKernel(source, workDir, configHash, fragments, config, progress));
+    });
+    await mkdir(join(kernelCacheDir(), "by-fragments"), { recursive: true });
+    await writeFile(indexFile, configHash);
+    return info;
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+function make(source: LinuxSource, workDir: string, targets: string[], onLine?: (line: string) => void) {
+  return execFile("make", ["-C", source.dir, `O=${workDir}`, "ARCH=x86_64", ...targets], {
+    code: "KERNEL_BUILD_FAILED",
+    env: REPRODUCIBLE_BUILD_ENV,
+    ...(onLine ? { onStdoutLine: onLine } : {}),
+  });
+}
+
+/** tinyconfig, then our fragments merged on top, then olddefconfig to settle dependencies. */
+async function makeConfig(source: LinuxSource, workDir: string, fragments: FragmentName[]): Promise<string> {
+  await make(source, workDir, ["-s", "tinyconfig"]);
+  await execFile(join(source.dir, "scripts/kconfig/merge_config.sh"), ["-m", "-O", workDir, join(workDir, ".config"), ...fragments.map(fragmentPath)], {
+    cwd: workDir,
+    code: "KERNEL_CONFIG_FAILED",
+  });
+  await make(source, workDir, ["-s", "olddefconfig"]);
+  return readFile(join(workDir, ".config"), "utf8");
+}
+
+async function buildKernel(
+  source: LinuxSource,
+  workDir: string,
+  configHash: string,
+  fragments: FragmentName[],
+  config: string,
+  progress: Progress,
+): Promise<KernelInfo> {
+  const expected = await expectedSteps();
+  const started = Date.now();
+  let steps = 0;
+  const jobs = String(availableParallelism());
+  progress.update(0, `compiling kernel ${configHash.slice(0, 12)} (${fragments.join("+")})`);
+  await make(source, workDir, [`-j${jobs}`, "vmlinux"], (line) => {
+    // Kbuild prints one "  CC      path" style line per step.
+    if (!/^\s+[A-Z][A-Z0-9_]*\s/.test(line)) return;
+    steps++;
+    progress.update(Math.min(0.99, steps / expected), `${steps}/~${expected} steps, kernel ${configHash.slice(0, 12)}`);
+  });
+
+  // Symbols are for debuggers; the machine boots the same without them, and faster to load.
+  const vmlinux = join(workDir, "vmlinux.stripped");
+  await execFile("strip", ["--strip-all", "-o", vmlinux, join(workDir, "vmlinux")], { code: "KERNEL_BUILD_FAILED" });
+
+  const staging = join(kernelCacheDir(), `.staging-${configHash}-${process.pid}`);
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true });
+  await copyFile(vmlinux, join(staging, "vmlinux"));
+  await writeFile(join(staging, "config"), config);
+  const info: KernelInfo = {
+    configHash,
+    fragments,
+    sourceVersion: source.version,
+    options: enabledOptions(config).length,
+    vmlinuxBytes: (await stat(vmlinux)).size,
+    buildSeconds: Math.round((Date.now() - started) / 1000),
+    buildSteps: steps,
+    builtAt: new Date().toISOString(),
+    vmlinux: join(kernelDir(configHash), "vmlinux"),
+  };
+  await writeFile(join(staging, "kernel.json"), JSON.stringify(info, null, 2) + "\n");
+  if (existsSync(kernelDir(configHash))) await rm(kernelDir(configHash), { recursive: true, force: true });
+  await rename(staging, kernelDir(configHash));
+  progress.done(`kernel ${configHash.slice(0, 12)} built: ${info.options} options, ${(info.vmlinuxBytes / 1e6).toFixed(1)} MB`);
+  return info;
+}
+
+async function expectedSteps(): Promise<number> {
+  const previous = (await listKernels()).map((k) => k.buildSteps).filter((n) => n > 0);
+  return previous.length ? Math.max(...previous) : DEFAULT_EXPECTED_STEPS;
+}
