@@ -22,7 +22,13 @@
  *
  * The app reaches init through the pipe on fd 3 (PITH_CONTROL_FD): it writes "ready\n".
  * What the app runs and its baked-in environment come from the image: /pith/argv and /pith/env,
- * each a list of NUL-terminated strings.
+ * each a list of NUL-terminated strings. /pith/readiness says when the app is ready:
+ *   call                 when it writes "ready" (the guest library's ready())
+ *   none                 as soon as it starts
+ *   tcp <port>           when 127.0.0.1:<port> accepts a connection
+ *   http <port> <path>   when GET <path> on that port answers 2xx or 3xx
+ * Probes run here, inside the machine, so they see the app itself and never the host's port
+ * forwarder (which accepts connections before anything listens behind it).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,7 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -55,6 +63,7 @@ struct rand_pool_info {
 #define MAX_ENV 512
 #define LINE_MAX_LEN 8192
 #define CONFIG_TIMEOUT_MS 10000
+#define PROBE_INTERVAL_MS 20
 
 static int control = -1;
 static int sigchld_pipe[2];
@@ -200,6 +209,45 @@ static int next_line(struct line_reader *r, char *out, size_t out_size) {
 	}
 }
 
+
+enum readiness_kind { READY_CALL, READY_NONE, READY_TCP, READY_HTTP };
+struct readiness {
+	enum readiness_kind kind;
+	int port;
+	char path[512];
+};
+
+static void read_readiness(struct readiness *r) {
+	r->kind = READY_CALL;
+	char text[600] = {0};
+	int fd = open("/pith/readiness", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return;
+	(void)!read(fd, text, sizeof text - 1);
+	close(fd);
+	if (strncmp(text, "none", 4) == 0) r->kind = READY_NONE;
+	else if (sscanf(text, "tcp %d", &r->port) == 1) r->kind = READY_TCP;
+	else if (sscanf(text, "http %d %511s", &r->port, r->path) == 2) r->kind = READY_HTTP;
+}
+
+/* One attempt of a tcp or http probe against the app on this machine's loopback. */
+static int probe_once(const struct readiness *r) {
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) return 0;
+	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(r->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int ok = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+	if (ok && r->kind == READY_HTTP) {
+		char request[640];
+		int n = snprintf(request, sizeof request, "GET %s HTTP/1.0\r\nHost: localhost\r\nUser-Agent: pith-probe\r\n\r\n", r->path);
+		struct timeval tv = {.tv_sec = 1};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		char status[16] = {0};
+		ok = write(fd, request, n) == n && read(fd, status, sizeof status - 1) >= 12 && strncmp(status, "HTTP/1.", 7) == 0 &&
+		     (status[9] == '2' || status[9] == '3');
+	}
+	close(fd);
+	return ok;
+}
+
 static void on_sigchld(int sig) {
 	(void)sig;
 	int saved = errno;
@@ -297,16 +345,20 @@ int main(void) {
 
 	struct line_reader from_app = {.fd = app_pipe[0]};
 	long long kill_at = 0;
+	struct readiness readiness;
+	read_readiness(&readiness);
+	int probing = readiness.kind == READY_TCP || readiness.kind == READY_HTTP;
+	if (readiness.kind == READY_NONE) send_line("ready");
 	for (;;) {
 		struct pollfd fds[3] = {
 			{.fd = sigchld_pipe[0], .events = POLLIN},
 			{.fd = from_app.fd, .events = POLLIN},
 			{.fd = control, .events = POLLIN},
 		};
-		int timeout = -1;
+		int timeout = probing ? PROBE_INTERVAL_MS : -1;
 		if (kill_at) {
 			long long left = (kill_at - uptime_us()) / 1000;
-			timeout = left > 0 ? (int)left : 0;
+			if (timeout < 0 || left < timeout) timeout = left > 0 ? (int)left : 0;
 		}
 		int n = poll(fds, 3, timeout);
 		if (n < 0 && errno != EINTR) fail("poll");
@@ -315,11 +367,15 @@ int main(void) {
 			kill(app, SIGKILL);
 			kill_at = 0;
 		}
+		if (probing && probe_once(&readiness)) {
+			probing = 0;
+			send_line("ready");
+		}
 		char line[LINE_MAX_LEN];
 		if (fds[1].revents) {
 			int got;
 			while ((got = next_line(&from_app, line, sizeof line)) > 0)
-				if (strcmp(line, "ready") == 0) send_line("ready");
+				if (strcmp(line, "ready") == 0 && readiness.kind == READY_CALL) send_line("ready");
 			if (got < 0) from_app.fd = -1; /* the app closed its end: nothing more will come */
 		}
 		if (control >= 0 && fds[2].revents) {

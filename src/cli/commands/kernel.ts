@@ -1,0 +1,47 @@
+import type { Command } from "commander";
+import { listKernels } from "../../kernel/kernel-cache.ts";
+import { ensureKernel } from "../../kernel/kernel-builder.ts";
+import { fragmentsFor, FRAGMENTS, parseFragmentNames } from "../../kernel/kernel-fragments.ts";
+import { loadAppManifest } from "../../manifest/app-manifest.ts";
+import { userError } from "../../shared/errors.ts";
+import { formatSeconds, streamProgress } from "../../shared/progress.ts";
+import { formatBytes, table } from "../output.ts";
+
+export function registerKernel(program: Command): void {
+  const kernel = program.command("kernel").description("build and list the specialised kernels images boot");
+  kernel
+    .command("build")
+    .description("build (or find cached) the kernel for an app, or for explicit fragments")
+    .argument("[dir]", "an app directory: its declared capabilities choose the fragments")
+    .option("-f, --fragments <list>", `comma-separated fragments (${FRAGMENTS.join(", ")})`)
+    .action(async (dir: string | undefined, options: { fragments?: string }) => {
+      let fragments;
+      if (options.fragments) {
+        try {
+          fragments = parseFragmentNames(options.fragments);
+        } catch (e) {
+          throw userError("BAD_FRAGMENTS", (e as Error).message, `choose from: ${FRAGMENTS.join(", ")}`);
+        }
+      } else if (dir) {
+        const m = await loadAppManifest(dir);
+        fragments = fragmentsFor({ network: m.listen.length + m.egress.length > 0, runtime: m.source.kind === "entry" ? "node" : "native", vcpus: m.vcpus });
+      } else {
+        throw userError("NOTHING_TO_BUILD", "give an app directory or --fragments", "e.g. pith kernel build examples/hello-ts");
+      }
+      const info = await ensureKernel(fragments, streamProgress(`kernel ${fragments.join("+")}`));
+      process.stdout.write(`${info.configHash}  ${info.fragments.join("+")}  ${info.options} options  ${formatBytes(info.vmlinuxBytes)}\n`);
+    });
+  kernel
+    .command("ls")
+    .description("list cached kernels")
+    .option("-o, --output <format>", "table or json", "table")
+    .action(async (options: { output: string }) => {
+      const kernels = await listKernels();
+      if (options.output === "json") {
+        process.stdout.write(JSON.stringify(kernels, null, 2) + "\n");
+        return;
+      }
+      const rows = kernels.map((k) => [k.configHash.slice(0, 12), k.fragments.join("+"), String(k.options), formatBytes(k.vmlinuxBytes), formatSeconds(k.buildSeconds), k.sourceVersion]);
+      process.stdout.write(table(["CONFIG", "FRAGMENTS", "OPTIONS", "SIZE", "BUILD", "SOURCE"], rows));
+    });
+}

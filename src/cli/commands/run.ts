@@ -1,0 +1,97 @@
+import type { Command } from "commander";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { QemuHypervisor } from "../../hypervisor/qemu/qemu-hypervisor.ts";
+import type { BootTimings, Machine } from "../../hypervisor/hypervisor.ts";
+import { bootFiles } from "../../image/image-store.ts";
+import { userError } from "../../shared/errors.ts";
+import { followFile } from "../../shared/follow-file.ts";
+import { machinesDir } from "../../shared/paths.ts";
+import { imageFromArgument } from "../image-argument.ts";
+
+interface RunOptions {
+  env: string[];
+  port: string[];
+  grace: string;
+  console: boolean;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command("run")
+    .description("boot an app or image as a machine, stream its console, stop it on Ctrl-C")
+    .argument("<app-or-image>", "an app directory (built first, cached) or an image name/digest")
+    .option("-e, --env <KEY=VALUE>", "set an environment variable in the machine (repeatable)", collect, [])
+    .option("-p, --port <GUEST:HOST>", "forward a listen port to a chosen host port on 127.0.0.1 (repeatable)", collect, [])
+    .option("--grace <ms>", "how long the app gets to stop after SIGTERM", "5000")
+    .option("--no-console", "do not stream the machine's console")
+    .action(async (arg: string, options: RunOptions) => {
+      const image = await imageFromArgument(arg);
+      const env = parseEnv(options.env);
+      const hostPorts = parsePorts(options.port, image.record.capabilities.listen.map((l) => l.port));
+      const grace = Number(options.grace);
+      if (!Number.isInteger(grace) || grace < 0) throw userError("BAD_FLAG", `--grace must be a whole number of milliseconds, got ${options.grace}`);
+
+      const id = `${image.record.name}-${randomBytes(3).toString("hex")}`;
+      const machine = await new QemuHypervisor().start({ id, image: image.record, ...(await bootFiles(image)), stateDir: join(machinesDir(), id), env, hostPorts });
+      process.stderr.write(`machine ${id} started (pid ${machine.pid}, ${machine.accelerator})\n`);
+      const console = options.console ? followFile(machine.consoleLog, (chunk) => process.stdout.write(chunk)) : undefined;
+
+      let stopping: Promise<unknown> | undefined;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        process.stderr.write(`\n${signal}: stopping ${id}\n`);
+        stopping = machine.stop(grace);
+      };
+      process.on("SIGINT", () => stop("SIGINT"));
+      process.on("SIGTERM", () => stop("SIGTERM"));
+
+      machine.whenReady().then(
+        (timings) => process.stderr.write(readyMessage(machine, timings)),
+        (e: Error) => {
+          if (stopping) return;
+          process.stderr.write(`machine ${id} failed: ${e.message}\n`);
+          stopping = machine.stop(0);
+        },
+      );
+      const exit = await machine.whenExited();
+      await console?.stop();
+      process.stderr.write(`machine ${id} stopped: ${exit.reason}\n`);
+      process.exitCode = exit.code ?? 1;
+    });
+}
+
+function readyMessage(machine: Machine, t: BootTimings): string {
+  const urls = machine.ports.map((p) => `  ${p.guestPort} -> ${p.url}\n`).join("");
+  return (
+    `machine ${machine.id} ready in ${t.readyMs} ms (vmm ${t.vmmMs} ms, kernel ${t.kernelMs} ms, init ${t.initMs} ms, app ${t.appMs} ms)\n` +
+    (urls ? `listening:\n${urls}` : "")
+  );
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+function parseEnv(items: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf("=");
+    const key = item.slice(0, eq);
+    if (eq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw userError("BAD_FLAG", `--env ${item}: expected KEY=VALUE`, "e.g. --env GREETING=hi");
+    if (key.startsWith("PITH_")) throw userError("BAD_FLAG", `--env ${item}: PITH_ variables are set by Pith`, "choose another name");
+    env[key] = item.slice(eq + 1);
+  }
+  return env;
+}
+
+function parsePorts(items: string[], declared: number[]): Record<number, number> {
+  const ports: Record<number, number> = {};
+  for (const item of items) {
+    const match = /^(\d+):(\d+)$/.exec(item);
+    const guest = Number(match?.[1]);
+    const host = Number(match?.[2]);
+    if (!match || host < 1 || host > 65535) throw userError("BAD_FLAG", `--port ${item}: expected GUEST:HOST, e.g. 8080:18080`);
+    if (!declared.includes(guest)) throw userError("BAD_FLAG", `--port ${item}: the image does not listen on ${guest}`, `declared listen ports: ${declared.join(", ") || "none"}`);
+    ports[guest] = host;
+  }
+  return ports;
+}

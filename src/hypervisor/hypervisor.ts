@@ -1,0 +1,67 @@
+import type { ImageRecord } from "../image/image.ts";
+
+/**
+ * A hypervisor driver runs images as machines. QEMU (KVM or TCG) is the one that boots real
+ * machines; others (Firecracker, Cloud Hypervisor, a fake for controller tests) implement the
+ * same interface and pass the same contract suite.
+ */
+export interface Hypervisor {
+  readonly name: string;
+  start(spec: MachineSpec): Promise<Machine>;
+}
+
+export interface MachineSpec {
+  /** Unique per machine; names its state directory and its QEMU process. */
+  id: string;
+  image: ImageRecord;
+  /** The unpacked kernel and initramfs to boot. */
+  kernel: string;
+  initrd: string;
+  /** Console log, sockets and pid file live here. */
+  stateDir: string;
+  /** Overrides and additions to the image's env, delivered at boot. */
+  env?: Record<string, string>;
+  /** Host port for a listen port; a free one is chosen for each port not given. */
+  hostPorts?: Record<number, number>;
+}
+
+/** Milliseconds spent in each stage of a boot; a stage not reached yet is absent. */
+export interface BootTimings {
+  /** Hypervisor process start and firmware, until the kernel starts. */
+  vmmMs?: number;
+  /** Kernel start until init runs. */
+  kernelMs?: number;
+  /** Init: mounts and runtime config, until the app is executed. */
+  initMs?: number;
+  /** The app's own start, until it is ready. */
+  appMs?: number;
+  /** From asking for the machine until it is ready. */
+  readyMs?: number;
+}
+
+export interface MachineExit {
+  /** The app's exit code as reported by init; undefined when the machine died without one. */
+  code: number | undefined;
+  reason: string;
+}
+
+export interface PortForward {
+  guestPort: number;
+  hostPort: number;
+  /** Where the port is reachable from the host. */
+  url: string;
+}
+
+export interface Machine {
+  readonly id: string;
+  readonly pid: number;
+  readonly accelerator: "kvm" | "tcg";
+  readonly ports: PortForward[];
+  readonly consoleLog: string;
+  readonly timings: Readonly<BootTimings>;
+  /** Resolves when the app is ready; rejects if the machine ends first or misses its readiness timeout. */
+  whenReady(): Promise<BootTimings>;
+  whenExited(): Promise<MachineExit>;
+  /** Asks the app to stop (SIGTERM through init), then forces the machine off after `graceMs`. */
+  stop(graceMs?: number): Promise<MachineExit>;
+}

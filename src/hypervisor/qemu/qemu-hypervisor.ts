@@ -1,0 +1,114 @@
+import { mkdir, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { execFile } from "../../shared/exec.ts";
+import { pithRoot } from "../../shared/paths.ts";
+import { ensureStaticCProgram } from "../../shared/static-c-program.ts";
+import type { Hypervisor, Machine, MachineSpec, PortForward } from "../hypervisor.ts";
+import { chooseAccelerator, KVM_PROBE_TIMEOUT_MS, recordVerdict } from "./accelerator.ts";
+import { type Accelerator, type EgressRoute, type QemuMachineSpec } from "./qemu-argv.ts";
+import { baseConfigLines, QEMU_BINARY, QemuMachine } from "./qemu-machine.ts";
+
+/** qboot: a firmware that does nothing but load the kernel, from Debian's qemu package. */
+export const QBOOT_FIRMWARE = "/usr/share/qemu/qboot.rom";
+
+/** Guest addresses for declared egress destinations: 10.0.2.100, .101, ... */
+const EGRESS_BASE = 100;
+
+export class QemuHypervisor implements Hypervisor {
+  readonly name = "qemu";
+  private qemuVersion: string | undefined;
+
+  async start(spec: MachineSpec): Promise<Machine> {
+    const version = (this.qemuVersion ??= await detectQemuVersion());
+    const choice = await chooseAccelerator(version);
+    if (!choice.probe) return this.launch(spec, choice.accelerator);
+
+    const probe = await this.launch(spec, "kvm", KVM_PROBE_TIMEOUT_MS).catch(() => undefined);
+    if (probe) {
+      await recordVerdict(version, "kvm", "a KVM guest reached init");
+      return probe;
+    }
+    await recordVerdict(version, "tcg", `a KVM guest did not reach init within ${KVM_PROBE_TIMEOUT_MS} ms`);
+    return this.launch(spec, "tcg");
+  }
+
+  private async launch(spec: MachineSpec, accelerator: Accelerator, initTimeoutMs?: number): Promise<QemuMachine> {
+    const { image } = spec;
+    await rm(spec.stateDir, { recursive: true, force: true });
+    await mkdir(spec.stateDir, { recursive: true });
+
+    const ports: PortForward[] = [];
+    for (const { port } of image.capabilities.listen) {
+      const hostPort = spec.hostPorts?.[port] ?? (await freeLoopbackPort());
+      ports.push({ guestPort: port, hostPort, url: `http://127.0.0.1:${hostPort}/` });
+    }
+    const egress: EgressRoute[] = [];
+    const egressEnv: Record<string, string> = {};
+    if (image.capabilities.egress.length > 0) {
+      const relay = await ensureStaticCProgram("pith-egress-relay", join(pithRoot(), "src/hypervisor/qemu/egress-relay.c"));
+      image.capabilities.egress.forEach(({ host, port }, i) => {
+        const guestAddress = `10.0.2.${EGRESS_BASE + i}`;
+        egress.push({ guestAddress, guestPort: port, relay: [relay, host, String(port)] });
+        egressEnv[`${host}:${port}`] = `${guestAddress}:${port}`;
+      });
+    }
+    const hasNetwork = image.capabilities.listen.length > 0 || image.capabilities.egress.length > 0;
+
+    const qemuSpec: QemuMachineSpec = {
+      machineId: spec.id,
+      accelerator,
+      memoryMiB: image.capabilities.memoryMiB,
+      vcpus: image.capabilities.vcpus,
+      firmware: QBOOT_FIRMWARE,
+      kernel: spec.kernel,
+      initrd: spec.initrd,
+      kernelArgs: [],
+      consoleLog: join(spec.stateDir, "console.log"),
+      controlSocket: join(spec.stateDir, "control.sock"),
+      qmpSocket: join(spec.stateDir, "qmp.sock"),
+      pidFile: join(spec.stateDir, "qemu.pid"),
+      ...(hasNetwork ? { network: { forwards: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })), egress } } : {}),
+    };
+    const env: Record<string, string> = {
+      PITH_MACHINE_ID: spec.id,
+      PITH_NAME: image.name,
+      PITH_IMAGE: image.digest,
+      PITH_LISTEN: image.capabilities.listen.map((l) => l.port).join(","),
+      PITH_EGRESS: JSON.stringify(egressEnv),
+      ...spec.env,
+    };
+    const config = [...baseConfigLines(), ...Object.entries(env).map(([k, v]) => `env ${k}=${v}`), "end"];
+
+    const machine = new QemuMachine({
+      spec: qemuSpec,
+      ports,
+      config,
+      readyTimeoutMs: image.readyTimeoutMs,
+      ...(initTimeoutMs !== undefined ? { initTimeoutMs } : {}),
+    });
+    if (!(await machine.attach())) {
+      await machine.stop(0);
+      const exit = await machine.whenExited();
+      throw new Error(`machine ${spec.id} did not start under ${accelerator}: ${exit.reason}`);
+    }
+    return machine;
+  }
+}
+
+async function detectQemuVersion(): Promise<string> {
+  const { stdout } = await execFile(QEMU_BINARY, ["--version"], { code: "QEMU_MISSING" });
+  return stdout.split("\n")[0] ?? "unknown";
+}
+
+/** A port nothing listens on now; QEMU binds it a moment later (a race only with other binders). */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}

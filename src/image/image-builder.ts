@@ -1,0 +1,71 @@
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureKernel } from "../kernel/kernel-builder.ts";
+import { fragmentsFor } from "../kernel/kernel-fragments.ts";
+import type { AppManifest } from "../manifest/app-manifest.ts";
+import { sha256, sha256File } from "../shared/hash.ts";
+import { silentProgress, type Progress } from "../shared/progress.ts";
+import { writeCpio } from "./cpio/newc-writer.ts";
+import type { ImageRecord } from "./image.ts";
+import { saveImage, type StoredImage } from "./image-store.ts";
+import { planRootfs } from "./rootfs.ts";
+
+/**
+ * App manifest in, stored image out: the kernel its capabilities call for (cached), a root
+ * filesystem with only what it runs, and a record whose digest covers both.
+ */
+export async function buildImage(manifest: AppManifest, progress: Progress = silentProgress): Promise<StoredImage> {
+  const runtime = manifest.source.kind === "entry" ? "node" : "native";
+  const fragments = fragmentsFor({
+    network: manifest.listen.length > 0 || manifest.egress.length > 0,
+    runtime,
+    vcpus: manifest.vcpus,
+  });
+  const kernel = await ensureKernel(fragments, progress);
+
+  const plan = await planRootfs(manifest);
+  const work = await mkdtemp(join(tmpdir(), "pith-build-"));
+  try {
+    const rootfsPath = join(work, "rootfs.cpio");
+    const { bytes } = await writeCpio(plan.entries, rootfsPath);
+    const record: Omit<ImageRecord, "digest"> = {
+      schemaVersion: 1,
+      name: manifest.name,
+      runtime: plan.runtime,
+      capabilities: {
+        listen: manifest.listen,
+        egress: manifest.egress,
+        volumes: [],
+        memoryMiB: manifest.memoryMiB,
+        vcpus: manifest.vcpus,
+      },
+      readiness: manifest.readiness,
+      readyTimeoutMs: manifest.readyTimeoutMs,
+      argv: plan.argv,
+      env: manifest.env,
+      kernel: {
+        configHash: kernel.configHash,
+        sourceVersion: kernel.sourceVersion,
+        fragments: kernel.fragments,
+        options: kernel.options,
+        sha256: await sha256File(kernel.vmlinux),
+        bytes: (await stat(kernel.vmlinux)).size,
+      },
+      rootfs: { sha256: await sha256File(rootfsPath), bytes, files: [...plan.files].sort((a, b) => a.path.localeCompare(b.path)) },
+    };
+    const digest = `sha256:${sha256(canonicalJson(record))}`;
+    return await saveImage({ ...record, digest } as ImageRecord, kernel.vmlinux, rootfsPath);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** JSON with keys sorted at every level, so the digest does not depend on property order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}

@@ -1,0 +1,107 @@
+import { createReadStream, createWriteStream, existsSync } from "node:fs";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { createGunzip, createGzip } from "node:zlib";
+import { userError } from "../shared/errors.ts";
+import { withFileLock } from "../shared/file-lock.ts";
+import { imageStoreDir } from "../shared/paths.ts";
+import type { ImageRecord } from "./image.ts";
+
+/**
+ * The local image store, one directory per image under <PITH_HOME>/images/<digest>/:
+ *
+ *   image.json            the record (its digest names the directory)
+ *   vmlinux.gz            the kernel and root filesystem as stored and shipped: gzip, which
+ *   rootfs.cpio.gz        shrinks a kernel's alignment padding to nothing (a kernel is ~6x smaller)
+ *   boot/                 the same two, unpacked for QEMU: a cache, rebuilt when missing
+ *
+ * and names/<name> holding the digest most recently built under that name.
+ */
+export interface StoredImage {
+  record: ImageRecord;
+  dir: string;
+  /** Bytes stored: the compressed kernel and root filesystem plus the record. */
+  storedBytes: number;
+}
+
+const hexOf = (digest: string): string => digest.replace(/^sha256:/, "");
+const imageDir = (digest: string): string => join(imageStoreDir(), hexOf(digest));
+
+export async function saveImage(record: ImageRecord, kernelPath: string, rootfsPath: string): Promise<StoredImage> {
+  const dir = imageDir(record.digest);
+  if (!existsSync(join(dir, "image.json"))) {
+    const staging = join(imageStoreDir(), `.staging-${hexOf(record.digest).slice(0, 12)}-${process.pid}`);
+    await rm(staging, { recursive: true, force: true });
+    await mkdir(staging, { recursive: true });
+    // gzip from node's zlib writes no timestamp or name: the stored bytes are reproducible too.
+    await gzipFile(kernelPath, join(staging, "vmlinux.gz"));
+    await gzipFile(rootfsPath, join(staging, "rootfs.cpio.gz"));
+    await writeFile(join(staging, "image.json"), JSON.stringify(record, null, 2) + "\n");
+    await rm(dir, { recursive: true, force: true });
+    await rename(staging, dir);
+  }
+  await mkdir(join(imageStoreDir(), "names"), { recursive: true });
+  await writeFile(join(imageStoreDir(), "names", record.name), record.digest + "\n");
+  return (await readStoredImage(record.digest))!;
+}
+
+async function readStoredImage(digest: string): Promise<StoredImage | undefined> {
+  const dir = imageDir(digest);
+  const text = await readFile(join(dir, "image.json"), "utf8").catch(() => undefined);
+  if (!text) return undefined;
+  const sizes = await Promise.all(["image.json", "vmlinux.gz", "rootfs.cpio.gz"].map((f) => stat(join(dir, f)).then((s) => s.size, () => 0)));
+  return { record: JSON.parse(text) as ImageRecord, dir, storedBytes: sizes.reduce((a, b) => a + b, 0) };
+}
+
+export async function listImages(): Promise<StoredImage[]> {
+  const entries = await readdir(imageStoreDir()).catch(() => [] as string[]);
+  const images = await Promise.all(entries.filter((e) => /^[0-9a-f]{64}$/.test(e)).map((e) => readStoredImage(e)));
+  return images.filter((i): i is StoredImage => i !== undefined).sort((a, b) => a.record.name.localeCompare(b.record.name));
+}
+
+/** Finds an image by name (its latest build), full digest, or a unique digest prefix. */
+export async function resolveImage(ref: string): Promise<StoredImage> {
+  const named = await readFile(join(imageStoreDir(), "names", ref), "utf8").catch(() => undefined);
+  if (named) {
+    const image = await readStoredImage(named.trim());
+    if (image) return image;
+  }
+  const prefix = hexOf(ref);
+  if (/^[0-9a-f]{4,64}$/.test(prefix)) {
+    const matches = (await listImages()).filter((i) => hexOf(i.record.digest).startsWith(prefix));
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length > 1) throw userError("IMAGE_AMBIGUOUS", `${ref} matches ${matches.length} images`, "give more characters of the digest");
+  }
+  throw userError("IMAGE_NOT_FOUND", `no image named or with digest ${ref}`, "see `pith images` for what is stored, or `pith build DIR` to build one");
+}
+
+/** The unpacked kernel and initramfs QEMU boots, recreated from the stored blobs if missing. */
+export async function bootFiles(image: StoredImage): Promise<{ kernel: string; initrd: string }> {
+  const boot = join(image.dir, "boot");
+  const kernel = join(boot, "vmlinux");
+  const initrd = join(boot, "rootfs.cpio");
+  if (existsSync(kernel) && existsSync(initrd)) return { kernel, initrd };
+  await mkdir(boot, { recursive: true });
+  await withFileLock(join(image.dir, "boot.lock"), async () => {
+    if (!existsSync(kernel)) await gunzipFile(join(image.dir, "vmlinux.gz"), kernel);
+    if (!existsSync(initrd)) await gunzipFile(join(image.dir, "rootfs.cpio.gz"), initrd);
+  });
+  return { kernel, initrd };
+}
+
+export async function removeImage(image: StoredImage): Promise<void> {
+  await rm(image.dir, { recursive: true, force: true });
+  const named = join(imageStoreDir(), "names", image.record.name);
+  if ((await readFile(named, "utf8").catch(() => "")).trim() === image.record.digest) await rm(named, { force: true });
+}
+
+async function gzipFile(from: string, to: string): Promise<void> {
+  await pipeline(createReadStream(from), createGzip({ level: 6 }), createWriteStream(to));
+}
+
+async function gunzipFile(from: string, to: string): Promise<void> {
+  const staging = `${to}.${process.pid}.tmp`;
+  await pipeline(createReadStream(from), createGunzip(), createWriteStream(staging));
+  await rename(staging, to);
+}

@@ -1,0 +1,54 @@
+import type { EgressRule, ListenPort, Readiness } from "../manifest/app-manifest.ts";
+import type { FragmentName } from "../kernel/kernel-fragments.ts";
+
+/**
+ * An image: a kernel specialised for one app, a root filesystem holding that app and what it
+ * needs to run, and this record of both. Immutable and content-addressed: `digest` is the hash of
+ * this record without it, and the record holds the hashes of the kernel and root filesystem, so
+ * the same inputs always give the same digest.
+ */
+export interface ImageRecord {
+  schemaVersion: 1;
+  digest: string;
+  name: string;
+  runtime: "node" | "native";
+  capabilities: Capabilities;
+  readiness: Readiness;
+  readyTimeoutMs: number;
+  /** What init executes, and the environment baked into the image. */
+  argv: string[];
+  env: Record<string, string>;
+  kernel: {
+    configHash: string;
+    sourceVersion: string;
+    fragments: FragmentName[];
+    /** Options enabled (y) in the final config. */
+    options: number;
+    sha256: string;
+    bytes: number;
+  };
+  rootfs: {
+    sha256: string;
+    bytes: number;
+    files: ImageFile[];
+  };
+}
+
+/** Everything the image may do. Whatever is not here, the machine cannot do. */
+export interface Capabilities {
+  listen: ListenPort[];
+  egress: EgressRule[];
+  volumes: never[];
+  memoryMiB: number;
+  vcpus: number;
+}
+
+export interface ImageFile {
+  path: string;
+  kind: "file" | "dir" | "symlink" | "chardev";
+  size: number;
+  /** Why it is there: the app, its runtime, a shared library, or Pith's init. */
+  role: "app" | "runtime" | "library" | "init" | "config" | "system";
+}
+
+export const shortDigest = (digest: string): string => digest.replace(/^sha256:/, "").slice(0, 12);

@@ -1,0 +1,88 @@
+import { stat } from "node:fs/promises";
+import { basename, join } from "node:path";
+import type { AppManifest } from "../manifest/app-manifest.ts";
+import { pithRoot } from "../shared/paths.ts";
+import { ensureStaticCProgram } from "../shared/static-c-program.ts";
+import type { CpioEntry } from "./cpio/newc-writer.ts";
+import { readElfInfo } from "./elf/elf-file.ts";
+import { resolveSharedLibraries } from "./elf/shared-libraries.ts";
+import type { ImageFile } from "./image.ts";
+import { bundleApp } from "./bundle-app.ts";
+import { GUEST_NODE_PATH, preparedNodeBinary } from "./node-runtime.ts";
+
+export interface RootfsPlan {
+  entries: CpioEntry[];
+  files: ImageFile[];
+  argv: string[];
+  runtime: "node" | "native";
+}
+
+/** Where the bundled app goes in a Node image. */
+export const GUEST_APP_MODULE = "/app/main.mjs";
+
+/**
+ * Decides every file of an image's root filesystem, and nothing else goes in: Pith's init, the
+ * app, its runtime and exactly the shared libraries their ELF headers name. No shell, no
+ * coreutils, no package manager: there is nothing to run but the app.
+ */
+export async function planRootfs(manifest: AppManifest): Promise<RootfsPlan> {
+  const plan: RootfsPlan = { entries: [], files: [], argv: [], runtime: manifest.source.kind === "entry" ? "node" : "native" };
+  const add = (entry: CpioEntry, role: ImageFile["role"], size = 0): void => {
+    plan.entries.push(entry);
+    plan.files.push({ path: `/${entry.path}`, kind: entry.kind, size, role });
+  };
+  const addHostFile = async (guestPath: string, hostPath: string, role: ImageFile["role"], mode = 0o755): Promise<void> => {
+    add({ path: guestPath.replace(/^\//, ""), kind: "file", mode, source: hostPath }, role, (await stat(hostPath)).size);
+  };
+  const addData = (guestPath: string, data: Uint8Array, role: ImageFile["role"], mode = 0o644): void => {
+    add({ path: guestPath.replace(/^\//, ""), kind: "file", mode, data }, role, data.byteLength);
+  };
+
+  // Mount points init fills with the kernel's filesystems, and the one device node the kernel
+  // needs before devtmpfs is mounted: the console that becomes init's stdin, stdout and stderr.
+  for (const dir of ["dev", "proc", "tmp", "app", "pith"]) add({ path: dir, kind: "dir", mode: 0o755 }, "system");
+  add({ path: "dev/console", kind: "chardev", mode: 0o600, major: 5, minor: 1 }, "system");
+  await addHostFile("/init", await ensureStaticCProgram("pith-init", join(pithRoot(), "src/guest/init/init.c")), "init");
+
+  if (manifest.source.kind === "entry") {
+    // Node reads /sys for CPU and memory limits at start.
+    add({ path: "sys", kind: "dir", mode: 0o755 }, "system");
+    const node = await preparedNodeBinary();
+    await addHostFile(GUEST_NODE_PATH, node.path, "runtime");
+    await addLibraries(node.hostPath, addHostFile);
+    addData(GUEST_APP_MODULE, await bundleApp(manifest.source.path, manifest.dir), "app");
+    plan.argv = [GUEST_NODE_PATH, GUEST_APP_MODULE, ...manifest.args];
+  } else {
+    const executable = `/app/${basename(manifest.source.path)}`;
+    await addHostFile(executable, manifest.source.path, "app");
+    await addLibraries(manifest.source.path, addHostFile);
+    plan.argv = [executable, ...manifest.args];
+  }
+
+  const nulList = (items: string[]): Uint8Array => Buffer.from(items.map((s) => `${s}\0`).join(""));
+  addData("/pith/argv", nulList(plan.argv), "config");
+  const env = Object.keys(manifest.env)
+    .sort()
+    .map((k) => `${k}=${manifest.env[k]}`);
+  addData("/pith/env", nulList(env), "config");
+  addData("/pith/readiness", Buffer.from(readinessLine(manifest.readiness) + "\n"), "config");
+  return plan;
+}
+
+async function addLibraries(executable: string, addHostFile: (guest: string, host: string, role: ImageFile["role"], mode?: number) => Promise<void>): Promise<void> {
+  if ((await readElfInfo(executable)).isStatic) return;
+  for (const lib of await resolveSharedLibraries(executable)) await addHostFile(lib.installPath, lib.path, "library");
+}
+
+/** The readiness rule in the form init reads (see init.c). */
+export function readinessLine(readiness: AppManifest["readiness"]): string {
+  switch (readiness.kind) {
+    case "call":
+    case "none":
+      return readiness.kind;
+    case "tcp":
+      return `tcp ${readiness.port}`;
+    case "http":
+      return `http ${readiness.port} ${readiness.path}`;
+  }
+}

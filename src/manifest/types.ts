@@ -1,0 +1,26 @@
+/** The normalised form of an app's pith.yaml: every default applied, every path absolute. */
+export interface AppManifest {
+  name: string;
+  /** Absolute directory holding the manifest; relative paths in it resolve from here. */
+  dir: string;
+  source: { kind: "entry"; path: string } | { kind: "binary"; path: string };
+  args: string[];
+  memoryMiB: number;
+  vcpus: number;
+  listen: ListenPort[];
+  egress: EgressRule[];
+  env: Record<string, string>;
+  readiness: Readiness;
+  readyTimeoutMs: number;
+}
+
+export type SourceKind = AppManifest["source"]["kind"];
+export type Protocol = "http" | "tcp";
+export interface ListenPort { port: number; protocol: Protocol }
+export interface EgressRule { host: string; port: number }
+
+export type Readiness =
+  | { kind: "call" }
+  | { kind: "none" }
+  | { kind: "http"; port: number; path: string }
+  | { kind: "tcp"; port: number };
