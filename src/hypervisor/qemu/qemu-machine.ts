@@ -52,7 +52,9 @@ export class QemuMachine implements Machine {
 
     // QEMU's own complaints go to a file beside the console, so they outlive this process.
     const qemuLog = openSync(join(spec.consoleLog, "..", "qemu.log"), "w");
-    this.process = spawn(QEMU_BINARY, qemuArgv(spec), { stdio: ["ignore", qemuLog, qemuLog] });
+    // Its own process group: a Ctrl-C meant for Pith must not kill the machine before init has
+    // stopped the app gracefully.
+    this.process = spawn(QEMU_BINARY, qemuArgv(spec), { stdio: ["ignore", qemuLog, qemuLog], detached: true });
     closeSync(qemuLog);
 
     this.exited = new Promise<MachineExit>((resolve) => {
