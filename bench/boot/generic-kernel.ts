@@ -1,0 +1,108 @@
+/**
+ * Debian's generic cloud kernel, the conventional contender's kernel: taken only from Debian's
+ * packages (`apt-get download`, never installed on the host), unpacked with `dpkg-deb -x` into
+ * <PITH_HOME>/bench/generic-kernel/<package file>/, once. The package ships no modules.dep (the
+ * host's depmod writes it at install time), so `depmod -b` writes it here, the same way.
+ */
+import { existsSync } from "node:fs";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { execFile } from "../../src/shared/exec.ts";
+import { withFileLock } from "../../src/shared/file-lock.ts";
+import { pithHome } from "../../src/shared/paths.ts";
+
+/** The metapackage that always depends on the current cloud kernel package. */
+export const CLOUD_KERNEL_METAPACKAGE = "linux-image-cloud-amd64";
+
+export interface GenericKernel {
+  /** e.g. linux-image-6.1.0-57-cloud-amd64 */
+  packageName: string;
+  /** e.g. linux-image-6.1.0-57-cloud-amd64_6.1.192-3_amd64.deb */
+  packageFile: string;
+  packageVersion: string;
+  /** The kernel release (uname -r), e.g. 6.1.0-57-cloud-amd64. */
+  release: string;
+  /** The bzImage QEMU boots. */
+  vmlinuz: string;
+  /** lib/modules/<release> in the unpacked package, with a modules.dep. */
+  modulesDir: string;
+  /** CONFIG_ symbols and their values (y, m, or a string/number) from boot/config-<release>. */
+  config: Map<string, string>;
+}
+
+const cacheRoot = (): string => join(pithHome(), "bench", "generic-kernel");
+
+/** Finds, downloads (once) and unpacks the current Debian cloud kernel package. */
+export async function ensureGenericKernel(log: (line: string) => void = () => {}): Promise<GenericKernel> {
+  const packageName = await currentCloudKernelPackage();
+  const { version, filename } = await packageFileOf(packageName);
+  const dir = join(cacheRoot(), filename.replace(/\.deb$/, ""));
+  const root = join(dir, "root");
+  const complete = join(dir, "complete");
+
+  if (!existsSync(complete)) {
+    await mkdir(cacheRoot(), { recursive: true });
+    await withFileLock(join(cacheRoot(), `${filename}.lock`), async () => {
+      if (existsSync(complete)) return;
+      log(`generic kernel: downloading ${packageName} ${version} from Debian (apt-get download)`);
+      const staging = join(cacheRoot(), `.staging-${process.pid}`);
+      await rm(staging, { recursive: true, force: true });
+      await mkdir(staging, { recursive: true });
+      try {
+        await execFile("apt-get", ["download", `${packageName}=${version}`], { cwd: staging, code: "GENERIC_KERNEL_DOWNLOAD" });
+        const deb = (await readdir(staging)).find((f) => f.endsWith(".deb"));
+        if (!deb) throw new Error(`apt-get download ${packageName} left no .deb in ${staging}`);
+        await execFile("dpkg-deb", ["-x", join(staging, deb), join(staging, "root")], { code: "GENERIC_KERNEL_EXTRACT" });
+        const release = await releaseIn(join(staging, "root"));
+        if (!existsSync(join(staging, "root", "lib", "modules", release, "modules.dep"))) {
+          await execFile("depmod", ["-b", join(staging, "root"), release], { code: "GENERIC_KERNEL_DEPMOD" });
+        }
+        await rm(join(staging, deb), { force: true });
+        await rm(dir, { recursive: true, force: true });
+        await mkdir(dir, { recursive: true });
+        await rename(join(staging, "root"), root);
+        await writeFile(complete, `${packageName} ${version}\n`);
+        log(`generic kernel: unpacked ${filename} into ${dir}`);
+      } finally {
+        await rm(staging, { recursive: true, force: true });
+      }
+    });
+  }
+
+  const release = await releaseIn(root);
+  const vmlinuz = join(root, "boot", `vmlinuz-${release}`);
+  const config = parseKernelConfig(await readFile(join(root, "boot", `config-${release}`), "utf8"));
+  return { packageName, packageFile: filename, packageVersion: version, release, vmlinuz, modulesDir: join(root, "lib", "modules", release), config };
+}
+
+/** `apt-cache depends linux-image-cloud-amd64` names the versioned package it pulls in. */
+async function currentCloudKernelPackage(): Promise<string> {
+  const { stdout } = await execFile("apt-cache", ["depends", CLOUD_KERNEL_METAPACKAGE], { code: "GENERIC_KERNEL_LOOKUP" });
+  const match = /Depends:\s+(linux-image-[0-9][^\s]*-cloud-amd64)\b/.exec(stdout);
+  if (!match) throw new Error(`apt-cache depends ${CLOUD_KERNEL_METAPACKAGE} names no linux-image-*-cloud-amd64 package (run apt-get update?):\n${stdout}`);
+  return match[1]!;
+}
+
+/** The candidate version and its pool file name, from the local package index (no network). */
+async function packageFileOf(packageName: string): Promise<{ version: string; filename: string }> {
+  const { stdout } = await execFile("apt-cache", ["show", "--no-all-versions", packageName], { code: "GENERIC_KERNEL_LOOKUP" });
+  const version = /^Version:\s*(\S+)/m.exec(stdout)?.[1];
+  const filename = /^Filename:\s*(\S+)/m.exec(stdout)?.[1];
+  if (!version || !filename) throw new Error(`apt-cache show ${packageName} gave no Version or Filename`);
+  return { version, filename: basename(filename) };
+}
+
+async function releaseIn(root: string): Promise<string> {
+  const releases = await readdir(join(root, "lib", "modules")).catch(() => [] as string[]);
+  if (releases.length !== 1) throw new Error(`expected one kernel release under ${root}/lib/modules, found ${releases.length}`);
+  return releases[0]!;
+}
+
+function parseKernelConfig(text: string): Map<string, string> {
+  const config = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const match = /^(CONFIG_[A-Za-z0-9_]+)=(.*)$/.exec(line);
+    if (match) config.set(match[1]!, match[2]!);
+  }
+  return config;
+}
