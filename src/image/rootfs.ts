@@ -66,7 +66,22 @@ export async function planRootfs(manifest: AppManifest): Promise<RootfsPlan> {
     .map((k) => `${k}=${manifest.env[k]}`);
   addData("/pith/env", nulList(env), "config");
   addData("/pith/readiness", Buffer.from(readinessLine(manifest.readiness) + "\n"), "config");
+  addParentDirectories(plan, add);
   return plan;
+}
+
+/** Every directory on the way to a file is listed too, so the record shows the whole tree. */
+function addParentDirectories(plan: RootfsPlan, add: (entry: CpioEntry, role: ImageFile["role"]) => void): void {
+  const present = new Set(plan.entries.map((e) => e.path));
+  for (const entry of [...plan.entries]) {
+    const parts = entry.path.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join("/");
+      if (present.has(dir)) continue;
+      present.add(dir);
+      add({ path: dir, kind: "dir", mode: 0o755 }, "system");
+    }
+  }
 }
 
 async function addLibraries(executable: string, addHostFile: (guest: string, host: string, role: ImageFile["role"], mode?: number) => Promise<void>): Promise<void> {

@@ -11,20 +11,18 @@ export type GuestMessage =
   | { type: "error"; text: string };
 
 export function parseGuestMessage(line: string): GuestMessage | undefined {
-  const [word, ...rest] = line.trim().split(" ");
-  const arg = rest.join(" ");
+  const match = /^([a-z]+)(?: (.*))?$/.exec(line.trim());
+  if (!match) return undefined;
+  const [, word, arg = ""] = match;
+  const integer = /^-?\d+$/.test(arg) ? Number(arg) : undefined;
   switch (word) {
     case "init":
-    case "start": {
-      const uptimeUs = Number(arg);
-      return Number.isFinite(uptimeUs) ? { type: word, uptimeUs } : undefined;
-    }
+    case "start":
+      return integer !== undefined ? { type: word, uptimeUs: integer } : undefined;
     case "ready":
       return { type: "ready" };
-    case "exit": {
-      const code = Number(arg);
-      return Number.isInteger(code) ? { type: "exit", code } : undefined;
-    }
+    case "exit":
+      return integer !== undefined ? { type: "exit", code: integer } : undefined;
     case "error":
       return { type: "error", text: arg };
     default:

@@ -1,0 +1,325 @@
+/**
+ * Boot-to-ready: Pith images versus the same apps on Debian's generic cloud kernel with a
+ * conventional busybox initramfs, under the same QEMU (TCG), side by side and interleaved.
+ *
+ *   npx tsx bench/boot/run.ts [--runs N] [--warmup N] [--json]
+ *
+ * Both contenders are timed the same way: from spawning QEMU (for Pith, calling start(), which
+ * spawns it) until an HTTP GET on the forwarded port returns 200. See bench/README.md.
+ */
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { createServer } from "node:net";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { BootTimings, Machine } from "../../src/hypervisor/hypervisor.ts";
+import { QemuHypervisor } from "../../src/hypervisor/qemu/qemu-hypervisor.ts";
+import { QEMU_BINARY } from "../../src/hypervisor/qemu/qemu-machine.ts";
+import { buildImage } from "../../src/image/image-builder.ts";
+import { bootFiles, type StoredImage } from "../../src/image/image-store.ts";
+import { loadAppManifest } from "../../src/manifest/app-manifest.ts";
+import { isPithError } from "../../src/shared/errors.ts";
+import { execFile } from "../../src/shared/exec.ts";
+import { pithRoot } from "../../src/shared/paths.ts";
+import { streamProgress } from "../../src/shared/progress.ts";
+import { buildGenericInitramfs, ensureBusybox } from "./generic-initramfs.ts";
+import { ensureGenericKernel } from "./generic-kernel.ts";
+import { startGenericVm } from "./generic-vm.ts";
+import { waitForHttp200 } from "./http-ready.ts";
+import { formatSummary, summarize, type AppSetup, type Contender, type Sample } from "./report.ts";
+
+const BOOT_TIMEOUT_MS = 60_000;
+/** The generic kernel plus a ~100 MB initramfs does not fit the smallest Pith manifests. */
+const GENERIC_MIN_MEMORY_MIB = 256;
+const STATIC_IMAGE_LIMIT_BYTES = 4_000_000;
+
+const APPS = [
+  { dir: "examples/hello-ts", targetRatio: 2 },
+  { dir: "examples/static-c", targetRatio: 3, make: true, staticImage: true },
+];
+
+const { values: flags } = parseArgs({
+  options: {
+    runs: { type: "string", default: "5" },
+    warmup: { type: "string", default: "1" },
+    json: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (flags.help) {
+  process.stdout.write("usage: npx tsx bench/boot/run.ts [--runs N (5)] [--warmup N (1)] [--json]\n");
+  process.exit(0);
+}
+const runs = Number(flags.runs);
+const warmup = Number(flags.warmup);
+if (!Number.isInteger(runs) || runs < 1) fatal(`--runs must be a whole number >= 1, got ${flags.runs}`);
+if (!Number.isInteger(warmup) || warmup < 0) fatal(`--warmup must be a whole number >= 0, got ${flags.warmup}`);
+
+// Like `pith run` on this host, but never spend a boot probing KVM.
+process.env.PITH_ACCEL = "tcg";
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+// ---- cleanup: every QEMU process group started, every temp dir, even on Ctrl-C or a crash ----
+
+const qemuGroups = new Set<number>();
+const pithStateDirs = new Set<string>();
+const tempDirs = new Set<string>();
+
+function cleanupSync(): void {
+  for (const dir of pithStateDirs) {
+    // Pith's machines write QEMU's pid here; QEMU runs in its own process group.
+    const pid = Number(readFileSafe(join(dir, "qemu.pid")).trim());
+    if (pid > 0) qemuGroups.add(pid);
+  }
+  for (const pid of qemuGroups) killGroup(pid);
+  qemuGroups.clear();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // Already gone.
+  }
+}
+
+const readFileSafe = (path: string): string => {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+};
+
+process.on("exit", cleanupSync);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(signal, () => {
+    log(`\n${signal}: killing the benchmark's machines and removing its files`);
+    cleanupSync();
+    process.exit(130);
+  });
+}
+
+// ---- setup ----
+
+interface PreparedApp {
+  setup: AppSetup;
+  image: StoredImage;
+  pithBoot: { kernel: string; initrd: string };
+  genericKernel: string;
+  genericInitrd: string;
+  guestPort: number;
+  vcpus: number;
+}
+
+async function prepare(work: string): Promise<{ apps: PreparedApp[]; qemu: string; genericKernel: string }> {
+  const genericKernel = await ensureGenericKernel(log);
+  const busybox = await ensureBusybox(log);
+  const qemu = (await execFile(QEMU_BINARY, ["--version"])).stdout.split("\n")[0]?.replace(/^QEMU emulator version /, "QEMU ") ?? "QEMU";
+  const kernelBytes = (await stat(genericKernel.vmlinuz)).size;
+
+  const apps: PreparedApp[] = [];
+  for (const app of APPS) {
+    const dir = join(pithRoot(), app.dir);
+    if (app.make) await execFile("make", ["-s", "-C", dir], { code: "BENCH_MAKE" });
+    const manifest = await loadAppManifest(dir);
+    const image = await buildImage(manifest, streamProgress(`building ${manifest.name}`));
+    const pithBoot = await bootFiles(image);
+    const record = image.record;
+    const listen = record.capabilities.listen[0];
+    if (!listen) throw new Error(`${manifest.name} declares no listen port: nothing to measure readiness on`);
+
+    log(`${record.name}: building the generic initramfs (busybox, modules, the image's own files)`);
+    const genericInitrd = join(work, `${record.name}-generic.cpio`);
+    const initramfs = await buildGenericInitramfs({ record, pithInitrd: pithBoot.initrd, kernel: genericKernel, busybox, work: join(work, `${record.name}-stage`), out: genericInitrd });
+
+    const pithMemory = record.capabilities.memoryMiB;
+    const genericMemory = Math.max(pithMemory, GENERIC_MIN_MEMORY_MIB);
+    apps.push({
+      image,
+      pithBoot,
+      genericKernel: genericKernel.vmlinuz,
+      genericInitrd,
+      guestPort: listen.port,
+      vcpus: record.capabilities.vcpus,
+      setup: {
+        name: record.name,
+        targetRatio: app.targetRatio,
+        pith: {
+          memoryMiB: pithMemory,
+          kernelBytes: (await stat(pithBoot.kernel)).size,
+          initrdBytes: (await stat(pithBoot.initrd)).size,
+          storedBytes: image.storedBytes,
+          digest: record.digest,
+        },
+        generic: {
+          memoryMiB: genericMemory,
+          ...(genericMemory !== pithMemory
+            ? { memoryNote: `the generic VM gets ${genericMemory}M, not the manifest's ${pithMemory}M (too small for the generic kernel plus its initramfs); Pith boots with ${pithMemory}M` }
+            : {}),
+          kernelBytes,
+          initrdBytes: initramfs.bytes,
+          modules: initramfs.modules,
+        },
+      },
+    });
+  }
+  return { apps, qemu, genericKernel: `${genericKernel.packageName} ${genericKernel.packageVersion}` };
+}
+
+// ---- one boot of each contender ----
+
+const hypervisor = new QemuHypervisor();
+
+async function bootPith(app: PreparedApp, work: string, label: string): Promise<{ readyMs: number; timings?: BootTimings }> {
+  const stateDir = join(work, label);
+  pithStateDirs.add(stateDir);
+  const hostPort = await freeLoopbackPort();
+  const t0 = performance.now();
+  const starting = hypervisor.start({
+    id: `bench-${label}`,
+    image: app.image.record,
+    ...app.pithBoot,
+    stateDir,
+    hostPorts: { [app.guestPort]: hostPort },
+  });
+  starting.catch(() => {});
+  let machine: Machine | undefined;
+  try {
+    const abandon = starting.then(
+      (m) => m.whenExited().then((e) => e.reason),
+      (e: Error) => `start() failed: ${e.message}`,
+    );
+    const readyAt = await waitForHttp200({ port: hostPort, timeoutMs: BOOT_TIMEOUT_MS, abandon });
+    machine = await starting;
+    // The guest's "ready" and the first 200 arrive at about the same time; wait a little for it.
+    const timings = await Promise.race([machine.whenReady().catch(() => undefined), delay(5000)]);
+    return { readyMs: readyAt - t0, ...(timings ? { timings } : {}) };
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${await tail(join(stateDir, "console.log"))}`);
+  } finally {
+    machine ??= await Promise.race([starting.catch(() => undefined), delay(0)]);
+    if (machine) await machine.stop(1000).catch(() => {});
+    const pid = Number((await readFile(join(stateDir, "qemu.pid"), "utf8").catch(() => "")).trim());
+    if (pid > 0) killGroup(pid);
+    if (!machine) {
+      // start() has not returned: it ends the machine if it fails; otherwise stop it when it does.
+      void starting.then((m) => m.stop(0), () => {});
+    }
+    await rm(stateDir, { recursive: true, force: true });
+    pithStateDirs.delete(stateDir);
+  }
+}
+
+async function bootGeneric(app: PreparedApp, work: string, label: string): Promise<{ readyMs: number }> {
+  const hostPort = await freeLoopbackPort();
+  const serialLog = join(work, `${label}.serial`);
+  const qemuLog = join(work, `${label}.qemu.log`);
+  const t0 = performance.now();
+  const vm = startGenericVm({
+    kernel: app.genericKernel,
+    initrd: app.genericInitrd,
+    memoryMiB: app.setup.generic.memoryMiB,
+    vcpus: app.vcpus,
+    hostPort,
+    guestPort: app.guestPort,
+    serialLog,
+    qemuLog,
+  });
+  if (vm.pid > 0) qemuGroups.add(vm.pid);
+  try {
+    const readyAt = await waitForHttp200({ port: hostPort, timeoutMs: BOOT_TIMEOUT_MS, abandon: vm.exited });
+    return { readyMs: readyAt - t0 };
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${await tail(serialLog)}${await tail(qemuLog, 3)}`);
+  } finally {
+    await vm.kill();
+    qemuGroups.delete(vm.pid);
+    await rm(serialLog, { force: true });
+    await rm(qemuLog, { force: true });
+  }
+}
+
+// ---- main ----
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), "pith-bench-boot-"));
+  tempDirs.add(work);
+  const { apps, qemu, genericKernel } = await prepare(work);
+
+  const samples: Sample[] = [];
+  const total = warmup + runs;
+  for (let run = 0; run < total; run++) {
+    const measured = run >= warmup;
+    for (const app of apps) {
+      for (const contender of ["pith", "generic"] as Contender[]) {
+        const label = `${app.setup.name}-${contender}-${run}`;
+        const sample: Sample = { app: app.setup.name, contender, run: run - warmup + 1 };
+        try {
+          const result = contender === "pith" ? await bootPith(app, work, label) : await bootGeneric(app, work, label);
+          sample.readyMs = result.readyMs;
+          if ("timings" in result && result.timings) sample.timings = result.timings;
+          log(`${measured ? `run ${run - warmup + 1}/${runs}` : `warm-up ${run + 1}/${warmup}`}  ${app.setup.name.padEnd(9)} ${contender.padEnd(7)} ${Math.round(result.readyMs)} ms`);
+        } catch (e) {
+          sample.error = (e as Error).message;
+          log(`${measured ? `run ${run - warmup + 1}/${runs}` : `warm-up ${run + 1}/${warmup}`}  ${app.setup.name.padEnd(9)} ${contender.padEnd(7)} FAILED: ${sample.error}`);
+        }
+        if (measured) samples.push(sample);
+      }
+    }
+  }
+
+  const summary = summarize({
+    samples,
+    apps: apps.map((a) => a.setup),
+    runs,
+    warmup,
+    qemu,
+    genericKernel,
+    cpus: cpus().length,
+    staticApp: apps.find((_, i) => APPS[i]?.staticImage)?.setup.name ?? "static-c",
+    staticLimitBytes: STATIC_IMAGE_LIMIT_BYTES,
+  });
+  process.stdout.write(flags.json ? JSON.stringify(summary, null, 2) + "\n" : formatSummary(summary));
+  if (summary.failures.length > 0) process.exitCode = 1;
+}
+
+// ---- helpers ----
+
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no free port"))));
+    });
+  });
+}
+
+function delay(ms: number): Promise<undefined> {
+  return new Promise((resolve) => setTimeout(() => resolve(undefined), ms));
+}
+
+async function tail(path: string, lines = 15): Promise<string> {
+  if (!existsSync(path)) return "";
+  const text = (await readFile(path, "utf8").catch(() => "")).trimEnd();
+  if (!text) return `  (${path} is empty)\n`;
+  return `  last lines of ${path}:\n${text.split("\n").slice(-lines).map((l) => `    | ${l}`).join("\n")}\n`;
+}
+
+function fatal(message: string): never {
+  process.stderr.write(`bench/boot: ${message}\n`);
+  process.exit(2);
+}
+
+main().catch((e: unknown) => {
+  const message = isPithError(e) ? `${e.message}${e.hint ? `\n  hint: ${e.hint}` : ""}` : e instanceof Error ? (e.stack ?? e.message) : String(e);
+  process.stderr.write(`bench/boot failed: ${message}\n`);
+  cleanupSync();
+  process.exitCode = 1;
+});

@@ -1,0 +1,33 @@
+// The test runner: type-check, build every example image once (tests share them), then run all
+// *.test.ts files with node's test runner. Node 20's --test does not expand globs, so this does.
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync } from "node:fs";
+import { join, relative } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+process.chdir(root);
+
+const step = (title, command, args) => {
+  console.log(`\n# ${title}`);
+  execFileSync(command, args, { stdio: "inherit" });
+};
+
+step("type-check", "npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]);
+mkdirSync(".test-artifacts", { recursive: true });
+step("build the examples' images (kernels are cached by config hash)", process.execPath, ["--import", "tsx", "scripts/prepare-test-images.ts"]);
+
+const files = [];
+const walk = (dir) => {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory() && entry.name !== "node_modules") walk(path);
+    else if (entry.name.endsWith(".test.ts")) files.push(relative(root, path));
+  }
+};
+walk("src");
+walk("test");
+const only = process.argv.slice(2);
+const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
+console.log(`\n# running ${selected.length} test files`);
+const result = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...selected.sort()], { stdio: "inherit" });
+process.exit(result.status ?? 1);

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what Pith needs on Debian 12, and only what is missing: QEMU and its firmware,
+# Debian's kernel source and the tools to build it, musl for Pith's small C programs, and the
+# npm dependencies. Safe to run again: it does nothing when everything is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  qemu-system-x86      # the hypervisor (microvm machine, TCG and KVM) and qboot firmware
+  linux-source-6.1     # the only source Pith's kernels are built from
+  flex bison bc libelf-dev libssl-dev make gcc  # what `make tinyconfig && make vmlinux` needs
+  cpio                 # to list image contents in tests
+  musl-tools           # tiny static init, egress relay and example server
+  xz-utils binutils    # strip (runtime and kernels), xz (Debian's kernel configs)
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+fi

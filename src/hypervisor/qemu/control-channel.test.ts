@@ -1,0 +1,15 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { parseGuestMessage } from "./control-channel.ts";
+
+test("init's messages parse; anything else is ignored", () => {
+  assert.deepEqual(parseGuestMessage("init 812345"), { type: "init", uptimeUs: 812345 });
+  assert.deepEqual(parseGuestMessage("start 900000\r"), { type: "start", uptimeUs: 900000 });
+  assert.deepEqual(parseGuestMessage("ready"), { type: "ready" });
+  assert.deepEqual(parseGuestMessage("exit 3"), { type: "exit", code: 3 });
+  assert.deepEqual(parseGuestMessage("error /pith/argv: No such file"), { type: "error", text: "/pith/argv: No such file" });
+  assert.equal(parseGuestMessage("exit three"), undefined);
+  assert.equal(parseGuestMessage("init"), undefined);
+  assert.equal(parseGuestMessage("hello"), undefined);
+  assert.equal(parseGuestMessage(""), undefined);
+});

@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { kernelCommandLine, qemuArgv, type QemuMachineSpec } from "./qemu-argv.ts";
+
+const spec: QemuMachineSpec = {
+  machineId: "web-1",
+  accelerator: "tcg",
+  memoryMiB: 128,
+  vcpus: 1,
+  firmware: "/fw/qboot.rom",
+  kernel: "/img/vmlinux",
+  initrd: "/img/rootfs.cpio",
+  kernelArgs: [],
+  consoleLog: "/m/console.log",
+  controlSocket: "/m/control.sock",
+  qmpSocket: "/m/qmp.sock",
+  pidFile: "/m/qemu.pid",
+};
+
+const valueOf = (argv: string[], flag: string): string[] => argv.flatMap((a, i) => (a === flag ? [argv[i + 1]!] : []));
+
+test("a machine without listen or egress gets no network device at all", () => {
+  const argv = qemuArgv(spec);
+  assert.ok(!argv.includes("-netdev"));
+  assert.ok(!argv.some((a) => a.includes("virtio-net")));
+  assert.doesNotMatch(kernelCommandLine(spec), /ip=/);
+  assert.ok(argv.includes("-nodefaults"), "no default devices");
+});
+
+test("listen ports are forwarded from 127.0.0.1 only, and the user network is restricted", () => {
+  const argv = qemuArgv({ ...spec, network: { forwards: [{ hostPort: 18080, guestPort: 8080 }], egress: [] } });
+  const [netdev] = valueOf(argv, "-netdev");
+  assert.equal(netdev, "user,id=net0,restrict=on,ipv6=off,hostfwd=tcp:127.0.0.1:18080-:8080");
+  assert.deepEqual(valueOf(argv, "-device").filter((d) => d.startsWith("virtio-net")), ["virtio-net-device,netdev=net0"]);
+});
+
+test("each egress destination is a per-connection relay at its own guest address", () => {
+  const argv = qemuArgv({
+    ...spec,
+    network: { forwards: [], egress: [{ guestAddress: "10.0.2.100", guestPort: 5432, relay: ["/t/relay", "127.0.0.1", "5432"] }] },
+  });
+  assert.match(valueOf(argv, "-netdev")[0]!, /,guestfwd=tcp:10\.0\.2\.100:5432-cmd:\/t\/relay 127\.0\.0\.1 5432$/);
+});
+
+test("TCG gets a TSC rate and RDRAND; KVM gets the host CPU and no TSC override", () => {
+  const tcg = qemuArgv(spec);
+  assert.deepEqual(valueOf(tcg, "-accel"), ["tcg"]);
+  assert.deepEqual(valueOf(tcg, "-cpu"), ["max"]);
+  assert.match(valueOf(tcg, "-append")[0]!, /tsc_early_khz=2000000/);
+  const kvm = qemuArgv({ ...spec, accelerator: "kvm" });
+  assert.deepEqual(valueOf(kvm, "-accel"), ["kvm"]);
+  assert.deepEqual(valueOf(kvm, "-cpu"), ["host"]);
+  assert.doesNotMatch(valueOf(kvm, "-append")[0]!, /tsc_early_khz/);
+  assert.deepEqual(valueOf(qemuArgv({ ...spec, vcpus: 2 }), "-accel"), ["tcg,thread=multi"]);
+});
+
+test("the machine is findable by name, boots the PVH kernel with qboot, and exits instead of rebooting", () => {
+  const argv = qemuArgv(spec);
+  assert.deepEqual(valueOf(argv, "-name"), ["pith:web-1"]);
+  assert.deepEqual(valueOf(argv, "-bios"), ["/fw/qboot.rom"]);
+  assert.deepEqual(valueOf(argv, "-kernel"), ["/img/vmlinux"]);
+  assert.ok(argv.includes("-no-reboot"));
+  assert.match(valueOf(argv, "-M")[0]!, /^microvm,.*acpi=off/);
+  assert.deepEqual(valueOf(argv, "-m"), ["128M"]);
+  assert.ok(valueOf(argv, "-device").includes("isa-serial,chardev=control,index=1"), "the control channel is the second serial port");
+});
