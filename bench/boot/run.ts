@@ -2,7 +2,7 @@
  * Boot-to-ready: Pith images versus the same apps on Debian's generic cloud kernel with a
  * conventional busybox initramfs, under the same QEMU (TCG), side by side and interleaved.
  *
- *   npx tsx bench/boot/run.ts [--runs N] [--warmup N] [--json]
+ *   npx tsx bench/boot/run.ts [--runs N] [--warmup N] [--json] [--keep]
  *
  * Both contenders are timed the same way: from spawning QEMU (for Pith, calling start(), which
  * spawns it) until an HTTP GET on the forwarded port returns 200. See bench/README.md.
@@ -44,11 +44,12 @@ const { values: flags } = parseArgs({
     runs: { type: "string", default: "5" },
     warmup: { type: "string", default: "1" },
     json: { type: "boolean", default: false },
+    keep: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (flags.help) {
-  process.stdout.write("usage: npx tsx bench/boot/run.ts [--runs N (5)] [--warmup N (1)] [--json]\n");
+  process.stdout.write("usage: npx tsx bench/boot/run.ts [--runs N (5)] [--warmup N (1)] [--json] [--keep (keep consoles and initramfs in a temp dir)]\n");
   process.exit(0);
 }
 const runs = Number(flags.runs);
@@ -210,7 +211,7 @@ async function bootPith(app: PreparedApp, work: string, label: string): Promise<
       // start() has not returned: it ends the machine if it fails; otherwise stop it when it does.
       void starting.then((m) => m.stop(0), () => {});
     }
-    await rm(stateDir, { recursive: true, force: true });
+    if (!flags.keep) await rm(stateDir, { recursive: true, force: true });
     pithStateDirs.delete(stateDir);
   }
 }
@@ -239,8 +240,10 @@ async function bootGeneric(app: PreparedApp, work: string, label: string): Promi
   } finally {
     await vm.kill();
     qemuGroups.delete(vm.pid);
-    await rm(serialLog, { force: true });
-    await rm(qemuLog, { force: true });
+    if (!flags.keep) {
+      await rm(serialLog, { force: true });
+      await rm(qemuLog, { force: true });
+    }
   }
 }
 
@@ -248,7 +251,8 @@ async function bootGeneric(app: PreparedApp, work: string, label: string): Promi
 
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), "pith-bench-boot-"));
-  tempDirs.add(work);
+  if (flags.keep) log(`--keep: consoles, QEMU logs and initramfs stay in ${work}`);
+  else tempDirs.add(work);
   const { apps, qemu, genericKernel } = await prepare(work);
 
   const samples: Sample[] = [];

@@ -59,6 +59,8 @@ export interface Machine {
   readonly ports: PortForward[];
   readonly consoleLog: string;
   readonly timings: Readonly<BootTimings>;
+  /** How the machine ended, once it has. */
+  readonly exit: MachineExit | undefined;
   /** Resolves when the app is ready; rejects if the machine ends first or misses its readiness timeout. */
   whenReady(): Promise<BootTimings>;
   whenExited(): Promise<MachineExit>;

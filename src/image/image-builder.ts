@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { ensureKernel } from "../kernel/kernel-builder.ts";
 import { fragmentsFor } from "../kernel/kernel-fragments.ts";
 import type { AppManifest } from "../manifest/app-manifest.ts";
+import { userError } from "../shared/errors.ts";
 import { sha256, sha256File } from "../shared/hash.ts";
 import { silentProgress, type Progress } from "../shared/progress.ts";
 import { writeCpio } from "./cpio/newc-writer.ts";
@@ -29,6 +30,7 @@ export async function buildImage(manifest: AppManifest, progress: Progress = sil
   try {
     const rootfsPath = join(work, "rootfs.cpio");
     const { bytes } = await writeCpio(plan.entries, rootfsPath);
+    checkMemoryFits(manifest, bytes);
     const record: Omit<ImageRecord, "digest"> = {
       schemaVersion: 1,
       name: manifest.name,
@@ -59,6 +61,26 @@ export async function buildImage(manifest: AppManifest, progress: Progress = sil
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * The root filesystem lives in the machine's RAM: while the kernel unpacks it, both the archive
+ * and its contents do. A machine too small for that fails at boot with an obscure "write error",
+ * so an impossible memory limit is refused at build time instead.
+ */
+export function minimumMemoryMiB(rootfsBytes: number): number {
+  const MiB = 1024 * 1024;
+  return Math.ceil((2 * rootfsBytes) / MiB) + 48;
+}
+
+function checkMemoryFits(manifest: AppManifest, rootfsBytes: number): void {
+  const minimum = minimumMemoryMiB(rootfsBytes);
+  if (manifest.memoryMiB >= minimum) return;
+  throw userError(
+    "MEMORY_TOO_SMALL",
+    `${join(manifest.dir, "pith.yaml")}: memory: ${manifest.memoryMiB}M is too small for this image: its root filesystem is ${Math.ceil(rootfsBytes / 1024 / 1024)} MiB and is unpacked into RAM at boot`,
+    `set memory to at least ${minimum}M`,
+  );
 }
 
 /** JSON with keys sorted at every level, so the digest does not depend on property order. */

@@ -10,6 +10,9 @@ import { QemuHypervisor } from "../../src/hypervisor/qemu/qemu-hypervisor.ts";
 import type { StoredImage } from "../../src/image/image-store.ts";
 import { bootable } from "./images.ts";
 
+// Tests run under TCG unless told otherwise (the accelerator test clears this to probe).
+process.env.PITH_ACCEL ??= "tcg";
+
 /** Why a machine test cannot run here, or undefined when it can. */
 export function missingForMachines(): string | undefined {
   try {
@@ -24,10 +27,9 @@ export function missingForMachines(): string | undefined {
 
 /**
  * Starts a machine that the test owns: it is stopped (and its state removed) when the test ends,
- * whether it passed or not. Tests run under TCG unless PITH_ACCEL says otherwise.
+ * whether it passed or not.
  */
 export async function startMachine(t: TestContext, image: StoredImage, extra: Partial<MachineSpec> = {}): Promise<Machine> {
-  process.env.PITH_ACCEL ??= "tcg";
   const stateDir = mkdtempSync(join(tmpdir(), "pith-machine-"));
   const id = `${image.record.name}-${randomBytes(3).toString("hex")}`;
   const machine = await new QemuHypervisor().start({ id, stateDir, ...(await bootable(image)), ...extra });

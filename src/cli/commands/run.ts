@@ -49,7 +49,8 @@ export function registerRun(program: Command): void {
       machine.whenReady().then(
         (timings) => process.stderr.write(readyMessage(machine, timings)),
         (e: Error) => {
-          if (stopping) return;
+          // An app that ends before it is ready (a batch job) has its exit reported below.
+          if (stopping || machine.exit) return;
           process.stderr.write(`machine ${id} failed: ${e.message}\n`);
           stopping = machine.stop(0);
         },

@@ -88,6 +88,9 @@ export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "k
     // Reboot by triple fault (fastest, needs no firmware help); a panic reboots at once, ending the VM.
     "reboot=t",
     "panic=-1",
+    // Unpack the initramfs into ramfs, not tmpfs: tmpfs would cap the root filesystem at half
+    // of the machine's memory, and a Node runtime alone is 86 MB.
+    "rootfstype=ramfs",
   ];
   // Under TCG, calibrating the TSC against the PIT hangs at random; tell the kernel its rate.
   if (spec.accelerator === "tcg") args.push("tsc_early_khz=2000000");

@@ -30,6 +30,7 @@ export class QemuMachine implements Machine {
   readonly ports: PortForward[];
   readonly consoleLog: string;
   readonly timings: BootTimings = {};
+  exit: MachineExit | undefined;
   private readonly process: ChildProcess;
   private readonly startedAt = performance.now();
   private control: ControlChannel | undefined;
@@ -58,8 +59,9 @@ export class QemuMachine implements Machine {
     closeSync(qemuLog);
 
     this.exited = new Promise<MachineExit>((resolve) => {
-      this.process.once("exit", (status, signal) => void this.describeExit(status, signal).then(resolve));
-      this.process.once("error", (e) => resolve({ code: undefined, reason: `cannot start ${QEMU_BINARY}: ${e.message}` }));
+      const settle = (exit: MachineExit) => resolve((this.exit = exit));
+      this.process.once("exit", (status, signal) => void this.describeExit(status, signal).then(settle));
+      this.process.once("error", (e) => settle({ code: undefined, reason: `cannot start ${QEMU_BINARY}: ${e.message}` }));
     });
     this.initSeen = new Promise<boolean>((resolve) => (this.resolveInit = resolve));
     this.ready = new Promise<BootTimings>((resolve, reject) => {
