@@ -26,5 +26,6 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error
+  # Native addons (better-sqlite3) compile from source: no prebuilt binary is downloaded.
+  npm_config_build_from_source=true npm ci --no-audit --no-fund --loglevel=error
 fi

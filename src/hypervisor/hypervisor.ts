@@ -8,6 +8,8 @@ import type { ImageRecord } from "../image/image.ts";
 export interface Hypervisor {
   readonly name: string;
   start(spec: MachineSpec): Promise<Machine>;
+  /** The driver's machines already running on this host (after an agent restart), re-attached. */
+  recover(): Promise<Machine[]>;
 }
 
 export interface MachineSpec {

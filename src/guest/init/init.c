@@ -14,9 +14,11 @@
  *                  env <KEY>=<VALUE>      add to (or override) the app's environment
  *                  end                    config complete: start the app
  *                  shutdown <grace-ms>    SIGTERM the app, SIGKILL it after grace-ms
+ *                  status                 ask for the app's state (a host that re-attaches asks)
  *   init -> host   init <uptime-us>       init started, that long after the kernel did
  *                  start <uptime-us>      the app was exec'd
  *                  ready                  the app said it is ready
+ *                  status <starting|ready> the answer to status
  *                  exit <code>            the app ended (128+signal if killed); power-off follows
  *                  error <text>           init could not do its job; power-off follows
  *
@@ -348,7 +350,11 @@ int main(void) {
 	struct readiness readiness;
 	read_readiness(&readiness);
 	int probing = readiness.kind == READY_TCP || readiness.kind == READY_HTTP;
-	if (readiness.kind == READY_NONE) send_line("ready");
+	int app_ready = 0;
+	if (readiness.kind == READY_NONE) {
+		app_ready = 1;
+		send_line("ready");
+	}
 	for (;;) {
 		struct pollfd fds[3] = {
 			{.fd = sigchld_pipe[0], .events = POLLIN},
@@ -369,18 +375,23 @@ int main(void) {
 		}
 		if (probing && probe_once(&readiness)) {
 			probing = 0;
+			app_ready = 1;
 			send_line("ready");
 		}
 		char line[LINE_MAX_LEN];
 		if (fds[1].revents) {
 			int got;
 			while ((got = next_line(&from_app, line, sizeof line)) > 0)
-				if (strcmp(line, "ready") == 0 && readiness.kind == READY_CALL) send_line("ready");
+				if (strcmp(line, "ready") == 0 && readiness.kind == READY_CALL && !app_ready) {
+					app_ready = 1;
+					send_line("ready");
+				}
 			if (got < 0) from_app.fd = -1; /* the app closed its end: nothing more will come */
 		}
 		if (control >= 0 && fds[2].revents) {
 			while (next_line(&host, line, sizeof line) > 0) {
-				if (strncmp(line, "shutdown", 8) == 0) {
+				if (strcmp(line, "status") == 0) send_line("status %s", app_ready ? "ready" : "starting");
+				else if (strncmp(line, "shutdown", 8) == 0) {
 					long long grace_ms = line[8] == ' ' ? atoll(line + 9) : 5000;
 					kill(app, SIGTERM);
 					kill_at = uptime_us() + grace_ms * 1000;

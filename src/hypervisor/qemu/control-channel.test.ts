@@ -7,6 +7,9 @@ test("init's messages parse; anything else is ignored", () => {
   assert.deepEqual(parseGuestMessage("start 900000\r"), { type: "start", uptimeUs: 900000 });
   assert.deepEqual(parseGuestMessage("ready"), { type: "ready" });
   assert.deepEqual(parseGuestMessage("exit 3"), { type: "exit", code: 3 });
+  assert.deepEqual(parseGuestMessage("status ready"), { type: "status", ready: true });
+  assert.deepEqual(parseGuestMessage("status starting"), { type: "status", ready: false });
+  assert.equal(parseGuestMessage("status maybe"), undefined);
   assert.deepEqual(parseGuestMessage("error /pith/argv: No such file"), { type: "error", text: "/pith/argv: No such file" });
   assert.equal(parseGuestMessage("exit three"), undefined);
   assert.equal(parseGuestMessage("init"), undefined);

@@ -7,6 +7,7 @@ export type GuestMessage =
   | { type: "init"; uptimeUs: number }
   | { type: "start"; uptimeUs: number }
   | { type: "ready" }
+  | { type: "status"; ready: boolean }
   | { type: "exit"; code: number }
   | { type: "error"; text: string };
 
@@ -21,6 +22,8 @@ export function parseGuestMessage(line: string): GuestMessage | undefined {
       return integer !== undefined ? { type: word, uptimeUs: integer } : undefined;
     case "ready":
       return { type: "ready" };
+    case "status":
+      return arg === "ready" || arg === "starting" ? { type: "status", ready: arg === "ready" } : undefined;
     case "exit":
       return integer !== undefined ? { type: "exit", code: integer } : undefined;
     case "error":

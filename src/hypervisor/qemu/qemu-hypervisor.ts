@@ -6,8 +6,11 @@ import { pithRoot } from "../../shared/paths.ts";
 import { ensureStaticCProgram } from "../../shared/static-c-program.ts";
 import type { Hypervisor, Machine, MachineSpec, PortForward } from "../hypervisor.ts";
 import { chooseAccelerator, KVM_PROBE_TIMEOUT_MS, recordVerdict } from "./accelerator.ts";
-import { type Accelerator, type EgressRoute, type QemuMachineSpec } from "./qemu-argv.ts";
-import { baseConfigLines, QEMU_BINARY, QemuMachine } from "./qemu-machine.ts";
+import { qemuArgv, type Accelerator, type EgressRoute, type QemuMachineSpec } from "./qemu-argv.ts";
+import { QEMU_BINARY } from "./qemu-binary.ts";
+import { discoverMachines } from "./qemu-discovery.ts";
+import { baseConfigLines, QemuMachine } from "./qemu-machine.ts";
+import { adoptVm, spawnVm } from "./vm-process.ts";
 
 /** qboot: a firmware that does nothing but load the kernel, from Debian's qemu package. */
 export const QBOOT_FIRMWARE = "/usr/share/qemu/qboot.rom";
@@ -31,6 +34,30 @@ export class QemuHypervisor implements Hypervisor {
     }
     await recordVerdict(version, "tcg", `a KVM guest did not reach init within ${KVM_PROBE_TIMEOUT_MS} ms`);
     return this.launch(spec, "tcg");
+  }
+
+  /**
+   * Re-attaches to every Pith machine running on this host, found from the processes themselves
+   * (Nomad's RecoverTask, without needing a saved handle): used by an agent after a restart.
+   */
+  async recover(): Promise<Machine[]> {
+    const machines: Machine[] = [];
+    for (const found of await discoverMachines()) {
+      const machine = new QemuMachine({
+        machineId: found.machineId,
+        accelerator: found.accelerator,
+        process: adoptVm(found.pid),
+        ports: found.forwards.map((f) => ({ ...f, url: `http://127.0.0.1:${f.hostPort}/` })),
+        consoleLog: found.consoleLog,
+        controlSocket: found.controlSocket,
+        qmpSocket: found.qmpSocket,
+        config: [],
+        readyTimeoutMs: 60_000,
+      });
+      await machine.attach();
+      machines.push(machine);
+    }
+    return machines;
   }
 
   private async launch(spec: MachineSpec, accelerator: Accelerator, initTimeoutMs?: number): Promise<QemuMachine> {
@@ -81,13 +108,17 @@ export class QemuHypervisor implements Hypervisor {
     const config = [...baseConfigLines(), ...Object.entries(env).map(([k, v]) => `env ${k}=${v}`), "end"];
 
     const machine = new QemuMachine({
-      spec: qemuSpec,
+      machineId: spec.id,
+      accelerator,
+      process: spawnVm(QEMU_BINARY, qemuArgv(qemuSpec), join(spec.stateDir, "qemu.log")),
       ports,
+      consoleLog: qemuSpec.consoleLog,
+      controlSocket: qemuSpec.controlSocket,
+      qmpSocket: qemuSpec.qmpSocket,
       config,
       readyTimeoutMs: image.readyTimeoutMs,
-      ...(initTimeoutMs !== undefined ? { initTimeoutMs } : {}),
     });
-    if (!(await machine.attach())) {
+    if (!(await machine.attach(initTimeoutMs))) {
       await machine.stop(0);
       const exit = await machine.whenExited();
       throw new Error(`machine ${spec.id} did not start under ${accelerator}: ${exit.reason}`);

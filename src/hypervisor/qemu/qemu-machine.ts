@@ -1,28 +1,29 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { openSync, closeSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { BootTimings, Machine, MachineExit, PortForward } from "../hypervisor.ts";
 import { ControlChannel, type GuestMessage } from "./control-channel.ts";
+import type { Accelerator } from "./qemu-argv.ts";
 import { QmpClient } from "./qmp-client.ts";
-import { qemuArgv, type Accelerator, type QemuMachineSpec } from "./qemu-argv.ts";
+import type { VmProcess } from "./vm-process.ts";
 
-export const QEMU_BINARY = "qemu-system-x86_64";
-
-export interface LaunchOptions {
-  spec: QemuMachineSpec;
+export interface QemuMachineOptions {
+  machineId: string;
+  accelerator: Accelerator;
+  process: VmProcess;
   ports: PortForward[];
-  /** Lines sent to init once it reports: clock, entropy, env. */
+  consoleLog: string;
+  controlSocket: string;
+  qmpSocket: string;
+  /** Lines sent to init once it reports (clock, entropy, env); none for an adopted machine. */
   config: string[];
   readyTimeoutMs: number;
-  /** Stop waiting for init after this long (the KVM probe); undefined waits for the readiness timeout. */
-  initTimeoutMs?: number;
 }
 
 /**
- * One QEMU process running one machine. It owns the process, the control channel and the boot
- * timings; it decides nothing about which accelerator or ports to use (QemuHypervisor does).
+ * One QEMU process running one machine: started by this driver, or adopted after a restart.
+ * It owns the control channel and the boot timings; it decides nothing about accelerators or
+ * ports (QemuHypervisor does).
  */
 export class QemuMachine implements Machine {
   readonly id: string;
@@ -31,11 +32,11 @@ export class QemuMachine implements Machine {
   readonly consoleLog: string;
   readonly timings: BootTimings = {};
   exit: MachineExit | undefined;
-  private readonly process: ChildProcess;
   private readonly startedAt = performance.now();
   private control: ControlChannel | undefined;
   private exitCode: number | undefined;
   private guestError: string | undefined;
+  private stopRequested = false;
   private readonly exited: Promise<MachineExit>;
   private readonly ready: Promise<BootTimings>;
   private readonly initSeen: Promise<boolean>;
@@ -44,29 +45,25 @@ export class QemuMachine implements Machine {
   private kernelStartedAt: number | undefined;
   private appStartedAt: number | undefined;
 
-  constructor(private readonly options: LaunchOptions) {
-    const { spec } = options;
-    this.id = spec.machineId;
-    this.accelerator = spec.accelerator;
+  constructor(private readonly options: QemuMachineOptions) {
+    this.id = options.machineId;
+    this.accelerator = options.accelerator;
     this.ports = options.ports;
-    this.consoleLog = spec.consoleLog;
+    this.consoleLog = options.consoleLog;
 
-    // QEMU's own complaints go to a file beside the console, so they outlive this process.
-    const qemuLog = openSync(join(spec.consoleLog, "..", "qemu.log"), "w");
-    // Its own process group: a Ctrl-C meant for Pith must not kill the machine before init has
-    // stopped the app gracefully.
-    this.process = spawn(QEMU_BINARY, qemuArgv(spec), { stdio: ["ignore", qemuLog, qemuLog], detached: true });
-    closeSync(qemuLog);
-
-    this.exited = new Promise<MachineExit>((resolve) => {
-      const settle = (exit: MachineExit) => resolve((this.exit = exit));
-      this.process.once("exit", (status, signal) => void this.describeExit(status, signal).then(settle));
-      this.process.once("error", (e) => settle({ code: undefined, reason: `cannot start ${QEMU_BINARY}: ${e.message}` }));
+    this.exited = options.process.exited.then(async ({ status, signal, spawnError }) => {
+      const exit = spawnError
+        ? { code: undefined, reason: `cannot start QEMU: ${spawnError.message}` }
+        : await this.describeExit(status, signal);
+      this.exit = exit;
+      this.resolveInit(false);
+      this.control?.close();
+      return exit;
     });
     this.initSeen = new Promise<boolean>((resolve) => (this.resolveInit = resolve));
     this.ready = new Promise<BootTimings>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`not ready within ${Math.round(options.readyTimeoutMs / 1000)}s (see ${spec.consoleLog})`)),
+        () => reject(new Error(`not ready within ${Math.round(options.readyTimeoutMs / 1000)}s (see ${options.consoleLog})`)),
         options.readyTimeoutMs,
       );
       this.resolveReady = (timings) => {
@@ -79,22 +76,26 @@ export class QemuMachine implements Machine {
       });
     });
     this.ready.catch(() => {});
-    void this.exited.then(() => {
-      this.resolveInit(false);
-      this.control?.close();
-    });
   }
 
   get pid(): number {
-    return this.process.pid ?? -1;
+    return this.options.process.pid;
   }
 
-  /** Connects the control channel; resolves false if init never reports within `initTimeoutMs`. */
-  async attach(): Promise<boolean> {
-    this.control = await ControlChannel.connect(this.options.spec.controlSocket, (m, at) => this.onGuestMessage(m, at)).catch(() => undefined);
+  /**
+   * Connects the control channel. A new machine's init then reports and gets its config; an
+   * adopted machine is asked for its state. Resolves false if init does not report within
+   * `initTimeoutMs` (the KVM probe); undefined waits no further than the connection.
+   */
+  async attach(initTimeoutMs?: number): Promise<boolean> {
+    this.control = await ControlChannel.connect(this.options.controlSocket, (m, at) => this.onGuestMessage(m, at)).catch(() => undefined);
     if (!this.control) return false;
-    if (this.options.initTimeoutMs === undefined) return true;
-    const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), this.options.initTimeoutMs).unref());
+    if (this.options.process.adopted) {
+      this.control.send(["status"]);
+      return true;
+    }
+    if (initTimeoutMs === undefined) return true;
+    const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), initTimeoutMs).unref());
     return Promise.race([this.initSeen, timeout]);
   }
 
@@ -114,9 +115,12 @@ export class QemuMachine implements Machine {
         this.timings.initMs = round(this.appStartedAt - this.kernelStartedAt - (this.timings.kernelMs ?? 0));
         break;
       case "ready":
-        this.timings.appMs = round(at - (this.appStartedAt ?? at));
-        this.timings.readyMs = round(at - this.startedAt);
+        if (this.appStartedAt !== undefined) this.timings.appMs = round(at - this.appStartedAt);
+        if (!this.options.process.adopted) this.timings.readyMs = round(at - this.startedAt);
         this.resolveReady({ ...this.timings });
+        break;
+      case "status":
+        if (message.ready) this.resolveReady({ ...this.timings });
         break;
       case "exit":
         this.exitCode = message.code;
@@ -141,17 +145,18 @@ export class QemuMachine implements Machine {
    * SIGKILL the last resort.
    */
   async stop(graceMs = 5000): Promise<MachineExit> {
-    if (this.process.exitCode !== null || this.process.signalCode !== null) return this.exited;
+    this.stopRequested = true;
+    if (!this.options.process.isRunning()) return this.exited;
     try {
       this.control?.send([`shutdown ${graceMs}`]);
     } catch {
       // The channel is gone; the firmer steps below still work.
     }
     if (await settlesWithin(this.exited, graceMs + 1000)) return this.exited;
-    const qmp = await QmpClient.connect(this.options.spec.qmpSocket, 1000).catch(() => undefined);
+    const qmp = await QmpClient.connect(this.options.qmpSocket, 1000).catch(() => undefined);
     await qmp?.execute("quit").catch(() => {});
     qmp?.close();
-    if (!(await settlesWithin(this.exited, 2000))) this.process.kill("SIGKILL");
+    if (!(await settlesWithin(this.exited, 2000))) this.options.process.kill("SIGKILL");
     return this.exited;
   }
 
@@ -161,8 +166,9 @@ export class QemuMachine implements Machine {
     const console = await readFile(this.consoleLog, "utf8").catch(() => "");
     const panic = console.split("\n").find((l) => l.includes("Kernel panic"));
     if (panic) return { code: undefined, reason: `kernel panic: ${panic.trim()}` };
+    if (this.options.process.adopted) return { code: undefined, reason: this.stopRequested ? "stopped" : "QEMU exited (adopted: its status is not known)" };
     if (signal) return { code: undefined, reason: `QEMU was killed (${signal})` };
-    const qemuLog = (await readFile(join(this.consoleLog, "..", "qemu.log"), "utf8").catch(() => "")).trim();
+    const qemuLog = (await readFile(join(dirname(this.consoleLog), "qemu.log"), "utf8").catch(() => "")).trim();
     return { code: undefined, reason: `QEMU exited with status ${status}${qemuLog ? `: ${qemuLog.split("\n").slice(-3).join(" ")}` : ""}` };
   }
 }
@@ -181,3 +187,4 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 }
 
 const round = (ms: number): number => Math.round(ms * 10) / 10;
+export { QEMU_BINARY } from "./qemu-binary.ts";

@@ -1,0 +1,1 @@
+export const QEMU_BINARY = "qemu-system-x86_64";

@@ -1,0 +1,63 @@
+import { readdir, readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import type { Accelerator } from "./qemu-argv.ts";
+import { QEMU_BINARY } from "./qemu-binary.ts";
+
+/** What a running Pith machine's QEMU command line says about it (the inverse of qemuArgv). */
+export interface DiscoveredMachine {
+  pid: number;
+  machineId: string;
+  accelerator: Accelerator;
+  consoleLog: string;
+  controlSocket: string;
+  qmpSocket: string;
+  forwards: { hostPort: number; guestPort: number }[];
+}
+
+/**
+ * Finds every Pith machine running on this host by reading /proc: the truth about what runs,
+ * whatever any state file says. A QEMU is Pith's when its -name is `pith:<machineId>`.
+ */
+export async function discoverMachines(): Promise<DiscoveredMachine[]> {
+  const found: DiscoveredMachine[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const raw = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    const argv = raw.split("\0").filter((a, i, all) => a !== "" || i < all.length - 1);
+    if (!argv[0] || basename(argv[0]) !== QEMU_BINARY) continue;
+    const machine = parseQemuArgv(Number(entry), argv.slice(1));
+    if (machine) found.push(machine);
+  }
+  return found.sort((a, b) => a.machineId.localeCompare(b.machineId));
+}
+
+export function parseQemuArgv(pid: number, argv: string[]): DiscoveredMachine | undefined {
+  const values = (flag: string): string[] => argv.flatMap((a, i) => (a === flag && argv[i + 1] !== undefined ? [argv[i + 1]!] : []));
+  const name = values("-name")[0];
+  if (!name?.startsWith("pith:")) return undefined;
+  const chardevPath = (id: string): string | undefined =>
+    values("-chardev")
+      .find((c) => c.split(",").includes(`id=${id}`))
+      ?.split(",")
+      .find((o) => o.startsWith("path="))
+      ?.slice("path=".length);
+  const qmp = values("-qmp")[0]?.replace(/^unix:/, "").split(",")[0];
+  const consoleLog = chardevPath("console");
+  const controlSocket = chardevPath("control");
+  if (!consoleLog || !controlSocket || !qmp) return undefined;
+  const forwards = (values("-netdev")[0] ?? "")
+    .split(",")
+    .flatMap((o) => {
+      const m = /^hostfwd=tcp:127\.0\.0\.1:(\d+)-:(\d+)$/.exec(o);
+      return m ? [{ hostPort: Number(m[1]), guestPort: Number(m[2]) }] : [];
+    });
+  return {
+    pid,
+    machineId: name.slice("pith:".length),
+    accelerator: values("-accel")[0]?.startsWith("kvm") ? "kvm" : "tcg",
+    consoleLog,
+    controlSocket,
+    qmpSocket: qmp,
+    forwards,
+  };
+}

@@ -1,0 +1,99 @@
+import type { Resource } from "./resource.ts";
+
+/** A declared service: run this image as this many machines, and keep it that way. */
+export interface ServiceSpec {
+  /** An image name (its latest build) or digest. */
+  image: string;
+  /** Fixed machine count; or min/max for scale-to-zero and autoscaling (the proxy's issue). */
+  replicas?: number;
+  min?: number;
+  max?: number;
+  /** Added to (and overriding) the image's env for every machine. */
+  env?: Record<string, string>;
+  /** Host names the proxy routes to this service. */
+  hosts?: string[];
+  update?: { strategy: "rolling"; maxSurge: number; maxUnavailable: number };
+}
+
+export interface ServiceStatus {
+  observedGeneration?: number;
+  /** The digest `spec.image` resolved to. */
+  imageDigest?: string;
+  desired?: number;
+  ready?: number;
+  /** Machines of this service by phase. */
+  phases?: Partial<Record<MachinePhase, number>>;
+  /** Set while failed machines are being replaced with back-off. */
+  crashLoop?: { failures: number; lastReason: string; nextAttemptAt: string };
+  message?: string;
+}
+
+export const MACHINE_PHASES = ["pending", "booting", "ready", "draining", "stopped", "failed"] as const;
+export type MachinePhase = (typeof MACHINE_PHASES)[number];
+
+/** One VM of a service's image. Created by the service controller, placed by the scheduler. */
+export interface MachineSpec {
+  service?: string;
+  /** Image digest (always a digest: a machine never changes image). */
+  image: string;
+  /** The node it runs on; empty until scheduled. */
+  node?: string;
+  memoryMiB: number;
+  vcpus: number;
+  env?: Record<string, string>;
+  /** "running" until the controller wants it gone; the agent stops it, then deletes the object. */
+  desiredState: "running" | "stopped";
+}
+
+export interface MachineStatus {
+  phase: MachinePhase;
+  reason?: string;
+  node?: string;
+  pid?: number;
+  accelerator?: "kvm" | "tcg";
+  addresses?: { guestPort: number; hostPort: number; url: string }[];
+  timings?: { vmmMs?: number; kernelMs?: number; initMs?: number; appMs?: number; readyMs?: number };
+  exitCode?: number;
+  startedAt?: string;
+  readyAt?: string;
+  stoppedAt?: string;
+}
+
+export interface NodeSpec {
+  capacity: { memoryMiB: number; vcpus: number };
+  accelerator: "kvm" | "tcg";
+}
+
+export interface NodeStatus {
+  heartbeatAt?: string;
+  /** Resources claimed by machines placed here. */
+  allocated?: { memoryMiB: number; vcpus: number; machines: number };
+  ready?: boolean;
+  agentVersion?: string;
+}
+
+/** An image known to the control plane (registered when built or applied). */
+export interface ImageSpec {
+  digest: string;
+  runtime: "node" | "native";
+  memoryMiB: number;
+  vcpus: number;
+  listen: number[];
+  egress: string[];
+  storedBytes: number;
+}
+
+/** Something that happened to an object, for `pith describe`. */
+export interface EventSpec {
+  involved: { kind: string; name: string };
+  type: "Normal" | "Warning";
+  reason: string;
+  message: string;
+  at: string;
+}
+
+export type Service = Resource<"Service", ServiceSpec, ServiceStatus>;
+export type Machine = Resource<"Machine", MachineSpec, MachineStatus>;
+export type PithNode = Resource<"Node", NodeSpec, NodeStatus>;
+export type Image = Resource<"Image", ImageSpec, Record<string, never>>;
+export type PithEvent = Resource<"Event", EventSpec, Record<string, never>>;

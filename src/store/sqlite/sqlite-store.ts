@@ -1,0 +1,198 @@
+import Database from "better-sqlite3";
+import type { Kind, Resource, ResourceInput, WatchEvent, WatchEventType } from "../../model/resource.ts";
+import { createdObject, deletedObject, matchesLabels, updatedObject } from "../object-rules.ts";
+import { type Store, StoreError } from "../store.ts";
+import { parseRevision, validateInput, validateKind, validateName } from "../validate.ts";
+import { migrate } from "./schema.ts";
+import { type CommittedEvent, WatchHub } from "./watch-hub.ts";
+
+export interface SqliteStoreOptions {
+  /** How many of the newest events the watch history keeps (default 10000). */
+  historyLimit?: number;
+  /** Told about errors thrown by watch callbacks (default: printed to stderr). */
+  onWatcherError?: (error: unknown) => void;
+}
+
+const DEFAULT_HISTORY_LIMIT = 10_000;
+
+/**
+ * The embedded Store: one SQLite file, owned by one process. Watchers are notified in-process,
+ * so a second process writing to the same file would not be seen by this one's watchers.
+ *
+ * Durability: WAL journal with synchronous=NORMAL. A commit appends to the WAL file with write()
+ * before it returns, so once a write's promise resolves it survives the process being killed
+ * (even with SIGKILL): the data is in the OS page cache and the next open replays the WAL. What
+ * NORMAL gives up (versus FULL) is only the fsync per commit, i.e. the last commits may roll back
+ * on an OS crash or power loss; the database is never corrupted.
+ */
+export class SqliteStore implements Store {
+  private readonly hub: WatchHub;
+  private readonly statements;
+
+  static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+    const historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+    if (!Number.isSafeInteger(historyLimit) || historyLimit < 1) {
+      throw new StoreError("Invalid", `historyLimit must be a positive integer, not ${historyLimit}`);
+    }
+    const db = new Database(path);
+    try {
+      db.pragma("journal_mode = WAL"); // ":memory:" stays "memory", which is fine for tests
+      db.pragma("synchronous = NORMAL");
+      db.pragma("busy_timeout = 5000"); // e.g. a backup or `sqlite3` shell holding the lock briefly
+      migrate(db);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    const onWatcherError = options.onWatcherError ?? ((error) => console.error("pith store: a watch callback threw:", error));
+    return new SqliteStore(db, historyLimit, onWatcherError);
+  }
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly historyLimit: number,
+    onWatcherError: (error: unknown) => void,
+  ) {
+    this.hub = new WatchHub(onWatcherError);
+    this.statements = {
+      revision: db.prepare<[], number>("SELECT value FROM meta WHERE key = 'revision'").pluck(),
+      setRevision: db.prepare<[number]>("UPDATE meta SET value = ? WHERE key = 'revision'"),
+      get: db.prepare<[Kind, string], string>("SELECT json FROM objects WHERE kind = ? AND name = ?").pluck(),
+      list: db.prepare<[Kind], string>("SELECT json FROM objects WHERE kind = ? ORDER BY name").pluck(),
+      put: db.prepare<[Kind, string, string, number, string]>(
+        "INSERT OR REPLACE INTO objects (kind, name, uid, resource_version, json) VALUES (?, ?, ?, ?, ?)",
+      ),
+      remove: db.prepare<[Kind, string]>("DELETE FROM objects WHERE kind = ? AND name = ?"),
+      append: db.prepare<[number, Kind, string, WatchEventType, string]>(
+        "INSERT INTO events (revision, kind, name, type, json) VALUES (?, ?, ?, ?, ?)",
+      ),
+      compact: db.prepare<[number]>("DELETE FROM events WHERE revision <= ?"),
+      oldestEvent: db.prepare<[], number | null>("SELECT MIN(revision) FROM events").pluck(),
+      eventsAfter: db.prepare<[number], CommittedEvent>("SELECT revision, kind, type, json FROM events WHERE revision > ? ORDER BY revision"),
+      kindEventsAfter: db.prepare<[number, Kind], CommittedEvent>(
+        "SELECT revision, kind, type, json FROM events WHERE revision > ? AND kind = ? ORDER BY revision",
+      ),
+    };
+  }
+
+  async create<R extends Resource>(input: ResourceInput<R["kind"], R["spec"], R["status"]>): Promise<R> {
+    validateInput(input);
+    return this.write(input.kind, input.metadata.name, (existing, revision) => {
+      if (existing) throw new StoreError("AlreadyExists", `${input.kind} ${input.metadata.name} already exists`);
+      return { type: "ADDED", object: createdObject(input, revision, new Date()) };
+    }) as R;
+  }
+
+  async get<R extends Resource>(kind: R["kind"], name: string): Promise<R | undefined> {
+    validateKind(kind);
+    validateName(kind, name);
+    const json = this.statements.get.get(kind, name);
+    return json === undefined ? undefined : (JSON.parse(json) as R);
+  }
+
+  async list<R extends Resource>(kind: R["kind"], options: { labels?: Record<string, string> } = {}): Promise<{ items: R[]; resourceVersion: string }> {
+    validateKind(kind);
+    // One read transaction: the items and the revision are from the same snapshot.
+    return this.db.transaction(() => {
+      const items = this.statements.list.all(kind).map((json) => JSON.parse(json) as R);
+      return {
+        items: items.filter((item) => matchesLabels(item, options.labels)),
+        resourceVersion: String(this.statements.revision.get()),
+      };
+    })();
+  }
+
+  async update<R extends Resource>(input: ResourceInput<R["kind"], R["spec"], R["status"]>): Promise<R> {
+    validateInput(input);
+    return this.write(input.kind, input.metadata.name, (existing, revision) => {
+      if (!existing) throw new StoreError("NotFound", `${input.kind} ${input.metadata.name} not found`);
+      return { type: "MODIFIED", object: updatedObject(existing, input, revision, new Date()) };
+    }) as R;
+  }
+
+  async delete<R extends Resource>(kind: R["kind"], name: string, options: { expectedResourceVersion?: string } = {}): Promise<R> {
+    validateKind(kind);
+    validateName(kind, name);
+    const expected = options.expectedResourceVersion;
+    if (expected !== undefined) parseRevision(expected, "expectedResourceVersion");
+    return this.write(kind, name, (existing, revision) => {
+      if (!existing) throw new StoreError("NotFound", `${kind} ${name} not found`);
+      return { type: "DELETED", object: deletedObject(existing, expected, revision) };
+    }) as R;
+  }
+
+  async watch(
+    kind: Kind | undefined,
+    fromResourceVersion: string | undefined,
+    onEvent: (event: WatchEvent & { resourceVersion: string }) => void,
+  ): Promise<() => void> {
+    if (kind !== undefined) validateKind(kind);
+    const from = fromResourceVersion === undefined ? undefined : parseRevision(fromResourceVersion, "fromResourceVersion");
+    // Listen first, then read the history: whatever is committed in between is both buffered and
+    // in the history, and the watcher drops the second copy by revision.
+    const watcher = this.hub.add(kind, onEvent);
+    try {
+      const { after, history } = this.readHistory(kind, from);
+      watcher.replay(after, history);
+    } catch (error) {
+      watcher.close();
+      throw error;
+    }
+    return () => watcher.close();
+  }
+
+  async revision(): Promise<string> {
+    return String(this.statements.revision.get());
+  }
+
+  async close(): Promise<void> {
+    this.hub.closeAll();
+    if (this.db.open) this.db.close();
+  }
+
+  /**
+   * One write, in one transaction: next revision, object row, event row, revision counter,
+   * history compaction. `decide` sees the current object (or undefined) and may throw a
+   * StoreError, which rolls everything back. Watchers hear of it only after the commit.
+   */
+  private write(kind: Kind, name: string, decide: (existing: Resource | undefined, revision: number) => { type: WatchEventType; object: Resource }): Resource {
+    const s = this.statements;
+    // IMMEDIATE takes the write lock before reading, so the revision read cannot go stale.
+    const committed = this.db
+      .transaction((): CommittedEvent => {
+        const current = s.get.get(kind, name);
+        const revision = s.revision.get()! + 1;
+        const { type, object } = decide(current === undefined ? undefined : (JSON.parse(current) as Resource), revision);
+        const json = JSON.stringify(object);
+        if (type === "DELETED") s.remove.run(kind, name);
+        else s.put.run(kind, name, object.metadata.uid, revision, json);
+        s.append.run(revision, kind, name, type, json);
+        s.setRevision.run(revision);
+        s.compact.run(revision - this.historyLimit);
+        return { revision, kind, type, json };
+      })
+      .immediate();
+    this.hub.publish(committed);
+    return JSON.parse(committed.json) as Resource;
+  }
+
+  /**
+   * The events a watch from `from` must replay, and the revision they follow. `.all()` (not an
+   * iterator) because replay callbacks may write, which an open statement iterator forbids.
+   */
+  private readHistory(kind: Kind | undefined, from: number | undefined): { after: number; history: CommittedEvent[] } {
+    const s = this.statements;
+    return this.db.transaction(() => {
+      const current = s.revision.get()!;
+      if (from === undefined) return { after: current, history: [] };
+      // The first event this watch needs is from + 1; if that was compacted away, say so rather
+      // than silently skip it. (No events at all means everything up to `current` is compacted.)
+      const oldest = s.oldestEvent.get() ?? current + 1;
+      if (from + 1 < oldest) {
+        throw new StoreError("Gone", `revision ${from} is too old: the watch history starts after revision ${oldest - 1}; list again and watch from the list's resourceVersion`);
+      }
+      const history = kind === undefined ? s.eventsAfter.all(from) : s.kindEventsAfter.all(from, kind);
+      return { after: from, history };
+    })();
+  }
+}

@@ -1,0 +1,46 @@
+import type { Kind, Resource, ResourceInput, WatchEvent } from "../model/resource.ts";
+
+/**
+ * Where the control plane keeps every object. Implementations: sqlite/ (embedded, the default)
+ * and, later, etcd/. Every implementation passes store-contract.ts.
+ *
+ * Revisions: one counter across all kinds, incremented by every write; an object's
+ * metadata.resourceVersion is the revision of its last write. Watches resume from a revision
+ * and see every later event exactly once, in order.
+ */
+export interface Store {
+  /** Creates an object; fails with StoreError "AlreadyExists" if the name is taken. */
+  create<R extends Resource>(input: ResourceInput<R["kind"], R["spec"], R["status"]>): Promise<R>;
+  get<R extends Resource>(kind: R["kind"], name: string): Promise<R | undefined>;
+  /** All objects of a kind (optionally matching every given label) and the revision they are at. */
+  list<R extends Resource>(kind: R["kind"], options?: { labels?: Record<string, string> }): Promise<{ items: R[]; resourceVersion: string }>;
+  /**
+   * Replaces spec, labels and status of an existing object. If input.metadata.resourceVersion is
+   * set and is not the current one: StoreError "Conflict". Missing object: "NotFound".
+   * generation is incremented only when spec changed.
+   */
+  update<R extends Resource>(input: ResourceInput<R["kind"], R["spec"], R["status"]>): Promise<R>;
+  /** Deletes; with expectedResourceVersion, only if it matches ("Conflict" otherwise). Missing: "NotFound". */
+  delete<R extends Resource>(kind: R["kind"], name: string, options?: { expectedResourceVersion?: string }): Promise<R>;
+  /**
+   * Calls onEvent for every change to objects of `kind` (all kinds if undefined) after revision
+   * `fromResourceVersion` (from now if undefined): first the recorded history, in order, then live
+   * events. If the history before that revision was compacted: StoreError "Gone".
+   */
+  watch(kind: Kind | undefined, fromResourceVersion: string | undefined, onEvent: (event: WatchEvent & { resourceVersion: string }) => void): Promise<() => void>;
+  /** The current revision. */
+  revision(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export type StoreErrorCode = "AlreadyExists" | "NotFound" | "Conflict" | "Gone" | "Invalid";
+
+export class StoreError extends Error {
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "StoreError";
+  }
+}
