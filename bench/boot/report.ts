@@ -15,6 +15,8 @@ export interface Sample {
   /** Pith's own stage timings for the same boot. */
   timings?: BootTimings;
   error?: string;
+  /** The host's 1-minute load average when the boot started (2 cores: above ~1.5, others compete). */
+  load?: number;
 }
 
 export interface AppSetup {
@@ -45,11 +47,16 @@ export interface Summary {
     pithTimings: Partial<Record<keyof BootTimings, number>>;
     failures: { pith: number; generic: number };
     ratio: number | undefined;
+    /** Median of generic/pith within each run: the two boots of a pair ran back to back. */
+    pairedRatio: number | undefined;
     target: { ratio: number; pass: boolean };
     setup: AppSetup;
   }>;
   staticImage: { app: string; storedBytes: number; limitBytes: number; pass: boolean } | undefined;
+  /** The host's 1-minute load average over the measured boots. */
+  hostLoad: { min: number; max: number } | undefined;
   failures: Sample[];
+  samples: Sample[];
 }
 
 export function median(values: number[]): number {
@@ -90,6 +97,11 @@ export function summarize(options: {
       const pith = spread(ok(of(setup.name, "pith")));
       const generic = spread(ok(of(setup.name, "generic")));
       const ratio = pith && generic ? Math.round((generic.median / pith.median) * 100) / 100 : undefined;
+      const pairs = of(setup.name, "pith").flatMap((p) => {
+        const g = of(setup.name, "generic").find((x) => x.run === p.run);
+        return p.readyMs !== undefined && g?.readyMs !== undefined ? [g.readyMs / p.readyMs] : [];
+      });
+      const pairedRatio = pairs.length ? Math.round(median(pairs) * 100) / 100 : undefined;
       const pithTimings: Partial<Record<keyof BootTimings, number>> = {};
       for (const key of TIMING_KEYS) {
         const values = of(setup.name, "pith").flatMap((s) => (s.timings?.[key] !== undefined ? [s.timings[key]!] : []));
@@ -102,6 +114,7 @@ export function summarize(options: {
         pithTimings,
         failures: { pith: of(setup.name, "pith").filter((s) => s.error).length, generic: of(setup.name, "generic").filter((s) => s.error).length },
         ratio,
+        pairedRatio,
         target: { ratio: setup.targetRatio, pass: ratio !== undefined && ratio >= setup.targetRatio },
         setup,
       };
@@ -112,8 +125,15 @@ export function summarize(options: {
       limitBytes: options.staticLimitBytes,
       pass: staticSetup.pith.storedBytes < options.staticLimitBytes,
     },
+    hostLoad: loadRange(samples),
     failures: samples.filter((s) => s.error),
+    samples,
   };
+}
+
+function loadRange(samples: Sample[]): Summary["hostLoad"] {
+  const loads = samples.flatMap((s) => (s.load === undefined ? [] : [s.load]));
+  return loads.length ? { min: round(Math.min(...loads)), max: round(Math.max(...loads)) } : undefined;
 }
 
 export function formatSummary(s: Summary): string {
@@ -124,6 +144,7 @@ export function formatSummary(s: Summary): string {
 
   out.push(`boot-to-ready: ${s.measure}`);
   out.push(`${s.date}, ${s.host.cpus} cores, QEMU TCG (${s.host.qemu}), ${s.runs} measured runs per contender after ${s.warmup} warm-up, interleaved pith/generic`);
+  if (s.hostLoad) out.push(`host load (1-min average) at each boot: ${s.hostLoad.min.toFixed(1)} to ${s.hostLoad.max.toFixed(1)}`);
   out.push("");
   out.push(pad(["app", "contender", "median", "min", "max", "ok/runs", "memory", "kernel", "initramfs"], [10, 9, 9, 9, 9, 7, 7, 12, 12]));
   for (const app of s.apps) {
@@ -139,6 +160,14 @@ export function formatSummary(s: Summary): string {
     }
   }
   out.push("");
+  out.push("every measured boot, in run order (ms):");
+  for (const app of s.apps) {
+    for (const c of ["pith", "generic"] as const) {
+      const list = s.samples.filter((x) => x.app === app.name && x.contender === c).map((x) => (x.readyMs === undefined ? "FAIL" : String(Math.round(x.readyMs))));
+      out.push(`  ${app.name.padEnd(10)} ${c.padEnd(8)} ${list.join(" ")}`);
+    }
+  }
+  out.push("");
   out.push("Pith's own boot timings (median; vmm + kernel + init + app = ready, from init's reports):");
   for (const app of s.apps) {
     const t = app.pithTimings;
@@ -148,7 +177,8 @@ export function formatSummary(s: Summary): string {
   out.push("targets:");
   for (const app of s.apps) {
     const ratio = app.ratio === undefined ? "n/a" : `${app.ratio.toFixed(2)}x`;
-    out.push(`  ${app.name.padEnd(10)} generic/pith median = ${ratio.padEnd(6)} target >= ${app.target.ratio}x   ${verdict(app.target.pass)}`);
+    const paired = app.pairedRatio === undefined ? "" : ` (median of per-run ratios ${app.pairedRatio.toFixed(2)}x)`;
+    out.push(`  ${app.name.padEnd(10)} generic/pith medians = ${ratio.padEnd(6)} target >= ${app.target.ratio}x   ${verdict(app.target.pass)}${paired}`);
   }
   if (s.staticImage) {
     const i = s.staticImage;

@@ -10,7 +10,7 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { createServer } from "node:net";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { BootTimings, Machine } from "../../src/hypervisor/hypervisor.ts";
@@ -205,10 +205,11 @@ async function bootPith(app: PreparedApp, work: string, label: string): Promise<
   } finally {
     machine ??= await Promise.race([starting.catch(() => undefined), delay(0)]);
     if (machine) await machine.stop(1000).catch(() => {});
-    const pid = Number((await readFile(join(stateDir, "qemu.pid"), "utf8").catch(() => "")).trim());
-    if (pid > 0) killGroup(pid);
-    if (!machine) {
-      // start() has not returned: it ends the machine if it fails; otherwise stop it when it does.
+    else {
+      // start() has not returned (the boot timed out before init reported): kill QEMU by the
+      // pid it wrote, and stop the machine should start() still return it.
+      const pid = Number((await readFile(join(stateDir, "qemu.pid"), "utf8").catch(() => "")).trim());
+      if (pid > 0) killGroup(pid);
       void starting.then((m) => m.stop(0), () => {});
     }
     if (!flags.keep) await rm(stateDir, { recursive: true, force: true });
@@ -262,7 +263,7 @@ async function main(): Promise<void> {
     for (const app of apps) {
       for (const contender of ["pith", "generic"] as Contender[]) {
         const label = `${app.setup.name}-${contender}-${run}`;
-        const sample: Sample = { app: app.setup.name, contender, run: run - warmup + 1 };
+        const sample: Sample = { app: app.setup.name, contender, run: run - warmup + 1, load: Math.round(loadavg()[0]! * 100) / 100 };
         try {
           const result = contender === "pith" ? await bootPith(app, work, label) : await bootGeneric(app, work, label);
           sample.readyMs = result.readyMs;

@@ -1,9 +1,17 @@
 import { Command, CommanderError } from "commander";
+import { registerApply } from "./commands/apply.ts";
 import { registerBuild } from "./commands/build.ts";
+import { registerDelete } from "./commands/delete.ts";
+import { registerDescribe } from "./commands/describe.ts";
+import { registerGet } from "./commands/get.ts";
 import { registerImages } from "./commands/images.ts";
 import { registerInspect } from "./commands/inspect.ts";
 import { registerKernel } from "./commands/kernel.ts";
+import { registerLogs } from "./commands/logs.ts";
 import { registerRun } from "./commands/run.ts";
+import { registerScale } from "./commands/scale.ts";
+import { registerUp } from "./commands/up.ts";
+import { registerClientOptions } from "./client-config.ts";
 import { printError } from "./output.ts";
 
 const program = new Command("pith")
@@ -17,6 +25,14 @@ registerRun(program);
 registerInspect(program);
 registerImages(program);
 registerKernel(program);
+registerClientOptions(program);
+registerApply(program);
+registerGet(program);
+registerDescribe(program);
+registerLogs(program);
+registerScale(program);
+registerDelete(program);
+registerUp(program);
 
 try {
   await program.parseAsync(process.argv);

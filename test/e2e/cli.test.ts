@@ -87,7 +87,7 @@ describe("pith CLI", { timeout: 900_000 }, () => {
       child.kill("SIGTERM");
       assert.equal(await exited, 0);
       assert.match(stderr, /stopped: app exited with code 0/);
-      const left = spawnSync("pgrep", ["-f", `pith:${id}`]);
+      const left = spawnSync("pgrep", ["-f", `pith:run/${id}`]);
       assert.equal(left.status, 1, `no QEMU left for ${id}`);
     } finally {
       child.kill("SIGKILL");

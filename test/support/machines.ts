@@ -32,7 +32,7 @@ export function missingForMachines(): string | undefined {
 export async function startMachine(t: TestContext, image: StoredImage, extra: Partial<MachineSpec> = {}): Promise<Machine> {
   const stateDir = mkdtempSync(join(tmpdir(), "pith-machine-"));
   const id = `${image.record.name}-${randomBytes(3).toString("hex")}`;
-  const machine = await new QemuHypervisor().start({ id, stateDir, ...(await bootable(image)), ...extra });
+  const machine = await new QemuHypervisor({ owner: "test" }).start({ id, stateDir, ...(await bootable(image)), ...extra });
   t.after(async () => {
     await machine.stop(1000);
     rmSync(stateDir, { recursive: true, force: true });

@@ -4,6 +4,7 @@ import { kernelCommandLine, qemuArgv, type QemuMachineSpec } from "./qemu-argv.t
 
 const spec: QemuMachineSpec = {
   machineId: "web-1",
+  owner: "agent.node-a",
   accelerator: "tcg",
   memoryMiB: 128,
   vcpus: 1,
@@ -56,7 +57,7 @@ test("TCG gets a TSC rate and RDRAND; KVM gets the host CPU and no TSC override"
 
 test("the machine is findable by name, boots the PVH kernel with qboot, and exits instead of rebooting", () => {
   const argv = qemuArgv(spec);
-  assert.deepEqual(valueOf(argv, "-name"), ["pith:web-1"]);
+  assert.deepEqual(valueOf(argv, "-name"), ["pith:agent.node-a/web-1"]);
   assert.deepEqual(valueOf(argv, "-bios"), ["/fw/qboot.rom"]);
   assert.deepEqual(valueOf(argv, "-kernel"), ["/img/vmlinux"]);
   assert.ok(argv.includes("-no-reboot"));

@@ -21,8 +21,13 @@ export interface EgressRoute {
 }
 
 export interface QemuMachineSpec {
-  /** Shown in `ps` as `-name pith:<machineId>` so a restarted agent can find its machines. */
   machineId: string;
+  /**
+   * Who manages the machine (e.g. `run` for `pith run`, `agent.<node>` for a node agent). With
+   * the id it names the process, `-name pith:<owner>/<machineId>`, so a restarted agent finds
+   * its own machines and never touches anyone else's.
+   */
+  owner: string;
   accelerator: Accelerator;
   memoryMiB: number;
   vcpus: number;
@@ -45,7 +50,7 @@ export const GUEST_GATEWAY = "10.0.2.2";
 
 export function qemuArgv(spec: QemuMachineSpec): string[] {
   const argv: string[] = [
-    "-name", `pith:${spec.machineId}`,
+    "-name", `pith:${spec.owner}/${spec.machineId}`,
     // Nothing we did not ask for: no default NIC, VGA, floppy, CD-ROM or config files.
     "-nodefaults", "-no-user-config", "-display", "none",
     // microvm: no PCI, no ACPI, virtio-mmio only. The legacy PIT/PIC/RTC and ISA serial are

@@ -6,6 +6,7 @@ import { QEMU_BINARY } from "./qemu-binary.ts";
 /** What a running Pith machine's QEMU command line says about it (the inverse of qemuArgv). */
 export interface DiscoveredMachine {
   pid: number;
+  owner: string;
   machineId: string;
   accelerator: Accelerator;
   consoleLog: string;
@@ -16,7 +17,7 @@ export interface DiscoveredMachine {
 
 /**
  * Finds every Pith machine running on this host by reading /proc: the truth about what runs,
- * whatever any state file says. A QEMU is Pith's when its -name is `pith:<machineId>`.
+ * whatever any state file says. A QEMU is Pith's when its -name is `pith:<owner>/<machineId>`.
  */
 export async function discoverMachines(): Promise<DiscoveredMachine[]> {
   const found: DiscoveredMachine[] = [];
@@ -33,8 +34,8 @@ export async function discoverMachines(): Promise<DiscoveredMachine[]> {
 
 export function parseQemuArgv(pid: number, argv: string[]): DiscoveredMachine | undefined {
   const values = (flag: string): string[] => argv.flatMap((a, i) => (a === flag && argv[i + 1] !== undefined ? [argv[i + 1]!] : []));
-  const name = values("-name")[0];
-  if (!name?.startsWith("pith:")) return undefined;
+  const name = /^pith:([^/]+)\/(.+)$/.exec(values("-name")[0] ?? "");
+  if (!name) return undefined;
   const chardevPath = (id: string): string | undefined =>
     values("-chardev")
       .find((c) => c.split(",").includes(`id=${id}`))
@@ -53,7 +54,8 @@ export function parseQemuArgv(pid: number, argv: string[]): DiscoveredMachine | 
     });
   return {
     pid,
-    machineId: name.slice("pith:".length),
+    owner: name[1]!,
+    machineId: name[2]!,
     accelerator: values("-accel")[0]?.startsWith("kvm") ? "kvm" : "tcg",
     consoleLog,
     controlSocket,

@@ -22,6 +22,11 @@ export class QemuHypervisor implements Hypervisor {
   readonly name = "qemu";
   private qemuVersion: string | undefined;
 
+  /** `owner` scopes recover(): each manager of machines (pith run, an agent) sees only its own. */
+  constructor(private readonly options: { owner: string } = { owner: "run" }) {
+    if (!/^[a-z0-9][a-z0-9.-]*$/.test(options.owner)) throw new Error(`invalid machine owner "${options.owner}"`);
+  }
+
   async start(spec: MachineSpec): Promise<Machine> {
     const version = (this.qemuVersion ??= await detectQemuVersion());
     const choice = await chooseAccelerator(version);
@@ -42,7 +47,7 @@ export class QemuHypervisor implements Hypervisor {
    */
   async recover(): Promise<Machine[]> {
     const machines: Machine[] = [];
-    for (const found of await discoverMachines()) {
+    for (const found of (await discoverMachines()).filter((m) => m.owner === this.options.owner)) {
       const machine = new QemuMachine({
         machineId: found.machineId,
         accelerator: found.accelerator,
@@ -84,6 +89,7 @@ export class QemuHypervisor implements Hypervisor {
 
     const qemuSpec: QemuMachineSpec = {
       machineId: spec.id,
+      owner: this.options.owner,
       accelerator,
       memoryMiB: image.capabilities.memoryMiB,
       vcpus: image.capabilities.vcpus,

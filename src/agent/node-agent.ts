@@ -1,0 +1,252 @@
+import { availableParallelism, hostname, totalmem } from "node:os";
+import { join } from "node:path";
+import { isApiError, type PithClient } from "../client/index.ts";
+import type { Hypervisor, Machine as RunningMachine } from "../hypervisor/hypervisor.ts";
+import { bootFiles, resolveImage } from "../image/image-store.ts";
+import { API_VERSION } from "../model/resource.ts";
+import type { Machine, MachineStatus, PithNode } from "../model/kinds.ts";
+import { bootToReadySeconds } from "../shared/metrics.ts";
+import { machinesDir } from "../shared/paths.ts";
+
+/** The host's name, made a valid object name. */
+export const defaultNodeName = (): string => hostname().toLowerCase().replace(/[^a-z0-9.-]/g, "-");
+
+export interface NodeAgentOptions {
+  client: PithClient;
+  hypervisor: Hypervisor;
+  nodeName?: string;
+  accelerator: "kvm" | "tcg";
+  /** What this node offers; defaults: host memory less 1 GiB, 4 vCPUs per core (machines mostly idle). */
+  capacity?: { memoryMiB: number; vcpus: number };
+  heartbeatMs?: number;
+  resyncMs?: number;
+  log?: (message: string) => void;
+}
+
+/**
+ * The node agent: kubelet's job, for machines. It registers its node, heartbeats, and makes
+ * the machines placed on it real: starts them, reports their phases and timings, stops them
+ * when asked, and deletes their objects once they are gone.
+ *
+ * It keeps no state of its own. After a restart (even a kill -9) it finds the machines still
+ * running from the processes themselves (Hypervisor.recover) and carries on with them: same
+ * QEMU, no duplicate; a running machine nobody wants any more is stopped, so no orphan stays.
+ */
+export class NodeAgent {
+  readonly nodeName: string;
+  private readonly client: PithClient;
+  private readonly hypervisor: Hypervisor;
+  private readonly running = new Map<string, RunningMachine>();
+  /** Per-machine chain of work, so one machine's steps never interleave. */
+  private readonly work = new Map<string, Promise<void>>();
+  private readonly abort = new AbortController();
+  private timers: NodeJS.Timeout[] = [];
+  private readonly log: (message: string) => void;
+
+  constructor(private readonly options: NodeAgentOptions) {
+    this.client = options.client;
+    this.hypervisor = options.hypervisor;
+    this.nodeName = options.nodeName ?? defaultNodeName();
+    this.log = options.log ?? (() => {});
+  }
+
+  async start(): Promise<void> {
+    await this.register();
+    for (const machine of await this.hypervisor.recover()) {
+      this.running.set(machine.id, machine);
+      this.log(`re-adopted machine ${machine.id} (pid ${machine.pid})`);
+    }
+    // Level-based: a full pass now and on every resync, plus a watch for promptness.
+    const { items, metadata } = await this.client.list("Machine");
+    await this.reconcileAll(items);
+    void this.client
+      .watch("Machine", { resourceVersion: metadata.resourceVersion, signal: this.abort.signal, onRelist: (objects) => this.reconcileAll(objects) }, (event) => {
+        if (event.object.spec.node !== this.nodeName) return;
+        this.enqueue(event.object.metadata.name, event.type === "DELETED" ? undefined : event.object);
+      })
+      .catch((e: Error) => this.log(`machine watch ended: ${e.message}`));
+    this.timers.push(setInterval(() => void this.heartbeat().catch((e: Error) => this.log(`heartbeat failed: ${e.message}`)), this.options.heartbeatMs ?? 5000));
+    this.timers.push(
+      setInterval(
+        () =>
+          void this.client
+            .list("Machine")
+            .then(({ items }) => this.reconcileAll(items))
+            .catch((e: Error) => this.log(`resync failed: ${e.message}`)),
+        this.options.resyncMs ?? 10_000,
+      ),
+    );
+  }
+
+  /** Stops watching and heartbeating; machines keep running (they belong to the host, not to us). */
+  stop(): void {
+    this.abort.abort();
+    for (const t of this.timers) clearInterval(t);
+  }
+
+  private async reconcileAll(objects: Machine[]): Promise<void> {
+    const mine = new Map(objects.filter((m) => m.spec.node === this.nodeName).map((m) => [m.metadata.name, m]));
+    for (const [name, object] of mine) this.enqueue(name, object);
+    // Running machines with no object: deleted while we were away. Stop them.
+    for (const name of this.running.keys()) if (!mine.has(name)) this.enqueue(name, undefined);
+  }
+
+  private enqueue(name: string, object: Machine | undefined): void {
+    const previous = this.work.get(name) ?? Promise.resolve();
+    const next = previous.then(() => this.reconcile(name, object)).catch((e: Error) => this.log(`machine ${name}: ${e.message}`));
+    this.work.set(name, next);
+    void next.then(() => {
+      if (this.work.get(name) === next) this.work.delete(name);
+    });
+  }
+
+  private async reconcile(name: string, object: Machine | undefined): Promise<void> {
+    // Always act on the latest state: queued work may be older than what the store says now.
+    const latest = object ? await this.client.get("Machine", name) : undefined;
+    const local = this.running.get(name);
+    if (!latest || latest.spec.desiredState === "stopped") {
+      if (local) {
+        this.log(`stopping machine ${name}`);
+        if (latest) await this.setStatus(name, { ...latest.status, phase: "draining" });
+        await local.stop();
+        this.running.delete(name);
+      }
+      if (latest) await this.client.delete("Machine", name).catch((e) => (isApiError(e, 404) ? undefined : Promise.reject(e)));
+      return;
+    }
+    if (latest.spec.node !== this.nodeName) return;
+    if (local) {
+      this.watchMachine(latest, local);
+      return;
+    }
+    const phase = latest.status.phase;
+    if (phase === "pending") return this.startMachine(latest);
+    if (phase === "booting" || phase === "ready" || phase === "draining") {
+      // It was running here, but no process is left: it died while nobody was watching.
+      await this.setStatus(name, { ...latest.status, phase: "failed", reason: "its QEMU process ended while the agent was not running", stoppedAt: new Date().toISOString() });
+    }
+  }
+
+  private async startMachine(machine: Machine): Promise<void> {
+    const name = machine.metadata.name;
+    await this.setStatus(name, { phase: "booting", node: this.nodeName, startedAt: new Date().toISOString() });
+    let running: RunningMachine;
+    try {
+      const image = await resolveImage(machine.spec.image);
+      running = await this.hypervisor.start({
+        id: name,
+        image: image.record,
+        ...(await bootFiles(image)),
+        stateDir: join(machinesDir(), name),
+        env: machine.spec.env ?? {},
+      });
+    } catch (e) {
+      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${(e as Error).message}`, stoppedAt: new Date().toISOString() });
+      return;
+    }
+    this.running.set(name, running);
+    this.log(`started machine ${name} (pid ${running.pid}, ${running.accelerator})`);
+    await this.setStatus(name, {
+      phase: "booting",
+      node: this.nodeName,
+      pid: running.pid,
+      accelerator: running.accelerator,
+      addresses: running.ports,
+      startedAt: new Date().toISOString(),
+    });
+    this.watchMachine(await this.client.get("Machine", name), running);
+  }
+
+  private readonly watched = new WeakSet<RunningMachine>();
+
+  /** Reports a machine's readiness and its end, once per running machine. */
+  private watchMachine(object: Machine | undefined, machine: RunningMachine): void {
+    if (this.watched.has(machine)) return;
+    this.watched.add(machine);
+    const name = machine.id;
+    machine.whenReady().then(
+      (timings) => {
+        if (timings.readyMs !== undefined) bootToReadySeconds.observe({ image: object?.spec.image.slice(7, 19) ?? "" }, timings.readyMs / 1000);
+        const update = async () => {
+          const current = await this.client.get("Machine", name);
+          if (!current || current.status.phase === "ready") return;
+          await this.setStatus(name, {
+            ...current.status,
+            phase: "ready",
+            pid: machine.pid,
+            accelerator: machine.accelerator,
+            addresses: machine.ports,
+            ...(timings.readyMs !== undefined ? { timings } : {}),
+            readyAt: current.status.readyAt ?? new Date().toISOString(),
+          });
+        };
+        this.enqueueStep(name, update);
+      },
+      (e: Error) => {
+        if (machine.exit) return; // its end is reported below
+        this.enqueueStep(name, async () => {
+          const current = await this.client.get("Machine", name);
+          if (current) await this.setStatus(name, { ...current.status, phase: "failed", reason: e.message });
+          await machine.stop(1000);
+        });
+      },
+    );
+    void machine.whenExited().then((exit) => {
+      this.enqueueStep(name, async () => {
+        if (this.running.get(name) === machine) this.running.delete(name);
+        const current = await this.client.get("Machine", name);
+        if (!current) return;
+        if (current.spec.desiredState === "stopped") {
+          await this.client.delete("Machine", name).catch(() => {});
+          return;
+        }
+        if (current.status.phase === "failed") return;
+        await this.setStatus(name, {
+          ...current.status,
+          phase: "failed",
+          reason: exit.reason,
+          ...(exit.code !== undefined ? { exitCode: exit.code } : {}),
+          stoppedAt: new Date().toISOString(),
+        });
+      });
+    });
+  }
+
+  private enqueueStep(name: string, step: () => Promise<void>): void {
+    const previous = this.work.get(name) ?? Promise.resolve();
+    const next = previous.then(step).catch((e: Error) => this.log(`machine ${name}: ${e.message}`));
+    this.work.set(name, next);
+  }
+
+  private async setStatus(name: string, status: MachineStatus): Promise<void> {
+    try {
+      await this.client.updateStatus("Machine", name, status);
+    } catch (e) {
+      if (!isApiError(e, 404)) throw e;
+    }
+  }
+
+  private capacity(): { memoryMiB: number; vcpus: number } {
+    return this.options.capacity ?? { memoryMiB: Math.floor(totalmem() / 1024 / 1024) - 1024, vcpus: availableParallelism() * 4 };
+  }
+
+  private async register(): Promise<void> {
+    const spec = { capacity: this.capacity(), accelerator: this.options.accelerator };
+    const existing = await this.client.get("Node", this.nodeName);
+    if (!existing) {
+      await this.client.create({ apiVersion: API_VERSION, kind: "Node", metadata: { name: this.nodeName }, spec, status: this.nodeStatus() });
+    } else {
+      await this.client.update({ apiVersion: API_VERSION, kind: "Node", metadata: { name: this.nodeName, labels: existing.metadata.labels }, spec, status: this.nodeStatus() });
+    }
+  }
+
+  private nodeStatus(): PithNode["status"] {
+    return { ready: true, heartbeatAt: new Date().toISOString(), agentVersion: "0.1.0" };
+  }
+
+  private async heartbeat(): Promise<void> {
+    const mine = (await this.client.list("Machine")).items.filter((m) => m.spec.node === this.nodeName && m.spec.desiredState === "running");
+    const allocated = mine.reduce((a, m) => ({ memoryMiB: a.memoryMiB + m.spec.memoryMiB, vcpus: a.vcpus + m.spec.vcpus, machines: a.machines + 1 }), { memoryMiB: 0, vcpus: 0, machines: 0 });
+    await this.client.updateStatus("Node", this.nodeName, { ...this.nodeStatus(), allocated });
+  }
+}

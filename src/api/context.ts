@@ -1,0 +1,14 @@
+import type { Store } from "../store/store.ts";
+import type { OpenStreams } from "./streaming.ts";
+
+/** What route handlers work with. */
+export interface ApiContext {
+  store: Store;
+  /** Where a machine's console log is, or undefined if the machine is unknown. */
+  consoleLogPath: ((machineName: string) => Promise<string | undefined>) | undefined;
+  /** Interval of watch BOOKMARK lines and SSE pings. */
+  heartbeatMs: number;
+  /** Interval at which a followed console log is polled. */
+  consolePollMs: number;
+  streams: OpenStreams;
+}

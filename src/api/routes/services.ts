@@ -1,0 +1,44 @@
+import type { Static } from "@sinclair/typebox";
+import type { FastifyInstance } from "fastify";
+import type { Service } from "../../model/kinds.ts";
+import { API_VERSION } from "../../model/resource.ts";
+import { ApiError } from "../api-error.ts";
+import type { ApiContext } from "../context.ts";
+import { KIND_SCHEMAS } from "../schemas/kinds.ts";
+import { errorResponses, NameParams, ScaleBody } from "../schemas/requests.ts";
+import { readModifyWrite } from "./read-modify-write.ts";
+
+/** `POST /api/v1/services/:name/scale {replicas}`: sets spec.replicas, leaving the rest of the spec. */
+export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.post<{ Params: Static<typeof NameParams>; Body: Static<typeof ScaleBody> }>(
+    "/api/v1/services/:name/scale",
+    {
+      schema: {
+        summary: "Set a service's replica count",
+        description: "A service autoscaled with min/max cannot be given a fixed count this way (409): replace its spec instead.",
+        tags: ["Service"],
+        params: NameParams,
+        body: ScaleBody,
+        response: { 200: KIND_SCHEMAS.Service.resource, ...errorResponses(400, 401, 404, 409) },
+      },
+    },
+    async (request) => {
+      const { name } = request.params;
+      return readModifyWrite<Service>(ctx.store, "Service", name, undefined, (existing) => {
+        if (existing.spec.min !== undefined || existing.spec.max !== undefined) {
+          throw new ApiError(
+            "Conflict",
+            `Service ${name} is autoscaled (spec.min/max are set), so it has no fixed replica count to scale`,
+            `replace its spec with PUT /api/v1/services/${name}: either change min/max, or drop them and set replicas`,
+          );
+        }
+        return {
+          apiVersion: API_VERSION,
+          kind: "Service",
+          metadata: { name, labels: existing.metadata.labels },
+          spec: { ...existing.spec, replicas: request.body.replicas },
+        };
+      });
+    },
+  );
+}

@@ -1,0 +1,110 @@
+import type { Static } from "@sinclair/typebox";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Kind, Resource, WatchEvent } from "../../model/resource.ts";
+import { wantsEventStream } from "../auth.ts";
+import type { ApiContext } from "../context.ts";
+import { errorResponses, WatchAllQuery, WatchEventSchema } from "../schemas/requests.ts";
+import { ResponseStream } from "../streaming.ts";
+import { invalid } from "../validation.ts";
+
+/**
+ * Watches: every change after a revision, exactly once and in order, as it happens.
+ *
+ * NDJSON (the default): one `{"type":"ADDED|MODIFIED|DELETED","object":{...}}` per line, and every
+ * heartbeat a `{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"N"}}}` line: all
+ * changes up to N have been sent, so an idle client can resume from N.
+ *
+ * Server-Sent Events (`Accept: text/event-stream`): `id: <rv>`, `event: <TYPE>`, `data: <object>`;
+ * every heartbeat a `: ping` comment with an `id: N` line (a data-less event is not dispatched, but
+ * moves the browser's Last-Event-ID forward, like a bookmark). A reconnecting EventSource sends
+ * Last-Event-ID, and the watch resumes after it.
+ *
+ * A client resumes by watching from the last resourceVersion it saw (event or bookmark); if the
+ * history has been compacted past it, the answer is 410 Gone (before any streaming starts).
+ */
+type StoreEvent = WatchEvent & { resourceVersion: string };
+
+export interface WatchRequest {
+  kind: Kind | undefined;
+  resourceVersion: string | undefined;
+  /** Only events whose object passes are sent (the others still advance bookmarks). */
+  filter?: ((object: Resource) => boolean) | undefined;
+}
+
+const REVISION = /^(0|[1-9][0-9]{0,15})$/;
+
+export async function serveWatch(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, watch: WatchRequest): Promise<FastifyReply> {
+  const sse = wantsEventStream(request);
+  const from = startRevision(request, sse, watch.resourceVersion) ?? (await ctx.store.revision());
+
+  // Events that arrive before the response has started wait here. Once the store's watch is set up
+  // there is no await until `deliver` writes straight to the stream, so none can fall in between.
+  const pending: StoreEvent[] = [];
+  let deliver = (event: StoreEvent): void => void pending.push(event);
+  const stop = await ctx.store.watch(watch.kind, from, (event) => deliver(event));
+
+  const stream = new ResponseStream(request, reply, ctx.streams, {
+    "content-type": sse ? "text/event-stream; charset=utf-8" : "application/x-ndjson; charset=utf-8",
+  });
+  stream.onClose(stop);
+  let sent = Number(from);
+  deliver = (event) => {
+    sent = Math.max(sent, Number(event.resourceVersion));
+    if (watch.filter && !watch.filter(event.object)) return;
+    stream.write(sse ? sseEvent(event) : ndjsonEvent(event));
+  };
+  for (const event of pending.splice(0)) deliver(event);
+
+  stream.every(ctx.heartbeatMs, () => {
+    // The store hands out events synchronously at commit, so every change up to its current
+    // revision has already been through `deliver`.
+    ctx.store.revision().then(
+      (current) => {
+        const upTo = String(Math.max(sent, Number(current)));
+        stream.write(sse ? `: ping\nid: ${upTo}\n\n` : bookmark(upTo));
+      },
+      () => stream.end(), // the store is closed
+    );
+  });
+  return reply;
+}
+
+/** Where a watch starts: SSE's Last-Event-ID wins over ?resourceVersion; undefined means now. */
+function startRevision(request: FastifyRequest, sse: boolean, fromQuery: string | undefined): string | undefined {
+  const header = request.headers["last-event-id"];
+  if (!sse || header === undefined) return fromQuery;
+  const lastEventId = Array.isArray(header) ? header[0] : header;
+  if (lastEventId === undefined || !REVISION.test(lastEventId)) {
+    throw invalid("headers", [{ path: "/last-event-id", message: "must be a revision (a decimal integer)" }]);
+  }
+  return lastEventId;
+}
+
+const ndjsonEvent = (event: StoreEvent): string => `${JSON.stringify({ type: event.type, object: event.object })}\n`;
+const bookmark = (resourceVersion: string): string => `${JSON.stringify({ type: "BOOKMARK", object: { metadata: { resourceVersion } } })}\n`;
+const sseEvent = (event: StoreEvent): string => `id: ${event.resourceVersion}\nevent: ${event.type}\ndata: ${JSON.stringify(event.object)}\n\n`;
+
+/** `GET /api/v1/watch`: changes to objects of every kind. */
+export function registerWatchAllRoute(app: FastifyInstance, ctx: ApiContext): void {
+  app.get<{ Querystring: Static<typeof WatchAllQuery> }>(
+    "/api/v1/watch",
+    {
+      schema: {
+        summary: "Watch changes to objects of every kind",
+        tags: ["Watch"],
+        querystring: WatchAllQuery,
+        response: {
+          200: {
+            description: "NDJSON watch events, or Server-Sent Events when Accept is text/event-stream",
+            content: {
+              "application/x-ndjson": { schema: WatchEventSchema },
+              "text/event-stream": { schema: { type: "string" } },
+            },
+          },
+          ...errorResponses(400, 401, 410),
+        },
+      },
+    },
+    (request, reply) => serveWatch(ctx, request, reply, { kind: undefined, resourceVersion: request.query.resourceVersion }),
+  );
+}

@@ -1,0 +1,190 @@
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import type { Kind } from "../../model/resource.ts";
+import {
+  MACHINE_PHASES,
+  type EventSpec,
+  type ImageSpec,
+  type MachineSpec,
+  type MachineStatus,
+  type NodeSpec,
+  type NodeStatus,
+  type ServiceSpec,
+  type ServiceStatus,
+} from "../../model/kinds.ts";
+import type { ErrorDetail } from "../api-error.ts";
+import { refine } from "../validation.ts";
+import { serviceSpecRules } from "./rules.ts";
+import { closed, EnvMap, Enum, inputSchema, NonNegativeInt, resourceSchema } from "./common.ts";
+
+/**
+ * Spec and status schemas for every kind, mirroring src/model/kinds.ts field for field (the
+ * `Same<...>` checks at the bottom fail to compile when the two drift apart). Specs carry the
+ * value rules; statuses only shapes, as agents and controllers write them piecemeal, so every
+ * status field is optional.
+ */
+const Replicas = NonNegativeInt({ maximum: 1000 });
+const MemoryMiB = Type.Integer({ minimum: 16, maximum: 16384 });
+const Vcpus = Type.Integer({ minimum: 1, maximum: 8 });
+const NonEmpty = Type.String({ minLength: 1 });
+const Timestamp = Type.String({ description: "RFC 3339 time" });
+const Accelerator = Enum(["kvm", "tcg"] as const);
+
+export const ServiceSpecSchema = Type.Object(
+  {
+    image: Type.String({ minLength: 1, description: "an image name (its latest build) or digest" }),
+    replicas: Type.Optional(Replicas),
+    min: Type.Optional(Replicas),
+    max: Type.Optional(Replicas),
+    env: Type.Optional(EnvMap),
+    hosts: Type.Optional(Type.Array(NonEmpty)),
+    update: Type.Optional(
+      Type.Object({ strategy: Type.Literal("rolling"), maxSurge: NonNegativeInt(), maxUnavailable: NonNegativeInt() }, closed),
+    ),
+  },
+  { ...closed, description: "replicas, or min/max (not both); env names starting with PITH_ are reserved" },
+);
+
+const PhaseCount = Type.Optional(NonNegativeInt());
+const PhaseCounts = Type.Object(
+  { pending: PhaseCount, booting: PhaseCount, ready: PhaseCount, draining: PhaseCount, stopped: PhaseCount, failed: PhaseCount },
+  closed,
+);
+
+export const ServiceStatusSchema = Type.Object(
+  {
+    observedGeneration: Type.Optional(NonNegativeInt()),
+    imageDigest: Type.Optional(Type.String()),
+    desired: Type.Optional(NonNegativeInt()),
+    ready: Type.Optional(NonNegativeInt()),
+    phases: Type.Optional(PhaseCounts),
+    crashLoop: Type.Optional(
+      Type.Object({ failures: NonNegativeInt(), lastReason: Type.String(), nextAttemptAt: Timestamp }, closed),
+    ),
+    message: Type.Optional(Type.String()),
+  },
+  closed,
+);
+
+export const MachineSpecSchema = Type.Object(
+  {
+    service: Type.Optional(Type.String()),
+    image: Type.String({ minLength: 1, description: "an image digest" }),
+    node: Type.Optional(Type.String()),
+    memoryMiB: MemoryMiB,
+    vcpus: Vcpus,
+    env: Type.Optional(EnvMap),
+    desiredState: Enum(["running", "stopped"] as const),
+  },
+  closed,
+);
+
+export const MachineStatusSchema = Type.Object(
+  {
+    phase: Type.Optional(Enum(MACHINE_PHASES)),
+    reason: Type.Optional(Type.String()),
+    node: Type.Optional(Type.String()),
+    pid: Type.Optional(Type.Integer()),
+    accelerator: Type.Optional(Accelerator),
+    addresses: Type.Optional(
+      Type.Array(Type.Object({ guestPort: Type.Integer(), hostPort: Type.Integer(), url: Type.String() }, closed)),
+    ),
+    timings: Type.Optional(
+      Type.Object(
+        {
+          vmmMs: Type.Optional(Type.Number()),
+          kernelMs: Type.Optional(Type.Number()),
+          initMs: Type.Optional(Type.Number()),
+          appMs: Type.Optional(Type.Number()),
+          readyMs: Type.Optional(Type.Number()),
+        },
+        closed,
+      ),
+    ),
+    exitCode: Type.Optional(Type.Integer()),
+    startedAt: Type.Optional(Timestamp),
+    readyAt: Type.Optional(Timestamp),
+    stoppedAt: Type.Optional(Timestamp),
+  },
+  closed,
+);
+
+export const NodeSpecSchema = Type.Object(
+  {
+    capacity: Type.Object({ memoryMiB: NonNegativeInt(), vcpus: NonNegativeInt() }, closed),
+    accelerator: Accelerator,
+  },
+  closed,
+);
+
+export const NodeStatusSchema = Type.Object(
+  {
+    heartbeatAt: Type.Optional(Timestamp),
+    allocated: Type.Optional(
+      Type.Object({ memoryMiB: NonNegativeInt(), vcpus: NonNegativeInt(), machines: NonNegativeInt() }, closed),
+    ),
+    ready: Type.Optional(Type.Boolean()),
+    agentVersion: Type.Optional(Type.String()),
+  },
+  closed,
+);
+
+export const ImageSpecSchema = Type.Object(
+  {
+    digest: NonEmpty,
+    runtime: Enum(["node", "native"] as const),
+    memoryMiB: MemoryMiB,
+    vcpus: Vcpus,
+    listen: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 })),
+    egress: Type.Array(Type.String()),
+    storedBytes: NonNegativeInt(),
+  },
+  closed,
+);
+
+export const EventSpecSchema = Type.Object(
+  {
+    involved: Type.Object({ kind: NonEmpty, name: NonEmpty }, closed),
+    type: Enum(["Normal", "Warning"] as const),
+    reason: NonEmpty,
+    message: Type.String(),
+    at: Timestamp,
+  },
+  closed,
+);
+
+/** Images and events have no status: an empty object. */
+export const EmptyStatusSchema = Type.Object({}, closed);
+
+export interface KindSchemas {
+  spec: TSchema;
+  status: TSchema;
+  resource: TSchema;
+  input: TSchema;
+}
+
+const kindSchemas = <K extends Kind>(kind: K, spec: TSchema, status: TSchema, rules?: (spec: never) => ErrorDetail[]): KindSchemas => {
+  const input = inputSchema(kind, spec, status);
+  // Rules run only on a body that matched the schema, so its spec has the schema's shape.
+  if (rules) refine(input, (body) => rules((body as { spec: never }).spec));
+  return { spec, status, resource: resourceSchema(kind, spec, status), input };
+};
+
+export const KIND_SCHEMAS: Record<Kind, KindSchemas> = {
+  Service: kindSchemas("Service", ServiceSpecSchema, ServiceStatusSchema, (spec: ServiceSpec) => serviceSpecRules(spec)),
+  Machine: kindSchemas("Machine", MachineSpecSchema, MachineStatusSchema),
+  Node: kindSchemas("Node", NodeSpecSchema, NodeStatusSchema),
+  Image: kindSchemas("Image", ImageSpecSchema, EmptyStatusSchema),
+  Event: kindSchemas("Event", EventSpecSchema, EmptyStatusSchema),
+};
+
+// Compile-time proof that the schemas describe exactly the model's types.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const same = <T extends true>(): T | undefined => undefined;
+same<Same<Static<typeof ServiceSpecSchema>, ServiceSpec>>();
+same<Same<Static<typeof ServiceStatusSchema>, ServiceStatus>>();
+same<Same<Static<typeof MachineSpecSchema>, MachineSpec>>();
+same<Same<Static<typeof MachineStatusSchema>, Partial<MachineStatus>>>();
+same<Same<Static<typeof NodeSpecSchema>, NodeSpec>>();
+same<Same<Static<typeof NodeStatusSchema>, NodeStatus>>();
+same<Same<Static<typeof ImageSpecSchema>, ImageSpec>>();
+same<Same<Static<typeof EventSpecSchema>, EventSpec>>();

@@ -1,0 +1,43 @@
+import { randomBytes } from "node:crypto";
+import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { userError } from "../shared/errors.ts";
+import { pithHome } from "../shared/paths.ts";
+
+export const TOKEN_FILE = "token";
+
+/**
+ * The API's bearer token: `<dir>/token`, 32 random bytes as hex, readable by its owner only.
+ * Created on first start; afterwards the existing token is returned, and a file mode looser than
+ * 0600 is tightened. The file appears atomically (written aside, then hard-linked into place, which
+ * fails if it exists), so two servers starting at once agree on one token and never read half a file.
+ */
+export async function ensureToken(dir: string = pithHome()): Promise<string> {
+  const path = join(dir, TOKEN_FILE);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const created = await createToken(path);
+  if (created) return created;
+  if (((await stat(path)).mode & 0o077) !== 0) await chmod(path, 0o600);
+  const existing = (await readFile(path, "utf8")).trim();
+  if (!/^[0-9a-f]{64}$/.test(existing)) {
+    throw userError("InvalidToken", `${path} does not hold an API token (64 hex digits)`, `delete ${path} and start the control plane again to create a new one`);
+  }
+  return existing;
+}
+
+/** Creates the token file unless it exists; returns the new token, or undefined if it existed. */
+async function createToken(path: string): Promise<string | undefined> {
+  const token = randomBytes(32).toString("hex");
+  const aside = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
+  await writeFile(aside, `${token}\n`, { mode: 0o600, flag: "wx" });
+  try {
+    await chmod(aside, 0o600); // the mode given to writeFile is subject to the umask; be exact
+    await link(aside, path);
+    return token;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return undefined;
+    throw error;
+  } finally {
+    await unlink(aside).catch(() => {});
+  }
+}

@@ -1,0 +1,85 @@
+import type { Command } from "commander";
+import { defaultNodeName, NodeAgent } from "../../agent/node-agent.ts";
+import { PithClient } from "../../client/index.ts";
+import { chooseAccelerator } from "../../hypervisor/qemu/accelerator.ts";
+import { QemuHypervisor } from "../../hypervisor/qemu/qemu-hypervisor.ts";
+import { startControlPlane } from "../../server/control-plane.ts";
+import { userError } from "../../shared/errors.ts";
+import { execFile } from "../../shared/exec.ts";
+import { resolveClientConfig } from "../client-config.ts";
+
+const log = (component: string) => (message: string) => process.stderr.write(`${new Date().toISOString()} ${component}: ${message}\n`);
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw userError("BAD_FLAG", `--port must be 0-65535, got ${text}`);
+  return port;
+}
+
+async function startAgent(server: string, token: string, nodeName: string | undefined): Promise<NodeAgent> {
+  const { stdout } = await execFile("qemu-system-x86_64", ["--version"], { code: "QEMU_MISSING" });
+  const choice = await chooseAccelerator(stdout.split("\n")[0] ?? "");
+  const node = nodeName ?? defaultNodeName();
+  const agent = new NodeAgent({
+    client: new PithClient({ server, token }),
+    hypervisor: new QemuHypervisor({ owner: `agent.${node}` }),
+    accelerator: choice.accelerator,
+    nodeName: node,
+    log: log("agent"),
+  });
+  await agent.start();
+  log("agent")(`node ${agent.nodeName} registered (${choice.accelerator}: ${choice.reason})`);
+  return agent;
+}
+
+/** Machines belong to the host, not to this process: they keep running and are re-adopted next time. */
+function onExit(stop: () => Promise<void> | void): void {
+  let stopping = false;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      log("pith")(`${signal}: shutting down; running machines keep running and are re-adopted by the next agent`);
+      void Promise.resolve(stop()).finally(() => process.exit(0));
+    });
+  }
+}
+
+export function registerUp(program: Command): void {
+  program
+    .command("up")
+    .description("run the control plane, the node agent (and later the proxy and GUI) in one process")
+    .option("--host <address>", "address the API listens on", "127.0.0.1")
+    .option("--port <port>", "port the API listens on", "7070")
+    .option("--node <name>", "this node's name (default: the host name)")
+    .action(async (options: { host: string; port: string; node?: string }) => {
+      const plane = await startControlPlane({ host: options.host, port: parsePort(options.port), log: log("control-plane") });
+      const agent = await startAgent(plane.url, plane.token, options.node);
+      process.stderr.write(`pith is up: API ${plane.url} (token in ${process.env.PITH_HOME ?? "~/.pith"}/token)\n`);
+      onExit(async () => {
+        agent.stop();
+        await plane.close();
+      });
+    });
+
+  program
+    .command("server")
+    .description("run only the control plane (API, store, controllers)")
+    .option("--host <address>", "address the API listens on", "127.0.0.1")
+    .option("--port <port>", "port the API listens on", "7070")
+    .action(async (options: { host: string; port: string }) => {
+      const plane = await startControlPlane({ host: options.host, port: parsePort(options.port), log: log("control-plane") });
+      onExit(() => plane.close());
+    });
+
+  program
+    .command("agent")
+    .description("run only the node agent for this host, against a control plane (--server, --token)")
+    .option("--node <name>", "this node's name (default: the host name)")
+    .action(async (options: { node?: string }, command: Command) => {
+      const flags = command.optsWithGlobals<{ server?: string; token?: string }>();
+      const { server, token } = resolveClientConfig({ flags: { server: flags.server, token: flags.token } });
+      const agent = await startAgent(server, token, options.node);
+      onExit(() => agent.stop());
+    });
+}

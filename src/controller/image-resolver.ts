@@ -1,0 +1,42 @@
+import { API_VERSION } from "../model/resource.ts";
+import type { Image } from "../model/kinds.ts";
+import { resolveImage } from "../image/image-store.ts";
+import type { Store } from "../store/store.ts";
+
+export const IMAGE_NAME_LABEL = "pith.dev/name";
+
+/**
+ * A service names its image by name (the latest build), digest, or digest prefix. Images the
+ * control plane knows are Image objects; on a single host, an image only in the local store is
+ * registered on first use, so `pith build` then `image: hello-ts` just works.
+ */
+export async function resolveServiceImage(store: Store, ref: string): Promise<Image | undefined> {
+  const { items } = await store.list<Image>("Image");
+  const hex = ref.replace(/^sha256:/, "");
+  const byName = items.filter((i) => i.metadata.name === ref || i.metadata.labels[IMAGE_NAME_LABEL] === ref);
+  const known =
+    byName.sort((a, b) => b.metadata.createdAt.localeCompare(a.metadata.createdAt))[0] ??
+    items.find((i) => i.spec.digest === ref || (hex.length >= 6 && i.spec.digest.replace(/^sha256:/, "").startsWith(hex)));
+  // A name may have been rebuilt since it was registered: the local store knows its latest digest.
+  const local = await resolveImage(ref).catch(() => undefined);
+  if (known && (!local || local.record.digest === known.spec.digest)) return known;
+  if (!local) return known;
+  const { record, storedBytes } = local;
+  const name = `${record.name}-${record.digest.replace(/^sha256:/, "").slice(0, 12)}`;
+  const existing = await store.get<Image>("Image", name);
+  if (existing) return existing;
+  return store.create<Image>({
+    apiVersion: API_VERSION,
+    kind: "Image",
+    metadata: { name, labels: { [IMAGE_NAME_LABEL]: record.name } },
+    spec: {
+      digest: record.digest,
+      runtime: record.runtime,
+      memoryMiB: record.capabilities.memoryMiB,
+      vcpus: record.capabilities.vcpus,
+      listen: record.capabilities.listen.map((l) => l.port),
+      egress: record.capabilities.egress.map((e) => `${e.host}:${e.port}`),
+      storedBytes,
+    },
+  });
+}

@@ -1,0 +1,19 @@
+import type { Resource } from "../model/resource.ts";
+import type { Store } from "../store/store.ts";
+
+/**
+ * Writes a changed copy of an object back, guarded by the resourceVersion it was read at: if
+ * someone wrote in between, the store says Conflict and the reconcile is simply retried.
+ */
+export function writeBack<R extends Resource>(store: Store, object: R, change: { spec?: R["spec"]; status?: R["status"] }): Promise<R> {
+  return store.update<R>({
+    apiVersion: object.apiVersion,
+    kind: object.kind,
+    metadata: { name: object.metadata.name, labels: object.metadata.labels, resourceVersion: object.metadata.resourceVersion },
+    spec: change.spec ?? object.spec,
+    status: change.status ?? object.status,
+  });
+}
+
+/** JSON equality, for "did anything change" before writing a status. */
+export const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);

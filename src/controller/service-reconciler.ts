@@ -1,0 +1,144 @@
+import { randomBytes } from "node:crypto";
+import { API_VERSION, type Kind, type WatchEvent } from "../model/resource.ts";
+import type { Machine, MachinePhase, Service, ServiceStatus } from "../model/kinds.ts";
+import type { Store } from "../store/store.ts";
+import type { EventRecorder } from "./event-recorder.ts";
+import { resolveServiceImage } from "./image-resolver.ts";
+import { sameJson, writeBack } from "./object-updates.ts";
+import type { Outcome, Reconciler } from "./runner.ts";
+
+export const SERVICE_LABEL = "pith.dev/service";
+
+/** Back-off before replacing a failed machine: 2 s, doubling per consecutive failure, at most 1 min. */
+export function crashBackoffMs(failures: number): number {
+  return Math.min(2000 * 2 ** Math.max(0, failures - 1), 60_000);
+}
+
+/**
+ * Services to machines: keeps `desired` machines of the service's current image running.
+ * Scaling, replacing failed machines (with back-off) and replacing machines of an old image
+ * (new machines first, old ones retired only as new ones are ready) are one computation.
+ */
+export class ServiceReconciler implements Reconciler {
+  readonly name = "services";
+  readonly watches: Kind[] = ["Service", "Machine"];
+
+  constructor(
+    private readonly store: Store,
+    private readonly events: EventRecorder,
+  ) {}
+
+  keysFor(event: WatchEvent): string[] {
+    if (event.object.kind === "Service") return [event.object.metadata.name];
+    const service = (event.object as Machine).spec.service;
+    return service ? [service] : [];
+  }
+
+  async allKeys(): Promise<string[]> {
+    const services = (await this.store.list<Service>("Service")).items.map((s) => s.metadata.name);
+    const owners = (await this.store.list<Machine>("Machine")).items.flatMap((m) => (m.spec.service ? [m.spec.service] : []));
+    return [...new Set([...services, ...owners])];
+  }
+
+  async reconcile(name: string): Promise<Outcome> {
+    const service = await this.store.get<Service>("Service", name);
+    const machines = (await this.store.list<Machine>("Machine", { labels: { [SERVICE_LABEL]: name } })).items;
+    const running = machines.filter((m) => m.spec.desiredState === "running");
+    if (!service) {
+      // The service is gone: so are its machines (the agents stop them and delete the objects).
+      for (const m of running) await this.retire(m, "ServiceDeleted", `service ${name} was deleted`);
+      return;
+    }
+
+    const image = await resolveServiceImage(this.store, service.spec.image);
+    if (!image) {
+      await this.setStatus(service, { ...service.status, observedGeneration: service.metadata.generation, message: `image ${service.spec.image} not found` });
+      return { requeueAfterMs: 10_000 };
+    }
+    const digest = image.spec.digest;
+    const desired = service.spec.replicas ?? service.spec.min ?? 1;
+    const surge = service.spec.update?.maxSurge ?? 1;
+    const unavailable = service.spec.update?.maxUnavailable ?? 0;
+    let crashLoop = service.status.crashLoop;
+    let requeueAfterMs: number | undefined;
+
+    // Failed machines are retired and counted; their replacements wait out the back-off.
+    for (const m of running.filter((m) => m.status.phase === "failed")) {
+      const failures = (crashLoop?.failures ?? 0) + 1;
+      const reason = m.status.reason ?? "failed";
+      crashLoop = { failures, lastReason: reason, nextAttemptAt: new Date(Date.now() + crashBackoffMs(failures)).toISOString() };
+      await this.events.record({ kind: "Service", name }, "Warning", "MachineFailed", `${m.metadata.name}: ${reason}; replacing in ${crashBackoffMs(failures) / 1000}s`);
+      await this.retire(m, "Failed", reason);
+    }
+    const healthy = running.filter((m) => m.status.phase !== "failed" && m.status.phase !== "stopped");
+    const current = healthy.filter((m) => m.spec.image === digest);
+    const outdated = healthy.filter((m) => m.spec.image !== digest);
+    const isReady = (m: Machine) => m.status.phase === "ready";
+
+    const waitMs = crashLoop ? Date.parse(crashLoop.nextAttemptAt) - Date.now() : 0;
+    // Scale in: too many machines of the current image; the not-ready and newest go first.
+    const excess = current.length - desired;
+    if (excess > 0) {
+      const victims = [...current].sort((a, b) => Number(isReady(a)) - Number(isReady(b)) || b.metadata.createdAt.localeCompare(a.metadata.createdAt));
+      for (const m of victims.slice(0, excess)) await this.retire(m, "ScaledDown", `scaled to ${desired}`);
+    } else if (current.length < desired) {
+      // Scale out or roll forward, never beyond desired + surge machines at once.
+      const room = Math.max(0, desired + surge - current.length - outdated.length);
+      const wanted = Math.min(desired - current.length, outdated.length > 0 ? room : desired - current.length);
+      if (wanted > 0 && waitMs > 0) requeueAfterMs = waitMs;
+      else for (let i = 0; i < wanted; i++) await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus);
+    }
+    // Old-image machines: those not ready serve nobody and go now; ready ones go only while
+    // enough ready machines remain (desired - maxUnavailable), so a new image that never gets
+    // ready leaves the old machines serving.
+    let readyTotal = current.filter(isReady).length + outdated.filter(isReady).length;
+    for (const m of outdated) {
+      if (isReady(m)) {
+        if (readyTotal - 1 < desired - unavailable) continue;
+        readyTotal--;
+      }
+      await this.retire(m, "Replaced", `replaced by machines of ${digest.slice(0, 19)}`);
+    }
+
+    const readyCurrent = current.filter(isReady).length;
+    if (crashLoop && readyCurrent >= desired && desired > 0) crashLoop = undefined;
+    const phases: Partial<Record<MachinePhase, number>> = {};
+    for (const m of machines) phases[m.status.phase] = (phases[m.status.phase] ?? 0) + 1;
+    const status: ServiceStatus = {
+      observedGeneration: service.metadata.generation,
+      imageDigest: digest,
+      desired,
+      ready: readyCurrent,
+      phases,
+      ...(crashLoop ? { crashLoop } : {}),
+    };
+    await this.setStatus(service, status);
+    return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
+  }
+
+  private async setStatus(service: Service, status: ServiceStatus): Promise<void> {
+    if (!sameJson(service.status, status)) await writeBack(this.store, service, { status });
+  }
+
+  private async createMachine(service: Service, digest: string, memoryMiB: number, vcpus: number): Promise<void> {
+    const name = `${service.metadata.name}-${randomBytes(3).toString("hex")}`;
+    await this.store.create<Machine>({
+      apiVersion: API_VERSION,
+      kind: "Machine",
+      metadata: { name, labels: { [SERVICE_LABEL]: service.metadata.name } },
+      spec: { service: service.metadata.name, image: digest, memoryMiB, vcpus, env: service.spec.env ?? {}, desiredState: "running" },
+      status: { phase: "pending" },
+    });
+    await this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "MachineCreated", `created machine ${name}`);
+  }
+
+  /** An unscheduled machine is simply deleted; a placed one is stopped by its agent, which then deletes it. */
+  private async retire(machine: Machine, reason: string, message: string): Promise<void> {
+    if (!machine.spec.node) {
+      await this.store.delete("Machine", machine.metadata.name).catch(() => {});
+    } else {
+      await writeBack(this.store, machine, { spec: { ...machine.spec, desiredState: "stopped" } });
+    }
+    await this.events.record({ kind: "Machine", name: machine.metadata.name }, reason === "Failed" ? "Warning" : "Normal", reason, message);
+  }
+}

@@ -1,0 +1,69 @@
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { createApiServer } from "../api/api-server.ts";
+import { ensureToken } from "../api/token.ts";
+import { EventRecorder } from "../controller/event-recorder.ts";
+import { NodeHealth } from "../controller/node-health.ts";
+import { ControllerRunner } from "../controller/runner.ts";
+import { Scheduler } from "../controller/scheduler.ts";
+import { ServiceReconciler } from "../controller/service-reconciler.ts";
+import { machinesDir, pithHome } from "../shared/paths.ts";
+import { SqliteStore } from "../store/sqlite/sqlite-store.ts";
+import type { Store } from "../store/store.ts";
+
+export interface ControlPlaneOptions {
+  host: string;
+  port: number;
+  /** Defaults to <PITH_HOME>/state.db. */
+  databasePath?: string;
+  resyncMs?: number;
+  log?: (message: string) => void;
+}
+
+export interface ControlPlane {
+  url: string;
+  token: string;
+  store: Store;
+  close(): Promise<void>;
+}
+
+/**
+ * The control plane: the store, the HTTP API over it, and the controllers that turn declared
+ * services into machines. Everything it knows is in the store, so a restart (even after kill -9)
+ * loses nothing: controllers are level-based and pick up from what is.
+ */
+export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
+  const log = options.log ?? (() => {});
+  await mkdir(pithHome(), { recursive: true });
+  const store = SqliteStore.open(options.databasePath ?? join(pithHome(), "state.db"));
+  const token = await ensureToken();
+  const api: FastifyInstance = await createApiServer({
+    store,
+    token,
+    // Single host: a machine's console is in its state directory on this host.
+    consoleLogPath: async (name) => {
+      const path = join(machinesDir(), name, "console.log");
+      return existsSync(path) ? path : undefined;
+    },
+  });
+  const url = await api.listen({ host: options.host, port: options.port });
+  const events = new EventRecorder(store);
+  const controllers = new ControllerRunner(store, [new ServiceReconciler(store, events), new Scheduler(store, events), new NodeHealth(store, events)], {
+    resyncMs: options.resyncMs ?? 5000,
+    onError: (controller, key, e) => log(`${controller} ${key}: ${(e as Error).message}`),
+  });
+  await controllers.start();
+  log(`control plane listening on ${url} (state ${options.databasePath ?? join(pithHome(), "state.db")})`);
+  return {
+    url,
+    token,
+    store,
+    async close() {
+      controllers.stop();
+      await api.close();
+      await store.close();
+    },
+  };
+}
