@@ -6,6 +6,7 @@ import { bootFiles, resolveImage } from "../image/image-store.ts";
 import { API_VERSION } from "../model/resource.ts";
 import type { Machine, MachineStatus, PithNode } from "../model/kinds.ts";
 import { bootToReadySeconds } from "../shared/metrics.ts";
+import { readAgentState, writeAgentState } from "./agent-state.ts";
 import { machinesDir } from "../shared/paths.ts";
 
 /** The host's name, made a valid object name. */
@@ -52,10 +53,13 @@ export class NodeAgent {
 
   async start(): Promise<void> {
     await this.register();
-    for (const machine of await this.hypervisor.recover()) {
+    const saved = await readAgentState(this.nodeName);
+    const handles = saved ? Object.values(saved.machines).map((m) => m.pid) : undefined;
+    for (const machine of await this.hypervisor.recover(handles)) {
       this.running.set(machine.id, machine);
-      this.log(`re-adopted machine ${machine.id} (pid ${machine.pid})`);
+      this.log(`re-adopted machine ${machine.id} (pid ${machine.pid}, ${saved ? "from saved handles" : "discovered on the host"})`);
     }
+    await this.saveState();
     // Level-based: a full pass now and on every resync, plus a watch for promptness.
     const { items, metadata } = await this.client.list("Machine");
     await this.reconcileAll(items);
@@ -84,6 +88,15 @@ export class NodeAgent {
     for (const t of this.timers) clearInterval(t);
   }
 
+  /** Records the running machines' handles after every start and stop. */
+  private saveState(): Promise<void> {
+    const machines = Object.fromEntries([...this.running].map(([name, m]) => [name, { pid: m.pid }]));
+    this.stateWrite = this.stateWrite.then(() => writeAgentState({ node: this.nodeName, machines })).catch((e: Error) => this.log(`cannot save agent state: ${e.message}`));
+    return this.stateWrite;
+  }
+
+  private stateWrite: Promise<void> = Promise.resolve();
+
   private async reconcileAll(objects: Machine[]): Promise<void> {
     const mine = new Map(objects.filter((m) => m.spec.node === this.nodeName).map((m) => [m.metadata.name, m]));
     for (const [name, object] of mine) this.enqueue(name, object);
@@ -110,6 +123,7 @@ export class NodeAgent {
         if (latest) await this.setStatus(name, { ...latest.status, phase: "draining" });
         await local.stop();
         this.running.delete(name);
+        await this.saveState();
       }
       if (latest) await this.client.delete("Machine", name).catch((e) => (isApiError(e, 404) ? undefined : Promise.reject(e)));
       return;
@@ -145,6 +159,7 @@ export class NodeAgent {
       return;
     }
     this.running.set(name, running);
+    await this.saveState();
     this.log(`started machine ${name} (pid ${running.pid}, ${running.accelerator})`);
     await this.setStatus(name, {
       phase: "booting",
@@ -193,7 +208,10 @@ export class NodeAgent {
     );
     void machine.whenExited().then((exit) => {
       this.enqueueStep(name, async () => {
-        if (this.running.get(name) === machine) this.running.delete(name);
+        if (this.running.get(name) === machine) {
+          this.running.delete(name);
+          await this.saveState();
+        }
         const current = await this.client.get("Machine", name);
         if (!current) return;
         if (current.spec.desiredState === "stopped") {

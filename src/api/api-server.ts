@@ -70,7 +70,6 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
   app.addHook("onRequest", authHook(options.token));
   app.addHook("onResponse", metricsHook);
   app.addHook("preClose", async () => {
-    console.log("DEBUG preClose", streams.size);
     for (const stream of [...streams]) stream.end();
   });
 

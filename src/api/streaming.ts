@@ -57,12 +57,10 @@ export class ResponseStream {
   }
 
   end(): void {
-    console.log("DEBUG end", this.closed);
     if (!this.closed) this.reply.raw.end();
   }
 
   private finish(): void {
-    console.log("DEBUG finish", this.closed);
     if (this.closed) return;
     this.closed = true;
     this.open.delete(this);

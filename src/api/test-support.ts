@@ -45,7 +45,11 @@ export async function startTestServer(
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       }),
     async close() {
+      // fetch (undici) may open a spare connection that never sends a request; Node's server.close
+      // waits for such sockets until they time out. The streams were ended by then; cut the rest.
+      const timer = setTimeout(() => app.server.closeAllConnections(), 100);
       await app.close();
+      clearTimeout(timer);
       await store.close();
       await rm(dir, { recursive: true, force: true });
     },

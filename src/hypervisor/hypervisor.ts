@@ -8,8 +8,11 @@ import type { ImageRecord } from "../image/image.ts";
 export interface Hypervisor {
   readonly name: string;
   start(spec: MachineSpec): Promise<Machine>;
-  /** The driver's machines already running on this host (after an agent restart), re-attached. */
-  recover(): Promise<Machine[]>;
+  /**
+   * The driver's machines already running on this host (after an agent restart), re-attached:
+   * those with the given saved handles (pids), or, without handles, all that can be found.
+   */
+  recover(pids?: number[]): Promise<Machine[]>;
 }
 
 export interface MachineSpec {

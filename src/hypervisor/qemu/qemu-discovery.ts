@@ -20,13 +20,18 @@ export interface DiscoveredMachine {
  * whatever any state file says. A QEMU is Pith's when its -name is `pith:<owner>/<machineId>`.
  */
 export async function discoverMachines(): Promise<DiscoveredMachine[]> {
+  const pids = (await readdir("/proc")).filter((e) => /^\d+$/.test(e)).map(Number);
+  return inspectProcesses(pids);
+}
+
+/** The Pith machines among these processes (a saved handle's pid may since belong to anything). */
+export async function inspectProcesses(pids: number[]): Promise<DiscoveredMachine[]> {
   const found: DiscoveredMachine[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const raw = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+  for (const pid of pids) {
+    const raw = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
     const argv = raw.split("\0").filter((a, i, all) => a !== "" || i < all.length - 1);
     if (!argv[0] || basename(argv[0]) !== QEMU_BINARY) continue;
-    const machine = parseQemuArgv(Number(entry), argv.slice(1));
+    const machine = parseQemuArgv(pid, argv.slice(1));
     if (machine) found.push(machine);
   }
   return found.sort((a, b) => a.machineId.localeCompare(b.machineId));

@@ -8,7 +8,7 @@ import type { Hypervisor, Machine, MachineSpec, PortForward } from "../hyperviso
 import { chooseAccelerator, KVM_PROBE_TIMEOUT_MS, recordVerdict } from "./accelerator.ts";
 import { qemuArgv, type Accelerator, type EgressRoute, type QemuMachineSpec } from "./qemu-argv.ts";
 import { QEMU_BINARY } from "./qemu-binary.ts";
-import { discoverMachines } from "./qemu-discovery.ts";
+import { discoverMachines, inspectProcesses } from "./qemu-discovery.ts";
 import { baseConfigLines, QemuMachine } from "./qemu-machine.ts";
 import { adoptVm, spawnVm } from "./vm-process.ts";
 
@@ -42,12 +42,14 @@ export class QemuHypervisor implements Hypervisor {
   }
 
   /**
-   * Re-attaches to every Pith machine running on this host, found from the processes themselves
-   * (Nomad's RecoverTask, without needing a saved handle): used by an agent after a restart.
+   * Re-attaches to this owner's machines running on the host (an agent after a restart). With
+   * saved handles (pids), only those processes are checked, like Nomad's RecoverTask; without
+   * them, every process is, so machines are found even when the saved state is gone.
    */
-  async recover(): Promise<Machine[]> {
+  async recover(pids?: number[]): Promise<Machine[]> {
     const machines: Machine[] = [];
-    for (const found of (await discoverMachines()).filter((m) => m.owner === this.options.owner)) {
+    const candidates = pids ? await inspectProcesses(pids) : await discoverMachines();
+    for (const found of candidates.filter((m) => m.owner === this.options.owner)) {
       const machine = new QemuMachine({
         machineId: found.machineId,
         accelerator: found.accelerator,

@@ -1,0 +1,114 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TestContext } from "node:test";
+import { PithClient } from "../../src/client/index.ts";
+import { pithHome, pithRoot } from "../../src/shared/paths.ts";
+
+const PITH = join(pithRoot(), "bin/pith.js");
+
+/**
+ * A control plane and agents as separate processes, the way they crash in real life, in a
+ * PITH_HOME of the test's own. Kernels, images and tools are shared with the real home through
+ * symlinks: they are content-addressed caches, so sharing them is safe and saves rebuilding.
+ */
+export class TestCluster {
+  readonly home: string;
+  readonly port: number;
+  server: ChildProcess | undefined;
+  readonly agents = new Map<string, ChildProcess>();
+  private logs: string[] = [];
+
+  private constructor(home: string, port: number) {
+    this.home = home;
+    this.port = port;
+  }
+
+  static async create(t: TestContext): Promise<TestCluster> {
+    const home = mkdtempSync(join(tmpdir(), "pith-cluster-"));
+    for (const shared of ["kernel", "images", "tools"]) {
+      mkdirSync(join(pithHome(), shared), { recursive: true });
+      symlinkSync(join(pithHome(), shared), join(home, shared));
+    }
+    const cluster = new TestCluster(home, await freePort());
+    t.after(() => cluster.destroy());
+    return cluster;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  client(): PithClient {
+    return new PithClient({ server: this.url, token: readFileSync(join(this.home, "token"), "utf8").trim() });
+  }
+
+  private spawnPith(args: string[]): ChildProcess {
+    const child = spawn(process.execPath, [PITH, ...args], {
+      env: { ...process.env, PITH_HOME: this.home, PITH_ACCEL: process.env.PITH_ACCEL ?? "tcg" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const tag = args[0];
+    for (const stream of [child.stdout!, child.stderr!]) stream.setEncoding("utf8").on("data", (c: string) => this.logs.push(`[${tag}] ${c}`));
+    return child;
+  }
+
+  async startServer(): Promise<void> {
+    this.server = this.spawnPith(["server", "--port", String(this.port)]);
+    await waitFor(async () => (await fetch(`${this.url}/healthz`).then((r) => r.ok).catch(() => false)) || undefined, 30_000, "the control plane answers /healthz", () => this.log());
+  }
+
+  async startAgent(node: string): Promise<void> {
+    this.agents.set(node, this.spawnPith(["agent", "--node", node, "--server", this.url]));
+    const client = this.client();
+    await waitFor(async () => (await client.get("Node", node))?.status.ready || undefined, 30_000, `node ${node} registers`, () => this.log());
+  }
+
+  /** SIGKILL: no cleanup, no goodbye, as a crash. */
+  static async kill9(child: ChildProcess | undefined): Promise<void> {
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+  }
+
+  /** PIDs of the QEMU processes an agent of this node owns, from the host's process table. */
+  qemuPids(node: string): number[] {
+    const out = spawnSync("pgrep", ["-f", `pith:agent\\.${node}/`], { encoding: "utf8" }).stdout;
+    return out.trim().split("\n").filter(Boolean).map(Number).sort((a, b) => a - b);
+  }
+
+  log(): string {
+    return this.logs.join("").split("\n").slice(-60).join("\n");
+  }
+
+  async destroy(): Promise<void> {
+    for (const child of [this.server, ...this.agents.values()]) child?.kill("SIGKILL");
+    for (const node of this.agents.keys()) spawnSync("pkill", ["-9", "-f", `pith:agent\\.${node}/`]);
+    rmSync(this.home, { recursive: true, force: true });
+  }
+}
+
+export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string, context?: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}${context ? `\n${context()}` : ""}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
