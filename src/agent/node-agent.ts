@@ -86,6 +86,7 @@ export class NodeAgent {
   stop(): void {
     this.abort.abort();
     for (const t of this.timers) clearInterval(t);
+    for (const machine of this.running.values()) machine.detach();
   }
 
   /** Records the running machines' handles after every start and stop. */

@@ -23,7 +23,8 @@ describe("authentication", () => {
   });
 
   test("no token, a wrong token or a query token on a plain request: 401 with a hint", async () => {
-    for (const headers of [{}, { authorization: `Bearer ${"b".repeat(64)}` }, { authorization: "Basic abc" }]) {
+    const attempts: Record<string, string>[] = [{}, { authorization: `Bearer ${"b".repeat(64)}` }, { authorization: "Basic abc" }];
+    for (const headers of attempts) {
       const response = await fetch(`${server.url}/api/v1/services`, { headers });
       assert.equal(response.status, 401);
       const body = await json(response);
@@ -147,6 +148,7 @@ describe("objects", () => {
     assert.equal((await json(badJson)).error.code, "Invalid");
     const badQuery = await server.call("GET", "/api/v1/services?labelSelector=nope");
     assert.equal(badQuery.status, 400);
+    assert.equal((await server.call("GET", "/api/v1/services?resourceVersion=1")).status, 400, "resourceVersion is for watches");
     const unknownQuery = await json(await server.call("GET", "/api/v1/services?wacth=true"));
     assert.equal(unknownQuery.error.details[0].message, 'unknown field "wacth"');
   });

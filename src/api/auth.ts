@@ -42,7 +42,8 @@ export function wantsEventStream(request: FastifyRequest): boolean {
 function sseQueryToken(request: FastifyRequest): string | undefined {
   // The query is parsed before onRequest hooks but not yet validated: plain strings (or arrays).
   const query = request.query as Record<string, unknown>;
-  const isWatch = request.routeOptions.url === "/api/v1/watch" || query.watch === "true";
+  // The same spellings of true the query validation accepts.
+  const isWatch = request.routeOptions.url === "/api/v1/watch" || (typeof query.watch === "string" && /^(true|1)$/i.test(query.watch));
   if (!isWatch || !wantsEventStream(request)) return undefined;
   return typeof query.token === "string" ? query.token : undefined;
 }

@@ -21,7 +21,7 @@ const create = async (name: string): Promise<string> => {
 /** Opens a watch; the caller cancels it. */
 async function watch(path: string, headers: Record<string, string> = {}): Promise<StreamReader> {
   const response = await server.call("GET", path, undefined, headers);
-  assert.equal(response.status, 200, await response.clone().text().catch(() => ""));
+  if (response.status !== 200) assert.fail(`watch ${path}: ${response.status} ${await response.text()}`);
   return new StreamReader(response);
 }
 

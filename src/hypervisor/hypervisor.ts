@@ -69,6 +69,8 @@ export interface Machine {
   /** Resolves when the app is ready; rejects if the machine ends first or misses its readiness timeout. */
   whenReady(): Promise<BootTimings>;
   whenExited(): Promise<MachineExit>;
+  /** Lets go of the machine without stopping it (an agent shutting down), so another can attach. */
+  detach(): void;
   /** Asks the app to stop (SIGTERM through init), then forces the machine off after `graceMs`. */
   stop(graceMs?: number): Promise<MachineExit>;
 }

@@ -46,19 +46,25 @@ export function registerConsoleRoute(app: FastifyInstance, ctx: ApiContext): voi
 }
 
 async function follow(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, name: string, path: string): Promise<FastifyReply> {
-  const machine = await ctx.store.get<Machine>("Machine", name);
+  const { store } = ctx;
+  // Watch from a revision read before the machine: a delete after that read cannot be missed.
+  const from = await store.revision();
+  const machine = await store.get<Machine>("Machine", name);
+  let deleted = machine === undefined; // a machine that is gone will never append anything
+  let onDeleted = (): void => void (deleted = true);
+  const stopWatch = machine
+    ? await store.watch("Machine", from, (event) => {
+        if (event.type === "DELETED" && event.object.metadata.name === name) onDeleted();
+      })
+    : () => {};
+
   const stream = new ResponseStream(request, reply, ctx.streams, { "content-type": "text/plain; charset=utf-8" });
+  stream.onClose(stopWatch);
   const follower = followFile(path, (chunk) => stream.write(chunk), ctx.consolePollMs);
-  const finish = (): void => void follower.stop().then(() => stream.end());
   stream.onClose(() => void follower.stop());
-  if (!machine) {
-    finish(); // nothing will ever be appended: send what there is and end
-    return reply;
-  }
-  // Watching from the revision read means a delete after that read cannot be missed.
-  const stop = await ctx.store.watch("Machine", machine.metadata.resourceVersion, (event) => {
-    if (event.type === "DELETED" && event.object.metadata.name === name) finish();
-  });
-  stream.onClose(stop);
+  // stop() reads what was appended last, then the response ends.
+  const finish = (): void => void follower.stop().then(() => stream.end());
+  if (deleted) finish();
+  else onDeleted = finish;
   return reply;
 }

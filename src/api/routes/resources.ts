@@ -57,6 +57,9 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
         if (labels) throw invalid("query string", [{ path: "/labelSelector", message: "is not supported with watch=true" }]);
         return serveWatch(ctx, request, reply, { kind, resourceVersion: query.resourceVersion, filter });
       }
+      if (query.resourceVersion !== undefined) {
+        throw invalid("query string", [{ path: "/resourceVersion", message: "applies only with watch=true (a list is always of the current state)" }]);
+      }
       const list = await store.list(kind, labels ? { labels } : {});
       const items = filter ? list.items.filter(filter) : list.items;
       if (kind === "Event") (items as PithEvent[]).sort(oldestFirst);

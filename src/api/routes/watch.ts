@@ -43,9 +43,15 @@ export async function serveWatch(ctx: ApiContext, request: FastifyRequest, reply
   let deliver = (event: StoreEvent): void => void pending.push(event);
   const stop = await ctx.store.watch(watch.kind, from, (event) => deliver(event));
 
-  const stream = new ResponseStream(request, reply, ctx.streams, {
-    "content-type": sse ? "text/event-stream; charset=utf-8" : "application/x-ndjson; charset=utf-8",
-  });
+  let stream: ResponseStream;
+  try {
+    stream = new ResponseStream(request, reply, ctx.streams, {
+      "content-type": sse ? "text/event-stream; charset=utf-8" : "application/x-ndjson; charset=utf-8",
+    });
+  } catch (error) {
+    stop();
+    throw error;
+  }
   stream.onClose(stop);
   let sent = Number(from);
   deliver = (event) => {

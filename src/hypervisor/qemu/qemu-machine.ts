@@ -131,6 +131,12 @@ export class QemuMachine implements Machine {
     }
   }
 
+  detach(): void {
+    // QEMU serves one control connection at a time: closing ours lets the next agent attach.
+    this.control?.close();
+    this.control = undefined;
+  }
+
   whenReady(): Promise<BootTimings> {
     return this.ready;
   }
