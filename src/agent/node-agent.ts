@@ -1,13 +1,19 @@
 import { availableParallelism, hostname, totalmem } from "node:os";
 import { join } from "node:path";
 import { isApiError, type PithClient } from "../client/index.ts";
-import type { Hypervisor, Machine as RunningMachine } from "../hypervisor/hypervisor.ts";
+import type { Hypervisor, Machine as RunningMachine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import { bootFiles, resolveImage } from "../image/image-store.ts";
 import { API_VERSION } from "../model/resource.ts";
 import type { Machine, MachineStatus, PithNode } from "../model/kinds.ts";
 import { bootToReadySeconds } from "../shared/metrics.ts";
 import { readAgentState, writeAgentState } from "./agent-state.ts";
 import { machinesDir } from "../shared/paths.ts";
+
+/** An image from this host's image store, unpacked for booting. */
+async function localBootSource(digest: string): Promise<Pick<MachineSpec, "image" | "kernel" | "initrd">> {
+  const image = await resolveImage(digest);
+  return { image: image.record, ...(await bootFiles(image)) };
+}
 
 /** The host's name, made a valid object name. */
 export const defaultNodeName = (): string => hostname().toLowerCase().replace(/[^a-z0-9.-]/g, "-");
@@ -20,6 +26,8 @@ export interface NodeAgentOptions {
   /** What this node offers; defaults: host memory less 1 GiB, 4 vCPUs per core (machines mostly idle). */
   capacity?: { memoryMiB: number; vcpus: number };
   heartbeatMs?: number;
+  /** Where a machine's image comes from; default: the local image store. */
+  bootSource?: (digest: string) => Promise<Pick<MachineSpec, "image" | "kernel" | "initrd">>;
   resyncMs?: number;
   log?: (message: string) => void;
 }
@@ -147,11 +155,9 @@ export class NodeAgent {
     await this.setStatus(name, { phase: "booting", node: this.nodeName, startedAt: new Date().toISOString() });
     let running: RunningMachine;
     try {
-      const image = await resolveImage(machine.spec.image);
       running = await this.hypervisor.start({
         id: name,
-        image: image.record,
-        ...(await bootFiles(image)),
+        ...(await (this.options.bootSource ?? localBootSource)(machine.spec.image)),
         stateDir: join(machinesDir(), name),
         env: machine.spec.env ?? {},
       });

@@ -41,7 +41,9 @@ export async function serveWatch(ctx: ApiContext, request: FastifyRequest, reply
   // there is no await until `deliver` writes straight to the stream, so none can fall in between.
   const pending: StoreEvent[] = [];
   let deliver = (event: StoreEvent): void => void pending.push(event);
-  const stop = await ctx.store.watch(watch.kind, from, (event) => deliver(event));
+  // The store is asked for every kind, and the kind filtered here: then `sent` passes every
+  // revision, and a bookmark at `sent` is exact however late the store delivers events.
+  const stop = await ctx.store.watch(undefined, from, (event) => deliver(event));
 
   let stream: ResponseStream;
   try {
@@ -53,25 +55,16 @@ export async function serveWatch(ctx: ApiContext, request: FastifyRequest, reply
     throw error;
   }
   stream.onClose(stop);
-  let sent = Number(from);
+  /** Every change up to this revision has been sent (or did not match). */
+  let sent = from;
   deliver = (event) => {
-    sent = Math.max(sent, Number(event.resourceVersion));
+    sent = event.resourceVersion;
+    if (watch.kind !== undefined && event.object.kind !== watch.kind) return;
     if (watch.filter && !watch.filter(event.object)) return;
     stream.write(sse ? sseEvent(event) : ndjsonEvent(event));
   };
   for (const event of pending.splice(0)) deliver(event);
-
-  stream.every(ctx.heartbeatMs, () => {
-    // The store hands out events synchronously at commit, so every change up to its current
-    // revision has already been through `deliver`.
-    ctx.store.revision().then(
-      (current) => {
-        const upTo = String(Math.max(sent, Number(current)));
-        stream.write(sse ? `: ping\nid: ${upTo}\n\n` : bookmark(upTo));
-      },
-      () => stream.end(), // the store is closed
-    );
-  });
+  stream.every(ctx.heartbeatMs, () => stream.write(sse ? `: ping\nid: ${sent}\n\n` : bookmark(sent)));
   return reply;
 }
 
