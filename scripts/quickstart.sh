@@ -1,8 +1,42 @@
 #!/usr/bin/env bash
-# Quickstart: install what is missing, then build examples/hello-ts into an image and boot it.
-# The first run compiles its kernel (~5 minutes on 2 cores, with progress); later runs reuse it.
-# Ctrl-C stops the machine.
+# Quickstart: install what is missing, bring Pith up (control plane + node agent, in the
+# background), and run examples/hello-ts as a service of two machines. The first run compiles
+# the app's kernel (~5 minutes on 2 cores, with progress); later runs reuse it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec node bin/pith.js run examples/hello-ts "$@"
+
+home="${PITH_HOME:-$HOME/.pith}"
+mkdir -p "$home"
+pith() { node bin/pith.js "$@"; }
+
+if ! curl -fsS http://127.0.0.1:7070/healthz >/dev/null 2>&1; then
+  echo "quickstart: starting pith up (log: $home/up.log)"
+  nohup node bin/pith.js up >"$home/up.log" 2>&1 &
+  echo $! >"$home/up.pid"
+  for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:7070/healthz >/dev/null 2>&1 && break; sleep 0.2; done
+fi
+
+pith apply -f examples/hello-ts/service.yaml
+echo "quickstart: waiting for the machines to be ready"
+for _ in $(seq 1 180); do
+  ready=$(pith get service hello -o json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const o=JSON.parse(s);console.log(`${o.status.ready??0}/${o.status.desired??"?"}`)})')
+  [ "${ready%/*}" = "${ready#*/}" ] && break
+  sleep 1
+done
+pith get services
+pith get machines -o wide
+url=$(pith get machines -o json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const m=JSON.parse(s).items.find(m=>m.status.phase==="ready");console.log(m?.status.addresses?.[0]?.url??"")})')
+if [ -n "$url" ]; then
+  echo "quickstart: curl $url"
+  curl -fsS "$url"
+fi
+cat <<EOT
+
+Pith is up (API http://127.0.0.1:7070, log $home/up.log). Try:
+  node bin/pith.js get machines -w            # watch machines change
+  node bin/pith.js scale hello 3
+  node bin/pith.js logs <machine> -f
+  node bin/pith.js delete service hello       # stops its machines
+  kill \$(cat $home/up.pid)                    # stop Pith (running machines keep running until deleted)
+EOT

@@ -10,7 +10,7 @@ import { readAgentState, writeAgentState } from "./agent-state.ts";
 import { machinesDir } from "../shared/paths.ts";
 
 /** An image from this host's image store, unpacked for booting. */
-async function localBootSource(digest: string): Promise<Pick<MachineSpec, "image" | "kernel" | "initrd">> {
+async function localBootSource(digest: string): Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">> {
   const image = await resolveImage(digest);
   return { image: image.record, ...(await bootFiles(image)) };
 }
@@ -26,8 +26,13 @@ export interface NodeAgentOptions {
   /** What this node offers; defaults: host memory less 1 GiB, 4 vCPUs per core (machines mostly idle). */
   capacity?: { memoryMiB: number; vcpus: number };
   heartbeatMs?: number;
+  /**
+   * How long a machine stays draining before it is stopped: proxies drop it from their routes as
+   * soon as its object says it is going, so by the time it stops no new request is sent to it.
+   */
+  drainMs?: number;
   /** Where a machine's image comes from; default: the local image store. */
-  bootSource?: (digest: string) => Promise<Pick<MachineSpec, "image" | "kernel" | "initrd">>;
+  bootSource?: (digest: string) => Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">>;
   resyncMs?: number;
   log?: (message: string) => void;
 }
@@ -129,7 +134,10 @@ export class NodeAgent {
     if (!latest || latest.spec.desiredState === "stopped") {
       if (local) {
         this.log(`stopping machine ${name}`);
-        if (latest) await this.setStatus(name, { ...latest.status, phase: "draining" });
+        if (latest) {
+          await this.setStatus(name, { ...latest.status, phase: "draining" });
+          await new Promise((resolve) => setTimeout(resolve, this.options.drainMs ?? 1000));
+        }
         await local.stop();
         this.running.delete(name);
         await this.saveState();

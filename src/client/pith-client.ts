@@ -1,7 +1,7 @@
 import type { Service, PithEvent } from "../model/kinds.ts";
 import { PLURALS, type Kind } from "../model/resource.ts";
 import { userError } from "../shared/errors.ts";
-import { ApiError, apiErrorFromNetwork, apiErrorFromResponse, isApiError } from "./api-error.ts";
+import { ApiError, apiErrorFromNetwork, apiErrorFromResponse, isApiError, networkErrorCode } from "./api-error.ts";
 import { textChunks } from "./body-stream.ts";
 import type { InputOf, ResourceList, ResourceOf, StatusOf } from "./types.ts";
 import { runWatch, type WatchHandler, type WatchOptions } from "./watch.ts";
@@ -188,22 +188,32 @@ export class PithClient {
     if (authorised) headers.authorization = `Bearer ${this.#token}`;
     if (options.body !== undefined) headers["content-type"] = "application/json";
     const signals = [options.signal, options.stream ? undefined : AbortSignal.timeout(this.#timeoutMs)].filter((s): s is AbortSignal => s !== undefined);
-    let response: Response;
-    try {
-      response = await fetch(`${this.server}${path}`, {
-        method,
-        headers,
-        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
-        ...(signals.length ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
-      });
-    } catch (e) {
-      if (options.signal?.aborted) throw e; // the caller cancelled: not a network problem
-      throw apiErrorFromNetwork(e, this.server);
+    const init: RequestInit = {
+      method,
+      headers,
+      ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+      ...(signals.length ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
+    };
+    let response: Response | undefined;
+    for (let attempt = 1; !response; attempt++) {
+      try {
+        response = await fetch(`${this.server}${path}`, init);
+      } catch (e) {
+        if (options.signal?.aborted) throw e; // the caller cancelled: not a network problem
+        // A pooled keep-alive connection the server closed meanwhile (it restarted, or timed the
+        // connection out) fails the first request sent on it: one retry opens a fresh connection.
+        // Every call here is safe to repeat: creates and scales are idempotent, updates carry
+        // their resourceVersion, and a repeated delete at worst reports the object gone.
+        if (attempt === 1 && STALE_CONNECTION.has(networkErrorCode(e) ?? "")) continue;
+        throw apiErrorFromNetwork(e, this.server);
+      }
     }
     if (!response.ok) throw await apiErrorFromResponse(response, `${method} ${path}`);
     return response;
   }
 }
+
+const STALE_CONNECTION = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE"]);
 
 const collection = (kind: Kind): string => `/api/v1/${PLURALS[kind]}`;
 const member = (kind: Kind, name: string): string => `${collection(kind)}/${encodeURIComponent(name)}`;

@@ -19,9 +19,10 @@ export interface MachineSpec {
   /** Unique per machine; names its state directory and its QEMU process. */
   id: string;
   image: ImageRecord;
-  /** The unpacked kernel and initramfs to boot. */
+  /** The unpacked kernel and initramfs to boot, and the image's read-only runtime disk if it has one. */
   kernel: string;
   initrd: string;
+  disk?: string;
   /** Console log, sockets and pid file live here. */
   stateDir: string;
   /** Overrides and additions to the image's env, delivered at boot. */

@@ -11,6 +11,7 @@ import { writeCpio } from "./cpio/newc-writer.ts";
 import type { ImageRecord } from "./image.ts";
 import { saveImage, type StoredImage } from "./image-store.ts";
 import { planRootfs } from "./rootfs.ts";
+import { writeRuntimeDisk } from "./runtime-disk.ts";
 
 /**
  * App manifest in, stored image out: the kernel its capabilities call for (cached), a root
@@ -31,6 +32,8 @@ export async function buildImage(manifest: AppManifest, progress: Progress = sil
     const rootfsPath = join(work, "rootfs.cpio");
     const { bytes } = await writeCpio(plan.entries, rootfsPath);
     checkMemoryFits(manifest, bytes);
+    const diskPath = join(work, "runtime.ext2");
+    const disk = Object.keys(plan.disk).length > 0 ? await writeRuntimeDisk(plan.disk, diskPath) : undefined;
     const record: Omit<ImageRecord, "digest"> = {
       schemaVersion: 1,
       name: manifest.name,
@@ -55,9 +58,10 @@ export async function buildImage(manifest: AppManifest, progress: Progress = sil
         bytes: (await stat(kernel.vmlinux)).size,
       },
       rootfs: { sha256: await sha256File(rootfsPath), bytes, files: [...plan.files].sort((a, b) => a.path.localeCompare(b.path)) },
+      ...(disk ? { disk: { sha256: await sha256File(diskPath), bytes: disk.bytes } } : {}),
     };
     const digest = `sha256:${sha256(canonicalJson(record))}`;
-    return await saveImage({ ...record, digest } as ImageRecord, kernel.vmlinux, rootfsPath);
+    return await saveImage({ ...record, digest } as ImageRecord, kernel.vmlinux, rootfsPath, disk ? diskPath : undefined);
   } finally {
     await rm(work, { recursive: true, force: true });
   }

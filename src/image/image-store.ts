@@ -14,7 +14,8 @@ import type { ImageRecord } from "./image.ts";
  *   image.json            the record (its digest names the directory)
  *   vmlinux.gz            the kernel and root filesystem as stored and shipped: gzip, which
  *   rootfs.cpio.gz        shrinks a kernel's alignment padding to nothing (a kernel is ~6x smaller)
- *   boot/                 the same two, unpacked for QEMU: a cache, rebuilt when missing
+ *   runtime.ext2.gz       the read-only runtime disk, for images that have one
+ *   boot/                 the same, unpacked for QEMU: a cache, rebuilt when missing
  *
  * and names/<name> holding the digest most recently built under that name.
  */
@@ -28,7 +29,7 @@ export interface StoredImage {
 const hexOf = (digest: string): string => digest.replace(/^sha256:/, "");
 const imageDir = (digest: string): string => join(imageStoreDir(), hexOf(digest));
 
-export async function saveImage(record: ImageRecord, kernelPath: string, rootfsPath: string): Promise<StoredImage> {
+export async function saveImage(record: ImageRecord, kernelPath: string, rootfsPath: string, diskPath?: string): Promise<StoredImage> {
   const dir = imageDir(record.digest);
   if (!existsSync(join(dir, "image.json"))) {
     const staging = join(imageStoreDir(), `.staging-${hexOf(record.digest).slice(0, 12)}-${process.pid}`);
@@ -37,6 +38,7 @@ export async function saveImage(record: ImageRecord, kernelPath: string, rootfsP
     // gzip from node's zlib writes no timestamp or name: the stored bytes are reproducible too.
     await gzipFile(kernelPath, join(staging, "vmlinux.gz"));
     await gzipFile(rootfsPath, join(staging, "rootfs.cpio.gz"));
+    if (diskPath) await gzipFile(diskPath, join(staging, "runtime.ext2.gz"));
     await writeFile(join(staging, "image.json"), JSON.stringify(record, null, 2) + "\n");
     await rm(dir, { recursive: true, force: true });
     await rename(staging, dir);
@@ -50,7 +52,7 @@ async function readStoredImage(digest: string): Promise<StoredImage | undefined>
   const dir = imageDir(digest);
   const text = await readFile(join(dir, "image.json"), "utf8").catch(() => undefined);
   if (!text) return undefined;
-  const sizes = await Promise.all(["image.json", "vmlinux.gz", "rootfs.cpio.gz"].map((f) => stat(join(dir, f)).then((s) => s.size, () => 0)));
+  const sizes = await Promise.all(["image.json", "vmlinux.gz", "rootfs.cpio.gz", "runtime.ext2.gz"].map((f) => stat(join(dir, f)).then((s) => s.size, () => 0)));
   return { record: JSON.parse(text) as ImageRecord, dir, storedBytes: sizes.reduce((a, b) => a + b, 0) };
 }
 
@@ -76,18 +78,21 @@ export async function resolveImage(ref: string): Promise<StoredImage> {
   throw userError("IMAGE_NOT_FOUND", `no image named or with digest ${ref}`, "see `pith images` for what is stored, or `pith build DIR` to build one");
 }
 
-/** The unpacked kernel and initramfs QEMU boots, recreated from the stored blobs if missing. */
-export async function bootFiles(image: StoredImage): Promise<{ kernel: string; initrd: string }> {
+/** The unpacked kernel, initramfs and disk QEMU boots, recreated from the stored blobs if missing. */
+export async function bootFiles(image: StoredImage): Promise<{ kernel: string; initrd: string; disk?: string }> {
   const boot = join(image.dir, "boot");
-  const kernel = join(boot, "vmlinux");
-  const initrd = join(boot, "rootfs.cpio");
-  if (existsSync(kernel) && existsSync(initrd)) return { kernel, initrd };
+  const files = { kernel: join(boot, "vmlinux"), initrd: join(boot, "rootfs.cpio"), ...(image.record.disk ? { disk: join(boot, "runtime.ext2") } : {}) };
+  const blobs: [string, string][] = [
+    [files.kernel, "vmlinux.gz"],
+    [files.initrd, "rootfs.cpio.gz"],
+    ...(files.disk ? [[files.disk, "runtime.ext2.gz"] as [string, string]] : []),
+  ];
+  if (blobs.every(([path]) => existsSync(path))) return files;
   await mkdir(boot, { recursive: true });
   await withFileLock(join(image.dir, "boot.lock"), async () => {
-    if (!existsSync(kernel)) await gunzipFile(join(image.dir, "vmlinux.gz"), kernel);
-    if (!existsSync(initrd)) await gunzipFile(join(image.dir, "rootfs.cpio.gz"), initrd);
+    for (const [path, blob] of blobs) if (!existsSync(path)) await gunzipFile(join(image.dir, blob), path);
   });
-  return { kernel, initrd };
+  return files;
 }
 
 export async function removeImage(image: StoredImage): Promise<void> {

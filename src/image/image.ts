@@ -32,6 +32,8 @@ export interface ImageRecord {
     bytes: number;
     files: ImageFile[];
   };
+  /** The read-only runtime disk (ext2), when the runtime is large enough to need one. */
+  disk?: { sha256: string; bytes: number };
 }
 
 /** Everything the image may do. Whatever is not here, the machine cannot do. */
@@ -49,6 +51,8 @@ export interface ImageFile {
   size: number;
   /** Why it is there: the app, its runtime, a shared library, or Pith's init. */
   role: "app" | "runtime" | "library" | "init" | "config" | "system";
+  /** Where it lives: the initramfs (default, in RAM) or the read-only runtime disk. */
+  on?: "disk";
 }
 
 export const shortDigest = (digest: string): string => digest.replace(/^sha256:/, "").slice(0, 12);

@@ -5,7 +5,7 @@ import { execFile } from "../shared/exec.ts";
 import { sha256File } from "../shared/hash.ts";
 import { toolsDir } from "../shared/paths.ts";
 
-/** Where the runtime sits in every Node image. */
+/** Where the runtime sits in every Node image: on the runtime disk, mounted at /runtime. */
 export const GUEST_NODE_PATH = "/runtime/node";
 
 /**

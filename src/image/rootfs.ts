@@ -9,12 +9,15 @@ import { resolveSharedLibraries } from "./elf/shared-libraries.ts";
 import type { ImageFile } from "./image.ts";
 import { bundleApp } from "./bundle-app.ts";
 import { GUEST_NODE_PATH, preparedNodeBinary } from "./node-runtime.ts";
+import { RUNTIME_MOUNT, RUNTIME_MOUNTS_LINE } from "./runtime-disk.ts";
 
 export interface RootfsPlan {
   entries: CpioEntry[];
   files: ImageFile[];
   argv: string[];
   runtime: "node" | "native";
+  /** Files for the read-only runtime disk (name in the disk -> host path); empty: no disk. */
+  disk: Record<string, string>;
 }
 
 /** Where the bundled app goes in a Node image. */
@@ -26,7 +29,7 @@ export const GUEST_APP_MODULE = "/app/main.mjs";
  * coreutils, no package manager: there is nothing to run but the app.
  */
 export async function planRootfs(manifest: AppManifest): Promise<RootfsPlan> {
-  const plan: RootfsPlan = { entries: [], files: [], argv: [], runtime: manifest.source.kind === "entry" ? "node" : "native" };
+  const plan: RootfsPlan = { entries: [], files: [], argv: [], runtime: manifest.source.kind === "entry" ? "node" : "native", disk: {} };
   const add = (entry: CpioEntry, role: ImageFile["role"], size = 0): void => {
     plan.entries.push(entry);
     plan.files.push({ path: `/${entry.path}`, kind: entry.kind, size, role });
@@ -48,7 +51,11 @@ export async function planRootfs(manifest: AppManifest): Promise<RootfsPlan> {
     // Node reads /sys for CPU and memory limits at start.
     add({ path: "sys", kind: "dir", mode: 0o755 }, "system");
     const node = await preparedNodeBinary();
-    await addHostFile(GUEST_NODE_PATH, node.path, "runtime");
+    // The 86 MB runtime goes on the read-only disk, paged in on demand, not into RAM at boot.
+    add({ path: RUNTIME_MOUNT.slice(1), kind: "dir", mode: 0o755 }, "system");
+    plan.disk[basename(GUEST_NODE_PATH)] = node.path;
+    plan.files.push({ path: GUEST_NODE_PATH, kind: "file", size: (await stat(node.path)).size, role: "runtime", on: "disk" });
+    addData("/pith/mounts", Buffer.from(`${RUNTIME_MOUNTS_LINE}\n`), "config");
     await addLibraries(node.hostPath, addHostFile);
     addData(GUEST_APP_MODULE, await bundleApp(manifest.source.path, manifest.dir), "app");
     plan.argv = [GUEST_NODE_PATH, GUEST_APP_MODULE, ...manifest.args];

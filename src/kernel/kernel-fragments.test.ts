@@ -6,8 +6,8 @@ import { fragmentsFor, parseFragmentNames, readFragment } from "./kernel-fragmen
 test("fragments follow declared capabilities, starting from base", () => {
   assert.deepEqual(fragmentsFor({ network: false, runtime: "native", vcpus: 1 }), ["base"]);
   assert.deepEqual(fragmentsFor({ network: true, runtime: "native", vcpus: 1 }), ["base", "network"]);
-  assert.deepEqual(fragmentsFor({ network: false, runtime: "node", vcpus: 1 }), ["base", "node-runtime"]);
-  assert.deepEqual(fragmentsFor({ network: true, runtime: "node", vcpus: 2 }), ["base", "network", "node-runtime", "smp"]);
+  assert.deepEqual(fragmentsFor({ network: false, runtime: "node", vcpus: 1 }), ["base", "node-runtime", "runtime-disk"]);
+  assert.deepEqual(fragmentsFor({ network: true, runtime: "node", vcpus: 2 }), ["base", "network", "node-runtime", "runtime-disk", "smp"]);
 });
 
 test("networking lives only in the network fragment; base turns off what no app needs", async () => {

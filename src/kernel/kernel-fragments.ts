@@ -6,7 +6,7 @@ import { pithRoot } from "../shared/paths.ts";
  * A kernel starts from `make tinyconfig` and gains a fragment only for what the app declared.
  * The set of fragments is deliberately small: every distinct combination is a ~5-minute build.
  */
-export const FRAGMENTS = ["base", "network", "node-runtime", "smp"] as const;
+export const FRAGMENTS = ["base", "network", "node-runtime", "runtime-disk", "smp"] as const;
 export type FragmentName = (typeof FRAGMENTS)[number];
 
 export interface KernelNeeds {
@@ -20,7 +20,7 @@ export interface KernelNeeds {
 export function fragmentsFor(needs: KernelNeeds): FragmentName[] {
   const fragments: FragmentName[] = ["base"];
   if (needs.network) fragments.push("network");
-  if (needs.runtime === "node") fragments.push("node-runtime");
+  if (needs.runtime === "node") fragments.push("node-runtime", "runtime-disk");
   if (needs.vcpus > 1) fragments.push("smp");
   return fragments;
 }

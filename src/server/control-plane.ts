@@ -62,7 +62,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     store,
     async close() {
       controllers.stop();
-      await api.close();
+      // Idle keep-alive connections would hold close() open for seconds.
+      const closing = api.close();
+      api.server.closeAllConnections();
+      await closing;
       await store.close();
     },
   };

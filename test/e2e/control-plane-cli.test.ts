@@ -312,25 +312,28 @@ spec: { capacity: { memoryMiB: 4096, vcpus: 4 }, accelerator: tcg }
     );
     const svc = (name: string) => ({ apiVersion: "pith.dev/v1" as const, kind: "Service" as const, metadata: { name }, spec: { image: "x", replicas: 1 } });
 
-    await client.create(svc("w1"));
-    await waitFor(1);
-    // Cut every connection server-side; write while the watcher is away.
-    app.server.closeAllConnections();
-    await client.create(svc("w2"));
-    await client.scale("w1", 2);
-    await waitFor(3);
+    try {
+      await client.create(svc("w1"));
+      await waitFor(1);
+      // Cut every connection server-side; write while the watcher is away.
+      app.server.closeAllConnections();
+      await client.create(svc("w2"));
+      await client.scale("w1", 2);
+      await waitFor(3);
 
-    // Restart the server on the same port and store; write while it is down.
-    const port = Number(new URL(url).port);
-    await app.close();
-    await store.create(svc("w3"));
-    await store.delete("Service", "w2");
-    await startServer(port);
-    await client.create(svc("w4"));
-    await waitFor(6);
-    await new Promise((r) => setTimeout(r, 500)); // a few bookmarks: nothing more may arrive
-    controller.abort();
-    await watching;
+      // Restart the server on the same port and store; write while it is down.
+      const port = Number(new URL(url).port);
+      await app.close();
+      await store.create(svc("w3"));
+      await store.delete("Service", "w2");
+      await startServer(port);
+      await client.create(svc("w4"));
+      await waitFor(6);
+      await new Promise((r) => setTimeout(r, 500)); // a few bookmarks: nothing more may arrive
+    } finally {
+      controller.abort();
+      await watching;
+    }
 
     assert.deepEqual(seen, ["ADDED w1", "ADDED w2", "MODIFIED w1", "ADDED w3", "DELETED w2", "ADDED w4"]);
     assert.ok(disconnects.length >= 2, `disconnects: ${JSON.stringify(disconnects)}`);

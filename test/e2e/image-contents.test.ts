@@ -24,7 +24,16 @@ describe("what an image holds", { skip, timeout: 900_000 }, () => {
       const listed = execFileSync("cpio", ["-it", "--quiet", "-F", (await bootFiles(image)).initrd], { encoding: "utf8" })
         .trim()
         .split("\n");
-      assert.deepEqual(listed.map((p) => `/${p}`).sort(), image.record.rootfs.files.map((f) => f.path).sort());
+      const inRam = image.record.rootfs.files.filter((f) => f.on !== "disk");
+      assert.deepEqual(listed.map((p) => `/${p}`).sort(), inRam.map((f) => f.path).sort());
+      // What lives on the runtime disk is exactly what the record says (read with debugfs).
+      const boot = await bootFiles(image);
+      const onDisk = image.record.rootfs.files.filter((f) => f.on === "disk").map((f) => f.path.replace(/^\/runtime\//, ""));
+      if (boot.disk) {
+        const ls = execFileSync("debugfs", ["-R", "ls -p /", boot.disk], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+        const names = ls.split("\n").map((l) => l.split("/")[5]).filter((n): n is string => !!n && n !== "." && n !== ".." && n !== "lost+found");
+        assert.deepEqual(names.sort(), onDisk.sort());
+      } else assert.deepEqual(onDisk, []);
       // /pith/env and /pith/argv are init's data files, not programs.
       const offenders = listed.filter((p) => !p.startsWith("pith/") && SHELLS.test(p));
       assert.deepEqual(offenders, [], `unexpected programs in ${app}`);

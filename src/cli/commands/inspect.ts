@@ -34,7 +34,7 @@ export function registerInspect(program: Command): void {
         `files (${info.files.filter((f) => f.kind === "file").length}; no shell, no coreutils, no package manager)`,
       ];
       process.stdout.write(out.join("\n") + "\n");
-      const rows = info.files.map((f) => [f.path + (f.kind === "dir" ? "/" : ""), f.kind === "file" ? formatBytes(f.size) : f.kind, f.role]);
-      process.stdout.write(table(["PATH", "SIZE", "ROLE"], rows).replace(/^/gm, "  "));
+      const rows = info.files.map((f) => [f.path + (f.kind === "dir" ? "/" : ""), f.kind === "file" ? formatBytes(f.size) : f.kind, f.role, f.on === "disk" ? "runtime disk" : "initramfs"]);
+      process.stdout.write(table(["PATH", "SIZE", "ROLE", "ON"], rows).replace(/^/gm, "  "));
     });
 }

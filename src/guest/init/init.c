@@ -29,6 +29,8 @@
  *   none                 as soon as it starts
  *   tcp <port>           when 127.0.0.1:<port> accepts a connection
  *   http <port> <path>   when GET <path> on that port answers 2xx or 3xx
+ * /pith/mounts, if present, lists read-only disks to mount first, one "<device> <dir> <fstype>"
+ * per line (the runtime disk: "vda /runtime ext2").
  * Probes run here, inside the machine, so they see the app itself and never the host's port
  * forwarder (which accepts connections before anything listens behind it).
  */
@@ -263,6 +265,20 @@ static void mount_or_warn(const char *source, const char *target, const char *ty
 		fprintf(stderr, "pith-init: mount %s: %s\n", target, strerror(errno));
 }
 
+/* Mounts the image's read-only disks; without them the app cannot run, so a failure is fatal. */
+static void mount_disks(void) {
+	FILE *f = fopen("/pith/mounts", "re");
+	if (!f) return;
+	char device[64], dir[256], fstype[32];
+	while (fscanf(f, "%63s %255s %31s", device, dir, fstype) == 3) {
+		char path[80];
+		snprintf(path, sizeof path, "/dev/%s", device);
+		mkdir(dir, 0755);
+		if (mount(path, dir, fstype, MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0) fail(path);
+	}
+	fclose(f);
+}
+
 static int open_control_tty(void) {
 	int fd = open(CONTROL_TTY, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) return -1;
@@ -285,6 +301,7 @@ int main(void) {
 	control = open_control_tty();
 	if (control < 0) fprintf(stderr, "pith-init: no control channel (%s): %s\n", CONTROL_TTY, strerror(errno));
 	send_line("init %lld", uptime_us());
+	mount_disks();
 
 	static char *argv[256];
 	static char *env[MAX_ENV];

@@ -34,6 +34,8 @@ export interface QemuMachineSpec {
   firmware: string;
   kernel: string;
   initrd: string;
+  /** A read-only disk image, shared by every machine of the image (virtio-blk, /dev/vda). */
+  disk?: string;
   /** Extra kernel parameters (Pith's own, e.g. the machine id). */
   kernelArgs: string[];
   consoleLog: string;
@@ -74,6 +76,8 @@ export function qemuArgv(spec: QemuMachineSpec): string[] {
     "-qmp", `unix:${spec.qmpSocket},server=on,wait=off`,
     "-pidfile", spec.pidFile,
   ];
+  // Read-only: QEMU takes a shared lock, so every machine of the image can use the same file.
+  if (spec.disk) argv.push("-drive", `file=${spec.disk},if=none,id=runtime,format=raw,readonly=on`, "-device", "virtio-blk-device,drive=runtime");
   if (spec.network) argv.push(...networkArgs(spec.network));
   return argv;
 }

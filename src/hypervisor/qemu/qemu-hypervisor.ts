@@ -98,6 +98,7 @@ export class QemuHypervisor implements Hypervisor {
       firmware: QBOOT_FIRMWARE,
       kernel: spec.kernel,
       initrd: spec.initrd,
+      ...(spec.disk ? { disk: spec.disk } : {}),
       kernelArgs: [],
       consoleLog: join(spec.stateDir, "console.log"),
       controlSocket: join(spec.stateDir, "control.sock"),
