@@ -5,6 +5,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
+import { findSourceMap } from "node:module";
 import { apiRequestSeconds, metricsRegistry, reconcileSeconds } from "../../src/shared/metrics.ts";
 import { pithRoot } from "../../src/shared/paths.ts";
 
@@ -37,7 +38,7 @@ export const resetMetrics = (): void => metricsRegistry.resetMetrics();
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   hitCount?: number;
   children?: number[];
 }
@@ -91,14 +92,24 @@ function area(frame: ProfileNode["callFrame"]): string {
   if (url.includes("prom-client")) return "metrics (prom-client)";
   if (/node:internal\/(http|_http|streams|net|stream_base)|node:_http|node:net|node:http/.test(url)) return "node http/net/streams";
   if (url.includes("/bench/")) return "benchmark itself";
+  // better-sqlite3's Statement methods are native functions without a URL.
+  if (url === "" && ["all", "run", "get", "pluck", "iterate", "exec"].includes(functionName)) return "SQLite native calls (better-sqlite3 all/run/get)";
   if (url === "") return `builtin ${functionName || "(anonymous)"}`;
   if (url.startsWith("node:")) return "node internals (other)";
   return "other";
 }
 
+/** `name file:line`, the line in the TypeScript source (tsx compiles each file to one line; its source maps say where). */
 const label = (frame: ProfileNode["callFrame"]): string => {
-  const where = frame.url ? `${frame.url.replace(/^file:\/\//, "").replace(`${ROOT}/`, "")}:${frame.lineNumber + 1}` : "(native)";
-  return `${frame.functionName || "(anonymous)"} ${where}`;
+  if (!frame.url) return `${frame.functionName || "(anonymous)"} (native)`;
+  let line = frame.lineNumber + 1;
+  try {
+    const entry = findSourceMap(frame.url)?.findEntry(frame.lineNumber, frame.columnNumber) as { originalLine?: number } | undefined;
+    if (entry?.originalLine !== undefined) line = entry.originalLine + 1;
+  } catch {
+    // no source map: the generated line it is
+  }
+  return `${frame.functionName || "(anonymous)"} ${frame.url.replace(/^file:\/\//, "").replace(`${ROOT}/`, "")}:${line}`;
 };
 
 function summarise(profile: CpuProfile, file: string): ProfileSummary {

@@ -21,6 +21,8 @@ export interface ApiServerOptions {
   token: string;
   /** Where a machine's console log is; undefined for an unknown machine (404). */
   consoleLogPath?: (machineName: string) => Promise<string | undefined>;
+  /** Receives proxies' load reports (PUT /api/v1/services/:name/load) for the autoscaler. */
+  onLoadReport?: (service: string, load: { inFlight: number; waiting: number }) => void;
   /** Fastify's request logging (default off). */
   logger?: boolean;
   /** Interval of watch bookmarks and SSE pings (default 10 s; tests shorten it). */
@@ -60,6 +62,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
     heartbeatMs: options.heartbeatMs ?? 10_000,
     consolePollMs: options.consolePollMs ?? 100,
     streams,
+    onLoadReport: options.onLoadReport,
   };
 
   app.setValidatorCompiler(validatorCompiler);

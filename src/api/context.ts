@@ -11,4 +11,6 @@ export interface ApiContext {
   /** Interval at which a followed console log is polled. */
   consolePollMs: number;
   streams: OpenStreams;
+  /** Where proxies' load reports go (the autoscaler); undefined: the route answers 404. */
+  onLoadReport: ((service: string, load: { inFlight: number; waiting: number }) => void) | undefined;
 }

@@ -2,7 +2,10 @@ import { randomBytes } from "node:crypto";
 import { API_VERSION, type Kind, type WatchEvent } from "../model/resource.ts";
 import type { Machine, MachinePhase, Service, ServiceStatus } from "../model/kinds.ts";
 import type { Store } from "../store/store.ts";
+import { autoscalerDesired } from "../shared/metrics.ts";
+import { autoscale } from "./autoscale.ts";
 import type { EventRecorder } from "./event-recorder.ts";
+import type { LoadBoard } from "./load-board.ts";
 import { resolveServiceImage } from "./image-resolver.ts";
 import { sameJson, writeBack } from "./object-updates.ts";
 import type { Outcome, Reconciler } from "./runner.ts";
@@ -26,6 +29,7 @@ export class ServiceReconciler implements Reconciler {
   constructor(
     private readonly store: Store,
     private readonly events: EventRecorder,
+    private readonly load?: LoadBoard,
   ) {}
 
   keysFor(event: WatchEvent): string[] {
@@ -56,11 +60,21 @@ export class ServiceReconciler implements Reconciler {
       return { requeueAfterMs: 10_000 };
     }
     const digest = image.spec.digest;
-    const desired = service.spec.replicas ?? service.spec.min ?? 1;
+    let desired = service.spec.replicas ?? 1;
+    let autoscaleState: ServiceStatus["autoscale"];
+    let requeueAfterMs: number | undefined;
+    if (service.spec.replicas === undefined && (service.spec.min !== undefined || service.spec.max !== undefined)) {
+      const decision = autoscale(service.spec, service.status.autoscale, this.load?.get(name), Date.now());
+      autoscaleState = decision.state;
+      desired = decision.state.desired;
+      autoscalerDesired.set({ service: name }, desired);
+      if (decision.change) await this.events.record({ kind: "Service", name }, "Normal", decision.change.startsWith("scaled up") ? "ScaledUp" : "ScaledDown", decision.change);
+      // Idle periods and cooldowns end without any event to say so: look again soon.
+      if (desired > (service.spec.min ?? 0)) requeueAfterMs = 1000;
+    }
     const surge = service.spec.update?.maxSurge ?? 1;
     const unavailable = service.spec.update?.maxUnavailable ?? 0;
     let crashLoop = service.status.crashLoop;
-    let requeueAfterMs: number | undefined;
 
     // Failed machines are retired and counted; their replacements wait out the back-off.
     for (const m of running.filter((m) => m.status.phase === "failed")) {
@@ -85,7 +99,7 @@ export class ServiceReconciler implements Reconciler {
       // Scale out or roll forward, never beyond desired + surge machines at once.
       const room = Math.max(0, desired + surge - current.length - outdated.length);
       const wanted = Math.min(desired - current.length, outdated.length > 0 ? room : desired - current.length);
-      if (wanted > 0 && waitMs > 0) requeueAfterMs = waitMs;
+      if (wanted > 0 && waitMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? waitMs, waitMs);
       else for (let i = 0; i < wanted; i++) await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus);
     }
     // Old-image machines: those not ready serve nobody and go now; ready ones go only while
@@ -111,6 +125,7 @@ export class ServiceReconciler implements Reconciler {
       ready: readyCurrent,
       phases,
       ...(crashLoop ? { crashLoop } : {}),
+      ...(autoscaleState ? { autoscale: autoscaleState } : {}),
     };
     await this.setStatus(service, status);
     return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;

@@ -13,6 +13,12 @@ export interface ServiceSpec {
   /** Host names the proxy routes to this service. */
   hosts?: string[];
   update?: { strategy: "rolling"; maxSurge: number; maxUnavailable: number };
+  /**
+   * With min/max: how many machines follow load. `targetInFlight` requests per machine;
+   * scale down only after `cooldownSeconds` without a change; with min 0, stop every machine after
+   * `idleSeconds` without a request (the proxy holds the next request while one boots).
+   */
+  autoscale?: { targetInFlight?: number; cooldownSeconds?: number; idleSeconds?: number };
 }
 
 export interface ServiceStatus {
@@ -25,6 +31,8 @@ export interface ServiceStatus {
   phases?: Partial<Record<MachinePhase, number>>;
   /** Set while failed machines are being replaced with back-off. */
   crashLoop?: { failures: number; lastReason: string; nextAttemptAt: string };
+  /** The autoscaler's decision (services with min/max), kept here so a restart keeps it. */
+  autoscale?: { desired: number; lastScaleAt: string; lastActiveAt?: string };
   message?: string;
 }
 

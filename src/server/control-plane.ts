@@ -5,6 +5,7 @@ import type { FastifyInstance } from "fastify";
 import { createApiServer } from "../api/api-server.ts";
 import { ensureToken } from "../api/token.ts";
 import { EventRecorder } from "../controller/event-recorder.ts";
+import { LoadBoard } from "../controller/load-board.ts";
 import { NodeHealth } from "../controller/node-health.ts";
 import { ControllerRunner } from "../controller/runner.ts";
 import { Scheduler } from "../controller/scheduler.ts";
@@ -26,6 +27,8 @@ export interface ControlPlane {
   url: string;
   token: string;
   store: Store;
+  /** Where an in-process proxy reports load (a separate proxy uses PUT /api/v1/services/:name/load). */
+  load: LoadBoard;
   close(): Promise<void>;
 }
 
@@ -39,9 +42,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   await mkdir(pithHome(), { recursive: true });
   const store = SqliteStore.open(options.databasePath ?? join(pithHome(), "state.db"));
   const token = await ensureToken();
+  const load = new LoadBoard();
   const api: FastifyInstance = await createApiServer({
     store,
     token,
+    onLoadReport: (service, report) => load.report(service, report),
     // Single host: a machine's console is in its state directory on this host.
     consoleLogPath: async (name) => {
       const path = join(machinesDir(), name, "console.log");
@@ -50,16 +55,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   const url = await api.listen({ host: options.host, port: options.port });
   const events = new EventRecorder(store);
-  const controllers = new ControllerRunner(store, [new ServiceReconciler(store, events), new Scheduler(store, events), new NodeHealth(store, events)], {
+  const services = new ServiceReconciler(store, events, load);
+  const controllers = new ControllerRunner(store, [services, new Scheduler(store, events), new NodeHealth(store, events)], {
     resyncMs: options.resyncMs ?? 5000,
     onError: (controller, key, e) => log(`${controller} ${key}: ${(e as Error).message}`),
   });
   await controllers.start();
+  load.onReport((service) => controllers.enqueue(services, service));
   log(`control plane listening on ${url} (state ${options.databasePath ?? join(pithHome(), "state.db")})`);
   return {
     url,
     token,
     store,
+    load,
     async close() {
       controllers.stop();
       // Idle keep-alive connections would hold close() open for seconds.

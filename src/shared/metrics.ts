@@ -50,3 +50,10 @@ export const reconcileErrors = new Counter({
   labelNames: ["controller"] as const,
   registers: [metricsRegistry],
 });
+
+export const autoscalerDesired = new Gauge({
+  name: "pith_autoscaler_desired_machines",
+  help: "Machines the autoscaler wants for each min/max service",
+  labelNames: ["service"] as const,
+  registers: [metricsRegistry],
+});

@@ -5,10 +5,13 @@ import { API_VERSION } from "../../model/resource.ts";
 import { ApiError } from "../api-error.ts";
 import type { ApiContext } from "../context.ts";
 import { KIND_SCHEMAS } from "../schemas/kinds.ts";
-import { errorResponses, NameParams, ScaleBody } from "../schemas/requests.ts";
+import { errorResponses, LoadBody, NameParams, ScaleBody } from "../schemas/requests.ts";
 import { readModifyWrite } from "./read-modify-write.ts";
 
-/** `POST /api/v1/services/:name/scale {replicas}`: sets spec.replicas, leaving the rest of the spec. */
+/**
+ * `POST /api/v1/services/:name/scale {replicas}`: sets spec.replicas, leaving the rest of the spec.
+ * `PUT /api/v1/services/:name/load {inFlight, waiting}`: a proxy's load report for the autoscaler.
+ */
 export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post<{ Params: Static<typeof NameParams>; Body: Static<typeof ScaleBody> }>(
     "/api/v1/services/:name/scale",
@@ -39,6 +42,27 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
           spec: { ...existing.spec, replicas: request.body.replicas },
         };
       });
+    },
+  );
+
+  app.put<{ Params: Static<typeof NameParams>; Body: Static<typeof LoadBody> }>(
+    "/api/v1/services/:name/load",
+    {
+      schema: {
+        summary: "Report a service's load (from a proxy)",
+        description: "Ephemeral input for the autoscaler: requests in flight and requests held waiting for a machine. Not stored.",
+        tags: ["Service"],
+        params: NameParams,
+        body: LoadBody,
+        response: { 204: { type: "null", description: "accepted" }, ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { name } = request.params;
+      if (!ctx.onLoadReport) throw new ApiError("NotFound", "this control plane has no autoscaler to report load to");
+      if (!(await ctx.store.get("Service", name))) throw new ApiError("NotFound", `Service ${name} not found`);
+      ctx.onLoadReport(name, request.body);
+      return reply.code(204).send();
     },
   );
 }

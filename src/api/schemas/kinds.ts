@@ -40,6 +40,16 @@ export const ServiceSpecSchema = Type.Object(
     update: Type.Optional(
       Type.Object({ strategy: Type.Literal("rolling"), maxSurge: NonNegativeInt(), maxUnavailable: NonNegativeInt() }, closed),
     ),
+    autoscale: Type.Optional(
+      Type.Object(
+        {
+          targetInFlight: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+          cooldownSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86400 })),
+          idleSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+        },
+        closed,
+      ),
+    ),
   },
   { ...closed, description: "replicas, or min/max (not both); env names starting with PITH_ are reserved" },
 );
@@ -59,6 +69,9 @@ export const ServiceStatusSchema = Type.Object(
     phases: Type.Optional(PhaseCounts),
     crashLoop: Type.Optional(
       Type.Object({ failures: NonNegativeInt(), lastReason: Type.String(), nextAttemptAt: Timestamp }, closed),
+    ),
+    autoscale: Type.Optional(
+      Type.Object({ desired: NonNegativeInt(), lastScaleAt: Timestamp, lastActiveAt: Type.Optional(Timestamp) }, closed),
     ),
     message: Type.Optional(Type.String()),
   },

@@ -94,3 +94,11 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   409: "Conflict (stale resourceVersion) or AlreadyExists (create with a different spec)",
   410: "Gone: the requested revision was compacted from the watch history",
 };
+
+export const LoadBody = Type.Object(
+  {
+    inFlight: Type.Integer({ minimum: 0, description: "requests the proxy has in flight to this service's machines" }),
+    waiting: Type.Integer({ minimum: 0, description: "requests the proxy holds until a machine is ready" }),
+  },
+  { additionalProperties: false },
+);

@@ -1,0 +1,45 @@
+import type { ServiceSpec, ServiceStatus } from "../model/kinds.ts";
+import type { ServiceLoad } from "./load-board.ts";
+
+export const AUTOSCALE_DEFAULTS = { targetInFlight: 10, cooldownSeconds: 30, idleSeconds: 60 };
+
+export interface AutoscaleDecision {
+  state: NonNullable<ServiceStatus["autoscale"]>;
+  /** Set when the machine count changed, saying why (for an event). */
+  change?: string;
+}
+
+/**
+ * How many machines a min/max service should have now. Up at once (a held request wakes a
+ * service at zero immediately); down only after the cooldown, and to zero only after a whole
+ * idle period without a request. Pure, so every rule is unit-tested.
+ */
+export function autoscale(spec: ServiceSpec, previous: ServiceStatus["autoscale"], load: ServiceLoad | undefined, now: number): AutoscaleDecision {
+  const min = spec.min ?? 0;
+  const max = Math.max(spec.max ?? min, min);
+  const { targetInFlight, cooldownSeconds, idleSeconds } = { ...AUTOSCALE_DEFAULTS, ...spec.autoscale };
+  // Whole seconds: a busy service then rewrites its status at most once a second.
+  const nowIso = new Date(Math.floor(now / 1000) * 1000).toISOString();
+  const current = previous?.desired ?? min;
+  const demand = (load?.inFlight ?? 0) + (load?.waiting ?? 0);
+  const lastActiveAt = demand > 0 ? nowIso : (previous?.lastActiveAt ?? nowIso);
+  let wanted = Math.ceil(demand / targetInFlight);
+  if ((load?.waiting ?? 0) > 0) wanted = Math.max(wanted, 1);
+  wanted = Math.min(max, Math.max(min, wanted));
+
+  const keep: AutoscaleDecision = { state: { desired: Math.min(max, Math.max(min, current)), lastScaleAt: previous?.lastScaleAt ?? nowIso, lastActiveAt } };
+  if (wanted > current) {
+    const why = current === 0 ? "a request is waiting" : `${demand} requests in flight, target ${targetInFlight} per machine`;
+    return { state: { desired: wanted, lastScaleAt: nowIso, lastActiveAt }, change: `scaled up from ${current} to ${wanted}: ${why}` };
+  }
+  if (wanted < current) {
+    const sinceScale = now - Date.parse(keep.state.lastScaleAt);
+    const idleFor = now - Date.parse(lastActiveAt);
+    if (wanted === 0 && idleFor < idleSeconds * 1000) wanted = Math.min(current, Math.max(1, wanted));
+    if (wanted < current && (wanted === 0 || sinceScale >= cooldownSeconds * 1000)) {
+      const why = wanted === 0 ? `no request for ${idleSeconds}s` : `${demand} requests in flight, target ${targetInFlight} per machine`;
+      return { state: { desired: wanted, lastScaleAt: nowIso, lastActiveAt }, change: `scaled down from ${current} to ${wanted}: ${why}` };
+    }
+  }
+  return keep;
+}

@@ -1,0 +1,41 @@
+import { STATUS_CODES, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+
+/**
+ * The proxy's own answers (no route, no machine, machine unreachable), in the control plane's
+ * error shape: `{"error":{"code","message"}}`.
+ */
+export interface ProxyErrorResponse {
+  status: number;
+  code: string;
+  message: string;
+  /** Seconds, for 503s: when trying again makes sense. */
+  retryAfter?: number;
+}
+
+const body = (error: ProxyErrorResponse): string => JSON.stringify({ error: { code: error.code, message: error.message } });
+
+export function sendError(res: ServerResponse, error: ProxyErrorResponse, requestId: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = body(error);
+  const headers: string[] = ["Content-Type", "application/json", "Content-Length", String(Buffer.byteLength(text)), "X-Request-Id", requestId];
+  if (error.retryAfter !== undefined) headers.push("Retry-After", String(error.retryAfter));
+  res.writeHead(error.status, headers).end(text);
+}
+
+/** The same answer written on a raw socket, for an upgrade request that cannot be tunnelled. */
+export function writeErrorToSocket(socket: Duplex, error: ProxyErrorResponse, requestId: string): void {
+  if (socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const text = body(error);
+  const retryAfter = error.retryAfter !== undefined ? `Retry-After: ${error.retryAfter}\r\n` : "";
+  socket.end(
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ""}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
+      `X-Request-Id: ${requestId}\r\n${retryAfter}Connection: close\r\n\r\n${text}`,
+  );
+}

@@ -1,0 +1,309 @@
+import assert from "node:assert/strict";
+import { connect, type Socket } from "node:net";
+import { after, describe, test } from "node:test";
+import { metricsRegistry } from "../shared/metrics.ts";
+import { FakeRoutes, refusedUrl, send, startBackend, startProxy, type TestBackend, type TestProxy, until } from "./test-support.ts";
+
+describe("proxy server", () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const close of cleanup.reverse()) await close();
+  });
+  const backend = async (...args: Parameters<typeof startBackend>): Promise<TestBackend> => {
+    const b = await startBackend(...args);
+    cleanup.push(b.close);
+    return b;
+  };
+  const proxyFor = async (routes: FakeRoutes, options: Parameters<typeof startProxy>[1] = {}): Promise<TestProxy> => {
+    const p = await startProxy(routes, options);
+    cleanup.push(p.close);
+    return p;
+  };
+
+  test("routes by spec host (case and port ignored) and by <service>.localhost; unknown hosts get a 404 JSON error", async () => {
+    const web = await backend("web");
+    const api = await backend("api");
+    const routes = new FakeRoutes();
+    routes.set("web", [web.url], { hosts: ["www.example.com"] });
+    routes.set("api", [api.url]);
+    const { port, log } = await proxyFor(routes);
+
+    assert.equal((await send(port, "WWW.Example.com:8080", "/a")).json().backend, "web");
+    assert.equal((await send(port, "web.localhost", "/b")).json().backend, "web");
+    assert.equal((await send(port, "api.localhost:80", "/c?x=1")).json().backend, "api");
+    assert.equal(api.requests[0]?.url, "/c?x=1");
+
+    const missing = await send(port, "nope.example.com", "/");
+    assert.equal(missing.status, 404);
+    assert.match(String(missing.headers["content-type"]), /application\/json/);
+    const body = missing.json<{ error: { code: string; message: string } }>();
+    assert.equal(body.error.code, "NoRoute");
+    assert.match(body.error.message, /nope\.example\.com/);
+    assert.ok(missing.headers["x-request-id"]);
+
+    assert.deepEqual(log.map((e) => [e.host, e.status, e.service]), [
+      ["WWW.Example.com:8080", 200, "web"],
+      ["web.localhost", 200, "web"],
+      ["api.localhost:80", 200, "api"],
+      ["nope.example.com", 404, undefined],
+    ]);
+  });
+
+  test("balances to the backend with the fewest outstanding requests; ties go round-robin", async () => {
+    const fast1 = await backend("fast1");
+    const fast2 = await backend("fast2");
+    const routes = new FakeRoutes();
+    routes.set("rr", [fast1.url, fast2.url]);
+    const { port } = await proxyFor(routes);
+    for (let i = 0; i < 10; i++) await send(port, "rr.localhost");
+    assert.deepEqual([fast1.requests.length, fast2.requests.length], [5, 5]);
+
+    const slow = await backend("slow", (_req, res) => setTimeout(() => res.end("slow"), 300));
+    const fast = await backend("fast");
+    routes.set("lb", [slow.url, fast.url]);
+    const replies: Promise<unknown>[] = [];
+    for (let i = 0; i < 12; i++) {
+      replies.push(send(port, "lb.localhost"));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await Promise.all(replies);
+    assert.ok(slow.requests.length <= 2, `the slow backend got ${slow.requests.length} of 12`);
+    assert.equal(slow.requests.length + fast.requests.length, 12);
+  });
+
+  test("retries a GET on a refused connection on another backend; the client sees no error", async () => {
+    const live = await backend("live");
+    const routes = new FakeRoutes();
+    routes.set("retry", [await refusedUrl(), await refusedUrl(), live.url]);
+    const { port, log } = await proxyFor(routes);
+    const before = await errorCount("retry", "refused");
+    for (let i = 0; i < 4; i++) {
+      const reply = await send(port, "retry.localhost", `/r${i}`);
+      assert.equal(reply.status, 200);
+      assert.equal(reply.json().backend, "live");
+    }
+    assert.equal(live.requests.length, 4);
+    assert.ok(log.some((e) => e.attempts > 1), "some request needed a second attempt");
+    assert.ok((await errorCount("retry", "refused")) > before);
+    // Refusing backends are marked unhealthy: later requests go straight to the live one.
+    assert.equal(log.at(-1)?.attempts, 1);
+  });
+
+  test("never retries a POST: its backend refusing is a 502 with a clear message", async () => {
+    const routes = new FakeRoutes();
+    routes.set("post", [await refusedUrl()]);
+    const { port, log } = await proxyFor(routes);
+    const reply = await send(port, "post.localhost", "/submit", { method: "POST", body: "data", headers: { "content-type": "text/plain" } });
+    assert.equal(reply.status, 502);
+    const { error } = reply.json<{ error: { code: string; message: string } }>();
+    assert.equal(error.code, "UpstreamUnreachable");
+    assert.match(error.message, /refused the connection \(ECONNREFUSED\)/);
+    assert.equal(log.at(-1)?.attempts, 1);
+  });
+
+  test("a GET whose only backend refuses is held (not a 502) until a working backend appears", async () => {
+    const routes = new FakeRoutes();
+    routes.set("flaky", [await refusedUrl()]);
+    const { port, log } = await proxyFor(routes);
+    const reply = send(port, "flaky.localhost", "/x");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const live = await backend("live");
+    routes.set("flaky", [live.url]);
+    assert.equal((await reply).status, 200);
+    assert.equal(log.at(-1)?.attempts, 2);
+    assert.ok((log.at(-1)?.heldMs ?? 0) > 0);
+  });
+
+  test("holds requests while the route is empty, reports demand, and serves them all once a backend is ready", async () => {
+    const routes = new FakeRoutes();
+    routes.set("cold", [], { minZero: true });
+    const { port, log, demand, proxy } = await proxyFor(routes);
+    const replies = Array.from({ length: 5 }, (_, i) => send(port, "cold.localhost", `/held${i}`));
+    await until(() => demand.at(-1)?.waiting === 5, 2000, "5 held requests");
+    assert.equal(demand[0]?.service, "cold");
+    assert.equal(demand[0]?.waiting, 1, "demand is reported as soon as a hold starts");
+    assert.deepEqual(proxy.proxyLoad().cold, { inFlight: 0, waiting: 5, backends: 0 });
+    assert.match(await metricsRegistry.metrics(), /pith_proxy_held_requests\{service="cold"\} 5/);
+
+    const b = await backend("b");
+    routes.set("cold", [b.url], { minZero: true });
+    const all = await Promise.all(replies);
+    assert.deepEqual(all.map((r) => r.status), [200, 200, 200, 200, 200]);
+    assert.equal(b.requests.length, 5);
+    assert.equal(demand.at(-1)?.waiting, 0);
+    assert.ok(log.every((e) => e.heldMs > 0 && e.attempts === 1));
+    assert.deepEqual(proxy.proxyLoad().cold, { inFlight: 0, waiting: 0, backends: 1 });
+  });
+
+  test("a hold is bounded: 503 with Retry-After and a clear JSON message", async () => {
+    const routes = new FakeRoutes();
+    routes.set("never", [], { minZero: true });
+    const { port, log } = await proxyFor(routes, { holdTimeoutMs: 100 });
+    const started = Date.now();
+    const reply = await send(port, "never.localhost", "/", { method: "POST", body: "x" });
+    assert.ok(Date.now() - started >= 90);
+    assert.equal(reply.status, 503);
+    assert.equal(reply.headers["retry-after"], "5");
+    const { error } = reply.json<{ error: { code: string; message: string } }>();
+    assert.equal(error.code, "NoReadyMachine");
+    assert.match(error.message, /service never has no ready machine/);
+    assert.equal(log.at(-1)?.status, 503);
+  });
+
+  test("sets X-Forwarded-For/-Proto/-Host and X-Request-Id upstream and on the response; strips hop-by-hop headers", async () => {
+    const b = await backend("h", (_req, res) => {
+      res.setHeader("x-app", "1");
+      res.setHeader("keep-alive", "timeout=5");
+      res.end("ok");
+    });
+    const routes = new FakeRoutes();
+    routes.set("hdr", [b.url], { hosts: ["hdr.example"] });
+    const { port } = await proxyFor(routes);
+
+    const reply = await send(port, "hdr.example", "/", {
+      headers: { "x-forwarded-for": "10.0.0.1", "x-request-id": "req-123", connection: "keep-alive, x-secret", "x-secret": "s", "proxy-authorization": "p", "x-kept": "k" },
+    });
+    assert.equal(reply.headers["x-request-id"], "req-123");
+    assert.equal(reply.headers["x-app"], "1");
+    const seen = b.requests[0]?.headers ?? {};
+    assert.equal(seen["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+    assert.equal(seen["x-forwarded-proto"], "http");
+    assert.equal(seen["x-forwarded-host"], "hdr.example");
+    assert.equal(seen.host, "hdr.example");
+    assert.equal(seen["x-request-id"], "req-123");
+    assert.equal(seen["x-kept"], "k");
+    assert.equal(seen["x-secret"], undefined);
+    assert.equal(seen["proxy-authorization"], undefined);
+
+    const generated = await send(port, "hdr.example");
+    const id = generated.headers["x-request-id"];
+    assert.match(String(id), /^[A-Za-z0-9_-]{12}$/);
+    assert.equal(b.requests[1]?.headers["x-request-id"], id);
+    assert.equal(b.requests[1]?.headers["x-forwarded-for"], "127.0.0.1");
+  });
+
+  test("streams request and response bodies both ways", async () => {
+    const b = await backend("echo", (_req, res, body) => res.end(body.toUpperCase()));
+    const routes = new FakeRoutes();
+    routes.set("body", [b.url]);
+    const { port } = await proxyFor(routes);
+    const big = "abc".repeat(100_000);
+    const reply = await send(port, "body.localhost", "/", { method: "PUT", body: big });
+    assert.equal(reply.status, 200);
+    assert.equal(reply.body, big.toUpperCase());
+  });
+
+  test("a machine that does not answer within upstreamTimeoutMs is a 504", async () => {
+    const b = await backend("mute", () => undefined);
+    const routes = new FakeRoutes();
+    routes.set("mute", [b.url]);
+    const { port } = await proxyFor(routes, { upstreamTimeoutMs: 100 });
+    const reply = await send(port, "mute.localhost");
+    assert.equal(reply.status, 504);
+    assert.equal(reply.json<{ error: { code: string } }>().error.code, "UpstreamTimeout");
+  });
+
+  test("a backend taken out of the route finishes the requests it has", async () => {
+    const b = await backend("draining", (_req, res) => setTimeout(() => res.end("done"), 100));
+    const routes = new FakeRoutes();
+    routes.set("drain", [b.url]);
+    const { port } = await proxyFor(routes);
+    const reply = send(port, "drain.localhost");
+    await until(() => routes.backend(b.url)?.inFlight === 1, 1000, "the request in flight");
+    routes.set("drain", []);
+    assert.equal((await reply).body, "done");
+    assert.equal(routes.backend(b.url)?.inFlight, 0);
+  });
+
+  test("proxies a WebSocket-style upgrade and pipes bytes both ways", async () => {
+    const b = await backend("ws");
+    const upgrades: Record<string, string | string[] | undefined>[] = [];
+    b.server.on("upgrade", (req, socket: Socket) => {
+      upgrades.push(req.headers);
+      socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+      socket.pipe(socket);
+    });
+    const routes = new FakeRoutes();
+    routes.set("ws", [b.url]);
+    const { port, log } = await proxyFor(routes);
+
+    const client = connect(port, "127.0.0.1");
+    await new Promise((resolve) => client.once("connect", resolve));
+    client.write("GET /chat HTTP/1.1\r\nHost: ws.localhost\r\nUpgrade: echo\r\nConnection: Upgrade\r\nX-Request-Id: up-1\r\n\r\n");
+    let received = "";
+    client.on("data", (chunk: Buffer) => (received += chunk.toString()));
+    await until(() => received.includes("\r\n\r\n"), 2000, "the 101 response");
+    assert.match(received, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+    assert.match(received, /\r\nX-Request-Id: up-1\r\n/);
+    const afterHead = received.length;
+    client.write("ping");
+    await until(() => received.slice(afterHead) === "ping", 2000, "the echo");
+
+    assert.equal(upgrades[0]?.upgrade, "echo");
+    assert.equal(upgrades[0]?.connection, "Upgrade");
+    assert.equal(upgrades[0]?.["x-forwarded-for"], "127.0.0.1");
+    assert.equal(upgrades[0]?.["x-forwarded-host"], "ws.localhost");
+    assert.equal(routes.backend(b.url)?.inFlight, 1, "an open tunnel counts as in flight");
+
+    client.end();
+    await until(() => log.some((e) => e.requestId === "up-1"), 2000, "the tunnel's log entry");
+    const entry = log.find((e) => e.requestId === "up-1");
+    assert.equal(entry?.status, 101);
+    assert.equal(entry?.path, "/chat");
+    assert.equal(routes.backend(b.url)?.inFlight, 0);
+  });
+
+  test("an upgrade for an unknown host gets a 404 on the socket", async () => {
+    const { port } = await proxyFor(new FakeRoutes());
+    const client = connect(port, "127.0.0.1");
+    let received = "";
+    client.on("data", (chunk: Buffer) => (received += chunk.toString()));
+    const closed = new Promise((resolve) => client.once("close", resolve));
+    client.write("GET / HTTP/1.1\r\nHost: ghost.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    await closed;
+    assert.match(received, /^HTTP\/1\.1 404 Not Found\r\n/);
+    assert.match(received, /"code":"NoRoute"/);
+  });
+
+  test("exports metrics on the shared registry and logs one entry per request", async () => {
+    const b = await backend("m");
+    const routes = new FakeRoutes();
+    routes.set("metered", [b.url]);
+    const { port, log } = await proxyFor(routes);
+    const unroutedBefore = await requestCount("_unrouted", "404");
+    for (let i = 0; i < 3; i++) await send(port, "metered.localhost", `/p${i}`);
+    await send(port, "unknown.metered");
+    assert.equal(log.length, 4);
+    assert.deepEqual(log.map((e) => e.path), ["/p0", "/p1", "/p2", "/"]);
+    for (const e of log.slice(0, 3)) {
+      assert.equal(e.service, "metered");
+      assert.equal(e.machine, routes.backend(b.url)?.machine);
+      assert.equal(e.method, "GET");
+      assert.equal(e.status, 200);
+      assert.equal(e.attempts, 1);
+      assert.equal(e.heldMs, 0);
+      assert.ok(e.durationMs >= 0);
+      assert.ok(!Number.isNaN(Date.parse(e.time)));
+      assert.ok(e.requestId);
+    }
+    const text = await metricsRegistry.metrics();
+    assert.match(text, /pith_proxy_requests_total\{service="metered",status="200"\} 3/);
+    assert.equal(await requestCount("_unrouted", "404"), unroutedBefore + 1);
+    assert.match(text, /pith_proxy_request_duration_seconds_count\{service="metered"\} 3/);
+    assert.match(text, /pith_proxy_in_flight\{service="metered"\} 0/);
+    assert.match(text, /# TYPE pith_proxy_upstream_errors_total counter/);
+    assert.match(text, /# TYPE pith_proxy_held_requests gauge/);
+  });
+});
+
+async function errorCount(service: string, kind: string): Promise<number> {
+  const text = await metricsRegistry.metrics();
+  const match = new RegExp(`pith_proxy_upstream_errors_total\\{service="${service}",kind="${kind}"\\} (\\d+)`).exec(text);
+  return Number(match?.[1] ?? 0);
+}
+
+async function requestCount(service: string, status: string): Promise<number> {
+  const text = await metricsRegistry.metrics();
+  const match = new RegExp(`pith_proxy_requests_total\\{service="${service}",status="${status}"\\} (\\d+)`).exec(text);
+  return Number(match?.[1] ?? 0);
+}

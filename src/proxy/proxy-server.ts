@@ -1,0 +1,148 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import { type AccessLog, type AccessLogEntry, roundMs } from "./access-log.ts";
+import type { ExchangeConfig } from "./exchange.ts";
+import { type ForwardRequest, forwardRequest } from "./forward-headers.ts";
+import { HttpExchange } from "./http-exchange.ts";
+import { ServiceMetrics, UNROUTED } from "./proxy-metrics.ts";
+import { type ProxyErrorResponse, sendError, writeErrorToSocket } from "./proxy-responses.ts";
+import type { Route, RouteSource } from "./route.ts";
+import { type DemandListener, type ServiceLoad, ServiceState, type ServiceStateOptions } from "./service-state.ts";
+import { UpgradeExchange } from "./upgrade-exchange.ts";
+
+const ignore = (): void => undefined;
+
+export type { AccessLog, AccessLogEntry } from "./access-log.ts";
+export type { DemandListener, ServiceLoad } from "./service-state.ts";
+
+export interface ProxyServerOptions {
+  /** Host -> service -> ready machines; a RouteTable, or anything that answers the same way. */
+  routes: RouteSource;
+  /**
+   * Told a service's load whenever the number of requests held for it changes (first of all when
+   * a hold starts: the service has no ready machine and should get one). The proxy starts nothing
+   * itself.
+   */
+  onDemand?: DemandListener;
+  /** How long a request may wait for a ready machine before a 503; default 30 s. */
+  holdTimeoutMs?: number;
+  /** How long a machine may stay silent (before its response head, or between reads) before a 504 / cut; default 60 s. */
+  upstreamTimeoutMs?: number;
+  /** How long connecting to a machine may take before it counts as a failed connect (and is retried); default 3 s. */
+  connectTimeoutMs?: number;
+  /** Connection attempts per request, across machines; default 3. */
+  maxAttempts?: number;
+  /** Concurrent connections to one machine; default 256 (more requests queue in the proxy). */
+  maxSocketsPerBackend?: number;
+  /** One entry per request (default: none). Called synchronously: buffer, do not block. */
+  accessLog?: AccessLog;
+  /** Told about an onDemand callback that threw (default: console.error). */
+  onError?: (error: unknown) => void;
+}
+
+export interface ProxyServer extends Server {
+  /** Per-service load, for autoscaling: services the proxy has seen requests for. */
+  proxyLoad(): Record<string, ServiceLoad>;
+}
+
+/**
+ * The proxy's data path: routes each request by its Host header to a ready machine of the
+ * service (fewest outstanding requests), holds it while the service has none (reporting demand),
+ * retries safe requests on connection failures, and tunnels upgrades. Returns the server, not
+ * listening yet.
+ */
+export function createProxyServer(options: ProxyServerOptions): ProxyServer {
+  const { routes } = options;
+  const config: ExchangeConfig = {
+    holdTimeoutMs: options.holdTimeoutMs ?? 30_000,
+    upstreamTimeoutMs: options.upstreamTimeoutMs ?? 60_000,
+    connectTimeoutMs: options.connectTimeoutMs ?? 3_000,
+    maxAttempts: options.maxAttempts ?? 3,
+    accessLog: options.accessLog,
+  };
+  const stateOptions: ServiceStateOptions = {
+    holdTimeoutMs: config.holdTimeoutMs,
+    maxSocketsPerBackend: options.maxSocketsPerBackend ?? 256,
+    onDemand: options.onDemand,
+    onError: options.onError ?? ((error) => console.error("pith proxy: onDemand threw:", error)),
+  };
+  const states = new Map<string, ServiceState>();
+  const unrouted = new ServiceMetrics(UNROUTED);
+
+  const stateFor = (route: Route): ServiceState => {
+    let state = states.get(route.service);
+    if (!state) states.set(route.service, (state = new ServiceState(route.service, route, stateOptions)));
+    else state.route = route;
+    return state;
+  };
+
+  const unsubscribe = routes.onChange((service, route) => {
+    const state = states.get(service);
+    if (!state) return;
+    state.routeChanged(route);
+    if (!route && state.idle) {
+      states.delete(service);
+      state.close();
+      state.metrics.remove();
+    }
+  });
+
+  /** No service for this host: 404, counted and logged like any request. */
+  const noRoute = (req: IncomingMessage, forward: ForwardRequest, send: (error: ProxyErrorResponse) => void): void => {
+    const startedAt = Date.now();
+    const started = performance.now();
+    const error: ProxyErrorResponse = {
+      status: 404,
+      code: "NoRoute",
+      message: forward.host === undefined ? "the request has no Host header to route by" : `no service serves host ${forward.host}`,
+    };
+    send(error);
+    const ms = performance.now() - started;
+    unrouted.request(404, ms / 1000);
+    const entry: AccessLogEntry | undefined = config.accessLog && {
+      time: new Date(startedAt).toISOString(),
+      requestId: forward.requestId,
+      method: req.method ?? "GET",
+      host: forward.host ?? "",
+      path: req.url ?? "/",
+      status: 404,
+      durationMs: roundMs(ms),
+      service: undefined,
+      machine: undefined,
+      attempts: 0,
+      heldMs: 0,
+    };
+    if (entry) config.accessLog?.(entry);
+  };
+
+  const lookup = (forward: ForwardRequest, path: string): Route | undefined =>
+    forward.host === undefined ? undefined : routes.lookup(forward.host, path);
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const forward = forwardRequest(req, "http", false);
+    const route = lookup(forward, req.url ?? "/");
+    if (!route) noRoute(req, forward, (error) => sendError(res, error, forward.requestId));
+    else new HttpExchange(config, stateFor(route), req, res, forward).dispatch();
+  });
+
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", ignore); // a reset client: its 'close' is what matters
+    const forward = forwardRequest(req, "http", true);
+    const route = lookup(forward, req.url ?? "/");
+    if (!route) noRoute(req, forward, (error) => writeErrorToSocket(socket, error, forward.requestId));
+    else new UpgradeExchange(config, stateFor(route), req, socket, head, forward).dispatch();
+  });
+
+  server.on("close", () => {
+    unsubscribe();
+    for (const state of states.values()) state.close();
+  });
+
+  return Object.assign(server, {
+    proxyLoad(): Record<string, ServiceLoad> {
+      const load: Record<string, ServiceLoad> = {};
+      for (const [name, state] of states) load[name] = state.load();
+      return load;
+    },
+  });
+}
