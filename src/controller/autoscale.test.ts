@@ -9,7 +9,13 @@ const spec = { image: "x", min: 0, max: 4, autoscale: { targetInFlight: 2, coold
 test("a request held at zero wakes the service at once", () => {
   const d = autoscale(spec, { desired: 0, lastScaleAt: new Date(at(0)).toISOString() }, { inFlight: 0, waiting: 1 }, at(1));
   assert.equal(d.state.desired, 1);
-  assert.match(d.change!, /from 0 to 1: a request is waiting/);
+  assert.match(d.change!, /from 0 to 1: 1 request is waiting/);
+});
+
+test("a crowd of held requests at zero boots one machine, not a herd", () => {
+  const d = autoscale(spec, { desired: 0, lastScaleAt: new Date(at(0)).toISOString() }, { inFlight: 0, waiting: 20 }, at(1));
+  assert.equal(d.state.desired, 1);
+  assert.match(d.change!, /20 requests are waiting/);
 });
 
 test("scales up to cover in-flight requests at the target concurrency, within max", () => {

@@ -21,15 +21,18 @@ export function autoscale(spec: ServiceSpec, previous: ServiceStatus["autoscale"
   // Whole seconds: a busy service then rewrites its status at most once a second.
   const nowIso = new Date(Math.floor(now / 1000) * 1000).toISOString();
   const current = previous?.desired ?? min;
-  const demand = (load?.inFlight ?? 0) + (load?.waiting ?? 0);
-  const lastActiveAt = demand > 0 ? nowIso : (previous?.lastActiveAt ?? nowIso);
-  let wanted = Math.ceil(demand / targetInFlight);
-  if ((load?.waiting ?? 0) > 0) wanted = Math.max(wanted, 1);
+  const inFlight = load?.inFlight ?? 0;
+  const waiting = load?.waiting ?? 0;
+  const lastActiveAt = inFlight + waiting > 0 ? nowIso : (previous?.lastActiveAt ?? nowIso);
+  // Held requests wait for the machine being started, however many there are: a cold start
+  // boots one machine, not a herd. Scaling beyond that follows requests actually in flight.
+  let wanted = Math.ceil(inFlight / targetInFlight);
+  if (waiting > 0) wanted = Math.max(wanted, 1);
   wanted = Math.min(max, Math.max(min, wanted));
 
   const keep: AutoscaleDecision = { state: { desired: Math.min(max, Math.max(min, current)), lastScaleAt: previous?.lastScaleAt ?? nowIso, lastActiveAt } };
   if (wanted > current) {
-    const why = current === 0 ? "a request is waiting" : `${demand} requests in flight, target ${targetInFlight} per machine`;
+    const why = current === 0 ? `${waiting} request${waiting === 1 ? " is" : "s are"} waiting` : `${inFlight} requests in flight, target ${targetInFlight} per machine`;
     return { state: { desired: wanted, lastScaleAt: nowIso, lastActiveAt }, change: `scaled up from ${current} to ${wanted}: ${why}` };
   }
   if (wanted < current) {
@@ -37,7 +40,7 @@ export function autoscale(spec: ServiceSpec, previous: ServiceStatus["autoscale"
     const idleFor = now - Date.parse(lastActiveAt);
     if (wanted === 0 && idleFor < idleSeconds * 1000) wanted = Math.min(current, Math.max(1, wanted));
     if (wanted < current && (wanted === 0 || sinceScale >= cooldownSeconds * 1000)) {
-      const why = wanted === 0 ? `no request for ${idleSeconds}s` : `${demand} requests in flight, target ${targetInFlight} per machine`;
+      const why = wanted === 0 ? `no request for ${idleSeconds}s` : `${inFlight} requests in flight, target ${targetInFlight} per machine`;
       return { state: { desired: wanted, lastScaleAt: nowIso, lastActiveAt }, change: `scaled down from ${current} to ${wanted}: ${why}` };
     }
   }
