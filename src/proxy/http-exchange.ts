@@ -1,5 +1,4 @@
 import { type ClientRequest, type IncomingMessage, request, type ServerResponse } from "node:http";
-import { pipeline } from "node:stream";
 import { CLIENT_CLOSED } from "./access-log.ts";
 import { classifyFailure, Exchange, type ExchangeConfig, isIdempotent, UpstreamTimeout } from "./exchange.ts";
 import { type ForwardRequest, responseHeaders } from "./forward-headers.ts";
@@ -7,6 +6,8 @@ import { type ProxyErrorResponse, sendError } from "./proxy-responses.ts";
 import type { Backend } from "./route.ts";
 import type { ServiceState } from "./service-state.ts";
 import type { Upstream } from "./upstream.ts";
+
+const ignore = (): void => undefined;
 
 /**
  * A plain HTTP request: forwarded on the backend's keep-alive pool, the response streamed back.
@@ -17,6 +18,7 @@ export class HttpExchange extends Exchange {
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   #upstreamReq: ClientRequest | undefined;
+  #upstreamRes: IncomingMessage | undefined;
   #bodyStarted = false;
   #responded = false;
 
@@ -107,16 +109,25 @@ export class HttpExchange extends Exchange {
       return;
     }
     this.done = true;
-    pipeline(upstreamRes, res, () => this.endAttempt());
+    this.#upstreamRes = upstreamRes;
+    // pipe, not stream.pipeline: pipeline makes (and aborts) an AbortController per call, a tenth of the proxy's CPU.
+    upstreamRes.on("error", ignore); // 'close' follows
+    upstreamRes.once("close", () => {
+      if (!upstreamRes.complete) res.destroy(); // the machine cut the body short: so does the client's response
+      this.endAttempt();
+    });
+    upstreamRes.pipe(res);
   }
 
-  /** The response ended or the connection closed: log it; if no response began, the client left. */
+  /** The response ended or the connection closed: log it; if it did not end, the client left. */
   #closed(): void {
     if (!this.done) {
       this.done = true;
       this.state.unhold(this);
       this.#upstreamReq?.destroy();
       this.endAttempt();
+    } else if (!this.#res.writableFinished) {
+      this.#upstreamRes?.destroy(); // left mid-response: stop reading it from the machine
     }
     this.record(this.#res.headersSent ? this.#res.statusCode : CLIENT_CLOSED);
   }

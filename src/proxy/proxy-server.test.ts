@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { after, describe, test } from "node:test";
 import { metricsRegistry } from "../shared/metrics.ts";
+import { classifyFailure, UpstreamTimeout } from "./exchange.ts";
 import { FakeRoutes, refusedUrl, send, startBackend, startProxy, type TestBackend, type TestProxy, until } from "./test-support.ts";
 
 describe("proxy server", () => {
@@ -263,6 +265,95 @@ describe("proxy server", () => {
     await closed;
     assert.match(received, /^HTTP\/1\.1 404 Not Found\r\n/);
     assert.match(received, /"code":"NoRoute"/);
+  });
+
+  test("a GET whose connection is reset before any response byte is retried; a PUT whose body was sent is not", async () => {
+    const resetter = await backend("reset", (req) => req.socket.destroy());
+    const live = await backend("live");
+    const routes = new FakeRoutes();
+    routes.set("rst", [resetter.url, live.url]);
+    const { port, log } = await proxyFor(routes);
+    for (let i = 0; i < 4; i++) assert.equal((await send(port, "rst.localhost", `/g${i}`)).status, 200);
+    assert.ok(resetter.requests.length >= 1, "the resetting backend was tried");
+    assert.ok(log.some((e) => e.attempts === 2));
+    assert.ok((await errorCount("rst", "reset")) >= 1);
+
+    routes.set("rst", [resetter.url]);
+    const put = await send(port, "rst.localhost", "/p", { method: "PUT", body: "payload" });
+    assert.equal(put.status, 502);
+    assert.match(put.json<{ error: { message: string } }>().error.message, /closed the connection before responding/);
+    assert.equal(log.at(-1)?.attempts, 1);
+  });
+
+  test("a client that leaves while held or while its machine works is logged as 499 and counted out", async () => {
+    const slow = await backend("slow", (_req, res) => setTimeout(() => res.end("late"), 200));
+    const routes = new FakeRoutes();
+    routes.set("gone", []);
+    const { port, log, demand, proxy } = await proxyFor(routes);
+
+    const held = request({ host: "127.0.0.1", port, path: "/held", agent: false, headers: { host: "gone.localhost" } });
+    held.on("error", () => undefined);
+    held.end();
+    await until(() => demand.at(-1)?.waiting === 1, 1000, "the hold");
+    held.destroy();
+    await until(() => log.length === 1, 1000, "the held request's log entry");
+    assert.equal(log[0]?.status, 499);
+    assert.equal(demand.at(-1)?.waiting, 0);
+
+    routes.set("gone", [slow.url]);
+    const busy = request({ host: "127.0.0.1", port, path: "/busy", agent: false, headers: { host: "gone.localhost" } });
+    busy.on("error", () => undefined);
+    busy.end();
+    await until(() => routes.backend(slow.url)?.inFlight === 1, 1000, "the request at the machine");
+    busy.destroy();
+    await until(() => log.length === 2, 1000, "the second log entry");
+    assert.equal(log[1]?.status, 499);
+    assert.equal(routes.backend(slow.url)?.inFlight, 0);
+    assert.deepEqual(proxy.proxyLoad().gone, { inFlight: 0, waiting: 0, backends: 1 });
+  });
+
+  test("a response cut short by the machine is cut for the client; a client leaving mid-response stops the upstream one", async () => {
+    let upstreamClosed = false;
+    const streamer = await backend("stream", (req, res) => {
+      if (req.url === "/cut") {
+        res.writeHead(200, { "content-length": "100" });
+        res.write("partial");
+        setTimeout(() => res.socket?.destroy(), 20);
+        return;
+      }
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.write("first chunk");
+      res.on("close", () => (upstreamClosed = true));
+    });
+    const routes = new FakeRoutes();
+    routes.set("cut", [streamer.url]);
+    const { port, log } = await proxyFor(routes);
+
+    await assert.rejects(send(port, "cut.localhost", "/cut"), /aborted|ECONNRESET|socket hang up/);
+    await until(() => routes.backend(streamer.url)?.inFlight === 0, 1000, "the cut attempt to end");
+
+    const req = request({ host: "127.0.0.1", port, path: "/stream", agent: false, headers: { host: "cut.localhost" } });
+    req.on("error", () => undefined);
+    const res = await new Promise<import("node:http").IncomingMessage>((resolve) => req.once("response", resolve));
+    res.on("error", () => undefined);
+    await new Promise((resolve) => res.once("data", resolve));
+    assert.equal(routes.backend(streamer.url)?.inFlight, 1);
+    req.destroy();
+    await until(() => upstreamClosed, 1000, "the upstream response to be closed");
+    await until(() => routes.backend(streamer.url)?.inFlight === 0, 1000, "the attempt to end");
+    await until(() => log.length === 2, 1000, "both log entries");
+    assert.deepEqual(log.map((e) => e.status), [200, 200]);
+  });
+
+  test("classifies upstream failures", () => {
+    const err = (code: string) => Object.assign(new Error(code), { code });
+    assert.equal(classifyFailure(err("ECONNREFUSED"), false), "refused");
+    assert.equal(classifyFailure(err("EHOSTUNREACH"), false), "connect_error");
+    assert.equal(classifyFailure(new UpstreamTimeout("ECONNECTTIMEOUT", "x"), false), "connect_timeout");
+    assert.equal(classifyFailure(err("ECONNRESET"), true), "reset");
+    assert.equal(classifyFailure(err("EPIPE"), true), "reset");
+    assert.equal(classifyFailure(new UpstreamTimeout("EUPSTREAMTIMEOUT", "x"), true), "timeout");
+    assert.equal(classifyFailure(err("HPE_INVALID_CONSTANT"), true), "error");
   });
 
   test("exports metrics on the shared registry and logs one entry per request", async () => {

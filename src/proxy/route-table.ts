@@ -66,8 +66,8 @@ export class RouteTable implements RouteSource {
       this.#client.list("Service", { signal }),
       this.#client.list("Machine", { signal }),
     ]);
-    this.#replaceServices(services.items);
-    this.#replaceMachines(machines.items);
+    this.#replaceServices(services.items, false);
+    this.#replaceMachines(machines.items); // one batch: listeners see each route once, complete
 
     // A watch that fails for good stops the other one too: a half-current table is worse than a stale one reported.
     const stop = new AbortController();
@@ -128,11 +128,11 @@ export class RouteTable implements RouteSource {
     this.#flush();
   }
 
-  #replaceServices(items: Service[]): void {
+  #replaceServices(items: Service[], flush = true): void {
     const names = new Set(items.map((s) => s.metadata.name));
     for (const name of [...this.#services.keys()]) if (!names.has(name)) this.#removeService(name);
     for (const item of items) this.#applyService(item);
-    this.#flush();
+    if (flush) this.#flush();
   }
 
   #replaceMachines(items: Machine[]): void {

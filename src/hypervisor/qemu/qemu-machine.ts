@@ -115,7 +115,7 @@ export class QemuMachine implements Machine {
         this.timings.initMs = round(this.appStartedAt - this.kernelStartedAt - (this.timings.kernelMs ?? 0));
         break;
       case "ready":
-        if (this.appStartedAt !== undefined) this.timings.appMs = round(at - this.appStartedAt);
+        if (this.appStartedAt !== undefined) this.timings.appMs = round(Math.max(0, at - this.appStartedAt));
         if (!this.options.process.adopted) this.timings.readyMs = round(at - this.startedAt);
         this.resolveReady({ ...this.timings });
         break;
