@@ -17,7 +17,9 @@ export async function resolveServiceImage(store: Store, ref: string): Promise<Im
   const known =
     byName.sort((a, b) => b.metadata.createdAt.localeCompare(a.metadata.createdAt))[0] ??
     items.find((i) => i.spec.digest === ref || (hex.length >= 6 && i.spec.digest.replace(/^sha256:/, "").startsWith(hex)));
-  // A name may have been rebuilt since it was registered: the local store knows its latest digest.
+  // A digest is final; a name may have been rebuilt since it was registered, and the local
+  // store knows its latest digest.
+  if (known && (known.spec.digest === ref || !byName.includes(known))) return known;
   const local = await resolveImage(ref).catch(() => undefined);
   if (known && (!local || local.record.digest === known.spec.digest)) return known;
   if (!local) return known;

@@ -70,6 +70,11 @@ export async function resolveImage(ref: string): Promise<StoredImage> {
     if (image) return image;
   }
   const prefix = hexOf(ref);
+  // A full digest names its directory: no need to read every record.
+  if (/^[0-9a-f]{64}$/.test(prefix)) {
+    const image = await readStoredImage(prefix);
+    if (image) return image;
+  }
   if (/^[0-9a-f]{4,64}$/.test(prefix)) {
     const matches = (await listImages()).filter((i) => hexOf(i.record.digest).startsWith(prefix));
     if (matches.length === 1) return matches[0]!;

@@ -92,9 +92,10 @@ export function sameDeclaration(existing: { spec: unknown; metadata: { labels?: 
 async function withBuiltImage(client: PithClient, service: ResourceInput, appDir: string): Promise<ResourceInput> {
   const manifest = await loadAppManifest(appDir);
   const image = await buildImage(manifest, streamProgress(`building ${manifest.name}`));
+  process.stderr.write(`built ${image.record.name} ${shortDigest(image.record.digest)} from ${appDir}\n`);
   const imageObject = imageInput(image);
   process.stdout.write(`${objectRef("Image", imageObject.metadata.name)} ${await applyObject(client, imageObject)}\n`);
-  return { ...service, spec: { ...(service.spec as Record<string, unknown>), image: image.record.digest } };
+  return { ...service, spec: { image: image.record.digest, ...(service.spec as Record<string, unknown>) } };
 }
 
 /** The Image object for a locally built image: named <app>-<short digest>, labelled with the app name. */

@@ -60,6 +60,7 @@ export class QemuHypervisor implements Hypervisor {
         qmpSocket: found.qmpSocket,
         config: [],
         readyTimeoutMs: 60_000,
+        requestedAt: performance.now(),
       });
       await machine.attach();
       machines.push(machine);
@@ -68,6 +69,7 @@ export class QemuHypervisor implements Hypervisor {
   }
 
   private async launch(spec: MachineSpec, accelerator: Accelerator, initTimeoutMs?: number): Promise<QemuMachine> {
+    const requestedAt = performance.now();
     const { image } = spec;
     await rm(spec.stateDir, { recursive: true, force: true });
     await mkdir(spec.stateDir, { recursive: true });
@@ -126,6 +128,7 @@ export class QemuHypervisor implements Hypervisor {
       qmpSocket: qemuSpec.qmpSocket,
       config,
       readyTimeoutMs: image.readyTimeoutMs,
+      requestedAt,
     });
     if (!(await machine.attach(initTimeoutMs))) {
       await machine.stop(0);

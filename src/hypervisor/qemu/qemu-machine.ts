@@ -18,6 +18,8 @@ export interface QemuMachineOptions {
   /** Lines sent to init once it reports (clock, entropy, env); none for an adopted machine. */
   config: string[];
   readyTimeoutMs: number;
+  /** performance.now() when the machine was asked for: boot timings count from here. */
+  requestedAt: number;
 }
 
 /**
@@ -32,7 +34,7 @@ export class QemuMachine implements Machine {
   readonly consoleLog: string;
   readonly timings: BootTimings = {};
   exit: MachineExit | undefined;
-  private readonly startedAt = performance.now();
+  private readonly startedAt: number;
   private control: ControlChannel | undefined;
   private exitCode: number | undefined;
   private guestError: string | undefined;
@@ -47,6 +49,7 @@ export class QemuMachine implements Machine {
 
   constructor(private readonly options: QemuMachineOptions) {
     this.id = options.machineId;
+    this.startedAt = options.requestedAt;
     this.accelerator = options.accelerator;
     this.ports = options.ports;
     this.consoleLog = options.consoleLog;

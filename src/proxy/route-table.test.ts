@@ -1,0 +1,205 @@
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { startTestServer, type TestServer } from "../api/test-support.ts";
+import { PithClient } from "../client/index.ts";
+import type { Machine, MachineStatus } from "../model/kinds.ts";
+import type { Route } from "./route.ts";
+import { RouteTable } from "./route-table.ts";
+import { send, startBackend, startProxy, type TestBackend, until } from "./test-support.ts";
+
+const machine = (name: string, service: string, desiredState: "running" | "stopped" = "running") => ({
+  apiVersion: "pith.dev/v1" as const,
+  kind: "Machine" as const,
+  metadata: { name },
+  spec: { service, image: "sha256:abc", memoryMiB: 64, vcpus: 1, desiredState },
+});
+
+const ready = (url: string): MachineStatus => ({ phase: "ready", addresses: [{ guestPort: 8080, hostPort: Number(new URL(url).port), url }] });
+
+describe("RouteTable against a real control plane", () => {
+  let server: TestServer;
+  let client: PithClient;
+  const stop = new AbortController();
+  const backends: TestBackend[] = [];
+  let table: RouteTable;
+  const changes: { service: string; route: Route | undefined; at: number }[] = [];
+
+  before(async () => {
+    server = await startTestServer({ server: { heartbeatMs: 200 } });
+    client = new PithClient({ server: server.url, token: server.token });
+    // Objects from before the table starts come from its initial list.
+    await client.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "early" }, spec: { image: "x", replicas: 1 } });
+    const early = await startBackend("early");
+    backends.push(early);
+    await client.create(machine("early-1", "early"));
+    await client.updateStatus("Machine", "early-1", ready(early.url));
+    table = new RouteTable(client);
+    table.onChange((service, route) => changes.push({ service, route, at: performance.now() }));
+    await table.start(stop.signal);
+  });
+
+  after(async () => {
+    stop.abort();
+    await table.done;
+    for (const b of backends) await b.close();
+    await server.close();
+  });
+
+  test("the initial list builds the table", () => {
+    assert.deepEqual(table.lookup("early.localhost", "/")?.backends.map((b) => b.machine), ["early-1"]);
+  });
+
+  test("a machine is routed within 50 ms of turning ready, kept while its status changes, and dropped once desiredState is stopped", async (t) => {
+    await client.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "web" }, spec: { image: "x", min: 0, max: 2, hosts: ["Web.Example.com"] } });
+    await until(() => table.lookup("web.example.com", "/") !== undefined, 1000, "the service's route");
+    const route = table.lookup("WEB.example.com:8443", "/");
+    assert.equal(route?.service, "web");
+    assert.equal(route?.minZero, true);
+    assert.equal(table.lookup("web.localhost", "/"), route);
+    assert.equal(table.lookup("other.example.com", "/"), undefined);
+
+    await client.create(machine("web-1", "web"));
+    await client.updateStatus("Machine", "web-1", { phase: "booting" });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(route?.backends.length, 0, "a booting machine is not a backend");
+
+    const url = "http://127.0.0.1:41001/";
+    const changed = new Promise<number>((resolve) => {
+      const off = table.onChange((service, r) => {
+        if (service === "web" && r?.backends.length === 1) {
+          off();
+          resolve(performance.now());
+        }
+      });
+    });
+    const readyAt = performance.now();
+    await client.updateStatus("Machine", "web-1", ready(url));
+    const latency = (await changed) - readyAt;
+    t.diagnostic(`ready -> routed in ${latency.toFixed(1)} ms`);
+    assert.ok(latency < 50, `the route updated ${latency.toFixed(1)} ms after the machine turned ready`);
+    const backend = table.lookup("web.localhost", "/")?.backends[0];
+    assert.equal(backend?.machine, "web-1");
+    assert.equal(backend?.url.href, url);
+
+    // A status change that keeps it ready keeps the same Backend object (and so its inFlight count).
+    backend!.inFlight = 3;
+    await client.updateStatus("Machine", "web-1", { ...ready(url), timings: { readyMs: 12 } });
+    await client.create(machine("web-2", "web"));
+    await client.updateStatus("Machine", "web-2", ready("http://127.0.0.1:41002/"));
+    await until(() => table.lookup("web.localhost", "/")?.backends.length === 2, 1000, "the second backend");
+    assert.equal(table.lookup("web.localhost", "/")?.backends[0], backend);
+    assert.equal(backend?.inFlight, 3);
+    backend!.inFlight = 0;
+
+    // The controller sets desiredState "stopped" before stopping a machine: it leaves the route then.
+    const current = (await client.get("Machine", "web-1")) as Machine;
+    const removedAt = performance.now();
+    await client.update({ apiVersion: "pith.dev/v1", kind: "Machine", metadata: { name: "web-1" }, spec: { ...current.spec, desiredState: "stopped" } });
+    await until(() => table.lookup("web.localhost", "/")?.backends.length === 1, 1000, "web-1 to leave the route");
+    assert.ok(performance.now() - removedAt < 100);
+    assert.deepEqual(table.lookup("web.localhost", "/")?.backends.map((b) => b.machine), ["web-2"]);
+
+    await client.updateStatus("Machine", "web-2", { phase: "draining", addresses: ready("http://127.0.0.1:41002/").addresses });
+    await until(() => table.lookup("web.localhost", "/")?.backends.length === 0, 1000, "web-2 to leave the route");
+  });
+
+  test("hosts follow spec edits, deletes remove routes, and listeners hear of each change", async () => {
+    await client.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "blog" }, spec: { image: "x", replicas: 1, hosts: ["blog.example"] } });
+    await until(() => table.lookup("blog.example", "/")?.service === "blog", 1000, "blog's host");
+    await client.update({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "blog" }, spec: { image: "x", replicas: 1, hosts: ["news.example"] } });
+    await until(() => table.lookup("news.example", "/")?.service === "blog", 1000, "blog's new host");
+    assert.equal(table.lookup("blog.example", "/"), undefined);
+
+    await client.create(machine("blog-1", "blog"));
+    await client.updateStatus("Machine", "blog-1", ready("http://127.0.0.1:41003/"));
+    await until(() => table.route("blog")?.backends.length === 1, 1000, "blog's backend");
+    await client.delete("Machine", "blog-1");
+    await until(() => table.route("blog")?.backends.length === 0, 1000, "the deleted machine to leave");
+
+    await client.delete("Service", "blog");
+    await until(() => changes.some((c) => c.service === "blog" && c.route === undefined), 1000, "the route's removal");
+    assert.equal(table.lookup("news.example", "/"), undefined);
+    assert.equal(table.lookup("blog.localhost", "/"), undefined);
+  });
+
+  test("end to end: a request held by the proxy is served once the control plane reports a machine ready", async () => {
+    await client.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "app" }, spec: { image: "x", min: 0, max: 1 } });
+    await until(() => table.route("app") !== undefined, 1000, "app's route");
+    const app = await startBackend("app");
+    backends.push(app);
+    const proxy = await startProxy(table, {
+      // Plays the control plane's part: demand for a cold service starts a machine.
+      onDemand: (service, load) => {
+        if (service !== "app" || load.waiting !== 1) return;
+        void (async () => {
+          await client.create(machine("app-1", "app"));
+          await client.updateStatus("Machine", "app-1", { phase: "booting" });
+          await client.updateStatus("Machine", "app-1", ready(app.url));
+        })();
+      },
+    });
+    try {
+      const reply = await send(proxy.port, "app.localhost", "/hello");
+      assert.equal(reply.status, 200);
+      assert.equal(reply.json().backend, "app");
+      assert.equal(proxy.log[0]?.machine, "app-1");
+      assert.ok((proxy.log[0]?.heldMs ?? 0) > 0);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe("RouteTable after a 410 Gone", () => {
+  test("relists and rebuilds: gone machines leave, kept ones keep their Backend objects", async () => {
+    const meta = (name: string, rv: number) => ({ name, uid: name, resourceVersion: String(rv), generation: 1, labels: {}, createdAt: "", updatedAt: "" });
+    const m = (name: string, port: number, rv: number): Machine => ({
+      apiVersion: "pith.dev/v1",
+      kind: "Machine",
+      metadata: meta(name, rv),
+      spec: { service: "web", image: "sha256:abc", memoryMiB: 64, vcpus: 1, desiredState: "running" },
+      status: ready(`http://127.0.0.1:${port}/`),
+    });
+    let machineLists = 0;
+    const watches: string[] = [];
+    const api = createServer((req, res) => {
+      const url = new URL(req.url ?? "/", "http://x");
+      const json = (status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+      const list = (kind: string, rv: number, items: unknown[]) => json(200, { apiVersion: "pith.dev/v1", kind, metadata: { resourceVersion: String(rv) }, items });
+      if (url.searchParams.get("watch") === "true") {
+        watches.push(`${url.pathname}@${url.searchParams.get("resourceVersion")}`);
+        if (url.pathname.endsWith("/machines") && url.searchParams.get("resourceVersion") === "5") return json(410, { error: { code: "Gone", message: "compacted" } });
+        res.writeHead(200, { "content-type": "application/x-ndjson" }).write(""); // open, quiet
+        return;
+      }
+      if (url.pathname === "/api/v1/services") {
+        return list("ServiceList", 5, [{ apiVersion: "pith.dev/v1", kind: "Service", metadata: meta("web", 1), spec: { image: "x", replicas: 2 }, status: {} }]);
+      }
+      machineLists++;
+      if (machineLists === 1) return list("MachineList", 5, [m("m1", 41011, 2), m("m2", 41012, 3)]);
+      return list("MachineList", 9, [m("m1", 41011, 2), m("m3", 41013, 8)]);
+    });
+    await new Promise<void>((resolve) => api.listen(0, "127.0.0.1", resolve));
+    const stop = new AbortController();
+    const table = new RouteTable(new PithClient({ server: `http://127.0.0.1:${(api.address() as AddressInfo).port}`, token: "t" }));
+    const seen: string[][] = [];
+    table.onChange((_service, route) => seen.push(route?.backends.map((b) => b.machine) ?? []));
+    try {
+      await table.start(stop.signal); // the initial lists are applied before the watches start
+      const m1 = table.route("web")?.backends[0];
+      assert.equal(m1?.machine, "m1");
+      await until(() => table.route("web")?.backends.some((b) => b.machine === "m3") === true, 2000, "the relisted machines");
+      assert.deepEqual(seen[0], ["m1", "m2"]);
+      assert.deepEqual(table.route("web")?.backends.map((b) => b.machine), ["m1", "m3"]);
+      assert.equal(table.route("web")?.backends[0], m1, "m1 keeps its Backend object (and in-flight count)");
+      assert.ok(watches.includes("/api/v1/machines@9"), `watches: ${watches.join(" ")}`);
+    } finally {
+      stop.abort();
+      await table.done;
+      api.closeAllConnections();
+      api.close();
+    }
+  });
+});
