@@ -94,12 +94,14 @@ const plainKo = (path: string): string => path.replace(/\.ko\.(xz|zst|gz)$/, ".k
 export async function buildGenericInitramfs(options: {
   record: ImageRecord;
   pithInitrd: string;
+  /** The Pith image's read-only runtime disk, if it has one: a conventional initramfs carries those files itself. */
+  pithDisk?: string;
   kernel: GenericKernel;
   busybox: string;
   work: string;
   out: string;
 }): Promise<GenericInitramfs> {
-  const { record, pithInitrd, kernel, busybox, work, out } = options;
+  const { record, pithInitrd, pithDisk, kernel, busybox, work, out } = options;
   const root = join(work, "root");
   await rm(root, { recursive: true, force: true });
   await mkdir(root, { recursive: true });
@@ -107,6 +109,13 @@ export async function buildGenericInitramfs(options: {
   // The same app, runtime and libraries, byte for byte: unpack Pith's archive, drop its init.
   await execFile("sh", ["-c", 'cpio -idm --quiet --no-absolute-filenames < "$1"', "sh", pithInitrd], { cwd: root, code: "GENERIC_INITRAMFS" });
   await rm(join(root, "init"), { force: true });
+  await rm(join(root, "pith", "mounts"), { force: true });
+  if (pithDisk) {
+    // debugfs rdump copies the disk's root directory, by name, into the mount point.
+    await mkdir(join(work, "disk"), { recursive: true });
+    await execFile("debugfs", ["-R", `rdump / ${join(work, "disk")}`, pithDisk], { code: "GENERIC_INITRAMFS" });
+    await execFile("sh", ["-c", 'cp -a "$1"/. "$2"/ && rm -rf "$2/lost+found"', "sh", join(work, "disk"), join(root, "runtime")], { code: "GENERIC_INITRAMFS" });
+  }
 
   await mkdir(join(root, "bin"), { recursive: true });
   await copyFile(busybox, join(root, "bin", "busybox"));

@@ -136,7 +136,7 @@ async function prepare(work: string): Promise<{ apps: PreparedApp[]; qemu: strin
 
     log(`${record.name}: building the generic initramfs (busybox, modules, the image's own files)`);
     const genericInitrd = join(work, `${record.name}-generic.cpio`);
-    const initramfs = await buildGenericInitramfs({ record, pithInitrd: pithBoot.initrd, kernel: genericKernel, busybox, work: join(work, `${record.name}-stage`), out: genericInitrd });
+    const initramfs = await buildGenericInitramfs({ record, pithInitrd: pithBoot.initrd, ...(pithBoot.disk ? { pithDisk: pithBoot.disk } : {}), kernel: genericKernel, busybox, work: join(work, `${record.name}-stage`), out: genericInitrd });
 
     const pithMemory = record.capabilities.memoryMiB;
     const genericMemory = Math.max(pithMemory, GENERIC_MIN_MEMORY_MIB);
@@ -174,7 +174,7 @@ async function prepare(work: string): Promise<{ apps: PreparedApp[]; qemu: strin
 
 // ---- one boot of each contender ----
 
-const hypervisor = new QemuHypervisor();
+const hypervisor = new QemuHypervisor({ owner: "bench" });
 
 async function bootPith(app: PreparedApp, work: string, label: string): Promise<{ readyMs: number; timings?: BootTimings }> {
   const stateDir = join(work, label);

@@ -103,6 +103,12 @@ export class PithClient {
     return this.#json("POST", `${member("Service", service)}/scale`, { body: { replicas } });
   }
 
+  /** A proxy's load report for the autoscaler (requests in flight, requests held waiting). */
+  async reportLoad(service: string, load: { inFlight: number; waiting: number }): Promise<void> {
+    const response = await this.#fetch("PUT", `${member("Service", service)}/load`, { body: load });
+    await this.#text(response);
+  }
+
   /** Events about one object (e.g. events("Service", "web")), oldest first. */
   async events(kind: Kind, name: string): Promise<PithEvent[]> {
     const list = await this.#json<ResourceList<PithEvent>>("GET", `${collection("Event")}?involved=${encodeURIComponent(`${kind}/${name}`)}`);

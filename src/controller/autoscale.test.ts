@@ -18,10 +18,16 @@ test("a crowd of held requests at zero boots one machine, not a herd", () => {
   assert.match(d.change!, /20 requests are waiting/);
 });
 
-test("scales up to cover in-flight requests at the target concurrency, within max", () => {
+test("scales up to cover in-flight requests at the target concurrency, within max, once the load has lasted", () => {
   const prev = { desired: 1, lastScaleAt: new Date(at(0)).toISOString() };
-  assert.equal(autoscale(spec, prev, { inFlight: 5, waiting: 0 }, at(1)).state.desired, 3);
-  assert.equal(autoscale(spec, prev, { inFlight: 50, waiting: 0 }, at(1)).state.desired, 4);
+  const first = autoscale(spec, prev, { inFlight: 5, waiting: 0 }, at(1));
+  assert.equal(first.state.desired, 1, "a moment of load is not enough");
+  assert.equal(first.state.pressureSince, new Date(at(1)).toISOString());
+  assert.equal(autoscale(spec, first.state, { inFlight: 5, waiting: 0 }, at(4)).state.desired, 3);
+  assert.equal(autoscale(spec, first.state, { inFlight: 50, waiting: 0 }, at(4)).state.desired, 4);
+  // Pressure that goes away resets the clock.
+  const calm = autoscale(spec, first.state, { inFlight: 1, waiting: 0 }, at(2));
+  assert.equal(calm.state.pressureSince, undefined);
 });
 
 test("scales down only after the cooldown", () => {

@@ -3,6 +3,12 @@ import type { ServiceLoad } from "./load-board.ts";
 
 export const AUTOSCALE_DEFAULTS = { targetInFlight: 10, cooldownSeconds: 30, idleSeconds: 60 };
 
+/**
+ * Load must stay above what the machines can take for this long before more are started: the
+ * burst of held requests a cold start releases at once is not a trend worth another boot.
+ */
+export const SCALE_UP_AFTER_MS = 3000;
+
 export interface AutoscaleDecision {
   state: NonNullable<ServiceStatus["autoscale"]>;
   /** Set when the machine count changed, saying why (for an event). */
@@ -30,8 +36,12 @@ export function autoscale(spec: ServiceSpec, previous: ServiceStatus["autoscale"
   if (waiting > 0) wanted = Math.max(wanted, 1);
   wanted = Math.min(max, Math.max(min, wanted));
 
-  const keep: AutoscaleDecision = { state: { desired: Math.min(max, Math.max(min, current)), lastScaleAt: previous?.lastScaleAt ?? nowIso, lastActiveAt } };
-  if (wanted > current) {
+  const pressureSince = wanted > current ? (previous?.pressureSince ?? nowIso) : undefined;
+  const keep: AutoscaleDecision = {
+    state: { desired: Math.min(max, Math.max(min, current)), lastScaleAt: previous?.lastScaleAt ?? nowIso, lastActiveAt, ...(pressureSince ? { pressureSince } : {}) },
+  };
+  // From zero at once (a request is waiting); beyond that only once the pressure has lasted.
+  if (wanted > current && (current === 0 || now - Date.parse(pressureSince!) >= SCALE_UP_AFTER_MS)) {
     const why = current === 0 ? `${waiting} request${waiting === 1 ? " is" : "s are"} waiting` : `${inFlight} requests in flight, target ${targetInFlight} per machine`;
     return { state: { desired: wanted, lastScaleAt: nowIso, lastActiveAt }, change: `scaled up from ${current} to ${wanted}: ${why}` };
   }

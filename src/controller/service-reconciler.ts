@@ -70,7 +70,7 @@ export class ServiceReconciler implements Reconciler {
       autoscalerDesired.set({ service: name }, desired);
       if (decision.change) await this.events.record({ kind: "Service", name }, "Normal", decision.change.startsWith("scaled up") ? "ScaledUp" : "ScaledDown", decision.change);
       // Idle periods and cooldowns end without any event to say so: look again soon.
-      if (desired > (service.spec.min ?? 0)) requeueAfterMs = 1000;
+      if (desired > (service.spec.min ?? 0) || decision.state.pressureSince) requeueAfterMs = 1000;
     }
     const surge = service.spec.update?.maxSurge ?? 1;
     const unavailable = service.spec.update?.maxUnavailable ?? 0;

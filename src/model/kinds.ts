@@ -32,7 +32,7 @@ export interface ServiceStatus {
   /** Set while failed machines are being replaced with back-off. */
   crashLoop?: { failures: number; lastReason: string; nextAttemptAt: string };
   /** The autoscaler's decision (services with min/max), kept here so a restart keeps it. */
-  autoscale?: { desired: number; lastScaleAt: string; lastActiveAt?: string };
+  autoscale?: { desired: number; lastScaleAt: string; lastActiveAt?: string; pressureSince?: string };
   message?: string;
 }
 

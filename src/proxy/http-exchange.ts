@@ -75,6 +75,7 @@ export class HttpExchange extends Exchange {
     upstreamReq.setTimeout(this.config.upstreamTimeoutMs, () =>
       upstreamReq.destroy(new UpstreamTimeout("EUPSTREAMTIMEOUT", `nothing received for ${this.config.upstreamTimeoutMs} ms`)),
     );
+    upstreamReq.once("close", () => clearTimeout(connectTimer));
     upstreamReq.once("response", (upstreamRes) => this.#response(upstreamRes));
     upstreamReq.on("error", (error) => {
       clearTimeout(connectTimer);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { request } from "node:http";
+import { type IncomingMessage, request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { after, describe, test } from "node:test";
 import { metricsRegistry } from "../shared/metrics.ts";
@@ -334,7 +334,8 @@ describe("proxy server", () => {
 
     const req = request({ host: "127.0.0.1", port, path: "/stream", agent: false, headers: { host: "cut.localhost" } });
     req.on("error", () => undefined);
-    const res = await new Promise<import("node:http").IncomingMessage>((resolve) => req.once("response", resolve));
+    req.end();
+    const res = await new Promise<IncomingMessage>((resolve) => req.once("response", resolve));
     res.on("error", () => undefined);
     await new Promise((resolve) => res.once("data", resolve));
     assert.equal(routes.backend(streamer.url)?.inFlight, 1);

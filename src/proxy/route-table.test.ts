@@ -194,7 +194,7 @@ describe("RouteTable after a 410 Gone", () => {
       assert.deepEqual(seen[0], ["m1", "m2"]);
       assert.deepEqual(table.route("web")?.backends.map((b) => b.machine), ["m1", "m3"]);
       assert.equal(table.route("web")?.backends[0], m1, "m1 keeps its Backend object (and in-flight count)");
-      assert.ok(watches.includes("/api/v1/machines@9"), `watches: ${watches.join(" ")}`);
+      await until(() => watches.includes("/api/v1/machines@9"), 2000, "the watch to resume from the relist's revision");
     } finally {
       stop.abort();
       await table.done;

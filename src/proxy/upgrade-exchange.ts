@@ -57,6 +57,7 @@ export class UpgradeExchange extends Exchange {
       else this.attemptFailed(classifyFailure(error, false), error);
     };
     conn.once("error", onError);
+    conn.once("close", () => clearTimeout(timer));
     conn.once("connect", () => {
       clearTimeout(timer);
       conn.removeListener("error", onError);

@@ -66,6 +66,24 @@ export class TestCluster {
     await waitFor(async () => (await client.get("Node", node))?.status.ready || undefined, 30_000, `node ${node} registers`, () => this.log());
   }
 
+  proxy: ChildProcess | undefined;
+  proxyPort = 0;
+
+  get proxyUrl(): string {
+    return `http://127.0.0.1:${this.proxyPort}`;
+  }
+
+  async startProxy(): Promise<void> {
+    this.proxyPort = await freePort();
+    this.proxy = this.spawnPith(["proxy", "--port", String(this.proxyPort), "--server", this.url]);
+    await waitFor(
+      async () => (await fetch(this.proxyUrl, { headers: { host: "nothing.invalid" } }).then((r) => r.status === 404).catch(() => false)) || undefined,
+      30_000,
+      "the proxy answers",
+      () => this.log(),
+    );
+  }
+
   /** SIGKILL: no cleanup, no goodbye, as a crash. */
   static async kill9(child: ChildProcess | undefined): Promise<void> {
     if (!child || child.exitCode !== null) return;
@@ -85,7 +103,7 @@ export class TestCluster {
   }
 
   async destroy(): Promise<void> {
-    for (const child of [this.server, ...this.agents.values()]) child?.kill("SIGKILL");
+    for (const child of [this.server, this.proxy, ...this.agents.values()]) child?.kill("SIGKILL");
     for (const node of this.agents.keys()) spawnSync("pkill", ["-9", "-f", `pith:agent\\.${node}/`]);
     rmSync(this.home, { recursive: true, force: true });
   }

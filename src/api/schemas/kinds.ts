@@ -71,7 +71,7 @@ export const ServiceStatusSchema = Type.Object(
       Type.Object({ failures: NonNegativeInt(), lastReason: Type.String(), nextAttemptAt: Timestamp }, closed),
     ),
     autoscale: Type.Optional(
-      Type.Object({ desired: NonNegativeInt(), lastScaleAt: Timestamp, lastActiveAt: Type.Optional(Timestamp) }, closed),
+      Type.Object({ desired: NonNegativeInt(), lastScaleAt: Timestamp, lastActiveAt: Type.Optional(Timestamp), pressureSince: Type.Optional(Timestamp) }, closed),
     ),
     message: Type.Optional(Type.String()),
   },

@@ -97,7 +97,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
 
 export const LoadBody = Type.Object(
   {
-    inFlight: Type.Integer({ minimum: 0, description: "requests the proxy has in flight to this service's machines" }),
+    inFlight: Type.Number({ minimum: 0, description: "requests in flight to this service's machines, averaged over the last half second" }),
     waiting: Type.Integer({ minimum: 0, description: "requests the proxy holds until a machine is ready" }),
   },
   { additionalProperties: false },

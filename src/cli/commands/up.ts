@@ -3,7 +3,10 @@ import { defaultNodeName, NodeAgent } from "../../agent/node-agent.ts";
 import { PithClient } from "../../client/index.ts";
 import { chooseAccelerator } from "../../hypervisor/qemu/accelerator.ts";
 import { QemuHypervisor } from "../../hypervisor/qemu/qemu-hypervisor.ts";
+import { startProxy } from "../../proxy/run-proxy.ts";
 import { startControlPlane } from "../../server/control-plane.ts";
+import { pithHome } from "../../shared/paths.ts";
+import { join } from "node:path";
 import { userError } from "../../shared/errors.ts";
 import { execFile } from "../../shared/exec.ts";
 import { resolveClientConfig } from "../client-config.ts";
@@ -48,18 +51,48 @@ function onExit(stop: () => Promise<void> | void): void {
 export function registerUp(program: Command): void {
   program
     .command("up")
-    .description("run the control plane, the node agent (and later the proxy and GUI) in one process")
+    .description("run the control plane, the node agent and the HTTP proxy in one process")
     .option("--host <address>", "address the API listens on", "127.0.0.1")
     .option("--port <port>", "port the API listens on", "7070")
     .option("--node <name>", "this node's name (default: the host name)")
-    .action(async (options: { host: string; port: string; node?: string }) => {
+    .option("--proxy-port <port>", "port the HTTP proxy listens on (127.0.0.1 unless --host says otherwise)", "8080")
+    .action(async (options: { host: string; port: string; node?: string; proxyPort: string }) => {
       const plane = await startControlPlane({ host: options.host, port: parsePort(options.port), log: log("control-plane") });
       const agent = await startAgent(plane.url, plane.token, options.node);
-      process.stderr.write(`pith is up: API ${plane.url} (token in ${process.env.PITH_HOME ?? "~/.pith"}/token)\n`);
+      const proxy = await startProxy({
+        client: new PithClient({ server: plane.url, token: plane.token }),
+        host: options.host,
+        port: parsePort(options.proxyPort),
+        report: (service, load) => plane.load.report(service, load),
+        accessLogPath: join(pithHome(), "access.log"),
+        onError: (e) => log("proxy")((e as Error).message),
+      });
+      process.stderr.write(`pith is up: API ${plane.url} (token in ${join(pithHome(), "token")}), proxy ${proxy.url}\n`);
       onExit(async () => {
         agent.stop();
+        await proxy.close();
         await plane.close();
       });
+    });
+
+  program
+    .command("proxy")
+    .description("run only the HTTP proxy, against a control plane (--server, --token)")
+    .option("--host <address>", "address to listen on", "127.0.0.1")
+    .option("--port <port>", "port to listen on", "8080")
+    .action(async (options: { host: string; port: string }, command: Command) => {
+      const flags = command.optsWithGlobals<{ server?: string; token?: string }>();
+      const { server, token } = resolveClientConfig({ flags: { server: flags.server, token: flags.token } });
+      const client = new PithClient({ server, token });
+      const proxy = await startProxy({
+        client,
+        host: options.host,
+        port: parsePort(options.port),
+        report: (service, load) => client.reportLoad(service, load),
+        onError: (e) => log("proxy")((e as Error).message),
+      });
+      log("proxy")(`listening on ${proxy.url}, routes from ${server}`);
+      onExit(() => proxy.close());
     });
 
   program

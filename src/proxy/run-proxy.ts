@@ -1,0 +1,87 @@
+import { createWriteStream } from "node:fs";
+import type { PithClient } from "../client/index.ts";
+import type { AccessLogEntry } from "./access-log.ts";
+import { createProxyServer, type ProxyServer } from "./proxy-server.ts";
+import { RouteTable } from "./route-table.ts";
+
+export interface RunningProxy {
+  server: ProxyServer;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** While a service has traffic, its load is reported this often (and at once when a hold starts)... */
+const REPORT_MS = 500;
+/** ...as the average of samples taken this often, so a momentary burst is not a trend. */
+const SAMPLE_MS = 50;
+
+/**
+ * The proxy assembled: a route table pushed from the control plane's watch, the data path, and
+ * load reports for the autoscaler: in-process in `pith up`, over the API for a separate proxy.
+ */
+export async function startProxy(options: {
+  client: PithClient;
+  host: string;
+  port: number;
+  report: (service: string, load: { inFlight: number; waiting: number }) => void | Promise<void>;
+  accessLogPath?: string;
+  onError?: (error: unknown) => void;
+}): Promise<RunningProxy> {
+  const abort = new AbortController();
+  const onError = options.onError ?? ((e: unknown) => console.error("pith proxy:", e));
+  const routes = new RouteTable(options.client, { onError });
+  await routes.start(abort.signal);
+  const log = options.accessLogPath ? createWriteStream(options.accessLogPath, { flags: "a" }) : undefined;
+  const report = (service: string, load: { inFlight: number; waiting: number }) => {
+    void Promise.resolve(options.report(service, load)).catch(onError);
+  };
+  // In flight is reported as an average over the last window: when a cold start releases twenty
+  // held requests at once, that is twenty in flight for a moment, not load worth a second machine.
+  const samples = new Map<string, { sum: number; count: number; average: number }>();
+  const server = createProxyServer({
+    routes,
+    onDemand: (service, load) => report(service, { inFlight: samples.get(service)?.average ?? 0, waiting: load.waiting }),
+    onError,
+    ...(log ? { accessLog: (entry: AccessLogEntry) => void log.write(JSON.stringify(entry) + "\n") } : {}),
+  });
+  const sampler = setInterval(() => {
+    for (const [service, load] of Object.entries(server.proxyLoad())) {
+      const s = samples.get(service) ?? { sum: 0, count: 0, average: 0 };
+      s.sum += load.inFlight;
+      s.count++;
+      samples.set(service, s);
+    }
+  }, SAMPLE_MS);
+  // Report busy services, and each service once more when it goes quiet (so its idle clock starts).
+  const lastReported = new Map<string, string>();
+  const timer = setInterval(() => {
+    for (const [service, load] of Object.entries(server.proxyLoad())) {
+      const s = samples.get(service);
+      const inFlight = s && s.count > 0 ? Math.round((s.sum / s.count) * 10) / 10 : 0;
+      if (s) Object.assign(s, { sum: 0, count: 0, average: inFlight });
+      const key = `${inFlight}/${load.waiting}`;
+      if (inFlight + load.waiting === 0 && lastReported.get(service) === key) continue;
+      lastReported.set(service, key);
+      report(service, { inFlight, waiting: load.waiting });
+    }
+  }, REPORT_MS);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address() as { port: number };
+  return {
+    server,
+    url: `http://${options.host}:${address.port}`,
+    async close() {
+      clearInterval(timer);
+      clearInterval(sampler);
+      abort.abort();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      log?.end();
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import { Agent, request } from "node:http";
+
+export interface LoadResult {
+  ok: number;
+  failures: { status?: number; error?: string; body?: string }[];
+  bodies: Map<string, number>;
+}
+
+/** One GET with a chosen Host header (fetch cannot set Host), with a deadline. */
+export function get(url: string, host: string, agent?: Agent, timeoutMs = 35_000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: "GET", headers: { host }, agent, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/**
+ * Continuous bounded load: `concurrency` loops of GETs until `until()` says stop (or the
+ * duration runs out). Every answer is counted; anything but a 2xx is kept for the test to show.
+ */
+export async function runLoad(options: { url: string; host: string; concurrency: number; durationMs: number; until?: () => boolean }): Promise<LoadResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency });
+  const result: LoadResult = { ok: 0, failures: [], bodies: new Map() };
+  const deadline = Date.now() + options.durationMs;
+  const loop = async () => {
+    while (Date.now() < deadline && !options.until?.()) {
+      try {
+        const { status, body } = await get(options.url, options.host, agent);
+        if (status >= 200 && status < 300) {
+          result.ok++;
+          const key = body.split(" (request")[0]!.trim();
+          result.bodies.set(key, (result.bodies.get(key) ?? 0) + 1);
+        } else result.failures.push({ status, body: body.slice(0, 200) });
+      } catch (e) {
+        result.failures.push({ error: (e as Error).message });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: options.concurrency }, loop));
+  agent.destroy();
+  return result;
+}
