@@ -7,6 +7,7 @@ import { authHook } from "./auth.ts";
 import type { ApiContext } from "./context.ts";
 import { metricsHook } from "./metrics-hook.ts";
 import { registerConsoleRoute } from "./routes/console.ts";
+import { registerInspectRoute } from "./routes/inspect.ts";
 import { registerResourceRoutes } from "./routes/resources.ts";
 import { registerServiceRoutes } from "./routes/services.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
@@ -14,6 +15,7 @@ import { registerWatchAllRoute } from "./routes/watch.ts";
 import { openApiComponents, OPENAPI_DESCRIPTION } from "./schemas/openapi.ts";
 import type { ResponseStream } from "./streaming.ts";
 import { validatorCompiler } from "./validation.ts";
+import { isWebUiRequest, webUiPlugin } from "../web/plugin.ts";
 
 export interface ApiServerOptions {
   store: Store;
@@ -29,6 +31,8 @@ export interface ApiServerOptions {
   heartbeatMs?: number;
   /** Poll interval of a followed console log (default 100 ms). */
   consolePollMs?: number;
+  /** Serve the web GUI at / and its assets under /ui/ (open routes: the page asks for the token). */
+  webUi?: boolean;
 }
 
 export interface RouteInfo {
@@ -70,7 +74,9 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
-  app.addHook("onRequest", authHook(options.token));
+  const auth = authHook(options.token);
+  // The GUI's page and assets carry no data: only they are exempt from the token check.
+  app.addHook("onRequest", options.webUi ? async function (request, reply) { if (!isWebUiRequest(request)) await auth.call(this, request, reply); } : auth);
   app.addHook("onResponse", metricsHook);
   app.addHook("preClose", async () => {
     for (const stream of [...streams]) stream.end();
@@ -90,6 +96,8 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
   for (const kind of KINDS) registerResourceRoutes(app, ctx, kind);
   registerServiceRoutes(app, ctx);
   registerConsoleRoute(app, ctx);
+  registerInspectRoute(app, ctx);
+  if (options.webUi) await app.register(webUiPlugin);
   await app.ready();
   return app;
 }

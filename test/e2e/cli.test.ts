@@ -32,10 +32,10 @@ describe("pith CLI", { timeout: 900_000 }, () => {
     const dir = mkdtempSync(join(tmpdir(), "pith-small-"));
     try {
       execFileSync("cp", ["-r", `${join(pithRoot(), "examples/batch")}/.`, dir]);
-      execFileSync("sed", ["-i", "s/^memory: .*/memory: 128M/", join(dir, "pith.yaml")]);
+      execFileSync("sed", ["-i", "s/^memory: .*/memory: 32M/", join(dir, "pith.yaml")]);
       const r = pith(["build", dir], 600_000);
       assert.equal(r.status, 1);
-      assert.match(r.stderr, /memory: 128M is too small for this image: its root filesystem is \d+ MiB/);
+      assert.match(r.stderr, /memory: 32M is too small for this image: its root filesystem is \d+ MiB/);
       assert.match(r.stderr, /fix: set memory to at least \d+M/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

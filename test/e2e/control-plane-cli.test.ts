@@ -287,6 +287,7 @@ spec: { capacity: { memoryMiB: 4096, vcpus: 4 }, accelerator: tcg }
     assert.equal(refused.status, 1);
     assert.match(refused.stderr, /^error: the API token is not valid\n\s+fix: .*--token.*PITH_TOKEN/);
 
+    assert.deepEqual(await new PithClient({ server: url, token: "wrong" }).healthz(), { ok: true }, "healthz needs no token");
     const port = await freePort();
     const down = await pithAt(`http://127.0.0.1:${port}`, home, ["get", "svc"]);
     assert.equal(down.status, 1);

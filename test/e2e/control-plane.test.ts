@@ -39,7 +39,7 @@ describe("control plane, agent and machines", { skip, timeout: 900_000, concurre
     const two = await readyMachines(client, "web", 2, cluster);
     assert.equal(cluster.qemuPids("node-a").length, 2, "one QEMU per machine");
     for (const m of two) {
-      assert.equal(m.spec.node, "node-a");
+      assert.equal(m.spec.node, cluster.node("node-a"));
       assert.ok(m.status.timings?.readyMs, "boot timings reported");
       assert.equal((await httpGet(m.status.addresses![0]!.url)).status, 200);
     }

@@ -51,7 +51,7 @@ describe("what an image holds", { skip, timeout: 900_000 }, () => {
     assert.doesNotMatch(batchConfig, /^CONFIG_NET=y/m);
     assert.doesNotMatch(batchConfig, /^CONFIG_INET=y/m);
     assert.doesNotMatch(batchConfig, /^CONFIG_VIRTIO_NET=y/m);
-    assert.deepEqual(batch.record.kernel.fragments, ["base", "node-runtime"]);
+    assert.deepEqual(batch.record.kernel.fragments, ["base", "node-runtime", "runtime-disk"]);
     assert.match(await readKernelConfig(hello.record.kernel.configHash), /^CONFIG_VIRTIO_NET=y/m);
     assert.ok(batch.record.kernel.options < hello.record.kernel.options);
   });

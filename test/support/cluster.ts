@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -17,6 +18,8 @@ const PITH = join(pithRoot(), "bin/pith.js");
 export class TestCluster {
   readonly home: string;
   readonly port: number;
+  /** Node names get this suffix: clusters of tests running at once never share a QEMU owner. */
+  readonly id = randomBytes(3).toString("hex");
   server: ChildProcess | undefined;
   readonly agents = new Map<string, ChildProcess>();
   private logs: string[] = [];
@@ -60,8 +63,14 @@ export class TestCluster {
     await waitFor(async () => (await fetch(`${this.url}/healthz`).then((r) => r.ok).catch(() => false)) || undefined, 30_000, "the control plane answers /healthz", () => this.log());
   }
 
-  async startAgent(node: string): Promise<void> {
-    this.agents.set(node, this.spawnPith(["agent", "--node", node, "--server", this.url]));
+  /** The real name of a test's node, unique to this cluster. */
+  node(name: string): string {
+    return `${name}-${this.id}`;
+  }
+
+  async startAgent(name: string): Promise<void> {
+    const node = this.node(name);
+    this.agents.set(name, this.spawnPith(["agent", "--node", node, "--server", this.url]));
     const client = this.client();
     await waitFor(async () => (await client.get("Node", node))?.status.ready || undefined, 30_000, `node ${node} registers`, () => this.log());
   }
@@ -93,8 +102,8 @@ export class TestCluster {
   }
 
   /** PIDs of the QEMU processes an agent of this node owns, from the host's process table. */
-  qemuPids(node: string): number[] {
-    const out = spawnSync("pgrep", ["-f", `pith:agent\\.${node}/`], { encoding: "utf8" }).stdout;
+  qemuPids(name: string): number[] {
+    const out = spawnSync("pgrep", ["-f", `pith:agent\\.${this.node(name)}/`], { encoding: "utf8" }).stdout;
     return out.trim().split("\n").filter(Boolean).map(Number).sort((a, b) => a - b);
   }
 
@@ -104,7 +113,7 @@ export class TestCluster {
 
   async destroy(): Promise<void> {
     for (const child of [this.server, this.proxy, ...this.agents.values()]) child?.kill("SIGKILL");
-    for (const node of this.agents.keys()) spawnSync("pkill", ["-9", "-f", `pith:agent\\.${node}/`]);
+    for (const name of this.agents.keys()) spawnSync("pkill", ["-9", "-f", `pith:agent\\.${this.node(name)}/`]);
     rmSync(this.home, { recursive: true, force: true });
   }
 }

@@ -27,6 +27,9 @@ export function registerApply(program: Command): void {
       // Every document is checked before anything is sent: a file with a mistake applies nothing.
       const documents = await readDocuments(options.filename);
       const client = clientFor(command);
+      // Builds can take minutes: find out first whether the control plane is there and takes the token.
+      const building = documents.find((d) => d.app !== undefined);
+      if (building) await client.get(building.input.kind, building.input.metadata.name);
       let failed = 0;
       for (const doc of documents) {
         const ref = objectRef(doc.input.kind, doc.input.metadata.name);

@@ -2,9 +2,10 @@ import type { Command } from "commander";
 import { isApiError } from "../../client/api-error.ts";
 import type { PithClient } from "../../client/pith-client.ts";
 import type { Kind } from "../../model/resource.ts";
-import { userError } from "../../shared/errors.ts";
+import { isPithError, userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
 import { objectRef, parseKindAndName } from "../kinds.ts";
+import { printError } from "../output.ts";
 import { printDocumentError, readDocuments } from "./apply.ts";
 import { notFound } from "./get.ts";
 
@@ -28,7 +29,9 @@ export function registerDelete(program: Command): void {
           } catch (e) {
             if (isApiError(e) && (e.status === 0 || e.status === 401)) throw e;
             failed++;
-            printDocumentError(ref, e);
+            // "service web not found" already names the object; other errors get the reference.
+            if (isPithError(e) && e.code === "NOT_FOUND") printError(e);
+            else printDocumentError(ref, e);
           }
         }
         if (failed) process.exitCode = 1;

@@ -1,0 +1,383 @@
+/**
+ * Cold start through the proxy against a plain boot of the same image, side by side.
+ *
+ *   npx tsx bench/cold-start/run.ts [--runs 5] [--warmup 1] [--json]
+ *
+ * Contenders (each measured once per run, order alternating from run to run):
+ *
+ *  - proxy-cold: a control plane, a node agent and the proxy as separate processes (as
+ *    test/support/cluster.ts starts them: `pith server`, `pith agent`, `pith proxy`, PITH_ACCEL=tcg,
+ *    a PITH_HOME of their own), and a Service of examples/hello-ts with min 0, max 1, hosts
+ *    [hello.test], autoscale { idleSeconds: 5, cooldownSeconds: 1 }. Measured: from writing a GET
+ *    (Host: hello.test) to the proxy while the service has no machine, until the response's first
+ *    byte. Then the benchmark waits until the service is back at zero (no machine object, no QEMU).
+ *  - plain-boot: `new QemuHypervisor({ owner: "bench" }).start(...)` of the same image, as `pith run`
+ *    does: the machine's own boot-to-ready (whenReady().readyMs), and from calling start() until the
+ *    first byte of a GET sent to its forwarded port once it is ready.
+ *
+ * A third contender (snapshot restore, issue 6) is one more entry in CONTENDERS. Every wait has a
+ * limit, and the cluster's processes, every QEMU of the benchmark and its temp dirs go on exit,
+ * error or Ctrl-C. Skips (exit 0) when QEMU is missing. See bench/README.md.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TestContext } from "node:test";
+import { parseArgs } from "node:util";
+import type { Machine as RunningMachine } from "../../src/hypervisor/hypervisor.ts";
+import { QemuHypervisor } from "../../src/hypervisor/qemu/qemu-hypervisor.ts";
+import { buildImage } from "../../src/image/image-builder.ts";
+import { bootFiles, type StoredImage } from "../../src/image/image-store.ts";
+import { loadAppManifest } from "../../src/manifest/app-manifest.ts";
+import type { Machine } from "../../src/model/kinds.ts";
+import { API_VERSION } from "../../src/model/resource.ts";
+import { execFile } from "../../src/shared/exec.ts";
+import { pithRoot } from "../../src/shared/paths.ts";
+import { streamProgress } from "../../src/shared/progress.ts";
+import { TestCluster } from "../../test/support/cluster.ts";
+import { missingForMachines } from "../../test/support/machines.ts";
+import { median, sleep, table, waitUntil, withTimeout } from "../control-plane/stats.ts";
+import { timedGet } from "./first-byte.ts";
+
+const { values: flags } = parseArgs({
+  options: {
+    runs: { type: "string", default: "5" },
+    warmup: { type: "string", default: "1" },
+    json: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (flags.help) {
+  process.stdout.write("usage: npx tsx bench/cold-start/run.ts [--runs N (5)] [--warmup N (1)] [--json]\n");
+  process.exit(0);
+}
+const RUNS = Number(flags.runs);
+const WARMUP = Number(flags.warmup);
+if (!Number.isInteger(RUNS) || RUNS < 1) fatal(`--runs must be a whole number >= 1, got ${flags.runs}`);
+if (!Number.isInteger(WARMUP) || WARMUP < 0) fatal(`--warmup must be a whole number >= 0, got ${flags.warmup}`);
+
+const APP_DIR = "examples/hello-ts";
+const SERVICE = "hello";
+const HOST = "hello.test";
+const NODE = "bench-cold";
+const IDLE_SECONDS = 5;
+/** One request (held through a boot) may take this long. */
+const REQUEST_LIMIT_MS = 120_000;
+/** Back at zero within this long after the response (idle 5 s, then drain and stop). */
+const ZERO_LIMIT_MS = 120_000;
+const TOTAL_LIMIT_MS = (5 + (RUNS + WARMUP) * 2 * 1.5) * 60_000;
+
+process.env.PITH_ACCEL = "tcg";
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+function fatal(message: string): never {
+  log(`bench/cold-start: ${message}`);
+  process.exit(2);
+}
+
+// ---- cleanup: the cluster's processes and QEMUs, the plain boots' QEMUs, temp dirs ----
+
+let cluster: TestCluster | undefined;
+const plainStateDirs = new Set<string>();
+const work = mkdtempSync(join(tmpdir(), "pith-bench-cold-"));
+
+function cleanupSync(): void {
+  // destroy() is synchronous up to its end: SIGKILL to server, agent and proxy, pkill of the
+  // agent's QEMUs (named pith:agent.bench-cold/...), rm of its home.
+  void cluster?.destroy();
+  cluster = undefined;
+  for (const dir of plainStateDirs) {
+    const pid = Number(readSafe(join(dir, "qemu.pid")).trim());
+    if (pid > 0) killGroup(pid);
+  }
+  plainStateDirs.clear();
+  rmSync(work, { recursive: true, force: true });
+}
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+}
+
+function readSafe(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+process.on("exit", cleanupSync);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(signal, () => {
+    log(`\n${signal}: killing the benchmark's processes and machines`);
+    cleanupSync();
+    process.exit(130);
+  });
+}
+const watchdog = setTimeout(() => {
+  log(`bench/cold-start: the whole benchmark took over ${TOTAL_LIMIT_MS / 60_000} min: giving up`);
+  cleanupSync();
+  process.exit(3);
+}, TOTAL_LIMIT_MS);
+watchdog.unref();
+
+// ---- contenders ----
+
+interface Sample {
+  contender: string;
+  run: number;
+  /** The headline: request written (or start() called) until the response's first byte. */
+  firstByteMs?: number;
+  /** The machine's own boot-to-ready (QemuMachine's clock: launch until init's ready report). */
+  readyMs?: number;
+  /** Contender-specific extras (ms), shown in the per-run listing. */
+  extra: Record<string, number>;
+  error?: string;
+  load1: number;
+}
+
+interface Setup {
+  image: StoredImage;
+  boot: { kernel: string; initrd: string; disk?: string };
+  guestPort: number;
+}
+
+/** One way of getting a first response from the app. Add snapshot restore (issue 6) as another. */
+interface Contender {
+  name: string;
+  describe: string;
+  /** Once, before the first run. */
+  prepare?(setup: Setup): Promise<void>;
+  /** One measured (or warm-up) attempt; leaves nothing running. */
+  measure(setup: Setup, label: string): Promise<Omit<Sample, "contender" | "run" | "load1">>;
+  close?(): Promise<void>;
+}
+
+const proxyCold: Contender = {
+  name: "proxy-cold",
+  describe: `GET through \`pith proxy\` to a min-0 Service at zero (server, agent, proxy as processes), request written -> first byte`,
+  async prepare(setup) {
+    const t = { after: () => undefined } as unknown as TestContext;
+    cluster = await TestCluster.create(t);
+    await cluster.startServer();
+    await cluster.startAgent(NODE);
+    await cluster.startProxy();
+    await cluster.client().create({
+      apiVersion: API_VERSION,
+      kind: "Service",
+      metadata: { name: SERVICE },
+      spec: { image: setup.image.record.digest, min: 0, max: 1, hosts: [HOST], autoscale: { idleSeconds: IDLE_SECONDS, cooldownSeconds: 1 } },
+    });
+    await sleep(1500);
+    const machines = await serviceMachines();
+    if (machines.length > 0) throw new Error(`a min-0 service started with ${machines.length} machine(s)`);
+  },
+  async measure() {
+    const c = cluster!;
+    const client = c.client();
+    const port = c.proxyPort;
+    await atZero(c);
+    const response = await timedGet({ port, host: HOST, timeoutMs: REQUEST_LIMIT_MS });
+    const answeredAt = performance.now();
+    if (response.status !== 200 || !response.body.includes("greeting")) throw new Error(`the proxy answered ${response.status}: ${response.body.slice(0, 300)}`);
+    const machine = (await serviceMachines())[0];
+    const readyMs = machine?.status.timings?.readyMs;
+    const extra: Record<string, number> = {};
+    if (machine?.metadata.createdAt && machine.status.readyAt) {
+      // Wall clock (ms resolution) between the machine object's creation and its ready status.
+      extra.createdToReadyMs = Date.parse(machine.status.readyAt) - Date.parse(machine.metadata.createdAt);
+    }
+    // Back to zero: no request for idleSeconds, then the machine is drained, stopped and deleted.
+    await waitUntil(
+      async () => ((await client.list("Machine", { labels: { "pith.dev/service": SERVICE } })).items.length === 0 && c.qemuPids(NODE).length === 0 ? true : undefined),
+      ZERO_LIMIT_MS,
+      `service ${SERVICE} is back at zero machines\n${c.log()}`,
+      100,
+    );
+    extra.backToZeroMs = performance.now() - answeredAt;
+    return { firstByteMs: response.firstByteMs, ...(readyMs !== undefined ? { readyMs } : {}), extra };
+  },
+  async close() {
+    await cluster?.destroy();
+    cluster = undefined;
+  },
+};
+
+const hypervisor = new QemuHypervisor({ owner: "bench" });
+
+const plainBoot: Contender = {
+  name: "plain-boot",
+  describe: "QemuHypervisor.start() of the same image (as `pith run`), start() called -> ready -> GET on the forwarded port -> first byte",
+  async measure(setup, label) {
+    const stateDir = join(work, label);
+    plainStateDirs.add(stateDir);
+    const t0 = performance.now();
+    let machine: RunningMachine | undefined;
+    try {
+      machine = await withTimeout(
+        hypervisor.start({ id: `bench-cold-${label}`, image: setup.image.record, ...setup.boot, stateDir }),
+        REQUEST_LIMIT_MS,
+        "start() returns",
+      );
+      const timings = await withTimeout(machine.whenReady(), REQUEST_LIMIT_MS, "the machine is ready");
+      const readyAt = performance.now();
+      const forward = machine.ports.find((p) => p.guestPort === setup.guestPort);
+      if (!forward) throw new Error(`no forwarded port for ${setup.guestPort}`);
+      const response = await timedGet({ port: forward.hostPort, host: HOST, timeoutMs: 30_000 });
+      if (response.status !== 200 || !response.body.includes("greeting")) throw new Error(`the machine answered ${response.status}: ${response.body.slice(0, 300)}`);
+      return {
+        firstByteMs: response.firstByteAt - t0,
+        ...(timings.readyMs !== undefined ? { readyMs: timings.readyMs } : {}),
+        extra: { startToReadyMs: readyAt - t0, getToFirstByteMs: response.firstByteMs },
+      };
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${tail(join(stateDir, "console.log"))}`);
+    } finally {
+      if (machine) await machine.stop(1000).catch(() => undefined);
+      const pid = Number(readSafe(join(stateDir, "qemu.pid")).trim());
+      if (pid > 0) killGroup(pid);
+      rmSync(stateDir, { recursive: true, force: true });
+      plainStateDirs.delete(stateDir);
+    }
+  },
+};
+
+const CONTENDERS: Contender[] = [proxyCold, plainBoot];
+
+async function serviceMachines(): Promise<Machine[]> {
+  return (await cluster!.client().list("Machine", { labels: { "pith.dev/service": SERVICE } })).items;
+}
+
+/** The service has no machine and the agent runs no QEMU (after a warm-up or a failure). */
+async function atZero(c: TestCluster): Promise<void> {
+  await waitUntil(async () => ((await serviceMachines()).length === 0 && c.qemuPids(NODE).length === 0 ? true : undefined), ZERO_LIMIT_MS, "the service is at zero before the request", 100);
+}
+
+function tail(path: string, lines = 12): string {
+  if (!existsSync(path)) return "";
+  const text = readSafe(path).trimEnd();
+  return text ? `  last lines of ${path}:\n${text.split("\n").slice(-lines).map((l) => `    | ${l}`).join("\n")}` : "";
+}
+
+// ---- main ----
+
+async function main(): Promise<void> {
+  const missing = missingForMachines();
+  if (missing) {
+    log(`bench/cold-start: skipped: ${missing}`);
+    return;
+  }
+  const qemu = (await execFile("qemu-system-x86_64", ["--version"])).stdout.split("\n")[0]?.replace(/^QEMU emulator version /, "QEMU ") ?? "QEMU";
+  const manifest = await loadAppManifest(join(pithRoot(), APP_DIR));
+  const image = await buildImage(manifest, streamProgress(`building ${manifest.name}`));
+  const listen = image.record.capabilities.listen[0];
+  if (!listen) throw new Error(`${manifest.name} declares no listen port`);
+  const setup: Setup = { image, boot: await bootFiles(image), guestPort: listen.port };
+  log(`${image.record.name} ${image.record.digest.slice(0, 19)}, ${image.record.capabilities.memoryMiB} MiB; starting server, agent (${NODE}) and proxy`);
+  for (const c of CONTENDERS) await c.prepare?.(setup);
+
+  const samples: Sample[] = [];
+  for (let i = 0; i < WARMUP + RUNS; i++) {
+    const measured = i >= WARMUP;
+    const run = i - WARMUP + 1;
+    const tag = measured ? `run ${run}/${RUNS}` : `warm-up ${i + 1}/${WARMUP}`;
+    // Alternate the order, so that neither contender always follows the other's QEMU.
+    const order = i % 2 === 0 ? CONTENDERS : [...CONTENDERS].reverse();
+    for (const contender of order) {
+      const sample: Sample = { contender: contender.name, run, extra: {}, load1: Math.round(loadavg()[0]! * 100) / 100 };
+      try {
+        Object.assign(sample, await contender.measure(setup, `${contender.name}-${i}`));
+        const extras = Object.entries(sample.extra).map(([k, v]) => `${k} ${Math.round(v)}`).join(", ");
+        log(`${tag}  ${contender.name.padEnd(10)} first byte ${Math.round(sample.firstByteMs!)} ms, readyMs ${sample.readyMs ?? "?"}${extras ? `, ${extras}` : ""}  (load ${sample.load1})`);
+      } catch (e) {
+        sample.error = (e as Error).message;
+        log(`${tag}  ${contender.name.padEnd(10)} FAILED: ${sample.error}`);
+      }
+      if (measured) samples.push(sample);
+    }
+  }
+  for (const c of CONTENDERS) await c.close?.();
+
+  const summary = summarize(samples, qemu, image);
+  process.stdout.write(flags.json ? `${JSON.stringify({ ...summary, samples }, null, 2)}\n` : format(summary, samples));
+  if (samples.some((s) => s.error)) process.exitCode = 1;
+}
+
+// ---- summary ----
+
+function summarize(samples: Sample[], qemu: string, image: StoredImage) {
+  const ok = (name: string) => samples.filter((s) => s.contender === name && !s.error);
+  const med = (name: string, pick: (s: Sample) => number | undefined) => {
+    const values = ok(name).flatMap((s) => (pick(s) === undefined ? [] : [pick(s)!]));
+    return values.length ? median(values) : Number.NaN;
+  };
+  const rows = CONTENDERS.map((c) => {
+    const extras = [...new Set(ok(c.name).flatMap((s) => Object.keys(s.extra)))];
+    return {
+      contender: c.name,
+      describe: c.describe,
+      n: ok(c.name).length,
+      firstByteMs: med(c.name, (s) => s.firstByteMs),
+      readyMs: med(c.name, (s) => s.readyMs),
+      extra: Object.fromEntries(extras.map((k) => [k, med(c.name, (s) => s.extra[k])])),
+      every: samples.filter((s) => s.contender === c.name).map((s) => (s.error ? "FAIL" : String(Math.round(s.firstByteMs!)))),
+    };
+  });
+  const base = rows.find((r) => r.contender === plainBoot.name)!;
+  const loads = samples.map((s) => s.load1);
+  return {
+    date: new Date().toISOString(),
+    host: { cpus: cpus().length, accelerator: "tcg", qemu, node: process.version },
+    app: { dir: APP_DIR, digest: image.record.digest, memoryMiB: image.record.capabilities.memoryMiB },
+    runs: RUNS,
+    warmup: WARMUP,
+    hostLoad: { min: Math.min(...loads), max: Math.max(...loads) },
+    rows: rows.map((r) => ({ ...r, vsPlain: r.firstByteMs / base.firstByteMs, minusPlainMs: r.firstByteMs - base.firstByteMs })),
+    failures: samples.filter((s) => s.error).map((s) => `${s.contender} run ${s.run}: ${s.error!.split("\n")[0]}`),
+  };
+}
+
+function format(s: ReturnType<typeof summarize>, samples: Sample[]): string {
+  const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : "n/a");
+  const out: string[] = [];
+  out.push(`cold start: ${s.date}, ${s.host.cpus} cores, ${s.host.qemu} TCG, ${s.app.dir} (${s.app.memoryMiB} MiB), ${s.runs} measured runs after ${s.warmup} warm-up, contenders alternating`);
+  out.push(`host load (1-min average) at each measurement: ${s.hostLoad.min.toFixed(1)} to ${s.hostLoad.max.toFixed(1)}`);
+  for (const r of s.rows) out.push(`  ${r.contender}: ${r.describe}`);
+  out.push("");
+  out.push(
+    table(
+      ["contender", "first byte (median)", "vs plain-boot", "minus plain-boot", "machine readyMs (median)", "ok/runs", "first byte per run"],
+      s.rows.map((r) => [r.contender, ms(r.firstByteMs), `${r.vsPlain.toFixed(2)}x`, ms(r.minusPlainMs), ms(r.readyMs), `${r.n}/${s.runs}`, r.every.join(" ")]),
+    ),
+  );
+  out.push("");
+  out.push("medians of the extras:");
+  for (const r of s.rows) {
+    const extras = Object.entries(r.extra).map(([k, v]) => `${k} ${ms(v)}`);
+    if (extras.length) out.push(`  ${r.contender}: ${extras.join(", ")}`);
+  }
+  const cold = s.rows.find((r) => r.contender === proxyCold.name);
+  if (cold) out.push(`\ncold-start/plain (first byte, ratio of medians): ${cold.vsPlain.toFixed(2)}x; the cold start costs ${ms(cold.minusPlainMs)} more`);
+  if (s.failures.length) {
+    out.push("");
+    out.push(`FAILED (${s.failures.length}):`);
+    for (const f of s.failures) out.push(`  ${f}`);
+  }
+  void samples;
+  return `${out.join("\n")}\n`;
+}
+
+main().catch((e: unknown) => {
+  log(`bench/cold-start failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  cleanupSync();
+  process.exitCode = 1;
+});
