@@ -12,6 +12,9 @@ import type { Outcome, Reconciler } from "./runner.ts";
 
 export const SERVICE_LABEL = "pith.dev/service";
 
+/** How long replacements must stay ready before a crash loop's back-off is forgiven. */
+export const STABLE_AFTER_MS = 10_000;
+
 /** Back-off before replacing a failed machine: 2 s, doubling per consecutive failure, at most 1 min. */
 export function crashBackoffMs(failures: number): number {
   return Math.min(2000 * 2 ** Math.max(0, failures - 1), 60_000);
@@ -115,7 +118,11 @@ export class ServiceReconciler implements Reconciler {
     }
 
     const readyCurrent = current.filter(isReady).length;
-    if (crashLoop && readyCurrent >= desired && desired > 0) crashLoop = undefined;
+    // The back-off is forgiven only once the machines have stayed up: one that gets ready and
+    // dies a moment later is the crash loop itself.
+    const stable = current.filter((m) => isReady(m) && m.status.readyAt && Date.now() - Date.parse(m.status.readyAt) >= STABLE_AFTER_MS).length;
+    if (crashLoop && stable >= desired && desired > 0) crashLoop = undefined;
+    else if (crashLoop && readyCurrent >= desired) requeueAfterMs = Math.min(requeueAfterMs ?? STABLE_AFTER_MS, STABLE_AFTER_MS);
     const phases: Partial<Record<MachinePhase, number>> = {};
     for (const m of machines) phases[m.status.phase] = (phases[m.status.phase] ?? 0) + 1;
     const status: ServiceStatus = {

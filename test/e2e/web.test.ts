@@ -44,29 +44,34 @@ async function machinesOf(client: PithClient, service: string): Promise<Machine[
   return (await client.list("Machine", { labels: { "pith.dev/service": service } })).items;
 }
 
-/** Records every phase each machine row of the page shows, in order, for as long as the page lives. */
+/**
+ * Records every phase each machine row of the page shows, in order, for as long as the page lives.
+ * (A string: tsx would wrap a function's inner functions in a helper the page does not have.)
+ */
 async function recordPhases(page: Page): Promise<void> {
-  await page.evaluate(() => {
-    const w = window as unknown as { __phases: Record<string, string[]>; __sameDocument: boolean };
-    w.__phases = {};
-    w.__sameDocument = true;
+  await page.evaluate(`(() => {
+    window.__phases = {};
+    window.__sameDocument = true;
     const record = () => {
-      for (const row of document.querySelectorAll<HTMLElement>("tr[data-machine]")) {
-        const seen = (w.__phases[row.dataset.machine!] ??= []);
-        if (seen[seen.length - 1] !== row.dataset.phase) seen.push(row.dataset.phase!);
+      for (const row of document.querySelectorAll("tr[data-machine]")) {
+        const seen = (window.__phases[row.dataset.machine] ??= []);
+        if (seen[seen.length - 1] !== row.dataset.phase) seen.push(row.dataset.phase);
       }
     };
     new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["data-phase"] });
-  });
+  })()`);
 }
 
 const readyRows = (page: Page) => page.locator("#service-machines tr[data-machine][data-phase=ready]");
 
-async function signIn(page: Page, url: string, token: string): Promise<void> {
-  await page.goto(`${url}/`);
-  await page.getByLabel("API token").fill(token);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { level: 1, name: "Overview" }).waitFor();
+/** A screenshot at 400x800, asserting nothing sticks out sideways; then back to 1280x800. */
+async function narrowScreenshot(page: Page, screenshot: (name: string) => Promise<string>, name: string): Promise<void> {
+  await page.setViewportSize({ width: 400, height: 800 });
+  await page.waitForFunction(() => window.innerWidth === 400);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `${name}: nothing sticks out sideways at 400 px (${overflow} px)`);
+  await screenshot(name);
+  await page.setViewportSize({ width: 1280, height: 800 });
 }
 
 describe("web GUI", { skip, timeout: 900_000, concurrency: false }, () => {
@@ -80,126 +85,127 @@ describe("web GUI", { skip, timeout: 900_000, concurrency: false }, () => {
     const imageName = await registerImage(client, image);
     const browser = await TestBrowser.launch(t);
     const { page, errors, screenshot } = await browser.newPage();
+    try {
+      // Before a token: the sign-in form and nothing else.
+      await page.goto(`${cluster.url}/`);
+      await page.getByLabel("API token").waitFor();
+      assert.equal(await page.locator("nav").count(), 0, "no navigation before sign-in");
+      const before = await page.locator("body").innerText();
+      assert.doesNotMatch(before, /node-a|static-c|Overview|Services|Machines/, "no data before sign-in");
+      await screenshot("sign-in");
 
-    // Before a token: the sign-in form and nothing else.
-    await page.goto(`${cluster.url}/`);
-    await page.getByLabel("API token").waitFor();
-    assert.equal(await page.locator("nav").count(), 0, "no navigation before sign-in");
-    const before = await page.locator("body").innerText();
-    assert.doesNotMatch(before, /node-a|static-c|Overview|Services|Machines/, "no data before sign-in");
-    await screenshot("sign-in");
+      await page.getByLabel("API token").fill(token);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("heading", { level: 1, name: "Overview" }).waitFor();
+      assert.equal(await page.evaluate(() => sessionStorage.getItem("pith.token")), token, "the token is kept in sessionStorage");
+      await page.locator("#nodes").getByText("node-a").waitFor();
+      await page.locator(".connection.live").waitFor();
+      await recordPhases(page);
 
-    await page.getByLabel("API token").fill(token);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByRole("heading", { level: 1, name: "Overview" }).waitFor();
-    assert.equal(await page.evaluate(() => sessionStorage.getItem("pith.token")), token, "the token is kept in sessionStorage");
-    await page.locator("#nodes").getByText("node-a").waitFor();
-    await page.locator(".connection.live").waitFor();
-    await recordPhases(page);
+      // The image page: what the image holds, and a form that insists on acknowledging capabilities.
+      await page.getByRole("link", { name: "Images", exact: true }).first().click();
+      await page.getByRole("link", { name: imageName }).click();
+      await page.getByRole("heading", { level: 1, name: new RegExp(imageName) }).waitFor();
+      await page.locator("#files").getByText("/app/server", { exact: true }).waitFor();
+      assert.match(await page.getByTestId("kernel-options").innerText(), /^\d+ options$/);
+      await screenshot("image");
 
-    // The image page: what the image holds, and a form that insists on acknowledging capabilities.
-    await page.getByRole("link", { name: "Images", exact: true }).first().click();
-    await page.getByRole("link", { name: imageName }).click();
-    await page.getByRole("heading", { level: 1, name: new RegExp(imageName) }).waitFor();
-    await page.locator("#files").getByText("/server", { exact: true }).waitFor();
-    assert.match(await page.getByTestId("kernel-options").innerText(), /^\d+ options$/);
-    await screenshot("image");
+      await page.getByLabel("Service name").fill("web");
+      await page.getByLabel("Replicas").fill("1");
+      const ack = page.getByRole("checkbox", { name: /port 8080/ });
+      assert.equal(await ack.isChecked(), false, "capabilities start unacknowledged");
+      await page.getByRole("button", { name: "Create service" }).click();
+      await page.locator("#ack-error").waitFor();
+      assert.equal(await client.get("Service", "web"), undefined, "nothing is created until the capabilities are acknowledged");
+      await ack.check();
+      await page.getByRole("button", { name: "Create service" }).click();
 
-    await page.getByLabel("Service name").fill("web");
-    await page.getByLabel("Replicas").fill("1");
-    const ack = page.getByRole("checkbox", { name: /port 8080/ });
-    assert.equal(await ack.isChecked(), false, "capabilities start unacknowledged");
-    await page.getByRole("button", { name: "Create service" }).click();
-    await page.locator("#ack-error").waitFor();
-    assert.equal(await client.get("Service", "web"), undefined, "nothing is created until the capabilities are acknowledged");
-    await ack.check();
-    await page.getByRole("button", { name: "Create service" }).click();
+      // The service page: its machine goes from booting to ready, live.
+      await page.getByRole("heading", { level: 1, name: /web/ }).waitFor();
+      await readyRows(page).first().waitFor({ timeout: BOOT_MS });
+      const [first] = await machinesOf(client, "web");
+      assert.ok(first, "the service has a machine");
+      const phases = await page.evaluate(() => (window as unknown as { __phases: Record<string, string[]> }).__phases);
+      const seen = phases[first.metadata.name] ?? [];
+      assert.ok(seen.includes("booting"), `the page showed the machine booting: ${seen.join(" → ")}`);
+      assert.equal(seen[seen.length - 1], "ready", `then ready: ${seen.join(" → ")}`);
+      assert.ok(seen.indexOf("booting") < seen.lastIndexOf("ready"));
 
-    // The service page: its machine goes from booting to ready, live.
-    await page.getByRole("heading", { level: 1, name: /web/ }).waitFor();
-    await readyRows(page).first().waitFor({ timeout: BOOT_MS });
-    const [first] = await machinesOf(client, "web");
-    assert.ok(first, "the service has a machine");
-    const phases = await page.evaluate(() => (window as unknown as { __phases: Record<string, string[]> }).__phases);
-    const seen = phases[first.metadata.name] ?? [];
-    assert.ok(seen.includes("booting"), `the page showed the machine booting: ${seen.join(" → ")}`);
-    assert.equal(seen[seen.length - 1], "ready", `then ready: ${seen.join(" → ")}`);
-    assert.ok(seen.indexOf("booting") < seen.lastIndexOf("ready"));
+      // The machine page: its console, followed live.
+      await page.locator("#service-machines").getByRole("link", { name: first.metadata.name, exact: true }).click();
+      await page.getByRole("heading", { level: 1, name: new RegExp(first.metadata.name) }).waitFor();
+      await page.getByTestId("console").getByText("static-c: listening on :8080").waitFor({ timeout: 30_000 });
+      await page.locator("#boot .timeline-row").nth(3).waitFor();
+      await page.locator("#capabilities").getByText(":8080").waitFor();
+      await screenshot("machine");
+      await narrowScreenshot(page, screenshot, "machine-narrow");
 
-    // The machine page: its console, followed live.
-    await page.getByRole("link", { name: first.metadata.name }).click();
-    await page.getByRole("heading", { level: 1, name: new RegExp(first.metadata.name) }).waitFor();
-    await page.getByTestId("console").getByText("static-c: listening on :8080").waitFor({ timeout: 30_000 });
-    await page.locator("#boot .timeline-row").nth(3).waitFor();
-    await page.locator("#capabilities").getByText(":8080").waitFor();
-    await screenshot("machine");
+      // Scale to 2 from the service page.
+      await page.locator("#main").getByRole("link", { name: "web", exact: true }).first().click();
+      await page.getByLabel("Replicas").fill("2");
+      await page.getByRole("button", { name: "Scale", exact: true }).click();
+      await waitFor(async () => ((await readyRows(page).count()) === 2 ? true : undefined), BOOT_MS, "the page shows 2 ready machines", () => cluster.log());
+      assert.equal((await client.get("Service", "web"))?.spec.replicas, 2);
+      await page.locator("[data-rollout=complete]").waitFor();
+      await screenshot("service");
+      await narrowScreenshot(page, screenshot, "service-narrow");
 
-    // Scale to 2 from the service page.
-    await page.locator("#main").getByRole("link", { name: "web", exact: true }).first().click();
-    await page.getByLabel("Replicas").fill("2");
-    await page.getByRole("button", { name: "Scale", exact: true }).click();
-    await waitFor(async () => ((await readyRows(page).count()) === 2 ? true : undefined), BOOT_MS, "the page shows 2 ready machines", () => cluster.log());
-    assert.equal((await client.get("Service", "web"))?.spec.replicas, 2);
-    await page.locator("[data-rollout=complete]").waitFor();
-    await screenshot("service");
+      // Overview, wide and narrow; charts.
+      await page.getByRole("link", { name: "Overview", exact: true }).click();
+      await page.locator("tr[data-service=web] [data-ready='2']").waitFor();
+      await screenshot("overview");
+      await narrowScreenshot(page, screenshot, "overview-narrow");
+      await page.getByRole("link", { name: "Charts", exact: true }).click();
+      await page.locator(`[data-image="${image.record.digest}"] svg rect.bar`).first().waitFor();
+      assert.match(await page.locator(`[data-image="${image.record.digest}"] figcaption`).innerText(), /2 machines, median/);
+      await screenshot("charts");
 
-    // Overview, wide and narrow; charts.
-    await page.getByRole("link", { name: "Overview", exact: true }).click();
-    await page.locator("tr[data-service=web] [data-ready='2']").waitFor();
-    await screenshot("overview");
-    await page.setViewportSize({ width: 400, height: 800 });
-    await page.locator("tr[data-service=web]").waitFor();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    assert.ok(overflow <= 0, `nothing sticks out sideways at 400 px (${overflow} px)`);
-    await screenshot("overview-narrow");
-    await page.setViewportSize({ width: 1280, height: 800 });
-    await page.getByRole("link", { name: "Charts", exact: true }).click();
-    await page.locator(`[data-image="${image.record.digest}"] svg rect.bar`).first().waitFor();
-    assert.match(await page.locator(`[data-image="${image.record.digest}"] figcaption`).innerText(), /2 machines, median/);
-    await screenshot("charts");
+      // Edit the manifest: an invalid edit is caught before saving, a valid one saves.
+      await page.goto(`${cluster.url}/#/services/web`);
+      await page.getByRole("heading", { level: 1, name: /web/ }).waitFor();
+      const editor = page.getByLabel("Service manifest (YAML)");
+      const original = await editor.inputValue();
+      assert.match(original, /replicas: 2/);
+      const generation = (await client.get("Service", "web"))!.metadata.generation;
+      const replicasLine = original.split("\n").findIndex((l) => l.includes("replicas: 2")) + 1;
 
-    // Edit the manifest: an invalid edit is caught before saving, a valid one saves.
-    await page.goto(`${cluster.url}/#/services/web`);
-    await page.getByRole("heading", { level: 1, name: /web/ }).waitFor();
-    const editor = page.getByLabel("Service manifest (YAML)");
-    const original = await editor.inputValue();
-    assert.match(original, /replicas: 2/);
-    const generation = (await client.get("Service", "web"))!.metadata.generation;
-    const replicasLine = original.split("\n").findIndex((l) => l.includes("replicas: 2")) + 1;
+      await editor.fill(original.replace("replicas: 2", "replicas: -1"));
+      const problems = page.getByTestId("manifest-problems");
+      await problems.getByText(`Line ${replicasLine}`, { exact: false }).waitFor();
+      assert.match(await problems.innerText(), /spec\.replicas: must be a non-negative integer/);
+      const save = page.getByRole("button", { name: "Save manifest" });
+      assert.equal(await save.isDisabled(), true, "an invalid manifest cannot be saved");
 
-    await editor.fill(original.replace("replicas: 2", "replicas: -1"));
-    const problems = page.getByTestId("manifest-problems");
-    await problems.getByText(`Line ${replicasLine}`, { exact: false }).waitFor();
-    assert.match(await problems.innerText(), /spec\.replicas: must be a non-negative integer/);
-    const save = page.getByRole("button", { name: "Save manifest" });
-    assert.equal(await save.isDisabled(), true, "an invalid manifest cannot be saved");
+      await editor.fill(original.replace("replicas: 2", "replicas: [2"));
+      await problems.getByText(/Line \d+/).first().waitFor();
+      assert.equal(await save.isDisabled(), true);
+      assert.equal((await client.get("Service", "web"))!.metadata.generation, generation, "nothing was saved");
 
-    await editor.fill(original.replace("replicas: 2", "replicas: [2"));
-    await problems.getByText(/Line \d+/).first().waitFor();
-    assert.equal(await save.isDisabled(), true);
-    assert.equal((await client.get("Service", "web"))!.metadata.generation, generation, "nothing was saved");
+      await editor.fill(original.replace(/\nspec:\n/, "\nspec:\n  env:\n    GREETING: hello from the GUI\n"));
+      await page.waitForFunction(() => document.querySelector('[data-testid="manifest-problems"]') === null);
+      await save.click();
+      await page.getByText(/Saved: generation \d+/).waitFor();
+      const saved = await client.get("Service", "web");
+      assert.equal(saved?.spec.env?.GREETING, "hello from the GUI");
+      assert.equal(saved?.spec.replicas, 2);
 
-    await editor.fill(original.replace(/\nspec:\n/, "\nspec:\n  env:\n    GREETING: hello from the GUI\n"));
-    await page.waitForFunction(() => document.querySelector('[data-testid="manifest-problems"]') === null);
-    await save.click();
-    await page.getByText(/Saved: generation \d+/).waitFor();
-    const saved = await client.get("Service", "web");
-    assert.equal(saved?.spec.env?.GREETING, "hello from the GUI");
-    assert.equal(saved?.spec.replicas, 2);
+      // Delete, confirmed in a dialog; the service disappears from the overview.
+      await page.getByRole("button", { name: "Delete service…" }).click();
+      const dialog = page.getByRole("dialog");
+      await dialog.waitFor();
+      await dialog.getByRole("button", { name: "Delete web" }).click();
+      await page.getByRole("heading", { level: 1, name: "Overview" }).waitFor();
+      await waitFor(async () => ((await page.locator("tr[data-service=web]").count()) === 0 ? true : undefined), 30_000, "the service leaves the overview");
+      await waitFor(async () => ((await page.locator("#machines tbody tr").count()) === 0 ? true : undefined), 60_000, "its machines leave the overview", () => cluster.log());
+      assert.equal(await client.get("Service", "web"), undefined);
+      await waitFor(async () => (cluster.qemuPids("node-a").length === 0 ? true : undefined), 60_000, "every VM is gone");
 
-    // Delete, confirmed in a dialog; the service disappears from the overview.
-    await page.getByRole("button", { name: "Delete service…" }).click();
-    const dialog = page.getByRole("dialog");
-    await dialog.waitFor();
-    await dialog.getByRole("button", { name: "Delete web" }).click();
-    await page.getByRole("heading", { level: 1, name: "Overview" }).waitFor();
-    await waitFor(async () => ((await page.locator("tr[data-service=web]").count()) === 0 ? true : undefined), 30_000, "the service leaves the overview");
-    await waitFor(async () => ((await page.locator("#machines tbody tr").count()) === 0 ? true : undefined), 60_000, "its machines leave the overview", () => cluster.log());
-    assert.equal(await client.get("Service", "web"), undefined);
-    await waitFor(async () => (cluster.qemuPids("node-a").length === 0 ? true : undefined), 60_000, "every VM is gone");
-
-    assert.equal(await page.evaluate(() => (window as unknown as { __sameDocument?: boolean }).__sameDocument), true, "the page was never reloaded");
-    assert.deepEqual(errors, [], "no errors in the browser console");
+      assert.equal(await page.evaluate(() => (window as unknown as { __sameDocument?: boolean }).__sameDocument), true, "the page was never reloaded");
+      assert.deepEqual(errors, [], "no errors in the browser console");
+    } catch (error) {
+      await screenshot("failure-flow").catch(() => {});
+      throw error;
+    }
     process.stderr.write(`screenshots in ${screenshotsDir()}\n`);
   });
 

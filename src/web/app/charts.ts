@@ -40,7 +40,9 @@ export function Histogram({ values, label }: { values: number[]; label: string }
   const plotH = height - pad.top - pad.bottom;
   const top = Math.max(...bins.map((b) => b.count), 1);
   const barW = plotW / bins.length;
-  const labelEvery = Math.ceil(bins.length / 6);
+  // Boundary labels at least ~70 px apart, the last boundary included only when it falls on the step.
+  const labelEvery = Math.max(1, Math.ceil(70 / barW));
+  const ticks = Array.from({ length: bins.length + 1 }, (_, i) => i).filter((i) => i % labelEvery === 0);
   const summary = `${label}: ${values.length} ${values.length === 1 ? "machine" : "machines"}, median ${ms(quantile(values, 0.5))}, 90th percentile ${ms(quantile(values, 0.9))}, slowest ${ms(Math.max(...values))}`;
   return html`<figure class="chart">
     <svg viewBox=${`0 0 ${width} ${height}`} role="img" aria-label=${summary} preserveAspectRatio="xMidYMid meet">
@@ -55,10 +57,12 @@ export function Histogram({ values, label }: { values: number[]; label: string }
         return html`<g>
           <rect class="bar" x=${x + 1} y=${pad.top + plotH - h} width=${Math.max(1, barW - 2)} height=${h}><title>${`${ms(b.from)}–${ms(b.to)}: ${b.count}`}</title></rect>
           ${b.count > 0 ? html`<text class="bar-label" x=${x + barW / 2} y=${pad.top + plotH - h - 3} text-anchor="middle">${b.count}</text>` : null}
-          ${i % labelEvery === 0 ? html`<text class="tick" x=${x} y=${pad.top + plotH + 14} text-anchor="middle">${ms(b.from)}</text>` : null}
         </g>`;
       })}
-      <text class="tick" x=${pad.left + plotW} y=${pad.top + plotH + 14} text-anchor="end">${ms(bins[bins.length - 1]!.to)}</text>
+      ${ticks.map((i) => html`<g>
+        <line class="axis" x1=${pad.left + i * barW} y1=${pad.top + plotH} x2=${pad.left + i * barW} y2=${pad.top + plotH + 4} />
+        <text class="tick" x=${pad.left + i * barW} y=${pad.top + plotH + 16} text-anchor=${i === 0 ? "start" : i === bins.length ? "end" : "middle"}>${ms(i < bins.length ? bins[i]!.from : bins[bins.length - 1]!.to)}</text>
+      </g>`)}
       <text class="axis-title" x=${pad.left + plotW / 2} y=${height - 4} text-anchor="middle">boot to ready</text>
     </svg>
     <figcaption>${summary}</figcaption>

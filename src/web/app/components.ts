@@ -52,12 +52,15 @@ export function Section({ title, id, children, actions }: { title: string; id?: 
   </section>`;
 }
 
-/** A horizontal bar: value of max. */
-export function Meter({ value, max, label }: { value: number; max: number; label: string }): VNode {
-  const ratio = max > 0 ? Math.min(1, value / max) : 0;
-  const level = ratio > 0.9 ? "high" : ratio > 0.7 ? "mid" : "low";
+/**
+ * A horizontal bar: value of max. A "usage" meter (node capacity) turns amber then red as it
+ * fills; a "progress" meter (ready of desired) is amber until it is full, then green.
+ */
+export function Meter({ value, max, label, kind = "usage" }: { value: number; max: number; label: string; kind?: "usage" | "progress" }): VNode {
+  const ratio = max > 0 ? Math.min(1, value / max) : kind === "progress" ? 1 : 0;
+  const level = kind === "progress" ? (ratio >= 1 ? "low" : "mid") : ratio > 0.9 ? "high" : ratio > 0.7 ? "mid" : "low";
   return html`<span class="meter-wrap">
-    <span class=${`meter meter-${level}`} role="img" aria-label=${label}><span style=${{ width: `${(ratio * 100).toFixed(1)}%` }}></span></span>
+    <span class=${`meter meter-${level}`} aria-hidden="true"><span style=${{ width: `${(ratio * 100).toFixed(1)}%` }}></span></span>
     <span class="meter-text">${label}</span>
   </span>`;
 }
@@ -72,6 +75,13 @@ export const BOOT_STAGES = [
   { key: "initMs", label: "init", title: "Init (until the app starts)" },
   { key: "appMs", label: "app", title: "App (until it is ready)" },
 ] as const;
+
+/** What the colours of boot bars mean. */
+export function BootLegend(): VNode {
+  return html`<ul class="legend" aria-label="Boot stages">
+    ${BOOT_STAGES.map((s) => html`<li><span class=${`swatch seg-${s.label}`} aria-hidden="true"></span>${s.title}</li>`)}
+  </ul>`;
+}
 
 /** The boot stages of one machine as one stacked bar; `scaleMs` makes bars comparable. */
 export function BootBar({ timings, scaleMs, compact }: { timings: Machine["status"]["timings"]; scaleMs?: number; compact?: boolean }): VNode {

@@ -65,7 +65,7 @@ export function ImagePage({ name }: { name: string }): VNode {
   return html`<div class="page">
     <h1 id="page-title" tabindex="-1"><span class="muted kind">Image</span> ${name}</h1>
     <dl class="facts">
-      <div><dt>Digest</dt><dd class="mono break">${image.spec.digest}</dd></div>
+      <div class="wide"><dt>Digest</dt><dd class="mono break">${image.spec.digest}</dd></div>
       <div><dt>Runtime</dt><dd>${image.spec.runtime}</dd></div>
       <div><dt>Stored size</dt><dd>${bytes(image.spec.storedBytes)}</dd></div>
       <div><dt>Machine size</dt><dd>${image.spec.memoryMiB} MiB, ${image.spec.vcpus} vCPU</dd></div>

@@ -16,6 +16,11 @@ export function Overview(): VNode {
   const byPhase = new Map(MACHINE_PHASES.map((p) => [p, 0]));
   for (const m of machines) byPhase.set(m.status?.phase ?? "pending", (byPhase.get(m.status?.phase ?? "pending") ?? 0) + 1);
   const readyMachines = byPhase.get("ready") ?? 0;
+  // What is placed on each node, from the live machines (the agent's own report lags a heartbeat).
+  const use = (n: PithNode) =>
+    machines
+      .filter((m) => m.spec.node === n.metadata.name && m.spec.desiredState === "running")
+      .reduce((a, m) => ({ memoryMiB: a.memoryMiB + m.spec.memoryMiB, vcpus: a.vcpus + m.spec.vcpus, machines: a.machines + 1 }), { memoryMiB: 0, vcpus: 0, machines: 0 });
 
   return html`<div class="page">
     <h1 id="page-title" tabindex="-1">Overview</h1>
@@ -72,9 +77,9 @@ export function Overview(): VNode {
           { label: "Node", render: (n: PithNode) => html`<strong>${n.metadata.name}</strong>` },
           { label: "State", render: (n: PithNode) => (n.status?.ready ? html`<span class="badge ok">ready</span>` : html`<span class="badge bad">not ready</span>`) },
           { label: "Accelerator", render: (n: PithNode) => n.spec.accelerator },
-          { label: "Memory", render: (n: PithNode) => html`<${Meter} value=${n.status?.allocated?.memoryMiB ?? 0} max=${n.spec.capacity.memoryMiB} label=${`${n.status?.allocated?.memoryMiB ?? 0} of ${n.spec.capacity.memoryMiB} MiB`} />` },
-          { label: "vCPUs", render: (n: PithNode) => html`<${Meter} value=${n.status?.allocated?.vcpus ?? 0} max=${n.spec.capacity.vcpus} label=${`${n.status?.allocated?.vcpus ?? 0} of ${n.spec.capacity.vcpus}`} />` },
-          { label: "Machines", render: (n: PithNode) => String(n.status?.allocated?.machines ?? 0), numeric: true },
+          { label: "Memory", render: (n: PithNode) => html`<${Meter} value=${use(n).memoryMiB} max=${n.spec.capacity.memoryMiB} label=${`${use(n).memoryMiB} of ${n.spec.capacity.memoryMiB} MiB`} />` },
+          { label: "vCPUs", render: (n: PithNode) => html`<${Meter} value=${use(n).vcpus} max=${n.spec.capacity.vcpus} label=${`${use(n).vcpus} of ${n.spec.capacity.vcpus}`} />` },
+          { label: "Machines", render: (n: PithNode) => String(use(n).machines), numeric: true },
           { label: "Heartbeat", render: (n: PithNode) => ago(n.status?.heartbeatAt, now) },
         ]}
       />
@@ -90,7 +95,7 @@ function readyCell(s: Service): VNode {
   const desired = s.status?.desired ?? s.spec.replicas ?? 0;
   const ready = s.status?.ready ?? 0;
   return html`<span class="ready-cell" data-ready=${ready} data-desired=${desired}>
-    <${Meter} value=${ready} max=${desired} label=${`${ready}/${desired}`} />
+    <${Meter} kind="progress" value=${ready} max=${desired} label=${`${ready}/${desired}`} />
     ${s.status?.crashLoop ? html`<span class="badge bad" title=${s.status.crashLoop.lastReason}>CrashLoopBackOff</span>` : null}
   </span>`;
 }

@@ -2,7 +2,7 @@ import { html } from "htm/preact";
 import type { VNode } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, ApiRequestError, describeError } from "../api.ts";
-import { BootBar, ConfirmDialog, ErrorNote, Meter, PhaseBadge, Section, Table } from "../components.ts";
+import { BootBar, BootLegend, ConfirmDialog, ErrorNote, Meter, PhaseBadge, Section, Table } from "../components.ts";
 import { shortDigest } from "../format.ts";
 import { useLive, type LiveState } from "../live.ts";
 import { checkServiceManifest, describePath, locateServerDetails, serviceToYaml, type Problem } from "../manifest.ts";
@@ -35,7 +35,7 @@ export function ServicePage({ name }: { name: string }): VNode {
     <dl class="facts">
       <div><dt>Image</dt><dd class="mono">${service.spec.image.startsWith("sha256:") ? shortDigest(service.spec.image) : service.spec.image}</dd></div>
       <div><dt>Resolved digest</dt><dd class="mono">${digest ? (image ? html`<a href=${href.image(image.metadata.name)}>${shortDigest(digest)}</a>` : shortDigest(digest)) : "not resolved yet"}</dd></div>
-      <div><dt>Ready</dt><dd data-testid="service-ready"><${Meter} value=${ready} max=${desired} label=${`${ready} of ${desired} ready`} /></dd></div>
+      <div><dt>Ready</dt><dd data-testid="service-ready"><${Meter} kind="progress" value=${ready} max=${desired} label=${`${ready} of ${desired} ready`} /></dd></div>
       <div><dt>Generation</dt><dd>${service.metadata.generation}${service.status?.observedGeneration === service.metadata.generation ? "" : " (being applied)"}</dd></div>
     </dl>
     ${service.status?.crashLoop ? html`<${ErrorNote}>CrashLoopBackOff: ${service.status.crashLoop.failures} failures; last: ${service.status.crashLoop.lastReason}. Next attempt at ${new Date(service.status.crashLoop.nextAttemptAt).toLocaleTimeString()}.<//>` : null}
@@ -62,6 +62,7 @@ export function ServicePage({ name }: { name: string }): VNode {
           { label: "Address", render: (m: Machine) => addresses(m) },
         ]}
       />
+      ${machines.some((m) => m.status?.timings?.readyMs !== undefined) ? html`<${BootLegend} />` : null}
     <//>
 
     <${Section} title="Hosts and routes" id="routes"><${Routes} service=${service} ready=${ready} /><//>
@@ -143,7 +144,7 @@ function Rollout({ service, machines, live }: { service: Service; machines: Mach
   const name = (d: string) => live.imageByDigest(d)?.metadata.name ?? shortDigest(d);
   return html`<div class="rollout" data-rollout=${complete ? "complete" : "in-progress"}>
     <p><strong>${complete ? "Up to date" : "Rolling out"}</strong>: ${currentReady} of ${desired} machines ready on the current image <span class="mono">${name(digest)}</span>.</p>
-    <${Meter} value=${currentReady} max=${desired} label=${`${currentReady}/${desired} current and ready`} />
+    <${Meter} kind="progress" value=${currentReady} max=${desired} label=${`${currentReady}/${desired} current and ready`} />
     ${old.length > 0
       ? html`<p>${old.length} ${old.length === 1 ? "machine" : "machines"} still on ${oldDigests.map((d) => html`<span class="mono">${name(d)}</span> `)}(${old.filter((m) => m.status?.phase === "draining").length} draining).</p>`
       : html`<p class="muted small">No machines of older images.</p>`}
@@ -228,8 +229,9 @@ function ManifestEditor({ service }: { service: Service }): VNode {
   const hasProblems = problems.length > 0;
   return html`<form class="editor" onSubmit=${save} novalidate>
     <label for="manifest-text">Service manifest (YAML)</label>
+    <p class="muted small" id="manifest-help">Checked as you type. A new image rolls the machines over; env changes apply to machines started from then on.</p>
     <textarea id="manifest-text" class="code" rows=${Math.min(24, Math.max(8, text.split("\n").length + 1))} spellcheck="false" autocapitalize="off" autocomplete="off"
-      value=${text} onInput=${onInput} aria-invalid=${hasProblems ? "true" : "false"} aria-describedby="manifest-problems manifest-status"></textarea>
+      value=${text} onInput=${onInput} aria-invalid=${hasProblems ? "true" : "false"} aria-describedby="manifest-help manifest-problems manifest-status"></textarea>
     <div id="manifest-problems" aria-live="polite">
       ${hasProblems
         ? html`<ul class="problems" data-testid="manifest-problems">
