@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Quickstart: install what is missing, bring Pith up (control plane + node agent, in the
-# background), and run examples/hello-ts as a service of two machines. The first run compiles
+# Quickstart: install what is missing, bring Pith up (control plane, node agent and proxy, in
+# the background), and run examples/hello-ts as a service of two machines behind the proxy. The first run compiles
 # the app's kernel (~5 minutes on 2 cores, with progress); later runs reuse it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,15 +26,13 @@ for _ in $(seq 1 180); do
 done
 pith get services
 pith get machines -o wide
-url=$(pith get machines -o json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const m=JSON.parse(s).items.find(m=>m.status.phase==="ready");console.log(m?.status.addresses?.[0]?.url??"")})')
-if [ -n "$url" ]; then
-  echo "quickstart: curl $url"
-  curl -fsS "$url"
-fi
+echo "quickstart: curl -H 'Host: hello.localhost' http://127.0.0.1:8080/   (through Pith's proxy)"
+curl -fsS -H "Host: hello.localhost" http://127.0.0.1:8080/
 cat <<EOT
 
 Pith is up (API http://127.0.0.1:7070, log $home/up.log). Try:
   node bin/pith.js get machines -w            # watch machines change
+  curl -H 'Host: hello.localhost' http://127.0.0.1:8080/
   node bin/pith.js scale hello 3
   node bin/pith.js logs <machine> -f
   node bin/pith.js delete service hello       # stops its machines

@@ -10,12 +10,15 @@ export interface Bin {
   count: number;
 }
 
-/** A 1-2-5 step giving about `target` bins over the values' range. */
+/**
+ * A 1-2-5 step giving about `target` bins over the values' range, but no finer than 2% of the
+ * largest value: boot times a few ms apart are the same boot time.
+ */
 export function histogram(values: number[], target = 10): Bin[] {
   if (values.length === 0) return [];
   const min = Math.min(...values);
   const max = Math.max(...values);
-  const raw = Math.max((max - min) / target, 1);
+  const raw = Math.max((max - min) / target, max * 0.02, 1);
   const power = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
   const start = Math.floor(min / step) * step;
