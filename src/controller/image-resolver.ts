@@ -1,9 +1,8 @@
-import { API_VERSION } from "../model/resource.ts";
 import type { Image } from "../model/kinds.ts";
+import { imageObject, IMAGE_NAME_LABEL } from "../image/image-object.ts";
 import { resolveImage } from "../image/image-store.ts";
 import type { Store } from "../store/store.ts";
 
-export const IMAGE_NAME_LABEL = "pith.dev/name";
 
 /**
  * A service names its image by name (the latest build), digest, or digest prefix. Images the
@@ -23,22 +22,6 @@ export async function resolveServiceImage(store: Store, ref: string): Promise<Im
   const local = await resolveImage(ref).catch(() => undefined);
   if (known && (!local || local.record.digest === known.spec.digest)) return known;
   if (!local) return known;
-  const { record, storedBytes } = local;
-  const name = `${record.name}-${record.digest.replace(/^sha256:/, "").slice(0, 12)}`;
-  const existing = await store.get<Image>("Image", name);
-  if (existing) return existing;
-  return store.create<Image>({
-    apiVersion: API_VERSION,
-    kind: "Image",
-    metadata: { name, labels: { [IMAGE_NAME_LABEL]: record.name } },
-    spec: {
-      digest: record.digest,
-      runtime: record.runtime,
-      memoryMiB: record.capabilities.memoryMiB,
-      vcpus: record.capabilities.vcpus,
-      listen: record.capabilities.listen.map((l) => l.port),
-      egress: record.capabilities.egress.map((e) => `${e.host}:${e.port}`),
-      storedBytes,
-    },
-  });
+  const input = imageObject(local);
+  return (await store.get<Image>("Image", input.metadata.name)) ?? store.create<Image>(input);
 }

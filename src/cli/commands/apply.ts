@@ -6,9 +6,8 @@ import { parseResourceDocuments, type ParseOptions, type ResourceDocument } from
 import type { PithClient } from "../../client/pith-client.ts";
 import type { InputOf } from "../../client/types.ts";
 import { buildImage, canonicalJson } from "../../image/image-builder.ts";
-import type { StoredImage } from "../../image/image-store.ts";
+import { imageObject } from "../../image/image-object.ts";
 import { shortDigest } from "../../image/image.ts";
-import type { ImageSpec } from "../../model/kinds.ts";
 import { API_VERSION, type Kind, type ResourceInput } from "../../model/resource.ts";
 import { loadAppManifest } from "../../manifest/app-manifest.ts";
 import { isPithError, userError } from "../../shared/errors.ts";
@@ -96,28 +95,9 @@ async function withBuiltImage(client: PithClient, service: ResourceInput, appDir
   const manifest = await loadAppManifest(appDir);
   const image = await buildImage(manifest, streamProgress(`building ${manifest.name}`));
   process.stderr.write(`built ${image.record.name} ${shortDigest(image.record.digest)} from ${appDir}\n`);
-  const imageObject = imageInput(image);
-  process.stdout.write(`${objectRef("Image", imageObject.metadata.name)} ${await applyObject(client, imageObject)}\n`);
+  const imageInput = imageObject(image);
+  process.stdout.write(`${objectRef("Image", imageInput.metadata.name)} ${await applyObject(client, imageInput)}\n`);
   return { ...service, spec: { image: image.record.digest, ...(service.spec as Record<string, unknown>) } };
-}
-
-/** The Image object for a locally built image: named <app>-<short digest>, labelled with the app name. */
-export function imageInput(image: StoredImage): ResourceInput<"Image", ImageSpec> {
-  const { record } = image;
-  return {
-    apiVersion: API_VERSION,
-    kind: "Image",
-    metadata: { name: `${record.name}-${shortDigest(record.digest)}`, labels: { "pith.dev/name": record.name } },
-    spec: {
-      digest: record.digest,
-      runtime: record.runtime,
-      memoryMiB: record.capabilities.memoryMiB,
-      vcpus: record.capabilities.vcpus,
-      listen: record.capabilities.listen.map((l) => l.port),
-      egress: record.capabilities.egress.map((e) => `${e.host}:${e.port}`),
-      storedBytes: image.storedBytes,
-    },
-  };
 }
 
 /** One document's failure, named, with the fix; the others are still applied. */
