@@ -172,6 +172,9 @@ export const startPith = (backendPort: number): Promise<Running> => startNodePro
 /** The reference: a bare node reverse proxy (node-bare-proxy.ts). */
 export const startNodeBare = (backendPort: number): Promise<Running> => startNodeProxy("node-bare", "node-bare-proxy.ts", backendPort, false);
 
+/** The other reference: node's TCP pass-through, no HTTP (node-tcp-proxy.ts). */
+export const startNodeTcp = (backendPort: number): Promise<Running> => startNodeProxy("node-tcp", "node-tcp-proxy.ts", backendPort, false);
+
 export function haproxyConfig(port: number, backendPort: number): string {
   return `# bench/proxy: HAProxy on one thread, routing Host bench.test to the backend over kept-alive connections
 global

@@ -27,6 +27,7 @@ import {
   startHaproxy,
   startNginx,
   startNodeBare,
+  startNodeTcp,
   startPith,
   track,
   untrack,
@@ -66,9 +67,10 @@ const WARMUP = wholeNumber("warmup", flags.warmup, 0);
 const TARGET_THROUGHPUT = 0.5; // of HAProxy's requests/s
 const TARGET_ADDED_P50_MS = 1;
 
-type Name = "direct" | "pith" | "haproxy" | "nginx" | "node-bare";
-/** node-bare is a reference (the textbook node proxy), not held to a target. */
-const CONTENDERS: Name[] = ["pith", "haproxy", "nginx", "node-bare", "direct"];
+type Name = "direct" | "pith" | "haproxy" | "nginx" | "node-bare" | "node-tcp";
+/** node-bare and node-tcp are references for the findings (what node costs), not held to a target. */
+const CONTENDERS: Name[] = ["pith", "haproxy", "nginx", "node-bare", "node-tcp", "direct"];
+const PROXIES = ["pith", "haproxy", "nginx", "node-bare", "node-tcp"] as const;
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -203,8 +205,9 @@ async function main(): Promise<void> {
     haproxy: await startHaproxy(work, backend.port),
     nginx: await startNginx(work, backend.port),
     "node-bare": await startNodeBare(backend.port),
+    "node-tcp": await startNodeTcp(backend.port),
   };
-  log(`backend :${backend.port}, pith :${running.pith.port}, haproxy :${running.haproxy.port}, nginx :${running.nginx.port}, node-bare :${running["node-bare"].port}`);
+  log(`backend :${backend.port}, ${PROXIES.map((name) => `${name} :${running[name].port}`).join(", ")}`);
 
   if (WARMUP > 0) {
     for (const name of CONTENDERS) {
@@ -236,7 +239,7 @@ async function main(): Promise<void> {
     profile = await profilePith(running.pith, backend);
   }
 
-  for (const name of ["pith", "haproxy", "nginx", "node-bare"] as const) await running[name].stop();
+  for (const name of PROXIES) await running[name].stop();
   await backend.stop();
 
   const summary = summarize(samples, versions, gcc, profile);
@@ -254,6 +257,8 @@ interface Row {
   addedP99: number;
   rpsVsHaproxy: number;
   cores: number;
+  /** CPU time of the contender per request, in microseconds (cores / req/s). */
+  cpuUsPerRequest: number;
   backendCores: number;
   errors: number;
   every: number[];
@@ -271,6 +276,7 @@ function rows(samples: Sample[], phase: Sample["phase"]): Row[] {
     addedP99: med(name, "p99") - med("direct", "p99"),
     rpsVsHaproxy: med(name, "rps") / med("haproxy", "rps"),
     cores: med(name, "cores"),
+    cpuUsPerRequest: median(of(name).map((s) => (s.cores / s.rps) * 1e6)),
     backendCores: med(name, "backendCores"),
     errors: of(name).reduce((a, s) => a + s.socketErrors + s.non2xx, 0),
     every: of(name).map((s) => Math.round(s.rps)),
@@ -304,7 +310,8 @@ function format(s: ReturnType<typeof summarize>): string {
   const verdict = (pass: boolean) => (pass ? "PASS" : "MISS");
   out.push(`proxy: ${s.date}, ${s.host.cpus} cores (${s.host.cpu}), node ${s.host.node}`);
   out.push(`contenders: pith (createProxyServer, one node process), ${s.host.haproxy} (nbthread 1), nginx ${s.host.nginx} (worker_processes 1), direct = the backend alone`);
-  out.push("reference: node-bare = the textbook node proxy (http.createServer + http.request on a keep-alive Agent + pipe), one node process");
+  out.push("references (no target): node-bare = the textbook node proxy (http.createServer + http.request on a keep-alive Agent + pipe);");
+  out.push("  node-tcp = node's TCP pass-through (a backend connection per client connection, socket.pipe both ways, no HTTP, no routing)");
   out.push(`backend: bench/proxy/backend.c (${s.host.gcc}, -O2), one thread, epoll, keep-alive, "ok"`);
   out.push(
     `load: ${s.host.wrk}, -t1 -c${s.settings.connections} -d${s.settings.duration}s --latency -H "Host: ${BENCH_HOST}", ${s.settings.runs} runs, contenders interleaved (order rotated per run), after a ${s.settings.warmup} s warm-up each; medians over runs`,
@@ -315,7 +322,7 @@ function format(s: ReturnType<typeof summarize>): string {
     out.push(title);
     out.push(
       table(
-        ["contender", "req/s", "vs haproxy", "p50 ms", "p99 ms", "added p50", "added p99", "cpu cores", "backend cores", "errors", "req/s per run"],
+        ["contender", "req/s", "vs haproxy", "p50 ms", "p99 ms", "added p50", "added p99", "cpu cores", "cpu us/req", "backend cores", "errors", "req/s per run"],
         rs.map((r) => [
           r.contender,
           String(Math.round(r.rps)),
@@ -325,6 +332,7 @@ function format(s: ReturnType<typeof summarize>): string {
           r.contender === "direct" ? "-" : f(r.addedP50, 3),
           r.contender === "direct" ? "-" : f(r.addedP99, 3),
           r.contender === "direct" ? "-" : f(r.cores),
+          r.contender === "direct" ? "-" : f(r.cpuUsPerRequest, 1),
           f(r.backendCores),
           String(r.errors),
           r.every.join(" "),
@@ -340,6 +348,11 @@ function format(s: ReturnType<typeof summarize>): string {
   out.push(`  throughput  pith/haproxy req/s = ${f(t.throughput.ratio)}x, target >= ${t.throughput.target}x   ${verdict(t.throughput.pass)}`);
   out.push(`  latency     pith added p50 at -c${s.settings.connections} = ${f(t.addedP50.ms, 3)} ms, target < ${t.addedP50.target} ms   ${verdict(t.addedP50.pass)}`);
   if (t.addedP50Light) out.push(`              (at -c1, for reference: pith added p50 = ${f(t.addedP50Light.ms, 3)} ms)`);
+  const row = (name: Name) => s.load.find((r) => r.contender === name)!;
+  const [pith, bare, tcp, haproxy] = [row("pith"), row("node-bare"), row("node-tcp"), row("haproxy")];
+  out.push("");
+  out.push(`CPU per request at -c${s.settings.connections} (median): pith ${f(pith.cpuUsPerRequest, 1)} us, node-bare ${f(bare.cpuUsPerRequest, 1)} us, node-tcp ${f(tcp.cpuUsPerRequest, 1)} us, haproxy ${f(haproxy.cpuUsPerRequest, 1)} us`);
+  out.push(`  pith/node-bare req/s = ${f(pith.rps / bare.rps)}x: what Pith adds on top of node's HTTP stack; node-tcp/haproxy req/s = ${f(tcp.rps / haproxy.rps)}x: node's sockets without it`);
   if (s.profile) {
     const p = s.profile;
     out.push("");

@@ -109,6 +109,7 @@ describe("web GUI", { skip, timeout: 900_000, concurrency: false }, () => {
       await page.locator("#files").getByText("/app/server", { exact: true }).waitFor();
       assert.match(await page.getByTestId("kernel-options").innerText(), /^\d+ options$/);
       await screenshot("image");
+      await narrowScreenshot(page, screenshot, "image-narrow");
 
       await page.getByLabel("Service name").fill("web");
       await page.getByLabel("Replicas").fill("1");

@@ -78,14 +78,14 @@ export interface BarDatum {
   detail?: string;
 }
 
-export function Bars({ data, label, unit }: { data: BarDatum[]; label: string; unit: string }): VNode {
+export function Bars({ data, label, unit, units = `${unit}s` }: { data: BarDatum[]; label: string; unit: string; units?: string }): VNode {
   const max = Math.max(...data.map((d) => d.value), 1);
   return html`<ul class="bars" aria-label=${label}>
     ${data.map(
       (d) => html`<li class="bars-row">
         <span class="bars-label">${d.label}</span>
         <span class="bars-track"><span class="bars-bar" style=${{ width: `${((d.value / max) * 100).toFixed(1)}%` }}></span></span>
-        <span class="bars-value">${d.value} ${unit}${d.detail ? html` <span class="muted small">(${d.detail})</span>` : null}</span>
+        <span class="bars-value">${d.value} ${d.value === 1 ? unit : units}${d.detail ? html` <span class="muted small">(${d.detail})</span>` : null}</span>
       </li>`,
     )}
   </ul>`;

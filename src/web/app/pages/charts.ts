@@ -66,6 +66,6 @@ function RequestsChart(): VNode {
           ? html`<p class="empty">This control plane has no proxy metrics (the proxy runs in another process, or not at all).</p>`
           : data.length === 0
             ? html`<p class="empty">No request has gone through the proxy yet.</p>`
-            : html`<${Bars} data=${data} label="Requests per service" unit="requests" />`}
+            : html`<${Bars} data=${data} label="Requests per service" unit="request" />`}
   </div>`;
 }

@@ -170,7 +170,7 @@ function Routes({ service, ready }: { service: Service; ready: number }): VNode 
  */
 function ManifestEditor({ service }: { service: Service }): VNode {
   const name = service.metadata.name;
-  const serverText = useMemo(() => serviceToYaml(service), [service.metadata.generation, service.metadata.name]);
+  const serverText = useMemo(() => serviceToYaml(service), [service.metadata.generation, service.metadata.name, JSON.stringify(service.metadata.labels)]);
   const [text, setText] = useState(serverText);
   const [dirty, setDirty] = useState(false);
   const [base, setBase] = useState(service.metadata.generation);
