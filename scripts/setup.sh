@@ -12,6 +12,8 @@ packages=(
   cpio                 # to list image contents in tests
   musl-tools           # tiny static init, egress relay and example server
   xz-utils binutils    # strip (runtime and kernels), xz (Debian's kernel configs)
+  e2fsprogs            # mke2fs and debugfs: the read-only runtime disk of Node images
+  chromium             # the GUI's browser tests (driven by playwright-core, never a downloaded browser)
 )
 missing=()
 for p in "${packages[@]}"; do
