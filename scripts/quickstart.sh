@@ -30,7 +30,8 @@ echo "quickstart: curl -H 'Host: hello.localhost' http://127.0.0.1:8080/   (thro
 curl -fsS -H "Host: hello.localhost" http://127.0.0.1:8080/
 cat <<EOT
 
-Pith is up (API http://127.0.0.1:7070, log $home/up.log). Try:
+Pith is up: GUI and API at http://127.0.0.1:7070/ (token: $home/token), proxy at 127.0.0.1:8080,
+log $home/up.log. Try:
   node bin/pith.js get machines -w            # watch machines change
   curl -H 'Host: hello.localhost' http://127.0.0.1:8080/
   node bin/pith.js scale hello 3
