@@ -192,10 +192,17 @@ const proxyCold: Contender = {
     const machine = (await serviceMachines())[0];
     const readyMs = machine?.status.timings?.readyMs;
     const extra: Record<string, number> = {};
-    if (machine?.metadata.createdAt && machine.status.readyAt) {
-      // Wall clock (ms resolution) between the machine object's creation and its ready status.
-      extra.createdToReadyMs = Date.parse(machine.status.readyAt) - Date.parse(machine.metadata.createdAt);
-    }
+    // Where the time went, by the wall clock (ms resolution; one host, one clock): the request until
+    // the machine object exists (proxy hold, load report, autoscaler, service reconcile), until
+    // the agent has written phase ready (scheduler, agent, boot), until the first byte (route
+    // table, proxy, the app's first answer).
+    const sentWall = performance.timeOrigin + response.sentAt;
+    const firstByteWall = performance.timeOrigin + response.firstByteAt;
+    const createdAt = machine ? Date.parse(machine.metadata.createdAt) : Number.NaN;
+    const readyAt = machine?.status.readyAt ? Date.parse(machine.status.readyAt) : Number.NaN;
+    if (Number.isFinite(createdAt)) extra.requestToCreatedMs = createdAt - sentWall;
+    if (Number.isFinite(createdAt) && Number.isFinite(readyAt)) extra.createdToReadyMs = readyAt - createdAt;
+    if (Number.isFinite(readyAt)) extra.readyToFirstByteMs = firstByteWall - readyAt;
     // Back to zero: no request for idleSeconds, then the machine is drained, stopped and deleted.
     await waitUntil(
       async () => ((await client.list("Machine", { labels: { "pith.dev/service": SERVICE } })).items.length === 0 && c.qemuPids(NODE).length === 0 ? true : undefined),
@@ -313,7 +320,7 @@ async function main(): Promise<void> {
   for (const c of CONTENDERS) await c.close?.();
 
   const summary = summarize(samples, qemu, image);
-  process.stdout.write(flags.json ? `${JSON.stringify({ ...summary, samples }, null, 2)}\n` : format(summary, samples));
+  process.stdout.write(flags.json ? `${JSON.stringify({ ...summary, samples }, null, 2)}\n` : format(summary));
   if (samples.some((s) => s.error)) process.exitCode = 1;
 }
 
@@ -347,11 +354,13 @@ function summarize(samples: Sample[], qemu: string, image: StoredImage) {
     warmup: WARMUP,
     hostLoad: { min: Math.min(...loads), max: Math.max(...loads) },
     rows: rows.map((r) => ({ ...r, vsPlain: r.firstByteMs / base.firstByteMs, minusPlainMs: r.firstByteMs - base.firstByteMs })),
+    /** Median over runs of proxy-cold's beyondReadyMs minus plain-boot's: the cold path's own cost. */
+    coldPathMs: pairedBeyondReady(samples),
     failures: samples.filter((s) => s.error).map((s) => `${s.contender} run ${s.run}: ${s.error!.split("\n")[0]}`),
   };
 }
 
-function format(s: ReturnType<typeof summarize>, samples: Sample[]): string {
+function format(s: ReturnType<typeof summarize>): string {
   const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : "n/a");
   const out: string[] = [];
   out.push(`cold start: ${s.date}, ${s.host.cpus} cores, ${s.host.qemu} TCG, ${s.app.dir} (${s.app.memoryMiB} MiB), ${s.runs} measured runs after ${s.warmup} warm-up, contenders alternating`);
@@ -375,6 +384,7 @@ function format(s: ReturnType<typeof summarize>, samples: Sample[]): string {
     const sign = cold.minusPlainMs >= 0 ? "+" : "";
     out.push(`\ncold-start/plain (first byte, ratio of medians): ${cold.vsPlain.toFixed(2)}x (${sign}${ms(cold.minusPlainMs)})`);
   }
+  if (s.coldPathMs !== undefined) out.push(`the cold path's own cost, median over runs of (proxy-cold beyondReadyMs - plain-boot beyondReadyMs): ${ms(s.coldPathMs)}`);
   out.push("beyondReadyMs = first byte minus the machine's own readyMs: for proxy-cold the control plane, agent, route table and proxy");
   out.push("plus the app's first answer; for plain-boot the QEMU launch before the machine's clock starts plus the app's first answer.");
   if (s.failures.length) {
@@ -382,8 +392,17 @@ function format(s: ReturnType<typeof summarize>, samples: Sample[]): string {
     out.push(`FAILED (${s.failures.length}):`);
     for (const f of s.failures) out.push(`  ${f}`);
   }
-  void samples;
   return `${out.join("\n")}\n`;
+}
+
+/** Per run, what the cold path spends beyond the boot that the plain boot does not; the median. */
+function pairedBeyondReady(samples: Sample[]): number | undefined {
+  const diffs = samples.flatMap((cold) => {
+    if (cold.contender !== proxyCold.name || cold.error || cold.extra.beyondReadyMs === undefined) return [];
+    const plain = samples.find((p) => p.contender === plainBoot.name && p.run === cold.run && !p.error);
+    return plain?.extra.beyondReadyMs === undefined ? [] : [cold.extra.beyondReadyMs - plain.extra.beyondReadyMs];
+  });
+  return diffs.length ? median(diffs) : undefined;
 }
 
 main().catch((e: unknown) => {

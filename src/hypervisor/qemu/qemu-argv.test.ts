@@ -65,3 +65,24 @@ test("the machine is findable by name, boots the PVH kernel with qboot, and exit
   assert.deepEqual(valueOf(argv, "-m"), ["128M"]);
   assert.ok(valueOf(argv, "-device").includes("isa-serial,chardev=control,index=1"), "the control channel is the second serial port");
 });
+
+test("a comma in a path is escaped, and discovery reads it back", async () => {
+  const { parseQemuArgv } = await import("./qemu-discovery.ts");
+  const argv = qemuArgv({ ...spec, consoleLog: "/m,x/console.log", controlSocket: "/m,x/control.sock", qmpSocket: "/m,x/qmp.sock" });
+  assert.ok(valueOf(argv, "-chardev").includes("file,id=console,path=/m,,x/console.log"));
+  const found = parseQemuArgv(42, argv)!;
+  assert.equal(found.consoleLog, "/m,x/console.log");
+  assert.equal(found.controlSocket, "/m,x/control.sock");
+  assert.equal(found.qmpSocket, "/m,x/qmp.sock");
+  assert.equal(found.owner, "agent.node-a");
+  assert.equal(found.machineId, "web-1");
+});
+
+test("discovery reads forwards and the accelerator back from the argv", async () => {
+  const { parseQemuArgv } = await import("./qemu-discovery.ts");
+  const argv = qemuArgv({ ...spec, accelerator: "kvm", network: { forwards: [{ hostPort: 18080, guestPort: 8080 }], egress: [] } });
+  const found = parseQemuArgv(7, argv)!;
+  assert.deepEqual(found.forwards, [{ hostPort: 18080, guestPort: 8080 }]);
+  assert.equal(found.accelerator, "kvm");
+  assert.equal(parseQemuArgv(7, ["-name", "something-else"]), undefined);
+});

@@ -68,16 +68,16 @@ export function qemuArgv(spec: QemuMachineSpec): string[] {
     "-initrd", spec.initrd,
     "-append", kernelCommandLine(spec),
     // ttyS0: the console, straight to a file, so it survives whoever is watching the machine.
-    "-chardev", `file,id=console,path=${spec.consoleLog}`,
+    "-chardev", `file,id=console,path=${optValue(spec.consoleLog)}`,
     "-serial", "chardev:console",
     // ttyS1: the control channel to the guest's init (config in; ready and exit out).
-    "-chardev", `socket,id=control,path=${spec.controlSocket},server=on,wait=off`,
+    "-chardev", `socket,id=control,path=${optValue(spec.controlSocket)},server=on,wait=off`,
     "-device", "isa-serial,chardev=control,index=1",
-    "-qmp", `unix:${spec.qmpSocket},server=on,wait=off`,
+    "-qmp", `unix:${optValue(spec.qmpSocket)},server=on,wait=off`,
     "-pidfile", spec.pidFile,
   ];
   // Read-only: QEMU takes a shared lock, so every machine of the image can use the same file.
-  if (spec.disk) argv.push("-drive", `file=${spec.disk},if=none,id=runtime,format=raw,readonly=on`, "-device", "virtio-blk-device,drive=runtime");
+  if (spec.disk) argv.push("-drive", `file=${optValue(spec.disk)},if=none,id=runtime,format=raw,readonly=on`, "-device", "virtio-blk-device,drive=runtime");
   if (spec.network) argv.push(...networkArgs(spec.network));
   return argv;
 }
@@ -116,6 +116,9 @@ function networkArgs(network: NonNullable<QemuMachineSpec["network"]>): string[]
   for (const f of network.forwards) options.push(`hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`);
   // Each declared destination is a virtual address in the guest's network. The cmd: form runs
   // the relay once per connection (the chardev form would share one connection among all).
-  for (const e of network.egress) options.push(`guestfwd=tcp:${e.guestAddress}:${e.guestPort}-cmd:${e.relay.join(" ")}`);
+  for (const e of network.egress) options.push(`guestfwd=tcp:${e.guestAddress}:${e.guestPort}-cmd:${optValue(e.relay.join(" "))}`);
   return ["-netdev", options.join(","), "-device", "virtio-net-device,netdev=net0"];
 }
+
+/** QEMU splits option lists at commas; a comma inside a value (a path) is written twice. */
+export const optValue = (value: string): string => value.replaceAll(",", ",,");

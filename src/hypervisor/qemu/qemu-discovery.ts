@@ -42,17 +42,14 @@ export function parseQemuArgv(pid: number, argv: string[]): DiscoveredMachine | 
   const name = /^pith:([^/]+)\/(.+)$/.exec(values("-name")[0] ?? "");
   if (!name) return undefined;
   const chardevPath = (id: string): string | undefined =>
-    values("-chardev")
-      .find((c) => c.split(",").includes(`id=${id}`))
-      ?.split(",")
+    splitOptions(values("-chardev").find((c) => splitOptions(c).includes(`id=${id}`)) ?? "")
       .find((o) => o.startsWith("path="))
       ?.slice("path=".length);
-  const qmp = values("-qmp")[0]?.replace(/^unix:/, "").split(",")[0];
+  const qmp = splitOptions(values("-qmp")[0]?.replace(/^unix:/, "") ?? "")[0];
   const consoleLog = chardevPath("console");
   const controlSocket = chardevPath("control");
   if (!consoleLog || !controlSocket || !qmp) return undefined;
-  const forwards = (values("-netdev")[0] ?? "")
-    .split(",")
+  const forwards = splitOptions(values("-netdev")[0] ?? "")
     .flatMap((o) => {
       const m = /^hostfwd=tcp:127\.0\.0\.1:(\d+)-:(\d+)$/.exec(o);
       return m ? [{ hostPort: Number(m[1]), guestPort: Number(m[2]) }] : [];
@@ -67,4 +64,9 @@ export function parseQemuArgv(pid: number, argv: string[]): DiscoveredMachine | 
     qmpSocket: qmp,
     forwards,
   };
+}
+
+/** The inverse of optValue: split at single commas, and a doubled comma is a comma. */
+export function splitOptions(text: string): string[] {
+  return text.split(/(?<!,),(?!,)/).map((part) => part.replaceAll(",,", ","));
 }
