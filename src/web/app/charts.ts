@@ -109,3 +109,41 @@ export function proxyRequestsByService(metrics: string): Map<string, { total: nu
   }
   return result;
 }
+
+/** `pith_proxy_request_duration_seconds_bucket{service,le}` per service: cumulative counts by upper bound. */
+export function proxyLatencyBuckets(metrics: string): Map<string, { le: number; count: number }[]> {
+  const result = new Map<string, { le: number; count: number }[]>();
+  for (const line of metrics.split("\n")) {
+    const match = /^pith_proxy_request_duration_seconds_bucket\{([^}]*)\}\s+(\S+)/.exec(line);
+    if (!match) continue;
+    const labels = Object.fromEntries([...match[1]!.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
+    const le = labels.le === "+Inf" ? Infinity : Number(labels.le);
+    const service = labels.service ?? "";
+    result.set(service, [...(result.get(service) ?? []), { le, count: Number(match[2]) }]);
+  }
+  for (const buckets of result.values()) buckets.sort((a, b) => a.le - b.le);
+  return result;
+}
+
+/**
+ * A quantile from cumulative histogram buckets (what arrived between two samples: `now` minus
+ * `before`), interpolated inside its bucket like Prometheus' histogram_quantile.
+ */
+export function bucketQuantile(q: number, now: { le: number; count: number }[], before: { le: number; count: number }[] = []): number | undefined {
+  const counts = now.map((b, i) => ({ le: b.le, count: b.count - (before[i]?.le === b.le ? before[i]!.count : 0) }));
+  const total = counts.at(-1)?.count ?? 0;
+  if (total <= 0) return undefined;
+  const rank = q * total;
+  let lower = 0;
+  let below = 0;
+  for (const b of counts) {
+    if (b.count >= rank) {
+      if (!Number.isFinite(b.le)) return lower;
+      const inBucket = b.count - below;
+      return inBucket > 0 ? lower + ((b.le - lower) * (rank - below)) / inBucket : b.le;
+    }
+    lower = b.le;
+    below = b.count;
+  }
+  return lower;
+}
