@@ -20,7 +20,7 @@ export interface ImageInspection {
     /** Each capability-driven fragment with the options it asks for. */
     fragments: { name: FragmentName; options: string[] }[];
   };
-  size: { storedBytes: number; kernelBytes: number; rootfsBytes: number };
+  size: { storedBytes: number; kernelBytes: number; rootfsBytes: number; diskBytes?: number };
   /** The same facts for Debian's generic cloud kernel, when its config is installed. */
   generic?: { kernel: string; options: number };
 }
@@ -47,7 +47,12 @@ export async function inspectImage(image: StoredImage): Promise<ImageInspection>
       bytes: record.kernel.bytes,
       fragments,
     },
-    size: { storedBytes: image.storedBytes, kernelBytes: record.kernel.bytes, rootfsBytes: record.rootfs.bytes },
+    size: {
+      storedBytes: image.storedBytes,
+      kernelBytes: record.kernel.bytes,
+      rootfsBytes: record.rootfs.bytes,
+      ...(record.disk ? { diskBytes: record.disk.bytes } : {}),
+    },
   };
   const generic = await genericKernelOptions();
   if (generic !== undefined) inspection.generic = { kernel: "Debian 6.1 cloud-amd64", options: generic };

@@ -19,7 +19,8 @@ export function registerInspect(program: Command): void {
       const out: string[] = [
         `image     ${info.name}  ${info.digest}`,
         `runtime   ${info.runtime}`,
-        `size      ${formatBytes(info.size.storedBytes)} stored (kernel ${formatBytes(info.size.kernelBytes)} and root filesystem ${formatBytes(info.size.rootfsBytes)} unpacked)`,
+        `size      ${formatBytes(info.size.storedBytes)} stored (unpacked: kernel ${formatBytes(info.size.kernelBytes)}, initramfs ${formatBytes(info.size.rootfsBytes)}` +
+          `${info.size.diskBytes ? `, read-only runtime disk ${formatBytes(info.size.diskBytes)}` : ""})`,
         "",
         "capabilities (everything else is denied)",
         `  listen    ${caps.listen.map((l) => `${l.port}/${l.protocol}`).join(", ") || "none: no network device"}`,
