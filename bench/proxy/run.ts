@@ -8,8 +8,10 @@
  *
  * Each run measures every contender once (the order rotates from run to run) with
  * `wrk -t1 -c32 -d10s --latency -H "Host: bench.test"`, then, unless --light 0, once more at one
- * connection (-c1) for the per-request latency without queueing. Targets: Pith at least half of
- * HAProxy's requests/s, and under 1 ms added (Pith p50 minus the backend's own) at p50.
+ * connection (-c1) for the per-request latency without queueing. Two references without a
+ * target say where Pith's time goes: node-bare (the textbook node HTTP proxy) and node-tcp (node's
+ * TCP pass-through, no HTTP). Targets: Pith at least half of HAProxy's requests/s, and under 1 ms
+ * added (Pith p50 minus the backend's own) at p50.
  * Every process is started here and killed on exit, error or Ctrl-C. See bench/README.md.
  */
 import { execFileSync, spawnSync } from "node:child_process";
