@@ -192,6 +192,16 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.deepEqual(await names({ app: "nope" }), []);
         assert.deepEqual(await names({}), ["a", "b", "c"]);
       }));
+
+      test("label keys with dots, slashes and quotes match exactly", withStore(async (store) => {
+        await store.create(machine("a", { labels: { "pith.dev/service": "web", 'odd"key': "1" } }));
+        await store.create(machine("b", { labels: { "pith.dev/service": "api" } }));
+        await store.create(machine("c", { labels: { pith: "web" } }));
+        const names = async (labels: Record<string, string>) => (await store.list("Machine", { labels })).items.map((m) => m.metadata.name);
+        assert.deepEqual(await names({ "pith.dev/service": "web" }), ["a"]);
+        assert.deepEqual(await names({ 'odd"key': "1" }), ["a"]);
+        assert.deepEqual(await names({ "pith.dev/service": "web", 'odd"key': "2" }), []);
+      }));
     });
 
     describe("watch", () => {
