@@ -11,8 +11,12 @@ export interface Reconciler {
   readonly name: string;
   /** Kinds whose changes may concern this reconciler. */
   readonly watches: Kind[];
-  /** The keys a change concerns (e.g. a Machine's change concerns its service). */
-  keysFor(event: WatchEvent): string[];
+  /**
+   * The keys a change concerns (e.g. a Machine's change concerns its service). A key with
+   * `afterMs` is reconciled that much later, and every change for it meanwhile joins that one
+   * reconcile: a thousand machines turning ready cost a few service reconciles, not a thousand.
+   */
+  keysFor(event: WatchEvent): (string | { key: string; afterMs: number })[];
   /** Every key worth a periodic look (the resync). */
   allKeys(): Promise<string[]>;
   reconcile(key: string): Promise<Outcome>;
@@ -26,7 +30,7 @@ export type Outcome = { requeueAfterMs?: number } | void;
  * it is being reconciled runs again afterwards.
  */
 export class ControllerRunner {
-  private readonly queues = new Map<Reconciler, { pending: Set<string>; running: boolean; timers: Map<string, NodeJS.Timeout> }>();
+  private readonly queues = new Map<Reconciler, { pending: Set<string>; running: boolean; timers: Map<string, { timer: NodeJS.Timeout; dueAt: number }> }>();
   private unwatch: (() => void) | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -41,7 +45,13 @@ export class ControllerRunner {
 
   async start(): Promise<void> {
     this.unwatch = await this.store.watch(undefined, await this.store.revision(), (event) => {
-      for (const r of this.reconcilers) if (r.watches.includes(event.object.kind)) for (const key of r.keysFor(event)) this.enqueue(r, key);
+      for (const r of this.reconcilers) {
+        if (!r.watches.includes(event.object.kind)) continue;
+        for (const key of r.keysFor(event)) {
+          if (typeof key === "string") this.enqueue(r, key);
+          else this.enqueueSoon(r, key.key, key.afterMs);
+        }
+      }
     });
     await this.resync();
     this.resyncTimer = setInterval(() => void this.resync(), this.options.resyncMs);
@@ -51,7 +61,7 @@ export class ControllerRunner {
     this.stopped = true;
     this.unwatch?.();
     clearInterval(this.resyncTimer);
-    for (const q of this.queues.values()) for (const t of q.timers.values()) clearTimeout(t);
+    for (const q of this.queues.values()) for (const t of q.timers.values()) clearTimeout(t.timer);
   }
 
   private async resync(): Promise<void> {
@@ -96,15 +106,21 @@ export class ControllerRunner {
     }
   }
 
+  /** Like requeueAfter, but a key already due sooner keeps its time: changes join that reconcile. */
+  private enqueueSoon(reconciler: Reconciler, key: string, ms: number): void {
+    const queue = this.queues.get(reconciler)!;
+    const scheduled = queue.timers.get(key);
+    if (queue.pending.has(key) || (scheduled && scheduled.dueAt <= Date.now() + ms)) return;
+    this.requeueAfter(reconciler, key, ms);
+  }
+
   private requeueAfter(reconciler: Reconciler, key: string, ms: number): void {
     const queue = this.queues.get(reconciler)!;
-    clearTimeout(queue.timers.get(key));
-    queue.timers.set(
-      key,
-      setTimeout(() => {
-        queue.timers.delete(key);
-        this.enqueue(reconciler, key);
-      }, ms),
-    );
+    clearTimeout(queue.timers.get(key)?.timer);
+    const timer = setTimeout(() => {
+      queue.timers.delete(key);
+      this.enqueue(reconciler, key);
+    }, ms);
+    queue.timers.set(key, { timer, dueAt: Date.now() + ms });
   }
 }

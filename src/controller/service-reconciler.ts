@@ -12,6 +12,9 @@ import type { Outcome, Reconciler } from "./runner.ts";
 
 export const SERVICE_LABEL = "pith.dev/service";
 
+/** How long a service's reconcile waits to gather the changes of its machines. */
+export const MACHINE_EVENT_COALESCE_MS = 100;
+
 /** How long replacements must stay ready before a crash loop's back-off is forgiven. */
 export const STABLE_AFTER_MS = 10_000;
 
@@ -35,10 +38,11 @@ export class ServiceReconciler implements Reconciler {
     private readonly load?: LoadBoard,
   ) {}
 
-  keysFor(event: WatchEvent): string[] {
+  keysFor(event: WatchEvent): (string | { key: string; afterMs: number })[] {
     if (event.object.kind === "Service") return [event.object.metadata.name];
     const service = (event.object as Machine).spec.service;
-    return service ? [service] : [];
+    // Machine changes come in bursts (every boot reports several times): look once per burst.
+    return service ? [{ key: service, afterMs: MACHINE_EVENT_COALESCE_MS }] : [];
   }
 
   async allKeys(): Promise<string[]> {
