@@ -9,7 +9,6 @@
  */
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -28,6 +27,7 @@ import { ensureGenericKernel } from "./generic-kernel.ts";
 import { startGenericVm } from "./generic-vm.ts";
 import { waitForHttp200 } from "./http-ready.ts";
 import { formatSummary, summarize, type AppSetup, type Contender, type Sample } from "./report.ts";
+import { freeLoopbackPort } from "../../src/shared/free-port.ts";
 
 const BOOT_TIMEOUT_MS = 60_000;
 /** The generic kernel plus a ~100 MB initramfs does not fit the smallest Pith manifests. */
@@ -295,16 +295,6 @@ async function main(): Promise<void> {
 
 // ---- helpers ----
 
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no free port"))));
-    });
-  });
-}
 
 function delay(ms: number): Promise<undefined> {
   return new Promise((resolve) => setTimeout(() => resolve(undefined), ms));

@@ -8,9 +8,9 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { pithRoot } from "../../src/shared/paths.ts";
+import { freeLoopbackPort } from "../../src/shared/free-port.ts";
 
 export const BENCH_HOST = "bench.test";
 
@@ -85,16 +85,6 @@ export async function stopProc(proc: Proc, signal: NodeJS.Signals = "SIGTERM", g
   clearTimeout(timer);
 }
 
-export function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no free port"))));
-    });
-  });
-}
 
 /** GET / with Host: bench.test; resolves with status and body. */
 export function get(port: number, host = BENCH_HOST): Promise<{ status: number; body: string }> {
@@ -311,3 +301,5 @@ const CLK_TCK = (() => {
     return 100;
   }
 })();
+
+export { freeLoopbackPort };

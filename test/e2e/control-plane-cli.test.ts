@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -11,6 +10,7 @@ import { PithClient } from "../../src/client/pith-client.ts";
 import type { Service } from "../../src/model/kinds.ts";
 import { pithRoot } from "../../src/shared/paths.ts";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.ts";
+import { freeLoopbackPort } from "../../src/shared/free-port.ts";
 
 /**
  * The resource commands against a real API server and store, run as a person runs them: the
@@ -45,13 +45,6 @@ function pithAt(server: string, home: string, args: string[], options: { input?:
   });
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe("pith apply/get/describe/scale/logs/delete against the API", { timeout: 900_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), "pith-cli-api-"));
@@ -288,7 +281,7 @@ spec: { capacity: { memoryMiB: 4096, vcpus: 4 }, accelerator: tcg }
     assert.match(refused.stderr, /^error: the API token is not valid\n\s+fix: .*--token.*PITH_TOKEN/);
 
     assert.deepEqual(await new PithClient({ server: url, token: "wrong" }).healthz(), { ok: true }, "healthz needs no token");
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const down = await pithAt(`http://127.0.0.1:${port}`, home, ["get", "svc"]);
     assert.equal(down.status, 1);
     assert.equal(down.stderr, `error: cannot reach the Pith control plane at http://127.0.0.1:${port}: connection refused\n  fix: start it with \`pith up\`, or set --server / PITH_SERVER\n`);

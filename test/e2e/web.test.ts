@@ -4,14 +4,13 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { Page } from "playwright-core";
 import type { PithClient } from "../../src/client/index.ts";
-import { shortDigest } from "../../src/image/image.ts";
 import type { StoredImage } from "../../src/image/image-store.ts";
 import type { Machine } from "../../src/model/kinds.ts";
-import { API_VERSION } from "../../src/model/resource.ts";
 import { missingForBrowser, screenshotsDir, TestBrowser } from "../support/browser.ts";
 import { TestCluster, waitFor } from "../support/cluster.ts";
 import { appImage } from "../support/images.ts";
 import { missingForMachines } from "../support/machines.ts";
+import { imageObject } from "../../src/image/image-object.ts";
 
 const skipBrowser = missingForBrowser();
 const skip = skipBrowser ?? missingForMachines();
@@ -21,23 +20,9 @@ const BOOT_MS = 120_000;
 
 /** Registers a built image with the control plane, as an Image object (what image-resolver does on first use). */
 async function registerImage(client: PithClient, image: StoredImage): Promise<string> {
-  const { record, storedBytes } = image;
-  const name = `${record.name}-${shortDigest(record.digest)}`;
-  await client.create({
-    apiVersion: API_VERSION,
-    kind: "Image",
-    metadata: { name, labels: { "pith.dev/name": record.name } },
-    spec: {
-      digest: record.digest,
-      runtime: record.runtime,
-      memoryMiB: record.capabilities.memoryMiB,
-      vcpus: record.capabilities.vcpus,
-      listen: record.capabilities.listen.map((l) => l.port),
-      egress: record.capabilities.egress.map((e) => `${e.host}:${e.port}`),
-      storedBytes,
-    },
-  });
-  return name;
+  const input = imageObject(image);
+  await client.create(input);
+  return input.metadata.name;
 }
 
 async function machinesOf(client: PithClient, service: string): Promise<Machine[]> {

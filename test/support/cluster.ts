@@ -1,12 +1,12 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import { PithClient } from "../../src/client/index.ts";
 import { pithHome, pithRoot } from "../../src/shared/paths.ts";
+import { freeLoopbackPort } from "../../src/shared/free-port.ts";
 
 const PITH = join(pithRoot(), "bin/pith.js");
 
@@ -35,7 +35,7 @@ export class TestCluster {
       mkdirSync(join(pithHome(), shared), { recursive: true });
       symlinkSync(join(pithHome(), shared), join(home, shared));
     }
-    const cluster = new TestCluster(home, await freePort());
+    const cluster = new TestCluster(home, await freeLoopbackPort());
     t.after(() => cluster.destroy());
     return cluster;
   }
@@ -83,7 +83,7 @@ export class TestCluster {
   }
 
   async startProxy(): Promise<void> {
-    this.proxyPort = await freePort();
+    this.proxyPort = await freeLoopbackPort();
     this.proxy = this.spawnPith(["proxy", "--port", String(this.proxyPort), "--server", this.url]);
     await waitFor(
       async () => (await fetch(this.proxyUrl, { headers: { host: "nothing.invalid" } }).then((r) => r.status === 404).catch(() => false)) || undefined,
@@ -128,14 +128,4 @@ export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs:
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 

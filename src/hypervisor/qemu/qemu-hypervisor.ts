@@ -1,5 +1,4 @@
 import { mkdir, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { execFile } from "../../shared/exec.ts";
 import { pithRoot } from "../../shared/paths.ts";
@@ -11,6 +10,7 @@ import { QEMU_BINARY } from "./qemu-binary.ts";
 import { discoverMachines, inspectProcesses } from "./qemu-discovery.ts";
 import { baseConfigLines, QemuMachine } from "./qemu-machine.ts";
 import { adoptVm, spawnVm } from "./vm-process.ts";
+import { freeLoopbackPort } from "../../shared/free-port.ts";
 
 /** qboot: a firmware that does nothing but load the kernel, from Debian's qemu package. */
 export const QBOOT_FIRMWARE = "/usr/share/qemu/qboot.rom";
@@ -144,14 +144,3 @@ async function detectQemuVersion(): Promise<string> {
   return stdout.split("\n")[0] ?? "unknown";
 }
 
-/** A port nothing listens on now; QEMU binds it a moment later (a race only with other binders). */
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
-}
