@@ -13,6 +13,7 @@ packages=(
   musl-tools           # tiny static init, egress relay and example server
   xz-utils binutils    # strip (runtime and kernels), xz (Debian's kernel configs)
   e2fsprogs            # mke2fs and debugfs: the read-only runtime disk of Node images
+  procps curl          # pgrep/pkill in the tests; curl in the quickstart
   chromium             # the GUI's browser tests (driven by playwright-core, never a downloaded browser)
 )
 missing=()
