@@ -1,6 +1,6 @@
 import { availableParallelism, hostname, totalmem } from "node:os";
 import { join } from "node:path";
-import { isApiError, type PithClient } from "../client/index.ts";
+import { compareRevisions, isApiError, type PithClient } from "../client/index.ts";
 import type { Hypervisor, Machine as RunningMachine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import { bootFiles, resolveImage } from "../image/image-store.ts";
 import { API_VERSION } from "../model/resource.ts";
@@ -75,11 +75,14 @@ export class NodeAgent {
     await this.saveState();
     // Level-based: a full pass now and on every resync, plus a watch for promptness.
     const { items, metadata } = await this.client.list("Machine");
-    await this.reconcileAll(items);
+    await this.reconcileAll(items, metadata.resourceVersion);
     void this.client
-      .watch("Machine", { resourceVersion: metadata.resourceVersion, signal: this.abort.signal, onRelist: (objects) => this.reconcileAll(objects) }, (event) => {
+      .watch("Machine", { resourceVersion: metadata.resourceVersion, signal: this.abort.signal, onRelist: (objects, rv) => this.reconcileAll(objects, rv) }, (event) => {
         if (event.object.spec.node !== this.nodeName) return;
-        this.enqueue(event.object.metadata.name, event.type === "DELETED" ? undefined : event.object);
+        const name = event.object.metadata.name;
+        if (event.type === "DELETED") this.forget(name, event.object.metadata.resourceVersion);
+        else this.remember(event.object);
+        this.enqueue(name);
       })
       .catch((e: Error) => this.log(`machine watch ended: ${e.message}`));
     this.timers.push(setInterval(() => void this.heartbeat().catch((e: Error) => this.log(`heartbeat failed: ${e.message}`)), this.options.heartbeatMs ?? 5000));
@@ -88,7 +91,7 @@ export class NodeAgent {
         () =>
           void this.client
             .list("Machine")
-            .then(({ items }) => this.reconcileAll(items))
+            .then(({ items, metadata }) => this.reconcileAll(items, metadata.resourceVersion))
             .catch((e: Error) => this.log(`resync failed: ${e.message}`)),
         this.options.resyncMs ?? 10_000,
       ),
@@ -111,25 +114,55 @@ export class NodeAgent {
 
   private stateWrite: Promise<void> = Promise.resolve();
 
-  private async reconcileAll(objects: Machine[]): Promise<void> {
-    const mine = new Map(objects.filter((m) => m.spec.node === this.nodeName).map((m) => [m.metadata.name, m]));
-    for (const [name, object] of mine) this.enqueue(name, object);
-    // Running machines with no object: deleted while we were away. Stop them.
-    for (const name of this.running.keys()) if (!mine.has(name)) this.enqueue(name, undefined);
+  /**
+   * The newest version seen of each of this node's machines, from the watch and the lists: what
+   * a reconcile acts on, so following a machine costs no extra request per event.
+   */
+  private readonly known = new Map<string, Machine>();
+  /** Revisions at which machines were deleted, so an older list cannot bring them back. */
+  private readonly deletedAt = new Map<string, string>();
+
+  private remember(object: Machine): void {
+    const name = object.metadata.name;
+    const seen = this.known.get(name)?.metadata.resourceVersion ?? this.deletedAt.get(name);
+    if (seen !== undefined && compareRevisions(object.metadata.resourceVersion, seen) < 0) return;
+    this.deletedAt.delete(name);
+    this.known.set(name, object);
   }
 
-  private enqueue(name: string, object: Machine | undefined): void {
+  private forget(name: string, atRevision: string): void {
+    const seen = this.known.get(name)?.metadata.resourceVersion;
+    if (seen !== undefined && compareRevisions(atRevision, seen) < 0) return;
+    this.known.delete(name);
+    this.deletedAt.set(name, atRevision);
+  }
+
+  private async reconcileAll(objects: Machine[], listRevision: string): Promise<void> {
+    const mine = new Map(objects.filter((m) => m.spec.node === this.nodeName).map((m) => [m.metadata.name, m]));
+    for (const object of mine.values()) this.remember(object);
+    // Known machines absent from the list were deleted, unless we saw them after it was taken.
+    for (const [name, object] of this.known) {
+      if (!mine.has(name) && compareRevisions(object.metadata.resourceVersion, listRevision) <= 0) this.forget(name, listRevision);
+    }
+    // A deletion older than this list can no longer be undone by a stale one.
+    for (const [name, rv] of this.deletedAt) if (compareRevisions(rv, listRevision) <= 0) this.deletedAt.delete(name);
+    for (const name of mine.keys()) this.enqueue(name);
+    // Running machines with no object: deleted while we were away. Stop them.
+    for (const name of this.running.keys()) if (!this.known.has(name)) this.enqueue(name);
+  }
+
+  private enqueue(name: string): void {
     const previous = this.work.get(name) ?? Promise.resolve();
-    const next = previous.then(() => this.reconcile(name, object)).catch((e: Error) => this.log(`machine ${name}: ${e.message}`));
+    const next = previous.then(() => this.reconcile(name)).catch((e: Error) => this.log(`machine ${name}: ${e.message}`));
     this.work.set(name, next);
     void next.then(() => {
       if (this.work.get(name) === next) this.work.delete(name);
     });
   }
 
-  private async reconcile(name: string, object: Machine | undefined): Promise<void> {
-    // Always act on the latest state: queued work may be older than what the store says now.
-    const latest = object ? await this.client.get("Machine", name) : undefined;
+  private async reconcile(name: string): Promise<void> {
+    // The newest state seen, not the one that queued this work: queued work may be older.
+    const latest = this.known.get(name);
     const local = this.running.get(name);
     if (!latest || latest.spec.desiredState === "stopped") {
       if (local) {
@@ -184,7 +217,7 @@ export class NodeAgent {
       addresses: running.ports,
       startedAt: new Date().toISOString(),
     });
-    this.watchMachine(await this.client.get("Machine", name), running);
+    this.watchMachine(this.known.get(name), running);
   }
 
   private readonly watched = new WeakSet<RunningMachine>();
@@ -253,11 +286,13 @@ export class NodeAgent {
 
   private async setStatus(name: string, status: MachineStatus): Promise<void> {
     try {
-      await this.client.updateStatus("Machine", name, status);
+      // What we wrote is the newest state: later reconciles must not act on the older one.
+      this.remember(await this.client.updateStatus("Machine", name, status));
     } catch (e) {
       if (!isApiError(e, 404)) throw e;
     }
   }
+
 
   private capacity(): { memoryMiB: number; vcpus: number } {
     return this.options.capacity ?? { memoryMiB: Math.floor(totalmem() / 1024 / 1024) - 1024, vcpus: availableParallelism() * 4 };
