@@ -3,11 +3,8 @@
  * (reconcile and API request durations, read in-process) and, with --profile, a V8 CPU profile of
  * the whole process summarised by area and by function.
  */
-import { writeFile } from "node:fs/promises";
-import { Session } from "node:inspector/promises";
-import { findSourceMap } from "node:module";
 import { apiRequestSeconds, metricsRegistry, reconcileSeconds } from "../../src/shared/metrics.ts";
-import { pithRoot } from "../../src/shared/paths.ts";
+import { startCpuProfile as startProfiler, type CallFrame, type ProfileSummary } from "../cpu-profile.ts";
 
 export interface TimeSpent {
   name: string;
@@ -36,47 +33,15 @@ export async function metricsSnapshot(): Promise<{ reconciles: TimeSpent[]; requ
 
 export const resetMetrics = (): void => metricsRegistry.resetMetrics();
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
-  hitCount?: number;
-  children?: number[];
-}
-interface CpuProfile {
-  nodes: ProfileNode[];
-  startTime: number;
-  endTime: number;
-  samples?: number[];
-}
-
-export interface ProfileSummary {
-  file: string;
-  totalMs: number;
-  byArea: { area: string; ms: number }[];
-  selfTop: { fn: string; ms: number }[];
-  inclusiveTop: { fn: string; ms: number }[];
-}
+export type { ProfileSummary };
 
 /** A running CPU profile of this process; stop() writes it to `file` and summarises it. */
 export async function startCpuProfile(file: string): Promise<{ stop(): Promise<ProfileSummary> }> {
-  const session = new Session();
-  session.connect();
-  await session.post("Profiler.enable");
-  await session.post("Profiler.setSamplingInterval", { interval: 500 });
-  await session.post("Profiler.start");
-  return {
-    async stop() {
-      const { profile } = (await session.post("Profiler.stop")) as unknown as { profile: CpuProfile };
-      session.disconnect();
-      await writeFile(file, JSON.stringify(profile));
-      return summarise(profile, file);
-    },
-  };
+  const profiler = await startProfiler(500, { area, selfTop: 15 });
+  return { stop: () => profiler.stop(file) };
 }
 
-const ROOT = pithRoot();
-
-function area(frame: ProfileNode["callFrame"]): string {
+function area(frame: CallFrame): string {
   const { url, functionName } = frame;
   if (functionName === "(garbage collector)") return "GC";
   if (functionName === "(idle)") return "idle";
@@ -97,75 +62,4 @@ function area(frame: ProfileNode["callFrame"]): string {
   if (url === "") return `builtin ${functionName || "(anonymous)"}`;
   if (url.startsWith("node:")) return "node internals (other)";
   return "other";
-}
-
-/** `name file:line`, the line in the TypeScript source (tsx compiles each file to one line; its source maps say where). */
-const label = (frame: ProfileNode["callFrame"]): string => {
-  if (!frame.url) return `${frame.functionName || "(anonymous)"} (native)`;
-  let line = frame.lineNumber + 1;
-  try {
-    const entry = findSourceMap(frame.url)?.findEntry(frame.lineNumber, frame.columnNumber) as { originalLine?: number } | undefined;
-    if (entry?.originalLine !== undefined) line = entry.originalLine + 1;
-  } catch {
-    // no source map: the generated line it is
-  }
-  return `${frame.functionName || "(anonymous)"} ${frame.url.replace(/^file:\/\//, "").replace(`${ROOT}/`, "")}:${line}`;
-};
-
-function summarise(profile: CpuProfile, file: string): ProfileSummary {
-  const totalMs = (profile.endTime - profile.startTime) / 1000;
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const hits = new Map<number, number>();
-  if (profile.samples) for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1);
-  else for (const n of profile.nodes) hits.set(n.id, n.hitCount ?? 0);
-  const totalHits = [...hits.values()].reduce((a, b) => a + b, 0) || 1;
-  const msPerHit = totalMs / totalHits;
-
-  const areas = new Map<string, number>();
-  const self = new Map<string, number>();
-  for (const [id, count] of hits) {
-    const node = byId.get(id);
-    if (!node) continue;
-    const a = area(node.callFrame);
-    areas.set(a, (areas.get(a) ?? 0) + count * msPerHit);
-    const key = label(node.callFrame);
-    self.set(key, (self.get(key) ?? 0) + count * msPerHit);
-  }
-
-  // Inclusive time per function, counting a function once per stack (recursion is not doubled).
-  const inclusive = new Map<string, number>();
-  const subtotal = new Map<number, number>();
-  const total = (id: number): number => {
-    const cached = subtotal.get(id);
-    if (cached !== undefined) return cached;
-    const node = byId.get(id)!;
-    const sum = (hits.get(id) ?? 0) + (node.children ?? []).reduce((a, c) => a + total(c), 0);
-    subtotal.set(id, sum);
-    return sum;
-  };
-  const root = profile.nodes[0];
-  if (root) {
-    const stack: [number, Set<string>][] = [[root.id, new Set()]];
-    while (stack.length > 0) {
-      const [id, above] = stack.pop()!;
-      const node = byId.get(id)!;
-      const key = label(node.callFrame);
-      const isPith = node.callFrame.url.includes(`${ROOT}/src/`);
-      if (isPith && !above.has(key)) inclusive.set(key, (inclusive.get(key) ?? 0) + total(id) * msPerHit);
-      const next = isPith ? new Set(above).add(key) : above;
-      for (const child of node.children ?? []) stack.push([child, next]);
-    }
-  }
-  const top = (m: Map<string, number>, n: number) =>
-    [...m.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, n)
-      .map(([fn, ms]) => ({ fn, ms: Math.round(ms) }));
-  return {
-    file,
-    totalMs: Math.round(totalMs),
-    byArea: [...areas.entries()].sort((a, b) => b[1] - a[1]).map(([area, ms]) => ({ area, ms: Math.round(ms) })),
-    selfTop: top(self, 15),
-    inclusiveTop: top(inclusive, 15),
-  };
 }
