@@ -30,10 +30,7 @@ async function readyMachines(client: PithClient, service: string, count: number,
 describe("control plane, agent and machines", { skip, timeout: 900_000, concurrency: false }, () => {
   test("a 2-machine service becomes ready, scales to 3 and to 1, and deleting it leaves no VM", async (t) => {
     const image = await appImage("examples/static-c");
-    const cluster = await TestCluster.create(t);
-    await cluster.startServer();
-    await cluster.startAgent("node-a");
-    const client = cluster.client();
+    const { cluster, client } = await TestCluster.start(t);
 
     await applyService(client, "web", image.record.digest, 2);
     const two = await readyMachines(client, "web", 2, cluster);
@@ -61,10 +58,7 @@ describe("control plane, agent and machines", { skip, timeout: 900_000, concurre
 
   test("kill -9 of the agent: the restarted agent re-adopts every machine, with its saved state and without", async (t) => {
     const image = await appImage("examples/static-c");
-    const cluster = await TestCluster.create(t);
-    await cluster.startServer();
-    await cluster.startAgent("node-a");
-    const client = cluster.client();
+    const { cluster, client } = await TestCluster.start(t);
     await applyService(client, "web", image.record.digest, 2);
     const before = await readyMachines(client, "web", 2, cluster);
     const pids = cluster.qemuPids("node-a");
@@ -87,10 +81,7 @@ describe("control plane, agent and machines", { skip, timeout: 900_000, concurre
 
   test("kill -9 of the control plane: same objects after restart, machines untouched", async (t) => {
     const image = await appImage("examples/static-c");
-    const cluster = await TestCluster.create(t);
-    await cluster.startServer();
-    await cluster.startAgent("node-a");
-    const client = cluster.client();
+    const { cluster, client } = await TestCluster.start(t);
     await applyService(client, "web", image.record.digest, 2);
     const before = await readyMachines(client, "web", 2, cluster);
     const pids = cluster.qemuPids("node-a");
@@ -109,10 +100,7 @@ describe("control plane, agent and machines", { skip, timeout: 900_000, concurre
 
   test("a machine that keeps failing is replaced with back-off, visibly", async (t) => {
     const image = await appImage("examples/batch");
-    const cluster = await TestCluster.create(t);
-    await cluster.startServer();
-    await cluster.startAgent("node-a");
-    const client = cluster.client();
+    const { cluster, client } = await TestCluster.start(t);
     // The batch job exits at once with code 1: a service of it can never stay up.
     await applyService(client, "crashy", image.record.digest, 1, { EXIT_CODE: "1", PRIMES_BELOW: "10" });
     const service = await waitFor(

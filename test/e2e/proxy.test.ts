@@ -17,13 +17,6 @@ import { missingForMachines } from "../support/machines.ts";
 
 const skip = missingForMachines();
 
-async function cluster(t: Parameters<typeof TestCluster.create>[0]): Promise<{ c: TestCluster; client: PithClient }> {
-  const c = await TestCluster.create(t);
-  await c.startServer();
-  await c.startAgent("node-a");
-  await c.startProxy();
-  return { c, client: c.client() };
-}
 
 const service = (client: PithClient, name: string, spec: ServiceSpec) =>
   client.create({ apiVersion: API_VERSION, kind: "Service", metadata: { name }, spec });
@@ -35,7 +28,7 @@ async function readyCount(client: PithClient, name: string): Promise<number> {
 describe("the proxy in front of real machines", { skip, timeout: 900_000, concurrency: false }, () => {
   test("20 concurrent requests to a service at zero all get 200 from one booted machine, never before it is ready", async (t) => {
     const image = await appImage("test/fixtures/slow-ready");
-    const { c, client } = await cluster(t);
+    const { cluster: c, client } = await TestCluster.start(t, { proxy: true });
     await service(client, "lazy", { image: image.record.digest, min: 0, max: 3, hosts: ["lazy.test"] });
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal((await client.list("Machine")).items.length, 0, "a min-0 service starts with no machine");
@@ -61,7 +54,7 @@ describe("the proxy in front of real machines", { skip, timeout: 900_000, concur
     writeFileSync(join(variantDir, "pith.yaml"), readFileSync(join(variantDir, "pith.yaml"), "utf8") + "env:\n  GREETING: version two\n");
     const after = await buildImage(await loadAppManifest(variantDir));
 
-    const { c, client } = await cluster(t);
+    const { cluster: c, client } = await TestCluster.start(t, { proxy: true });
     await service(client, "web", { image: before.record.digest, replicas: 2, hosts: ["web.test"] });
     await waitFor(async () => ((await readyCount(client, "web")) === 2 ? true : undefined), 120_000, "2 ready machines", () => c.log());
 
@@ -90,7 +83,7 @@ describe("the proxy in front of real machines", { skip, timeout: 900_000, concur
 
   test("kill -9 of a machine's QEMU under GET load causes no 5xx", async (t) => {
     const image = await appImage("examples/static-c");
-    const { c, client } = await cluster(t);
+    const { cluster: c, client } = await TestCluster.start(t, { proxy: true });
     await service(client, "web", { image: image.record.digest, replicas: 2, hosts: ["web.test"] });
     await waitFor(async () => ((await readyCount(client, "web")) === 2 ? true : undefined), 120_000, "2 ready machines", () => c.log());
     const load = runLoad({ url: c.proxyUrl, host: "web.test", concurrency: 4, durationMs: 15_000 });
@@ -105,7 +98,7 @@ describe("the proxy in front of real machines", { skip, timeout: 900_000, concur
 
   test("the autoscaler scales up under load and back down after it", async (t) => {
     const image = await appImage("test/fixtures/slow-ready");
-    const { c, client } = await cluster(t);
+    const { cluster: c, client } = await TestCluster.start(t, { proxy: true });
     await service(client, "busy", {
       image: image.record.digest,
       min: 1,

@@ -62,10 +62,7 @@ async function narrowScreenshot(page: Page, screenshot: (name: string) => Promis
 describe("web GUI", { skip, timeout: 900_000, concurrency: false }, () => {
   test("sign in, create a service from an image, watch it boot, follow a console, scale, edit, delete", async (t) => {
     const image = await appImage("examples/static-c");
-    const cluster = await TestCluster.create(t);
-    await cluster.startServer();
-    await cluster.startAgent("node-a");
-    const client = cluster.client();
+    const { cluster, client } = await TestCluster.start(t);
     const token = readFileSync(join(cluster.home, "token"), "utf8").trim();
     const imageName = await registerImage(client, image);
     const browser = await TestBrowser.launch(t);

@@ -40,6 +40,15 @@ export class TestCluster {
     return cluster;
   }
 
+  /** A cluster already running: control plane, one agent on node "node-a", and a proxy if asked. */
+  static async start(t: TestContext, options: { proxy?: boolean } = {}): Promise<{ cluster: TestCluster; client: PithClient }> {
+    const cluster = await TestCluster.create(t);
+    await cluster.startServer();
+    await cluster.startAgent("node-a");
+    if (options.proxy) await cluster.startProxy();
+    return { cluster, client: cluster.client() };
+  }
+
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
   }
