@@ -7,7 +7,7 @@
  * Both contenders are timed the same way: from spawning QEMU (for Pith, calling start(), which
  * spawns it) until an HTTP GET on the forwarded port returns 200. See bench/README.md.
  */
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,6 +28,7 @@ import { startGenericVm } from "./generic-vm.ts";
 import { waitForHttp200 } from "./http-ready.ts";
 import { formatSummary, summarize, type AppSetup, type Contender, type Sample } from "./report.ts";
 import { freeLoopbackPort } from "../../src/shared/free-port.ts";
+import { cleanupOnExit, killProcessGroup, readFileOrEmpty } from "../bench-process.ts";
 
 const BOOT_TIMEOUT_MS = 60_000;
 /** The generic kernel plus a ~100 MB initramfs does not fit the smallest Pith manifests. */
@@ -71,39 +72,18 @@ const tempDirs = new Set<string>();
 function cleanupSync(): void {
   for (const dir of pithStateDirs) {
     // Pith's machines write QEMU's pid here; QEMU runs in its own process group.
-    const pid = Number(readFileSafe(join(dir, "qemu.pid")).trim());
+    const pid = Number(readFileOrEmpty(join(dir, "qemu.pid")).trim());
     if (pid > 0) qemuGroups.add(pid);
   }
-  for (const pid of qemuGroups) killGroup(pid);
+  for (const pid of qemuGroups) killProcessGroup(pid);
   qemuGroups.clear();
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   tempDirs.clear();
 }
 
-function killGroup(pid: number): void {
-  try {
-    process.kill(-pid, "SIGKILL");
-  } catch {
-    // Already gone.
-  }
-}
 
-const readFileSafe = (path: string): string => {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return "";
-  }
-};
 
-process.on("exit", cleanupSync);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => {
-    log(`\n${signal}: killing the benchmark's machines and removing its files`);
-    cleanupSync();
-    process.exit(130);
-  });
-}
+cleanupOnExit(cleanupSync, `killing the benchmark's machines and removing its files`, log);
 
 // ---- setup ----
 
@@ -209,7 +189,7 @@ async function bootPith(app: PreparedApp, work: string, label: string): Promise<
       // start() has not returned (the boot timed out before init reported): kill QEMU by the
       // pid it wrote, and stop the machine should start() still return it.
       const pid = Number((await readFile(join(stateDir, "qemu.pid"), "utf8").catch(() => "")).trim());
-      if (pid > 0) killGroup(pid);
+      if (pid > 0) killProcessGroup(pid);
       void starting.then((m) => m.stop(0), () => {});
     }
     if (!flags.keep) await rm(stateDir, { recursive: true, force: true });

@@ -19,7 +19,7 @@
  * limit, and the cluster's processes, every QEMU of the benchmark and its temp dirs go on exit,
  * error or Ctrl-C. Skips (exit 0) when QEMU is missing. See bench/README.md.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
@@ -38,6 +38,7 @@ import { TestCluster } from "../../test/support/cluster.ts";
 import { missingForMachines } from "../../test/support/machines.ts";
 import { median, sleep, table, waitUntil, withTimeout } from "../control-plane/stats.ts";
 import { timedGet } from "./first-byte.ts";
+import { cleanupOnExit, killProcessGroup, readFileOrEmpty } from "../bench-process.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -88,41 +89,16 @@ function cleanupSync(): void {
   void cluster?.destroy();
   cluster = undefined;
   for (const dir of plainStateDirs) {
-    const pid = Number(readSafe(join(dir, "qemu.pid")).trim());
-    if (pid > 0) killGroup(pid);
+    const pid = Number(readFileOrEmpty(join(dir, "qemu.pid")).trim());
+    if (pid > 0) killProcessGroup(pid);
   }
   plainStateDirs.clear();
   rmSync(work, { recursive: true, force: true });
 }
 
-function killGroup(pid: number): void {
-  try {
-    process.kill(-pid, "SIGKILL");
-  } catch {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // gone
-    }
-  }
-}
 
-function readSafe(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return "";
-  }
-}
 
-process.on("exit", cleanupSync);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => {
-    log(`\n${signal}: killing the benchmark's processes and machines`);
-    cleanupSync();
-    process.exit(130);
-  });
-}
+cleanupOnExit(cleanupSync, `killing the benchmark's processes and machines`, log);
 const watchdog = setTimeout(() => {
   log(`bench/cold-start: the whole benchmark took over ${TOTAL_LIMIT_MS / 60_000} min: giving up`);
   cleanupSync();
@@ -255,8 +231,8 @@ const plainBoot: Contender = {
       throw new Error(`${(e as Error).message}\n${tail(join(stateDir, "console.log"))}`);
     } finally {
       if (machine) await machine.stop(1000).catch(() => undefined);
-      const pid = Number(readSafe(join(stateDir, "qemu.pid")).trim());
-      if (pid > 0) killGroup(pid);
+      const pid = Number(readFileOrEmpty(join(stateDir, "qemu.pid")).trim());
+      if (pid > 0) killProcessGroup(pid);
       rmSync(stateDir, { recursive: true, force: true });
       plainStateDirs.delete(stateDir);
     }
@@ -276,7 +252,7 @@ async function atZero(c: TestCluster): Promise<void> {
 
 function tail(path: string, lines = 12): string {
   if (!existsSync(path)) return "";
-  const text = readSafe(path).trimEnd();
+  const text = readFileOrEmpty(path).trimEnd();
   return text ? `  last lines of ${path}:\n${text.split("\n").slice(-lines).map((l) => `    | ${l}`).join("\n")}` : "";
 }
 

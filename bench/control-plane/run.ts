@@ -18,7 +18,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance as perfHooks } from "node:perf_hooks";
@@ -40,6 +40,7 @@ import { execFile } from "../../src/shared/exec.ts";
 import { pithHome, pithRoot } from "../../src/shared/paths.ts";
 import { metricsSnapshot, resetMetrics, startCpuProfile, type ProfileSummary, type TimeSpent } from "./profile.ts";
 import { median, ms, percentile, sleep, table, waitUntil, withTimeout } from "./stats.ts";
+import { cleanupOnExit, killProcessGroup, readFileOrEmpty } from "../bench-process.ts";
 
 // ---- options ----
 
@@ -112,24 +113,14 @@ function killQemus(): number {
     const machines = join(home, "machines");
     if (!existsSync(machines)) continue;
     for (const m of readdirSync(machines)) {
-      const pid = Number(readSafe(join(machines, m, "qemu.pid")).trim());
+      const pid = Number(readFileOrEmpty(join(machines, m, "qemu.pid")).trim());
       if (pid > 0) pids.add(pid);
     }
   }
   let killed = 0;
   for (const pid of pids) {
-    // QEMU is spawned detached: it leads its own process group. Kill the group, else the pid.
-    try {
-      process.kill(-pid, "SIGKILL");
-      killed++;
-    } catch {
-      try {
-        process.kill(pid, "SIGKILL");
-        killed++;
-      } catch {
-        // already gone
-      }
-    }
+    // QEMU is spawned detached: it leads its own process group.
+    if (killProcessGroup(pid)) killed++;
   }
   return killed;
 }
@@ -140,22 +131,8 @@ function cleanupSync(): void {
   homes.clear();
 }
 
-function readSafe(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return "";
-  }
-}
 
-process.on("exit", cleanupSync);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => {
-    log(`\n${signal}: stopping the benchmark's machines and removing its files`);
-    cleanupSync();
-    process.exit(130);
-  });
-}
+cleanupOnExit(cleanupSync, `stopping the benchmark's machines and removing its files`, log);
 const watchdog = setTimeout(() => {
   log(`bench/control-plane: the whole benchmark took over ${TOTAL_LIMIT_MS / 60_000} min: giving up`);
   cleanupSync();

@@ -11,6 +11,7 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { pithRoot } from "../../src/shared/paths.ts";
 import { freeLoopbackPort } from "../../src/shared/free-port.ts";
+import { killProcessGroup } from "../bench-process.ts";
 
 export const BENCH_HOST = "bench.test";
 
@@ -26,17 +27,7 @@ export function untrack(pid: number): void {
 }
 
 export function killAllSync(): void {
-  for (const pid of groups) {
-    try {
-      process.kill(-pid, "SIGKILL");
-    } catch {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  }
+  for (const pid of groups) killProcessGroup(pid);
   groups.clear();
 }
 

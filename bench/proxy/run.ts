@@ -36,6 +36,7 @@ import {
 } from "./contenders.ts";
 import type { ProxyProfile } from "./profile.ts";
 import { runWrk, type WrkResult } from "./wrk.ts";
+import { cleanupOnExit } from "../bench-process.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -88,14 +89,7 @@ function cleanupSync(): void {
   killAllSync();
   rmSync(work, { recursive: true, force: true });
 }
-process.on("exit", cleanupSync);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => {
-    log(`\n${signal}: killing the benchmark's processes and removing ${work}`);
-    cleanupSync();
-    process.exit(130);
-  });
-}
+cleanupOnExit(cleanupSync, `killing the benchmark's processes and removing ${work}`, log);
 const phases = 1 + (LIGHT > 0 ? 1 : 0);
 const TOTAL_LIMIT_S = CONTENDERS.length * (WARMUP + 5 + RUNS * phases * (DURATION + 5)) + (flags.profile ? DURATION + 30 : 0) + 180;
 const watchdog = setTimeout(() => {
