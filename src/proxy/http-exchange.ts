@@ -63,7 +63,7 @@ export class HttpExchange extends Exchange {
       this.#sendBody(upstreamReq);
     };
     upstreamReq.once("socket", (socket) => {
-      if (!socket.connecting) {
+      if (!upstream.isConnecting(socket)) {
         onConnect(); // a kept-alive connection
         return;
       }

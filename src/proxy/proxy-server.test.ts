@@ -4,6 +4,7 @@ import { connect, type Socket } from "node:net";
 import { after, describe, test } from "node:test";
 import { metricsRegistry } from "../shared/metrics.ts";
 import { classifyFailure, UpstreamTimeout } from "./exchange.ts";
+import { directConnector, type UpstreamConnector, type UpstreamTarget } from "./upstream-connector.ts";
 import { FakeRoutes, refusedUrl, send, startBackend, startProxy, type TestBackend, type TestProxy, until } from "./test-support.ts";
 
 describe("proxy server", () => {
@@ -344,6 +345,35 @@ describe("proxy server", () => {
     await until(() => routes.backend(streamer.url)?.inFlight === 0, 1000, "the attempt to end");
     await until(() => log.length === 2, 1000, "both log entries");
     assert.deepEqual(log.map((e) => e.status), [200, 200]);
+  });
+
+  test("every upstream connection, HTTP and upgrade, goes through the connector", async () => {
+    const b = await backend("via");
+    b.server.on("upgrade", (_req, socket: Socket) => {
+      socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+      socket.pipe(socket);
+    });
+    const routes = new FakeRoutes();
+    routes.set("via", [b.url]);
+    const targets: UpstreamTarget[] = [];
+    const connector: UpstreamConnector = {
+      connect: (target) => {
+        targets.push(target);
+        return directConnector.connect(target);
+      },
+    };
+    const { port } = await proxyFor(routes, { connector });
+    assert.equal((await send(port, "via.localhost", "/a")).json().backend, "via");
+    const machine = routes.backend(b.url)?.machine;
+    assert.deepEqual(targets, [{ machine, hostname: "127.0.0.1", port: Number(new URL(b.url).port) }]);
+
+    const client = connect(port, "127.0.0.1");
+    let received = "";
+    client.on("data", (chunk: Buffer) => (received += chunk.toString()));
+    client.write("GET /ws HTTP/1.1\r\nHost: via.localhost\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+    await until(() => received.includes("\r\n\r\n"), 2000, "the 101 response");
+    client.destroy();
+    assert.equal(targets.length, 2, "the tunnel had its own connection from the connector");
   });
 
   test("classifies upstream failures", () => {

@@ -9,11 +9,13 @@ import { type ProxyErrorResponse, sendError, writeErrorToSocket } from "./proxy-
 import type { Route, RouteSource } from "./route.ts";
 import { type DemandListener, type ServiceLoad, ServiceState, type ServiceStateOptions } from "./service-state.ts";
 import { UpgradeExchange } from "./upgrade-exchange.ts";
+import { directConnector, type UpstreamConnector } from "./upstream-connector.ts";
 
 const ignore = (): void => undefined;
 
 export type { AccessLog, AccessLogEntry } from "./access-log.ts";
 export type { DemandListener, ServiceLoad } from "./service-state.ts";
+export type { UpstreamConnector, UpstreamTarget } from "./upstream-connector.ts";
 
 export interface ProxyServerOptions {
   /** Host -> service -> ready machines; a RouteTable, or anything that answers the same way. */
@@ -34,6 +36,8 @@ export interface ProxyServerOptions {
   maxAttempts?: number;
   /** Concurrent connections to one machine; default 256 (more requests queue in the proxy). */
   maxSocketsPerBackend?: number;
+  /** How upstream connections (HTTP and upgrade tunnels) reach a machine; default directConnector (TCP to its address). */
+  connector?: UpstreamConnector;
   /** One entry per request (default: none). Called synchronously: buffer, do not block. */
   accessLog?: AccessLog;
   /** Told about an onDemand callback that threw (default: console.error). */
@@ -63,6 +67,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const stateOptions: ServiceStateOptions = {
     holdTimeoutMs: config.holdTimeoutMs,
     maxSocketsPerBackend: options.maxSocketsPerBackend ?? 256,
+    connector: options.connector ?? directConnector,
     onDemand: options.onDemand,
     onError: options.onError ?? ((error) => console.error("pith proxy: onDemand threw:", error)),
   };

@@ -2,6 +2,7 @@ import { pickBackend } from "./balancer.ts";
 import { ServiceMetrics } from "./proxy-metrics.ts";
 import type { Backend, Route } from "./route.ts";
 import { Upstream } from "./upstream.ts";
+import type { UpstreamConnector } from "./upstream-connector.ts";
 
 /** A service's load as the autoscaler sees it. */
 export interface ServiceLoad {
@@ -31,6 +32,7 @@ export interface Waiter {
 export interface ServiceStateOptions {
   holdTimeoutMs: number;
   maxSocketsPerBackend: number;
+  connector: UpstreamConnector;
   onDemand: DemandListener | undefined;
   onError: (error: unknown) => void;
 }
@@ -80,7 +82,7 @@ export class ServiceState {
 
   upstream(backend: Backend): Upstream {
     let upstream = this.#upstreams.get(backend);
-    if (!upstream) this.#upstreams.set(backend, (upstream = new Upstream(backend, this.#options.maxSocketsPerBackend)));
+    if (!upstream) this.#upstreams.set(backend, (upstream = new Upstream(backend, this.#options.maxSocketsPerBackend, this.#options.connector)));
     return upstream;
   }
 

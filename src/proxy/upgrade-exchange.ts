@@ -1,5 +1,4 @@
 import type { IncomingMessage } from "node:http";
-import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { CLIENT_CLOSED } from "./access-log.ts";
 import { classifyFailure, Exchange, type ExchangeConfig, type FailureKind, isIdempotent, UpstreamTimeout } from "./exchange.ts";
@@ -22,7 +21,7 @@ export class UpgradeExchange extends Exchange {
   readonly #req: IncomingMessage;
   readonly #client: Duplex;
   #head: Buffer;
-  #upstream: Socket | undefined;
+  #upstream: Duplex | undefined;
   #status = CLIENT_CLOSED;
   /** Sides of the tunnel still open (0 before it exists). */
   #open = 0;
@@ -46,7 +45,7 @@ export class UpgradeExchange extends Exchange {
 
   protected attempt(_backend: Backend, upstream: Upstream): void {
     const n = this.attempts;
-    const conn = connect({ host: upstream.hostname, port: upstream.port, noDelay: true });
+    const conn = upstream.connect();
     this.#upstream = conn;
     const ms = this.config.connectTimeoutMs;
     const timer = setTimeout(() => conn.destroy(new UpstreamTimeout("ECONNECTTIMEOUT", `not connected within ${ms} ms`)), ms);
@@ -70,7 +69,7 @@ export class UpgradeExchange extends Exchange {
     });
   }
 
-  #tunnel(conn: Socket): void {
+  #tunnel(conn: Duplex): void {
     this.done = true;
     this.#open = 2;
     const client = this.#client;
@@ -80,17 +79,16 @@ export class UpgradeExchange extends Exchange {
       if (!answered) failure ??= classifyFailure(error, true);
     });
     const ms = this.config.upstreamTimeoutMs;
-    conn.setTimeout(ms, () => {
-      if (!answered) conn.destroy(new UpstreamTimeout("EUPSTREAMTIMEOUT", `nothing received for ${ms} ms`));
-    });
+    const answerTimer = setTimeout(() => conn.destroy(new UpstreamTimeout("EUPSTREAMTIMEOUT", `nothing received for ${ms} ms`)), ms);
     conn.once("data", (chunk: Buffer) => {
       answered = true;
-      conn.setTimeout(0);
+      clearTimeout(answerTimer);
       this.#status = statusOf(chunk);
       client.write(withRequestId(chunk, this.forward.requestId));
       conn.pipe(client);
     });
     conn.once("close", () => {
+      clearTimeout(answerTimer);
       if (answered) closeAfterFlush(client);
       else if (client.destroyed || !client.writable) this.#status = CLIENT_CLOSED; // the client left first
       else this.#noAnswer(failure ?? "reset");
