@@ -1,0 +1,370 @@
+/**
+ * A strict, incremental HTTP/1.1 response parser for the proxy's upstream connections (RFC 9112):
+ * status line, header fields, and the body's framing (Content-Length, chunked, or until the
+ * connection closes; none for HEAD, 1xx, 204 and 304). Interim 1xx responses are skipped.
+ * Anything the grammar does not allow is an error rather than a guess: the proxy answers 502
+ * instead of forwarding a response it may have framed differently from the client (the root of
+ * response smuggling). Bodies are handed on as slices of the input, never copied.
+ */
+
+/** The final (non-1xx) response's head. */
+export interface ResponseHead {
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  minorVersion: number;
+  status: number;
+  reason: string;
+  /** [name, value, ...] as received (values without surrounding whitespace). */
+  rawHeaders: string[];
+  /** After this response the connection may carry another request. */
+  keepAlive: boolean;
+  /** Keep-Alive: timeout=N, in ms, if the server sent one. */
+  keepAliveTimeoutMs: number | undefined;
+}
+
+export interface ResponseEvents {
+  onHead(head: ResponseHead): void;
+  onBody(chunk: Buffer): void;
+  /** The response is complete. */
+  onEnd(): void;
+}
+
+export class ResponseParseError extends Error {
+  readonly code = "EBADRESPONSE";
+}
+
+/** The same limit as node's http parser (--max-http-header-size): status line and headers, and trailers. */
+export const MAX_HEAD_BYTES = 16 * 1024;
+/** A chunk-size line with its extensions. */
+const MAX_CHUNK_LINE = 1024;
+
+const enum State {
+  /** No request outstanding: any byte is an error. */
+  Idle,
+  Head,
+  Length,
+  UntilClose,
+  ChunkSize,
+  ChunkData,
+  /** The CRLF after a chunk's data; `#crlfSeen` says how much of it has arrived. */
+  ChunkDataEnd,
+  Trailers,
+  /** The response is complete: any further byte is an error. */
+  Done,
+  /** After an error, or abort(): everything is ignored. */
+  Dead,
+}
+
+const CR = 13;
+const LF = 10;
+const CRLFCRLF = Buffer.from("\r\n\r\n", "latin1");
+/** The CRLF ending the last chunk's size line, which the trailer section is searched with: it ends at the first CRLFCRLF. */
+const CRLF = Buffer.from("\r\n", "latin1");
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const DIGITS = /^\d{1,15}$/;
+const CHUNK_LINE = /^([0-9A-Fa-f]{1,13})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
+
+export class ResponseParser {
+  readonly #events: ResponseEvents;
+  #state = State.Idle;
+  #headRequest = false;
+  /** Head (or trailer, or chunk-size line) bytes received so far while they span inputs. */
+  #partial: Buffer | undefined;
+  #remaining = 0;
+  #crlfSeen = 0;
+  #keepAlive = false;
+  /** Some byte of the current response has arrived. */
+  #started = false;
+  /** Inside feed(): start() now would parse the rest of this input as the next response. */
+  #feeding = false;
+
+  constructor(events: ResponseEvents) {
+    this.#events = events;
+  }
+
+  /** A request was sent: its response is what comes next. `method` decides whether it has a body (HEAD: none). */
+  start(method: string): void {
+    if (this.#feeding || (this.#state !== State.Idle && this.#state !== State.Done)) throw new Error(`ResponseParser.start() in state ${this.#state}`);
+    this.#state = State.Head;
+    this.#headRequest = method === "HEAD";
+    this.#partial = undefined;
+    this.#started = false;
+    this.#keepAlive = false;
+  }
+
+  /** Some byte of the response to the last start() has arrived. */
+  get started(): boolean {
+    return this.#started;
+  }
+
+  /** The response to the last start() is complete. */
+  get done(): boolean {
+    return this.#state === State.Done;
+  }
+
+  /** The last response completed and allows another request on the connection. */
+  get reusable(): boolean {
+    return this.#state === State.Done && this.#keepAlive;
+  }
+
+  /** Stops parsing: later input is ignored (the connection is being closed). */
+  abort(): void {
+    this.#state = State.Dead;
+    this.#partial = undefined;
+  }
+
+  /** Bytes from the connection. Events fire synchronously; throws ResponseParseError on malformed input. */
+  feed(data: Buffer): void {
+    this.#feeding = true;
+    try {
+      this.#feed(data);
+    } catch (error) {
+      this.abort();
+      throw error;
+    } finally {
+      this.#feeding = false;
+    }
+  }
+
+  /**
+   * The connection was closed by the server. Completes a body delimited by the close; throws if
+   * the response was incomplete (returns quietly if none was expected or it had not started).
+   */
+  end(): void {
+    const state = this.#state;
+    if (state === State.UntilClose) {
+      this.#state = State.Done;
+      this.#events.onEnd();
+      return;
+    }
+    if (state === State.Idle || state === State.Done || state === State.Dead) return;
+    this.abort();
+    if (state === State.Head && !this.#started) return;
+    throw new ResponseParseError("the connection closed before the response was complete");
+  }
+
+  #feed(data: Buffer): void {
+    let at = 0;
+    const n = data.length;
+    if (n > 0 && this.#state === State.Head) this.#started = true;
+    while (at < n) {
+      switch (this.#state) {
+        case State.Idle:
+          throw new ResponseParseError("response data with no request outstanding");
+        case State.Done:
+          throw new ResponseParseError("data after the end of the response");
+        case State.Dead:
+          return;
+        case State.Head:
+        case State.Trailers: {
+          const end = this.#findHeadEnd(data, at);
+          if (end < 0) return;
+          at = end;
+          break;
+        }
+        case State.Length: {
+          const take = Math.min(this.#remaining, n - at);
+          this.#remaining -= take;
+          const chunk = data.subarray(at, at + take);
+          at += take;
+          this.#events.onBody(chunk);
+          if (this.#remaining === 0 && this.#state === State.Length) this.#finish();
+          break;
+        }
+        case State.UntilClose:
+          this.#events.onBody(at === 0 ? data : data.subarray(at));
+          return;
+        case State.ChunkSize: {
+          const lf = data.indexOf(LF, at);
+          const lineEnd = lf < 0 ? n : lf + 1;
+          const line = this.#partial ? Buffer.concat([this.#partial, data.subarray(at, lineEnd)]) : data.subarray(at, lineEnd);
+          if (line.length > MAX_CHUNK_LINE) throw new ResponseParseError("chunk-size line too long");
+          at = lineEnd;
+          if (lf < 0) {
+            this.#partial = Buffer.from(line); // a copy: the input's memory is not ours to keep
+            return;
+          }
+          this.#partial = undefined;
+          this.#chunkSize(line);
+          break;
+        }
+        case State.ChunkData: {
+          const take = Math.min(this.#remaining, n - at);
+          this.#remaining -= take;
+          const chunk = data.subarray(at, at + take);
+          at += take;
+          this.#events.onBody(chunk);
+          if (this.#remaining === 0 && this.#state === State.ChunkData) {
+            this.#state = State.ChunkDataEnd;
+            this.#crlfSeen = 0;
+          }
+          break;
+        }
+        case State.ChunkDataEnd: {
+          const expected = this.#crlfSeen === 0 ? CR : LF;
+          if (data[at] !== expected) throw new ResponseParseError("chunk data not followed by CRLF");
+          at++;
+          if (++this.#crlfSeen === 2) this.#state = State.ChunkSize;
+          break;
+        }
+      }
+    }
+  }
+
+  /**
+   * Looks for the blank line ending a head (or trailer section) from `at`, carrying a partial one
+   * over from earlier inputs. On finding it, handles it and returns the offset after it; else -1.
+   */
+  #findHeadEnd(data: Buffer, at: number): number {
+    const partial = this.#partial;
+    if (partial === CRLF && data.length - at >= 2 && data[at] === CR && data[at + 1] === LF) {
+      this.#finish(); // no trailers: the common case
+      return at + 2;
+    }
+    let block: Buffer;
+    let end: number;
+    if (!partial) {
+      const found = data.indexOf(CRLFCRLF, at);
+      if (found < 0 || found - at > MAX_HEAD_BYTES) {
+        if (data.length - at > MAX_HEAD_BYTES) throw new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
+        this.#partial = Buffer.from(data.subarray(at));
+        return -1;
+      }
+      block = data.subarray(at, found);
+      end = found + 4;
+    } else {
+      const joined = Buffer.concat([partial, data.subarray(at)]);
+      const found = joined.indexOf(CRLFCRLF, Math.max(0, partial.length - 3));
+      if (found < 0 || found > MAX_HEAD_BYTES) {
+        if (joined.length > MAX_HEAD_BYTES) throw new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
+        this.#partial = joined;
+        return -1;
+      }
+      block = joined.subarray(0, found);
+      end = at + found + 4 - partial.length;
+      this.#partial = undefined;
+    }
+    if (this.#state === State.Trailers) {
+      // The block is "" (no trailers) or "\r\nName: value..." (see CRLF). Trailers are checked, not
+      // forwarded: the client's response is framed anew.
+      if (block.length > 0) for (const line of block.toString("latin1", 2).split("\r\n")) parseField(line, []);
+      this.#finish();
+      return end;
+    }
+    this.#head(block.toString("latin1"));
+    return end;
+  }
+
+  #head(text: string): void {
+    const lines = text.split("\r\n");
+    const status = STATUS_LINE.exec(lines[0] as string);
+    if (!status) throw new ResponseParseError(`malformed status line: ${JSON.stringify((lines[0] as string).slice(0, 80))}`);
+    const minorVersion = Number(status[1]);
+    const code = Number(status[2]);
+    const rawHeaders: string[] = [];
+    let contentLength: number | undefined;
+    let chunked = false;
+    let transferEncoding = false;
+    let connection: string | undefined;
+    let keepAliveTimeoutMs: number | undefined;
+    for (let i = 1; i < lines.length; i++) {
+      const [name, value] = parseField(lines[i] as string, rawHeaders);
+      switch (name.length) {
+        case 10:
+          if (name.toLowerCase() === "connection") connection = connection === undefined ? value : `${connection},${value}`;
+          else if (name.toLowerCase() === "keep-alive") keepAliveTimeoutMs = keepAliveTimeout(value) ?? keepAliveTimeoutMs;
+          break;
+        case 14:
+          if (name.toLowerCase() !== "content-length") break;
+          if (contentLength !== undefined) throw new ResponseParseError("more than one Content-Length");
+          if (!DIGITS.test(value)) throw new ResponseParseError(`invalid Content-Length: ${JSON.stringify(value.slice(0, 40))}`);
+          contentLength = Number(value);
+          break;
+        case 17:
+          if (name.toLowerCase() !== "transfer-encoding") break;
+          // Only chunked is understood; a coding under it (gzip, chunked) would be lost with the header.
+          if (transferEncoding || value.toLowerCase() !== "chunked") throw new ResponseParseError(`unsupported Transfer-Encoding: ${JSON.stringify(value.slice(0, 40))}`);
+          transferEncoding = true;
+          chunked = true;
+          break;
+      }
+    }
+    if (code < 200) {
+      if (code === 101) throw new ResponseParseError("101 Switching Protocols to a request that asked for no upgrade");
+      return; // interim (100 Continue, 103 Early Hints): the final response follows
+    }
+    if (chunked && contentLength !== undefined) throw new ResponseParseError("both Content-Length and Transfer-Encoding");
+    let keepAlive = minorVersion === 1;
+    if (connection !== undefined) {
+      for (const token of connection.split(",")) {
+        const t = token.trim().toLowerCase();
+        if (t === "close") keepAlive = false;
+        else if (t === "keep-alive" && minorVersion === 0) keepAlive = true;
+      }
+    }
+    const bodiless = this.#headRequest || code === 204 || code === 304;
+    if (!bodiless && !chunked && contentLength === undefined) keepAlive = false; // delimited by the close
+    this.#keepAlive = keepAlive;
+    this.#events.onHead({ minorVersion, status: code, reason: status[3] ?? "", rawHeaders, keepAlive, keepAliveTimeoutMs });
+    if (this.#state !== State.Head) return; // aborted by the handler
+    if (bodiless || contentLength === 0) this.#finish();
+    else if (chunked) this.#state = State.ChunkSize;
+    else if (contentLength !== undefined) {
+      this.#state = State.Length;
+      this.#remaining = contentLength;
+    } else this.#state = State.UntilClose;
+  }
+
+  #chunkSize(line: Buffer): void {
+    if (line.length < 2 || line[line.length - 2] !== CR) throw new ResponseParseError("chunk-size line not ended by CRLF");
+    const match = CHUNK_LINE.exec(line.toString("latin1", 0, line.length - 2));
+    if (!match) throw new ResponseParseError(`malformed chunk-size line: ${JSON.stringify(line.toString("latin1", 0, 40))}`);
+    const size = Number.parseInt(match[1] as string, 16);
+    if (size === 0) {
+      this.#state = State.Trailers;
+      this.#partial = CRLF;
+      return;
+    }
+    this.#state = State.ChunkData;
+    this.#remaining = size;
+  }
+
+  #finish(): void {
+    this.#state = State.Done;
+    this.#events.onEnd();
+  }
+}
+
+/** One `name: value` line: checked, appended to `into`; returns [name, value]. */
+function parseField(line: string, into: string[]): [string, string] {
+  const colon = line.indexOf(":");
+  if (colon <= 0) {
+    const what = line.length > 0 && (line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) ? "obsolete line folding" : "a header line without a name";
+    throw new ResponseParseError(`${what}: ${JSON.stringify(line.slice(0, 80))}`);
+  }
+  const name = line.slice(0, colon);
+  if (!TOKEN.test(name)) throw new ResponseParseError(`invalid header name: ${JSON.stringify(name.slice(0, 80))}`);
+  const raw = line.slice(colon + 1);
+  if (!FIELD_VALUE.test(raw)) throw new ResponseParseError(`invalid value for header ${name}`);
+  const value = trimWhitespace(raw);
+  into.push(name, value);
+  return [name, value];
+}
+
+/** Keep-Alive: timeout=N (seconds) in ms, or undefined. */
+function keepAliveTimeout(value: string): number | undefined {
+  const match = /(?:^|[,;\s])timeout\s*=\s*(\d{1,9})/i.exec(value);
+  return match ? Number(match[1]) * 1000 : undefined;
+}
+
+/** Without leading and trailing SP/HTAB (String.trim would also take NBSP, which is obs-text here). */
+function trimWhitespace(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isWhitespace(value.charCodeAt(start))) start++;
+  while (end > start && isWhitespace(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+const isWhitespace = (c: number): boolean => c === 32 || c === 9;
