@@ -11,6 +11,7 @@ import { registerInspectRoute } from "./routes/inspect.ts";
 import { registerResourceRoutes } from "./routes/resources.ts";
 import { registerServiceRoutes } from "./routes/services.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
+import { registerTunnelRoute } from "./routes/tunnel.ts";
 import { registerWatchAllRoute } from "./routes/watch.ts";
 import { openApiComponents, OPENAPI_DESCRIPTION } from "./schemas/openapi.ts";
 import type { ResponseStream } from "./streaming.ts";
@@ -97,6 +98,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
   registerServiceRoutes(app, ctx);
   registerConsoleRoute(app, ctx);
   registerInspectRoute(app, ctx);
+  registerTunnelRoute(app, ctx);
   if (options.webUi) await app.register(webUiPlugin);
   await app.ready();
   return app;
