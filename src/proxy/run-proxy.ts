@@ -3,10 +3,13 @@ import type { PithClient } from "../client/index.ts";
 import type { AccessLogEntry } from "./access-log.ts";
 import { createProxyServer, type ProxyServer } from "./proxy-server.ts";
 import { RouteTable } from "./route-table.ts";
+import type { UpstreamConnector } from "./upstream-connector.ts";
 
 export interface RunningProxy {
   server: ProxyServer;
   url: string;
+  /** Settles when the route table's watches end: rejects if they failed for good (the routes are stale from then on). */
+  routesDone: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -26,6 +29,8 @@ export async function startProxy(options: {
   report: (service: string, load: { inFlight: number; waiting: number }) => void | Promise<void>;
   accessLogPath?: string;
   onError?: (error: unknown) => void;
+  /** How connections reach machines (default: TCP to their forwarded ports); the proxy machine tunnels through the API. */
+  connector?: UpstreamConnector;
 }): Promise<RunningProxy> {
   const abort = new AbortController();
   const onError = options.onError ?? ((e: unknown) => console.error("pith proxy:", e));
@@ -42,6 +47,7 @@ export async function startProxy(options: {
     routes,
     onDemand: (service, load) => report(service, { inFlight: samples.get(service)?.average ?? 0, waiting: load.waiting }),
     onError,
+    ...(options.connector ? { connector: options.connector } : {}),
     ...(log ? { accessLog: (entry: AccessLogEntry) => void log.write(JSON.stringify(entry) + "\n") } : {}),
   });
   const sampler = setInterval(() => {
@@ -65,14 +71,25 @@ export async function startProxy(options: {
       report(service, { inFlight, waiting: load.waiting });
     }
   }, REPORT_MS);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(options.port, options.host, () => resolve());
+    });
+  } catch (error) {
+    // Nothing to serve: stop what was started, so a caller that retries does not pile up watches.
+    clearInterval(timer);
+    clearInterval(sampler);
+    abort.abort();
+    server.close();
+    log?.end();
+    throw error;
+  }
   const address = server.address() as { port: number };
   return {
     server,
     url: `http://${options.host}:${address.port}`,
+    routesDone: routes.done,
     async close() {
       clearInterval(timer);
       clearInterval(sampler);
