@@ -14,6 +14,8 @@ export interface ForwardRequest {
   requestId: string;
   /** Content-Length other than 0, or Transfer-Encoding: the request streams a body. */
   hasBody: boolean;
+  /** A body without a Content-Length: it goes upstream chunked (node decoded the client's framing). */
+  chunked: boolean;
   /** The headers for the upstream request. */
   headers: string[];
 }
@@ -61,6 +63,7 @@ export function forwardRequest(req: IncomingMessage, proto: string, upgrade: boo
   let connection: string | undefined;
   let upgradeTo: string | undefined;
   let hasBody = false;
+  let contentLength = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
@@ -70,6 +73,7 @@ export function forwardRequest(req: IncomingMessage, proto: string, upgrade: boo
         host ??= value;
         break;
       case "content-length":
+        contentLength = true;
         if (value !== "0") hasBody = true;
         break;
       case "transfer-encoding":
@@ -102,7 +106,19 @@ export function forwardRequest(req: IncomingMessage, proto: string, upgrade: boo
   if (host !== undefined) kept.push("X-Forwarded-Host", host);
   kept.push("X-Request-Id", id);
   if (upgrade && upgradeTo !== undefined) kept.push("Connection", "Upgrade", "Upgrade", upgradeTo);
-  return { host, requestId: id, hasBody, headers: kept };
+  return { host, requestId: id, hasBody, chunked: hasBody && !contentLength, headers: kept };
+}
+
+/**
+ * A request head for a machine: request line, the forwarded headers, Transfer-Encoding for a
+ * chunked body, the blank line. Written as is: node's server parser let no CR, LF or NUL into
+ * the method, the headers or the path.
+ */
+export function requestHead(method: string, path: string, headers: readonly string[], chunked = false): string {
+  let head = `${method} ${path} HTTP/1.1\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  if (chunked) head += "Transfer-Encoding: chunked\r\n";
+  return `${head}\r\n`;
 }
 
 /** An upstream response's headers for the client: hop-by-hop removed, X-Request-Id set. */

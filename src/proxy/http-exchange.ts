@@ -1,26 +1,36 @@
-import { type ClientRequest, type IncomingMessage, request, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { CLIENT_CLOSED } from "./access-log.ts";
-import { classifyFailure, Exchange, type ExchangeConfig, isIdempotent, UpstreamTimeout } from "./exchange.ts";
-import { type ForwardRequest, responseHeaders } from "./forward-headers.ts";
+import { classifyFailure, Exchange, type ExchangeConfig, isIdempotent } from "./exchange.ts";
+import { type ForwardRequest, requestHead, responseHeaders } from "./forward-headers.ts";
 import { type ProxyErrorResponse, sendError } from "./proxy-responses.ts";
+import { type ResponseHead, ResponseParseError } from "./response-parser.ts";
 import type { Backend } from "./route.ts";
 import type { ServiceState } from "./service-state.ts";
-import type { Upstream } from "./upstream.ts";
+import type { Lease, Upstream } from "./upstream.ts";
+import type { UpstreamConnection, UpstreamUser } from "./upstream-connection.ts";
 
-const ignore = (): void => undefined;
+/** What http.request refused to put on a request line (node's own check): the parser let nothing else through. */
+const UNSAFE_PATH = /[^\u0021-\u00ff]/;
 
 /**
- * A plain HTTP request: forwarded on the backend's keep-alive pool, the response streamed back.
- * A request body is streamed only once the connection to the machine is up, so a refused or
- * timed-out connect leaves it unread and another machine can still take the request.
+ * A plain HTTP request: its head written on a kept-alive connection of the backend's pool, the
+ * response parsed there and streamed back through the client's ServerResponse. A request body is
+ * streamed only once a connection to the machine is up, so a refused or timed-out connect leaves
+ * it unread and another machine can still take the request.
  */
-export class HttpExchange extends Exchange {
+export class HttpExchange extends Exchange implements Lease, UpstreamUser {
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
-  #upstreamReq: ClientRequest | undefined;
-  #upstreamRes: IncomingMessage | undefined;
+  #upstream: Upstream | undefined;
+  #connection: UpstreamConnection | undefined;
   #bodyStarted = false;
+  #bodyDone = false;
+  /** The response head went to the client: failures now cut the response. */
   #responded = false;
+  /** The last body chunk of a read, held so that a response ending in the same read goes out in one write with its end. */
+  #held: Buffer | undefined;
+  /** Reading from the machine is paused until the client's response drains. */
+  #paused = false;
 
   constructor(config: ExchangeConfig, state: ServiceState, req: IncomingMessage, res: ServerResponse, forward: ForwardRequest) {
     super(config, state, req.method ?? "GET", req.url ?? "/", forward);
@@ -38,86 +48,129 @@ export class HttpExchange extends Exchange {
   }
 
   protected attempt(_backend: Backend, upstream: Upstream): void {
-    const n = this.attempts;
-    let upstreamReq: ClientRequest;
-    try {
-      upstreamReq = request({
-        agent: upstream.agent,
-        host: upstream.hostname,
-        port: upstream.port,
-        method: this.method,
-        path: this.path,
-        headers: this.forward.headers,
-      });
-    } catch (error) {
+    if (UNSAFE_PATH.test(this.path)) {
       this.endAttempt();
-      this.fail({ status: 400, code: "BadRequest", message: `the request cannot be forwarded: ${(error as Error).message}` });
+      this.fail({ status: 400, code: "BadRequest", message: "the request cannot be forwarded: its path has characters a request line cannot carry" });
       return;
     }
-    this.#upstreamReq = upstreamReq;
-    let connected = false;
-    let connectTimer: NodeJS.Timeout | undefined;
-    const onConnect = (): void => {
-      clearTimeout(connectTimer);
-      connected = true;
-      this.#sendBody(upstreamReq);
-    };
-    upstreamReq.once("socket", (socket) => {
-      if (!upstream.isConnecting(socket)) {
-        onConnect(); // a kept-alive connection
-        return;
-      }
-      const ms = this.config.connectTimeoutMs;
-      connectTimer = setTimeout(() => upstreamReq.destroy(new UpstreamTimeout("ECONNECTTIMEOUT", `not connected within ${ms} ms`)), ms);
-      socket.once("connect", onConnect);
-    });
-    // Armed once connected: the machine may take this long between two reads (e.g. to its response head).
-    upstreamReq.setTimeout(this.config.upstreamTimeoutMs, () =>
-      upstreamReq.destroy(new UpstreamTimeout("EUPSTREAMTIMEOUT", `nothing received for ${this.config.upstreamTimeoutMs} ms`)),
-    );
-    upstreamReq.once("close", () => clearTimeout(connectTimer));
-    upstreamReq.once("response", (upstreamRes) => this.#response(upstreamRes));
-    upstreamReq.on("error", (error) => {
-      clearTimeout(connectTimer);
-      if (n !== this.attempts || this.#responded) return; // superseded, or the response pipeline handles it
-      if (this.done) this.endAttempt();
-      else this.attemptFailed(classifyFailure(error, connected), error);
-    });
-    if (!this.forward.hasBody) upstreamReq.end();
+    this.#upstream = upstream;
+    const connection = upstream.acquire(this);
+    if (connection) this.#send(connection);
   }
 
-  #sendBody(upstreamReq: ClientRequest): void {
-    if (!this.forward.hasBody || this.done || upstreamReq !== this.#upstreamReq) return;
-    this.#bodyStarted = true;
-    this.#req.pipe(upstreamReq);
-  }
-
-  #response(upstreamRes: IncomingMessage): void {
-    this.#responded = true;
+  onConnection(connection: UpstreamConnection): void {
     if (this.done) {
-      upstreamRes.destroy(); // the client left
-      this.endAttempt();
+      connection.destroy(); // not expected: a leaving client cancels its lease
       return;
     }
-    const res = this.#res;
+    this.#send(connection);
+  }
+
+  onConnectFailure(error: Error): void {
+    if (this.done) this.endAttempt();
+    else this.attemptFailed(classifyFailure(error, false), error);
+  }
+
+  #send(connection: UpstreamConnection): void {
+    this.#connection = connection;
+    const { hasBody, chunked, headers } = this.forward;
+    connection.send(this, this.method, requestHead(this.method, this.path, headers, chunked));
+    if (hasBody) this.#sendBody(connection, chunked);
+  }
+
+  #sendBody(connection: UpstreamConnection, chunked: boolean): void {
+    this.#bodyStarted = true;
+    const req = this.#req;
+    const resume = (): void => void req.resume();
+    req.on("data", (chunk: Buffer) => {
+      if (this.#connection !== connection || chunk.length === 0) return;
+      let ok: boolean;
+      if (chunked) {
+        connection.write(`${chunk.length.toString(16)}\r\n`);
+        connection.write(chunk);
+        ok = connection.write("\r\n");
+      } else ok = connection.write(chunk);
+      if (!ok) {
+        req.pause();
+        connection.socket.once("drain", resume);
+      }
+    });
+    req.once("end", () => {
+      if (this.#connection !== connection) return;
+      if (chunked) connection.write("0\r\n\r\n");
+      this.#bodyDone = true;
+    });
+  }
+
+  onResponseHead(head: ResponseHead): void {
+    if (this.done) return; // the proxy answered already (cannot happen while the connection is ours)
     try {
-      res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, responseHeaders(upstreamRes.rawHeaders, this.forward.requestId));
+      this.#res.writeHead(head.status, head.reason, responseHeaders(head.rawHeaders, this.forward.requestId));
     } catch (error) {
-      upstreamRes.destroy();
-      this.endAttempt();
-      this.state.metrics.upstreamError("error");
-      this.fail({ status: 502, code: "BadUpstreamResponse", message: `machine ${this.machine} sent a response that cannot be forwarded: ${(error as Error).message}` });
+      this.#connection?.destroy();
+      this.#connection = undefined;
+      this.#badResponse(error as Error);
       return;
     }
     this.done = true;
-    this.#upstreamRes = upstreamRes;
-    // pipe, not stream.pipeline: pipeline makes (and aborts) an AbortController per call, a tenth of the proxy's CPU.
-    upstreamRes.on("error", ignore); // 'close' follows
-    upstreamRes.once("close", () => {
-      if (!upstreamRes.complete) res.destroy(); // the machine cut the body short: so does the client's response
+    this.#responded = true;
+  }
+
+  onResponseBody(chunk: Buffer): void {
+    if (this.#held) this.#write(this.#held);
+    this.#held = chunk;
+  }
+
+  onResponseRead(): void {
+    const held = this.#held;
+    if (!held) return;
+    this.#held = undefined;
+    this.#write(held);
+  }
+
+  onResponseEnd(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    const connection = this.#connection;
+    this.#connection = undefined;
+    if (connection) {
+      // The machine answered before reading the whole body: what is left would be read as the next request.
+      if (this.#bodyStarted && !this.#bodyDone) connection.destroy();
+      else if (this.#paused) connection.resume();
+    }
+    this.#paused = false;
+    this.endAttempt();
+    this.#res.end(held);
+  }
+
+  onUpstreamFailure(error: Error, connected: boolean): void {
+    this.#connection = undefined;
+    if (this.#responded) {
+      this.#res.destroy(); // the machine cut the body short: so does the client's response
       this.endAttempt();
+    } else if (this.done) this.endAttempt();
+    else if (error instanceof ResponseParseError) this.#badResponse(error);
+    else this.attemptFailed(classifyFailure(error, connected), error);
+  }
+
+  /** Not retried: the machine got the request and may have acted on it. */
+  #badResponse(error: Error): void {
+    this.endAttempt();
+    this.state.metrics.upstreamError("error");
+    this.fail({ status: 502, code: "BadUpstreamResponse", message: `machine ${this.machine} sent a response that cannot be forwarded: ${error.message}` });
+  }
+
+  #write(chunk: Buffer): void {
+    if (this.#res.write(chunk) || this.#paused) return;
+    const connection = this.#connection;
+    if (!connection) return;
+    this.#paused = true;
+    connection.pause();
+    this.#res.once("drain", () => {
+      if (!this.#paused || this.#connection !== connection) return;
+      this.#paused = false;
+      connection.resume();
     });
-    upstreamRes.pipe(res);
   }
 
   /** The response ended or the connection closed: log it; if it did not end, the client left. */
@@ -125,10 +178,14 @@ export class HttpExchange extends Exchange {
     if (!this.done) {
       this.done = true;
       this.state.unhold(this);
-      this.#upstreamReq?.destroy();
+      this.#upstream?.cancel(this);
+      this.#connection?.destroy();
+      this.#connection = undefined;
       this.endAttempt();
-    } else if (!this.#res.writableFinished) {
-      this.#upstreamRes?.destroy(); // left mid-response: stop reading it from the machine
+    } else if (!this.#res.writableFinished && this.#connection) {
+      this.#connection.destroy(); // left mid-response: stop reading it from the machine
+      this.#connection = undefined;
+      this.endAttempt();
     }
     this.record(this.#res.headersSent ? this.#res.statusCode : CLIENT_CLOSED);
   }

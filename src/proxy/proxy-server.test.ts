@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type IncomingMessage, request } from "node:http";
-import { connect, type Socket } from "node:net";
+import { connect, createServer as createTcpServer, type Socket } from "node:net";
+import { PassThrough } from "node:stream";
 import { after, describe, test } from "node:test";
 import { metricsRegistry } from "../shared/metrics.ts";
 import { classifyFailure, UpstreamTimeout } from "./exchange.ts";
@@ -376,6 +377,145 @@ describe("proxy server", () => {
     assert.equal(targets.length, 2, "the tunnel had its own connection from the connector");
   });
 
+  test("keeps connections to a machine alive: sequential requests share one; a Keep-Alive hint is honoured", async () => {
+    const seen = new Set<string>();
+    const b = await backend("ka", (req, res) => {
+      seen.add(`${req.socket.remotePort}`);
+      res.end("ok");
+    });
+    const routes = new FakeRoutes();
+    routes.set("ka", [b.url]);
+    const { port } = await proxyFor(routes);
+    for (let i = 0; i < 5; i++) assert.equal((await send(port, "ka.localhost")).body, "ok");
+    assert.equal(seen.size, 1, "one upstream connection for five requests");
+
+    // "timeout=1" leaves no idle time at all (the proxy keeps a second of margin): a new connection each time.
+    const hinted = new Set<string>();
+    const h = await backend("hint", (req, res) => {
+      hinted.add(`${req.socket.remotePort}`);
+      res.setHeader("keep-alive", "timeout=1");
+      res.end("ok");
+    });
+    routes.set("hint", [h.url]);
+    for (let i = 0; i < 3; i++) assert.equal((await send(port, "hint.localhost")).body, "ok");
+    assert.equal(hinted.size, 3);
+  });
+
+  test("a connection the machine closed while idle is not used; a GET that meets one anyway is retried", async () => {
+    const b = await backend("closer", (_req, res) => res.end("ok"));
+    b.server.keepAliveTimeout = 50;
+    const routes = new FakeRoutes();
+    routes.set("closer", [b.url]);
+    const { port } = await proxyFor(routes);
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await send(port, "closer.localhost")).body, "ok");
+      await new Promise((resolve) => setTimeout(resolve, 80));
+    }
+  });
+
+  test("a chunked request body without Content-Length is forwarded chunked; chunked and close-delimited responses are re-framed", async () => {
+    const raw = await rawBackend(cleanup, (request, socket) => {
+      if (request.startsWith("POST /close")) socket.end("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close");
+      else socket.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Up: 1\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n");
+    });
+    const routes = new FakeRoutes();
+    routes.set("framing", [raw.url]);
+    const { port } = await proxyFor(routes);
+    const chunked = await sendChunked(port, "framing.localhost", "/chunked", ["hel", "lo"]);
+    assert.equal(chunked.status, 200);
+    assert.equal(chunked.body, "abcde");
+    assert.equal(chunked.headers["x-up"], "1");
+    assert.match(raw.requests[0] ?? "", /\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n$/);
+    const closed = await send(port, "framing.localhost", "/close", { method: "POST", body: "x" });
+    assert.equal(closed.body, "until close");
+  });
+
+  test("HEAD, 204 and 304 responses carry no body", async () => {
+    const b = await backend("nobody", (req, res) => {
+      if (req.url === "/204") res.writeHead(204).end();
+      else if (req.url === "/304") res.writeHead(304, { etag: '"x"' }).end();
+      else res.writeHead(200, { "content-length": "5" }).end(req.method === "HEAD" ? undefined : "hello");
+    });
+    const routes = new FakeRoutes();
+    routes.set("nobody", [b.url]);
+    const { port, log } = await proxyFor(routes);
+    const head = await send(port, "nobody.localhost", "/", { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers["content-length"], "5");
+    assert.equal(head.body, "");
+    assert.equal((await send(port, "nobody.localhost", "/204")).status, 204);
+    assert.equal((await send(port, "nobody.localhost", "/304")).status, 304);
+    assert.equal((await send(port, "nobody.localhost", "/")).body, "hello");
+    assert.deepEqual(log.map((e) => e.status), [200, 204, 304, 200]);
+  });
+
+  test("a malformed response is a 502, never forwarded", async () => {
+    const raw = await rawBackend(cleanup, (request, socket) => {
+      if (request.startsWith("GET /smuggle")) socket.end("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+      else socket.end("HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n");
+    });
+    const routes = new FakeRoutes();
+    routes.set("bad", [raw.url]);
+    const { port, log } = await proxyFor(routes);
+    for (const path of ["/smuggle", "/header"]) {
+      const reply = await send(port, "bad.localhost", path);
+      assert.equal(reply.status, 502);
+      const { error } = reply.json<{ error: { code: string; message: string } }>();
+      assert.equal(error.code, "BadUpstreamResponse");
+      assert.match(error.message, /Content-Length and Transfer-Encoding|invalid header name/);
+    }
+    assert.deepEqual(log.map((e) => e.attempts), [1, 1], "a malformed response is not retried");
+    assert.ok((await errorCount("bad", "error")) >= 2);
+  });
+
+  test("a connector that never connects is a connect timeout, retried elsewhere", async () => {
+    const live = await backend("live");
+    const stuck = await refusedUrl();
+    const routes = new FakeRoutes();
+    routes.set("slowconn", [stuck, live.url]);
+    const connector: UpstreamConnector = {
+      connect: (target) => (target.port === Number(new URL(stuck).port) ? new PassThrough() : directConnector.connect(target)),
+    };
+    const { port, log } = await proxyFor(routes, { connector, connectTimeoutMs: 50 });
+    for (let i = 0; i < 2; i++) assert.equal((await send(port, "slowconn.localhost")).json().backend, "live");
+    assert.ok(log.some((e) => e.attempts === 2));
+    assert.ok((await errorCount("slowconn", "connect_timeout")) >= 1);
+  });
+
+  test("at maxSocketsPerBackend, requests queue for a connection instead of opening more", async () => {
+    const ports = new Set<number>();
+    const b = await backend("narrow", (req, res) => {
+      ports.add(req.socket.remotePort ?? 0);
+      setTimeout(() => res.end("ok"), 20);
+    });
+    const routes = new FakeRoutes();
+    routes.set("narrow", [b.url]);
+    const { port } = await proxyFor(routes, { maxSocketsPerBackend: 2 });
+    const replies = await Promise.all(Array.from({ length: 8 }, () => send(port, "narrow.localhost")));
+    assert.ok(replies.every((r) => r.body === "ok"));
+    assert.equal(ports.size, 2);
+  });
+
+  test("a retired backend's idle connections close; a busy one closes when its request ends", async () => {
+    const open = new Set<Socket>();
+    const b = await backend("retiring", (req, res) => setTimeout(() => res.end("done"), req.url === "/slow" ? 100 : 0));
+    b.server.on("connection", (socket: Socket) => {
+      open.add(socket);
+      socket.on("close", () => open.delete(socket));
+    });
+    const routes = new FakeRoutes();
+    routes.set("retiring", [b.url]);
+    const { port } = await proxyFor(routes);
+    await Promise.all([send(port, "retiring.localhost", "/"), send(port, "retiring.localhost", "/")]);
+    const slow = send(port, "retiring.localhost", "/slow");
+    await until(() => routes.backend(b.url)?.inFlight === 1, 1000, "the slow request");
+    assert.equal(open.size, 2, "one idle and one busy connection");
+    routes.set("retiring", []);
+    await until(() => open.size === 1, 1000, "the idle connection to close");
+    assert.equal((await slow).body, "done");
+    await until(() => open.size === 0, 1000, "the busy connection to close after its response");
+  });
+
   test("classifies upstream failures", () => {
     const err = (code: string) => Object.assign(new Error(code), { code });
     assert.equal(classifyFailure(err("ECONNREFUSED"), false), "refused");
@@ -428,4 +568,55 @@ async function requestCount(service: string, status: string): Promise<number> {
   const text = await metricsRegistry.metrics();
   const match = new RegExp(`pith_proxy_requests_total\\{service="${service}",status="${status}"\\} (\\d+)`).exec(text);
   return Number(match?.[1] ?? 0);
+}
+
+/** A backend speaking raw bytes: `answer` gets each request's bytes (head and body, as far as read) and the socket. */
+async function rawBackend(cleanup: (() => Promise<void>)[], answer: (request: string, socket: Socket) => void): Promise<{ url: string; requests: string[] }> {
+  const requests: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    let buffered = "";
+    socket.on("error", () => undefined);
+    socket.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString("latin1");
+      const headEnd = buffered.indexOf("\r\n\r\n");
+      if (headEnd < 0) return;
+      const head = buffered.slice(0, headEnd);
+      const chunked = /\r\ntransfer-encoding: chunked/i.test(head);
+      const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
+      const complete = chunked ? buffered.endsWith("\r\n0\r\n\r\n") : buffered.length >= headEnd + 4 + length;
+      if (!complete) return;
+      requests.push(buffered);
+      const request = buffered;
+      buffered = "";
+      answer(request, socket);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  cleanup.push(
+    () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  );
+  return { url: `http://127.0.0.1:${port}/`, requests };
+}
+
+/** A POST whose body goes out in chunks, with no Content-Length (so the proxy sees Transfer-Encoding: chunked). */
+function sendChunked(port: number, host: string, path: string, pieces: string[]): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, method: "POST", agent: false, headers: { host } }, (res) => {
+      let body = "";
+      res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    for (const piece of pieces) req.write(piece);
+    req.end();
+  });
 }

@@ -68,6 +68,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     holdTimeoutMs: config.holdTimeoutMs,
     maxSocketsPerBackend: options.maxSocketsPerBackend ?? 256,
     connector: options.connector ?? directConnector,
+    connectTimeoutMs: config.connectTimeoutMs,
+    upstreamTimeoutMs: config.upstreamTimeoutMs,
     onDemand: options.onDemand,
     onError: options.onError ?? ((error) => console.error("pith proxy: onDemand threw:", error)),
   };

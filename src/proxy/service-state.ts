@@ -33,6 +33,8 @@ export interface ServiceStateOptions {
   holdTimeoutMs: number;
   maxSocketsPerBackend: number;
   connector: UpstreamConnector;
+  connectTimeoutMs: number;
+  upstreamTimeoutMs: number;
   onDemand: DemandListener | undefined;
   onError: (error: unknown) => void;
 }
@@ -82,7 +84,11 @@ export class ServiceState {
 
   upstream(backend: Backend): Upstream {
     let upstream = this.#upstreams.get(backend);
-    if (!upstream) this.#upstreams.set(backend, (upstream = new Upstream(backend, this.#options.maxSocketsPerBackend, this.#options.connector)));
+    if (!upstream) {
+      const { maxSocketsPerBackend: maxSockets, connector, connectTimeoutMs, upstreamTimeoutMs } = this.#options;
+      upstream = new Upstream(backend, { maxSockets, connector, connectTimeoutMs, upstreamTimeoutMs });
+      this.#upstreams.set(backend, upstream);
+    }
     return upstream;
   }
 

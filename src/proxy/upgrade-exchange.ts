@@ -2,7 +2,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { CLIENT_CLOSED } from "./access-log.ts";
 import { classifyFailure, Exchange, type ExchangeConfig, type FailureKind, isIdempotent, UpstreamTimeout } from "./exchange.ts";
-import type { ForwardRequest } from "./forward-headers.ts";
+import { type ForwardRequest, requestHead } from "./forward-headers.ts";
 import { type ProxyErrorResponse, writeErrorToSocket } from "./proxy-responses.ts";
 import type { Backend } from "./route.ts";
 import type { ServiceState } from "./service-state.ts";
@@ -45,7 +45,7 @@ export class UpgradeExchange extends Exchange {
 
   protected attempt(_backend: Backend, upstream: Upstream): void {
     const n = this.attempts;
-    const conn = upstream.connect();
+    const conn = upstream.connectTunnel();
     this.#upstream = conn;
     const ms = this.config.connectTimeoutMs;
     const timer = setTimeout(() => conn.destroy(new UpstreamTimeout("ECONNECTTIMEOUT", `not connected within ${ms} ms`)), ms);
@@ -140,12 +140,6 @@ export class UpgradeExchange extends Exchange {
 function closeAfterFlush(stream: Duplex): void {
   if (stream.destroyed) return;
   stream.end(() => stream.destroy());
-}
-
-function requestHead(method: string, path: string, headers: readonly string[]): string {
-  let head = `${method} ${path} HTTP/1.1\r\n`;
-  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  return `${head}\r\n`;
 }
 
 /** The status code of a response head's first bytes, or 502 if they are not one. */
