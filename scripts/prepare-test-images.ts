@@ -8,7 +8,7 @@ import { shortDigest } from "../src/image/image.ts";
 import { loadAppManifest } from "../src/manifest/app-manifest.ts";
 import { pithRoot } from "../src/shared/paths.ts";
 import { streamProgress } from "../src/shared/progress.ts";
-import { testArtifactsDir } from "../test/support/images.ts";
+import { buildProxyMachineImage, pickApiPort, PROXY_MACHINE_DIR, testArtifactsDir } from "../test/support/images.ts";
 
 const examples = ["examples/static-c", "examples/hello-ts", "examples/batch", "test/fixtures/slow-ready"];
 execFileSync("make", ["-s", "-C", join(pithRoot(), "examples/static-c")], { stdio: "inherit" });
@@ -19,5 +19,10 @@ for (const example of examples) {
   digests[dir] = image.record.digest;
   console.log(`${example}: ${shortDigest(image.record.digest)}`);
 }
+// The proxy machine's image names its API's address; the e2e test starts its control plane there.
+const apiPort = await pickApiPort();
+const proxyMachine = await buildProxyMachineImage(apiPort, streamProgress(`building ${PROXY_MACHINE_DIR} (API at 127.0.0.1:${apiPort})`));
+digests[proxyMachine.key] = proxyMachine.image.record.digest;
+console.log(`${PROXY_MACHINE_DIR}: ${shortDigest(proxyMachine.image.record.digest)} (egress 127.0.0.1:${apiPort})`);
 mkdirSync(testArtifactsDir(), { recursive: true });
 writeFileSync(join(testArtifactsDir(), "images.json"), JSON.stringify(digests, null, 2) + "\n");

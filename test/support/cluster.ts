@@ -29,20 +29,21 @@ export class TestCluster {
     this.port = port;
   }
 
-  static async create(t: TestContext): Promise<TestCluster> {
+  /** `port`: the control plane's, when something was built for it beforehand (default: a free one). */
+  static async create(t: TestContext, options: { port?: number } = {}): Promise<TestCluster> {
     const home = mkdtempSync(join(tmpdir(), "pith-cluster-"));
     for (const shared of ["kernel", "images", "tools"]) {
       mkdirSync(join(pithHome(), shared), { recursive: true });
       symlinkSync(join(pithHome(), shared), join(home, shared));
     }
-    const cluster = new TestCluster(home, await freeLoopbackPort());
+    const cluster = new TestCluster(home, options.port ?? (await freeLoopbackPort()));
     t.after(() => cluster.destroy());
     return cluster;
   }
 
   /** A cluster already running: control plane, one agent on node "node-a", and a proxy if asked. */
-  static async start(t: TestContext, options: { proxy?: boolean } = {}): Promise<{ cluster: TestCluster; client: PithClient }> {
-    const cluster = await TestCluster.create(t);
+  static async start(t: TestContext, options: { proxy?: boolean; port?: number } = {}): Promise<{ cluster: TestCluster; client: PithClient }> {
+    const cluster = await TestCluster.create(t, options.port === undefined ? {} : { port: options.port });
     await cluster.startServer();
     await cluster.startAgent("node-a");
     if (options.proxy) await cluster.startProxy();
