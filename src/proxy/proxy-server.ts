@@ -142,7 +142,11 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
 
   server.on("close", () => {
     unsubscribe();
-    for (const state of states.values()) state.close();
+    unrouted.dispose();
+    for (const state of states.values()) {
+      state.close();
+      state.metrics.dispose();
+    }
   });
 
   return Object.assign(server, {

@@ -99,13 +99,13 @@ export class ServiceState {
   attemptStarted(backend: Backend): void {
     backend.inFlight++;
     this.inFlight++;
-    this.metrics.inFlight.inc();
+    this.metrics.inFlight++;
   }
 
   attemptEnded(backend: Backend): void {
     backend.inFlight--;
     this.inFlight--;
-    this.metrics.inFlight.dec();
+    this.metrics.inFlight--;
   }
 
   /** Holds a request until a backend appears, for what is left of the hold bound. */
