@@ -135,13 +135,13 @@ export async function startBackend(work: string): Promise<Running> {
 // ---- the proxies ----
 
 /** A TypeScript file of this directory in its own node process, run through tsx like `pith`. */
-async function startNodeProxy(name: string, file: string, backendPort: number, ipc: boolean): Promise<Running> {
+async function startNodeProxy(name: string, file: string, backendPort: number, ipc: boolean, root = pithRoot()): Promise<Running> {
   const port = await freeLoopbackPort();
   const proc = spawnTracked(
     name,
     process.execPath,
-    ["--import", "tsx", join(pithRoot(), "bench/proxy", file), "--port", String(port), "--backend", `http://127.0.0.1:${backendPort}`, "--host", BENCH_HOST],
-    { cwd: pithRoot(), ipc },
+    ["--import", "tsx", join(root, "bench/proxy", file), "--port", String(port), "--backend", `http://127.0.0.1:${backendPort}`, "--host", BENCH_HOST],
+    { cwd: root, ipc },
   );
   await waitForOk(proc, port, 30_000);
   return { name, port, proc, pid: proc.child.pid!, stop: () => stopProc(proc) };
@@ -149,6 +149,10 @@ async function startNodeProxy(name: string, file: string, backendPort: number, i
 
 /** Pith's createProxyServer with a static route table (pith-proxy-process.ts), with an IPC channel for profiling. */
 export const startPith = (backendPort: number): Promise<Running> => startNodeProxy("pith", "pith-proxy-process.ts", backendPort, true);
+
+/** Pith's proxy from another checkout (`--baseline DIR`, e.g. a git worktree of an earlier commit), measured in the same runs. */
+export const startPithBaseline = (backendPort: number, root: string): Promise<Running> =>
+  startNodeProxy("pith-base", "pith-proxy-process.ts", backendPort, false, root);
 
 /** The reference: a bare node reverse proxy (node-bare-proxy.ts). */
 export const startNodeBare = (backendPort: number): Promise<Running> => startNodeProxy("node-bare", "node-bare-proxy.ts", backendPort, false);

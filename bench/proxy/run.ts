@@ -17,7 +17,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { median, table } from "../control-plane/stats.ts";
 import {
@@ -31,6 +31,7 @@ import {
   startNodeBare,
   startNodeTcp,
   startPith,
+  startPithBaseline,
   track,
   untrack,
 } from "./contenders.ts";
@@ -46,13 +47,15 @@ const { values: flags } = parseArgs({
     light: { type: "string", default: "5" },
     warmup: { type: "string", default: "3" },
     profile: { type: "boolean", default: false },
+    baseline: { type: "string" },
     json: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (flags.help) {
   process.stdout.write(
-    "usage: npx tsx bench/proxy/run.ts [--duration S (10)] [--runs N (3)] [--connections C (32)] [--light S (5; 0 = no -c1 phase)] [--warmup S (3)] [--profile] [--json]\n",
+    "usage: npx tsx bench/proxy/run.ts [--duration S (10)] [--runs N (3)] [--connections C (32)] [--light S (5; 0 = no -c1 phase)] [--warmup S (3)] [--profile] [--baseline DIR] [--json]\n" +
+      "  --baseline DIR: also measure Pith's proxy from another checkout of Pith (e.g. `git worktree add /tmp/base <commit>`), as contender pith-base\n",
   );
   process.exit(0);
 }
@@ -70,10 +73,10 @@ const WARMUP = wholeNumber("warmup", flags.warmup, 0);
 const TARGET_THROUGHPUT = 0.5; // of HAProxy's requests/s
 const TARGET_ADDED_P50_MS = 1;
 
-type Name = "direct" | "pith" | "haproxy" | "nginx" | "node-bare" | "node-tcp";
-/** node-bare and node-tcp are references for the findings (what node costs), not held to a target. */
-const CONTENDERS: Name[] = ["pith", "haproxy", "nginx", "node-bare", "node-tcp", "direct"];
-const PROXIES = ["pith", "haproxy", "nginx", "node-bare", "node-tcp"] as const;
+type Name = "direct" | "pith" | "pith-base" | "haproxy" | "nginx" | "node-bare" | "node-tcp";
+/** node-bare and node-tcp are references for the findings (what node costs), not held to a target; pith-base (--baseline) is an earlier Pith. */
+const PROXIES: Exclude<Name, "direct">[] = ["pith", ...(flags.baseline ? (["pith-base"] as const) : []), "haproxy", "nginx", "node-bare", "node-tcp"];
+const CONTENDERS: Name[] = [...PROXIES, "direct"];
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -195,19 +198,21 @@ async function main(): Promise<void> {
   const gcc = execFileSync("gcc", ["--version"], { encoding: "utf8" }).split("\n")[0] ?? "gcc";
   log(`work dir ${work}; compiling and starting the backend`);
   const backend = await startBackend(work);
-  const running: Record<Name, Running> = {
+  const running: Partial<Record<Name, Running>> & Record<Exclude<Name, "pith-base">, Running> = {
     direct: backend,
     pith: await startPith(backend.port),
+    ...(flags.baseline ? { "pith-base": await startPithBaseline(backend.port, resolve(flags.baseline)) } : {}),
     haproxy: await startHaproxy(work, backend.port),
     nginx: await startNginx(work, backend.port),
     "node-bare": await startNodeBare(backend.port),
     "node-tcp": await startNodeTcp(backend.port),
   };
-  log(`backend :${backend.port}, ${PROXIES.map((name) => `${name} :${running[name].port}`).join(", ")}`);
+  const contender = (name: Name): Running => running[name] ?? fatal(`no contender ${name}`);
+  log(`backend :${backend.port}, ${PROXIES.map((name) => `${name} :${contender(name).port}`).join(", ")}`);
 
   if (WARMUP > 0) {
     for (const name of CONTENDERS) {
-      const { result } = await measure(running[name], backend, CONNECTIONS, WARMUP);
+      const { result } = await measure(contender(name), backend, CONNECTIONS, WARMUP);
       log(`warm-up  ${name.padEnd(8)} ${Math.round(result.rps)} req/s`);
     }
   }
@@ -219,7 +224,7 @@ async function main(): Promise<void> {
       for (const name of order) {
         const load1 = Math.round(loadavg()[0]! * 100) / 100;
         const connections = phase === "load" ? CONNECTIONS : 1;
-        const { result, cores, backendCores } = await measure(running[name], backend, connections, phase === "load" ? DURATION : LIGHT);
+        const { result, cores, backendCores } = await measure(contender(name), backend, connections, phase === "load" ? DURATION : LIGHT);
         samples.push({ ...result, contender: name, phase, run, cores, backendCores, load1 });
         const errors = result.socketErrors + result.non2xx > 0 ? `  ERRORS: ${result.socketErrors} socket, ${result.non2xx} non-2xx` : "";
         log(
@@ -235,7 +240,7 @@ async function main(): Promise<void> {
     profile = await profilePith(running.pith, backend);
   }
 
-  for (const name of PROXIES) await running[name].stop();
+  for (const name of PROXIES) await contender(name).stop();
   await backend.stop();
 
   const summary = summarize(samples, versions, gcc, profile);
@@ -349,6 +354,8 @@ function format(s: ReturnType<typeof summarize>): string {
   out.push("");
   out.push(`CPU per request at -c${s.settings.connections} (median): pith ${f(pith.cpuUsPerRequest, 1)} us, node-bare ${f(bare.cpuUsPerRequest, 1)} us, node-tcp ${f(tcp.cpuUsPerRequest, 1)} us, haproxy ${f(haproxy.cpuUsPerRequest, 1)} us`);
   out.push(`  pith/node-bare req/s = ${f(pith.rps / bare.rps)}x: what Pith adds on top of node's HTTP stack; node-tcp/haproxy req/s = ${f(tcp.rps / haproxy.rps)}x: node's sockets without it`);
+  const base = s.load.find((r) => r.contender === "pith-base");
+  if (base) out.push(`  pith/pith-base req/s = ${f(pith.rps / base.rps)}x (pith-base: ${f(base.rpsVsHaproxy)}x of haproxy, ${f(base.cpuUsPerRequest, 1)} us per request)`);
   if (s.profile) {
     const p = s.profile;
     out.push("");
