@@ -208,6 +208,23 @@ describe("ApiTunnelConnector against a real control plane", () => {
     }
   });
 
+  test("the proxy machine never routes to its own service: a request would come back to it", async () => {
+    await client.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "edge" }, spec: { image: "x", replicas: 1, hosts: ["edge.test"] } });
+    await client.create(machine("edge-1", "edge"));
+    await client.updateStatus("Machine", "edge-1", status(web1.url));
+    const settings = proxyMachineSettings({ API_TOKEN: server.token, CONTROL_PLANE: `127.0.0.1:${api.port}`, PORT: "0" });
+    const running = await runProxyMachine(settings, { machine: "edge-1" });
+    try {
+      const port = Number(new URL(running.url).port);
+      for (const host of ["edge.test", "edge.localhost"]) assert.equal((await send(port, host, "/")).status, 404, host);
+      assert.equal((await send(port, "web.test", "/")).status, 200);
+    } finally {
+      await running.close();
+      await client.delete("Machine", "edge-1");
+      await client.delete("Service", "edge");
+    }
+  });
+
   test("the proxy machine's settings: a token is required, the API defaults to the only egress", () => {
     assert.throws(() => proxyMachineSettings({ CONTROL_PLANE: "127.0.0.1:7070" }), /API_TOKEN is not set/);
     assert.throws(() => proxyMachineSettings({ API_TOKEN: "t" }), /CONTROL_PLANE is not set/);

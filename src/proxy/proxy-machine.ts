@@ -45,17 +45,23 @@ export function proxyMachineSettings(env: NodeJS.ProcessEnv = process.env): Prox
   return { controlPlane, dial: egressAddress(controlPlane), token, port };
 }
 
-/** Starts the proxy: resolves once the route table is synced and the port is listening. */
-export function runProxyMachine(settings: ProxyMachineSettings, onError?: (error: unknown) => void): Promise<RunningProxy> {
+/**
+ * Starts the proxy: resolves once the route table is synced and the port is listening. When this
+ * machine belongs to a service (`machine`: its name, PITH_MACHINE_ID), that service is not routed.
+ */
+export async function runProxyMachine(settings: ProxyMachineSettings, options: { machine?: string; onError?: (error: unknown) => void } = {}): Promise<RunningProxy> {
   const { dial, token, controlPlane } = settings;
   const client = new PithClient({ server: `http://${dial.host}:${dial.port}`, token });
+  // A machine of `pith run` is no Machine object, and belongs to no service.
+  const ownService = options.machine === undefined ? undefined : (await client.get("Machine", options.machine))?.spec.service;
   return startProxy({
     client,
     host: "0.0.0.0",
     port: settings.port,
     report: (service, load) => client.reportLoad(service, load),
     connector: new ApiTunnelConnector({ host: dial.host, port: dial.port, token, hostHeader: controlPlane }),
-    ...(onError ? { onError } : {}),
+    ...(ownService ? { ownService } : {}),
+    ...(options.onError ? { onError: options.onError } : {}),
   });
 }
 
@@ -77,7 +83,8 @@ export async function proxyMachineMain(): Promise<void> {
   });
   for (let attempt = 1; !running && !stopping; attempt++) {
     try {
-      running = await runProxyMachine(settings);
+      const { machineId } = config();
+      running = await runProxyMachine(settings, machineId === undefined ? {} : { machine: machineId });
     } catch (error) {
       log(`cannot start yet (attempt ${attempt}): ${error instanceof Error ? error.message : String(error)}`);
       await new Promise((resolve) => setTimeout(resolve, RETRY_MS));

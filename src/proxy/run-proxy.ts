@@ -2,6 +2,7 @@ import { createWriteStream } from "node:fs";
 import type { PithClient } from "../client/index.ts";
 import type { AccessLogEntry } from "./access-log.ts";
 import { createProxyServer, type ProxyServer } from "./proxy-server.ts";
+import type { RouteSource } from "./route.ts";
 import { RouteTable } from "./route-table.ts";
 import type { UpstreamConnector } from "./upstream-connector.ts";
 
@@ -31,6 +32,11 @@ export async function startProxy(options: {
   onError?: (error: unknown) => void;
   /** How connections reach machines (default: TCP to their forwarded ports); the proxy machine tunnels through the API. */
   connector?: UpstreamConnector;
+  /**
+   * A service this proxy never routes to (its hosts answer 404): the proxy's own, when it runs as
+   * that service's machine. Routing there would send a request back to a proxy, round and round.
+   */
+  ownService?: string;
 }): Promise<RunningProxy> {
   const abort = new AbortController();
   const onError = options.onError ?? ((e: unknown) => console.error("pith proxy:", e));
@@ -43,8 +49,16 @@ export async function startProxy(options: {
   // In flight is reported as an average over the last window: when a cold start releases twenty
   // held requests at once, that is twenty in flight for a moment, not load worth a second machine.
   const samples = new Map<string, { sum: number; count: number; average: number }>();
+  const own = options.ownService;
+  const source: RouteSource = own === undefined ? routes : {
+    lookup: (host, path) => {
+      const route = routes.lookup(host, path);
+      return route?.service === own ? undefined : route;
+    },
+    onChange: (listener) => routes.onChange(listener),
+  };
   const server = createProxyServer({
-    routes,
+    routes: source,
     onDemand: (service, load) => report(service, { inFlight: samples.get(service)?.average ?? 0, waiting: load.waiting }),
     onError,
     ...(options.connector ? { connector: options.connector } : {}),

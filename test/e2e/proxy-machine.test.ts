@@ -62,5 +62,7 @@ describe("the proxy as a Pith machine", { skip, timeout: 600_000 }, () => {
     const unrouted = await get(edgeUrl, "nothing.test", undefined, 60_000);
     assert.equal(unrouted.status, 404, "a host no service claims is the proxy's own 404");
     assert.match(unrouted.body, /no service serves host nothing\.test/);
+    const itself = await get(edgeUrl, "edge.localhost", undefined, 60_000);
+    assert.equal(itself.status, 404, "its own service is not routed: the request would come back to it");
   });
 });
