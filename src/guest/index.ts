@@ -1,12 +1,14 @@
 /**
  * The guest library: what an app imports to live in a Pith machine.
  *
- *   import { ready, onShutdown, config, egressAddress } from "pith/guest";
+ *   import { ready, onShutdown, onRestore, config, egressAddress } from "pith/guest";
  *
- * It talks to the machine's init over the pipe init hands the app (PITH_CONTROL_FD). Outside a
+ * It talks to the machine's init over the socket init hands the app (PITH_CONTROL_FD). Outside a
  * Pith machine every call is harmless, so the same code runs on a laptop.
  */
+import { randomInt, randomUUID } from "node:crypto";
 import { writeSync } from "node:fs";
+import { Socket } from "node:net";
 
 export interface MachineConfig {
   /** This machine's unique id (a new one for every machine, even of the same image). */
@@ -68,9 +70,14 @@ export function ready(): void {
   send("ready");
 }
 
-function send(message: string): void {
+function controlFd(): number | undefined {
   const fd = Number(process.env.PITH_CONTROL_FD);
-  if (!Number.isInteger(fd)) return;
+  return Number.isInteger(fd) && fd > 2 ? fd : undefined;
+}
+
+function send(message: string): void {
+  const fd = controlFd();
+  if (fd === undefined) return;
   try {
     writeSync(fd, `${message}\n`);
   } catch {
@@ -106,3 +113,78 @@ async function shutdown(): Promise<void> {
   }
   process.exit(code);
 }
+
+const restoreHooks: Hook[] = [];
+
+/**
+ * Runs `hook` after this machine was restored from a snapshot of another one, before it takes
+ * traffic: process.env and config() already hold this machine's own identity and env, and the
+ * kernel's random generator has been reseeded. Refresh here whatever the app derived from them
+ * at start (ids, clients keyed by machine, timestamps). Hooks run in registration order.
+ */
+export function onRestore(hook: Hook): void {
+  restoreHooks.push(hook);
+}
+
+/**
+ * Inside a machine, listens on PITH_NOTICE_FD for init's restore notice: "env KEY=VALUE" lines, then "restored".
+ * Telling init first ("restore-aware") makes it wait for the answer before the machine is
+ * routable. The socket is unref'd: it must not keep a finished app alive.
+ */
+function listenForRestore(): void {
+  const fd = Number(process.env.PITH_NOTICE_FD);
+  if (!Number.isInteger(fd) || fd <= 2 || controlFd() === undefined) return;
+  let socket: Socket;
+  try {
+    socket = new Socket({ fd, readable: true, writable: false });
+  } catch {
+    return; // not a descriptor node can read: nothing will be restored here
+  }
+  socket.unref();
+  socket.setEncoding("utf8");
+  socket.on("error", () => {});
+  let buffered = "";
+  let env: [string, string][] = [];
+  socket.on("data", (chunk: string) => {
+    buffered += chunk;
+    let nl: number;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (line.startsWith("env ")) {
+        const eq = line.indexOf("=");
+        if (eq > 4) env.push([line.slice(4, eq), line.slice(eq + 1)]);
+      } else if (line === "restored") {
+        const apply = env;
+        env = [];
+        void restored(apply);
+      }
+    }
+  });
+  send("restore-aware");
+}
+
+async function restored(env: [string, string][]): Promise<void> {
+  for (const [key, value] of env) process.env[key] = value;
+  forgetCachedRandomness();
+  for (const hook of restoreHooks) {
+    try {
+      await hook();
+    } catch (e) {
+      console.error("pith: restore hook failed:", e);
+    }
+  }
+  send("restored");
+}
+
+/**
+ * Node keeps random bytes in two caches (randomUUID's batch of 128, randomInt's 6 KiB), filled
+ * before the snapshot and so shared by every machine restored from it. Drawing them once round
+ * refills both from OpenSSL, which has reseeded from the kernel (see ARCHITECTURE.md, snapshots).
+ */
+function forgetCachedRandomness(): void {
+  for (let i = 0; i < 128; i++) randomUUID();
+  for (let i = 0; i < 1024; i++) randomInt(0xffff_ffff_ffff);
+}
+
+listenForRestore();

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { Hypervisor, MachineSpec } from "./hypervisor.ts";
 
@@ -62,6 +65,44 @@ export function hypervisorContract(name: string, options: HypervisorContractOpti
         await adopted.stop(5000);
         await a.whenExited();
       } finally {
+        await cleanup?.();
+      }
+    });
+
+    test("a snapshot of a ready machine restores into a new machine that is ready at once", async () => {
+      const { hypervisor, service, cleanup } = await options.setup();
+      const dir = await mkdtemp(join(tmpdir(), "pith-contract-snapshot-"));
+      try {
+        const source = await hypervisor.start({ ...service("contract-s0"), snapshotSource: true });
+        await source.whenReady();
+        const file = join(dir, "state");
+        const saved = await source.saveSnapshot(file);
+        assert.equal(saved.bytes, (await stat(file)).size);
+        await source.stop(0);
+
+        const restored = await hypervisor.start({ ...service("contract-s1"), restoreFrom: file });
+        assert.equal(restored.id, "contract-s1");
+        assert.equal(restored.startedFrom, "snapshot");
+        assert.equal(source.startedFrom, "boot");
+        await restored.whenReady();
+        const exit = await restored.stop(5000);
+        assert.equal(exit.code, 0, exit.reason);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+        await cleanup?.();
+      }
+    });
+
+    test("restoring a file that is not a snapshot rejects and leaves nothing running", async () => {
+      const { hypervisor, service, cleanup } = await options.setup();
+      const dir = await mkdtemp(join(tmpdir(), "pith-contract-snapshot-"));
+      try {
+        const file = join(dir, "garbage");
+        await writeFile(file, Buffer.alloc(4096, 0x5a));
+        await assert.rejects(hypervisor.start({ ...service("contract-bad"), restoreFrom: file }), /restore/);
+        assert.deepEqual((await hypervisor.recover()).map((m) => m.id), []);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
         await cleanup?.();
       }
     });

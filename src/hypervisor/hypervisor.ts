@@ -29,6 +29,18 @@ export interface MachineSpec {
   env?: Record<string, string>;
   /** Host port for a listen port; a free one is chosen for each port not given. */
   hostPorts?: Record<number, number>;
+  /**
+   * Start from this snapshot (a file Machine.saveSnapshot wrote for the same image and shape)
+   * instead of booting: the machine resumes ready, then takes this spec's id, env and entropy.
+   * Rejects, leaving nothing running, if the file cannot be restored.
+   */
+  restoreFrom?: string;
+  /**
+   * This machine is booted only to be snapshotted, never to serve. Its guest clock runs two
+   * hours behind, so every machine restored from it sees time move back and forth over the
+   * reseed intervals of userspace generators (OpenSSL's), which then reseed from the kernel.
+   */
+  snapshotSource?: boolean;
 }
 
 /** Milliseconds spent in each stage of a boot; a stage not reached yet is absent. */
@@ -43,6 +55,14 @@ export interface BootTimings {
   appMs?: number;
   /** From asking for the machine until it is ready. */
   readyMs?: number;
+  /** A restored machine: starting the hypervisor and loading the snapshot, until the guest runs. */
+  restoreMs?: number;
+}
+
+export interface SnapshotSaved {
+  bytes: number;
+  /** How long the machine was paused writing it. */
+  ms: number;
 }
 
 export interface MachineExit {
@@ -65,6 +85,8 @@ export interface Machine {
   readonly ports: PortForward[];
   readonly consoleLog: string;
   readonly timings: Readonly<BootTimings>;
+  /** Booted, or restored from a snapshot. */
+  readonly startedFrom: "boot" | "snapshot";
   /** How the machine ended, once it has. */
   readonly exit: MachineExit | undefined;
   /** Resolves when the app is ready; rejects if the machine ends first or misses its readiness timeout. */
@@ -74,4 +96,10 @@ export interface Machine {
   detach(): void;
   /** Asks the app to stop (SIGTERM through init), then forces the machine off after `graceMs`. */
   stop(graceMs?: number): Promise<MachineExit>;
+  /**
+   * Pauses the machine for good and writes its whole state (memory and devices) to `file`,
+   * which a later start restores from (MachineSpec.restoreFrom). Meant for a machine started as
+   * a snapshotSource, with no connections open; stop it afterwards.
+   */
+  saveSnapshot(file: string): Promise<SnapshotSaved>;
 }

@@ -15,14 +15,22 @@
  *                  end                    config complete: start the app
  *                  shutdown <grace-ms>    SIGTERM the app, SIGKILL it after grace-ms
  *                  status                 ask for the app's state (a host that re-attaches asks)
+ *                  restored               (after time, seed and env lines) this machine was just
+ *                                         restored from a snapshot: apply them, tell the app
  *   init -> host   init <uptime-us>       init started, that long after the kernel did
  *                  start <uptime-us>      the app was exec'd
- *                  ready                  the app said it is ready
+ *                  ready                  the app said it is ready (after "restored": the app
+ *                                         has taken its new identity and can serve)
  *                  status <starting|ready> the answer to status
  *                  exit <code>            the app ended (128+signal if killed); power-off follows
  *                  error <text>           init could not do its job; power-off follows
  *
- * The app reaches init through the pipe on fd 3 (PITH_CONTROL_FD): it writes "ready\n".
+ * The app reaches init through the pipe on fd 3 (PITH_CONTROL_FD): it writes "ready\n". An app
+ * that can take a new identity after a restore (the guest library) writes "restore-aware\n" at
+ * its start; after a restore init sends it "env <KEY>=<VALUE>" lines and "restored\n" on the
+ * pipe on fd 4 (PITH_NOTICE_FD), and waits for the app's "restored\n" before it reports the
+ * machine ready. Other apps are not told. (Pipes, not one socket: kernels without a network
+ * have no unix sockets.)
  * What the app runs and its baked-in environment come from the image: /pith/argv and /pith/env,
  * each a list of NUL-terminated strings. /pith/readiness says when the app is ready:
  *   call                 when it writes "ready" (the guest library's ready())
@@ -56,6 +64,7 @@
 
 /* From <linux/random.h>, which musl does not ship. */
 #define RNDADDENTROPY _IOW('R', 0x03, int[2])
+#define RNDRESEEDCRNG _IO('R', 0x07)
 struct rand_pool_info {
 	int entropy_count;
 	int buf_size;
@@ -64,6 +73,7 @@ struct rand_pool_info {
 
 #define CONTROL_TTY "/dev/ttyS1"
 #define APP_CONTROL_FD 3
+#define APP_NOTICE_FD 4
 #define MAX_ENV 512
 #define LINE_MAX_LEN 8192
 #define CONFIG_TIMEOUT_MS 10000
@@ -153,7 +163,7 @@ static int hexval(char c) {
 	return -1;
 }
 
-static void add_entropy(const char *hex) {
+static void add_entropy(const char *hex, int reseed_now) {
 	struct {
 		struct rand_pool_info info;
 		unsigned char bytes[256];
@@ -170,6 +180,10 @@ static void add_entropy(const char *hex) {
 	int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || ioctl(fd, RNDADDENTROPY, &seed) < 0)
 		fprintf(stderr, "pith-init: cannot seed the random pool: %s\n", strerror(errno));
+	/* Mixed in is not yet used: after a restore, two machines from one snapshot would draw the
+	 * same numbers until the kernel's next scheduled reseed. Make the generator use it now. */
+	else if (reseed_now && ioctl(fd, RNDRESEEDCRNG) < 0)
+		fprintf(stderr, "pith-init: cannot reseed the random generator: %s\n", strerror(errno));
 	if (fd >= 0) close(fd);
 }
 
@@ -252,6 +266,22 @@ static int probe_once(const struct readiness *r) {
 	return ok;
 }
 
+/* Blocking writes of a few lines to the app's socket; the app may be slow to read them. */
+static void write_all(int fd, const char *buf, size_t len) {
+	while (len > 0) {
+		ssize_t w = write(fd, buf, len);
+		if (w < 0 && errno == EINTR) continue;
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd p = {.fd = fd, .events = POLLOUT};
+			poll(&p, 1, 100);
+			continue;
+		}
+		if (w <= 0) return;
+		buf += w;
+		len -= w;
+	}
+}
+
 static void on_sigchld(int sig) {
 	(void)sig;
 	int saved = errno;
@@ -331,7 +361,7 @@ int main(void) {
 		}
 		if (strcmp(line, "end") == 0) configured = 1;
 		else if (strncmp(line, "time ", 5) == 0) set_clock(line + 5);
-		else if (strncmp(line, "seed ", 5) == 0) add_entropy(line + 5);
+		else if (strncmp(line, "seed ", 5) == 0) add_entropy(line + 5, 0);
 		else if (strncmp(line, "env ", 4) == 0 && strchr(line + 4, '=')) {
 			char *entry = strdup(line + 4);
 			if (!entry) fail("strdup");
@@ -339,12 +369,14 @@ int main(void) {
 		}
 	}
 
-	int app_pipe[2];
+	int app_pipe[2], notice_pipe[2];
 	if (pipe2(sigchld_pipe, O_CLOEXEC | O_NONBLOCK) < 0) fail("pipe");
-	if (pipe2(app_pipe, O_CLOEXEC) < 0) fail("pipe");
+	if (pipe2(app_pipe, O_CLOEXEC) < 0 || pipe2(notice_pipe, O_CLOEXEC) < 0) fail("pipe");
 	fcntl(app_pipe[0], F_SETFL, O_NONBLOCK);
 	static char control_fd_env[] = "PITH_CONTROL_FD=3";
+	static char notice_fd_env[] = "PITH_NOTICE_FD=4";
 	set_env(env, &env_count, control_fd_env);
+	set_env(env, &env_count, notice_fd_env);
 
 	struct sigaction sa = {.sa_handler = on_sigchld, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
 	sigaction(SIGCHLD, &sa, NULL);
@@ -354,13 +386,16 @@ int main(void) {
 	if (app < 0) fail("fork");
 	if (app == 0) {
 		setsid();
-		if (dup2(app_pipe[1], APP_CONTROL_FD) < 0) _exit(127);
+		/* notice_pipe[0] may itself be fd 3: move it out of the way first. */
+		int notice = fcntl(notice_pipe[0], F_DUPFD_CLOEXEC, 10);
+		if (notice < 0 || dup2(app_pipe[1], APP_CONTROL_FD) < 0 || dup2(notice, APP_NOTICE_FD) < 0) _exit(127);
 		if (chdir("/app") < 0) chdir("/");
 		execve(argv[0], argv, env);
 		fprintf(stderr, "pith-init: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
 	close(app_pipe[1]);
+	close(notice_pipe[0]);
 
 	struct line_reader from_app = {.fd = app_pipe[0]};
 	long long kill_at = 0;
@@ -368,6 +403,10 @@ int main(void) {
 	read_readiness(&readiness);
 	int probing = readiness.kind == READY_TCP || readiness.kind == READY_HTTP;
 	int app_ready = 0;
+	int app_restore_aware = 0;
+	int restoring = 0; /* told the app it was restored; waiting for its answer */
+	static char restore_env[LINE_MAX_LEN * 4];
+	size_t restore_env_len = 0;
 	if (readiness.kind == READY_NONE) {
 		app_ready = 1;
 		send_line("ready");
@@ -398,16 +437,38 @@ int main(void) {
 		char line[LINE_MAX_LEN];
 		if (fds[1].revents) {
 			int got;
-			while ((got = next_line(&from_app, line, sizeof line)) > 0)
+			while ((got = next_line(&from_app, line, sizeof line)) > 0) {
 				if (strcmp(line, "ready") == 0 && readiness.kind == READY_CALL && !app_ready) {
 					app_ready = 1;
 					send_line("ready");
+				} else if (strcmp(line, "restore-aware") == 0) app_restore_aware = 1;
+				else if (strcmp(line, "restored") == 0 && restoring) {
+					restoring = 0;
+					send_line("ready");
 				}
+			}
 			if (got < 0) from_app.fd = -1; /* the app closed its end: nothing more will come */
 		}
 		if (control >= 0 && fds[2].revents) {
 			while (next_line(&host, line, sizeof line) > 0) {
-				if (strcmp(line, "status") == 0) send_line("status %s", app_ready ? "ready" : "starting");
+				if (strcmp(line, "status") == 0) send_line("status %s", app_ready && !restoring ? "ready" : "starting");
+				else if (strncmp(line, "time ", 5) == 0) set_clock(line + 5);
+				else if (strncmp(line, "seed ", 5) == 0) add_entropy(line + 5, 1);
+				else if (strncmp(line, "env ", 4) == 0) {
+					size_t n = strlen(line);
+					if (restore_env_len + n + 1 < sizeof restore_env) {
+						memcpy(restore_env + restore_env_len, line, n);
+						restore_env[restore_env_len + n] = '\n';
+						restore_env_len += n + 1;
+					}
+				} else if (strcmp(line, "restored") == 0) {
+					if (app_restore_aware && from_app.fd >= 0) {
+						restoring = 1;
+						write_all(notice_pipe[1], restore_env, restore_env_len);
+						write_all(notice_pipe[1], "restored\n", 9);
+					} else if (app_ready) send_line("ready");
+					restore_env_len = 0;
+				}
 				else if (strncmp(line, "shutdown", 8) == 0) {
 					long long grace_ms = line[8] == ' ' ? atoll(line + 9) : 5000;
 					kill(app, SIGTERM);

@@ -1,4 +1,8 @@
-import type { BootTimings, Hypervisor, Machine, MachineExit, MachineSpec, PortForward } from "../hypervisor.ts";
+import { readFile, writeFile } from "node:fs/promises";
+import type { BootTimings, Hypervisor, Machine, MachineExit, MachineSpec, PortForward, SnapshotSaved } from "../hypervisor.ts";
+
+/** What a fake snapshot file holds: enough to check a restore is of the same image. */
+const FAKE_SNAPSHOT_MAGIC = "pith-fake-snapshot";
 
 /**
  * A hypervisor without VMs, for controller tests and control-plane benchmarks (Nomad's
@@ -17,11 +21,12 @@ export class FakeHypervisor implements Hypervisor {
     const failure = this.options.failStart?.(spec);
     if (failure) throw new Error(failure);
     if (this.machines.get(spec.id)?.exit === undefined && this.machines.has(spec.id)) throw new Error(`machine ${spec.id} is already running`);
+    if (spec.restoreFrom) await checkFakeSnapshot(spec.restoreFrom, spec.image.digest);
     const ports = spec.image.capabilities.listen.map(({ port }) => {
       const hostPort = spec.hostPorts?.[port] ?? 20_000 + (this.nextPid % 40_000);
       return { guestPort: port, hostPort, url: `http://127.0.0.1:${hostPort}/` };
     });
-    const machine = new FakeMachine(spec.id, this.nextPid++, ports, this.options.bootMs ?? 0);
+    const machine = new FakeMachine(spec.id, this.nextPid++, ports, spec.restoreFrom ? 0 : (this.options.bootMs ?? 0), spec.image.digest, spec.restoreFrom ? "snapshot" : "boot");
     this.machines.set(spec.id, machine);
     void machine.whenExited().then(() => this.machines.delete(spec.id));
     return machine;
@@ -35,6 +40,16 @@ export class FakeHypervisor implements Hypervisor {
   crash(id: string, code?: number): void {
     this.machines.get(id)?.end({ code, reason: code === undefined ? "crashed" : `app exited with code ${code}` });
   }
+}
+
+async function checkFakeSnapshot(file: string, digest: string): Promise<void> {
+  let saved: { magic?: string; image?: string };
+  try {
+    saved = JSON.parse(await readFile(file, "utf8")) as typeof saved;
+  } catch (e) {
+    throw new Error(`cannot restore from ${file}: ${(e as Error).message}`);
+  }
+  if (saved.magic !== FAKE_SNAPSHOT_MAGIC || saved.image !== digest) throw new Error(`cannot restore from ${file}: not a snapshot of image ${digest}`);
 }
 
 class FakeMachine implements Machine {
@@ -51,6 +66,8 @@ class FakeMachine implements Machine {
     readonly pid: number,
     readonly ports: PortForward[],
     bootMs: number,
+    private readonly imageDigest: string,
+    readonly startedFrom: "boot" | "snapshot",
   ) {
     const started = performance.now();
     this.ready = new Promise<BootTimings>((resolve, reject) => {
@@ -75,6 +92,12 @@ class FakeMachine implements Machine {
   }
 
   detach(): void {}
+
+  async saveSnapshot(file: string): Promise<SnapshotSaved> {
+    const text = JSON.stringify({ magic: FAKE_SNAPSHOT_MAGIC, image: this.imageDigest, machine: this.id });
+    await writeFile(file, text);
+    return { bytes: Buffer.byteLength(text), ms: 0 };
+  }
 
   async stop(): Promise<MachineExit> {
     this.end({ code: 0, reason: "app exited with code 0" });

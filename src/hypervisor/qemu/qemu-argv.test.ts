@@ -86,3 +86,10 @@ test("discovery reads forwards and the accelerator back from the argv", async ()
   assert.equal(found.accelerator, "kvm");
   assert.equal(parseQemuArgv(7, ["-name", "something-else"]), undefined);
 });
+
+test("a restore is the same machine, paused, reading its snapshot from an inherited descriptor", () => {
+  const boot = qemuArgv(spec);
+  const restore = qemuArgv({ ...spec, incomingFd: 3 });
+  assert.deepEqual(restore.slice(0, boot.length), boot, "every device and option as at boot");
+  assert.deepEqual(restore.slice(boot.length), ["-S", "-incoming", "fd:3"]);
+});

@@ -44,6 +44,12 @@ export interface QemuMachineSpec {
   pidFile: string;
   /** Present only when the image declared `listen` or `egress`: no network device otherwise. */
   network?: { forwards: HostForward[]; egress: EgressRoute[] };
+  /**
+   * Restore instead of boot: the snapshot is read from this inherited descriptor, and the
+   * machine stays paused until told to continue (after its new identity is queued for init).
+   * Everything else must match the machine the snapshot was taken of, except host-side ports.
+   */
+  incomingFd?: number;
 }
 
 /** The guest's fixed address on QEMU's user network; the host side is 10.0.2.2. */
@@ -79,6 +85,7 @@ export function qemuArgv(spec: QemuMachineSpec): string[] {
   // Read-only: QEMU takes a shared lock, so every machine of the image can use the same file.
   if (spec.disk) argv.push("-drive", `file=${optValue(spec.disk)},if=none,id=runtime,format=raw,readonly=on`, "-device", "virtio-blk-device,drive=runtime");
   if (spec.network) argv.push(...networkArgs(spec.network));
+  if (spec.incomingFd !== undefined) argv.push("-S", "-incoming", `fd:${spec.incomingFd}`);
   return argv;
 }
 

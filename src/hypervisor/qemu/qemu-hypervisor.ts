@@ -1,5 +1,8 @@
-import { mkdir, rm } from "node:fs/promises";
+import { closeSync, openSync } from "node:fs";
+import { mkdir, readFile, rm } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
+import { systemError } from "../../shared/errors.ts";
 import { execFile } from "../../shared/exec.ts";
 import { pithRoot } from "../../shared/paths.ts";
 import { ensureStaticCProgram } from "../../shared/static-c-program.ts";
@@ -9,7 +12,8 @@ import { qemuArgv, type Accelerator, type EgressRoute, type QemuMachineSpec } fr
 import { QEMU_BINARY } from "./qemu-binary.ts";
 import { discoverMachines, inspectProcesses } from "./qemu-discovery.ts";
 import { baseConfigLines, QemuMachine } from "./qemu-machine.ts";
-import { adoptVm, spawnVm } from "./vm-process.ts";
+import { QmpClient } from "./qmp-client.ts";
+import { adoptVm, spawnVm, type VmProcess } from "./vm-process.ts";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
 
 /** qboot: a firmware that does nothing but load the kernel, from Debian's qemu package. */
@@ -17,6 +21,11 @@ export const QBOOT_FIRMWARE = "/usr/share/qemu/qboot.rom";
 
 /** Guest addresses for declared egress destinations: 10.0.2.100, .101, ... */
 const EGRESS_BASE = 100;
+
+/** How far behind a snapshot source's clock runs (see MachineSpec.snapshotSource). */
+const SNAPSHOT_SOURCE_CLOCK_OFFSET_MS = -2 * 60 * 60 * 1000;
+/** Loading a snapshot takes a fraction of a second; this is for a host under heavy load. */
+const RESTORE_TIMEOUT_MS = 30_000;
 
 export class QemuHypervisor implements Hypervisor {
   readonly name = "qemu";
@@ -30,6 +39,8 @@ export class QemuHypervisor implements Hypervisor {
   async start(spec: MachineSpec): Promise<Machine> {
     const version = (this.qemuVersion ??= await detectQemuVersion());
     const choice = await chooseAccelerator(version);
+    // A snapshot restores only under the accelerator it was saved with, which the same verdict chose.
+    if (spec.restoreFrom) return this.launch(spec, choice.accelerator);
     if (!choice.probe) return this.launch(spec, choice.accelerator);
 
     const probe = await this.launch(spec, "kvm", KVM_PROBE_TIMEOUT_MS).catch(() => undefined);
@@ -116,7 +127,9 @@ export class QemuHypervisor implements Hypervisor {
       PITH_EGRESS: JSON.stringify(egressEnv),
       ...spec.env,
     };
-    const config = [...baseConfigLines(), ...Object.entries(env).map(([k, v]) => `env ${k}=${v}`), "end"];
+    const envLines = Object.entries(env).map(([k, v]) => `env ${k}=${v}`);
+    if (spec.restoreFrom) return this.restore(spec, spec.restoreFrom, qemuSpec, ports, [...baseConfigLines(), ...envLines, "restored"], requestedAt);
+    const config = [...baseConfigLines(spec.snapshotSource ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0), ...envLines, "end"];
 
     const machine = new QemuMachine({
       machineId: spec.id,
@@ -134,6 +147,66 @@ export class QemuHypervisor implements Hypervisor {
       await machine.stop(0);
       const exit = await machine.whenExited();
       throw new Error(`machine ${spec.id} did not start under ${accelerator}: ${exit.reason}`);
+    }
+    return machine;
+  }
+
+  /**
+   * Starts QEMU paused on the snapshot, waits until it has loaded, queues the machine's new
+   * identity for init (read the moment the guest runs), then lets it run. Any failure kills
+   * QEMU and rejects: the caller boots instead.
+   */
+  private async restore(spec: MachineSpec, file: string, qemuSpec: QemuMachineSpec, ports: PortForward[], config: string[], requestedAt: number): Promise<QemuMachine> {
+    let fd: number;
+    try {
+      fd = openSync(file, "r");
+    } catch (e) {
+      throw systemError("SNAPSHOT_UNREADABLE", `cannot open snapshot ${file}: ${(e as Error).message}`);
+    }
+    let vm: VmProcess;
+    try {
+      vm = spawnVm(QEMU_BINARY, qemuArgv({ ...qemuSpec, incomingFd: 3 }), join(spec.stateDir, "qemu.log"), [fd]);
+    } finally {
+      closeSync(fd); // QEMU has its own copy
+    }
+    const machine = new QemuMachine({
+      machineId: spec.id,
+      accelerator: qemuSpec.accelerator,
+      process: vm,
+      ports,
+      consoleLog: qemuSpec.consoleLog,
+      controlSocket: qemuSpec.controlSocket,
+      qmpSocket: qemuSpec.qmpSocket,
+      config,
+      readyTimeoutMs: spec.image.readyTimeoutMs,
+      requestedAt,
+      restored: true,
+    });
+    let qmp: QmpClient | undefined;
+    try {
+      const exited = vm.exited.then(() => {
+        throw new Error("QEMU exited while loading it");
+      });
+      exited.catch(() => {}); // raced below only until the machine runs
+      qmp = await Promise.race([QmpClient.connect(qemuSpec.qmpSocket, RESTORE_TIMEOUT_MS), exited]);
+      const deadline = performance.now() + RESTORE_TIMEOUT_MS;
+      for (;;) {
+        const state = await Promise.race([qmp.execute<{ status?: string; "error-desc"?: string }>("query-migrate"), exited]);
+        if (state.status === "completed") break;
+        if (state.status === "failed") throw new Error(state["error-desc"] ?? "loading failed");
+        if (performance.now() > deadline) throw new Error(`not loaded within ${RESTORE_TIMEOUT_MS / 1000}s`);
+        await sleep(2);
+      }
+      if (!(await machine.attach())) throw new Error("its control channel did not open");
+      await qmp.execute("cont");
+      machine.setRestoreTime(performance.now() - requestedAt);
+    } catch (e) {
+      vm.kill("SIGKILL");
+      await vm.exited;
+      const log = (await readFile(join(spec.stateDir, "qemu.log"), "utf8").catch(() => "")).trim().split("\n").slice(-2).join(" ");
+      throw systemError("SNAPSHOT_RESTORE_FAILED", `cannot restore machine ${spec.id} from ${file}: ${(e as Error).message}${log ? ` (QEMU: ${log})` : ""}`);
+    } finally {
+      qmp?.close();
     }
     return machine;
   }

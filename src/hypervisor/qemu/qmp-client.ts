@@ -55,6 +55,7 @@ export class QmpClient {
         }
       });
       socket.on("close", () => {
+        if (this.socket !== socket) return; // a failed attempt while QEMU was still starting
         this.closedError = new Error("QEMU's monitor connection closed");
         for (const { reject } of this.pending.values()) reject(this.closedError);
         this.pending.clear();

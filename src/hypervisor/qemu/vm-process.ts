@@ -15,12 +15,13 @@ export interface VmProcess {
   kill(signal: NodeJS.Signals): void;
 }
 
-export function spawnVm(binary: string, argv: string[], logPath: string): VmProcess {
+/** `inherit`: open descriptors QEMU gets as fd 3, 4, ... (a snapshot to restore from). */
+export function spawnVm(binary: string, argv: string[], logPath: string, inherit: number[] = []): VmProcess {
   // QEMU's own complaints go to a file, so they outlive this process.
   const log = openSync(logPath, "w");
   // Its own process group: a Ctrl-C meant for Pith must not kill the machine before init has
   // stopped the app gracefully, and a restarted agent must find it still running.
-  const child = spawn(binary, argv, { stdio: ["ignore", log, log], detached: true });
+  const child = spawn(binary, argv, { stdio: ["ignore", log, log, ...inherit], detached: true });
   closeSync(log);
   const exited = new Promise<{ status: number | null; signal: NodeJS.Signals | null; spawnError?: Error }>((resolve) => {
     child.once("exit", (status, signal) => resolve({ status, signal }));
