@@ -145,6 +145,8 @@ export class HttpExchange extends Exchange implements Lease, UpstreamUser {
 
   onUpstreamFailure(error: Error, connected: boolean): void {
     this.#connection = undefined;
+    // The rest of a body the machine will never read: let node's server consume it, or the client's connection stalls.
+    if (this.#bodyStarted && !this.#bodyDone) this.#req.resume();
     if (this.#responded) {
       this.#res.destroy(); // the machine cut the body short: so does the client's response
       this.endAttempt();
