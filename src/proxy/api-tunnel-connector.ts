@@ -216,7 +216,6 @@ export class TunnelSocket extends Duplex {
       if (!this.readableEnded) this.push(null);
       if (!this.writableFinished) this.destroy();
     });
-    if (rest.length > 0) this.push(rest);
     const queued = this.#queued;
     this.#queued = [];
     for (const { chunk, callback } of queued) inner.write(chunk, callback);
@@ -226,6 +225,8 @@ export class TunnelSocket extends Duplex {
       inner.end(() => callback());
     }
     this.emit("connect");
+    // Like a socket's: 'connect' before any byte from the machine.
+    if (rest.length > 0 && !this.destroyed) this.push(rest);
   }
 
   override _read(): void {
