@@ -540,6 +540,10 @@ class TimedHypervisor implements Hypervisor {
   recover(pids?: number[]): Promise<RunningMachine[]> {
     return this.inner.recover(pids);
   }
+
+  snapshotTag(): Promise<string> {
+    return this.inner.snapshotTag();
+  }
 }
 
 async function qemuOverhead(): Promise<QemuResult> {

@@ -13,6 +13,11 @@ export interface Hypervisor {
    * those with the given saved handles (pids), or, without handles, all that can be found.
    */
   recover(pids?: number[]): Promise<Machine[]>;
+  /**
+   * What a snapshot saved here depends on besides the image and its shape (the hypervisor's
+   * version, the accelerator): a snapshot is restored only where this is the same.
+   */
+  snapshotTag(): Promise<string>;
 }
 
 export interface MachineSpec {

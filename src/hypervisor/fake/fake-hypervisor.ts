@@ -36,6 +36,10 @@ export class FakeHypervisor implements Hypervisor {
     return [...this.machines.values()].filter((m) => m.exit === undefined && (!pids || pids.includes(m.pid)));
   }
 
+  async snapshotTag(): Promise<string> {
+    return "fake";
+  }
+
   /** Ends a machine as if its app exited with `code` (or crashed, without one). */
   crash(id: string, code?: number): void {
     this.machines.get(id)?.end({ code, reason: code === undefined ? "crashed" : `app exited with code ${code}` });

@@ -52,6 +52,11 @@ export class QemuHypervisor implements Hypervisor {
     return this.launch(spec, "tcg");
   }
 
+  async snapshotTag(): Promise<string> {
+    const version = (this.qemuVersion ??= await detectQemuVersion());
+    return `${version} ${(await chooseAccelerator(version)).accelerator}`;
+  }
+
   /**
    * Re-attaches to this owner's machines running on the host (an agent after a restart). With
    * saved handles (pids), only those processes are checked, like Nomad's RecoverTask; without

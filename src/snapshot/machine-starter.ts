@@ -1,0 +1,123 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { Hypervisor, Machine, MachineSpec } from "../hypervisor/hypervisor.ts";
+import { withFileLock } from "../shared/file-lock.ts";
+import { envKey, type SnapshotStore, type StoredSnapshot } from "./snapshot-store.ts";
+import { warmUp } from "./warm-up.ts";
+
+/** How a machine is started: booted from its image, or restored from a snapshot of one. */
+export type StartMode = "boot" | "snapshot";
+
+/** Something worth an event on the machine: snapshots made, restores that fell back. */
+export interface StartNotice {
+  type: "Normal" | "Warning";
+  reason: "SnapshotCreated" | "SnapshotRestored" | "SnapshotInvalid" | "SnapshotRestoreFailed" | "SnapshotFailed";
+  message: string;
+}
+
+export interface MachineStarterOptions {
+  hypervisor: Hypervisor;
+  store: SnapshotStore;
+  /** Where snapshot sources keep their console and sockets while they run. */
+  scratchDir: string;
+  /** Requests sent to a snapshot source before it is saved (see warm-up.ts); default 8. */
+  warmUpRequests?: number;
+}
+
+/**
+ * Starts machines in their service's start mode. In snapshot mode a machine is restored from
+ * the snapshot of its image and shape; without one, a private source machine is booted, warmed
+ * up, saved and stopped first (once per snapshot, however many machines ask at once), then
+ * restored from. A snapshot that fails its checks or does not restore is removed and the
+ * machine boots instead: a snapshot can make a start faster, never make it fail.
+ */
+export class MachineStarter {
+  private readonly creating = new Map<string, Promise<StoredSnapshot>>();
+
+  constructor(private readonly options: MachineStarterOptions) {}
+
+  async start(spec: MachineSpec, mode: StartMode, notify: (notice: StartNotice) => void = () => {}): Promise<Machine> {
+    const { hypervisor, store } = this.options;
+    if (mode === "boot") return hypervisor.start(spec);
+
+    const tag = await hypervisor.snapshotTag();
+    let snapshot = await store.find(spec.image, tag, spec.env);
+    if (snapshot) {
+      const verdict = await store.verify(snapshot);
+      if (!verdict.ok) {
+        notify({ type: "Warning", reason: "SnapshotInvalid", message: `snapshot ${snapshot.record.key.slice(0, 12)} of ${spec.image.name} was removed: ${verdict.reason}; booting instead` });
+        await store.remove(snapshot);
+        return hypervisor.start(spec);
+      }
+    } else {
+      try {
+        snapshot = await this.create(spec, tag, notify);
+      } catch (e) {
+        notify({ type: "Warning", reason: "SnapshotFailed", message: `cannot make a snapshot of ${spec.image.name}: ${(e as Error).message}; booting instead` });
+        return hypervisor.start(spec);
+      }
+    }
+
+    try {
+      const machine = await hypervisor.start({ ...spec, restoreFrom: snapshot.stateFile });
+      await store.touch(snapshot);
+      notify({ type: "Normal", reason: "SnapshotRestored", message: `restored from snapshot ${snapshot.record.key.slice(0, 12)} (${mib(snapshot.record.bytes)})` });
+      return machine;
+    } catch (e) {
+      notify({ type: "Warning", reason: "SnapshotRestoreFailed", message: `snapshot ${snapshot.record.key.slice(0, 12)} of ${spec.image.name} did not restore and was removed: ${(e as Error).message}; booting instead` });
+      await store.remove(snapshot);
+      return hypervisor.start(spec);
+    }
+  }
+
+  /** Makes the snapshot for `spec`'s image, or waits for the one being made (here or by another process). */
+  private create(spec: MachineSpec, tag: string, notify: (notice: StartNotice) => void): Promise<StoredSnapshot> {
+    const key = `${spec.image.digest} ${tag} ${envKey(spec.env)}`;
+    let pending = this.creating.get(key);
+    if (!pending) {
+      pending = this.createOnce(spec, tag, notify).finally(() => this.creating.delete(key));
+      this.creating.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async createOnce(spec: MachineSpec, tag: string, notify: (notice: StartNotice) => void): Promise<StoredSnapshot> {
+    const { hypervisor, store, scratchDir } = this.options;
+    const { image } = spec;
+    const lock = join(scratchDir, `snapshot-${image.digest.replace(/^sha256:/, "").slice(0, 16)}.lock`);
+    await mkdir(scratchDir, { recursive: true });
+    return withFileLock(lock, async () => {
+      const made = await store.find(image, tag, spec.env); // by another process while this one waited
+      if (made && (await store.verify(made)).ok) return made;
+
+      // Booted like the machine asked for (same files and env), but privately: it never serves.
+      const id = `snapshot-source-${image.digest.replace(/^sha256:/, "").slice(0, 12)}-${process.pid}`;
+      const source = await hypervisor.start({
+        id,
+        image,
+        kernel: spec.kernel,
+        initrd: spec.initrd,
+        ...(spec.disk ? { disk: spec.disk } : {}),
+        ...(spec.env ? { env: spec.env } : {}),
+        stateDir: join(scratchDir, id),
+        snapshotSource: true,
+      });
+      try {
+        const timings = await source.whenReady();
+        const warmed = await warmUp(source, image, this.options.warmUpRequests ?? 8);
+        const saved = await store.save(image, tag, spec.env, (file) => source.saveSnapshot(file));
+        notify({
+          type: "Normal",
+          reason: "SnapshotCreated",
+          message: `saved a snapshot of ${image.name}: ${mib(saved.record.bytes)} in ${saved.record.saveMs} ms, after a ${Math.round(timings.readyMs ?? 0)} ms boot and ${warmed} warm-up requests`,
+        });
+        return saved;
+      } finally {
+        await source.stop(0);
+      }
+    });
+  }
+
+}
+
+const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
