@@ -8,6 +8,8 @@ import type { Machine, MachineStatus, PithNode } from "../model/kinds.ts";
 import { bootToReadySeconds } from "../shared/metrics.ts";
 import { readAgentState, writeAgentState } from "./agent-state.ts";
 import { machinesDir } from "../shared/paths.ts";
+import { MachineStarter, type StartNotice } from "../snapshot/machine-starter.ts";
+import { SnapshotStore } from "../snapshot/snapshot-store.ts";
 
 /** An image from this host's image store, unpacked for booting. */
 async function localBootSource(digest: string): Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">> {
@@ -33,6 +35,8 @@ export interface NodeAgentOptions {
   drainMs?: number;
   /** Where a machine's image comes from; default: the local image store. */
   bootSource?: (digest: string) => Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">>;
+  /** Starts machines in their start mode; default: snapshots in the local image store. */
+  starter?: MachineStarter;
   resyncMs?: number;
   log?: (message: string) => void;
 }
@@ -56,10 +60,13 @@ export class NodeAgent {
   private readonly abort = new AbortController();
   private timers: NodeJS.Timeout[] = [];
   private readonly log: (message: string) => void;
+  private readonly starter: MachineStarter;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.client = options.client;
     this.hypervisor = options.hypervisor;
+    this.starter =
+      options.starter ?? new MachineStarter({ hypervisor: options.hypervisor, store: new SnapshotStore(), scratchDir: join(machinesDir(), ".snapshot-sources") });
     this.nodeName = options.nodeName ?? defaultNodeName();
     this.log = options.log ?? (() => {});
   }
@@ -196,12 +203,13 @@ export class NodeAgent {
     await this.setStatus(name, { phase: "booting", node: this.nodeName, startedAt: new Date().toISOString() });
     let running: RunningMachine;
     try {
-      running = await this.hypervisor.start({
+      const spec: MachineSpec = {
         id: name,
         ...(await (this.options.bootSource ?? localBootSource)(machine.spec.image)),
         stateDir: join(machinesDir(), name),
         env: machine.spec.env ?? {},
-      });
+      };
+      running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
     } catch (e) {
       await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${(e as Error).message}`, stoppedAt: new Date().toISOString() });
       return;
@@ -214,6 +222,7 @@ export class NodeAgent {
       node: this.nodeName,
       pid: running.pid,
       accelerator: running.accelerator,
+      startedFrom: running.startedFrom,
       addresses: running.ports,
       startedAt: new Date().toISOString(),
     });
@@ -276,6 +285,19 @@ export class NodeAgent {
         });
       });
     });
+  }
+
+  /** Snapshot outcomes go on the machine's events, where `pith describe` and the GUI show them. */
+  private recordEvent(machine: string, notice: StartNotice): void {
+    this.log(`machine ${machine}: ${notice.reason}: ${notice.message}`);
+    this.client
+      .create({
+        apiVersion: API_VERSION,
+        kind: "Event",
+        metadata: { name: `${machine}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`, labels: { "pith.dev/involved-kind": "Machine" } },
+        spec: { involved: { kind: "Machine", name: machine }, type: notice.type, reason: notice.reason, message: notice.message, at: new Date().toISOString() },
+      })
+      .catch((e: Error) => this.log(`cannot record event for ${machine}: ${e.message}`));
   }
 
   private enqueueStep(name: string, step: () => Promise<void>): void {

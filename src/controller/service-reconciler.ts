@@ -152,7 +152,7 @@ export class ServiceReconciler implements Reconciler {
       apiVersion: API_VERSION,
       kind: "Machine",
       metadata: { name, labels: { [SERVICE_LABEL]: service.metadata.name } },
-      spec: { service: service.metadata.name, image: digest, memoryMiB, vcpus, env: service.spec.env ?? {}, desiredState: "running" },
+      spec: { service: service.metadata.name, image: digest, memoryMiB, vcpus, env: service.spec.env ?? {}, ...(service.spec.startMode ? { startMode: service.spec.startMode } : {}), desiredState: "running" },
       status: { phase: "pending" },
     });
     await this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "MachineCreated", `created machine ${name}`);

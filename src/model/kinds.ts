@@ -14,6 +14,11 @@ export interface ServiceSpec {
   hosts?: string[];
   update?: { strategy: "rolling"; maxSurge: number; maxUnavailable: number };
   /**
+   * How machines start: `boot` (the default) from the image, or `snapshot`: restored from a
+   * snapshot of a ready machine of the same image, shape and env (made on first use).
+   */
+  startMode?: StartMode;
+  /**
    * With min/max: how many machines follow load. `targetInFlight` requests per machine;
    * scale down only after `cooldownSeconds` without a change; with min 0, stop every machine after
    * `idleSeconds` without a request (the proxy holds the next request while one boots).
@@ -36,6 +41,8 @@ export interface ServiceStatus {
   message?: string;
 }
 
+export type StartMode = "boot" | "snapshot";
+
 export const MACHINE_PHASES = ["pending", "booting", "ready", "draining", "stopped", "failed"] as const;
 export type MachinePhase = (typeof MACHINE_PHASES)[number];
 
@@ -49,6 +56,8 @@ export interface MachineSpec {
   memoryMiB: number;
   vcpus: number;
   env?: Record<string, string>;
+  /** From the service: boot, or restore from a snapshot (which falls back to booting). */
+  startMode?: StartMode;
   /** "running" until the controller wants it gone; the agent stops it, then deletes the object. */
   desiredState: "running" | "stopped";
 }
@@ -59,8 +68,10 @@ export interface MachineStatus {
   node?: string;
   pid?: number;
   accelerator?: "kvm" | "tcg";
+  /** How it actually started (a snapshot that cannot be used means a boot). */
+  startedFrom?: StartMode;
   addresses?: { guestPort: number; hostPort: number; url: string }[];
-  timings?: { vmmMs?: number; kernelMs?: number; initMs?: number; appMs?: number; readyMs?: number };
+  timings?: { vmmMs?: number; kernelMs?: number; initMs?: number; appMs?: number; readyMs?: number; restoreMs?: number };
   exitCode?: number;
   startedAt?: string;
   readyAt?: string;

@@ -70,6 +70,23 @@ export class MachineStarter {
     }
   }
 
+  /**
+   * The usable snapshot for `spec` (its image, shape and env), made now if there is none or it
+   * fails its checks: for `pith snapshots create`, ahead of the first start.
+   */
+  async prepare(spec: MachineSpec, notify: (notice: StartNotice) => void = () => {}): Promise<StoredSnapshot> {
+    const { hypervisor, store } = this.options;
+    const tag = await hypervisor.snapshotTag();
+    const existing = await store.find(spec.image, tag, spec.env);
+    if (existing) {
+      const verdict = await store.verify(existing);
+      if (verdict.ok) return existing;
+      notify({ type: "Warning", reason: "SnapshotInvalid", message: `snapshot ${existing.record.key.slice(0, 12)} of ${spec.image.name} was removed: ${verdict.reason}` });
+      await store.remove(existing);
+    }
+    return this.create(spec, tag, notify);
+  }
+
   /** Makes the snapshot for `spec`'s image, or waits for the one being made (here or by another process). */
   private create(spec: MachineSpec, tag: string, notify: (notice: StartNotice) => void): Promise<StoredSnapshot> {
     const key = `${spec.image.digest} ${tag} ${envKey(spec.env)}`;

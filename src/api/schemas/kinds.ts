@@ -28,6 +28,7 @@ const Vcpus = Type.Integer({ minimum: 1, maximum: 8 });
 const NonEmpty = Type.String({ minLength: 1 });
 const Timestamp = Type.String({ description: "RFC 3339 time" });
 const Accelerator = Enum(["kvm", "tcg"] as const);
+const StartMode = Enum(["boot", "snapshot"] as const);
 
 export const ServiceSpecSchema = Type.Object(
   {
@@ -37,6 +38,7 @@ export const ServiceSpecSchema = Type.Object(
     max: Type.Optional(Replicas),
     env: Type.Optional(EnvMap),
     hosts: Type.Optional(Type.Array(NonEmpty)),
+    startMode: Type.Optional({ ...StartMode, description: "boot (default), or restore machines from a snapshot of a ready one" }),
     update: Type.Optional(
       Type.Object({ strategy: Type.Literal("rolling"), maxSurge: NonNegativeInt(), maxUnavailable: NonNegativeInt() }, closed),
     ),
@@ -86,6 +88,7 @@ export const MachineSpecSchema = Type.Object(
     memoryMiB: MemoryMiB,
     vcpus: Vcpus,
     env: Type.Optional(EnvMap),
+    startMode: Type.Optional(StartMode),
     desiredState: Enum(["running", "stopped"] as const),
   },
   closed,
@@ -98,6 +101,7 @@ export const MachineStatusSchema = Type.Object(
     node: Type.Optional(Type.String()),
     pid: Type.Optional(Type.Integer()),
     accelerator: Type.Optional(Accelerator),
+    startedFrom: Type.Optional(StartMode),
     addresses: Type.Optional(
       Type.Array(Type.Object({ guestPort: Type.Integer(), hostPort: Type.Integer(), url: Type.String() }, closed)),
     ),
@@ -109,6 +113,7 @@ export const MachineStatusSchema = Type.Object(
           initMs: Type.Optional(Type.Number()),
           appMs: Type.Optional(Type.Number()),
           readyMs: Type.Optional(Type.Number()),
+          restoreMs: Type.Optional(Type.Number()),
         },
         closed,
       ),

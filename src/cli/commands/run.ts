@@ -7,6 +7,8 @@ import { bootFiles } from "../../image/image-store.ts";
 import { userError } from "../../shared/errors.ts";
 import { followFile } from "../../shared/follow-file.ts";
 import { machinesDir } from "../../shared/paths.ts";
+import { MachineStarter } from "../../snapshot/machine-starter.ts";
+import { SnapshotStore } from "../../snapshot/snapshot-store.ts";
 import { imageFromArgument } from "../image-argument.ts";
 
 interface RunOptions {
@@ -14,6 +16,7 @@ interface RunOptions {
   port: string[];
   grace: string;
   console: boolean;
+  snapshot: boolean;
 }
 
 export function registerRun(program: Command): void {
@@ -25,6 +28,7 @@ export function registerRun(program: Command): void {
     .option("-p, --port <GUEST:HOST>", "forward a listen port to a chosen host port on 127.0.0.1 (repeatable)", collect, [])
     .option("--grace <ms>", "how long the app gets to stop after SIGTERM", "5000")
     .option("--no-console", "do not stream the machine's console")
+    .option("--snapshot", "restore the machine from a snapshot of a ready one (made first, once, if there is none)", false)
     .action(async (arg: string, options: RunOptions) => {
       const image = await imageFromArgument(arg);
       const env = parseEnv(options.env);
@@ -33,8 +37,11 @@ export function registerRun(program: Command): void {
       if (!Number.isInteger(grace) || grace < 0) throw userError("BAD_FLAG", `--grace must be a whole number of milliseconds, got ${options.grace}`);
 
       const id = `${image.record.name}-${randomBytes(3).toString("hex")}`;
-      const machine = await new QemuHypervisor().start({ id, image: image.record, ...(await bootFiles(image)), stateDir: join(machinesDir(), id), env, hostPorts });
-      process.stderr.write(`machine ${id} started (pid ${machine.pid}, ${machine.accelerator})\n`);
+      const hypervisor = new QemuHypervisor();
+      const starter = new MachineStarter({ hypervisor, store: new SnapshotStore(), scratchDir: join(machinesDir(), ".snapshot-sources") });
+      const spec = { id, image: image.record, ...(await bootFiles(image)), stateDir: join(machinesDir(), id), env, hostPorts };
+      const machine = await starter.start(spec, options.snapshot ? "snapshot" : "boot", (n) => process.stderr.write(`${n.message}\n`));
+      process.stderr.write(`machine ${id} started (pid ${machine.pid}, ${machine.accelerator}${machine.startedFrom === "snapshot" ? ", from a snapshot" : ""})\n`);
       const console = options.console ? followFile(machine.consoleLog, (chunk) => process.stdout.write(chunk)) : undefined;
 
       let stopping: Promise<unknown> | undefined;
@@ -64,6 +71,7 @@ export function registerRun(program: Command): void {
 
 function readyMessage(machine: Machine, t: BootTimings): string {
   const urls = machine.ports.map((p) => `  ${p.guestPort} -> ${p.url}\n`).join("");
+  if (machine.startedFrom === "snapshot") return `machine ${machine.id} ready in ${t.readyMs} ms (restore ${t.restoreMs} ms)\n` + (urls ? `listening:\n${urls}` : "");
   return (
     `machine ${machine.id} ready in ${t.readyMs} ms (vmm ${t.vmmMs} ms, kernel ${t.kernelMs} ms, init ${t.initMs} ms, app ${t.appMs} ms)\n` +
     (urls ? `listening:\n${urls}` : "")
@@ -72,7 +80,7 @@ function readyMessage(machine: Machine, t: BootTimings): string {
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-function parseEnv(items: string[]): Record<string, string> {
+export function parseEnv(items: string[]): Record<string, string> {
   const env: Record<string, string> = {};
   for (const item of items) {
     const eq = item.indexOf("=");
