@@ -138,7 +138,7 @@ describe("ResponseParser", () => {
     rejects(head("Bad Name: x"), /invalid header name/);
     rejects(head("Name : x"), /invalid header name/);
     rejects(head(": x"), /without a name/);
-    rejects(head("NoColon"), /without a name/);
+    rejects(head("NoColon"), /without a colon/);
     rejects(head("X-A: a\r\n folded"), /obsolete line folding/);
     rejects(head("X-A: a\x00b"), /control character \(0x00\)/);
     rejects(head("X-A: a\rb"), /control character \(0x0d\)/);
@@ -171,7 +171,7 @@ describe("ResponseParser", () => {
     rejects([`${chunked}5\r\nhelloX\r\n0\r\n\r\n`], /not followed by CRLF/);
     rejects([`${chunked}5\r\nhello\n0\r\n\r\n`], /not followed by CRLF/);
     rejects([`${chunked}0\r\nBad Trailer\r\n\r\n`], /invalid header name|without a name/);
-    rejects([`${chunked}0\r\nX: a\x01\r\n\r\n`], /control character in the trailers/);
+    rejects([`${chunked}0\r\nX: a\x01\r\n\r\n`], /control character \(0x01\) in the trailers/);
     rejects([`${chunked}1;${"x".repeat(2000)}\r\n`], /chunk-size line too long/);
   });
 
