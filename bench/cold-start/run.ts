@@ -15,7 +15,14 @@
  *    does: the machine's own boot-to-ready (whenReady().readyMs), and from calling start() until the
  *    first byte of a GET sent to its forwarded port once it is ready.
  *
- * A third contender (snapshot restore, issue 6) is one more entry in CONTENDERS. Every wait has a
+ *  - proxy-snapshot: as proxy-cold, for a second Service of the same image with startMode
+ *    snapshot (hosts [hello-snap.test]): its machines are restored from a snapshot, made by one
+ *    unmeasured request before the first run.
+ *  - plain-restore: MachineStarter.start(..., "snapshot") of the same image (as `pith run
+ *    --snapshot`), the snapshot made beforehand: start() called -> ready -> GET -> first byte.
+ *
+ * Targets (issue 6): proxy-snapshot's first byte at most a quarter of proxy-cold's, and under
+ * 500 ms. Every wait has a
  * limit, and the cluster's processes, every QEMU of the benchmark and its temp dirs go on exit,
  * error or Ctrl-C. Skips (exit 0) when QEMU is missing. See bench/README.md.
  */
@@ -39,6 +46,8 @@ import { missingForMachines } from "../../test/support/machines.ts";
 import { median, sleep, table, waitUntil, withTimeout } from "../control-plane/stats.ts";
 import { timedGet } from "./first-byte.ts";
 import { cleanupOnExit, killProcessGroup, readFileOrEmpty } from "../bench-process.ts";
+import { MachineStarter } from "../../src/snapshot/machine-starter.ts";
+import { SnapshotStore } from "../../src/snapshot/snapshot-store.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -60,13 +69,15 @@ if (!Number.isInteger(WARMUP) || WARMUP < 0) fatal(`--warmup must be a whole num
 const APP_DIR = "examples/hello-ts";
 const SERVICE = "hello";
 const HOST = "hello.test";
+const SNAP_SERVICE = "hello-snap";
+const SNAP_HOST = "hello-snap.test";
 const NODE = "bench-cold";
 const IDLE_SECONDS = 5;
 /** One request (held through a boot) may take this long. */
 const REQUEST_LIMIT_MS = 120_000;
 /** Back at zero within this long after the response (idle 5 s, then drain and stop). */
 const ZERO_LIMIT_MS = 120_000;
-const TOTAL_LIMIT_MS = (5 + (RUNS + WARMUP) * 2 * 1.5) * 60_000;
+const TOTAL_LIMIT_MS = (5 + (RUNS + WARMUP) * 4 * 1.5) * 60_000;
 
 process.env.PITH_ACCEL = "tcg";
 
@@ -138,63 +149,85 @@ interface Contender {
   close?(): Promise<void>;
 }
 
-const proxyCold: Contender = {
-  name: "proxy-cold",
-  describe: `GET through \`pith proxy\` to a min-0 Service at zero (server, agent, proxy as processes), request written -> first byte`,
-  async prepare(setup) {
-    const t = { after: () => undefined } as unknown as TestContext;
-    cluster = await TestCluster.create(t);
-    await cluster.startServer();
-    await cluster.startAgent(NODE);
-    await cluster.startProxy();
-    await cluster.client().create({
-      apiVersion: API_VERSION,
-      kind: "Service",
-      metadata: { name: SERVICE },
-      spec: { image: setup.image.record.digest, min: 0, max: 1, hosts: [HOST], autoscale: { idleSeconds: IDLE_SECONDS, cooldownSeconds: 1 } },
-    });
-    await sleep(1500);
-    const machines = await serviceMachines();
-    if (machines.length > 0) throw new Error(`a min-0 service started with ${machines.length} machine(s)`);
-  },
-  async measure() {
-    const c = cluster!;
-    const client = c.client();
-    const port = c.proxyPort;
-    await atZero(c);
-    const response = await timedGet({ port, host: HOST, timeoutMs: REQUEST_LIMIT_MS });
-    const answeredAt = performance.now();
-    if (response.status !== 200 || !response.body.includes("greeting")) throw new Error(`the proxy answered ${response.status}: ${response.body.slice(0, 300)}`);
-    const machine = (await serviceMachines())[0];
-    const readyMs = machine?.status.timings?.readyMs;
-    const extra: Record<string, number> = {};
-    // Where the time went, by the wall clock (ms resolution; one host, one clock): the request until
-    // the machine object exists (proxy hold, load report, autoscaler, service reconcile), until
-    // the agent has written phase ready (scheduler, agent, boot), until the first byte (route
-    // table, proxy, the app's first answer).
-    const sentWall = performance.timeOrigin + response.sentAt;
-    const firstByteWall = performance.timeOrigin + response.firstByteAt;
-    const createdAt = machine ? Date.parse(machine.metadata.createdAt) : Number.NaN;
-    const readyAt = machine?.status.readyAt ? Date.parse(machine.status.readyAt) : Number.NaN;
-    if (Number.isFinite(createdAt)) extra.requestToCreatedMs = createdAt - sentWall;
-    if (Number.isFinite(createdAt) && Number.isFinite(readyAt)) extra.createdToReadyMs = readyAt - createdAt;
-    if (Number.isFinite(readyAt)) extra.readyToFirstByteMs = firstByteWall - readyAt;
-    // Back to zero: no request for idleSeconds, then the machine is drained, stopped and deleted.
-    await waitUntil(
-      async () => ((await client.list("Machine", { labels: { "pith.dev/service": SERVICE } })).items.length === 0 && c.qemuPids(NODE).length === 0 ? true : undefined),
-      ZERO_LIMIT_MS,
-      `service ${SERVICE} is back at zero machines\n${c.log()}`,
-      100,
-    );
-    extra.backToZeroMs = performance.now() - answeredAt;
-    if (readyMs !== undefined) extra.beyondReadyMs = response.firstByteMs - readyMs;
-    return { firstByteMs: response.firstByteMs, ...(readyMs !== undefined ? { readyMs } : {}), extra };
-  },
-  async close() {
-    await cluster?.destroy();
-    cluster = undefined;
-  },
-};
+/** The one cluster both proxy contenders use: server, agent and proxy as processes. */
+async function ensureCluster(): Promise<TestCluster> {
+  if (cluster) return cluster;
+  const t = { after: () => undefined } as unknown as TestContext;
+  const c = await TestCluster.create(t);
+  cluster = c;
+  await c.startServer();
+  await c.startAgent(NODE);
+  await c.startProxy();
+  return c;
+}
+
+/** A GET through the proxy to a min-0 service at zero; the service starts its machines in `startMode`. */
+function proxyAtZero(name: string, service: string, host: string, startMode: "boot" | "snapshot"): Contender {
+  return {
+    name,
+    describe: `GET through \`pith proxy\` to a min-0 Service (startMode ${startMode}) at zero (server, agent, proxy as processes), request written -> first byte`,
+    async prepare(setup) {
+      const c = await ensureCluster();
+      await c.client().create({
+        apiVersion: API_VERSION,
+        kind: "Service",
+        metadata: { name: service },
+        spec: { image: setup.image.record.digest, min: 0, max: 1, hosts: [host], startMode, autoscale: { idleSeconds: IDLE_SECONDS, cooldownSeconds: 1 } },
+      });
+      await sleep(1500);
+      const machines = await serviceMachines(service);
+      if (machines.length > 0) throw new Error(`a min-0 service started with ${machines.length} machine(s)`);
+      if (startMode === "snapshot") {
+        // Not measured: the first start in snapshot mode makes the snapshot (a boot, a warm-up, a save).
+        log(`${name}: making the snapshot with one unmeasured request`);
+        const first = await timedGet({ port: c.proxyPort, host, timeoutMs: REQUEST_LIMIT_MS });
+        if (first.status !== 200) throw new Error(`the proxy answered ${first.status}: ${first.body.slice(0, 300)}`);
+      }
+    },
+    async measure() {
+      const c = cluster!;
+      const client = c.client();
+      const port = c.proxyPort;
+      await atZero(c, service);
+      const response = await timedGet({ port, host, timeoutMs: REQUEST_LIMIT_MS });
+      const answeredAt = performance.now();
+      if (response.status !== 200 || !response.body.includes("greeting")) throw new Error(`the proxy answered ${response.status}: ${response.body.slice(0, 300)}`);
+      const machine = (await serviceMachines(service))[0];
+      if (machine && (machine.status.startedFrom ?? "boot") !== startMode) throw new Error(`machine ${machine.metadata.name} started from ${machine.status.startedFrom}, not ${startMode}`);
+      const readyMs = machine?.status.timings?.readyMs;
+      const extra: Record<string, number> = {};
+      // Where the time went, by the wall clock (ms resolution; one host, one clock): the request until
+      // the machine object exists (proxy hold, load report, autoscaler, service reconcile), until
+      // the agent has written phase ready (scheduler, agent, boot or restore), until the first byte
+      // (route table, proxy, the app's first answer).
+      const sentWall = performance.timeOrigin + response.sentAt;
+      const firstByteWall = performance.timeOrigin + response.firstByteAt;
+      const createdAt = machine ? Date.parse(machine.metadata.createdAt) : Number.NaN;
+      const readyAt = machine?.status.readyAt ? Date.parse(machine.status.readyAt) : Number.NaN;
+      if (Number.isFinite(createdAt)) extra.requestToCreatedMs = createdAt - sentWall;
+      if (Number.isFinite(createdAt) && Number.isFinite(readyAt)) extra.createdToReadyMs = readyAt - createdAt;
+      if (Number.isFinite(readyAt)) extra.readyToFirstByteMs = firstByteWall - readyAt;
+      if (machine?.status.timings?.restoreMs !== undefined) extra.restoreMs = machine.status.timings.restoreMs;
+      // Back to zero: no request for idleSeconds, then the machine is drained, stopped and deleted.
+      await waitUntil(
+        async () => ((await client.list("Machine", { labels: { "pith.dev/service": service } })).items.length === 0 && c.qemuPids(NODE).length === 0 ? true : undefined),
+        ZERO_LIMIT_MS,
+        `service ${service} is back at zero machines\n${c.log()}`,
+        100,
+      );
+      extra.backToZeroMs = performance.now() - answeredAt;
+      if (readyMs !== undefined) extra.beyondReadyMs = response.firstByteMs - readyMs;
+      return { firstByteMs: response.firstByteMs, ...(readyMs !== undefined ? { readyMs } : {}), extra };
+    },
+    async close() {
+      await cluster?.destroy();
+      cluster = undefined;
+    },
+  };
+}
+
+const proxyCold = proxyAtZero("proxy-cold", SERVICE, HOST, "boot");
+const proxySnapshot = proxyAtZero("proxy-snapshot", SNAP_SERVICE, SNAP_HOST, "snapshot");
 
 const hypervisor = new QemuHypervisor({ owner: "bench" });
 
@@ -239,15 +272,63 @@ const plainBoot: Contender = {
   },
 };
 
-const CONTENDERS: Contender[] = [proxyCold, plainBoot];
+const starter = new MachineStarter({ hypervisor, store: new SnapshotStore(), scratchDir: join(work, "snapshot-sources") });
 
-async function serviceMachines(): Promise<Machine[]> {
-  return (await cluster!.client().list("Machine", { labels: { "pith.dev/service": SERVICE } })).items;
+const plainRestore: Contender = {
+  name: "plain-restore",
+  describe: "MachineStarter.start(..., \"snapshot\") of the same image (as `pith run --snapshot`, snapshot made beforehand), start() called -> ready -> GET -> first byte",
+  async prepare(setup) {
+    const saved = await starter.prepare({ id: "unused", image: setup.image.record, ...setup.boot, stateDir: join(work, "unused") });
+    log(`plain-restore: snapshot ${saved.record.key.slice(0, 12)}, ${(saved.record.bytes / 1024 / 1024).toFixed(1)} MiB`);
+  },
+  async measure(setup, label) {
+    const stateDir = join(work, label);
+    plainStateDirs.add(stateDir);
+    const t0 = performance.now();
+    let machine: RunningMachine | undefined;
+    try {
+      machine = await withTimeout(
+        starter.start({ id: `bench-restore-${label}`, image: setup.image.record, ...setup.boot, stateDir }, "snapshot"),
+        REQUEST_LIMIT_MS,
+        "start() returns",
+      );
+      if (machine.startedFrom !== "snapshot") throw new Error("the machine booted: its snapshot was not usable");
+      const timings = await withTimeout(machine.whenReady(), REQUEST_LIMIT_MS, "the machine is ready");
+      const readyAt = performance.now();
+      const forward = machine.ports.find((p) => p.guestPort === setup.guestPort);
+      if (!forward) throw new Error(`no forwarded port for ${setup.guestPort}`);
+      const response = await timedGet({ port: forward.hostPort, host: HOST, timeoutMs: 30_000 });
+      if (response.status !== 200 || !response.body.includes("greeting")) throw new Error(`the machine answered ${response.status}: ${response.body.slice(0, 300)}`);
+      return {
+        firstByteMs: response.firstByteAt - t0,
+        ...(timings.readyMs !== undefined ? { readyMs: timings.readyMs } : {}),
+        extra: {
+          ...(timings.restoreMs !== undefined ? { restoreMs: timings.restoreMs } : {}),
+          startToReadyMs: readyAt - t0,
+          getToFirstByteMs: response.firstByteMs,
+        },
+      };
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${tail(join(stateDir, "console.log"))}`);
+    } finally {
+      if (machine) await machine.stop(1000).catch(() => undefined);
+      const pid = Number(readFileOrEmpty(join(stateDir, "qemu.pid")).trim());
+      if (pid > 0) killProcessGroup(pid);
+      rmSync(stateDir, { recursive: true, force: true });
+      plainStateDirs.delete(stateDir);
+    }
+  },
+};
+
+const CONTENDERS: Contender[] = [proxyCold, proxySnapshot, plainBoot, plainRestore];
+
+async function serviceMachines(service: string): Promise<Machine[]> {
+  return (await cluster!.client().list("Machine", { labels: { "pith.dev/service": service } })).items;
 }
 
 /** The service has no machine and the agent runs no QEMU (after a warm-up or a failure). */
-async function atZero(c: TestCluster): Promise<void> {
-  await waitUntil(async () => ((await serviceMachines()).length === 0 && c.qemuPids(NODE).length === 0 ? true : undefined), ZERO_LIMIT_MS, "the service is at zero before the request", 100);
+async function atZero(c: TestCluster, service: string): Promise<void> {
+  await waitUntil(async () => ((await serviceMachines(service)).length === 0 && c.qemuPids(NODE).length === 0 ? true : undefined), ZERO_LIMIT_MS, `service ${service} is at zero before the request`, 100);
 }
 
 function tail(path: string, lines = 12): string {
@@ -293,7 +374,7 @@ async function main(): Promise<void> {
       if (measured) samples.push(sample);
     }
   }
-  for (const c of CONTENDERS) await c.close?.();
+  for (const c of CONTENDERS) await c.close?.().catch(() => undefined);
 
   const summary = summarize(samples, qemu, image);
   process.stdout.write(flags.json ? `${JSON.stringify({ ...summary, samples }, null, 2)}\n` : format(summary));
@@ -359,6 +440,12 @@ function format(s: ReturnType<typeof summarize>): string {
   if (cold) {
     const sign = cold.minusPlainMs >= 0 ? "+" : "";
     out.push(`\ncold-start/plain (first byte, ratio of medians): ${cold.vsPlain.toFixed(2)}x (${sign}${ms(cold.minusPlainMs)})`);
+  }
+  const snap = s.rows.find((r) => r.contender === proxySnapshot.name);
+  if (cold && snap) {
+    const ratio = snap.firstByteMs / cold.firstByteMs;
+    const verdict = (ok: boolean): string => (ok ? "PASS" : "MISS");
+    out.push(`snapshot/cold (proxy, first byte, ratio of medians): ${ratio.toFixed(2)}x (${ms(snap.firstByteMs)} vs ${ms(cold.firstByteMs)}): target <= 0.25x ${verdict(ratio <= 0.25)}; target < 500 ms ${verdict(snap.firstByteMs < 500)}`);
   }
   if (s.coldPathMs !== undefined) out.push(`the cold path's own cost, median over runs of (proxy-cold beyondReadyMs - plain-boot beyondReadyMs): ${ms(s.coldPathMs)}`);
   out.push("beyondReadyMs = first byte minus the machine's own readyMs: for proxy-cold the control plane, agent, route table and proxy");

@@ -36,8 +36,10 @@ export class MachineStarter {
 
   constructor(private readonly options: MachineStarterOptions) {}
 
-  async start(spec: MachineSpec, mode: StartMode, notify: (notice: StartNotice) => void = () => {}): Promise<Machine> {
-    const { hypervisor, store } = this.options;
+  /** `signal`: stop taking further steps (a fallback boot, a restore) once it is aborted. */
+  async start(spec: MachineSpec, mode: StartMode, notify: (notice: StartNotice) => void = () => {}, signal?: AbortSignal): Promise<Machine> {
+    const { store } = this.options;
+    const hypervisor = { start: (s: MachineSpec) => (signal?.throwIfAborted(), this.options.hypervisor.start(s)), snapshotTag: () => this.options.hypervisor.snapshotTag() };
     if (mode === "boot") return hypervisor.start(spec);
 
     const tag = await hypervisor.snapshotTag();

@@ -40,7 +40,26 @@ export function registerRun(program: Command): void {
       const hypervisor = new QemuHypervisor();
       const starter = new MachineStarter({ hypervisor, store: new SnapshotStore(), scratchDir: join(machinesDir(), ".snapshot-sources") });
       const spec = { id, image: image.record, ...(await bootFiles(image)), stateDir: join(machinesDir(), id), env, hostPorts };
-      const machine = await starter.start(spec, options.snapshot ? "snapshot" : "boot", (n) => process.stderr.write(`${n.message}\n`));
+      // Interrupted while starting (a snapshot source may be running too): stop what this process
+      // started, found by name, since QEMU runs in its own process group and would outlive us.
+      const abandon = new AbortController();
+      const interruptedStart = (signal: NodeJS.Signals): void => {
+        process.stderr.write(`\n${signal}: abandoning the start of ${id}\n`);
+        abandon.abort();
+        void hypervisor.recover().then((found) => Promise.all(found.filter((m) => m.id === id || m.id.endsWith(`-${process.pid}`)).map((m) => m.stop(0))));
+      };
+      process.once("SIGINT", interruptedStart);
+      process.once("SIGTERM", interruptedStart);
+      const machine = await starter.start(spec, options.snapshot ? "snapshot" : "boot", (n) => process.stderr.write(`${n.message}\n`), abandon.signal).catch((e: unknown) => {
+        if (abandon.signal.aborted) process.exit(130);
+        throw e;
+      });
+      if (abandon.signal.aborted) {
+        await machine.stop(0);
+        process.exit(130);
+      }
+      process.off("SIGINT", interruptedStart);
+      process.off("SIGTERM", interruptedStart);
       process.stderr.write(`machine ${id} started (pid ${machine.pid}, ${machine.accelerator}${machine.startedFrom === "snapshot" ? ", from a snapshot" : ""})\n`);
       const console = options.console ? followFile(machine.consoleLog, (chunk) => process.stdout.write(chunk)) : undefined;
 
