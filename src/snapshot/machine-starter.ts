@@ -53,7 +53,7 @@ export class MachineStarter {
       }
     } else {
       try {
-        snapshot = await this.create(spec, tag, notify);
+        snapshot = await this.create(spec, tag, notify, signal);
       } catch (e) {
         notify({ type: "Warning", reason: "SnapshotFailed", message: `cannot make a snapshot of ${spec.image.name}: ${(e as Error).message}; booting instead` });
         return hypervisor.start(spec);
@@ -90,17 +90,17 @@ export class MachineStarter {
   }
 
   /** Makes the snapshot for `spec`'s image, or waits for the one being made (here or by another process). */
-  private create(spec: MachineSpec, tag: string, notify: (notice: StartNotice) => void): Promise<StoredSnapshot> {
+  private create(spec: MachineSpec, tag: string, notify: (notice: StartNotice) => void, signal?: AbortSignal): Promise<StoredSnapshot> {
     const key = `${spec.image.digest} ${tag} ${envKey(spec.env)}`;
     let pending = this.creating.get(key);
     if (!pending) {
-      pending = this.createOnce(spec, tag, notify).finally(() => this.creating.delete(key));
+      pending = this.createOnce(spec, tag, notify, signal).finally(() => this.creating.delete(key));
       this.creating.set(key, pending);
     }
     return pending;
   }
 
-  private async createOnce(spec: MachineSpec, tag: string, notify: (notice: StartNotice) => void): Promise<StoredSnapshot> {
+  private async createOnce(spec: MachineSpec, tag: string, notify: (notice: StartNotice) => void, signal?: AbortSignal): Promise<StoredSnapshot> {
     const { hypervisor, store, scratchDir } = this.options;
     const { image } = spec;
     const lock = join(scratchDir, `snapshot-${image.digest.replace(/^sha256:/, "").slice(0, 16)}.lock`);
@@ -111,6 +111,7 @@ export class MachineStarter {
 
       // Booted like the machine asked for (same files and env), but privately: it never serves.
       const id = `snapshot-source-${image.digest.replace(/^sha256:/, "").slice(0, 12)}-${process.pid}`;
+      signal?.throwIfAborted();
       const source = await hypervisor.start({
         id,
         image,
@@ -124,6 +125,7 @@ export class MachineStarter {
       try {
         const timings = await source.whenReady();
         const warmed = await warmUp(source, image, this.options.warmUpRequests ?? 8);
+        signal?.throwIfAborted();
         const saved = await store.save(image, tag, spec.env, (file) => source.saveSnapshot(file));
         notify({
           type: "Normal",

@@ -43,19 +43,26 @@ export function registerRun(program: Command): void {
       // Interrupted while starting (a snapshot source may be running too): stop what this process
       // started, found by name, since QEMU runs in its own process group and would outlive us.
       const abandon = new AbortController();
+      const stopOwnMachines = async (): Promise<void> => {
+        const found = await hypervisor.recover();
+        await Promise.all(found.filter((m) => m.id === id || m.id.endsWith(`-${process.pid}`)).map((m) => m.stop(0)));
+      };
       const interruptedStart = (signal: NodeJS.Signals): void => {
         process.stderr.write(`\n${signal}: abandoning the start of ${id}\n`);
         abandon.abort();
-        void hypervisor.recover().then((found) => Promise.all(found.filter((m) => m.id === id || m.id.endsWith(`-${process.pid}`)).map((m) => m.stop(0))));
+        void stopOwnMachines(); // a source booting now ends at once, not after its boot
       };
       process.once("SIGINT", interruptedStart);
       process.once("SIGTERM", interruptedStart);
-      const machine = await starter.start(spec, options.snapshot ? "snapshot" : "boot", (n) => process.stderr.write(`${n.message}\n`), abandon.signal).catch((e: unknown) => {
-        if (abandon.signal.aborted) process.exit(130);
-        throw e;
-      });
-      if (abandon.signal.aborted) {
-        await machine.stop(0);
+      const machine = await starter
+        .start(spec, options.snapshot ? "snapshot" : "boot", (n) => process.stderr.write(`${n.message}\n`), abandon.signal)
+        .catch((e: unknown) => {
+          if (abandon.signal.aborted) return undefined;
+          throw e;
+        });
+      if (!machine || abandon.signal.aborted) {
+        // The start has settled, so nothing more will be started: what runs now is all there is to stop.
+        await stopOwnMachines();
         process.exit(130);
       }
       process.off("SIGINT", interruptedStart);
