@@ -66,10 +66,10 @@ test("machine and node rows", () => {
     kind: "Machine",
     metadata: meta("web-x1", 30),
     spec: { service: "web", image: "sha256:aa", node: "n1", memoryMiB: 128, vcpus: 1, desiredState: "running" },
-    status: { phase: "ready", node: "n1", pid: 42, accelerator: "kvm", timings: { readyMs: 1234 }, addresses: [{ guestPort: 8080, hostPort: 40000, url: "http://127.0.0.1:40000" }] },
+    status: { phase: "ready", node: "n1", pid: 42, accelerator: "kvm", startedFrom: "snapshot", timings: { readyMs: 1234 }, addresses: [{ guestPort: 8080, hostPort: 40000, url: "http://127.0.0.1:40000" }] },
   };
   assert.deepEqual(printerFor("Machine", false, () => NOW).row(machine), ["web-x1", "web", "ready", "n1", "1.2s", "30s"]);
-  assert.deepEqual(printerFor("Machine", true, () => NOW).row(machine).slice(6), ["42", "http://127.0.0.1:40000", "kvm", "-"]);
+  assert.deepEqual(printerFor("Machine", true, () => NOW).row(machine).slice(6), ["42", "http://127.0.0.1:40000", "kvm", "snapshot", "-"]);
   const node: PithNode = {
     apiVersion: "pith.dev/v1",
     kind: "Node",

@@ -137,7 +137,7 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
       );
     case "Machine":
       return printer<Machine>(
-        ["NAME", "SERVICE", "PHASE", "NODE", "READY-IN", "AGE", ...(wide ? ["PID", "ADDRESS", "ACCEL", "REASON"] : [])],
+        ["NAME", "SERVICE", "PHASE", "NODE", "READY-IN", "AGE", ...(wide ? ["PID", "ADDRESS", "ACCEL", "FROM", "REASON"] : [])],
         (m) => [
           m.metadata.name,
           m.spec.service ?? "-",
@@ -150,6 +150,7 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
                 m.status?.pid !== undefined ? String(m.status.pid) : "-",
                 m.status?.addresses?.map((a) => a.url).join(",") || "-",
                 m.status?.accelerator ?? "-",
+                m.status?.startedFrom ?? "-",
                 m.status?.reason ?? "-",
               ]
             : []),
