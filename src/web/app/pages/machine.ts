@@ -39,6 +39,7 @@ export function MachinePage({ name }: { name: string }): VNode {
       <div><dt>Image</dt><dd class="mono">${image ? html`<a href=${href.image(image.metadata.name)}>${image.metadata.name}</a>` : shortDigest(shown.spec.image)}</dd></div>
       <div><dt>Size</dt><dd>${shown.spec.memoryMiB} MiB, ${shown.spec.vcpus} vCPU</dd></div>
       <div><dt>Accelerator</dt><dd>${status.accelerator ?? "–"}${status.pid ? html` <span class="muted small">(pid ${status.pid})</span>` : null}</dd></div>
+      <div><dt>Started from</dt><dd>${status.startedFrom === "snapshot" ? html`a snapshot${status.timings?.restoreMs !== undefined ? html` <span class="muted small">(loaded in ${Math.round(status.timings.restoreMs)} ms)</span>` : null}` : (status.startedFrom ?? "–")}</dd></div>
       <div><dt>Started / ready</dt><dd>${time(status.startedAt)} / ${time(status.readyAt)}</dd></div>
       <div><dt>Address</dt><dd>${(status.addresses ?? []).length ? status.addresses!.map((a) => html`<a class="mono" href=${a.url} target="_blank" rel="noopener noreferrer">${a.url}</a> <span class="small muted">(guest :${a.guestPort})</span> `) : "–"}</dd></div>
       ${status.exitCode !== undefined ? html`<div><dt>Exit code</dt><dd>${status.exitCode}</dd></div>` : null}
