@@ -1,4 +1,4 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Hypervisor, Machine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import { withFileLock } from "../shared/file-lock.ts";
@@ -38,9 +38,12 @@ export class MachineStarter {
 
   /** `signal`: stop taking further steps (a fallback boot, a restore) once it is aborted. */
   async start(spec: MachineSpec, mode: StartMode, notify: (notice: StartNotice) => void = () => {}, signal?: AbortSignal): Promise<Machine> {
-    const { store } = this.options;
-    const hypervisor = { start: (s: MachineSpec) => (signal?.throwIfAborted(), this.options.hypervisor.start(s)), snapshotTag: () => this.options.hypervisor.snapshotTag() };
-    if (mode === "boot") return hypervisor.start(spec);
+    const { hypervisor, store } = this.options;
+    const launch = (s: MachineSpec): Promise<Machine> => {
+      signal?.throwIfAborted();
+      return hypervisor.start(s);
+    };
+    if (mode === "boot") return launch(spec);
 
     const tag = await hypervisor.snapshotTag();
     let snapshot = await store.find(spec.image, tag, spec.env);
@@ -49,26 +52,26 @@ export class MachineStarter {
       if (!verdict.ok) {
         notify({ type: "Warning", reason: "SnapshotInvalid", message: `snapshot ${snapshot.record.key.slice(0, 12)} of ${spec.image.name} was removed: ${verdict.reason}; booting instead` });
         await store.remove(snapshot);
-        return hypervisor.start(spec);
+        return launch(spec);
       }
     } else {
       try {
         snapshot = await this.create(spec, tag, notify, signal);
       } catch (e) {
         notify({ type: "Warning", reason: "SnapshotFailed", message: `cannot make a snapshot of ${spec.image.name}: ${(e as Error).message}; booting instead` });
-        return hypervisor.start(spec);
+        return launch(spec);
       }
     }
 
     try {
-      const machine = await hypervisor.start({ ...spec, restoreFrom: snapshot.stateFile });
+      const machine = await launch({ ...spec, restoreFrom: snapshot.stateFile });
       await store.touch(snapshot);
       notify({ type: "Normal", reason: "SnapshotRestored", message: `restored from snapshot ${snapshot.record.key.slice(0, 12)} (${mib(snapshot.record.bytes)})` });
       return machine;
     } catch (e) {
       notify({ type: "Warning", reason: "SnapshotRestoreFailed", message: `snapshot ${snapshot.record.key.slice(0, 12)} of ${spec.image.name} did not restore and was removed: ${(e as Error).message}; booting instead` });
       await store.remove(snapshot);
-      return hypervisor.start(spec);
+      return launch(spec);
     }
   }
 
@@ -135,10 +138,10 @@ export class MachineStarter {
         return saved;
       } finally {
         await source.stop(0);
+        await rm(join(scratchDir, id), { recursive: true, force: true });
       }
     });
   }
-
 }
 
 const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
