@@ -110,4 +110,31 @@ describe("pith CLI", { timeout: 900_000 }, () => {
     const kernels = pith(["kernel", "ls"]);
     assert.match(kernels.stdout, /base\+network\s+\d+/);
   });
+
+  test("pith snapshots create, ls and rm manage a snapshot; rm of an unknown one says so", { skip: missingForMachines() }, async () => {
+    const image = await appImage("examples/static-c");
+    // An env of this test's own gives a snapshot key no other test or user shares.
+    const marker = `SNAPSHOT_CLI_TEST=${process.pid}`;
+    const created = pith(["snapshots", "create", image.record.digest, "-e", marker], 300_000);
+    assert.equal(created.status, 0, created.stderr);
+    assert.match(created.stderr, /saved a snapshot of static-c: [\d.]+ MiB/);
+    const [key, size] = created.stdout.trim().split(/\s+/);
+    assert.match(key ?? "", /^[0-9a-f]{12}$/);
+    assert.ok(size);
+
+    const listed = JSON.parse(pith(["snapshots", "ls", "-o", "json"]).stdout) as { key: string; image: { digest: string }; bytes: number }[];
+    const mine = listed.find((s) => s.key.startsWith(key!));
+    assert.equal(mine?.image.digest, image.record.digest);
+    assert.ok((mine?.bytes ?? 0) > 1024 * 1024);
+    assert.match(pith(["snapshots"]).stdout, new RegExp(`^${key}\\s+static-c\\s`, "m"));
+
+    const removed = pith(["snapshots", "rm", key!]);
+    assert.equal(removed.status, 0, removed.stderr);
+    assert.match(removed.stdout, new RegExp(`removed ${key} \\(static-c`));
+    assert.ok(!(JSON.parse(pith(["snapshots", "ls", "-o", "json"]).stdout) as { key: string }[]).some((s) => s.key.startsWith(key!)));
+
+    const again = pith(["snapshots", "rm", key!]);
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /no snapshot matches/);
+  });
 });
