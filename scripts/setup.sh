@@ -14,6 +14,7 @@ packages=(
   xz-utils binutils    # strip (runtime and kernels), xz (Debian's kernel configs)
   e2fsprogs            # mke2fs and debugfs: the read-only runtime disk of Node images
   procps curl          # pgrep/pkill in the tests; curl in the quickstart
+  haproxy              # the proxy's optional HAProxy data path (pith proxy --engine haproxy) and its tests
   chromium             # the GUI's browser tests (driven by playwright-core, never a downloaded browser)
 )
 missing=()

@@ -1,6 +1,7 @@
 import { createWriteStream } from "node:fs";
 import type { PithClient } from "../client/index.ts";
 import type { AccessLogEntry } from "./access-log.ts";
+import { HaproxyEngine } from "./haproxy/haproxy-engine.ts";
 import { createProxyServer, type ProxyServer } from "./proxy-server.ts";
 import type { RouteSource } from "./route.ts";
 import { RouteTable } from "./route-table.ts";
@@ -37,6 +38,14 @@ export async function startProxy(options: {
    * that service's machine. Routing there would send a request back to a proxy, round and round.
    */
   ownService?: string;
+  /**
+   * The data path: "node" (default) serves every request in this process; "haproxy" puts HAProxy
+   * on host:port, driven over its runtime API, with this process's proxy behind it on a private
+   * loopback port for what HAProxy cannot do (holding requests while a machine boots, 404s).
+   */
+  engine?: "node" | "haproxy";
+  /** HAProxy worker threads (engine "haproxy"; default: one per CPU). */
+  haproxyThreads?: number;
 }): Promise<RunningProxy> {
   const abort = new AbortController();
   const onError = options.onError ?? ((e: unknown) => console.error("pith proxy:", e));
@@ -57,15 +66,19 @@ export async function startProxy(options: {
     },
     onChange: (listener) => routes.onChange(listener),
   };
+  const engine = options.engine === "haproxy"
+    ? new HaproxyEngine({ routes: source, onError, ...(options.haproxyThreads !== undefined ? { threads: options.haproxyThreads } : {}) })
+    : undefined;
+  const proxyLoad = () => (engine ? engine.load(server.proxyLoad()) : server.proxyLoad());
   const server = createProxyServer({
-    routes: source,
+    routes: engine ? engine.fallbackRoutes : source,
     onDemand: (service, load) => report(service, { inFlight: samples.get(service)?.average ?? 0, waiting: load.waiting }),
     onError,
     ...(options.connector ? { connector: options.connector } : {}),
     ...(log ? { accessLog: (entry: AccessLogEntry) => void log.write(JSON.stringify(entry) + "\n") } : {}),
   });
   const sampler = setInterval(() => {
-    for (const [service, load] of Object.entries(server.proxyLoad())) {
+    for (const [service, load] of Object.entries(proxyLoad())) {
       const s = samples.get(service) ?? { sum: 0, count: 0, average: 0 };
       s.sum += load.inFlight;
       s.count++;
@@ -75,7 +88,7 @@ export async function startProxy(options: {
   // Report busy services, and each service once more when it goes quiet (so its idle clock starts).
   const lastReported = new Map<string, string>();
   const timer = setInterval(() => {
-    for (const [service, load] of Object.entries(server.proxyLoad())) {
+    for (const [service, load] of Object.entries(proxyLoad())) {
       const s = samples.get(service);
       const inFlight = s && s.count > 0 ? Math.round((s.sum / s.count) * 10) / 10 : 0;
       if (s) Object.assign(s, { sum: 0, count: 0, average: inFlight });
@@ -88,26 +101,30 @@ export async function startProxy(options: {
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(options.port, options.host, () => resolve());
+      if (engine) server.listen(0, "127.0.0.1", () => resolve());
+      else server.listen(options.port, options.host, () => resolve());
     });
+    if (engine) await engine.start({ host: options.host, port: options.port, fallbackPort: (server.address() as { port: number }).port });
   } catch (error) {
     // Nothing to serve: stop what was started, so a caller that retries does not pile up watches.
     clearInterval(timer);
     clearInterval(sampler);
     abort.abort();
     server.close();
+    await engine?.close();
     log?.end();
     throw error;
   }
   const address = server.address() as { port: number };
   return {
     server,
-    url: `http://${options.host}:${address.port}`,
+    url: `http://${options.host}:${engine ? engine.port : address.port}`,
     routesDone: routes.done,
     async close() {
       clearInterval(timer);
       clearInterval(sampler);
       abort.abort();
+      await engine?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

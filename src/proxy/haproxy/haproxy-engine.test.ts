@@ -1,0 +1,122 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { after, describe, test } from "node:test";
+import { createProxyServer, type ProxyServer } from "../proxy-server.ts";
+import { closeServer, FakeRoutes, send, startBackend, type TestBackend, until } from "../test-support.ts";
+import { HaproxyEngine } from "./haproxy-engine.ts";
+
+const HAPROXY = "/usr/sbin/haproxy";
+const skip = existsSync(HAPROXY) ? false : `${HAPROXY} is missing: install it with apt-get install haproxy (scripts/setup.sh does)`;
+
+/** The haproxy data path as run-proxy.ts assembles it: Pith's node proxy on a private port behind HAProxy. */
+async function startEngine(routes: FakeRoutes, errors: unknown[]): Promise<{ port: number; engine: HaproxyEngine; fallback: ProxyServer; close(): Promise<void> }> {
+  const engine = new HaproxyEngine({ routes, onError: (e) => errors.push(e), threads: 1, haproxy: HAPROXY });
+  const fallback = createProxyServer({ routes: engine.fallbackRoutes, holdTimeoutMs: 5000 });
+  await new Promise<void>((resolve) => fallback.listen(0, "127.0.0.1", resolve));
+  await engine.start({ host: "127.0.0.1", port: 0, fallbackPort: (fallback.address() as AddressInfo).port });
+  return {
+    port: engine.port,
+    engine,
+    fallback,
+    async close() {
+      await engine.close();
+      await closeServer(fallback);
+    },
+  };
+}
+
+describe("haproxy engine", { skip }, () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  const errors: unknown[] = [];
+  after(async () => {
+    for (const close of cleanup.reverse()) await close();
+  });
+  const backend = async (name: string): Promise<TestBackend> => {
+    const b = await startBackend(name);
+    cleanup.push(b.close);
+    return b;
+  };
+
+  test("routes by Host through HAProxy, balances, follows route changes, falls back to Pith for holds and 404s", async () => {
+    const web = await backend("web");
+    const a1 = await backend("a1");
+    const a2 = await backend("a2");
+    const routes = new FakeRoutes();
+    routes.set("web", [web.url], { hosts: ["www.example.com"] });
+    routes.set("api", [a1.url, a2.url]);
+    const { port, engine, fallback, close } = await startEngine(routes, errors);
+    cleanup.push(close);
+
+    // Route by Host, case and port ignored. The first request for a spec host goes through Pith's
+    // fallback, which teaches HAProxy the host; later ones go straight to the machine.
+    assert.equal((await send(port, "WWW.Example.com:8080", "/a")).json().backend, "web");
+    await engine.settled();
+    const direct = await send(port, "www.example.com", "/b");
+    assert.equal(direct.json().backend, "web");
+    const headers = web.requests[1]!.headers;
+    assert.equal(headers["x-forwarded-for"], "127.0.0.1", "HAProxy's request: one hop, no Pith in between");
+    assert.equal(headers["x-forwarded-proto"], "http");
+    assert.equal(headers["x-forwarded-host"], "www.example.com");
+    assert.match(String(headers["x-request-id"]), /^[0-9a-f-]{36}$/);
+    const kept = await send(port, "www.example.com", "/c", { headers: { "x-request-id": "client-id-1" } });
+    assert.equal(kept.json<{ headers: Record<string, string> }>().headers["x-request-id"], "client-id-1");
+
+    // <service>.localhost is HAProxy's from the start; two machines share the requests (leastconn).
+    await engine.settled();
+    for (let i = 0; i < 20; i++) assert.equal((await send(port, "api.localhost", "/")).status, 200);
+    assert.ok(a1.requests.length >= 5 && a2.requests.length >= 5, `balanced: ${a1.requests.length} / ${a2.requests.length}`);
+
+    // A machine removed from the route gets no more requests.
+    routes.set("api", [a2.url]);
+    await engine.settled();
+    const before = a1.requests.length;
+    for (let i = 0; i < 10; i++) assert.equal((await send(port, "api.localhost", "/")).json().backend, "a2");
+    assert.equal(a1.requests.length, before);
+
+    // Unknown hosts get Pith's 404 (from the fallback), with a request id.
+    const missing = await send(port, "nope.example.com", "/");
+    assert.equal(missing.status, 404);
+    assert.equal(missing.json<{ error: { code: string } }>().error.code, "NoRoute");
+    assert.ok(missing.headers["x-request-id"]);
+
+    // A service with no machine (scales to zero): the request is held by Pith's fallback and
+    // served once a machine is ready; after that HAProxy serves the host itself.
+    routes.set("cold", [], { hosts: ["cold.example.com"], minZero: true });
+    const held = send(port, "cold.example.com", "/held");
+    await until(() => (fallback.proxyLoad().cold?.waiting ?? 0) === 1, 3000, "the request to be held");
+    const cold = await backend("cold");
+    routes.set("cold", [cold.url], { hosts: ["cold.example.com"], minZero: true });
+    const reply = await held;
+    assert.equal(reply.status, 200);
+    assert.equal(reply.json().backend, "cold");
+    await engine.settled();
+    assert.equal((await send(port, "cold.example.com", "/again")).json().backend, "cold");
+    assert.equal(cold.requests[1]?.headers["x-forwarded-for"], "127.0.0.1", "served by HAProxy, not through the fallback");
+
+    // Back to zero machines: the host goes back to the fallback, which holds again.
+    routes.set("cold", [], { hosts: ["cold.example.com"], minZero: true });
+    await engine.settled();
+    const heldAgain = send(port, "cold.example.com", "/held-again");
+    await until(() => (fallback.proxyLoad().cold?.waiting ?? 0) === 1, 3000, "the request to be held again");
+    routes.set("cold", [cold.url], { hosts: ["cold.example.com"], minZero: true });
+    assert.equal((await heldAgain).json().backend, "cold");
+
+    // A deleted service: its hosts go back to Pith, which answers 404.
+    routes.delete("web");
+    await engine.settled();
+    assert.equal((await send(port, "www.example.com", "/")).status, 404);
+
+    // Load: HAProxy's sessions per service are counted (idle now).
+    assert.equal(engine.load({}).api?.inFlight, 0);
+    assert.deepEqual(errors, []);
+  });
+
+  test("close stops HAProxy and removes its files; the port is free again", async () => {
+    const routes = new FakeRoutes();
+    const { port, close } = await startEngine(routes, errors);
+    assert.equal((await send(port, "x.localhost", "/")).status, 404);
+    await close();
+    await assert.rejects(send(port, "x.localhost", "/"), /ECONNREFUSED/);
+  });
+});
