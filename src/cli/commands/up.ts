@@ -3,6 +3,7 @@ import { defaultNodeName, NodeAgent } from "../../agent/node-agent.ts";
 import { PithClient } from "../../client/index.ts";
 import { chooseAccelerator } from "../../hypervisor/qemu/accelerator.ts";
 import { QemuHypervisor } from "../../hypervisor/qemu/qemu-hypervisor.ts";
+import { findHaproxy } from "../../proxy/haproxy/haproxy-engine.ts";
 import { startProxy } from "../../proxy/run-proxy.ts";
 import { startControlPlane } from "../../server/control-plane.ts";
 import { pithHome } from "../../shared/paths.ts";
@@ -12,6 +13,15 @@ import { execFile } from "../../shared/exec.ts";
 import { resolveClientConfig } from "../client-config.ts";
 
 const log = (component: string) => (message: string) => process.stderr.write(`${new Date().toISOString()} ${component}: ${message}\n`);
+
+type ProxyEngineName = "node" | "haproxy";
+
+/** --engine / --proxy-engine; haproxy must be installed (checked now, not at the first request). */
+function parseEngine(flag: string, text: string): ProxyEngineName {
+  if (text !== "node" && text !== "haproxy") throw userError("BAD_FLAG", `${flag} must be node or haproxy, got ${text}`);
+  if (text === "haproxy") findHaproxy();
+  return text;
+}
 
 function parsePort(text: string): number {
   const port = Number(text);
@@ -56,7 +66,9 @@ export function registerUp(program: Command): void {
     .option("--port <port>", "port the API listens on", "7070")
     .option("--node <name>", "this node's name (default: the host name)")
     .option("--proxy-port <port>", "port the HTTP proxy listens on (127.0.0.1 unless --host says otherwise)", "8080")
-    .action(async (options: { host: string; port: string; node?: string; proxyPort: string }) => {
+    .option("--proxy-engine <engine>", "the proxy's data path: node (in this process) or haproxy (HAProxy 2.6, driven by Pith)", "node")
+    .action(async (options: { host: string; port: string; node?: string; proxyPort: string; proxyEngine: string }) => {
+      const engine = parseEngine("--proxy-engine", options.proxyEngine);
       const plane = await startControlPlane({ host: options.host, port: parsePort(options.port), log: log("control-plane") });
       const agent = await startAgent(plane.url, plane.token, options.node);
       const proxy = await startProxy({
@@ -66,6 +78,7 @@ export function registerUp(program: Command): void {
         report: (service, load) => plane.load.report(service, load),
         accessLogPath: join(pithHome(), "access.log"),
         onError: (e) => log("proxy")((e as Error).message),
+        engine,
       });
       process.stderr.write(`pith is up: API ${plane.url} (token in ${join(pithHome(), "token")}), proxy ${proxy.url}\n`);
       onExit(async () => {
@@ -80,7 +93,9 @@ export function registerUp(program: Command): void {
     .description("run only the HTTP proxy, against a control plane (--server, --token)")
     .option("--host <address>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "port to listen on", "8080")
-    .action(async (options: { host: string; port: string }, command: Command) => {
+    .option("--engine <engine>", "the data path: node (in this process) or haproxy (HAProxy 2.6, driven by Pith)", "node")
+    .action(async (options: { host: string; port: string; engine: string }, command: Command) => {
+      const engine = parseEngine("--engine", options.engine);
       const flags = command.optsWithGlobals<{ server?: string; token?: string }>();
       const { server, token } = resolveClientConfig({ flags: { server: flags.server, token: flags.token } });
       const client = new PithClient({ server, token });
@@ -90,8 +105,9 @@ export function registerUp(program: Command): void {
         port: parsePort(options.port),
         report: (service, load) => client.reportLoad(service, load),
         onError: (e) => log("proxy")((e as Error).message),
+        engine,
       });
-      log("proxy")(`listening on ${proxy.url}, routes from ${server}`);
+      log("proxy")(`listening on ${proxy.url} (${engine} engine), routes from ${server}`);
       onExit(() => proxy.close());
     });
 
