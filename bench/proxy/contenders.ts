@@ -150,6 +150,9 @@ async function startNodeProxy(name: string, file: string, backendPort: number, i
 /** Pith's createProxyServer with a static route table (pith-proxy-process.ts), with an IPC channel for profiling. */
 export const startPith = (backendPort: number): Promise<Running> => startNodeProxy("pith", "pith-proxy-process.ts", backendPort, true);
 
+/** Pith's HAProxy engine (pith-haproxy-process.ts): HAProxy nbthread 1 driven by Pith, Pith's node proxy behind it. */
+export const startPithHaproxy = (backendPort: number): Promise<Running> => startNodeProxy("pith-haproxy", "pith-haproxy-process.ts", backendPort, false);
+
 /** Pith's proxy from another checkout (`--baseline DIR`, e.g. a git worktree of an earlier commit), measured in the same runs. */
 export const startPithBaseline = (backendPort: number, root: string): Promise<Running> =>
   startNodeProxy("pith-base", "pith-proxy-process.ts", backendPort, false, root);

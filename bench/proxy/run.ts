@@ -11,7 +11,8 @@
  * connection (-c1) for the per-request latency without queueing. Two references without a
  * target say where Pith's time goes: node-bare (the textbook node HTTP proxy) and node-tcp (node's
  * TCP pass-through, no HTTP). Targets: Pith at least half of HAProxy's requests/s, and under 1 ms
- * added (Pith p50 minus the backend's own) at p50.
+ * added (Pith p50 minus the backend's own) at p50. pith-haproxy is `pith proxy --engine haproxy`:
+ * HAProxy (nbthread 1) as the data path, configured and driven by Pith, Pith's node proxy behind it.
  * Every process is started here and killed on exit, error or Ctrl-C. See bench/README.md.
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -32,6 +33,7 @@ import {
   startNodeTcp,
   startPith,
   startPithBaseline,
+  startPithHaproxy,
   track,
   untrack,
 } from "./contenders.ts";
@@ -73,9 +75,9 @@ const WARMUP = wholeNumber("warmup", flags.warmup, 0);
 const TARGET_THROUGHPUT = 0.5; // of HAProxy's requests/s
 const TARGET_ADDED_P50_MS = 1;
 
-type Name = "direct" | "pith" | "pith-base" | "haproxy" | "nginx" | "node-bare" | "node-tcp";
+type Name = "direct" | "pith" | "pith-haproxy" | "pith-base" | "haproxy" | "nginx" | "node-bare" | "node-tcp";
 /** node-bare and node-tcp are references for the findings (what node costs), not held to a target; pith-base (--baseline) is an earlier Pith. */
-const PROXIES: Exclude<Name, "direct">[] = ["pith", ...(flags.baseline ? (["pith-base"] as const) : []), "haproxy", "nginx", "node-bare", "node-tcp"];
+const PROXIES: Exclude<Name, "direct">[] = ["pith", "pith-haproxy", ...(flags.baseline ? (["pith-base"] as const) : []), "haproxy", "nginx", "node-bare", "node-tcp"];
 const CONTENDERS: Name[] = [...PROXIES, "direct"];
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -201,6 +203,7 @@ async function main(): Promise<void> {
   const running: Partial<Record<Name, Running>> & Record<Exclude<Name, "pith-base">, Running> = {
     direct: backend,
     pith: await startPith(backend.port),
+    "pith-haproxy": await startPithHaproxy(backend.port),
     ...(flags.baseline ? { "pith-base": await startPithBaseline(backend.port, resolve(flags.baseline)) } : {}),
     haproxy: await startHaproxy(work, backend.port),
     nginx: await startNginx(work, backend.port),
@@ -300,6 +303,10 @@ function summarize(samples: Sample[], versions: ReturnType<typeof ensureTools>, 
       throughput: { ratio: pith.rpsVsHaproxy, target: TARGET_THROUGHPUT, pass: pith.rpsVsHaproxy >= TARGET_THROUGHPUT },
       addedP50: { ms: pith.addedP50, target: TARGET_ADDED_P50_MS, pass: pith.addedP50 < TARGET_ADDED_P50_MS },
       ...(light ? { addedP50Light: { ms: light.find((r) => r.contender === "pith")!.addedP50, target: TARGET_ADDED_P50_MS } } : {}),
+      haproxyEngine: (() => {
+        const r = load.find((x) => x.contender === "pith-haproxy")!;
+        return { ratio: r.rpsVsHaproxy, vsPith: r.rps / pith.rps, addedP50: r.addedP50, pass: r.rpsVsHaproxy >= TARGET_THROUGHPUT };
+      })(),
     },
     profile,
   };
@@ -310,7 +317,7 @@ function format(s: ReturnType<typeof summarize>): string {
   const f = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : "n/a");
   const verdict = (pass: boolean) => (pass ? "PASS" : "MISS");
   out.push(`proxy: ${s.date}, ${s.host.cpus} cores (${s.host.cpu}), node ${s.host.node}`);
-  out.push(`contenders: pith (createProxyServer, one node process), ${s.host.haproxy} (nbthread 1), nginx ${s.host.nginx} (worker_processes 1), direct = the backend alone`);
+  out.push(`contenders: pith (createProxyServer, one node process), pith-haproxy (pith's HAProxy engine: HAProxy nbthread 1 driven by Pith, its node fallback idle), ${s.host.haproxy} (nbthread 1), nginx ${s.host.nginx} (worker_processes 1), direct = the backend alone`);
   out.push("references (no target): node-bare = the textbook node proxy (http.createServer + http.request on a keep-alive Agent + pipe);");
   out.push("  node-tcp = node's TCP pass-through (a backend connection per client connection, socket.pipe both ways, no HTTP, no routing)");
   out.push(`backend: bench/proxy/backend.c (${s.host.gcc}, -O2), one thread, epoll, keep-alive, "ok"`);
@@ -349,6 +356,8 @@ function format(s: ReturnType<typeof summarize>): string {
   out.push(`  throughput  pith/haproxy req/s = ${f(t.throughput.ratio)}x, target >= ${t.throughput.target}x   ${verdict(t.throughput.pass)}`);
   out.push(`  latency     pith added p50 at -c${s.settings.connections} = ${f(t.addedP50.ms, 3)} ms, target < ${t.addedP50.target} ms   ${verdict(t.addedP50.pass)}`);
   if (t.addedP50Light) out.push(`              (at -c1, for reference: pith added p50 = ${f(t.addedP50Light.ms, 3)} ms)`);
+  const h = t.haproxyEngine;
+  out.push(`  pith-haproxy (pith proxy --engine haproxy): ${f(h.ratio)}x of haproxy req/s (${verdict(h.pass)}), ${f(h.vsPith)}x of pith's node engine, added p50 ${f(h.addedP50, 3)} ms`);
   const row = (name: Name) => s.load.find((r) => r.contender === name)!;
   const [pith, bare, tcp, haproxy] = [row("pith"), row("node-bare"), row("node-tcp"), row("haproxy")];
   out.push("");
