@@ -112,6 +112,24 @@ describe("haproxy engine", { skip }, () => {
     assert.deepEqual(errors, []);
   });
 
+  test("more services than the pool's backends: the config grows with a seamless reload, and every service still routes", async () => {
+    const b1 = await backend("g1");
+    const b2 = await backend("g2");
+    const routes = new FakeRoutes();
+    const { port, engine, close } = await startEngine(routes, errors);
+    cleanup.push(close);
+    // 20 services against an initial pool of 16 backends: the 17th needs a reload (USR2).
+    for (let i = 0; i < 20; i++) routes.set(`g${i}`, [i % 2 === 0 ? b1.url : b2.url]);
+    await engine.settled();
+    for (let i = 0; i < 20; i++) {
+      const reply = await send(port, `g${i}.localhost`, "/");
+      assert.equal(reply.json().backend, i % 2 === 0 ? "g1" : "g2", `g${i}`);
+      // One X-Forwarded-For entry: HAProxy reached the machine itself, not through Pith.
+      assert.equal(reply.json<{ headers: Record<string, string> }>().headers["x-forwarded-for"], "127.0.0.1", `g${i} served by HAProxy`);
+    }
+    assert.deepEqual(errors, []);
+  });
+
   test("close stops HAProxy and removes its files; the port is free again", async () => {
     const routes = new FakeRoutes();
     const { port, close } = await startEngine(routes, errors);

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -108,7 +108,9 @@ export class HaproxyEngine {
     if (this.#listen) throw new Error("HaproxyEngine.start() was already called");
     // HAProxy binds the port itself: port 0 (any) is chosen here, so the URL can say which.
     this.#listen = { ...listen, port: listen.port === 0 ? await freeLoopbackPort() : listen.port };
+    removeStaleDirs();
     this.#dir = mkdtempSync(join(tmpdir(), "pith-haproxy-"));
+    writeFileSync(join(this.#dir, "owner"), String(process.pid));
     this.#api = new RuntimeApi(this.#socketPath);
     process.on("exit", this.#killOnExit);
     try {
@@ -432,6 +434,29 @@ export class HaproxyEngine {
       process.kill(-pid, "SIGKILL");
     } catch {
       // already gone
+    }
+  }
+}
+
+/**
+ * State dirs of Pith processes that died without closing (SIGKILL): their HAProxy is gone with
+ * them (see #spawn), their config, map and socket are left; the next start removes them.
+ */
+function removeStaleDirs(): void {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith("pith-haproxy-")) continue;
+    const dir = join(tmpdir(), name);
+    let owner: number;
+    try {
+      owner = Number(readFileSync(join(dir, "owner"), "utf8"));
+    } catch {
+      continue; // not ours to judge (or being created right now)
+    }
+    if (!Number.isInteger(owner) || owner <= 0 || owner === process.pid) continue;
+    try {
+      process.kill(owner, 0);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ESRCH") rmSync(dir, { recursive: true, force: true });
     }
   }
 }
