@@ -50,8 +50,6 @@ export async function startProxy(options: {
   const abort = new AbortController();
   const onError = options.onError ?? ((e: unknown) => console.error("pith proxy:", e));
   const routes = new RouteTable(options.client, { onError });
-  await routes.start(abort.signal);
-  const log = options.accessLogPath ? createWriteStream(options.accessLogPath, { flags: "a" }) : undefined;
   const report = (service: string, load: { inFlight: number; waiting: number }) => {
     void Promise.resolve(options.report(service, load)).catch(onError);
   };
@@ -69,6 +67,9 @@ export async function startProxy(options: {
   const engine = options.engine === "haproxy"
     ? new HaproxyEngine({ routes: source, onError, ...(options.haproxyThreads !== undefined ? { threads: options.haproxyThreads } : {}) })
     : undefined;
+  // After the engine subscribes: the table's first batch tells it every service there is.
+  await routes.start(abort.signal);
+  const log = options.accessLogPath ? createWriteStream(options.accessLogPath, { flags: "a" }) : undefined;
   const proxyLoad = () => (engine ? engine.load(server.proxyLoad()) : server.proxyLoad());
   const server = createProxyServer({
     routes: engine ? engine.fallbackRoutes : source,
