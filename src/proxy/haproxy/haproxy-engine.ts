@@ -4,6 +4,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { userError } from "../../shared/errors.ts";
+import { isAlive } from "../../shared/file-lock.ts";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
 import { localhostService, normaliseHost, type Route, type RouteSource } from "../route.ts";
 import type { ServiceLoad } from "../service-state.ts";
@@ -15,6 +16,8 @@ const STATS_MS = 100;
 /** How often learned hosts are checked against the route source: a host moving between services fires no route change. */
 const SWEEP_MS = 1000;
 const START_LIMIT_MS = 10_000;
+/** How long a reload waits for the old worker to go before it calls the new routes applied. */
+const OLD_WORKER_WAIT_MS = 3_000;
 
 /** The haproxy binary, or a user error saying how to install it. */
 export function findHaproxy(): string {
@@ -321,6 +324,11 @@ export class HaproxyEngine {
       if (Date.now() > deadline) throw new Error(`haproxy did not reload within ${START_LIMIT_MS} ms:\n${this.#output.join("\n")}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    // Until the old worker has let go of the listener, a new connection may still land on it, and
+    // its map lacks the new services' hosts (they would go through Pith). It closes idle
+    // connections on a soft stop, so this is quick; a long request only delays the wait.
+    const oldWorkerGone = Date.now() + OLD_WORKER_WAIT_MS;
+    while (before !== undefined && isAlive(before) && Date.now() < oldWorkerGone) await new Promise((resolve) => setTimeout(resolve, 20));
     this.#dirty = true; // the sweep after a reload finds nothing to do unless routes moved meanwhile
   }
 
