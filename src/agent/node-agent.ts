@@ -9,7 +9,6 @@ import { bootToReadySeconds } from "../shared/metrics.ts";
 import { readAgentState, writeAgentState } from "./agent-state.ts";
 import { machinesDir } from "../shared/paths.ts";
 import { MachineStarter, type StartNotice } from "../snapshot/machine-starter.ts";
-import { SnapshotStore } from "../snapshot/snapshot-store.ts";
 
 /** An image from this host's image store, unpacked for booting. */
 async function localBootSource(digest: string): Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">> {
@@ -65,8 +64,7 @@ export class NodeAgent {
   constructor(private readonly options: NodeAgentOptions) {
     this.client = options.client;
     this.hypervisor = options.hypervisor;
-    this.starter =
-      options.starter ?? new MachineStarter({ hypervisor: options.hypervisor, store: new SnapshotStore(), scratchDir: join(machinesDir(), ".snapshot-sources") });
+    this.starter = options.starter ?? new MachineStarter({ hypervisor: options.hypervisor });
     this.nodeName = options.nodeName ?? defaultNodeName();
     this.log = options.log ?? (() => {});
   }

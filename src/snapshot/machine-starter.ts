@@ -2,7 +2,8 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Hypervisor, Machine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import { withFileLock } from "../shared/file-lock.ts";
-import { envKey, type SnapshotStore, type StoredSnapshot } from "./snapshot-store.ts";
+import { machinesDir } from "../shared/paths.ts";
+import { envKey, SnapshotStore, type StoredSnapshot } from "./snapshot-store.ts";
 import { warmUp } from "./warm-up.ts";
 
 /** How a machine is started: booted from its image, or restored from a snapshot of one. */
@@ -17,9 +18,10 @@ export interface StartNotice {
 
 export interface MachineStarterOptions {
   hypervisor: Hypervisor;
-  store: SnapshotStore;
-  /** Where snapshot sources keep their console and sockets while they run. */
-  scratchDir: string;
+  /** Default: the local image store's snapshots. */
+  store?: SnapshotStore;
+  /** Where snapshot sources keep their console and sockets while they run; default under the machines dir. */
+  scratchDir?: string;
   /** Requests sent to a snapshot source before it is saved (see warm-up.ts); default 8. */
   warmUpRequests?: number;
 }
@@ -33,12 +35,19 @@ export interface MachineStarterOptions {
  */
 export class MachineStarter {
   private readonly creating = new Map<string, Promise<StoredSnapshot>>();
+  private readonly hypervisor: Hypervisor;
+  private readonly store: SnapshotStore;
+  private readonly scratchDir: string;
 
-  constructor(private readonly options: MachineStarterOptions) {}
+  constructor(private readonly options: MachineStarterOptions) {
+    this.hypervisor = options.hypervisor;
+    this.store = options.store ?? new SnapshotStore();
+    this.scratchDir = options.scratchDir ?? join(machinesDir(), ".snapshot-sources");
+  }
 
   /** `signal`: stop taking further steps (a fallback boot, a restore) once it is aborted. */
   async start(spec: MachineSpec, mode: StartMode, notify: (notice: StartNotice) => void = () => {}, signal?: AbortSignal): Promise<Machine> {
-    const { hypervisor, store } = this.options;
+    const { hypervisor, store } = this;
     const launch = (s: MachineSpec): Promise<Machine> => {
       signal?.throwIfAborted();
       return hypervisor.start(s);
@@ -48,12 +57,7 @@ export class MachineStarter {
     const tag = await hypervisor.snapshotTag();
     let snapshot = await store.find(spec.image, tag, spec.env);
     if (snapshot) {
-      const verdict = await store.verify(snapshot);
-      if (!verdict.ok) {
-        notify({ type: "Warning", reason: "SnapshotInvalid", message: `snapshot ${snapshot.record.key.slice(0, 12)} of ${spec.image.name} was removed: ${verdict.reason}; booting instead` });
-        await store.remove(snapshot);
-        return launch(spec);
-      }
+      if (!(await this.keepIfValid(snapshot, notify, "; booting instead"))) return launch(spec);
     } else {
       try {
         snapshot = await this.create(spec, tag, notify, signal);
@@ -80,16 +84,20 @@ export class MachineStarter {
    * fails its checks: for `pith snapshots create`, ahead of the first start.
    */
   async prepare(spec: MachineSpec, notify: (notice: StartNotice) => void = () => {}): Promise<StoredSnapshot> {
-    const { hypervisor, store } = this.options;
-    const tag = await hypervisor.snapshotTag();
-    const existing = await store.find(spec.image, tag, spec.env);
-    if (existing) {
-      const verdict = await store.verify(existing);
-      if (verdict.ok) return existing;
-      notify({ type: "Warning", reason: "SnapshotInvalid", message: `snapshot ${existing.record.key.slice(0, 12)} of ${spec.image.name} was removed: ${verdict.reason}` });
-      await store.remove(existing);
-    }
+    const tag = await this.hypervisor.snapshotTag();
+    const existing = await this.store.find(spec.image, tag, spec.env);
+    if (existing && (await this.keepIfValid(existing, notify, ""))) return existing;
     return this.create(spec, tag, notify);
+  }
+
+  /** Whether `snapshot` passes the store's checks; one that does not is removed, with a warning. */
+  private async keepIfValid(snapshot: StoredSnapshot, notify: (notice: StartNotice) => void, consequence: string): Promise<boolean> {
+    const verdict = await this.store.verify(snapshot);
+    if (verdict.ok) return true;
+    const { key, image } = snapshot.record;
+    notify({ type: "Warning", reason: "SnapshotInvalid", message: `snapshot ${key.slice(0, 12)} of ${image.name} was removed: ${verdict.reason}${consequence}` });
+    await this.store.remove(snapshot);
+    return false;
   }
 
   /** Makes the snapshot for `spec`'s image, or waits for the one being made (here or by another process). */
@@ -104,7 +112,7 @@ export class MachineStarter {
   }
 
   private async createOnce(spec: MachineSpec, tag: string, notify: (notice: StartNotice) => void, signal?: AbortSignal): Promise<StoredSnapshot> {
-    const { hypervisor, store, scratchDir } = this.options;
+    const { hypervisor, store, scratchDir } = this;
     const { image } = spec;
     const lock = join(scratchDir, `snapshot-${image.digest.replace(/^sha256:/, "").slice(0, 16)}.lock`);
     await mkdir(scratchDir, { recursive: true });

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, type Stats } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ImageRecord } from "../image/image.ts";
@@ -82,6 +82,9 @@ export function snapshotLimitBytes(text = process.env.PITH_SNAPSHOT_LIMIT): numb
   return Number(match[1]) * unit;
 }
 
+/** Which file, and which version of it: a rewrite in place changes its mtime, a replacement its inode. */
+const fileIdentity = (path: string, info: Stats): string => `${path}:${info.ino}:${info.size}:${info.mtimeMs}`;
+
 export class SnapshotStore {
   /** Files already hashed by this process, by identity: a snapshot is read whole once, not per restore. */
   private readonly verified = new Map<string, string>();
@@ -115,7 +118,7 @@ export class SnapshotStore {
     const info = await stat(snapshot.stateFile).catch(() => undefined);
     if (!info) return { ok: false, reason: "its state file is missing" };
     if (info.size !== snapshot.record.bytes) return { ok: false, reason: `its state file has ${info.size} bytes, ${snapshot.record.bytes} were saved (truncated or replaced)` };
-    const identity = `${snapshot.stateFile}:${info.ino}:${info.size}:${info.mtimeMs}`;
+    const identity = fileIdentity(snapshot.stateFile, info);
     if (this.verified.get(snapshot.stateFile) === identity) return { ok: true };
     const digest = await sha256File(snapshot.stateFile);
     if (digest !== snapshot.record.sha256) return { ok: false, reason: `its state file's sha256 is ${digest.slice(0, 12)}…, ${snapshot.record.sha256.slice(0, 12)}… was saved (damaged)` };
@@ -161,8 +164,7 @@ export class SnapshotStore {
       await rm(dir, { recursive: true, force: true });
       await rename(staging, dir);
       const saved = (await this.read(dir))!;
-      const info = await stat(saved.stateFile);
-      this.verified.set(saved.stateFile, `${saved.stateFile}:${info.ino}:${info.size}:${info.mtimeMs}`);
+      this.verified.set(saved.stateFile, fileIdentity(saved.stateFile, await stat(saved.stateFile)));
       await this.enforceLimit(key);
       if (!existsSync(dir)) throw userError("SNAPSHOT_TOO_LARGE", `the snapshot of ${image.name} (${bytes} bytes) is larger than the snapshot limit (${snapshotLimitBytes()} bytes)`, "raise PITH_SNAPSHOT_LIMIT");
       return saved;

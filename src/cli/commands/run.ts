@@ -8,7 +8,6 @@ import { userError } from "../../shared/errors.ts";
 import { followFile } from "../../shared/follow-file.ts";
 import { machinesDir } from "../../shared/paths.ts";
 import { MachineStarter } from "../../snapshot/machine-starter.ts";
-import { SnapshotStore } from "../../snapshot/snapshot-store.ts";
 import { imageFromArgument } from "../image-argument.ts";
 
 interface RunOptions {
@@ -38,7 +37,7 @@ export function registerRun(program: Command): void {
 
       const id = `${image.record.name}-${randomBytes(3).toString("hex")}`;
       const hypervisor = new QemuHypervisor();
-      const starter = new MachineStarter({ hypervisor, store: new SnapshotStore(), scratchDir: join(machinesDir(), ".snapshot-sources") });
+      const starter = new MachineStarter({ hypervisor });
       const spec = { id, image: image.record, ...(await bootFiles(image)), stateDir: join(machinesDir(), id), env, hostPorts };
       // Interrupted while starting (a snapshot source may be running too): stop what this process
       // started, found by name, since QEMU runs in its own process group and would outlive us.

@@ -1,10 +1,8 @@
 import type { Command } from "commander";
-import { join } from "node:path";
 import { QemuHypervisor } from "../../hypervisor/qemu/qemu-hypervisor.ts";
 import { bootFiles } from "../../image/image-store.ts";
 import { shortDigest } from "../../image/image.ts";
 import { userError } from "../../shared/errors.ts";
-import { machinesDir } from "../../shared/paths.ts";
 import { MachineStarter } from "../../snapshot/machine-starter.ts";
 import { SnapshotStore, snapshotLimitBytes, type StoredSnapshot } from "../../snapshot/snapshot-store.ts";
 import { imageFromArgument } from "../image-argument.ts";
@@ -48,7 +46,7 @@ export function registerSnapshots(program: Command): void {
     .action(async (arg: string, options: { env: string[] }) => {
       const image = await imageFromArgument(arg);
       const env = parseEnv(options.env);
-      const starter = new MachineStarter({ hypervisor: new QemuHypervisor({ owner: "run" }), store: new SnapshotStore(), scratchDir: join(machinesDir(), ".snapshot-sources") });
+      const starter = new MachineStarter({ hypervisor: new QemuHypervisor({ owner: "run" }) });
       process.stderr.write(`booting ${image.record.name} to snapshot it...\n`);
       const snapshot = await starter.prepare({ id: "unused", image: image.record, ...(await bootFiles(image)), stateDir: "unused", ...(options.env.length ? { env } : {}) }, (n) =>
         process.stderr.write(`${n.message}\n`),
