@@ -13,7 +13,7 @@ import { request } from "node:http";
 import { parseArgs } from "node:util";
 import { HaproxyEngine } from "../../src/proxy/haproxy/haproxy-engine.ts";
 import { createProxyServer } from "../../src/proxy/proxy-server.ts";
-import { type Backend, normaliseHost, type Route, type RouteSource } from "../../src/proxy/route.ts";
+import { staticRoutes } from "./static-routes.ts";
 
 const { values } = parseArgs({
   options: {
@@ -28,14 +28,7 @@ if (!values.port || !values.backend) {
   process.exit(2);
 }
 
-const backend: Backend = { machine: "bench-backend", url: new URL(values.backend), inFlight: 0 };
-const route: Route = { service: "bench", backends: [backend], minZero: false };
-const routeHost = normaliseHost(values.host);
-const routes: RouteSource = {
-  lookup: (host) => (normaliseHost(host) === routeHost ? route : undefined),
-  onChange: () => () => undefined,
-};
-
+const routes = staticRoutes(values.backend, values.host);
 const engine = new HaproxyEngine({ routes, onError: (e) => process.stderr.write(`pith-haproxy: ${String(e)}\n`), threads: Number(values.threads) });
 const fallback = createProxyServer({ routes: engine.fallbackRoutes });
 await new Promise<void>((resolve) => fallback.listen(0, "127.0.0.1", resolve));

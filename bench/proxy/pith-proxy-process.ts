@@ -10,8 +10,8 @@
  */
 import { parseArgs } from "node:util";
 import { createProxyServer } from "../../src/proxy/proxy-server.ts";
-import { type Backend, normaliseHost, type Route, type RouteSource } from "../../src/proxy/route.ts";
 import { type CpuProfiler, startCpuProfile } from "./profile.ts";
+import { staticRoutes } from "./static-routes.ts";
 
 const { values } = parseArgs({
   options: {
@@ -25,17 +25,7 @@ if (!values.port || !values.backend) {
   process.exit(2);
 }
 
-const backend: Backend = { machine: "bench-backend", url: new URL(values.backend), inFlight: 0 };
-const route: Route = { service: "bench", backends: [backend], minZero: false };
-const routeHost = normaliseHost(values.host);
-
-/** What a RouteTable answers for one service with one ready machine; it never changes. */
-const routes: RouteSource = {
-  lookup: (host) => (normaliseHost(host) === routeHost ? route : undefined),
-  onChange: () => () => undefined,
-};
-
-const server = createProxyServer({ routes });
+const server = createProxyServer({ routes: staticRoutes(values.backend, values.host) });
 server.listen(Number(values.port), "127.0.0.1", () => {
   process.stdout.write(`listening ${values.port}\n`);
 });
