@@ -31,7 +31,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import { parseArgs } from "node:util";
-import type { Machine as RunningMachine } from "../../src/hypervisor/hypervisor.ts";
+import type { MachineSpec, Machine as RunningMachine } from "../../src/hypervisor/hypervisor.ts";
 import { QemuHypervisor } from "../../src/hypervisor/qemu/qemu-hypervisor.ts";
 import { buildImage } from "../../src/image/image-builder.ts";
 import { bootFiles, type StoredImage } from "../../src/image/image-store.ts";
@@ -47,7 +47,6 @@ import { median, sleep, table, waitUntil, withTimeout } from "../control-plane/s
 import { timedGet } from "./first-byte.ts";
 import { cleanupOnExit, killProcessGroup, readFileOrEmpty } from "../bench-process.ts";
 import { MachineStarter } from "../../src/snapshot/machine-starter.ts";
-import { SnapshotStore } from "../../src/snapshot/snapshot-store.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -231,92 +230,70 @@ const proxySnapshot = proxyAtZero("proxy-snapshot", SNAP_SERVICE, SNAP_HOST, "sn
 
 const hypervisor = new QemuHypervisor({ owner: "bench" });
 
-const plainBoot: Contender = {
-  name: "plain-boot",
-  describe: "QemuHypervisor.start() of the same image (as `pith run`), start() called -> ready -> GET on the forwarded port -> first byte",
-  async measure(setup, label) {
-    const stateDir = join(work, label);
-    plainStateDirs.add(stateDir);
-    const t0 = performance.now();
-    let machine: RunningMachine | undefined;
-    try {
-      machine = await withTimeout(
-        hypervisor.start({ id: `bench-cold-${label}`, image: setup.image.record, ...setup.boot, stateDir }),
-        REQUEST_LIMIT_MS,
-        "start() returns",
-      );
-      const timings = await withTimeout(machine.whenReady(), REQUEST_LIMIT_MS, "the machine is ready");
-      const readyAt = performance.now();
-      const forward = machine.ports.find((p) => p.guestPort === setup.guestPort);
-      if (!forward) throw new Error(`no forwarded port for ${setup.guestPort}`);
-      const response = await timedGet({ port: forward.hostPort, host: HOST, timeoutMs: 30_000 });
-      if (response.status !== 200 || !response.body.includes("greeting")) throw new Error(`the machine answered ${response.status}: ${response.body.slice(0, 300)}`);
-      return {
-        firstByteMs: response.firstByteAt - t0,
-        ...(timings.readyMs !== undefined ? { readyMs: timings.readyMs } : {}),
-        extra: {
-          startToReadyMs: readyAt - t0,
-          getToFirstByteMs: response.firstByteMs,
-          ...(timings.readyMs !== undefined ? { beyondReadyMs: response.firstByteAt - t0 - timings.readyMs } : {}),
-        },
-      };
-    } catch (e) {
-      throw new Error(`${(e as Error).message}\n${tail(join(stateDir, "console.log"))}`);
-    } finally {
-      if (machine) await machine.stop(1000).catch(() => undefined);
-      const pid = Number(readFileOrEmpty(join(stateDir, "qemu.pid")).trim());
-      if (pid > 0) killProcessGroup(pid);
-      rmSync(stateDir, { recursive: true, force: true });
-      plainStateDirs.delete(stateDir);
-    }
-  },
-};
+/**
+ * A machine started straight from the hypervisor side (no control plane): `start()` called,
+ * until ready, then a GET on its forwarded port, until the first byte. `start` is the way in.
+ */
+function plainStart(name: string, describe: string, start: (spec: MachineSpec) => Promise<RunningMachine>, startedFrom: "boot" | "snapshot"): Contender {
+  return {
+    name,
+    describe,
+    async measure(setup, label) {
+      const stateDir = join(work, label);
+      plainStateDirs.add(stateDir);
+      const t0 = performance.now();
+      let machine: RunningMachine | undefined;
+      try {
+        machine = await withTimeout(start({ id: `bench-${name}-${label}`, image: setup.image.record, ...setup.boot, stateDir }), REQUEST_LIMIT_MS, "start() returns");
+        if (machine.startedFrom !== startedFrom) throw new Error(`the machine started from ${machine.startedFrom}, not ${startedFrom}`);
+        const timings = await withTimeout(machine.whenReady(), REQUEST_LIMIT_MS, "the machine is ready");
+        const readyAt = performance.now();
+        const forward = machine.ports.find((p) => p.guestPort === setup.guestPort);
+        if (!forward) throw new Error(`no forwarded port for ${setup.guestPort}`);
+        const response = await timedGet({ port: forward.hostPort, host: HOST, timeoutMs: 30_000 });
+        if (response.status !== 200 || !response.body.includes("greeting")) throw new Error(`the machine answered ${response.status}: ${response.body.slice(0, 300)}`);
+        return {
+          firstByteMs: response.firstByteAt - t0,
+          ...(timings.readyMs !== undefined ? { readyMs: timings.readyMs } : {}),
+          extra: {
+            ...(timings.restoreMs !== undefined ? { restoreMs: timings.restoreMs } : {}),
+            startToReadyMs: readyAt - t0,
+            getToFirstByteMs: response.firstByteMs,
+            ...(timings.readyMs !== undefined && startedFrom === "boot" ? { beyondReadyMs: response.firstByteAt - t0 - timings.readyMs } : {}),
+          },
+        };
+      } catch (e) {
+        throw new Error(`${(e as Error).message}\n${tail(join(stateDir, "console.log"))}`);
+      } finally {
+        if (machine) await machine.stop(1000).catch(() => undefined);
+        const pid = Number(readFileOrEmpty(join(stateDir, "qemu.pid")).trim());
+        if (pid > 0) killProcessGroup(pid);
+        rmSync(stateDir, { recursive: true, force: true });
+        plainStateDirs.delete(stateDir);
+      }
+    },
+  };
+}
 
-const starter = new MachineStarter({ hypervisor, store: new SnapshotStore(), scratchDir: join(work, "snapshot-sources") });
+const plainBoot = plainStart(
+  "plain-boot",
+  "QemuHypervisor.start() of the same image (as `pith run`), start() called -> ready -> GET on the forwarded port -> first byte",
+  (spec) => hypervisor.start(spec),
+  "boot",
+);
+
+const starter = new MachineStarter({ hypervisor, scratchDir: join(work, "snapshot-sources") });
 
 const plainRestore: Contender = {
-  name: "plain-restore",
-  describe: "MachineStarter.start(..., \"snapshot\") of the same image (as `pith run --snapshot`, snapshot made beforehand), start() called -> ready -> GET -> first byte",
+  ...plainStart(
+    "plain-restore",
+    "MachineStarter.start(..., \"snapshot\") of the same image (as `pith run --snapshot`, snapshot made beforehand), start() called -> ready -> GET -> first byte",
+    (spec) => starter.start(spec, "snapshot"),
+    "snapshot",
+  ),
   async prepare(setup) {
     const saved = await starter.prepare({ id: "unused", image: setup.image.record, ...setup.boot, stateDir: join(work, "unused") });
     log(`plain-restore: snapshot ${saved.record.key.slice(0, 12)}, ${(saved.record.bytes / 1024 / 1024).toFixed(1)} MiB`);
-  },
-  async measure(setup, label) {
-    const stateDir = join(work, label);
-    plainStateDirs.add(stateDir);
-    const t0 = performance.now();
-    let machine: RunningMachine | undefined;
-    try {
-      machine = await withTimeout(
-        starter.start({ id: `bench-restore-${label}`, image: setup.image.record, ...setup.boot, stateDir }, "snapshot"),
-        REQUEST_LIMIT_MS,
-        "start() returns",
-      );
-      if (machine.startedFrom !== "snapshot") throw new Error("the machine booted: its snapshot was not usable");
-      const timings = await withTimeout(machine.whenReady(), REQUEST_LIMIT_MS, "the machine is ready");
-      const readyAt = performance.now();
-      const forward = machine.ports.find((p) => p.guestPort === setup.guestPort);
-      if (!forward) throw new Error(`no forwarded port for ${setup.guestPort}`);
-      const response = await timedGet({ port: forward.hostPort, host: HOST, timeoutMs: 30_000 });
-      if (response.status !== 200 || !response.body.includes("greeting")) throw new Error(`the machine answered ${response.status}: ${response.body.slice(0, 300)}`);
-      return {
-        firstByteMs: response.firstByteAt - t0,
-        ...(timings.readyMs !== undefined ? { readyMs: timings.readyMs } : {}),
-        extra: {
-          ...(timings.restoreMs !== undefined ? { restoreMs: timings.restoreMs } : {}),
-          startToReadyMs: readyAt - t0,
-          getToFirstByteMs: response.firstByteMs,
-        },
-      };
-    } catch (e) {
-      throw new Error(`${(e as Error).message}\n${tail(join(stateDir, "console.log"))}`);
-    } finally {
-      if (machine) await machine.stop(1000).catch(() => undefined);
-      const pid = Number(readFileOrEmpty(join(stateDir, "qemu.pid")).trim());
-      if (pid > 0) killProcessGroup(pid);
-      rmSync(stateDir, { recursive: true, force: true });
-      plainStateDirs.delete(stateDir);
-    }
   },
 };
 
