@@ -16,6 +16,8 @@ const STATS_MS = 100;
 /** How often learned hosts are checked against the route source: a host moving between services fires no route change. */
 const SWEEP_MS = 1000;
 const START_LIMIT_MS = 10_000;
+/** A reload that has not produced a new worker by then is asked for again. */
+const RELOAD_RESIGNAL_MS = 1_000;
 /** How long a reload waits for the old worker to go before it calls the new routes applied. */
 const OLD_WORKER_WAIT_MS = 3_000;
 
@@ -316,17 +318,23 @@ export class HaproxyEngine {
     const before = workerPid(await api.run(["show info"]));
     this.#writeConfig();
     if (this.#master === undefined) throw new Error("haproxy master pid unknown: cannot reload");
-    this.#signal(this.#master, "SIGUSR2");
     const deadline = Date.now() + START_LIMIT_MS;
+    // A master just started can miss a USR2 (seen: the first reload after start never came, 1 run
+    // in several). A second reload is harmless, so the signal is repeated until a new worker answers.
+    let signalledAt = 0;
     for (;;) {
+      if (Date.now() - signalledAt >= RELOAD_RESIGNAL_MS) {
+        this.#signal(this.#master, "SIGUSR2");
+        signalledAt = Date.now();
+      }
       const pid = workerPid(await api.run(["show info"]).catch(() => ""));
       if (pid !== undefined && pid !== before) break;
       if (Date.now() > deadline) throw new Error(`haproxy did not reload within ${START_LIMIT_MS} ms:\n${this.#output.join("\n")}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    // Until the old worker has let go of the listener, a new connection may still land on it, and
-    // its map lacks the new services' hosts (they would go through Pith). It closes idle
-    // connections on a soft stop, so this is quick; a long request only delays the wait.
+    // Until the old worker has let go of the listener, a new connection can still land on it and
+    // be reset as it stops (seen as ECONNRESET right after a reload). Idle connections close on a
+    // soft stop, so this is quick; a long request only delays the wait, up to its bound.
     const oldWorkerGone = Date.now() + OLD_WORKER_WAIT_MS;
     while (before !== undefined && isAlive(before) && Date.now() < oldWorkerGone) await new Promise((resolve) => setTimeout(resolve, 20));
     this.#dirty = true; // the sweep after a reload finds nothing to do unless routes moved meanwhile
