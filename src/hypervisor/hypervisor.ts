@@ -1,4 +1,5 @@
 import type { ImageRecord } from "../image/image.ts";
+import type { JailStatus } from "../model/kinds.ts";
 
 /**
  * A hypervisor driver runs images as machines. QEMU (KVM or TCG) is the one that boots real
@@ -18,6 +19,8 @@ export interface Hypervisor {
    * version, the accelerator): a snapshot is restored only where this is the same.
    */
   snapshotTag(): Promise<string>;
+  /** The parts of the jail this host cannot give machines, and why (none: fully confined). */
+  jailMissing?(): Promise<string[]>;
 }
 
 export interface MachineSpec {
@@ -92,6 +95,8 @@ export interface Machine {
   readonly timings: Readonly<BootTimings>;
   /** Booted, or restored from a snapshot. */
   readonly startedFrom: "boot" | "snapshot";
+  /** What confines its VMM on this host; absent for drivers that run no VMM. */
+  readonly jail?: JailStatus;
   /** How the machine ended, once it has. */
   readonly exit: MachineExit | undefined;
   /** Resolves when the app is ready; rejects if the machine ends first or misses its readiness timeout. */

@@ -62,6 +62,23 @@ export interface MachineSpec {
   desiredState: "running" | "stopped";
 }
 
+/** What confines a machine's VMM on its host (see src/jail/), as its agent found it. */
+export interface JailStatus {
+  uid?: number;
+  gid?: number;
+  /** The machine's cgroup, as /proc/PID/cgroup names it, and its limits. */
+  cgroup?: string;
+  limits?: { memoryBytes: number; pids: number; cpus: number };
+  /** QEMU's seccomp filter is on. */
+  seccomp: boolean;
+  /** The VMM sees a private read-only root holding only its own files. */
+  mountNamespace: boolean;
+  /** The VMM is in a network namespace with nothing in it. */
+  networkNamespace: boolean;
+  /** Each part of the jail this host could not give, and why. */
+  missing: string[];
+}
+
 export interface MachineStatus {
   phase: MachinePhase;
   reason?: string;
@@ -71,6 +88,7 @@ export interface MachineStatus {
   /** How it actually started (a snapshot that cannot be used means a boot). */
   startedFrom?: StartMode;
   addresses?: { guestPort: number; hostPort: number; url: string }[];
+  jail?: JailStatus;
   timings?: { vmmMs?: number; kernelMs?: number; initMs?: number; appMs?: number; readyMs?: number; restoreMs?: number };
   exitCode?: number;
   startedAt?: string;
@@ -89,6 +107,8 @@ export interface NodeStatus {
   allocated?: { memoryMiB: number; vcpus: number; machines: number };
   ready?: boolean;
   agentVersion?: string;
+  /** The parts of the jail this node cannot give its machines (empty: all of it). */
+  jailMissing?: string[];
 }
 
 /** An image known to the control plane (registered when built or applied). */

@@ -94,6 +94,20 @@ export const MachineSpecSchema = Type.Object(
   closed,
 );
 
+const JailStatusSchema = Type.Object(
+  {
+    uid: Type.Optional(Type.Integer({ minimum: 0 })),
+    gid: Type.Optional(Type.Integer({ minimum: 0 })),
+    cgroup: Type.Optional(Type.String({ maxLength: 4096 })),
+    limits: Type.Optional(Type.Object({ memoryBytes: NonNegativeInt(), pids: NonNegativeInt(), cpus: Type.Number({ minimum: 0 }) }, closed)),
+    seccomp: Type.Boolean(),
+    mountNamespace: Type.Boolean(),
+    networkNamespace: Type.Boolean(),
+    missing: Type.Array(Type.String({ maxLength: 1024 }), { maxItems: 32 }),
+  },
+  { ...closed, description: "what confines the machine's VMM on its host" },
+);
+
 export const MachineStatusSchema = Type.Object(
   {
     phase: Type.Optional(Enum(MACHINE_PHASES)),
@@ -105,6 +119,7 @@ export const MachineStatusSchema = Type.Object(
     addresses: Type.Optional(
       Type.Array(Type.Object({ guestPort: Type.Integer(), hostPort: Type.Integer(), url: Type.String() }, closed)),
     ),
+    jail: Type.Optional(JailStatusSchema),
     timings: Type.Optional(
       Type.Object(
         {
@@ -142,6 +157,7 @@ export const NodeStatusSchema = Type.Object(
     ),
     ready: Type.Optional(Type.Boolean()),
     agentVersion: Type.Optional(Type.String()),
+    jailMissing: Type.Optional(Type.Array(Type.String({ maxLength: 1024 }), { maxItems: 32 })),
   },
   closed,
 );

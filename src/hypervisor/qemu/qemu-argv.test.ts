@@ -45,14 +45,14 @@ test("each egress destination is a per-connection relay at its own guest address
 
 test("TCG gets a TSC rate and RDRAND; KVM gets the host CPU and no TSC override", () => {
   const tcg = qemuArgv(spec);
-  assert.deepEqual(valueOf(tcg, "-accel"), ["tcg"]);
+  assert.deepEqual(valueOf(tcg, "-accel"), ["tcg,tb-size=256"]);
   assert.deepEqual(valueOf(tcg, "-cpu"), ["max"]);
   assert.match(valueOf(tcg, "-append")[0]!, /tsc_early_khz=2000000/);
   const kvm = qemuArgv({ ...spec, accelerator: "kvm" });
   assert.deepEqual(valueOf(kvm, "-accel"), ["kvm"]);
   assert.deepEqual(valueOf(kvm, "-cpu"), ["host"]);
   assert.doesNotMatch(valueOf(kvm, "-append")[0]!, /tsc_early_khz/);
-  assert.deepEqual(valueOf(qemuArgv({ ...spec, vcpus: 2 }), "-accel"), ["tcg,thread=multi"]);
+  assert.deepEqual(valueOf(qemuArgv({ ...spec, vcpus: 2 }), "-accel"), ["tcg,tb-size=256,thread=multi"]);
 });
 
 test("the machine is findable by name, boots the PVH kernel with qboot, and exits instead of rebooting", () => {

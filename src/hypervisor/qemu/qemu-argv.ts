@@ -50,7 +50,15 @@ export interface QemuMachineSpec {
    * Everything else must match the machine the snapshot was taken of, except host-side ports.
    */
   incomingFd?: number;
+  /**
+   * QEMU's seccomp filter: no obsolete system calls, no privilege changes, no resource-control
+   * calls, and (unless `spawn`) no fork or exec. Absent only where QEMU was built without it.
+   */
+  sandbox?: { spawn: boolean };
 }
+
+/** The TCG translation cache, in MiB (part of a machine's stated VMM overhead). */
+export const TCG_TRANSLATION_CACHE_MIB = 256;
 
 /** The guest's fixed address on QEMU's user network; the host side is 10.0.2.2. */
 export const GUEST_ADDRESS = "10.0.2.15";
@@ -86,14 +94,17 @@ export function qemuArgv(spec: QemuMachineSpec): string[] {
   if (spec.disk) argv.push("-drive", `file=${optValue(spec.disk)},if=none,id=runtime,format=raw,readonly=on`, "-device", "virtio-blk-device,drive=runtime");
   if (spec.network) argv.push(...networkArgs(spec.network));
   if (spec.incomingFd !== undefined) argv.push("-S", "-incoming", `fd:${spec.incomingFd}`);
+  if (spec.sandbox) argv.push("-sandbox", `on,obsolete=deny,elevateprivileges=deny,spawn=${spec.sandbox.spawn ? "allow" : "deny"},resourcecontrol=deny`);
   return argv;
 }
 
 function acceleratorArgs(accelerator: Accelerator, vcpus: number): string[] {
   if (accelerator === "kvm") return ["-accel", "kvm", "-cpu", "host"];
   // `max` gives the guest RDRAND, which seeds its random pool at once instead of stalling
-  // getrandom() in early userspace. Multi-threaded TCG spreads vCPUs over host cores.
-  return ["-accel", vcpus > 1 ? "tcg,thread=multi" : "tcg", "-cpu", "max"];
+  // getrandom() in early userspace. Multi-threaded TCG spreads vCPUs over host cores. The
+  // translation cache is capped (QEMU's default reserves up to 1 GiB), so a machine's host memory
+  // has a bound its cgroup can state: guest RAM plus this plus QEMU itself.
+  return ["-accel", `tcg,tb-size=${TCG_TRANSLATION_CACHE_MIB}${vcpus > 1 ? ",thread=multi" : ""}`, "-cpu", "max"];
 }
 
 export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "kernelArgs" | "network">): string {

@@ -15,6 +15,7 @@ import { baseConfigLines, QemuMachine } from "./qemu-machine.ts";
 import { QmpClient } from "./qmp-client.ts";
 import { adoptVm, spawnVm, type VmProcess } from "./vm-process.ts";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
+import { Jailer, type MachineJail } from "../../jail/jailer.ts";
 
 /** qboot: a firmware that does nothing but load the kernel, from Debian's qemu package. */
 export const QBOOT_FIRMWARE = "/usr/share/qemu/qboot.rom";
@@ -52,6 +53,10 @@ export class QemuHypervisor implements Hypervisor {
     return this.launch(spec, "tcg");
   }
 
+  async jailMissing(): Promise<string[]> {
+    return [...(await Jailer.forHost()).support.missing];
+  }
+
   async snapshotTag(): Promise<string> {
     const version = (this.qemuVersion ??= await detectQemuVersion());
     return `${version} ${(await chooseAccelerator(version)).accelerator}`;
@@ -65,7 +70,9 @@ export class QemuHypervisor implements Hypervisor {
   async recover(pids?: number[]): Promise<Machine[]> {
     const machines: Machine[] = [];
     const candidates = pids ? await inspectProcesses(pids) : await discoverMachines();
+    const jailer = await Jailer.forHost();
     for (const found of candidates.filter((m) => m.owner === this.options.owner)) {
+      const jail = await jailer.adopt({ key: this.jailKey(found.machineId) }, found.pid);
       const machine = new QemuMachine({
         machineId: found.machineId,
         accelerator: found.accelerator,
@@ -77,6 +84,7 @@ export class QemuHypervisor implements Hypervisor {
         config: [],
         readyTimeoutMs: 60_000,
         requestedAt: performance.now(),
+        jail,
       });
       await machine.attach();
       machines.push(machine);
@@ -84,11 +92,35 @@ export class QemuHypervisor implements Hypervisor {
     return machines;
   }
 
+  /** Names a machine's uid claim: unique for its life on this host. */
+  private jailKey(machineId: string): string {
+    return `${this.options.owner}/${machineId}`;
+  }
+
   private async launch(spec: MachineSpec, accelerator: Accelerator, initTimeoutMs?: number): Promise<QemuMachine> {
     const requestedAt = performance.now();
     const { image } = spec;
     await rm(spec.stateDir, { recursive: true, force: true });
-    await mkdir(spec.stateDir, { recursive: true });
+    await mkdir(spec.stateDir, { recursive: true, mode: 0o700 });
+    const jailer = await Jailer.forHost();
+    const jail = await jailer.prepare({
+      key: this.jailKey(spec.id),
+      name: spec.id,
+      stateDir: spec.stateDir,
+      memoryMiB: image.capabilities.memoryMiB,
+      vcpus: image.capabilities.vcpus,
+      accelerator,
+    });
+    try {
+      return await this.launchIn(jail, spec, accelerator, requestedAt, initTimeoutMs);
+    } catch (e) {
+      await jail.release();
+      throw e;
+    }
+  }
+
+  private async launchIn(jail: MachineJail, spec: MachineSpec, accelerator: Accelerator, requestedAt: number, initTimeoutMs?: number): Promise<QemuMachine> {
+    const { image } = spec;
 
     const ports: PortForward[] = [];
     for (const { port } of image.capabilities.listen) {
@@ -97,11 +129,12 @@ export class QemuHypervisor implements Hypervisor {
     }
     const egress: EgressRoute[] = [];
     const egressEnv: Record<string, string> = {};
+    let relay: string | undefined;
     if (image.capabilities.egress.length > 0) {
-      const relay = await ensureStaticCProgram("pith-egress-relay", join(pithRoot(), "src/hypervisor/qemu/egress-relay.c"));
+      relay = await ensureStaticCProgram("pith-egress-relay", join(pithRoot(), "src/hypervisor/qemu/egress-relay.c"));
       image.capabilities.egress.forEach(({ host, port }, i) => {
         const guestAddress = `10.0.2.${EGRESS_BASE + i}`;
-        egress.push({ guestAddress, guestPort: port, relay: [relay, host, String(port)] });
+        egress.push({ guestAddress, guestPort: port, relay: [relay!, host, String(port)] });
         egressEnv[`${host}:${port}`] = `${guestAddress}:${port}`;
       });
     }
@@ -118,12 +151,27 @@ export class QemuHypervisor implements Hypervisor {
       initrd: spec.initrd,
       ...(spec.disk ? { disk: spec.disk } : {}),
       kernelArgs: [],
-      consoleLog: join(spec.stateDir, "console.log"),
-      controlSocket: join(spec.stateDir, "control.sock"),
-      qmpSocket: join(spec.stateDir, "qmp.sock"),
-      pidFile: join(spec.stateDir, "qemu.pid"),
+      consoleLog: jail.consoleLog,
+      controlSocket: join(jail.runDir, "control.sock"),
+      qmpSocket: join(jail.runDir, "qmp.sock"),
+      pidFile: join(jail.runDir, "qemu.pid"),
       ...(hasNetwork ? { network: { forwards: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })), egress } } : {}),
+      // QEMU's egress relay is a program it runs per connection, so only machines without egress
+      // can deny it fork and exec.
+      sandbox: { spawn: egress.length > 0 },
     };
+    jail.report.seccomp = true;
+    // QEMU opens these before the guest runs; inside the jail they are all it can see of the host
+    // besides /usr. A machine with a network keeps the host's network namespace: QEMU's user
+    // network binds its forwards there.
+    const jailed = (argv: string[]) =>
+      jail.command(QEMU_BINARY, argv, {
+        vmm: true,
+        root: true,
+        netns: !hasNetwork,
+        readOnly: [spec.kernel, spec.initrd, ...(spec.disk ? [spec.disk] : []), ...(relay ? [relay] : [])],
+        devices: accelerator === "kvm" ? ["/dev/kvm"] : [],
+      });
     const env: Record<string, string> = {
       PITH_MACHINE_ID: spec.id,
       PITH_NAME: image.name,
@@ -133,13 +181,14 @@ export class QemuHypervisor implements Hypervisor {
       ...spec.env,
     };
     const envLines = Object.entries(env).map(([k, v]) => `env ${k}=${v}`);
-    if (spec.restoreFrom) return this.restore(spec, spec.restoreFrom, qemuSpec, ports, [...baseConfigLines(), ...envLines, "restored"], requestedAt);
+    if (spec.restoreFrom) return this.restore(spec, spec.restoreFrom, qemuSpec, jail, jailed, ports, [...baseConfigLines(), ...envLines, "restored"], requestedAt);
     const config = [...baseConfigLines(spec.snapshotSource ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0), ...envLines, "end"];
 
+    const command = jailed(qemuArgv(qemuSpec));
     const machine = new QemuMachine({
       machineId: spec.id,
       accelerator,
-      process: spawnVm(QEMU_BINARY, qemuArgv(qemuSpec), join(spec.stateDir, "qemu.log")),
+      process: spawnVm(command.binary, command.argv, join(spec.stateDir, "qemu.log")),
       ports,
       consoleLog: qemuSpec.consoleLog,
       controlSocket: qemuSpec.controlSocket,
@@ -147,6 +196,7 @@ export class QemuHypervisor implements Hypervisor {
       config,
       readyTimeoutMs: image.readyTimeoutMs,
       requestedAt,
+      jail,
     });
     if (!(await machine.attach(initTimeoutMs))) {
       await machine.stop(0);
@@ -161,7 +211,16 @@ export class QemuHypervisor implements Hypervisor {
    * identity for init (read the moment the guest runs), then lets it run. Any failure kills
    * QEMU and rejects: the caller boots instead.
    */
-  private async restore(spec: MachineSpec, file: string, qemuSpec: QemuMachineSpec, ports: PortForward[], config: string[], requestedAt: number): Promise<QemuMachine> {
+  private async restore(
+    spec: MachineSpec,
+    file: string,
+    qemuSpec: QemuMachineSpec,
+    jail: MachineJail,
+    jailed: (argv: string[]) => { binary: string; argv: string[] },
+    ports: PortForward[],
+    config: string[],
+    requestedAt: number,
+  ): Promise<QemuMachine> {
     let fd: number;
     try {
       fd = openSync(file, "r");
@@ -170,7 +229,8 @@ export class QemuHypervisor implements Hypervisor {
     }
     let vm: VmProcess;
     try {
-      vm = spawnVm(QEMU_BINARY, qemuArgv({ ...qemuSpec, incomingFd: 3 }), join(spec.stateDir, "qemu.log"), [fd]);
+      const command = jailed(qemuArgv({ ...qemuSpec, incomingFd: 3 }));
+      vm = spawnVm(command.binary, command.argv, join(spec.stateDir, "qemu.log"), [fd]);
     } finally {
       closeSync(fd); // QEMU has its own copy
     }
@@ -186,6 +246,7 @@ export class QemuHypervisor implements Hypervisor {
       readyTimeoutMs: spec.image.readyTimeoutMs,
       requestedAt,
       restored: true,
+      jail,
     });
     let qmp: QmpClient | undefined;
     try {

@@ -1,5 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { readFile, rm, stat } from "node:fs/promises";
+import { createWriteStream } from "node:fs";
+import { chown, readFile, rm, stat } from "node:fs/promises";
+import { createServer, type Socket } from "node:net";
+import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { dirname, join } from "node:path";
 import type { BootTimings, Machine, MachineExit, PortForward, SnapshotSaved } from "../hypervisor.ts";
@@ -8,6 +11,7 @@ import { ControlChannel, type GuestMessage } from "./control-channel.ts";
 import type { Accelerator } from "./qemu-argv.ts";
 import { QmpClient } from "./qmp-client.ts";
 import type { VmProcess } from "./vm-process.ts";
+import type { JailHandle, JailReport } from "../../jail/jailer.ts";
 
 export interface QemuMachineOptions {
   machineId: string;
@@ -27,6 +31,8 @@ export interface QemuMachineOptions {
    * (which then ends with "restored") goes out as soon as the channel is up.
    */
   restored?: boolean;
+  /** The machine's jail: reported with the machine, asked why it ended, released when it is gone. */
+  jail?: JailHandle;
 }
 
 /**
@@ -41,6 +47,7 @@ export class QemuMachine implements Machine {
   readonly consoleLog: string;
   readonly timings: BootTimings = {};
   readonly startedFrom: "boot" | "snapshot";
+  readonly jail: JailReport | undefined;
   exit: MachineExit | undefined;
   private readonly startedAt: number;
   private control: ControlChannel | undefined;
@@ -62,11 +69,14 @@ export class QemuMachine implements Machine {
     this.ports = options.ports;
     this.consoleLog = options.consoleLog;
     this.startedFrom = options.restored ? "snapshot" : "boot";
+    this.jail = options.jail?.report;
 
     this.exited = options.process.exited.then(async ({ status, signal, spawnError }) => {
       const exit = spawnError
         ? { code: undefined, reason: `cannot start QEMU: ${spawnError.message}` }
         : await this.describeExit(status, signal);
+      // Released only once the reason is known: the reason may be in the cgroup it removes.
+      await options.jail?.release().catch(() => {});
       this.exit = exit;
       this.resolveInit(false);
       this.control?.close();
@@ -187,34 +197,58 @@ export class QemuMachine implements Machine {
     return this.exited;
   }
 
+  /**
+   * QEMU streams its state to a unix socket Pith listens on, in the directory the VMM may write,
+   * and Pith writes the file: a jailed QEMU can neither run `exec:` (its seccomp filter denies
+   * spawning) nor open a path outside its jail.
+   */
   async saveSnapshot(file: string): Promise<SnapshotSaved> {
-    // QEMU runs the exec: target through /bin/sh; a quote in the path would end the word.
-    if (/['\n]/.test(file)) throw new Error(`snapshot path must not contain quotes or newlines: ${file}`);
     const started = performance.now();
+    const runDir = dirname(this.options.qmpSocket);
+    const socketPath = join(runDir, "migrate.sock");
+    await rm(socketPath, { force: true });
+    let received: Promise<void> | undefined;
+    const server = createServer({ allowHalfOpen: false }, (socket: Socket) => {
+      server.close(); // one stream only
+      received ??= pipeline(socket, createWriteStream(file, { mode: 0o600 }));
+      received.catch(() => {});
+    });
+    await new Promise<void>((resolve, reject) => server.once("error", reject).listen(socketPath, resolve));
+    // The VMM runs as the owner of its run dir; the socket must be its to connect to.
+    const owner = (await stat(runDir)).uid;
+    await chown(socketPath, owner, owner);
     const qmp = await QmpClient.connect(this.options.qmpSocket, 5000);
     try {
       // Paused first, so the state is one instant's and restored machines start paused too.
       await qmp.execute("stop");
       // The default cap (32 MiB/s) would make saving a 70 MB machine take seconds.
       await qmp.execute("migrate-set-parameters", { "max-bandwidth": Number.MAX_SAFE_INTEGER });
-      await qmp.execute("migrate", { uri: `exec:cat > '${file}'` });
+      await qmp.execute("migrate", { uri: `unix:${socketPath}` });
       for (;;) {
         const state = await qmp.execute<{ status: string; "error-desc"?: string }>("query-migrate");
         if (state.status === "completed") break;
         if (state.status === "failed" || state.status === "cancelled") {
-          await rm(file, { force: true });
           throw systemError("SNAPSHOT_FAILED", `QEMU could not save machine ${this.id}: ${state["error-desc"] ?? state.status}`);
         }
         await sleep(5);
       }
+      if (!received) throw systemError("SNAPSHOT_FAILED", `QEMU reported machine ${this.id} saved but never connected to ${socketPath}`);
+      await received;
+    } catch (e) {
+      await rm(file, { force: true });
+      throw e;
     } finally {
       qmp.close();
+      server.close();
+      await rm(socketPath, { force: true });
     }
     return { bytes: (await stat(file)).size, ms: round(performance.now() - started) };
   }
 
   private async describeExit(status: number | null, signal: NodeJS.Signals | null): Promise<MachineExit> {
     if (this.exitCode !== undefined) return { code: this.exitCode, reason: `app exited with code ${this.exitCode}` };
+    const jailed = await this.options.jail?.explain(signal).catch(() => undefined);
+    if (jailed) return { code: undefined, reason: jailed };
     if (this.guestError) return { code: undefined, reason: `init failed: ${this.guestError}` };
     const console = await readFile(this.consoleLog, "utf8").catch(() => "");
     const panic = console.split("\n").find((l) => l.includes("Kernel panic"));
