@@ -70,6 +70,7 @@ export class NodeAgent {
   }
 
   async start(): Promise<void> {
+    this.jailMissing = (await this.hypervisor.jailMissing?.()) ?? [];
     await this.register();
     const saved = await readAgentState(this.nodeName);
     const handles = saved ? Object.values(saved.machines).map((m) => m.pid) : undefined;
@@ -222,6 +223,7 @@ export class NodeAgent {
       accelerator: running.accelerator,
       startedFrom: running.startedFrom,
       addresses: running.ports,
+      ...(running.jail ? { jail: running.jail } : {}),
       startedAt: new Date().toISOString(),
     });
     this.watchMachine(this.known.get(name), running);
@@ -246,6 +248,7 @@ export class NodeAgent {
             pid: machine.pid,
             accelerator: machine.accelerator,
             addresses: machine.ports,
+            ...(machine.jail ? { jail: machine.jail } : {}),
             ...(timings.readyMs !== undefined ? { timings } : {}),
             readyAt: current.status.readyAt ?? new Date().toISOString(),
           });
@@ -328,8 +331,11 @@ export class NodeAgent {
     }
   }
 
+  /** Said once at start (by the driver) and on the Node, for `pith get nodes -o wide`. */
+  private jailMissing: string[] = [];
+
   private nodeStatus(): PithNode["status"] {
-    return { ready: true, heartbeatAt: new Date().toISOString(), agentVersion: "0.1.0" };
+    return { ready: true, heartbeatAt: new Date().toISOString(), agentVersion: "0.1.0", jailMissing: this.jailMissing };
   }
 
   private async heartbeat(): Promise<void> {

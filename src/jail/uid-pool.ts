@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { open, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { userError } from "../shared/errors.ts";
@@ -108,5 +108,3 @@ export function processUid(pid: number): number | undefined {
   }
 }
 
-/** The directory's owner, for checks on a jail's writable paths. */
-export const ownerOf = (path: string): number => statSync(path).uid;

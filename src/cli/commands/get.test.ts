@@ -78,6 +78,11 @@ test("machine and node rows", () => {
     status: { ready: true, heartbeatAt: ago(3), allocated: { memoryMiB: 512, vcpus: 2, machines: 2 } },
   };
   assert.deepEqual(printerFor("Node", false, () => NOW).row(node), ["n1", "Ready", "tcg", "2", "512/4096 MiB", "3s"]);
+  // The wide table says which parts of the jail a node's machines go without.
+  assert.equal(printerFor("Node", true, () => NOW).row(node).at(-1), "-");
+  assert.equal(printerFor("Node", true, () => NOW).row({ ...node, status: { ...node.status, jailMissing: [] } }).at(-1), "full");
+  const partial = { ...node, status: { ...node.status, jailMissing: ["uid: Pith is not root", "cgroup: only root may create cgroups"] } };
+  assert.equal(printerFor("Node", true, () => NOW).row(partial).at(-1), "without uid,cgroup");
 });
 
 test("tables align columns; watch rows line up under them", () => {

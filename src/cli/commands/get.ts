@@ -157,14 +157,14 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
         ],
       );
     case "Node":
-      return printer<PithNode>(["NAME", "READY", "ACCEL", "MACHINES", "MEMORY", "HEARTBEAT", ...(wide ? ["VCPUS", "VERSION", "AGE"] : [])], (n) => [
+      return printer<PithNode>(["NAME", "READY", "ACCEL", "MACHINES", "MEMORY", "HEARTBEAT", ...(wide ? ["VCPUS", "VERSION", "AGE", "JAIL"] : [])], (n) => [
         n.metadata.name,
         n.status?.ready === true ? "Ready" : n.status?.ready === false ? "NotReady" : "Unknown",
         n.spec.accelerator,
         String(n.status?.allocated?.machines ?? 0),
         `${n.status?.allocated?.memoryMiB ?? 0}/${n.spec.capacity.memoryMiB} MiB`,
         n.status?.heartbeatAt ? age(n.status.heartbeatAt) : "-",
-        ...(wide ? [`${n.status?.allocated?.vcpus ?? 0}/${n.spec.capacity.vcpus}`, n.status?.agentVersion ?? "-", age(n.metadata.createdAt)] : []),
+        ...(wide ? [`${n.status?.allocated?.vcpus ?? 0}/${n.spec.capacity.vcpus}`, n.status?.agentVersion ?? "-", age(n.metadata.createdAt), jailSummary(n.status?.jailMissing)] : []),
       ]);
     case "Image":
       return printer<Image>(["NAME", "DIGEST", "RUNTIME", "SIZE", "LISTEN", ...(wide ? ["EGRESS", "MEMORY", "VCPUS", "AGE"] : [])], (i) => [
@@ -240,4 +240,11 @@ function columnWidths(headers: string[], rows: string[][]): number[] {
 /** A row padded like the table printed before it, so watch output lines up under its headers. */
 export function alignRow(cells: string[], widths: number[]): string {
   return cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? c.length))).join("   ").trimEnd();
+}
+
+/** "full", or which parts of the jail the node's machines go without (`describe node` says why). */
+export function jailSummary(missing: string[] | undefined): string {
+  if (missing === undefined) return "-";
+  if (missing.length === 0) return "full";
+  return `without ${missing.map((m) => m.split(":")[0]).join(",")}`;
 }
