@@ -94,7 +94,12 @@ export function qemuArgv(spec: QemuMachineSpec): string[] {
   if (spec.disk) argv.push("-drive", `file=${optValue(spec.disk)},if=none,id=runtime,format=raw,readonly=on`, "-device", "virtio-blk-device,drive=runtime");
   if (spec.network) argv.push(...networkArgs(spec.network));
   if (spec.incomingFd !== undefined) argv.push("-S", "-incoming", `fd:${spec.incomingFd}`);
-  if (spec.sandbox) argv.push("-sandbox", `on,obsolete=deny,elevateprivileges=deny,spawn=${spec.sandbox.spawn ? "allow" : "deny"},resourcecontrol=deny`);
+  // Spawning the relay also needs setsid, which QEMU files under "elevateprivileges"; the jail
+  // has already made that harmless (an unprivileged uid, no capabilities, no_new_privs).
+  if (spec.sandbox) {
+    const spawn = spec.sandbox.spawn ? "allow" : "deny";
+    argv.push("-sandbox", `on,obsolete=deny,elevateprivileges=${spawn},spawn=${spawn},resourcecontrol=deny`);
+  }
   return argv;
 }
 

@@ -170,7 +170,8 @@ export class QemuHypervisor implements Hypervisor {
         root: true,
         netns: !hasNetwork,
         readOnly: [spec.kernel, spec.initrd, ...(spec.disk ? [spec.disk] : []), ...(relay ? [relay] : [])],
-        devices: accelerator === "kvm" ? ["/dev/kvm"] : [],
+        // /dev/null: QEMU probes file locking with it, and spawns (the relay) with it as stdin.
+        devices: ["/dev/null", ...(accelerator === "kvm" ? ["/dev/kvm"] : [])],
       });
     const env: Record<string, string> = {
       PITH_MACHINE_ID: spec.id,
