@@ -72,7 +72,7 @@ const tempDirs = new Set<string>();
 function cleanupSync(): void {
   for (const dir of pithStateDirs) {
     // Pith's machines write QEMU's pid here; QEMU runs in its own process group.
-    const pid = Number(readFileOrEmpty(join(dir, "qemu.pid")).trim());
+    const pid = Number(readFileOrEmpty(join(dir, "vm", "qemu.pid")).trim());
     if (pid > 0) qemuGroups.add(pid);
   }
   for (const pid of qemuGroups) killProcessGroup(pid);
@@ -188,7 +188,7 @@ async function bootPith(app: PreparedApp, work: string, label: string): Promise<
     else {
       // start() has not returned (the boot timed out before init reported): kill QEMU by the
       // pid it wrote, and stop the machine should start() still return it.
-      const pid = Number((await readFile(join(stateDir, "qemu.pid"), "utf8").catch(() => "")).trim());
+      const pid = Number((await readFile(join(stateDir, "vm", "qemu.pid"), "utf8").catch(() => "")).trim());
       if (pid > 0) killProcessGroup(pid);
       void starting.then((m) => m.stop(0), () => {});
     }

@@ -99,7 +99,7 @@ function cleanupSync(): void {
   void cluster?.destroy();
   cluster = undefined;
   for (const dir of plainStateDirs) {
-    const pid = Number(readFileOrEmpty(join(dir, "qemu.pid")).trim());
+    const pid = Number(readFileOrEmpty(join(dir, "vm", "qemu.pid")).trim());
     if (pid > 0) killProcessGroup(pid);
   }
   plainStateDirs.clear();
@@ -266,7 +266,7 @@ function plainStart(name: string, describe: string, start: (spec: MachineSpec) =
         throw new Error(`${(e as Error).message}\n${tail(join(stateDir, "console.log"))}`);
       } finally {
         if (machine) await machine.stop(1000).catch(() => undefined);
-        const pid = Number(readFileOrEmpty(join(stateDir, "qemu.pid")).trim());
+        const pid = Number(readFileOrEmpty(join(stateDir, "vm", "qemu.pid")).trim());
         if (pid > 0) killProcessGroup(pid);
         rmSync(stateDir, { recursive: true, force: true });
         plainStateDirs.delete(stateDir);

@@ -113,7 +113,7 @@ function killQemus(): number {
     const machines = join(home, "machines");
     if (!existsSync(machines)) continue;
     for (const m of readdirSync(machines)) {
-      const pid = Number(readFileOrEmpty(join(machines, m, "qemu.pid")).trim());
+      const pid = Number(readFileOrEmpty(join(machines, m, "vm", "qemu.pid")).trim());
       if (pid > 0) pids.add(pid);
     }
   }

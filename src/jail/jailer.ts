@@ -183,6 +183,19 @@ export class Jailer {
     };
   }
 
+  /**
+   * No jail at all: the VMM runs as Pith does, with the host's files and network. Only for
+   * measuring what the jail costs (bench/jail); nothing a user runs can ask for it.
+   */
+  static async unconfined(request: Pick<MachineJailRequest, "stateDir">): Promise<MachineJail> {
+    const runDir = join(request.stateDir, "vm");
+    const consoleLog = join(request.stateDir, "console.log");
+    await mkdir(runDir, { recursive: true, mode: 0o700 });
+    await (await open(consoleLog, "a", 0o600)).close();
+    const report: JailReport = { seccomp: false, mountNamespace: false, networkNamespace: false, missing: ["jail: started unconfined, to measure the jail's cost"] };
+    return { report, runDir, consoleLog, command: (program, args) => ({ binary: program, argv: args }), explain: async () => undefined, release: async () => {} };
+  }
+
   /** The jail of a machine found running after a restart, read back from its process. */
   async adopt(request: Pick<MachineJailRequest, "key">, pid: number): Promise<JailHandle> {
     const uid = processUid(pid);

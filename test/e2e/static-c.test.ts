@@ -29,7 +29,7 @@ describe("examples/static-c on QEMU", { skip, timeout: 600_000 }, () => {
     // The app listens on 9090 instead of its declared 8080: nothing forwards to 9090.
     const machine = await startMachine(t, image, { env: { PORT: "9090" } });
     await machine.whenReady();
-    const qmp = await QmpClient.connect(machine.consoleLog.replace(/console\.log$/, "qmp.sock"));
+    const qmp = await QmpClient.connect(machine.consoleLog.replace(/console\.log$/, "vm/qmp.sock"));
     t.after(() => qmp.close());
     const usernet = await qmp.execute<string>("human-monitor-command", { "command-line": "info usernet" });
     const forwards = usernet.split("\n").filter((l) => l.includes("HOST_FORWARD"));

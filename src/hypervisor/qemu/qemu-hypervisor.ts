@@ -33,7 +33,8 @@ export class QemuHypervisor implements Hypervisor {
   private qemuVersion: string | undefined;
 
   /** `owner` scopes recover(): each manager of machines (pith run, an agent) sees only its own. */
-  constructor(private readonly options: { owner: string } = { owner: "run" }) {
+  /** `unconfined` runs QEMU without the jail: only bench/jail uses it, to measure the jail's cost. */
+  constructor(private readonly options: { owner: string; unconfined?: boolean } = { owner: "run" }) {
     if (!/^[a-z0-9][a-z0-9.-]*$/.test(options.owner)) throw new Error(`invalid machine owner "${options.owner}"`);
   }
 
@@ -102,8 +103,7 @@ export class QemuHypervisor implements Hypervisor {
     const { image } = spec;
     await rm(spec.stateDir, { recursive: true, force: true });
     await mkdir(spec.stateDir, { recursive: true, mode: 0o700 });
-    const jailer = await Jailer.forHost();
-    const jail = await jailer.prepare({
+    const jail = this.options.unconfined ? await Jailer.unconfined(spec) : await (await Jailer.forHost()).prepare({
       key: this.jailKey(spec.id),
       name: spec.id,
       stateDir: spec.stateDir,
@@ -158,9 +158,9 @@ export class QemuHypervisor implements Hypervisor {
       ...(hasNetwork ? { network: { forwards: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })), egress } } : {}),
       // QEMU's egress relay is a program it runs per connection, so only machines without egress
       // can deny it fork and exec.
-      sandbox: { spawn: egress.length > 0 },
+      ...(this.options.unconfined ? {} : { sandbox: { spawn: egress.length > 0 } }),
     };
-    jail.report.seccomp = true;
+    jail.report.seccomp = qemuSpec.sandbox !== undefined;
     // QEMU opens these before the guest runs; inside the jail they are all it can see of the host
     // besides /usr. A machine with a network keeps the host's network namespace: QEMU's user
     // network binds its forwards there.
