@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { chown, readFile, rm, stat } from "node:fs/promises";
+import { lchown, readFile, rm, stat } from "node:fs/promises";
 import { createServer, type Socket } from "node:net";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -214,9 +214,10 @@ export class QemuMachine implements Machine {
       received.catch(() => {});
     });
     await new Promise<void>((resolve, reject) => server.once("error", reject).listen(socketPath, resolve));
-    // The VMM runs as the owner of its run dir; the socket must be its to connect to.
+    // The VMM runs as the owner of its run dir; the socket must be its to connect to. lchown:
+    // that directory is the VMM's, so whatever is at the path may be its symlink to a host file.
     const owner = (await stat(runDir)).uid;
-    await chown(socketPath, owner, owner);
+    await lchown(socketPath, owner, owner);
     const qmp = await QmpClient.connect(this.options.qmpSocket, 5000);
     try {
       // Paused first, so the state is one instant's and restored machines start paused too.
