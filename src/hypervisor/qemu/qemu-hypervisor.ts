@@ -1,5 +1,5 @@
 import { closeSync, openSync } from "node:fs";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { systemError } from "../../shared/errors.ts";
@@ -15,6 +15,7 @@ import { baseConfigLines, QemuMachine } from "./qemu-machine.ts";
 import { QmpClient } from "./qmp-client.ts";
 import { adoptVm, spawnVm, type VmProcess } from "./vm-process.ts";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
+import { ensurePrivateDir } from "../../shared/private-files.ts";
 
 /** qboot: a firmware that does nothing but load the kernel, from Debian's qemu package. */
 export const QBOOT_FIRMWARE = "/usr/share/qemu/qboot.rom";
@@ -88,7 +89,7 @@ export class QemuHypervisor implements Hypervisor {
     const requestedAt = performance.now();
     const { image } = spec;
     await rm(spec.stateDir, { recursive: true, force: true });
-    await mkdir(spec.stateDir, { recursive: true });
+    await ensurePrivateDir(spec.stateDir);
 
     const ports: PortForward[] = [];
     for (const { port } of image.capabilities.listen) {
