@@ -11,7 +11,7 @@
  */
 import { spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { open, readFile, stat, writeFile } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { PithClient } from "../../src/client/index.ts";
@@ -88,32 +88,25 @@ function sayGo(port: number): Promise<string> {
 }
 
 /**
- * Follows the drill's console for its DRILL lines. The console is read in chunks from where it
- * was left, never whole: after the probes it is flooded, and this process must stay small too.
+ * Follows the drill's console through the API (wherever the host keeps it) for its DRILL lines,
+ * until `onLine` says stop. Only a short unfinished line is kept between chunks: after the
+ * probes the console is flooded, and this process must stay small too.
  */
-async function followProbes(consoleLog: string, onLine: (line: string) => Promise<boolean>): Promise<void> {
-  const file = await until("the drill's console exists", 60_000, () => open(consoleLog, "r"));
+async function followProbes(client: PithClient, machine: string, onLine: (line: string) => Promise<boolean>): Promise<void> {
+  const abort = new AbortController();
+  let pending = "";
   try {
-    let position = 0;
-    let pending = "";
-    const buffer = Buffer.alloc(1 << 16);
-    for (;;) {
-      const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
-      if (bytesRead === 0) {
-        await new Promise((r) => setTimeout(r, 100));
-        continue;
-      }
-      position += bytesRead;
-      pending += buffer.subarray(0, bytesRead).toString("latin1");
-      const lines = pending.split("\n");
+    for await (const chunk of client.console(machine, { follow: true, signal: abort.signal })) {
+      const lines = (pending + chunk).split("\n");
       pending = lines.pop()!.slice(-4096);
       for (const line of lines) {
         const text = line.replace(/\r$/, "");
         if (text.startsWith("DRILL") && !(await onLine(text))) return;
       }
     }
+    throw new Error("drill-host: the drill's console ended before DRILL-DONE");
   } finally {
-    await file.close();
+    abort.abort();
   }
 }
 
@@ -171,8 +164,7 @@ async function main(): Promise<void> {
     const drillPort = drill.status!.addresses!.find((a) => a.guestPort === 8080)!.hostPort;
     say({ event: "drill-ready", name: drill.metadata.name, hostPort: drillPort, pid: drill.status?.pid });
 
-    const consoleLog = join(home, "machines", drill.metadata.name, "console.log");
-    await followProbes(consoleLog, async (line) => {
+    await followProbes(client, drill.metadata.name, async (line) => {
       if (line.startsWith("DRILL {")) say({ event: "probe", result: JSON.parse(line.slice("DRILL ".length)) as unknown });
       else say({ event: "drill-line", line: line.slice(0, 500) });
       if (line === "DRILL-REPOINT waiting") {
@@ -200,7 +192,8 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 250));
     }
     const other = await client.get("Machine", bystander.metadata.name).catch(() => undefined);
-    const consoleBytes = await stat(consoleLog).then((s) => s.size, () => -1);
+    // Where `pith run` and today's agent keep it; -1 if the host keeps it elsewhere.
+    const consoleBytes = await stat(join(home, "machines", drill.metadata.name, "console.log")).then((s) => s.size, () => -1);
     const events = await client.events("Machine", drill.metadata.name).catch(() => []);
     say({
       event: "report",
