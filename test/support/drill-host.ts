@@ -134,7 +134,9 @@ async function main(): Promise<void> {
     await c.list("Service");
     return c;
   });
+  const cleanups: (() => void)[] = [];
   const cleanup = async (): Promise<void> => {
+    for (const c of cleanups) c();
     const { items } = await client.list("Machine").catch(() => ({ items: [] as Machine[] }));
     for (const service of ["drill", "bystander"]) await client.delete("Service", service).catch(() => {});
     for (const m of items) if (m.status?.pid) try { process.kill(m.status.pid, "SIGKILL"); } catch { /* gone already */ }
@@ -164,6 +166,17 @@ async function main(): Promise<void> {
     const drillPort = drill.status!.addresses!.find((a) => a.guestPort === 8080)!.hostPort;
     say({ event: "drill-ready", name: drill.metadata.name, hostPort: drillPort, pid: drill.status?.pid });
 
+    // Every status the drill's machine goes through: a failed machine may be replaced and
+    // deleted between two looks, and its failure must not be missed.
+    let ended: { phase: string; reason: string; at: number } | undefined;
+    const watching = new AbortController();
+    void client.watch("Machine", { signal: watching.signal }, ({ type, object }) => {
+      if (object.metadata.name !== drill.metadata.name || ended) return;
+      const phase = type === "DELETED" ? `deleted while ${object.status?.phase}` : object.status?.phase ?? "";
+      if (type === "DELETED" || phase === "failed" || phase === "stopped") ended = { phase, reason: object.status?.reason ?? "", at: Date.now() };
+    }).catch((error: unknown) => say({ event: "watch-error", message: String(error) }));
+    cleanups.push(() => watching.abort());
+
     await followProbes(client, drill.metadata.name, async (line) => {
       if (line.startsWith("DRILL {")) say({ event: "probe", result: JSON.parse(line.slice("DRILL ".length)) as unknown });
       else say({ event: "drill-line", line: line.slice(0, 500) });
@@ -179,18 +192,15 @@ async function main(): Promise<void> {
     say({ event: "flood-started", rssKb: before });
     const started = Date.now();
     let maxRss = before ?? 0;
-    let failedAt: number | undefined;
-    let last: Machine | undefined;
+    // Sampled, not awaited on a condition: the RSS bound must hold at every moment of the flood.
     while (Date.now() - started < floodMs && pithExit === undefined) {
       const rss = await rssKb(pith.pid!);
       if (rss !== undefined) maxRss = Math.max(maxRss, rss);
-      last = (await client.get("Machine", drill.metadata.name).catch(() => undefined)) ?? last;
-      const phase = last?.status?.phase;
-      if (failedAt === undefined && (phase === "failed" || phase === "stopped" || last === undefined)) failedAt = Date.now();
       // A little longer after the failure: the host must stay up once the machine is gone too.
-      if (failedAt !== undefined && Date.now() - failedAt > 3000) break;
+      if (ended && Date.now() - ended.at > 3000) break;
       await new Promise((r) => setTimeout(r, 250));
     }
+    const last = await client.get("Machine", drill.metadata.name).catch(() => undefined);
     const other = await client.get("Machine", bystander.metadata.name).catch(() => undefined);
     // Where `pith run` and today's agent keep it; -1 if the host keeps it elsewhere.
     const consoleBytes = await stat(join(home, "machines", drill.metadata.name, "console.log")).then((s) => s.size, () => -1);
@@ -201,7 +211,9 @@ async function main(): Promise<void> {
       rssBeforeKb: before,
       rssMaxKb: maxRss,
       floodMs: Date.now() - started,
-      drill: { name: drill.metadata.name, phase: last?.status?.phase ?? "gone", reason: last?.status?.reason ?? "", failedAfterMs: failedAt === undefined ? undefined : failedAt - started },
+      drill: ended
+        ? { name: drill.metadata.name, phase: ended.phase, reason: ended.reason, failedAfterMs: ended.at - started }
+        : { name: drill.metadata.name, phase: last?.status?.phase ?? "gone", reason: last?.status?.reason ?? "" },
       drillEvents: events.map((e) => `${e.spec.reason}: ${e.spec.message}`.slice(0, 300)),
       bystander: { name: bystander.metadata.name, phase: other?.status?.phase ?? "gone" },
       consoleBytes,
