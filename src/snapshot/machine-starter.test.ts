@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, test } from "node:test";
@@ -80,6 +80,9 @@ test("the first snapshot-mode start saves a snapshot from a private source, late
   const [saved] = await store.list();
   assert.equal(saved?.record.image.digest, "sha256:aaaa".padEnd(71, "0"));
   assert.ok((saved?.record.bytes ?? 0) > 0);
+  // Guest memory is a secret: the state is its owner's alone, whatever wrote it.
+  assert.equal((await stat(saved!.stateFile)).mode & 0o777, 0o600);
+  assert.equal((await stat(saved!.dir)).mode & 0o777, 0o700);
 });
 
 test("machines asking at once share one snapshot source", async () => {

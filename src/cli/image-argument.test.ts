@@ -1,0 +1,35 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { isPithError } from "../shared/errors.ts";
+import { imageFromArgument } from "./image-argument.ts";
+
+describe("pith run DIR|IMAGE", () => {
+  let home: string;
+  const saved = process.env.PITH_HOME;
+  before(async () => {
+    home = await mkdtemp(join(tmpdir(), "pith-image-arg-"));
+    process.env.PITH_HOME = home;
+  });
+  after(async () => {
+    if (saved === undefined) delete process.env.PITH_HOME;
+    else process.env.PITH_HOME = saved;
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it("says a missing path is a missing app directory, not an image", async () => {
+    await assert.rejects(imageFromArgument("../no/such/app"), (e) => isPithError(e) && e.code === "APP_DIR_NOT_FOUND" && e.kind === "user");
+  });
+
+  for (const bad of ["Hello World", "x\u0000", "sha256:zz", "a.b"]) {
+    it(`refuses ${JSON.stringify(bad)} as an image reference with a user error`, async () => {
+      await assert.rejects(imageFromArgument(bad), (e) => isPithError(e) && e.code === "INVALID_IMAGE_REFERENCE" && e.kind === "user" && typeof e.hint === "string");
+    });
+  }
+
+  it("looks a well-formed reference up", async () => {
+    await assert.rejects(imageFromArgument("not-built"), (e) => isPithError(e) && e.code === "IMAGE_NOT_FOUND");
+  });
+});
