@@ -1,23 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { isPithError } from "../shared/errors.ts";
+import { useTempPithHome } from "../shared/temp-pith-home.ts";
 import { imageFromArgument } from "./image-argument.ts";
 
 describe("pith run DIR|IMAGE", () => {
-  let home: string;
-  const saved = process.env.PITH_HOME;
-  before(async () => {
-    home = await mkdtemp(join(tmpdir(), "pith-image-arg-"));
-    process.env.PITH_HOME = home;
-  });
-  after(async () => {
-    if (saved === undefined) delete process.env.PITH_HOME;
-    else process.env.PITH_HOME = saved;
-    await rm(home, { recursive: true, force: true });
-  });
+  useTempPithHome("pith-image-arg-");
 
   it("says a missing path is a missing app directory, not an image", async () => {
     await assert.rejects(imageFromArgument("../no/such/app"), (e) => isPithError(e) && e.code === "APP_DIR_NOT_FOUND" && e.kind === "user");

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import { isPithError } from "../shared/errors.ts";
+import { useTempPithHome } from "../shared/temp-pith-home.ts";
 import { digestHex, imageName, parseImageReference } from "./image-reference.ts";
 import { resolveImage } from "./image-store.ts";
 
@@ -42,19 +42,11 @@ describe("image references", () => {
   });
 
   describe("resolveImage", () => {
-    let home: string;
-    const saved = process.env.PITH_HOME;
+    const temp = useTempPithHome("pith-ref-");
     before(async () => {
-      home = await mkdtemp(join(tmpdir(), "pith-ref-"));
-      process.env.PITH_HOME = home;
       // A file outside the store that a traversal would reach.
-      await mkdir(join(home, "images", "names"), { recursive: true });
-      await writeFile(join(home, "secret"), DIGEST + "\n");
-    });
-    after(async () => {
-      if (saved === undefined) delete process.env.PITH_HOME;
-      else process.env.PITH_HOME = saved;
-      await rm(home, { recursive: true, force: true });
+      await mkdir(join(temp.home(), "images", "names"), { recursive: true });
+      await writeFile(join(temp.home(), "secret"), DIGEST + "\n");
     });
 
     it("refuses a reference with path characters before reading anything", async () => {
