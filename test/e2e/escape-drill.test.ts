@@ -160,7 +160,7 @@ describe("escape drill: a hostile machine reaches nothing undeclared, and its fl
 
     const probes = events.filter((e) => e.event === "probe").map((e) => e.result as ProbeResult);
     const report = events.find((e) => e.event === "report") as unknown as Report | undefined;
-    t.diagnostic(`probes:\n${probes.map((p) => `  ${p.probe} ${p.target} ${p.proto}: reached=${p.reached} connected=${p.connected} ${p.error} ${p.note}`).join("\n")}`);
+    for (const p of probes) t.diagnostic(`probe ${p.probe} ${p.proto} ${p.target}: reached=${p.reached} connected=${p.connected} ${p.error} ${p.note}`.trim());
     t.diagnostic(`report: ${JSON.stringify(report)}`);
     assert.ok(report, `the drill reported:\n${log.slice(-80).join("\n")}`);
 
