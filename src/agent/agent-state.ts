@@ -1,6 +1,7 @@
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { readFile, rename } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { pithHome } from "../shared/paths.ts";
+import { ensurePrivateDir, writePrivateFile } from "../shared/private-files.ts";
 
 /**
  * The agent's only local state: a handle (the QEMU pid) per machine it runs, so a restarted
@@ -25,8 +26,8 @@ export async function readAgentState(node: string): Promise<AgentState | undefin
 
 export async function writeAgentState(state: AgentState): Promise<void> {
   const path = agentStatePath(state.node);
-  await mkdir(dirname(path), { recursive: true });
+  await ensurePrivateDir(dirname(path));
   const staging = `${path}.${process.pid}.tmp`;
-  await writeFile(staging, JSON.stringify(state, null, 2) + "\n");
+  await writePrivateFile(staging, JSON.stringify(state, null, 2) + "\n");
   await rename(staging, path);
 }

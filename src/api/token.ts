@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { link, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { userError } from "../shared/errors.ts";
 import { pithHome } from "../shared/paths.ts";
+import { ensurePrivateDir, tightenPrivateFiles, writePrivateFile } from "../shared/private-files.ts";
 
 export const TOKEN_FILE = "token";
 
@@ -14,10 +15,10 @@ export const TOKEN_FILE = "token";
  */
 export async function ensureToken(dir: string = pithHome()): Promise<string> {
   const path = join(dir, TOKEN_FILE);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await ensurePrivateDir(dir);
   const created = await createToken(path);
   if (created) return created;
-  if (((await stat(path)).mode & 0o077) !== 0) await chmod(path, 0o600);
+  await tightenPrivateFiles(path);
   const existing = (await readFile(path, "utf8")).trim();
   if (!/^[0-9a-f]{64}$/.test(existing)) {
     throw userError("InvalidToken", `${path} does not hold an API token (64 hex digits)`, `delete ${path} and start the control plane again to create a new one`);
@@ -29,9 +30,8 @@ export async function ensureToken(dir: string = pithHome()): Promise<string> {
 async function createToken(path: string): Promise<string | undefined> {
   const token = randomBytes(32).toString("hex");
   const aside = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
-  await writeFile(aside, `${token}\n`, { mode: 0o600, flag: "wx" });
+  await writePrivateFile(aside, `${token}\n`, "wx");
   try {
-    await chmod(aside, 0o600); // the mode given to writeFile is subject to the umask; be exact
     await link(aside, path);
     return token;
   } catch (error) {

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
@@ -7,6 +7,8 @@ import { userError } from "../shared/errors.ts";
 import { withFileLock } from "../shared/file-lock.ts";
 import { imageStoreDir } from "../shared/paths.ts";
 import type { ImageRecord } from "./image.ts";
+import { digestHex, imageName, isDigest, parseImageReference } from "./image-reference.ts";
+import { ensurePrivateDir } from "../shared/private-files.ts";
 
 /**
  * The local image store, one directory per image under <PITH_HOME>/images/<digest>/:
@@ -27,14 +29,14 @@ export interface StoredImage {
 }
 
 const hexOf = (digest: string): string => digest.replace(/^sha256:/, "");
-const imageDir = (digest: string): string => join(imageStoreDir(), hexOf(digest));
+const imageDir = (digest: string): string => join(imageStoreDir(), digestHex(digest));
 
 export async function saveImage(record: ImageRecord, kernelPath: string, rootfsPath: string, diskPath?: string): Promise<StoredImage> {
   const dir = imageDir(record.digest);
   if (!existsSync(join(dir, "image.json"))) {
     const staging = join(imageStoreDir(), `.staging-${hexOf(record.digest).slice(0, 12)}-${process.pid}`);
     await rm(staging, { recursive: true, force: true });
-    await mkdir(staging, { recursive: true });
+    await ensurePrivateDir(staging);
     // gzip from node's zlib writes no timestamp or name: the stored bytes are reproducible too.
     await gzipFile(kernelPath, join(staging, "vmlinux.gz"));
     await gzipFile(rootfsPath, join(staging, "rootfs.cpio.gz"));
@@ -43,8 +45,8 @@ export async function saveImage(record: ImageRecord, kernelPath: string, rootfsP
     await rm(dir, { recursive: true, force: true });
     await rename(staging, dir);
   }
-  await mkdir(join(imageStoreDir(), "names"), { recursive: true });
-  await writeFile(join(imageStoreDir(), "names", record.name), record.digest + "\n");
+  await ensurePrivateDir(join(imageStoreDir(), "names"));
+  await writeFile(join(imageStoreDir(), "names", imageName(record.name)), record.digest + "\n");
   return (await readStoredImage(record.digest))!;
 }
 
@@ -64,19 +66,19 @@ export async function listImages(): Promise<StoredImage[]> {
 
 /** Finds an image by name (its latest build), full digest, or a unique digest prefix. */
 export async function resolveImage(ref: string): Promise<StoredImage> {
-  const named = await readFile(join(imageStoreDir(), "names", ref), "utf8").catch(() => undefined);
-  if (named) {
+  const { name, hex, full } = parseImageReference(ref);
+  const named = name && (await readFile(join(imageStoreDir(), "names", name), "utf8").catch(() => undefined));
+  if (named && isDigest(named.trim())) {
     const image = await readStoredImage(named.trim());
     if (image) return image;
   }
-  const prefix = hexOf(ref);
   // A full digest names its directory: no need to read every record.
-  if (/^[0-9a-f]{64}$/.test(prefix)) {
-    const image = await readStoredImage(prefix);
+  if (hex && full) {
+    const image = await readStoredImage(hex);
     if (image) return image;
   }
-  if (/^[0-9a-f]{4,64}$/.test(prefix)) {
-    const matches = (await listImages()).filter((i) => hexOf(i.record.digest).startsWith(prefix));
+  if (hex) {
+    const matches = (await listImages()).filter((i) => hexOf(i.record.digest).startsWith(hex));
     if (matches.length === 1) return matches[0]!;
     if (matches.length > 1) throw userError("IMAGE_AMBIGUOUS", `${ref} matches ${matches.length} images`, "give more characters of the digest");
   }
@@ -93,7 +95,7 @@ export async function bootFiles(image: StoredImage): Promise<{ kernel: string; i
     ...(files.disk ? [[files.disk, "runtime.ext2.gz"] as [string, string]] : []),
   ];
   if (blobs.every(([path]) => existsSync(path))) return files;
-  await mkdir(boot, { recursive: true });
+  await ensurePrivateDir(boot);
   await withFileLock(join(image.dir, "boot.lock"), async () => {
     for (const [path, blob] of blobs) if (!existsSync(path)) await gunzipFile(join(image.dir, blob), path);
   });
@@ -102,7 +104,7 @@ export async function bootFiles(image: StoredImage): Promise<{ kernel: string; i
 
 export async function removeImage(image: StoredImage): Promise<void> {
   await rm(image.dir, { recursive: true, force: true });
-  const named = join(imageStoreDir(), "names", image.record.name);
+  const named = join(imageStoreDir(), "names", imageName(image.record.name));
   if ((await readFile(named, "utf8").catch(() => "")).trim() === image.record.digest) await rm(named, { force: true });
 }
 

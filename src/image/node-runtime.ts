@@ -1,9 +1,10 @@
 import { existsSync } from "node:fs";
-import { mkdir, realpath, rename, rm } from "node:fs/promises";
+import { realpath, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { execFile } from "../shared/exec.ts";
 import { sha256File } from "../shared/hash.ts";
 import { toolsDir } from "../shared/paths.ts";
+import { ensurePrivateDir } from "../shared/private-files.ts";
 
 /** Where the runtime sits in every Node image: on the runtime disk, mounted at /runtime. */
 export const GUEST_NODE_PATH = "/runtime/node";
@@ -18,7 +19,7 @@ export async function preparedNodeBinary(hostNode = process.execPath): Promise<{
   const dir = join(toolsDir(), `node-${key}`);
   const stripped = join(dir, "node");
   if (!existsSync(stripped)) {
-    await mkdir(dir, { recursive: true });
+    await ensurePrivateDir(dir);
     const staging = `${stripped}.${process.pid}.tmp`;
     try {
       await execFile("strip", ["--strip-all", "-o", staging, hostPath], { code: "RUNTIME_PREPARE_FAILED" });

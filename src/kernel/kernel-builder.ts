@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { execFile } from "../shared/exec.ts";
@@ -10,6 +10,7 @@ import { silentProgress, type Progress } from "../shared/progress.ts";
 import { fragmentPath, readFragment, type FragmentName } from "./kernel-fragments.ts";
 import { enabledOptions, kernelDir, listKernels, readKernelInfo, type KernelInfo } from "./kernel-cache.ts";
 import { ensureLinuxSource, type LinuxSource } from "./linux-source.ts";
+import { ensurePrivateDir } from "../shared/private-files.ts";
 
 /** Kbuild stamps the build's time, user and host into the kernel; fixed, the same config gives the same bytes. */
 const REPRODUCIBLE_BUILD_ENV = {
@@ -42,14 +43,14 @@ export async function ensureKernel(fragments: FragmentName[], progress: Progress
 
   const workDir = join(kernelCacheDir(), "build", `${fragmentsKey.slice(0, 16)}-${process.pid}`);
   await rm(workDir, { recursive: true, force: true });
-  await mkdir(workDir, { recursive: true });
+  await ensurePrivateDir(workDir);
   try {
     const config = await makeConfig(source, workDir, fragments);
     const configHash = sha256(config);
     const info = await withFileLock(join(kernelCacheDir(), `${configHash}.lock`), async () => {
       return (await readKernelInfo(configHash)) ?? (await buildKernel(source, workDir, configHash, fragments, config, progress));
     });
-    await mkdir(join(kernelCacheDir(), "by-fragments"), { recursive: true });
+    await ensurePrivateDir(join(kernelCacheDir(), "by-fragments"));
     await writeFile(indexFile, configHash);
     return info;
   } finally {
@@ -102,7 +103,7 @@ async function buildKernel(
 
   const staging = join(kernelCacheDir(), `.staging-${configHash}-${process.pid}`);
   await rm(staging, { recursive: true, force: true });
-  await mkdir(staging, { recursive: true });
+  await ensurePrivateDir(staging);
   await copyFile(vmlinux, join(staging, "vmlinux"));
   await writeFile(join(staging, "config"), config);
   const info: KernelInfo = {

@@ -6,6 +6,7 @@ import { execFile } from "../shared/exec.ts";
 import { withFileLock } from "../shared/file-lock.ts";
 import { kernelCacheDir } from "../shared/paths.ts";
 import type { Progress } from "../shared/progress.ts";
+import { ensurePrivateDir } from "../shared/private-files.ts";
 
 /** Debian's kernel source package: the only place Pith's kernels come from. */
 export const LINUX_SOURCE_PACKAGE = "linux-source-6.1";
@@ -34,7 +35,7 @@ export async function ensureLinuxSource(progress?: Progress): Promise<LinuxSourc
   const root = join(kernelCacheDir(), "src");
   const dir = join(root, version);
   if (existsSync(join(dir, "Makefile"))) return { version, dir };
-  await mkdir(root, { recursive: true });
+  await ensurePrivateDir(root);
   await withFileLock(join(root, `${version}.lock`), async () => {
     if (existsSync(join(dir, "Makefile"))) return;
     const staging = join(root, `.extract-${process.pid}`);

@@ -2,7 +2,8 @@ import type { Ctx } from "./context.ts";
 import { readString, type Entry } from "./read.ts";
 
 /** The name becomes a hostname and part of image file names, hence DNS-label rules. */
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+export const APP_NAME_PATTERN = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+const DNS_LABEL = new RegExp(APP_NAME_PATTERN);
 
 export function readName(ctx: Ctx, field: Entry | undefined): string | undefined {
   if (!field) {

@@ -1,4 +1,3 @@
-import { createWriteStream } from "node:fs";
 import type { PithClient } from "../client/index.ts";
 import type { AccessLogEntry } from "./access-log.ts";
 import { HaproxyEngine } from "./haproxy/haproxy-engine.ts";
@@ -6,6 +5,7 @@ import { createProxyServer, type ProxyServer } from "./proxy-server.ts";
 import type { RouteSource } from "./route.ts";
 import { RouteTable } from "./route-table.ts";
 import type { UpstreamConnector } from "./upstream-connector.ts";
+import { openPrivateAppendStream } from "../shared/private-files.ts";
 
 export interface RunningProxy {
   server: ProxyServer;
@@ -69,7 +69,7 @@ export async function startProxy(options: {
     : undefined;
   // After the engine subscribes: the table's first batch tells it every service there is.
   await routes.start(abort.signal);
-  const log = options.accessLogPath ? createWriteStream(options.accessLogPath, { flags: "a" }) : undefined;
+  const log = options.accessLogPath ? openPrivateAppendStream(options.accessLogPath) : undefined;
   const proxyLoad = () => (engine ? engine.load(server.proxyLoad()) : server.proxyLoad());
   const server = createProxyServer({
     routes: engine ? engine.fallbackRoutes : source,

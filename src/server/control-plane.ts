@@ -1,5 +1,4 @@
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { createApiServer } from "../api/api-server.ts";
@@ -13,6 +12,7 @@ import { ServiceReconciler } from "../controller/service-reconciler.ts";
 import { machinesDir, pithHome } from "../shared/paths.ts";
 import { SqliteStore } from "../store/sqlite/sqlite-store.ts";
 import type { Store } from "../store/store.ts";
+import { ensurePithHome } from "../shared/private-files.ts";
 
 export interface ControlPlaneOptions {
   host: string;
@@ -39,7 +39,7 @@ export interface ControlPlane {
  */
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const log = options.log ?? (() => {});
-  await mkdir(pithHome(), { recursive: true });
+  await ensurePithHome();
   const store = SqliteStore.open(options.databasePath ?? join(pithHome(), "state.db"));
   const token = await ensureToken();
   const load = new LoadBoard();

@@ -1,10 +1,11 @@
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, rm } from "node:fs/promises";
+import { readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { userError } from "./errors.ts";
 import { execFile } from "./exec.ts";
 import { sha256 } from "./hash.ts";
 import { toolsDir } from "./paths.ts";
+import { ensurePrivateDir } from "./private-files.ts";
 
 /**
  * Pith's small C programs (the guest's init, the host's egress relay) are compiled from source
@@ -20,7 +21,7 @@ export async function ensureStaticCProgram(name: string, sourcePath: string): Pr
   const dir = join(toolsDir(), `${name}-${key}`);
   const binary = join(dir, name);
   if (existsSync(binary)) return binary;
-  await mkdir(dir, { recursive: true });
+  await ensurePrivateDir(dir);
   const staging = `${binary}.${process.pid}.tmp`;
   try {
     await execFile(compiler, ["-static", "-Os", "-s", "-Wall", "-o", staging, sourcePath], { code: "C_COMPILE_FAILED" });

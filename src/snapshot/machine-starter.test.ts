@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, test } from "node:test";
@@ -44,7 +44,7 @@ afterEach(async () => {
   delete process.env.PITH_SNAPSHOT_LIMIT;
 });
 
-const spec = (id: string, image = imageWith("sha256:aaaa"), env?: Record<string, string>): MachineSpec => ({
+const spec = (id: string, image = imageWith("sha256:aaaa".padEnd(71, "0")), env?: Record<string, string>): MachineSpec => ({
   id,
   image,
   kernel: "/k",
@@ -78,8 +78,11 @@ test("the first snapshot-mode start saves a snapshot from a private source, late
   assert.equal(starts.length, 3);
   assert.deepEqual(reasons(), ["SnapshotRestored"]);
   const [saved] = await store.list();
-  assert.equal(saved?.record.image.digest, "sha256:aaaa");
+  assert.equal(saved?.record.image.digest, "sha256:aaaa".padEnd(71, "0"));
   assert.ok((saved?.record.bytes ?? 0) > 0);
+  // Guest memory is a secret: the state is its owner's alone, whatever wrote it.
+  assert.equal((await stat(saved!.stateFile)).mode & 0o777, 0o600);
+  assert.equal((await stat(saved!.dir)).mode & 0o777, 0o700);
 });
 
 test("machines asking at once share one snapshot source", async () => {
@@ -90,11 +93,11 @@ test("machines asking at once share one snapshot source", async () => {
 });
 
 test("a changed image, shape or env never restores an older snapshot", async () => {
-  await starter.start(spec("m1", imageWith("sha256:aaaa")), "snapshot");
+  await starter.start(spec("m1", imageWith("sha256:aaaa".padEnd(71, "0"))), "snapshot");
   for (const [id, changed] of [
-    ["m2", spec("m2", imageWith("sha256:bbbb"))],
-    ["m3", spec("m3", imageWith("sha256:aaaa", 128))],
-    ["m4", spec("m4", imageWith("sha256:aaaa"), { GREETING: "hi" })],
+    ["m2", spec("m2", imageWith("sha256:bbbb".padEnd(71, "0")))],
+    ["m3", spec("m3", imageWith("sha256:aaaa".padEnd(71, "0"), 128))],
+    ["m4", spec("m4", imageWith("sha256:aaaa".padEnd(71, "0")), { GREETING: "hi" })],
   ] as const) {
     const before = starts.length;
     await starter.start(changed, "snapshot");
@@ -154,15 +157,15 @@ test("a source that cannot be saved leaves no snapshot and the machine boots", a
 });
 
 test("the size limit evicts the least recently used snapshots, never the one just saved", async () => {
-  await starter.start(spec("m1", imageWith("sha256:0001")), "snapshot");
+  await starter.start(spec("m1", imageWith("sha256:0001".padEnd(71, "0"))), "snapshot");
   await new Promise((r) => setTimeout(r, 20));
-  await starter.start(spec("m2", imageWith("sha256:0002")), "snapshot");
+  await starter.start(spec("m2", imageWith("sha256:0002".padEnd(71, "0"))), "snapshot");
   const each = (await store.list())[0]!.record.bytes;
   process.env.PITH_SNAPSHOT_LIMIT = String(each * 2);
   await new Promise((r) => setTimeout(r, 20));
-  await starter.start(spec("m3", imageWith("sha256:0001")), "snapshot"); // a use: 0001 is now newest
-  await starter.start(spec("m4", imageWith("sha256:0003")), "snapshot");
-  assert.deepEqual((await store.list()).map((s) => s.record.image.digest).sort(), ["sha256:0001", "sha256:0003"]);
+  await starter.start(spec("m3", imageWith("sha256:0001".padEnd(71, "0"))), "snapshot"); // a use: 0001 is now newest
+  await starter.start(spec("m4", imageWith("sha256:0003".padEnd(71, "0"))), "snapshot");
+  assert.deepEqual((await store.list()).map((s) => s.record.image.digest).sort(), ["sha256:0001".padEnd(71, "0"), "sha256:0003".padEnd(71, "0")]);
 });
 
 test("PITH_SNAPSHOT_LIMIT takes bytes or K/M/G, and says what is wrong otherwise", () => {

@@ -1,10 +1,11 @@
-import { mkdir, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Hypervisor, Machine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import { withFileLock } from "../shared/file-lock.ts";
 import { machinesDir } from "../shared/paths.ts";
 import { envKey, SnapshotStore, type StoredSnapshot } from "./snapshot-store.ts";
 import { warmUp } from "./warm-up.ts";
+import { ensurePrivateDir } from "../shared/private-files.ts";
 
 /** How a machine is started: booted from its image, or restored from a snapshot of one. */
 export type StartMode = "boot" | "snapshot";
@@ -115,7 +116,7 @@ export class MachineStarter {
     const { hypervisor, store, scratchDir } = this;
     const { image } = spec;
     const lock = join(scratchDir, `snapshot-${image.digest.replace(/^sha256:/, "").slice(0, 16)}.lock`);
-    await mkdir(scratchDir, { recursive: true });
+    await ensurePrivateDir(scratchDir);
     return withFileLock(lock, async () => {
       const made = await store.find(image, tag, spec.env); // by another process while this one waited
       if (made && (await store.verify(made)).ok) return made;

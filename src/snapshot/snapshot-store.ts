@@ -1,12 +1,14 @@
 import { existsSync, type Stats } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { readdir, readFile, rename, rm, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import type { ImageRecord } from "../image/image.ts";
+import { digestHex } from "../image/image-reference.ts";
 import { userError } from "../shared/errors.ts";
 import { sha256, sha256File } from "../shared/hash.ts";
 import { imageStoreDir } from "../shared/paths.ts";
 import { canonicalJson } from "../store/canonical-json.ts";
 import { guestVersion } from "./guest-version.ts";
+import { ensurePrivateDir, tightenPrivateFiles, writePrivateFile } from "../shared/private-files.ts";
 
 /**
  * Saved machines, kept beside their image in the image store:
@@ -92,7 +94,7 @@ export class SnapshotStore {
   constructor(private readonly root = imageStoreDir()) {}
 
   private snapshotsDir(digest: string): string {
-    return join(this.root, digest.replace(/^sha256:/, ""), "snapshots");
+    return join(this.root, digestHex(digest), "snapshots");
   }
 
   async find(image: ImageRecord, hypervisorTag: string, env?: Record<string, string>): Promise<StoredSnapshot | undefined> {
@@ -141,10 +143,12 @@ export class SnapshotStore {
     const key = await snapshotKey(image, hypervisorTag, env);
     const parent = this.snapshotsDir(image.digest);
     const staging = join(parent, `.staging-${key.slice(0, 8)}-${process.pid}-${Date.now()}`);
-    await mkdir(staging, { recursive: true });
+    await ensurePrivateDir(staging);
     try {
       const stateFile = join(staging, "state");
       const { ms } = await write(stateFile);
+      // QEMU's `exec:cat >` creates it under its own umask: the guest's memory is a secret.
+      await tightenPrivateFiles(stateFile);
       const [bytes, digest] = await Promise.all([stat(stateFile).then((s) => s.size), sha256File(stateFile)]);
       const record: SnapshotRecord = {
         schemaVersion: 1,
@@ -159,7 +163,7 @@ export class SnapshotStore {
         createdAt: new Date().toISOString(),
         saveMs: ms,
       };
-      await writeFile(join(staging, "snapshot.json"), JSON.stringify(record, null, 2) + "\n");
+      await writePrivateFile(join(staging, "snapshot.json"), JSON.stringify(record, null, 2) + "\n");
       const dir = join(parent, key);
       await rm(dir, { recursive: true, force: true });
       await rename(staging, dir);

@@ -1,5 +1,6 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
+import { isDigest } from "../../image/image-reference.ts";
 import { resolveImage } from "../../image/image-store.ts";
 import { inspectImage, type ImageInspection } from "../../image/inspect.ts";
 import type { Image } from "../../model/kinds.ts";
@@ -47,6 +48,7 @@ export function registerInspectRoute(app: FastifyInstance, ctx: ApiContext): voi
 }
 
 async function inspect(digest: string): Promise<ImageInspection> {
+  if (!isDigest(digest)) throw new ApiError("Invalid", `the Image's spec.digest ${JSON.stringify(digest)} is not a digest (sha256:<64 hex>)`, "recreate the Image object from a build");
   const stored = await resolveImage(digest).catch(() => undefined);
   if (!stored || stored.record.digest !== digest) {
     throw new ApiError("NotFound", `image ${digest} is not in the control plane host's image store`, "build it on this host (pith build), or apply its app so it is built");

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import { IMAGE_REFERENCE_PATTERN, IMAGE_REFERENCE_RULE } from "../../image/image-reference.ts";
 import type { Kind } from "../../model/resource.ts";
 import {
   MACHINE_PHASES,
@@ -32,7 +33,7 @@ const StartMode = Enum(["boot", "snapshot"] as const);
 
 export const ServiceSpecSchema = Type.Object(
   {
-    image: Type.String({ minLength: 1, description: "an image name (its latest build) or digest" }),
+    image: Type.String({ pattern: IMAGE_REFERENCE_PATTERN, errorMessage: IMAGE_REFERENCE_RULE, description: "an image name (its latest build), digest or digest prefix" }),
     replicas: Type.Optional(Replicas),
     min: Type.Optional(Replicas),
     max: Type.Optional(Replicas),

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { QemuHypervisor } from "../../hypervisor/qemu/qemu-hypervisor.ts";
+import { parseImageReference } from "../../image/image-reference.ts";
 import { bootFiles } from "../../image/image-store.ts";
 import { shortDigest } from "../../image/image.ts";
 import { userError } from "../../shared/errors.ts";
@@ -63,6 +64,8 @@ export function registerSnapshots(program: Command): void {
       const all = await store.list();
       const chosen = new Set<StoredSnapshot>();
       for (const ref of refs) {
+        // A key (or prefix) is hex, so the image reference grammar covers every accepted form.
+        parseImageReference(ref);
         const matches = all.filter((s) => s.record.key.startsWith(ref) || s.record.image.name === ref || s.record.image.digest.replace(/^sha256:/, "").startsWith(ref.replace(/^sha256:/, "")));
         if (matches.length === 0) throw userError("SNAPSHOT_NOT_FOUND", `no snapshot matches "${ref}"`, "see `pith snapshots ls`");
         for (const m of matches) chosen.add(m);

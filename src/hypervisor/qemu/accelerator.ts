@@ -1,9 +1,10 @@
 import { constants } from "node:fs";
-import { access, mkdir, readFile, writeFile } from "node:fs/promises";
+import { access, readFile, writeFile } from "node:fs/promises";
 import { release } from "node:os";
 import { dirname, join } from "node:path";
 import { pithHome } from "../../shared/paths.ts";
 import type { Accelerator } from "./qemu-argv.ts";
+import { ensurePrivateDir } from "../../shared/private-files.ts";
 
 /**
  * Which accelerator machines on this host use. KVM only where it really runs a guest: /dev/kvm
@@ -44,7 +45,7 @@ export async function chooseAccelerator(qemuVersion: string): Promise<Accelerato
 
 export async function recordVerdict(qemuVersion: string, accelerator: Accelerator, reason: string): Promise<void> {
   const verdict: Verdict = { hostKernel: release(), qemu: qemuVersion, accelerator, reason, checkedAt: new Date().toISOString() };
-  await mkdir(dirname(verdictFile()), { recursive: true });
+  await ensurePrivateDir(dirname(verdictFile()));
   await writeFile(verdictFile(), JSON.stringify(verdict, null, 2) + "\n");
 }
 

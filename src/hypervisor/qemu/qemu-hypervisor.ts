@@ -1,5 +1,5 @@
 import { closeSync, openSync } from "node:fs";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { systemError } from "../../shared/errors.ts";
@@ -16,6 +16,7 @@ import { QmpClient } from "./qmp-client.ts";
 import { adoptVm, spawnVm, type VmProcess } from "./vm-process.ts";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
 import { Jailer, type MachineJail } from "../../jail/jailer.ts";
+import { ensurePrivateDir } from "../../shared/private-files.ts";
 
 /** qboot: a firmware that does nothing but load the kernel, from Debian's qemu package. */
 export const QBOOT_FIRMWARE = "/usr/share/qemu/qboot.rom";
@@ -102,7 +103,7 @@ export class QemuHypervisor implements Hypervisor {
     const requestedAt = performance.now();
     const { image } = spec;
     await rm(spec.stateDir, { recursive: true, force: true });
-    await mkdir(spec.stateDir, { recursive: true, mode: 0o700 });
+    await ensurePrivateDir(spec.stateDir);
     const jail = this.options.unconfined ? await Jailer.unconfined(spec) : await (await Jailer.forHost()).prepare({
       key: this.jailKey(spec.id),
       name: spec.id,

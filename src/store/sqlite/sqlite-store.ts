@@ -5,6 +5,7 @@ import { type Store, StoreError } from "../store.ts";
 import { parseRevision, validateInput, validateKind, validateName } from "../validate.ts";
 import { migrate } from "./schema.ts";
 import { type CommittedEvent, WatchHub } from "./watch-hub.ts";
+import { tightenPrivateFilesSync, touchPrivateFileSync } from "../../shared/private-files.ts";
 
 export interface SqliteStoreOptions {
   /** How many of the newest events the watch history keeps (default 10000). */
@@ -34,12 +35,16 @@ export class SqliteStore implements Store {
     if (!Number.isSafeInteger(historyLimit) || historyLimit < 1) {
       throw new StoreError("Invalid", `historyLimit must be a positive integer, not ${historyLimit}`);
     }
+    const file = path !== ":memory:" && path !== "";
+    if (file) touchPrivateFileSync(path);
     const db = new Database(path);
     try {
       db.pragma("journal_mode = WAL"); // ":memory:" stays "memory", which is fine for tests
       db.pragma("synchronous = NORMAL");
       db.pragma("busy_timeout = 5000"); // e.g. a backup or `sqlite3` shell holding the lock briefly
       migrate(db);
+      // SQLite gives -wal and -shm the database's mode; these may predate that being 0600.
+      if (file) tightenPrivateFilesSync(`${path}-wal`, `${path}-shm`);
     } catch (error) {
       db.close();
       throw error;
