@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { userError } from "../shared/errors.ts";
@@ -41,3 +41,28 @@ async function createToken(path: string): Promise<string | undefined> {
     await unlink(aside).catch(() => {});
   }
 }
+
+/** A token from the registry: `pith_<id>_<secret>`, the id in clear so the check finds one row. */
+const REGISTRY_TOKEN = /^pith_([0-9a-f]{16})_([0-9a-f]{64})$/;
+
+export interface NewRegistryToken {
+  id: string;
+  /** What the holder presents; shown once, never stored. */
+  token: string;
+  /** sha256 of the secret part: what the registry keeps. */
+  digest: Buffer;
+}
+
+export function newRegistryToken(): NewRegistryToken {
+  const id = randomBytes(8).toString("hex");
+  const secret = randomBytes(32).toString("hex");
+  return { id, token: `pith_${id}_${secret}`, digest: sha256(secret) };
+}
+
+/** The id and the secret's digest of a presented registry token; undefined if it is not one. */
+export function parseRegistryToken(token: string): { id: string; digest: Buffer } | undefined {
+  const match = REGISTRY_TOKEN.exec(token);
+  return match ? { id: match[1]!, digest: sha256(match[2]!) } : undefined;
+}
+
+export const sha256 = (value: string): Buffer => createHash("sha256").update(value).digest();

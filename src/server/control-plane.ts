@@ -46,6 +46,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const api: FastifyInstance = await createApiServer({
     store,
     token,
+    tokens: store.tokens,
     webUi: true,
     onLoadReport: (service, report) => load.report(service, report),
     // Single host: a machine's console is in its state directory on this host.

@@ -4,6 +4,7 @@ import { createdObject, deletedObject, matchesLabels, updatedObject } from "../o
 import { type Store, StoreError } from "../store.ts";
 import { parseRevision, validateInput, validateKind, validateName } from "../validate.ts";
 import { migrate } from "./schema.ts";
+import { SqliteTokenRegistry } from "./token-registry.ts";
 import { type CommittedEvent, WatchHub } from "./watch-hub.ts";
 
 export interface SqliteStoreOptions {
@@ -28,6 +29,8 @@ const DEFAULT_HISTORY_LIMIT = 10_000;
 export class SqliteStore implements Store {
   private readonly hub: WatchHub;
   private readonly statements;
+  /** API tokens, in the same file (not a resource kind; see token-registry.ts). */
+  readonly tokens: SqliteTokenRegistry;
 
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
     const historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
@@ -54,6 +57,7 @@ export class SqliteStore implements Store {
     onWatcherError: (error: unknown) => void,
   ) {
     this.hub = new WatchHub(onWatcherError);
+    this.tokens = new SqliteTokenRegistry(db);
     this.statements = {
       revision: db.prepare<[], number>("SELECT value FROM meta WHERE key = 'revision'").pluck(),
       setRevision: db.prepare<[number]>("UPDATE meta SET value = ? WHERE key = 'revision'"),
