@@ -3,6 +3,8 @@ import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/p
 import { join } from "node:path";
 import { userError } from "../shared/errors.ts";
 import { pithHome } from "../shared/paths.ts";
+import type { Role, TokenRecord } from "../model/token.ts";
+import type { TokenRegistry } from "../store/token-registry.ts";
 
 export const TOKEN_FILE = "token";
 
@@ -66,3 +68,22 @@ export function parseRegistryToken(token: string): { id: string; digest: Buffer 
 }
 
 export const sha256 = (value: string): Buffer => createHash("sha256").update(value).digest();
+
+/** Adds a fresh token to the registry; returns its record and the token, which exists nowhere else. */
+export async function issueToken(registry: TokenRegistry, request: { role: Role; node?: string; name?: string }): Promise<{ record: TokenRecord; token: string }> {
+  const fresh = newRegistryToken();
+  const { role, node } = request;
+  const name = request.name ?? `${role}${node ? `-${node}` : ""}-${fresh.id.slice(0, 6)}`;
+  const record = await registry.add({ id: fresh.id, name, role, ...(node ? { node } : {}) }, fresh.digest);
+  return { record, token: fresh.token };
+}
+
+/**
+ * Replaces the registry token named `request.name` with a fresh one and returns it. For a process
+ * that mints its own token at every start (`pith up` for its agent and proxy): it keeps one token
+ * under that name, not one per start.
+ */
+export async function reissueToken(registry: TokenRegistry, request: { name: string; role: Role; node?: string }): Promise<string> {
+  await registry.revoke(request.name);
+  return (await issueToken(registry, request)).token;
+}

@@ -13,6 +13,7 @@ import { ServiceReconciler } from "../controller/service-reconciler.ts";
 import { machinesDir, pithHome } from "../shared/paths.ts";
 import { SqliteStore } from "../store/sqlite/sqlite-store.ts";
 import type { Store } from "../store/store.ts";
+import type { TokenRegistry } from "../store/token-registry.ts";
 
 export interface ControlPlaneOptions {
   host: string;
@@ -25,8 +26,11 @@ export interface ControlPlaneOptions {
 
 export interface ControlPlane {
   url: string;
+  /** The bootstrap admin token ($PITH_HOME/token). */
   token: string;
   store: Store;
+  /** Tokens with roles (pith token), in the store's file. */
+  tokens: TokenRegistry;
   /** Where an in-process proxy reports load (a separate proxy uses PUT /api/v1/services/:name/load). */
   load: LoadBoard;
   close(): Promise<void>;
@@ -69,6 +73,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     url,
     token,
     store,
+    tokens: store.tokens,
     load,
     async close() {
       controllers.stop();

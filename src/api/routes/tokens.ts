@@ -6,7 +6,7 @@ import type { TokenRegistry } from "../../store/token-registry.ts";
 import { ApiError } from "../api-error.ts";
 import { closed, Name } from "../schemas/common.ts";
 import { errorResponses } from "../schemas/requests.ts";
-import { newRegistryToken } from "../token.ts";
+import { issueToken } from "../token.ts";
 import type { TokenSessions } from "../token-sessions.ts";
 import { invalid } from "../validation.ts";
 
@@ -79,17 +79,16 @@ export function registerTokenRoutes(app: FastifyInstance, options: TokenRouteOpt
       const { role, node, name } = request.body;
       if (role === "node" && node === undefined) throw invalid("request body", [{ path: "/node", message: "is required for role node: the node this agent runs as" }]);
       if (role !== "node" && node !== undefined) throw invalid("request body", [{ path: "/node", message: `applies only to role node, not ${role}` }]);
-      const fresh = newRegistryToken();
-      let record: TokenRecord;
+      let issued: { record: TokenRecord; token: string };
       try {
-        record = await registry().add({ id: fresh.id, name: name ?? `${role}${node ? `-${node}` : ""}-${fresh.id.slice(0, 6)}`, role, ...(node ? { node } : {}) }, fresh.digest);
+        issued = await issueToken(registry(), { role, ...(node ? { node } : {}), ...(name ? { name } : {}) });
       } catch (error) {
         if (error instanceof StoreError && error.code === "AlreadyExists") {
           throw new ApiError("AlreadyExists", error.message, "choose another name, or revoke the old token first (DELETE /api/v1/tokens/NAME)");
         }
         throw error;
       }
-      return reply.code(201).send({ token: record, secret: fresh.token });
+      return reply.code(201).send({ token: issued.record, secret: issued.token });
     },
   );
 
