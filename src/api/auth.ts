@@ -66,7 +66,7 @@ async function authenticate(presented: string, adminDigest: Buffer, tokens: Toke
   const registry = parseRegistryToken(presented);
   if (!registry) return timingSafeEqual(sha256(presented), adminDigest) ? { role: "admin", name: BOOTSTRAP_NAME } : undefined;
   const found = await tokens?.lookup(registry.id);
-  if (!found || !timingSafeEqual(registry.digest, found.digest)) return undefined;
+  if (!found || found.digest.length !== registry.digest.length || !timingSafeEqual(registry.digest, found.digest)) return undefined;
   const { record } = found;
   return { role: record.role, tokenId: record.id, name: record.name, ...(record.node === undefined ? {} : { node: record.node }) };
 }
