@@ -144,6 +144,31 @@ describe("roles", () => {
     }
   });
 
+  test("env values are an admin's, and an agent's for machines on its node; other roles see only the keys", async () => {
+    const secretEnv = { API_TOKEN: "s3cr3t-value", MODE: "x" };
+    assert.equal((await server.call("POST", "/api/v1/services", service("envy", { image: "hello", replicas: 1, env: secretEnv }))).status, 201);
+    for (const [name, node] of [["env-n1", "n1"], ["env-n2", "n2"]] as const) {
+      const m = machine(name, node);
+      assert.equal((await server.call("POST", "/api/v1/machines", { ...m, spec: { ...m.spec, env: secretEnv } })).status, 201);
+    }
+    const hidden = { API_TOKEN: "(hidden)", MODE: "(hidden)" };
+    const envOf = async (token: string, path: string) => ((await (await as(token, "GET", path)).json()) as { spec: { env?: Record<string, string> } }).spec.env;
+    assert.deepEqual(await envOf(server.token, "/api/v1/services/envy"), secretEnv, "admin sees values");
+    for (const token of [tokens.reader!, tokens.proxy!, tokens.n1!]) assert.deepEqual(await envOf(token, "/api/v1/services/envy"), hidden);
+    for (const token of [tokens.reader!, tokens.proxy!]) assert.deepEqual(await envOf(token, "/api/v1/machines/env-n1"), hidden);
+    assert.deepEqual(await envOf(tokens.n1!, "/api/v1/machines/env-n1"), secretEnv, "an agent sees its own machine's env");
+    assert.deepEqual(await envOf(tokens.n1!, "/api/v1/machines/env-n2"), hidden, "not another node's");
+    const listed = await (await as(tokens.reader!, "GET", "/api/v1/machines")).text();
+    assert.ok(!listed.includes("s3cr3t-value"), "not in a list");
+    // Nor in a watch, from the start of history.
+    const watch = await as(tokens.reader!, "GET", "/api/v1/watch?resourceVersion=0");
+    const reader = new StreamReader(watch);
+    let seen = "";
+    while (!seen.includes('"env-n2"')) seen += `${await reader.until("\n")}\n`;
+    await reader.cancel();
+    assert.ok(seen.includes('"API_TOKEN":"(hidden)"') && !seen.includes("s3cr3t-value"), seen.slice(0, 300));
+  });
+
   test("tokens: listed without secrets or hashes, a node token needs its node, names are unique, admin only", async () => {
     const list = (await (await server.call("GET", "/api/v1/tokens")).json()) as { items: Record<string, unknown>[] };
     const names = list.items.map((t) => t.name);

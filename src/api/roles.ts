@@ -19,6 +19,8 @@ import type { Principal } from "./principal.ts";
  *   own Node object; writes the status of, deletes, and records Events about Machines whose
  *   spec.node is its node. Never a Machine's spec, never a Service.
  * - proxy: reads and watches Services and Machines, reports load, opens tunnels. Nothing else.
+ *
+ * What a role may read of an object is narrower still for env values (redaction.ts).
  */
 export const ROLE_SUMMARY: Record<Role, string> = {
   admin: "do everything",
