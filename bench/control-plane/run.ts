@@ -25,11 +25,11 @@ import { performance as perfHooks } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { NodeAgent, type NodeAgentOptions } from "../../src/agent/node-agent.ts";
 import { PithClient } from "../../src/client/index.ts";
+import { fakeBootSource as fakeBootSourceFor } from "../../src/hypervisor/fake/fake-boot-source.ts";
 import { FakeHypervisor } from "../../src/hypervisor/fake/fake-hypervisor.ts";
 import { QemuHypervisor } from "../../src/hypervisor/qemu/qemu-hypervisor.ts";
 import { QEMU_BINARY } from "../../src/hypervisor/qemu/qemu-binary.ts";
 import type { Hypervisor, Machine as RunningMachine, MachineSpec } from "../../src/hypervisor/hypervisor.ts";
-import type { ImageRecord } from "../../src/image/image.ts";
 import { buildImage } from "../../src/image/image-builder.ts";
 import { bootFiles, resolveImage } from "../../src/image/image-store.ts";
 import { loadAppManifest } from "../../src/manifest/app-manifest.ts";
@@ -209,22 +209,7 @@ const FAKE_IMAGE = "bench-fake";
 const FAKE_DIGEST = `sha256:${createHash("sha256").update("pith bench/control-plane fake image").digest("hex")}`;
 
 /** What the agent would boot: an image record and files that do not matter to FakeHypervisor. */
-const fakeBootSource = async (digest: string) => {
-  const image: ImageRecord = {
-    schemaVersion: 1,
-    digest,
-    name: FAKE_IMAGE,
-    runtime: "native",
-    capabilities: { listen: [], egress: [], volumes: [], memoryMiB: 16, vcpus: 1 },
-    readiness: { kind: "none" },
-    readyTimeoutMs: 10_000,
-    argv: ["/app"],
-    env: {},
-    kernel: { configHash: "0", sourceVersion: "0", fragments: [], options: 0, sha256: "0", bytes: 0 },
-    rootfs: { sha256: "0", bytes: 0, files: [] },
-  };
-  return { image, kernel: "/dev/null", initrd: "/dev/null" };
-};
+const fakeBootSource = fakeBootSourceFor(FAKE_IMAGE);
 
 async function registerFakeImage(client: PithClient): Promise<void> {
   await client.create({

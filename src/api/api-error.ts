@@ -5,7 +5,7 @@ import { StoreError, type StoreErrorCode } from "../store/store.ts";
  * Every error response has one shape: `{ error: { code, message, hint?, details? } }`. Handlers
  * throw ApiError (or let a StoreError through); the error handler turns anything into that shape.
  */
-export type ApiErrorCode = "Invalid" | "Unauthorized" | "NotFound" | "Conflict" | "AlreadyExists" | "Gone" | "Internal";
+export type ApiErrorCode = "Invalid" | "Unauthorized" | "Forbidden" | "NotFound" | "Conflict" | "AlreadyExists" | "Gone" | "Internal";
 
 export interface ErrorDetail {
   /** A JSON pointer into the request part that was wrong, e.g. /spec/replicas. */
@@ -20,6 +20,7 @@ export interface ErrorBody {
 const STATUS: Record<ApiErrorCode, number> = {
   Invalid: 400,
   Unauthorized: 401,
+  Forbidden: 403,
   NotFound: 404,
   Conflict: 409,
   AlreadyExists: 409,

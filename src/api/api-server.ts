@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance, type HTTPMethods } from "fastify";
 import { KINDS } from "../model/resource.ts";
 import type { Store } from "../store/store.ts";
 import { errorHandler, notFoundHandler } from "./api-error.ts";
-import { authHook } from "./auth.ts";
+import { authHook, objectCheckHook } from "./auth.ts";
 import type { ApiContext } from "./context.ts";
 import { metricsHook } from "./metrics-hook.ts";
 import { registerConsoleRoute } from "./routes/console.ts";
@@ -11,17 +11,22 @@ import { registerInspectRoute } from "./routes/inspect.ts";
 import { registerResourceRoutes } from "./routes/resources.ts";
 import { registerServiceRoutes } from "./routes/services.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
+import { registerTokenRoutes } from "./routes/tokens.ts";
 import { registerTunnelRoute } from "./routes/tunnel.ts";
 import { registerWatchAllRoute } from "./routes/watch.ts";
 import { openApiComponents, OPENAPI_DESCRIPTION } from "./schemas/openapi.ts";
 import type { ResponseStream } from "./streaming.ts";
+import type { TokenRegistry } from "../store/token-registry.ts";
+import { TokenSessions } from "./token-sessions.ts";
 import { validatorCompiler } from "./validation.ts";
 import { isWebUiRequest, webUiPlugin } from "../web/plugin.ts";
 
 export interface ApiServerOptions {
   store: Store;
-  /** The API token every request but GET /healthz must present (see token.ts). */
+  /** The bootstrap admin token (see token.ts); other tokens are in `tokens`. */
   token: string;
+  /** Tokens with roles (roles.ts); without it only the admin token is accepted. */
+  tokens?: TokenRegistry;
   /** Where a machine's console log is; undefined for an unknown machine (404). */
   consoleLogPath?: (machineName: string) => Promise<string | undefined>;
   /** Receives proxies' load reports (PUT /api/v1/services/:name/load) for the autoscaler. */
@@ -75,9 +80,11 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
-  const auth = authHook(options.token);
+  const sessions = new TokenSessions();
+  const auth = authHook({ adminToken: options.token, tokens: options.tokens, sessions });
   // The GUI's page and assets carry no data: only they are exempt from the token check.
   app.addHook("onRequest", options.webUi ? async function (request, reply) { if (!isWebUiRequest(request)) await auth.call(this, request, reply); } : auth);
+  app.addHook("preHandler", objectCheckHook(options.store));
   app.addHook("onResponse", metricsHook);
   app.addHook("preClose", async () => {
     for (const stream of [...streams]) stream.end();
@@ -99,6 +106,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
   registerConsoleRoute(app, ctx);
   registerInspectRoute(app, ctx);
   registerTunnelRoute(app, ctx);
+  registerTokenRoutes(app, { tokens: options.tokens, sessions });
   if (options.webUi) await app.register(webUiPlugin);
   await app.ready();
   return app;

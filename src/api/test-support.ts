@@ -23,7 +23,7 @@ export async function startTestServer(
   const dir = await mkdtemp(join(tmpdir(), "pith-api-"));
   const store = SqliteStore.open(join(dir, "store.db"), options.store);
   const token = "a".repeat(64);
-  const app = await createApiServer({ store, token, ...options.server });
+  const app = await createApiServer({ store, token, tokens: store.tokens, ...options.server });
   await app.listen({ host: "127.0.0.1", port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === "string") throw new Error("no TCP address");

@@ -11,6 +11,14 @@ const machine = (name: string) => ({
   spec: { service: "web", image: "sha256:abc", memoryMiB: 64, vcpus: 1, desiredState: "running" },
 });
 
+/** The machines' image: 9090 is declared but never forwarded, 2222 is not declared at all. */
+const image = (digest = "sha256:abc", listen = [8080, 9090]) => ({
+  apiVersion: "pith.dev/v1",
+  kind: "Image",
+  metadata: { name: `img-${digest.slice(7)}` },
+  spec: { digest, runtime: "native", memoryMiB: 64, vcpus: 1, listen, egress: [], storedBytes: 1 },
+});
+
 const forwarded = (hostPort: number, phase: MachineStatus["phase"] = "ready", host = "127.0.0.1"): MachineStatus => ({
   phase,
   addresses: [{ guestPort: 8080, hostPort, url: `http://${host}:${hostPort}/` }],
@@ -97,6 +105,7 @@ describe("the machine tunnel route", () => {
     server = await startTestServer();
     port = Number(new URL(server.url).port);
     echo = await startEcho();
+    assert.equal((await server.call("POST", "/api/v1/images", image())).status, 201);
     for (const name of ["web-1", "booting-1", "elsewhere-1", "refused-1"]) assert.equal((await server.call("POST", "/api/v1/machines", machine(name))).status, 201);
     const refusedPort = await closedPort();
     const statuses: Record<string, MachineStatus> = {
@@ -161,6 +170,28 @@ describe("the machine tunnel route", () => {
     assert.match(noPort.body.error.message, /forwards no guest port 9090 \(it forwards: 8080\)/);
   });
 
+  test("a port the image does not declare in listen: 403, whatever the status forwards, nothing dialled", async () => {
+    await server.call("POST", "/api/v1/machines", machine("sneaky-1"));
+    const status: MachineStatus = { phase: "ready", addresses: [{ guestPort: 2222, hostPort: echo.port, url: `http://127.0.0.1:${echo.port}/` }] };
+    assert.equal((await server.call("PUT", "/api/v1/machines/sneaky-1/status", { status })).status, 200);
+    const before = echo.connections();
+    const { status: code, body } = await refusal(port, tunnelRequest("/api/v1/machines/sneaky-1/tunnel/2222", server.token));
+    assert.equal(code, 403);
+    assert.equal(body.error.code, "Forbidden");
+    assert.match(body.error.message, /does not declare port 2222 in listen \(it declares: 8080, 9090\)/);
+    assert.equal(echo.connections(), before);
+  });
+
+  test("a machine whose image is not registered: 404, nothing dialled", async () => {
+    await server.call("POST", "/api/v1/machines", { ...machine("orphan-1"), spec: { ...machine("orphan-1").spec, image: "sha256:unknown" } });
+    await server.call("PUT", "/api/v1/machines/orphan-1/status", { status: forwarded(echo.port) });
+    const before = echo.connections();
+    const { status, body } = await refusal(port, tunnelRequest("/api/v1/machines/orphan-1/tunnel/8080", server.token));
+    assert.equal(status, 404);
+    assert.match(body.error.message, /is not registered/);
+    assert.equal(echo.connections(), before);
+  });
+
   test("a machine that is not ready: 409", async () => {
     const { status, body } = await refusal(port, tunnelRequest("/api/v1/machines/booting-1/tunnel/8080", server.token));
     assert.equal(status, 409);
@@ -211,6 +242,7 @@ test("closing the API server ends its open tunnels", async () => {
   const server = await startTestServer();
   const echo = await startEcho();
   try {
+    await server.call("POST", "/api/v1/images", image());
     await server.call("POST", "/api/v1/machines", machine("web-1"));
     await server.call("PUT", "/api/v1/machines/web-1/status", { status: forwarded(echo.port) });
     const r = raw(Number(new URL(server.url).port), tunnelRequest("/api/v1/machines/web-1/tunnel/8080", server.token));

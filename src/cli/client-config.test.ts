@@ -3,7 +3,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { DEFAULT_SERVER, resolveClientConfig } from "./client-config.ts";
+import { Command } from "commander";
+import { DEFAULT_SERVER, registerClientOptions, resolveClientConfig } from "./client-config.ts";
 
 describe("client config", () => {
   const home = mkdtempSync(join(tmpdir(), "pith-config-"));
@@ -17,17 +18,46 @@ describe("client config", () => {
 
   test("flags win over env, env over the config file", () => {
     const env = { PITH_HOME: home, PITH_SERVER: "http://env:2", PITH_TOKEN: "env-token" };
-    assert.deepEqual(resolveClientConfig({ flags: { server: "http://flag:3", token: "flag-token" }, env }), {
+    const tokenFile = join(home, "flag.token");
+    writeFileSync(tokenFile, "flag-token\n", { mode: 0o600 });
+    assert.deepEqual(resolveClientConfig({ flags: { server: "http://flag:3", tokenFile }, env }), {
       server: "http://flag:3",
       token: "flag-token",
       from: { server: "flag", token: "flag" },
     });
     assert.deepEqual(resolveClientConfig({ flags: {}, env }), { server: "http://env:2", token: "env-token", from: { server: "env", token: "env" } });
-    assert.deepEqual(resolveClientConfig({ flags: { token: "flag-token" }, env: { PITH_HOME: home } }), {
+    assert.deepEqual(resolveClientConfig({ flags: { tokenFile }, env: { PITH_HOME: home } }), {
       server: "http://config:1",
       token: "flag-token",
       from: { server: "config", token: "flag" },
     });
+  });
+
+  test("a token in argv is refused with the ways that keep it out of ps", () => {
+    assert.throws(() => resolveClientConfig({ flags: { token: "t" }, env: { PITH_HOME: home } }), (e: Error & { hint?: string; code?: string }) => {
+      assert.equal(e.code, "TOKEN_IN_ARGV");
+      assert.match(e.message, /--token is not accepted/);
+      assert.match(e.hint ?? "", /--token-file FILE, the PITH_TOKEN environment variable, or "token" in \$PITH_HOME\/config\.json/);
+      return true;
+    });
+  });
+
+  test("--token is refused before any command runs, before or after the command's name", async () => {
+    for (const argv of [["--token", "secret", "sub"], ["sub", "--token", "secret"]]) {
+      const program = new Command("pith").exitOverride();
+      registerClientOptions(program);
+      let ran = false;
+      program.command("sub").action(() => void (ran = true));
+      await assert.rejects(program.parseAsync(argv, { from: "user" }), /--token is not accepted/);
+      assert.equal(ran, false, argv.join(" "));
+    }
+  });
+
+  test("--token-file must name a readable, non-empty file", () => {
+    assert.throws(() => resolveClientConfig({ flags: { tokenFile: join(empty, "missing") }, env: { PITH_HOME: home, PITH_TOKEN: "env-token" } }), /cannot read the API token in .*missing/);
+    const blank = join(home, "blank.token");
+    writeFileSync(blank, "\n");
+    assert.throws(() => resolveClientConfig({ flags: { tokenFile: blank }, env: { PITH_HOME: home } }), /blank\.token is empty/);
   });
 
   test("without flags, env or config: the default server and the token file", () => {
@@ -51,7 +81,7 @@ describe("client config", () => {
     assert.throws(() => resolveClientConfig({ flags: {}, env: { PITH_HOME: empty } }), (e: Error & { hint?: string }) => {
       assert.match(e.message, /no API token for the Pith control plane at http:\/\/127\.0\.0\.1:7070/);
       assert.match(e.message, /token does not exist/);
-      assert.match(e.hint ?? "", /--token or set PITH_TOKEN/);
+      assert.match(e.hint ?? "", /--token-file FILE, the PITH_TOKEN environment variable/);
       return true;
     });
   });
@@ -60,9 +90,9 @@ describe("client config", () => {
     const broken = mkdtempSync(join(tmpdir(), "pith-config-broken-"));
     try {
       writeFileSync(join(broken, "config.json"), "{ server: nope");
-      assert.throws(() => resolveClientConfig({ flags: { token: "t" }, env: { PITH_HOME: broken } }), /config\.json is not valid JSON/);
+      assert.throws(() => resolveClientConfig({ flags: {}, env: { PITH_HOME: broken, PITH_TOKEN: "t" } }), /config\.json is not valid JSON/);
       writeFileSync(join(broken, "config.json"), JSON.stringify({ server: 7070 }));
-      assert.throws(() => resolveClientConfig({ flags: { token: "t" }, env: { PITH_HOME: broken } }), /"server" must be a string/);
+      assert.throws(() => resolveClientConfig({ flags: {}, env: { PITH_HOME: broken, PITH_TOKEN: "t" } }), /"server" must be a string/);
     } finally {
       rmSync(broken, { recursive: true, force: true });
     }

@@ -11,6 +11,7 @@ import { registerLogs } from "./commands/logs.ts";
 import { registerRun } from "./commands/run.ts";
 import { registerScale } from "./commands/scale.ts";
 import { registerSnapshots } from "./commands/snapshots.ts";
+import { registerToken } from "./commands/token.ts";
 import { registerUp } from "./commands/up.ts";
 import { registerClientOptions } from "./client-config.ts";
 import { printError } from "./output.ts";
@@ -34,6 +35,7 @@ registerDescribe(program);
 registerLogs(program);
 registerScale(program);
 registerDelete(program);
+registerToken(program);
 registerUp(program);
 
 try {

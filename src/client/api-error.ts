@@ -47,7 +47,8 @@ export function fieldPath(pointer: string): string {
 }
 
 const UNREACHABLE_HINT = "start it with `pith up`, or set --server / PITH_SERVER";
-const TOKEN_HINT = "use the token the control plane wrote to $PITH_HOME/token on its host: pass --token, set PITH_TOKEN, or put it in $PITH_HOME/config.json";
+const TOKEN_HINT =
+  "use the admin token the control plane wrote to $PITH_HOME/token on its host, or one from `pith token create`: pass --token-file FILE, set PITH_TOKEN, or put it in $PITH_HOME/config.json";
 
 function defaultHint(status: number): string | undefined {
   if (status === 401 || status === 403) return TOKEN_HINT;

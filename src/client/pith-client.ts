@@ -1,5 +1,6 @@
 import type { Service, PithEvent } from "../model/kinds.ts";
 import { PLURALS, type Kind } from "../model/resource.ts";
+import type { Role, TokenRecord } from "../model/token.ts";
 import { userError } from "../shared/errors.ts";
 import { ApiError, apiErrorFromNetwork, apiErrorFromResponse, isApiError, networkErrorCode } from "./api-error.ts";
 import { textChunks } from "./body-stream.ts";
@@ -107,6 +108,21 @@ export class PithClient {
   async reportLoad(service: string, load: { inFlight: number; waiting: number }): Promise<void> {
     const response = await this.#fetch("PUT", `${member("Service", service)}/load`, { body: load });
     await this.#text(response);
+  }
+
+  /** Creates an API token (admin only); the answer's `secret` is the token, shown this once. */
+  createToken(options: { role: Role; node?: string; name?: string }): Promise<{ token: TokenRecord; secret: string }> {
+    return this.#json("POST", "/api/v1/tokens", { body: options });
+  }
+
+  /** Every API token but the bootstrap admin one, without secrets (admin only). */
+  async listTokens(): Promise<TokenRecord[]> {
+    return (await this.#json<{ items: TokenRecord[] }>("GET", "/api/v1/tokens")).items;
+  }
+
+  /** Revokes a token by id or name (admin only); ApiError 404 if there is none. */
+  revokeToken(idOrName: string): Promise<TokenRecord> {
+    return this.#json("DELETE", `/api/v1/tokens/${encodeURIComponent(idOrName)}`);
   }
 
   /** Events about one object (e.g. events("Service", "web")), oldest first. */

@@ -54,12 +54,20 @@ describe("ApiTunnelConnector against a real control plane", () => {
   const backends: TestBackend[] = [];
   let web1: TestBackend;
   let refused: string;
+  /** The proxy's own token: role proxy, as the proxy machine should be given. */
+  let proxyToken: string;
+  let proxyClient: PithClient;
 
   before(async () => {
     server = await startTestServer();
     client = new PithClient({ server: server.url, token: server.token });
     api = { host: "127.0.0.1", port: Number(new URL(server.url).port) };
-    connector = new ApiTunnelConnector({ ...api, token: server.token });
+    const minted = await server.call("POST", "/api/v1/tokens", { role: "proxy", name: "edge" });
+    assert.equal(minted.status, 201);
+    proxyToken = ((await minted.json()) as { secret: string }).secret;
+    proxyClient = new PithClient({ server: server.url, token: proxyToken });
+    connector = new ApiTunnelConnector({ ...api, token: proxyToken });
+    await client.create({ apiVersion: "pith.dev/v1", kind: "Image", metadata: { name: "img-abc" }, spec: { digest: "sha256:abc", runtime: "native", memoryMiB: 64, vcpus: 1, listen: [GUEST_PORT], egress: [], storedBytes: 1 } });
     await client.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "web" }, spec: { image: "x", replicas: 2, hosts: ["web.test"] } });
     web1 = await startBackend("web-1");
     backends.push(web1);
@@ -120,6 +128,14 @@ describe("ApiTunnelConnector against a real control plane", () => {
     }
   });
 
+  test("a proxy token watches and tunnels (above) but may not create a service or read a console", async () => {
+    const created = proxyClient.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "evil" }, spec: { image: "x", replicas: 1 } });
+    await assert.rejects(created, (e: { status?: number; message: string }) => e.status === 403 && /a proxy token \("edge"\) may not POST \/api\/v1\/services/.test(e.message));
+    assert.equal(await client.get("Service", "evil"), undefined);
+    const consoleAnswer = await fetch(`${server.url}/api/v1/machines/web-1/console`, { headers: { authorization: `Bearer ${proxyToken}` } });
+    assert.equal(consoleAnswer.status, 403);
+  });
+
   test("an API that is down: ECONNREFUSED", async () => {
     const down = new URL(await refusedUrl());
     const conn = new ApiTunnelConnector({ host: "127.0.0.1", port: Number(down.port), token: server.token }).connect({ machine: "web-1", hostname: "127.0.0.1", port: 1 });
@@ -142,7 +158,7 @@ describe("ApiTunnelConnector against a real control plane", () => {
     const stop = new AbortController();
 
     before(async () => {
-      table = new RouteTable(client);
+      table = new RouteTable(proxyClient);
       await table.start(stop.signal);
       proxy = await startProxy(table, { connector });
     });
@@ -192,7 +208,7 @@ describe("ApiTunnelConnector against a real control plane", () => {
   });
 
   test("the proxy machine's program, run outside a machine: routes through the API alone", async () => {
-    const settings = proxyMachineSettings({ API_TOKEN: server.token, CONTROL_PLANE: `127.0.0.1:${api.port}`, PORT: "0" });
+    const settings = proxyMachineSettings({ API_TOKEN: proxyToken, CONTROL_PLANE: `127.0.0.1:${api.port}`, PORT: "0" });
     assert.deepEqual(settings.dial, api);
     const running = await runProxyMachine(settings);
     try {
@@ -212,7 +228,7 @@ describe("ApiTunnelConnector against a real control plane", () => {
     await client.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "edge" }, spec: { image: "x", replicas: 1, hosts: ["edge.test"] } });
     await client.create(machine("edge-1", "edge"));
     await client.updateStatus("Machine", "edge-1", status(web1.url));
-    const settings = proxyMachineSettings({ API_TOKEN: server.token, CONTROL_PLANE: `127.0.0.1:${api.port}`, PORT: "0" });
+    const settings = proxyMachineSettings({ API_TOKEN: proxyToken, CONTROL_PLANE: `127.0.0.1:${api.port}`, PORT: "0" });
     const running = await runProxyMachine(settings, { machine: "edge-1" });
     try {
       const port = Number(new URL(running.url).port);

@@ -101,7 +101,7 @@ export class TunnelError extends Error {
   }
 }
 
-const CODE_BY_STATUS: Record<number, string> = { 401: "ETUNNELAUTH", 404: "ETUNNELNOTFOUND", 409: "ETUNNELNOTREADY", 426: "ETUNNELPROTOCOL" };
+const CODE_BY_STATUS: Record<number, string> = { 401: "ETUNNELAUTH", 403: "ETUNNELFORBIDDEN", 404: "ETUNNELNOTFOUND", 409: "ETUNNELNOTREADY", 426: "ETUNNELPROTOCOL" };
 
 /**
  * A connection to a machine through the API, shaped like a connecting net.Socket (what the proxy's

@@ -8,9 +8,10 @@ import { type RunningProxy, startProxy } from "./run-proxy.ts";
  * machine whose only egress is the control plane's API. It watches routes through the API and
  * reaches machines through the API's tunnel route, since it can dial nothing else.
  *
- * Settings come from the machine's environment, given when the machine starts (`pith run -e`, or
- * a Service's `env`), never from the image: the image is shareable, the token is not.
- * - `API_TOKEN` (required): the control plane's bearer token.
+ * Settings come from the machine's environment, given when the machine starts (`pith run
+ * --env-file`, or a Service's `env`), never from the image: the image is shareable, the token is not.
+ * - `API_TOKEN` (required): a bearer token with the proxy role (`pith token create --role proxy`):
+ *   it may read and watch Services and Machines, report load and open tunnels, nothing else.
  * - `CONTROL_PLANE` (optional): the API as `host:port`, as declared in `egress`. Default: the
  *   image's only egress destination. Outside a machine (a laptop run), it is dialled directly.
  * - `PORT` (optional): where to listen. Default: the image's first `listen` port, else 8080.
@@ -26,7 +27,11 @@ export interface ProxyMachineSettings {
 
 export function proxyMachineSettings(env: NodeJS.ProcessEnv = process.env): ProxyMachineSettings {
   const token = env.API_TOKEN?.trim();
-  if (!token) throw new Error("API_TOKEN is not set: start the machine with the control plane's token, e.g. pith run examples/proxy-machine -e API_TOKEN=$(cat ~/.pith/token)");
+  if (!token) {
+    throw new Error(
+      "API_TOKEN is not set: start the machine with a proxy-role token in a file, e.g. { printf 'API_TOKEN='; pith token create --role proxy; } > edge.env; pith run examples/proxy-machine --env-file edge.env",
+    );
+  }
   const { egress, listen, inPith } = config();
   const declared = Object.keys(egress);
   let controlPlane = env.CONTROL_PLANE?.trim();

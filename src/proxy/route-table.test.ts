@@ -203,3 +203,43 @@ describe("RouteTable after a 410 Gone", () => {
     }
   });
 });
+
+test("a backend that is not a literal loopback address and port is refused and reported, never routed", async () => {
+  const server = await startTestServer();
+  const client = new PithClient({ server: server.url, token: server.token });
+  const stop = new AbortController();
+  const errors: string[] = [];
+  const table = new RouteTable(client, { onError: (e) => errors.push((e as Error).message) });
+  try {
+    await client.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "web" }, spec: { image: "x", replicas: 5 } });
+    const statuses: Record<string, string> = {
+      "web-lan": "http://10.1.2.3:8080/",
+      "web-name": "http://localhost:8080/",
+      "web-dns": "http://evil.example.com:8080/",
+      "web-noport": "http://127.0.0.1/",
+      "web-ok": "http://127.0.0.1:8080/",
+    };
+    for (const [name, url] of Object.entries(statuses)) {
+      await client.create(machine(name, "web"));
+      await client.updateStatus("Machine", name, { phase: "ready", addresses: [{ guestPort: 8080, hostPort: 8080, url }] });
+    }
+    await table.start(stop.signal);
+    assert.deepEqual(table.lookup("web.localhost", "/")?.backends.map((b) => b.machine), ["web-ok"]);
+    // Also when a status changes later (through the watch).
+    await client.updateStatus("Machine", "web-ok", { phase: "ready", addresses: [{ guestPort: 8080, hostPort: 8080, url: "http://[fe80::1]:8080/" }] });
+    await until(() => table.lookup("web.localhost", "/")?.backends.length === 0, 2000, "web-ok to be dropped");
+    for (const [name, reason] of [
+      ["web-lan", /10\.1\.2\.3 is not a loopback address/],
+      ["web-name", /localhost is not a literal IP address/],
+      ["web-dns", /evil\.example\.com is not a literal IP address/],
+      ["web-noport", /no explicit port/],
+      ["web-ok", /fe80::1 is not a loopback address/],
+    ] as const) {
+      assert.ok(errors.some((e) => e.includes(`machine ${name} is not routed`) && reason.test(e)), `${name}: ${JSON.stringify(errors)}`);
+    }
+  } finally {
+    stop.abort();
+    await table.done.catch(() => undefined);
+    await server.close();
+  }
+});

@@ -1,5 +1,6 @@
 import type { ClientWatchEvent, PithClient } from "../client/index.ts";
 import type { Machine, Service } from "../model/kinds.ts";
+import { backendEndpoint } from "./backend-address.ts";
 import { type Backend, localhostService, normaliseHost, type Route, type RouteListener, type RouteSource } from "./route.ts";
 
 export type { Backend, Route, RouteListener, RouteSource } from "./route.ts";
@@ -30,7 +31,8 @@ interface ServiceEntry {
  *
  * A host routes to the service whose spec.hosts lists it (exact name, case-insensitive, port
  * ignored; if two services claim one, the name first in order wins); `<service>.localhost`
- * always routes to that service. A machine's backend URL is its first address.
+ * always routes to that service. A machine's backend URL is its first address, and only if it is
+ * a literal loopback IP and port (backend-address.ts): anything else is reported and not routed.
  */
 export class RouteTable implements RouteSource {
   readonly #client: PithClient;
@@ -45,6 +47,8 @@ export class RouteTable implements RouteSource {
   /** Services whose route changed since the last flush; `#gone` those deleted. */
   readonly #changed = new Set<string>();
   readonly #gone = new Set<string>();
+  /** Refused backends already reported (machine and URL), so a resync does not repeat them. */
+  readonly #refused = new Set<string>();
   #hostsDirty = false;
   #started = false;
   #done: Promise<void> = Promise.resolve();
@@ -174,7 +178,7 @@ export class RouteTable implements RouteSource {
   #applyMachine(machine: Machine): void {
     const name = machine.metadata.name;
     const service = machine.spec.service;
-    const url = service && machine.spec.desiredState === "running" && machine.status?.phase === "ready" ? backendUrl(machine) : undefined;
+    const url = service && machine.spec.desiredState === "running" && machine.status?.phase === "ready" ? this.#backendUrl(machine) : undefined;
     const filedUnder = this.#machineService.get(name);
     if (filedUnder !== undefined && (url === undefined || filedUnder !== service)) this.#removeBackend(name);
     if (url === undefined || !service) return;
@@ -184,6 +188,26 @@ export class RouteTable implements RouteSource {
     backends.set(name, { machine: name, url, inFlight: 0 });
     this.#machineService.set(name, service);
     this.#changed.add(service);
+  }
+
+  /** A machine's first address as an http URL, or undefined if it has none a proxy may dial (said once). */
+  #backendUrl(machine: Machine): URL | undefined {
+    const address = machine.status?.addresses?.[0];
+    if (!address) return undefined;
+    let url: URL;
+    try {
+      url = new URL(address.url);
+    } catch {
+      return undefined;
+    }
+    const endpoint = backendEndpoint(url);
+    if (!("refused" in endpoint)) return url;
+    const report = `${machine.metadata.name} ${url.href}`;
+    if (!this.#refused.has(report)) {
+      this.#refused.add(report);
+      this.#onError(new Error(`machine ${machine.metadata.name} is not routed: its status gives backend ${address.url}, and ${endpoint.refused}`));
+    }
+    return undefined;
   }
 
   #removeBackend(machine: string): void {
@@ -235,14 +259,4 @@ export class RouteTable implements RouteSource {
 
 const byMachine = (a: Backend, b: Backend): number => (a.machine < b.machine ? -1 : a.machine > b.machine ? 1 : 0);
 
-/** A machine's first address as an http URL, or undefined if it has none usable. */
-function backendUrl(machine: Machine): URL | undefined {
-  const address = machine.status?.addresses?.[0];
-  if (!address) return undefined;
-  try {
-    const url = new URL(address.url);
-    return url.protocol === "http:" ? url : undefined;
-  } catch {
-    return undefined;
-  }
-}
+

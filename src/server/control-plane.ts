@@ -13,6 +13,7 @@ import { machinesDir, pithHome } from "../shared/paths.ts";
 import { SqliteStore } from "../store/sqlite/sqlite-store.ts";
 import type { Store } from "../store/store.ts";
 import { ensurePithHome } from "../shared/private-files.ts";
+import type { TokenRegistry } from "../store/token-registry.ts";
 
 export interface ControlPlaneOptions {
   host: string;
@@ -25,8 +26,11 @@ export interface ControlPlaneOptions {
 
 export interface ControlPlane {
   url: string;
+  /** The bootstrap admin token ($PITH_HOME/token). */
   token: string;
   store: Store;
+  /** Tokens with roles (pith token), in the store's file. */
+  tokens: TokenRegistry;
   /** Where an in-process proxy reports load (a separate proxy uses PUT /api/v1/services/:name/load). */
   load: LoadBoard;
   close(): Promise<void>;
@@ -46,6 +50,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const api: FastifyInstance = await createApiServer({
     store,
     token,
+    tokens: store.tokens,
     webUi: true,
     onLoadReport: (service, report) => load.report(service, report),
     // Single host: a machine's console is in its state directory on this host.
@@ -68,6 +73,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     url,
     token,
     store,
+    tokens: store.tokens,
     load,
     async close() {
       controllers.stop();

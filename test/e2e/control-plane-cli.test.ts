@@ -27,8 +27,9 @@ interface Run {
 
 function pithAt(server: string, home: string, args: string[], options: { input?: string; token?: string; env?: Record<string, string> } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [PITH, "--server", server, "--token", options.token ?? TOKEN, ...args], {
-      env: { ...process.env, PITH_HOME: home, ...options.env },
+    // The token through the environment: argv would show it to every user of the host.
+    const child = spawn(process.execPath, [PITH, "--server", server, ...args], {
+      env: { ...process.env, PITH_HOME: home, PITH_TOKEN: options.token ?? TOKEN, ...options.env },
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stdout = "";
@@ -62,7 +63,7 @@ describe("pith apply/get/describe/scale/logs/delete against the API", { timeout:
   };
 
   const startServer = async (port = 0): Promise<void> => {
-    app = await createApiServer({ store, token: TOKEN, heartbeatMs: 200, consolePollMs: 20, consoleLogPath: async (name) => (name === "m1" ? consoleLog : undefined) });
+    app = await createApiServer({ store, token: TOKEN, tokens: store.tokens, heartbeatMs: 200, consolePollMs: 20, consoleLogPath: async (name) => (name === "m1" ? consoleLog : undefined) });
     await app.listen({ host: "127.0.0.1", port });
     const address = app.server.address();
     if (address === null || typeof address === "string") throw new Error("no TCP address");
@@ -255,7 +256,7 @@ spec: { capacity: { memoryMiB: 4096, vcpus: 4 }, accelerator: tcg }
   });
 
   test("get -w prints a row per change until Ctrl-C", async () => {
-    const child = spawn(process.execPath, [PITH, "--server", url, "--token", TOKEN, "get", "svc", "-w"], { env: { ...process.env, PITH_HOME: home } });
+    const child = spawn(process.execPath, [PITH, "--server", url, "get", "svc", "-w"], { env: { ...process.env, PITH_HOME: home, PITH_TOKEN: TOKEN } });
     let stdout = "";
     const waitFor = async (pattern: RegExp) => {
       const deadline = Date.now() + 20_000;
@@ -275,10 +276,45 @@ spec: { capacity: { memoryMiB: 4096, vcpus: 4 }, accelerator: tcg }
     assert.equal(await exited, 0);
   });
 
+  test("token create, ls and revoke; a created token works from --token-file; --token is refused", async () => {
+    const created = await pith(["token", "create", "--role", "read-only", "--name", "dash"]);
+    assert.equal(created.status, 0, created.stderr);
+    const secret = created.stdout.trim();
+    assert.match(secret, /^pith_[0-9a-f]{16}_[0-9a-f]{64}$/, "stdout is the token alone");
+    assert.match(created.stderr, /token dash \(id [0-9a-f]{16}, role read-only\) created; it is shown only this once/);
+    const node = await pith(["token", "create", "--role", "node", "--node", "n1"]);
+    assert.equal(node.status, 0, node.stderr);
+    assert.equal((await pith(["token", "create", "--role", "node"])).status, 1, "a node token needs --node");
+
+    const ls = await pith(["token", "ls"]);
+    assert.match(ls.stdout, /^NAME\s+ROLE\s+NODE\s+CREATED\s+ID\n/);
+    assert.match(ls.stdout, /\ndash\s+read-only\s+-\s+\S+\s+[0-9a-f]{16}\n/);
+    assert.match(ls.stdout, /\nnode-n1-[0-9a-f]{6}\s+node\s+n1\s/);
+    assert.ok(!ls.stdout.includes(secret.slice(22)), "no secret in ls");
+
+    const tokenFile = file("dash.token", `${secret}\n`);
+    const read = await pith(["--token-file", tokenFile, "get", "svc"], { env: { PITH_TOKEN: "" } });
+    assert.equal(read.status, 0, read.stderr);
+    const write = await pith(["--token-file", tokenFile, "scale", "web", "2"], { env: { PITH_TOKEN: "" } });
+    assert.equal(write.status, 1);
+    assert.match(write.stderr, /a read-only token \("dash"\) may not POST \/api\/v1\/services\/:name\/scale/);
+
+    const argv = await pith(["--token", TOKEN, "get", "svc"]);
+    assert.equal(argv.status, 1);
+    assert.match(argv.stderr, /^error: --token is not accepted.*\n\s+fix: pass it with --token-file FILE, the PITH_TOKEN environment variable/);
+
+    const revoked = await pith(["token", "revoke", "dash"]);
+    assert.match(revoked.stdout, /^token dash \(id [0-9a-f]{16}\) revoked\n$/);
+    const after = await pith(["--token-file", tokenFile, "get", "svc"], { env: { PITH_TOKEN: "" } });
+    assert.equal(after.status, 1);
+    assert.match(after.stderr, /not valid \(or was revoked\)/);
+    assert.equal((await pith(["token", "revoke", "dash"])).status, 1);
+  });
+
   test("wrong token and no server: what is wrong and how to fix it", async () => {
     const refused = await pith(["get", "svc"], { token: "wrong" });
     assert.equal(refused.status, 1);
-    assert.match(refused.stderr, /^error: the API token is not valid\n\s+fix: .*--token.*PITH_TOKEN/);
+    assert.match(refused.stderr, /^error: the API token is not valid.*\n\s+fix: .*--token-file FILE, set PITH_TOKEN/);
 
     assert.deepEqual(await new PithClient({ server: url, token: "wrong" }).healthz(), { ok: true }, "healthz needs no token");
     const port = await freeLoopbackPort();

@@ -29,9 +29,11 @@ describe("the proxy as a Pith machine", { skip, timeout: 600_000 }, () => {
 
     const { cluster: c, client } = await TestCluster.start(t, { port: apiPort });
     const token = readFileSync(join(c.home, "token"), "utf8").trim();
+    // The proxy machine holds a proxy-role token, never the admin one.
+    const proxyToken = (await client.createToken({ role: "proxy", name: "edge" })).secret;
     await client.create({ apiVersion: API_VERSION, kind: "Service", metadata: { name: "hello" }, spec: { image: hello.record.digest, replicas: 1, hosts: ["hello.test"] } });
     // The token reaches the machine as env at its start; the image carries none.
-    await client.create({ apiVersion: API_VERSION, kind: "Service", metadata: { name: "edge" }, spec: { image: proxyImage.record.digest, replicas: 1, env: { API_TOKEN: token } } });
+    await client.create({ apiVersion: API_VERSION, kind: "Service", metadata: { name: "edge" }, spec: { image: proxyImage.record.digest, replicas: 1, env: { API_TOKEN: proxyToken } } });
 
     const helloMachine = await waitFor(() => readyMachine(client, "hello"), 240_000, "hello's machine is ready", () => c.log());
     // Ready only once its route table is synced from the API (it calls ready() then).

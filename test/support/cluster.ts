@@ -4,7 +4,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
+import { isApiError } from "../../src/client/api-error.ts";
 import { PithClient } from "../../src/client/index.ts";
+import type { Role } from "../../src/model/token.ts";
 import { pithHome, pithRoot } from "../../src/shared/paths.ts";
 import { freeLoopbackPort } from "../../src/shared/free-port.ts";
 
@@ -58,9 +60,9 @@ export class TestCluster {
     return new PithClient({ server: this.url, token: readFileSync(join(this.home, "token"), "utf8").trim() });
   }
 
-  private spawnPith(args: string[]): ChildProcess {
+  private spawnPith(args: string[], token?: string): ChildProcess {
     const child = spawn(process.execPath, [PITH, ...args], {
-      env: { ...process.env, PITH_HOME: this.home, PITH_ACCEL: process.env.PITH_ACCEL ?? "tcg" },
+      env: { ...process.env, PITH_HOME: this.home, PITH_ACCEL: process.env.PITH_ACCEL ?? "tcg", ...(token === undefined ? {} : { PITH_TOKEN: token }) },
       stdio: ["ignore", "pipe", "pipe"],
     });
     const tag = args[0];
@@ -80,9 +82,16 @@ export class TestCluster {
 
   async startAgent(name: string): Promise<void> {
     const node = this.node(name);
-    this.agents.set(name, this.spawnPith(["agent", "--node", node, "--server", this.url]));
     const client = this.client();
+    // As in production: an agent holds a node token for its node, never the admin token.
+    this.agents.set(name, this.spawnPith(["agent", "--node", node, "--server", this.url], await this.roleToken(client, `agent-${node}`, "node", node)));
     await waitFor(async () => (await client.get("Node", node))?.status.ready || undefined, 30_000, `node ${node} registers`, () => this.log());
+  }
+
+  /** A fresh token with a role; one per name, so a restarted process gets a new one. */
+  private async roleToken(client: PithClient, name: string, role: Role, node?: string): Promise<string> {
+    await client.revokeToken(name).catch((e: unknown) => (isApiError(e, 404) ? undefined : Promise.reject(e)));
+    return (await client.createToken({ role, name, ...(node === undefined ? {} : { node }) })).secret;
   }
 
   proxy: ChildProcess | undefined;
@@ -94,7 +103,7 @@ export class TestCluster {
 
   async startProxy(): Promise<void> {
     this.proxyPort = await freeLoopbackPort();
-    this.proxy = this.spawnPith(["proxy", "--port", String(this.proxyPort), "--server", this.url]);
+    this.proxy = this.spawnPith(["proxy", "--port", String(this.proxyPort), "--server", this.url], await this.roleToken(this.client(), "proxy", "proxy"));
     await waitFor(
       async () => (await fetch(this.proxyUrl, { headers: { host: "nothing.invalid" } }).then((r) => r.status === 404).catch(() => false)) || undefined,
       30_000,

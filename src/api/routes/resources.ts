@@ -9,6 +9,8 @@ import type { ApiContext } from "../context.ts";
 import { KIND_SCHEMAS } from "../schemas/kinds.ts";
 import { DeleteQuery, errorResponses, EventListQuery, ListQuery, listSchema, NameParams, statusBody, WatchEventSchema } from "../schemas/requests.ts";
 import { invalid } from "../validation.ts";
+import { principalOf } from "../principal.ts";
+import { visibleTo } from "../redaction.ts";
 import { notFound, readModifyWrite } from "./read-modify-write.ts";
 import { serveWatch } from "./watch.ts";
 
@@ -61,7 +63,8 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
         throw invalid("query string", [{ path: "/resourceVersion", message: "applies only with watch=true (a list is always of the current state)" }]);
       }
       const list = await store.list(kind, labels ? { labels } : {});
-      const items = filter ? list.items.filter(filter) : list.items;
+      const principal = principalOf(request);
+      const items = (filter ? list.items.filter(filter) : list.items).map((item) => visibleTo(principal, item));
       if (kind === "Event") (items as PithEvent[]).sort(oldestFirst);
       return { apiVersion: API_VERSION, kind: `${kind}List`, metadata: { resourceVersion: list.resourceVersion }, items };
     },
@@ -112,7 +115,7 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
     async (request) => {
       const object = await store.get(kind, request.params.name);
       if (!object) throw notFound(kind, request.params.name);
-      return object;
+      return visibleTo(principalOf(request), object);
     },
   );
 
@@ -151,13 +154,14 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
     },
     async (request) => {
       const { name } = request.params;
-      return readModifyWrite(store, kind, name, request.body.metadata?.resourceVersion, (existing) => ({
+      const written = await readModifyWrite(store, kind, name, request.body.metadata?.resourceVersion, (existing) => ({
         apiVersion: API_VERSION,
         kind,
         metadata: { name, labels: existing.metadata.labels },
         spec: existing.spec,
         status: request.body.status,
       }));
+      return visibleTo(principalOf(request), written);
     },
   );
 

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { type IncomingMessage, ServerResponse } from "node:http";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import type { Machine } from "../../model/kinds.ts";
+import type { Image, Machine } from "../../model/kinds.ts";
 import { ApiError } from "../api-error.ts";
 import type { ApiContext } from "../context.ts";
 import { countRequest } from "../metrics-hook.ts";
@@ -45,8 +45,9 @@ interface PendingUpgrade {
  *   Fastify (as @fastify/websocket does) gives the tunnel the same bearer-token hook, JSON errors,
  *   validation, metrics and OpenAPI entry as every other route, and no second auth path to keep.
  *
- * Errors are ordinary JSON responses, sent before anything is upgraded: 401 bad token, 404 unknown
- * machine or a port it does not forward, 409 a machine that is not ready (or whose forward is not
+ * Errors are ordinary JSON responses, sent before anything is upgraded: 401 bad token, 403 a role
+ * without tunnels or a port its image does not declare in listen, 404 unknown machine or a port it
+ * does not forward, 409 a machine that is not ready (or whose forward is not
  * on this host's loopback), 502 the forward did not accept. Only then does the API answer 101 and
  * relay bytes both ways until either side closes.
  */
@@ -142,6 +143,7 @@ async function tunnelTarget(ctx: ApiContext, name: string, port: number): Promis
   if (phase !== "ready") {
     throw new ApiError("Conflict", `machine ${name} is ${phase}, not ready: tunnels open only to ready machines`, "wait until the machine is ready (GET /api/v1/machines?watch=true), or pick another machine");
   }
+  await requireDeclaredPort(ctx, machine, port);
   const addresses = machine.status.addresses ?? [];
   const address = addresses.find((a) => a.guestPort === port);
   if (!address) {
@@ -160,6 +162,22 @@ async function tunnelTarget(ctx: ApiContext, name: string, port: number): Promis
     throw new ApiError("Conflict", `machine ${name}'s port ${port} is not forwarded on this host's loopback (${address.url})`, "tunnels reach machines on the control plane's own host only");
   }
   return { host: host.startsWith("[") ? host.slice(1, -1) : host, port: address.hostPort };
+}
+
+/**
+ * Only a port the machine's image declares in `listen`: a status (written by an agent) could name
+ * any guest port, but QEMU forwards only declared ones, and nothing else is the app's to serve.
+ */
+async function requireDeclaredPort(ctx: ApiContext, machine: Machine, port: number): Promise<void> {
+  const images = await ctx.store.list<Image>("Image");
+  const image = images.items.find((i) => i.spec.digest === machine.spec.image);
+  const name = machine.metadata.name;
+  if (!image) {
+    throw new ApiError("NotFound", `machine ${name}'s image ${machine.spec.image} is not registered, so its listen ports are unknown`, "register it as an Image object (pith apply does for the images it builds; POST /api/v1/images otherwise)");
+  }
+  if (!image.spec.listen.includes(port)) {
+    throw new ApiError("Forbidden", `machine ${name}'s image ${image.metadata.name} does not declare port ${port} in listen (it declares: ${image.spec.listen.join(", ") || "none"}): tunnels reach declared listen ports only`, "use a port from the image's listen list");
+  }
 }
 
 function dial(host: string, port: number): Promise<Socket> {

@@ -3,6 +3,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Kind, Resource, WatchEvent } from "../../model/resource.ts";
 import { wantsEventStream } from "../auth.ts";
 import type { ApiContext } from "../context.ts";
+import { principalOf } from "../principal.ts";
+import { visibleTo } from "../redaction.ts";
 import { errorResponses, WatchAllQuery, WatchEventSchema } from "../schemas/requests.ts";
 import { ResponseStream } from "../streaming.ts";
 import { invalid } from "../validation.ts";
@@ -57,11 +59,13 @@ export async function serveWatch(ctx: ApiContext, request: FastifyRequest, reply
   stream.onClose(stop);
   /** Every change up to this revision has been sent (or did not match). */
   let sent = from;
+  const principal = principalOf(request);
   deliver = (event) => {
     sent = event.resourceVersion;
     if (watch.kind !== undefined && event.object.kind !== watch.kind) return;
     if (watch.filter && !watch.filter(event.object)) return;
-    stream.write(sse ? sseEvent(event) : ndjsonEvent(event));
+    const visible = { ...event, object: visibleTo(principal, event.object) };
+    stream.write(sse ? sseEvent(visible) : ndjsonEvent(visible));
   };
   for (const event of pending.splice(0)) deliver(event);
   stream.every(ctx.heartbeatMs, () => stream.write(sse ? `: ping\nid: ${sent}\n\n` : bookmark(sent)));

@@ -6,6 +6,7 @@ import { WatchEventSchema } from "./requests.ts";
 
 export const OPENAPI_DESCRIPTION = [
   "Every route but GET /healthz needs `Authorization: Bearer <token>` (the token is in $PITH_HOME/token on the control plane's host).",
+  "A token has a role (admin, read-only, node, proxy; /api/v1/tokens manages them); a route its role may not use answers 403.",
   "Server-Sent Events watches (Accept: text/event-stream) may pass it as `?token=` instead, because EventSource cannot set headers.",
   "Errors are `{error: {code, message, hint?, details?: [{path, message}]}}`.",
   "Watch with `?watch=true&resourceVersion=N`: NDJSON lines `{type, object}` (ADDED, MODIFIED, DELETED, and a BOOKMARK every 10 s),",

@@ -84,12 +84,14 @@ export const WatchEventSchema = Type.Object(
 export const HealthBody = Type.Object({ ok: Type.Literal(true) }, closed);
 
 /** Error responses, for the OpenAPI document. */
+// Every route that takes a token can refuse it for its role: 401 brings 403 along.
 export const errorResponses = (...codes: (400 | 401 | 404 | 409 | 410)[]): Record<number, TSchema> =>
-  Object.fromEntries(codes.map((code) => [code, { ...ErrorBody, description: ERROR_DESCRIPTIONS[code] }]));
+  Object.fromEntries((codes.includes(401) ? [...codes, 403] : codes).map((code) => [code, { ...ErrorBody, description: ERROR_DESCRIPTIONS[code] }]));
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: "Invalid: the request does not match the schema (details lists each problem)",
   401: "Unauthorized: no or a wrong bearer token",
+  403: "Forbidden: the token's role may not do this (the message names the role and what it may do)",
   404: "NotFound",
   409: "Conflict (stale resourceVersion) or AlreadyExists (create with a different spec)",
   410: "Gone: the requested revision was compacted from the watch history",

@@ -8,10 +8,12 @@ import { userError } from "../../shared/errors.ts";
 import { followFile } from "../../shared/follow-file.ts";
 import { machinesDir } from "../../shared/paths.ts";
 import { MachineStarter } from "../../snapshot/machine-starter.ts";
+import { envKeyProblem, readEnvFile } from "../env-file.ts";
 import { imageFromArgument } from "../image-argument.ts";
 
 interface RunOptions {
   env: string[];
+  envFile: string[];
   port: string[];
   grace: string;
   console: boolean;
@@ -23,14 +25,17 @@ export function registerRun(program: Command): void {
     .command("run")
     .description("boot an app or image as a machine, stream its console, stop it on Ctrl-C")
     .argument("<app-or-image>", "an app directory (built first, cached) or an image name/digest")
-    .option("-e, --env <KEY=VALUE>", "set an environment variable in the machine (repeatable)", collect, [])
+    .option("-e, --env <KEY=VALUE>", "set an environment variable in the machine (repeatable; visible in ps: use --env-file for secrets)", collect, [])
+    .option("--env-file <file>", "KEY=VALUE lines to set in the machine's env, e.g. an API token (repeatable; -e wins)", collect, [])
     .option("-p, --port <GUEST:HOST>", "forward a listen port to a chosen host port on 127.0.0.1 (repeatable)", collect, [])
     .option("--grace <ms>", "how long the app gets to stop after SIGTERM", "5000")
     .option("--no-console", "do not stream the machine's console")
     .option("--snapshot", "restore the machine from a snapshot of a ready one (made first, once, if there is none)", false)
     .action(async (arg: string, options: RunOptions) => {
       const image = await imageFromArgument(arg);
-      const env = parseEnv(options.env);
+      const env: Record<string, string> = {};
+      for (const file of options.envFile) Object.assign(env, readEnvFile(file));
+      Object.assign(env, parseEnv(options.env));
       const hostPorts = parsePorts(options.port, image.record.capabilities.listen.map((l) => l.port));
       const grace = Number(options.grace);
       if (!Number.isInteger(grace) || grace < 0) throw userError("BAD_FLAG", `--grace must be a whole number of milliseconds, got ${options.grace}`);
@@ -110,8 +115,8 @@ export function parseEnv(items: string[]): Record<string, string> {
   for (const item of items) {
     const eq = item.indexOf("=");
     const key = item.slice(0, eq);
-    if (eq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw userError("BAD_FLAG", `--env ${item}: expected KEY=VALUE`, "e.g. --env GREETING=hi");
-    if (key.startsWith("PITH_")) throw userError("BAD_FLAG", `--env ${item}: PITH_ variables are set by Pith`, "choose another name");
+    const problem = eq <= 0 ? "expected KEY=VALUE" : envKeyProblem(key);
+    if (problem) throw userError("BAD_FLAG", `--env ${item}: ${problem}`, "e.g. --env GREETING=hi (secrets go in --env-file FILE, which ps does not show)");
     env[key] = item.slice(eq + 1);
   }
   return env;

@@ -6,11 +6,12 @@ import { QemuHypervisor } from "../../hypervisor/qemu/qemu-hypervisor.ts";
 import { findHaproxy } from "../../proxy/haproxy/haproxy-engine.ts";
 import { startProxy } from "../../proxy/run-proxy.ts";
 import { startControlPlane } from "../../server/control-plane.ts";
+import { reissueToken } from "../../api/token.ts";
 import { pithHome } from "../../shared/paths.ts";
 import { join } from "node:path";
 import { userError } from "../../shared/errors.ts";
 import { execFile } from "../../shared/exec.ts";
-import { resolveClientConfig } from "../client-config.ts";
+import { globalClientFlags, resolveClientConfig } from "../client-config.ts";
 
 const log = (component: string) => (message: string) => process.stderr.write(`${new Date().toISOString()} ${component}: ${message}\n`);
 
@@ -29,10 +30,9 @@ function parsePort(text: string): number {
   return port;
 }
 
-async function startAgent(server: string, token: string, nodeName: string | undefined): Promise<NodeAgent> {
+async function startAgent(server: string, token: string, node: string): Promise<NodeAgent> {
   const { stdout } = await execFile("qemu-system-x86_64", ["--version"], { code: "QEMU_MISSING" });
   const choice = await chooseAccelerator(stdout.split("\n")[0] ?? "");
-  const node = nodeName ?? defaultNodeName();
   const agent = new NodeAgent({
     client: new PithClient({ server, token }),
     hypervisor: new QemuHypervisor({ owner: `agent.${node}` }),
@@ -70,9 +70,13 @@ export function registerUp(program: Command): void {
     .action(async (options: { host: string; port: string; node?: string; proxyPort: string; proxyEngine: string }) => {
       const engine = parseEngine("--proxy-engine", options.proxyEngine);
       const plane = await startControlPlane({ host: options.host, port: parsePort(options.port), log: log("control-plane") });
-      const agent = await startAgent(plane.url, plane.token, options.node);
+      // The in-process agent and proxy hold only what their roles allow, like remote ones would.
+      const node = options.node ?? defaultNodeName();
+      const agentToken = await reissueToken(plane.tokens, { name: `pith-up-agent-${node}`, role: "node", node });
+      const proxyToken = await reissueToken(plane.tokens, { name: "pith-up-proxy", role: "proxy" });
+      const agent = await startAgent(plane.url, agentToken, node);
       const proxy = await startProxy({
-        client: new PithClient({ server: plane.url, token: plane.token }),
+        client: new PithClient({ server: plane.url, token: proxyToken }),
         host: options.host,
         port: parsePort(options.proxyPort),
         report: (service, load) => plane.load.report(service, load),
@@ -90,14 +94,13 @@ export function registerUp(program: Command): void {
 
   program
     .command("proxy")
-    .description("run only the HTTP proxy, against a control plane (--server, --token)")
+    .description("run only the HTTP proxy, against a control plane (--server, --token-file)")
     .option("--host <address>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "port to listen on", "8080")
     .option("--engine <engine>", "the data path: node (in this process) or haproxy (HAProxy 2.6, driven by Pith)", "node")
     .action(async (options: { host: string; port: string; engine: string }, command: Command) => {
       const engine = parseEngine("--engine", options.engine);
-      const flags = command.optsWithGlobals<{ server?: string; token?: string }>();
-      const { server, token } = resolveClientConfig({ flags: { server: flags.server, token: flags.token } });
+      const { server, token } = resolveClientConfig({ flags: globalClientFlags(command) });
       const client = new PithClient({ server, token });
       const proxy = await startProxy({
         client,
@@ -123,12 +126,11 @@ export function registerUp(program: Command): void {
 
   program
     .command("agent")
-    .description("run only the node agent for this host, against a control plane (--server, --token)")
+    .description("run only the node agent for this host, against a control plane (--server, --token-file)")
     .option("--node <name>", "this node's name (default: the host name)")
     .action(async (options: { node?: string }, command: Command) => {
-      const flags = command.optsWithGlobals<{ server?: string; token?: string }>();
-      const { server, token } = resolveClientConfig({ flags: { server: flags.server, token: flags.token } });
-      const agent = await startAgent(server, token, options.node);
+      const { server, token } = resolveClientConfig({ flags: globalClientFlags(command) });
+      const agent = await startAgent(server, token, options.node ?? defaultNodeName());
       onExit(() => agent.stop());
     });
 }

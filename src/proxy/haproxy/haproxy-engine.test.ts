@@ -131,6 +131,32 @@ describe("haproxy engine", { skip }, () => {
     assert.deepEqual(errors, []);
   });
 
+  test("never a backend off the loopback, and never a host that is not a plain host name, in HAProxy's runtime API or map", async () => {
+    const good = await backend("good");
+    const routes = new FakeRoutes();
+    const ownErrors: unknown[] = [];
+    const injected = "x.example.com\nset server pith_b0/s0 addr 10.0.0.1 port 80";
+    const { port, engine, close } = await startEngine(routes, ownErrors);
+    cleanup.push(close);
+    // No request is ever sent for "bad": its fallback would dial the address the route names.
+    routes.set("bad", ["http://10.1.2.3:8080/", "http://[fe80::1]:8080/"]);
+    routes.set("web", [good.url], { hosts: ["ok.example.com", "a b.example.com", injected, "semi;colon.example.com"] });
+    routes.set("odd service", [good.url]);
+    // What the fallback sees when a request for each host passes through Pith.
+    for (const host of ["ok.example.com", "a b.example.com", injected, "semi;colon.example.com"]) assert.equal(engine.fallbackRoutes.lookup(host, "/")?.service, "web", host);
+    await engine.settled();
+    const { slots, map } = engine.applied();
+    assert.deepEqual([...map.keys()].sort(), ["ok.example.com", "web.localhost"]);
+    for (const endpoint of slots.values()) assert.match(endpoint, /^127\.0\.0\.1:\d+$/);
+    assert.equal(slots.size, 2, "web and odd service have a slot each, bad none");
+    const messages = ownErrors.map((e) => (e as Error).message);
+    assert.ok(messages.some((m) => /gets no HAProxy slot: 10\.1\.2\.3 is not a loopback address/.test(m)), JSON.stringify(messages));
+    assert.ok(messages.some((m) => /gets no HAProxy slot: fe80::1 is not a loopback address/.test(m)), JSON.stringify(messages));
+    assert.ok(messages.some((m) => /"odd service\.localhost" stays with Pith's proxy/.test(m)), JSON.stringify(messages));
+    assert.ok(!messages.some((m) => /haproxy runtime API/.test(m)), `no command failed: ${JSON.stringify(messages)}`);
+    assert.equal((await send(port, "ok.example.com", "/")).json().backend, "good");
+  });
+
   test("close stops HAProxy and removes its files; the port is free again", async () => {
     const routes = new FakeRoutes();
     const { port, close } = await startEngine(routes, errors);

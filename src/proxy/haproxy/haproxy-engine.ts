@@ -6,10 +6,12 @@ import { join } from "node:path";
 import { userError } from "../../shared/errors.ts";
 import { isAlive } from "../../shared/file-lock.ts";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
+import { backendEndpoint, type BackendEndpoint } from "../backend-address.ts";
 import { localhostService, normaliseHost, type Route, type RouteSource } from "../route.ts";
 import type { ServiceLoad } from "../service-state.ts";
 import { FALLBACK_BACKEND, haproxyConfig, INITIAL_POOL, mapFile, poolBackend, SLOTS_PER_BACKEND, type SlotState } from "./config.ts";
 import { backendSessions, RuntimeApi, runtimeErrors } from "./runtime-api.ts";
+import { isBackendName, isEndpoint, isHostName, isSlotKey } from "./runtime-values.ts";
 
 /** How often in-flight counts are read from HAProxy (`show stat`): the load reports average these. */
 const STATS_MS = 100;
@@ -153,6 +155,11 @@ export class HaproxyEngine {
     return load;
   }
 
+  /** What HAProxy has been told: slot -> `address:port`, and host -> backend (for tests). */
+  applied(): { slots: ReadonlyMap<string, string>; map: ReadonlyMap<string, string> } {
+    return { slots: new Map(this.#appliedSlots), map: new Map(this.#appliedMap) };
+  }
+
   /** Waits until HAProxy has every route change made so far (for tests and the benchmark). */
   async settled(): Promise<void> {
     while (this.#syncing) await this.#syncing;
@@ -202,15 +209,21 @@ export class HaproxyEngine {
     let slots = this.#services.get(service);
     if (!slots) {
       this.#services.set(service, (slots = { backend: this.#freeBackends.shift(), machines: new Map() }));
-      this.#hosts.set(`${service}.localhost`, service);
+      const localhost = `${service}.localhost`;
+      if (isHostName(localhost)) this.#hosts.set(localhost, service);
+      else this.#warnOnce(`host:${localhost}`, `service ${JSON.stringify(service)} makes no valid host name: ${JSON.stringify(localhost)} stays with Pith's proxy`);
     }
-    const current = new Map(route.backends.map((b) => [b.machine, b]));
+    // A backend the route source should never have given (backend-address.ts) gets no slot.
+    const current = new Map<string, BackendEndpoint>();
+    for (const backend of route.backends) {
+      const endpoint = backendEndpoint(backend.url);
+      if ("refused" in endpoint) this.#warnOnce(`backend:${backend.machine}:${backend.url.href}`, `machine ${backend.machine} gets no HAProxy slot: ${endpoint.refused}`);
+      else current.set(backend.machine, endpoint);
+    }
     for (const machine of [...slots.machines.keys()]) if (!current.has(machine)) slots.machines.delete(machine);
     const used = new Set([...slots.machines.values()].map((m) => m.slot));
-    for (const backend of route.backends) {
-      const address = backend.url.hostname.replace(/^\[|\]$/g, "");
-      const port = Number(backend.url.port) || 80;
-      const existing = slots.machines.get(backend.machine);
+    for (const [machine, { address, port }] of current) {
+      const existing = slots.machines.get(machine);
       if (existing) {
         existing.address = address;
         existing.port = port;
@@ -223,15 +236,16 @@ export class HaproxyEngine {
         continue;
       }
       used.add(slot);
-      slots.machines.set(backend.machine, { slot, address, port });
+      slots.machines.set(machine, { slot, address, port });
     }
   }
 
   #learn(rawHost: string, route: Route): void {
     const key = normaliseHost(rawHost);
     if (this.#hosts.get(key) === route.service) return;
-    // HAProxy's key is the Host header lower-cased up to the first ':'; other forms stay with the fallback.
-    if (!/^[a-z0-9._-]+$/.test(key)) return;
+    // HAProxy's key is the Host header lower-cased up to the first ':'; other forms (and anything
+    // that is not a plain host name, which could smuggle a command into the runtime API) stay with the fallback.
+    if (!isHostName(key)) return;
     if (!this.#services.has(route.service)) this.#applyRoute(route.service, route);
     this.#hosts.set(key, route.service);
     this.#scheduleSync();
@@ -257,9 +271,13 @@ export class HaproxyEngine {
   /** What HAProxy should have: occupied slots, and the map (hosts of services with a ready machine). */
   #desired(): { slots: Map<string, string>; map: Map<string, string> } {
     const slots = new Map<string, string>();
+    // The last gate before strings become runtime API commands: every part passes its grammar.
     for (const { backend, machines } of this.#services.values()) {
       if (!backend) continue;
-      for (const m of machines.values()) slots.set(`${backend}/s${m.slot}`, `${m.address}:${m.port}`);
+      for (const m of machines.values()) {
+        const key = `${backend}/s${m.slot}`;
+        if (isSlotKey(key) && isEndpoint(m.address, m.port)) slots.set(key, `${m.address}:${m.port}`);
+      }
     }
     const map = new Map<string, string>();
     for (const [host, service] of [...this.#hosts]) {
@@ -269,7 +287,7 @@ export class HaproxyEngine {
         continue;
       }
       const slotted = this.#services.get(service);
-      if (slotted?.backend && slotted.machines.size > 0) map.set(host, slotted.backend);
+      if (slotted?.backend && slotted.machines.size > 0 && isHostName(host) && isBackendName(slotted.backend)) map.set(host, slotted.backend);
     }
     return { slots, map };
   }

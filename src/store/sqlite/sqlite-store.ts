@@ -4,6 +4,7 @@ import { createdObject, deletedObject, matchesLabels, updatedObject } from "../o
 import { type Store, StoreError } from "../store.ts";
 import { parseRevision, validateInput, validateKind, validateName } from "../validate.ts";
 import { migrate } from "./schema.ts";
+import { SqliteTokenRegistry } from "./token-registry.ts";
 import { type CommittedEvent, WatchHub } from "./watch-hub.ts";
 import { tightenPrivateFilesSync, touchPrivateFileSync } from "../../shared/private-files.ts";
 
@@ -29,6 +30,8 @@ const DEFAULT_HISTORY_LIMIT = 10_000;
 export class SqliteStore implements Store {
   private readonly hub: WatchHub;
   private readonly statements;
+  /** API tokens, in the same file (not a resource kind; see token-registry.ts). */
+  readonly tokens: SqliteTokenRegistry;
 
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
     const historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
@@ -59,6 +62,7 @@ export class SqliteStore implements Store {
     onWatcherError: (error: unknown) => void,
   ) {
     this.hub = new WatchHub(onWatcherError);
+    this.tokens = new SqliteTokenRegistry(db);
     this.statements = {
       revision: db.prepare<[], number>("SELECT value FROM meta WHERE key = 'revision'").pluck(),
       setRevision: db.prepare<[number]>("UPDATE meta SET value = ? WHERE key = 'revision'"),

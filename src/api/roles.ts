@@ -1,0 +1,122 @@
+import type { FastifyRequest } from "fastify";
+import type { EventSpec, Machine } from "../model/kinds.ts";
+import type { Role } from "../model/token.ts";
+import type { Store } from "../store/store.ts";
+import { ApiError } from "./api-error.ts";
+import type { Principal } from "./principal.ts";
+
+/**
+ * What each role may do, decided per route pattern. Anything not granted below is refused, so a
+ * route added later is admin-only until someone decides otherwise.
+ *
+ * - admin: everything.
+ * - read-only: GET (and watch) of every kind, image inspection, /metrics, /openapi.json. Not
+ *   machine consoles: a console is the app's own output, where apps print configuration, stack
+ *   traces and secrets they were given; a read-only token is meant for dashboards and auditors,
+ *   and handing it to one must not hand over what the apps log. Not tunnels (they reach the apps
+ *   themselves), not tokens.
+ * - node: an agent. Reads every kind (not consoles, tunnels or tokens); creates and replaces its
+ *   own Node object; writes the status of, deletes, and records Events about Machines whose
+ *   spec.node is its node. Never a Machine's spec, never a Service.
+ * - proxy: reads and watches Services and Machines, reports load, opens tunnels. Nothing else.
+ *
+ * What a role may read of an object is narrower still for env values (redaction.ts).
+ */
+export const ROLE_SUMMARY: Record<Role, string> = {
+  admin: "do everything",
+  "read-only": "read and watch objects, inspect images and read /metrics, but not write anything, read consoles, open tunnels or manage tokens",
+  node: "read and watch objects, register and update its own Node, and write the status of, delete and record events about Machines placed on its node",
+  proxy: "read and watch Services and Machines, report load (PUT /api/v1/services/NAME/load) and open tunnels",
+};
+
+/** A check that needs the body or the stored object: run once the request is parsed. */
+type ObjectCheck = "own-node-create" | "own-machine" | "event-about-own";
+
+type Access = { allow: true } | { check: ObjectCheck } | { deny: true };
+
+const ALLOW: Access = { allow: true };
+const DENY: Access = { deny: true };
+
+const RESOURCE = /^\/api\/v1\/(services|machines|nodes|images|events)(\/:name)?(\/status)?$/;
+
+function access(principal: Principal, method: string, url: string, params: Record<string, unknown>): Access {
+  const role = principal.role;
+  if (role === "admin") return ALLOW;
+  const route = `${method} ${url}`;
+  if (route === "GET /openapi.json") return ALLOW; // the API's description, no data
+  if (url.startsWith("/api/v1/tokens")) return DENY;
+  const resource = RESOURCE.exec(url);
+  if (role === "proxy") {
+    if (method === "GET" && resource && (resource[1] === "services" || resource[1] === "machines") && !resource[3]) return ALLOW;
+    return route === "PUT /api/v1/services/:name/load" || route === "GET /api/v1/machines/:name/tunnel/:port" ? ALLOW : DENY;
+  }
+  // read-only and node read alike.
+  if (method === "GET" && (resource || url === "/api/v1/watch")) return ALLOW;
+  if (role === "read-only") return route === "GET /metrics" || route === "GET /api/v1/images/:name/inspect" ? ALLOW : DENY;
+  switch (route) {
+    case "POST /api/v1/nodes":
+      return { check: "own-node-create" };
+    case "PUT /api/v1/nodes/:name":
+    case "PUT /api/v1/nodes/:name/status":
+      return params.name === principal.node ? ALLOW : DENY;
+    case "PUT /api/v1/machines/:name/status":
+    case "DELETE /api/v1/machines/:name":
+      return { check: "own-machine" };
+    case "POST /api/v1/events":
+      return { check: "event-about-own" };
+    default:
+      return DENY;
+  }
+}
+
+/**
+ * The route-level decision, made as soon as the token is known (before the body is read): throws
+ * a 403 for a route the role may never use. Returns whether an object check must follow.
+ */
+export function authorizeRoute(principal: Principal, request: FastifyRequest): boolean {
+  const url = request.routeOptions.url;
+  if (url === undefined) return false; // no such route: the 404 handler answers
+  const decision = access(principal, request.method, url, request.params as Record<string, unknown>);
+  if ("deny" in decision) throw forbidden(principal, `${request.method} ${url}`);
+  return "check" in decision;
+}
+
+/** The object-level decision for a node token's writes; throws a 403 naming the node. */
+export async function authorizeObject(principal: Principal, request: FastifyRequest, store: Store): Promise<void> {
+  const url = request.routeOptions.url;
+  if (url === undefined) return;
+  const decision = access(principal, request.method, url, request.params as Record<string, unknown>);
+  if (!("check" in decision)) return;
+  const node = principal.node;
+  const what = `${request.method} ${url}`;
+  if (decision.check === "own-node-create") {
+    const name = (request.body as { metadata?: { name?: unknown } } | undefined)?.metadata?.name;
+    if (name !== node) throw forbidden(principal, what, `it may create only its own Node, ${node}, not ${String(name)}`);
+    return;
+  }
+  if (decision.check === "own-machine") {
+    const name = String((request.params as { name?: unknown }).name);
+    const machine = await store.get<Machine>("Machine", name);
+    // A missing machine is the handler's 404 to give.
+    if (machine && machine.spec.node !== node) {
+      throw forbidden(principal, what, `Machine ${name} is placed on ${machine.spec.node ? `node ${machine.spec.node}` : "no node yet"}, not on ${node}`);
+    }
+    return;
+  }
+  const involved = (request.body as { spec?: Partial<EventSpec> } | undefined)?.spec?.involved;
+  if (involved?.kind === "Node" && involved.name === node) return;
+  if (involved?.kind === "Machine") {
+    const machine = await store.get<Machine>("Machine", involved.name);
+    if (machine?.spec.node === node) return;
+  }
+  throw forbidden(principal, what, `it may record events only about its own Node and the Machines placed on node ${node}`);
+}
+
+function forbidden(principal: Principal, what: string, why?: string): ApiError {
+  const who = principal.role === "node" ? `a node token (for node ${principal.node}, "${principal.name}")` : `a ${principal.role} token ("${principal.name}")`;
+  return new ApiError(
+    "Forbidden",
+    `${who} may not ${what}${why ? `: ${why}` : ""}. A ${principal.role} token may ${ROLE_SUMMARY[principal.role]}`,
+    "use a token whose role allows this; an admin creates one with `pith token create --role ROLE`",
+  );
+}
