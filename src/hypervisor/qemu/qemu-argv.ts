@@ -7,19 +7,6 @@
  */
 export type Accelerator = "kvm" | "tcg";
 
-export interface HostForward {
-  hostPort: number;
-  guestPort: number;
-}
-
-/** A declared egress destination, reachable by the guest only at `guestAddress:port`. */
-export interface EgressRoute {
-  guestAddress: string;
-  guestPort: number;
-  /** argv of the program QEMU runs per connection, its stdio spliced to the guest's socket. */
-  relay: string[];
-}
-
 export interface QemuMachineSpec {
   machineId: string;
   /**
@@ -42,8 +29,11 @@ export interface QemuMachineSpec {
   controlSocket: string;
   qmpSocket: string;
   pidFile: string;
-  /** Present only when the image declared `listen` or `egress`: no network device otherwise. */
-  network?: { forwards: HostForward[]; egress: EgressRoute[] };
+  /**
+   * Present only when the image declared `listen` or `egress`: no network device otherwise. The
+   * network itself is pith-net's (see net-helper.ts), listening on this socket before QEMU starts.
+   */
+  network?: { socketPath: string };
   /**
    * Restore instead of boot: the snapshot is read from this inherited descriptor, and the
    * machine stays paused until told to continue (after its new identity is queued for init).
@@ -52,7 +42,7 @@ export interface QemuMachineSpec {
   incomingFd?: number;
 }
 
-/** The guest's fixed address on QEMU's user network; the host side is 10.0.2.2. */
+/** The guest's fixed address on its user network (pith-net's); the host side is 10.0.2.2. */
 export const GUEST_ADDRESS = "10.0.2.15";
 export const GUEST_GATEWAY = "10.0.2.2";
 
@@ -116,15 +106,12 @@ export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "k
 }
 
 function networkArgs(network: NonNullable<QemuMachineSpec["network"]>): string[] {
-  // QEMU's user network: no privileges, no host interfaces. restrict=on denies the guest every
-  // connection out except the explicit forwards below, enforced by QEMU on the host.
-  const options = ["user", "id=net0", "restrict=on", "ipv6=off"];
-  // Listen ports are forwarded from the host's loopback only, never from other interfaces.
-  for (const f of network.forwards) options.push(`hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`);
-  // Each declared destination is a virtual address in the guest's network. The cmd: form runs
-  // the relay once per connection (the chardev form would share one connection among all).
-  for (const e of network.egress) options.push(`guestfwd=tcp:${e.guestAddress}:${e.guestPort}-cmd:${optValue(e.relay.join(" "))}`);
-  return ["-netdev", options.join(","), "-device", "virtio-net-device,netdev=net0"];
+  // The NIC's frames go to pith-net over a unix socket; QEMU itself opens no host socket and
+  // runs no program for the network. server=off: pith-net listens and is there before QEMU starts.
+  return [
+    "-netdev", `stream,id=net0,server=off,addr.type=unix,addr.path=${optValue(network.socketPath)}`,
+    "-device", "virtio-net-device,netdev=net0",
+  ];
 }
 
 /** QEMU splits option lists at commas; a comma inside a value (a path) is written twice. */

@@ -4,16 +4,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { systemError } from "../../shared/errors.ts";
 import { execFile } from "../../shared/exec.ts";
-import { pithRoot } from "../../shared/paths.ts";
-import { ensureStaticCProgram } from "../../shared/static-c-program.ts";
 import type { Hypervisor, Machine, MachineSpec, PortForward } from "../hypervisor.ts";
 import { chooseAccelerator, KVM_PROBE_TIMEOUT_MS, recordVerdict } from "./accelerator.ts";
-import { qemuArgv, type Accelerator, type EgressRoute, type QemuMachineSpec } from "./qemu-argv.ts";
+import { startNetHelper, type EgressRoute } from "./net-helper.ts";
+import { qemuArgv, type Accelerator, type QemuMachineSpec } from "./qemu-argv.ts";
 import { QEMU_BINARY } from "./qemu-binary.ts";
 import { discoverMachines, inspectProcesses } from "./qemu-discovery.ts";
 import { baseConfigLines, QemuMachine } from "./qemu-machine.ts";
 import { QmpClient } from "./qmp-client.ts";
-import { adoptVm, spawnVm, type VmProcess } from "./vm-process.ts";
+import { adoptVm, goneVm, spawnVm, type VmProcess } from "./vm-process.ts";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
 
 /** qboot: a firmware that does nothing but load the kernel, from Debian's qemu package. */
@@ -54,7 +53,9 @@ export class QemuHypervisor implements Hypervisor {
 
   async snapshotTag(): Promise<string> {
     const version = (this.qemuVersion ??= await detectQemuVersion());
-    return `${version} ${(await chooseAccelerator(version)).accelerator}`;
+    // "pith-net": since the network moved out of QEMU, a snapshot holds no slirp state; one saved
+    // with QEMU's own user network would not load.
+    return `${version} ${(await chooseAccelerator(version)).accelerator} pith-net`;
   }
 
   /**
@@ -70,7 +71,9 @@ export class QemuHypervisor implements Hypervisor {
         machineId: found.machineId,
         accelerator: found.accelerator,
         process: adoptVm(found.pid),
-        ports: found.forwards.map((f) => ({ ...f, url: `http://127.0.0.1:${f.hostPort}/` })),
+        // A machine whose network helper is gone has no network: it is failed at once.
+        ...(found.hasNetwork ? { network: found.netHelper ? adoptVm(found.netHelper.pid) : goneVm() } : {}),
+        ports: (found.netHelper?.forwards ?? []).map((f) => ({ ...f, url: `http://127.0.0.1:${f.hostPort}/` })),
         consoleLog: found.consoleLog,
         controlSocket: found.controlSocket,
         qmpSocket: found.qmpSocket,
@@ -97,14 +100,11 @@ export class QemuHypervisor implements Hypervisor {
     }
     const egress: EgressRoute[] = [];
     const egressEnv: Record<string, string> = {};
-    if (image.capabilities.egress.length > 0) {
-      const relay = await ensureStaticCProgram("pith-egress-relay", join(pithRoot(), "src/hypervisor/qemu/egress-relay.c"));
-      image.capabilities.egress.forEach(({ host, port }, i) => {
-        const guestAddress = `10.0.2.${EGRESS_BASE + i}`;
-        egress.push({ guestAddress, guestPort: port, relay: [relay, host, String(port)] });
-        egressEnv[`${host}:${port}`] = `${guestAddress}:${port}`;
-      });
-    }
+    image.capabilities.egress.forEach(({ host, port }, i) => {
+      const guestAddress = `10.0.2.${EGRESS_BASE + i}`;
+      egress.push({ guestAddress, guestPort: port, host, port });
+      egressEnv[`${host}:${port}`] = `${guestAddress}:${port}`;
+    });
     const hasNetwork = image.capabilities.listen.length > 0 || image.capabilities.egress.length > 0;
 
     const qemuSpec: QemuMachineSpec = {
@@ -122,8 +122,20 @@ export class QemuHypervisor implements Hypervisor {
       controlSocket: join(spec.stateDir, "control.sock"),
       qmpSocket: join(spec.stateDir, "qmp.sock"),
       pidFile: join(spec.stateDir, "qemu.pid"),
-      ...(hasNetwork ? { network: { forwards: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })), egress } } : {}),
+      ...(hasNetwork ? { network: { socketPath: join(spec.stateDir, "net.sock") } } : {}),
     };
+    const startNetwork = async (): Promise<VmProcess | undefined> =>
+      qemuSpec.network &&
+      startNetHelper(
+        {
+          owner: this.options.owner,
+          machineId: spec.id,
+          socketPath: qemuSpec.network.socketPath,
+          forwards: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })),
+          egress,
+        },
+        join(spec.stateDir, "net.log"),
+      );
     const env: Record<string, string> = {
       PITH_MACHINE_ID: spec.id,
       PITH_NAME: image.name,
@@ -133,13 +145,17 @@ export class QemuHypervisor implements Hypervisor {
       ...spec.env,
     };
     const envLines = Object.entries(env).map(([k, v]) => `env ${k}=${v}`);
-    if (spec.restoreFrom) return this.restore(spec, spec.restoreFrom, qemuSpec, ports, [...baseConfigLines(), ...envLines, "restored"], requestedAt);
+    if (spec.restoreFrom) return this.restore(spec, spec.restoreFrom, qemuSpec, ports, [...baseConfigLines(), ...envLines, "restored"], requestedAt, startNetwork);
     const config = [...baseConfigLines(spec.snapshotSource ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0), ...envLines, "end"];
 
+    // The network first: QEMU connects to it as it starts. If QEMU then fails, the machine's
+    // exit ends the network too.
+    const network = await startNetwork();
     const machine = new QemuMachine({
       machineId: spec.id,
       accelerator,
       process: spawnVm(QEMU_BINARY, qemuArgv(qemuSpec), join(spec.stateDir, "qemu.log")),
+      ...(network ? { network } : {}),
       ports,
       consoleLog: qemuSpec.consoleLog,
       controlSocket: qemuSpec.controlSocket,
@@ -161,15 +177,26 @@ export class QemuHypervisor implements Hypervisor {
    * identity for init (read the moment the guest runs), then lets it run. Any failure kills
    * QEMU and rejects: the caller boots instead.
    */
-  private async restore(spec: MachineSpec, file: string, qemuSpec: QemuMachineSpec, ports: PortForward[], config: string[], requestedAt: number): Promise<QemuMachine> {
+  private async restore(
+    spec: MachineSpec,
+    file: string,
+    qemuSpec: QemuMachineSpec,
+    ports: PortForward[],
+    config: string[],
+    requestedAt: number,
+    startNetwork: () => Promise<VmProcess | undefined>,
+  ): Promise<QemuMachine> {
     let fd: number;
     try {
       fd = openSync(file, "r");
     } catch (e) {
       throw systemError("SNAPSHOT_UNREADABLE", `cannot open snapshot ${file}: ${(e as Error).message}`);
     }
+    // A fresh network: the snapshot holds no connection (sources never serve), so nothing is lost.
+    let network: VmProcess | undefined;
     let vm: VmProcess;
     try {
+      network = await startNetwork();
       vm = spawnVm(QEMU_BINARY, qemuArgv({ ...qemuSpec, incomingFd: 3 }), join(spec.stateDir, "qemu.log"), [fd]);
     } finally {
       closeSync(fd); // QEMU has its own copy
@@ -178,6 +205,7 @@ export class QemuHypervisor implements Hypervisor {
       machineId: spec.id,
       accelerator: qemuSpec.accelerator,
       process: vm,
+      ...(network ? { network } : {}),
       ports,
       consoleLog: qemuSpec.consoleLog,
       controlSocket: qemuSpec.controlSocket,
@@ -207,7 +235,7 @@ export class QemuHypervisor implements Hypervisor {
       machine.setRestoreTime(performance.now() - requestedAt);
     } catch (e) {
       vm.kill("SIGKILL");
-      await vm.exited;
+      await machine.whenExited(); // and its network with it
       const log = (await readFile(join(spec.stateDir, "qemu.log"), "utf8").catch(() => "")).trim().split("\n").slice(-2).join(" ");
       throw systemError("SNAPSHOT_RESTORE_FAILED", `cannot restore machine ${spec.id} from ${file}: ${(e as Error).message}${log ? ` (QEMU: ${log})` : ""}`);
     } finally {
