@@ -106,9 +106,9 @@ export class QemuMachine implements Machine {
       const qemuEnding = status === 0 || (network.adopted && status === null);
       if (qemuEnding && (await settlesWithin(this.options.process.exited, 2000))) return;
       if (this.stopRequested || !this.options.process.isRunning()) return;
-      const how = signal ? `killed (${signal})` : status !== null ? `status ${status}` : "gone";
-      const log = join(dirname(this.consoleLog), "net.log");
-      this.networkFailure = `network helper exited (${how}): ${await lastLogLine(log, `see ${log}`)}`;
+      const how = signal ? `killed by ${signal}` : status !== null ? `status ${status}` : "it is gone";
+      const said = await lastLogLine(join(dirname(this.consoleLog), "net.log"), "");
+      this.networkFailure = `network helper exited: ${how}${said ? ` (${said})` : ""}`;
       await this.stop(1000);
     });
   }
