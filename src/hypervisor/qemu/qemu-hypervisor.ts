@@ -2,7 +2,7 @@ import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
-import { systemError } from "../../shared/errors.ts";
+import { isPithError, systemError } from "../../shared/errors.ts";
 import { execFile } from "../../shared/exec.ts";
 import type { Hypervisor, Machine, MachineSpec, PortForward } from "../hypervisor.ts";
 import { chooseAccelerator, KVM_PROBE_TIMEOUT_MS, recordVerdict } from "./accelerator.ts";
@@ -42,7 +42,11 @@ export class QemuHypervisor implements Hypervisor {
     if (spec.restoreFrom) return this.launch(spec, choice.accelerator);
     if (!choice.probe) return this.launch(spec, choice.accelerator);
 
-    const probe = await this.launch(spec, "kvm", KVM_PROBE_TIMEOUT_MS).catch(() => undefined);
+    const probe = await this.launch(spec, "kvm", KVM_PROBE_TIMEOUT_MS).catch((e: unknown) => {
+      // A network that cannot start says nothing about KVM, and would fail under TCG too.
+      if (isPithError(e) && e.code === "NET_HELPER_FAILED") throw e;
+      return undefined;
+    });
     if (probe) {
       await recordVerdict(version, "kvm", "a KVM guest reached init");
       return probe;
