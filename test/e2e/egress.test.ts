@@ -21,7 +21,7 @@ async function loopbackServer(name: string, hits: string[]): Promise<{ server: S
 }
 
 describe("egress is what the image declared, and nothing else", { skip, timeout: 600_000 }, () => {
-  test("a declared loopback server is reachable; an undeclared one and the host are not", async (t) => {
+  test("a declared loopback server is reachable; an undeclared one, the host, and a name leading to loopback are not", async (t) => {
     const hits: string[] = [];
     const declared = await loopbackServer("declared", hits);
     const undeclared = await loopbackServer("undeclared", hits);
