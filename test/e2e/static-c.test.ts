@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readdir, readFile, readlink } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
-import type { Machine } from "../../src/hypervisor/hypervisor.ts";
+import type { Machine, PortForward } from "../../src/hypervisor/hypervisor.ts";
+import { QemuHypervisor } from "../../src/hypervisor/qemu/qemu-hypervisor.ts";
 import { inspectProcesses } from "../../src/hypervisor/qemu/qemu-discovery.ts";
 import { isAlive } from "../../src/shared/file-lock.ts";
+import { pithRoot } from "../../src/shared/paths.ts";
 import { appImage } from "../support/images.ts";
 import { httpGet, missingForMachines, startMachine } from "../support/machines.ts";
 
@@ -48,6 +52,34 @@ describe("examples/static-c on QEMU", { skip, timeout: 600_000 }, () => {
     assert.equal(exit.code, undefined);
     assert.match(exit.reason, /^network helper exited: killed by SIGKILL/);
   });
+});
+
+test("after a crash of its manager, a re-adopted machine knows its forwards and still fails when its network helper dies", { skip, timeout: 300_000 }, async (t) => {
+  const image = await appImage("examples/static-c");
+  const stateDir = await mkdtemp(join(tmpdir(), "pith-machine-"));
+  const script = join(stateDir, "manager.mts");
+  // A manager that starts the machine and then dies without stopping it, as a crashed agent would.
+  await writeFile(script, [
+    `import { QemuHypervisor } from ${JSON.stringify(join(pithRoot(), "src/hypervisor/qemu/qemu-hypervisor.ts"))};`,
+    `import { bootFiles, resolveImage } from ${JSON.stringify(join(pithRoot(), "src/image/image-store.ts"))};`,
+    `const image = await resolveImage(${JSON.stringify(image.record.digest)});`,
+    `const m = await new QemuHypervisor({ owner: "test-crash" }).start({ id: "crash-1", stateDir: ${JSON.stringify(join(stateDir, "m"))}, image: image.record, ...(await bootFiles(image)) });`,
+    "await m.whenReady();",
+    "console.log(JSON.stringify(m.ports));",
+    "process.exit(0);",
+  ].join("\n"));
+  const ports = JSON.parse(execFileSync(process.execPath, ["--import", "tsx", script], { encoding: "utf8" })) as PortForward[];
+  const [adopted] = await new QemuHypervisor({ owner: "test-crash" }).recover();
+  t.after(async () => {
+    await adopted?.stop(1000);
+    await rm(stateDir, { recursive: true, force: true });
+  });
+  assert.ok(adopted, "the machine outlived its manager");
+  assert.deepEqual(adopted.ports, ports);
+  assert.equal((await httpGet(adopted.ports[0]!.url)).status, 200);
+  process.kill((await netHelperOf(adopted)).pid, "SIGKILL");
+  const exit = await adopted.whenExited();
+  assert.match(exit.reason, /^network helper exited: it is gone/);
 });
 
 async function netHelperOf(machine: Machine): Promise<{ pid: number; forwards: { hostPort: number; guestPort: number }[] }> {
