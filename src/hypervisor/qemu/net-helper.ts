@@ -65,18 +65,22 @@ export function parseNetHelperArgv(argv: string[]): Pick<NetHelperSpec, "owner" 
 /** A fresh pith-net is listening on every port in well under a second; this is for a loaded host. */
 const READY_TIMEOUT_MS = 30_000;
 
+/** How a program is run: as it is, or inside something that confines it (a jail's argv prefix). */
+export type CommandWrapper = (binary: string, argv: string[]) => { binary: string; argv: string[] };
+
 /**
  * Starts pith-net (compiled on first use) and resolves once it says `ready`: its forwards are
  * bound and its socket listens, so QEMU can connect at once. It exits by itself when QEMU closes
  * the stream. Rejects, leaving nothing running, if it fails first (a port taken, say).
  */
-export async function startNetHelper(spec: NetHelperSpec, logPath: string): Promise<VmProcess> {
-  const binary = await ensureLinkedCProgram(NET_HELPER, join(pithRoot(), "src/hypervisor/qemu/net/pith-net.c"), {
+export async function startNetHelper(spec: NetHelperSpec, logPath: string, wrap: CommandWrapper = (binary, argv) => ({ binary, argv })): Promise<VmProcess> {
+  const compiled = await ensureLinkedCProgram(NET_HELPER, join(pithRoot(), "src/hypervisor/qemu/net/pith-net.c"), {
     pkgConfig: "slirp",
     lib: "slirp",
     debianPackage: "libslirp-dev",
   });
-  const helper = spawnVm(binary, netHelperArgv(spec), logPath, [], "pipe");
+  const command = wrap(compiled, netHelperArgv(spec));
+  const helper = spawnVm(command.binary, command.argv, logPath, [], "pipe");
   const lines = createInterface({ input: helper.stdout! });
   let timer: NodeJS.Timeout | undefined;
   const outcome = await Promise.race([
