@@ -74,12 +74,7 @@ export type CommandWrapper = (binary: string, argv: string[]) => { binary: strin
  * the stream. Rejects, leaving nothing running, if it fails first (a port taken, say).
  */
 export async function startNetHelper(spec: NetHelperSpec, logPath: string, wrap: CommandWrapper = (binary, argv) => ({ binary, argv })): Promise<VmProcess> {
-  const compiled = await ensureLinkedCProgram(NET_HELPER, join(pithRoot(), "src/hypervisor/qemu/net/pith-net.c"), {
-    pkgConfig: "slirp",
-    lib: "slirp",
-    debianPackage: "libslirp-dev",
-  });
-  const command = wrap(compiled, netHelperArgv(spec));
+  const command = wrap(await netHelperBinary(), netHelperArgv(spec));
   const helper = spawnVm(command.binary, command.argv, logPath, [], "pipe");
   const lines = createInterface({ input: helper.stdout! });
   let timer: NodeJS.Timeout | undefined;
@@ -97,6 +92,21 @@ export async function startNetHelper(spec: NetHelperSpec, logPath: string, wrap:
   await helper.exited;
   const why = outcome === "timeout" ? `not ready within ${READY_TIMEOUT_MS / 1000}s` : await lastLogLine(logPath, "it exited");
   throw systemError("NET_HELPER_FAILED", `cannot start the network of machine ${spec.machineId}: ${why}`, `see ${logPath}`);
+}
+
+let binary: Promise<string> | undefined;
+
+/** Once per process: finding the cached build runs gcc and pkg-config, too slow for every start. */
+function netHelperBinary(): Promise<string> {
+  binary ??= ensureLinkedCProgram(NET_HELPER, join(pithRoot(), "src/hypervisor/qemu/net/pith-net.c"), {
+    pkgConfig: "slirp",
+    lib: "slirp",
+    debianPackage: "libslirp-dev",
+  }).catch((e: unknown) => {
+    binary = undefined; // installing the library and trying again must work without a restart
+    throw e;
+  });
+  return binary;
 }
 
 /** The end of a helper's log, where it says why it stopped. */
