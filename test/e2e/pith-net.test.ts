@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { once } from "node:events";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { createServer, connect, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -54,6 +55,27 @@ describe("pith-net", { skip, timeout: 120_000 }, () => {
     assert.deepEqual(await helper.exited, { status: 0, signal: null });
   });
 
+  test("when QEMU goes, the dialer and every egress connection it holds go too: no orphans", async (t) => {
+    let serverSide: Promise<unknown> | undefined;
+    const server = createServer((socket) => {
+      serverSide = once(socket, "close");
+      socket.write("hello\n"); // and never closes: only the dialer's end can end this
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    t.after(() => server.close());
+    const port = (server.address() as { port: number }).port;
+    const { dir, helper } = await start(t, { machineId: "net-orphans", egress: [{ guestAddress: "10.0.2.100", guestPort: port, host: "127.0.0.1", port }] });
+    const guest = connect(join(dir, "egress-0.sock"));
+    await once(guest, "data");
+    const qemu = connect(join(dir, "net.sock"));
+    await once(qemu, "connect");
+    qemu.end();
+    assert.deepEqual(await helper.exited, { status: 0, signal: null });
+    await serverSide;
+    await once(guest, "close");
+    assert.deepEqual(await processesNamed("test/net-orphans"), []);
+  });
+
   test("a forward whose port is taken fails the start clearly, leaving nothing running", async (t) => {
     const port = await tcpServer(t, []);
     const dir = await mkdtemp(join(tmpdir(), "pith-net-"));
@@ -80,3 +102,13 @@ describe("pith-net", { skip, timeout: 120_000 }, () => {
     assert.deepEqual(hits, ["connection"]);
   });
 });
+
+/** pith-net processes (itself, its dialer, its connections: forks share its argv) for a machine. */
+async function processesNamed(machine: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const pid of (await readdir("/proc")).filter((e) => /^\d+$/.test(e))) {
+    const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0");
+    if (argv.includes("--machine") && argv[argv.indexOf("--machine") + 1] === machine) found.push(Number(pid));
+  }
+  return found;
+}

@@ -238,7 +238,11 @@ static void serve_egress(int alive, pid_t parent) {
 			if (!fds[i].revents) continue;
 			int guest = accept4(fds[i].fd, NULL, NULL, SOCK_CLOEXEC);
 			if (guest < 0) continue;
+			pid_t dialer = getpid();
 			if (fork() == 0) {
+				/* Gone with the dialer, hence with pith-net: a destination that never closes keeps no process. */
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
+				if (getppid() != dialer) _exit(1);
 				close(alive);
 				for (int j = 0; j < negress; j++) close(egresses[j].listener);
 				int remote = dial(&egresses[i]);
