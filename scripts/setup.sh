@@ -10,7 +10,8 @@ packages=(
   linux-source-6.1     # the only source Pith's kernels are built from
   flex bison bc libelf-dev libssl-dev make gcc  # what `make tinyconfig && make vmlinux` needs
   cpio                 # to list image contents in tests
-  musl-tools           # tiny static init, egress relay and example server
+  musl-tools           # tiny static init and example server
+  libslirp-dev pkg-config  # pith-net, each machine's user network (QEMU's own user-network library)
   xz-utils binutils    # strip (runtime and kernels), xz (Debian's kernel configs)
   e2fsprogs            # mke2fs and debugfs: the read-only runtime disk of Node images
   procps curl          # pgrep/pkill in the tests; curl in the quickstart

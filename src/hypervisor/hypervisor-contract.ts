@@ -61,6 +61,7 @@ export function hypervisorContract(name: string, options: HypervisorContractOpti
         assert.deepEqual((await again.recover([a.pid])).map((m) => m.id), ["contract-r1"]);
         assert.deepEqual(await again.recover([b.pid]), []);
         const adopted = found[0]!;
+        assert.deepEqual(adopted.ports, a.ports, "an adopted machine still knows where its ports are forwarded");
         await adopted.whenReady();
         await adopted.stop(5000);
         await a.whenExited();

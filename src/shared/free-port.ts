@@ -1,7 +1,7 @@
 import { createServer } from "node:net";
 
 /**
- * A loopback port nothing listens on now. Whoever binds it next (QEMU's hostfwd, a test server)
+ * A loopback port nothing listens on now. Whoever binds it next (pith-net's forward, a test server)
  * does so a moment later: a race only with other processes picking ports the same way.
  */
 export function freeLoopbackPort(): Promise<number> {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile, cp } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { buildImage } from "../../src/image/image-builder.ts";
 import { loadAppManifest } from "../../src/manifest/app-manifest.ts";
@@ -21,19 +21,23 @@ async function loopbackServer(name: string, hits: string[]): Promise<{ server: S
 }
 
 describe("egress is what the image declared, and nothing else", { skip, timeout: 600_000 }, () => {
-  test("a declared loopback server is reachable; an undeclared one and the host are not", async (t) => {
+  test("a declared loopback server is reachable; an undeclared one, the host, and a name leading to loopback are not", async (t) => {
     const hits: string[] = [];
     const declared = await loopbackServer("declared", hits);
     const undeclared = await loopbackServer("undeclared", hits);
+    const named = await loopbackServer("named", hits);
     t.after(() => {
       declared.server.close();
       undeclared.server.close();
+      named.server.close();
     });
 
     const app = await mkdtemp(join(tmpdir(), "pith-egress-"));
     t.after(() => rm(app, { recursive: true, force: true }));
     await cp(join(pithRoot(), "test/fixtures/egress-probe/src"), join(app, "src"), { recursive: true });
     const destination = `127.0.0.1:${declared.port}`;
+    // Declared by name: what the name resolves to is checked per connection, and loopback is refused.
+    const byName = `localhost:${named.port}`;
     await writeFile(
       join(app, "pith.yaml"),
       [
@@ -41,9 +45,10 @@ describe("egress is what the image declared, and nothing else", { skip, timeout:
         "entry: src/main.ts",
         "memory: 320M",
         "readiness: none",
-        `egress: ["${destination}"]`,
+        `egress: ["${destination}", "${byName}"]`,
         "env:",
         `  DECLARED: "${destination}"`,
+        `  NAMED: "${byName}"`,
         `  UNDECLARED_PORT: "${undeclared.port}"`,
         "",
       ].join("\n"),
@@ -62,6 +67,9 @@ describe("egress is what the image declared, and nothing else", { skip, timeout:
     assert.equal(results.gatewaySamePort!.ok, false, "the host gateway is closed even on the declared port");
     assert.equal(results.undeclared!.ok, false, "an undeclared loopback server is unreachable");
     assert.equal(results.routeOtherPort!.ok, false, "a declared route leads only to its own port");
+    assert.equal(results.named!.ok, false, "a name that resolves to loopback leads nowhere");
     assert.deepEqual(hits, ["declared /", "declared /"], "only the declared server saw requests");
+    const netLog = await readFile(join(dirname(machine.consoleLog), "net.log"), "utf8");
+    assert.match(netLog, new RegExp(`egress ${byName}: refused 127\\.0\\.0\\.1 \\(loopback`), netLog);
   });
 });

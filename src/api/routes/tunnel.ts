@@ -19,7 +19,7 @@ export const tunnelPath = (machine: string, port: number): string => `/api/v1/ma
 /** How long the API waits for a machine's forwarded port to accept before answering 502. */
 const DIAL_TIMEOUT_MS = 5_000;
 
-/** Where a machine's forwards live: QEMU forwards listen ports on the host's loopback and nowhere else. */
+/** Where a machine's forwards live: pith-net forwards listen ports on the host's loopback and nowhere else. */
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
 
 const TunnelParams = Type.Object(

@@ -28,19 +28,12 @@ test("a machine without listen or egress gets no network device at all", () => {
   assert.ok(argv.includes("-nodefaults"), "no default devices");
 });
 
-test("listen ports are forwarded from 127.0.0.1 only, and the user network is restricted", () => {
-  const argv = qemuArgv({ ...spec, network: { forwards: [{ hostPort: 18080, guestPort: 8080 }], egress: [] } });
-  const [netdev] = valueOf(argv, "-netdev");
-  assert.equal(netdev, "user,id=net0,restrict=on,ipv6=off,hostfwd=tcp:127.0.0.1:18080-:8080");
+test("the NIC is connected to pith-net's socket, and QEMU itself opens no host socket and runs nothing", () => {
+  const argv = qemuArgv({ ...spec, network: { socketPath: "/m,x/net.sock" } });
+  assert.deepEqual(valueOf(argv, "-netdev"), ["stream,id=net0,server=off,addr.type=unix,addr.path=/m,,x/net.sock"]);
   assert.deepEqual(valueOf(argv, "-device").filter((d) => d.startsWith("virtio-net")), ["virtio-net-device,netdev=net0"]);
-});
-
-test("each egress destination is a per-connection relay at its own guest address", () => {
-  const argv = qemuArgv({
-    ...spec,
-    network: { forwards: [], egress: [{ guestAddress: "10.0.2.100", guestPort: 5432, relay: ["/t/relay", "127.0.0.1", "5432"] }] },
-  });
-  assert.match(valueOf(argv, "-netdev")[0]!, /,guestfwd=tcp:10\.0\.2\.100:5432-cmd:\/t\/relay 127\.0\.0\.1 5432$/);
+  assert.ok(!argv.some((a) => /hostfwd|guestfwd|cmd:|user,/.test(a)), "no user network, forward or relay in QEMU");
+  assert.match(valueOf(argv, "-append")[0]!, / ip=10\.0\.2\.15::10\.0\.2\.2:255\.255\.255\.0::eth0:off/);
 });
 
 test("TCG gets a TSC rate and RDRAND; KVM gets the host CPU and no TSC override", () => {
@@ -78,12 +71,12 @@ test("a comma in a path is escaped, and discovery reads it back", async () => {
   assert.equal(found.machineId, "web-1");
 });
 
-test("discovery reads forwards and the accelerator back from the argv", async () => {
+test("discovery reads the accelerator and whether there is a network from QEMU's argv", async () => {
   const { parseQemuArgv } = await import("./qemu-discovery.ts");
-  const argv = qemuArgv({ ...spec, accelerator: "kvm", network: { forwards: [{ hostPort: 18080, guestPort: 8080 }], egress: [] } });
-  const found = parseQemuArgv(7, argv)!;
-  assert.deepEqual(found.forwards, [{ hostPort: 18080, guestPort: 8080 }]);
+  const found = parseQemuArgv(7, qemuArgv({ ...spec, accelerator: "kvm", network: { socketPath: "/m/net.sock" } }))!;
   assert.equal(found.accelerator, "kvm");
+  assert.equal(found.hasNetwork, true);
+  assert.equal(parseQemuArgv(7, qemuArgv(spec))!.hasNetwork, false);
   assert.equal(parseQemuArgv(7, ["-name", "something-else"]), undefined);
 });
 

@@ -7,19 +7,6 @@
  */
 export type Accelerator = "kvm" | "tcg";
 
-export interface HostForward {
-  hostPort: number;
-  guestPort: number;
-}
-
-/** A declared egress destination, reachable by the guest only at `guestAddress:port`. */
-export interface EgressRoute {
-  guestAddress: string;
-  guestPort: number;
-  /** argv of the program QEMU runs per connection, its stdio spliced to the guest's socket. */
-  relay: string[];
-}
-
 export interface QemuMachineSpec {
   machineId: string;
   /**
@@ -42,8 +29,11 @@ export interface QemuMachineSpec {
   controlSocket: string;
   qmpSocket: string;
   pidFile: string;
-  /** Present only when the image declared `listen` or `egress`: no network device otherwise. */
-  network?: { forwards: HostForward[]; egress: EgressRoute[] };
+  /**
+   * Present only when the image declared `listen` or `egress`: no network device otherwise. The
+   * network itself is pith-net's (see net-helper.ts), listening on this socket before QEMU starts.
+   */
+  network?: { socketPath: string };
   /**
    * Restore instead of boot: the snapshot is read from this inherited descriptor, and the
    * machine stays paused until told to continue (after its new identity is queued for init).
@@ -52,15 +42,15 @@ export interface QemuMachineSpec {
   incomingFd?: number;
   /**
    * QEMU's seccomp filter: no obsolete system calls, no privilege changes, no resource-control
-   * calls, and (unless `spawn`) no fork or exec. Absent only where QEMU was built without it.
+   * calls, no fork or exec. Off only where the jail's cost is measured (bench/jail).
    */
-  sandbox?: { spawn: boolean };
+  sandbox?: boolean;
 }
 
 /** The TCG translation cache, in MiB (part of a machine's stated VMM overhead). */
 export const TCG_TRANSLATION_CACHE_MIB = 256;
 
-/** The guest's fixed address on QEMU's user network; the host side is 10.0.2.2. */
+/** The guest's fixed address on its user network (pith-net's); the host side is 10.0.2.2. */
 export const GUEST_ADDRESS = "10.0.2.15";
 export const GUEST_GATEWAY = "10.0.2.2";
 
@@ -94,12 +84,7 @@ export function qemuArgv(spec: QemuMachineSpec): string[] {
   if (spec.disk) argv.push("-drive", `file=${optValue(spec.disk)},if=none,id=runtime,format=raw,readonly=on`, "-device", "virtio-blk-device,drive=runtime");
   if (spec.network) argv.push(...networkArgs(spec.network));
   if (spec.incomingFd !== undefined) argv.push("-S", "-incoming", `fd:${spec.incomingFd}`);
-  // Spawning the relay also needs setsid, which QEMU files under "elevateprivileges"; the jail
-  // has already made that harmless (an unprivileged uid, no capabilities, no_new_privs).
-  if (spec.sandbox) {
-    const spawn = spec.sandbox.spawn ? "allow" : "deny";
-    argv.push("-sandbox", `on,obsolete=deny,elevateprivileges=${spawn},spawn=${spawn},resourcecontrol=deny`);
-  }
+  if (spec.sandbox) argv.push("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
   return argv;
 }
 
@@ -132,15 +117,12 @@ export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "k
 }
 
 function networkArgs(network: NonNullable<QemuMachineSpec["network"]>): string[] {
-  // QEMU's user network: no privileges, no host interfaces. restrict=on denies the guest every
-  // connection out except the explicit forwards below, enforced by QEMU on the host.
-  const options = ["user", "id=net0", "restrict=on", "ipv6=off"];
-  // Listen ports are forwarded from the host's loopback only, never from other interfaces.
-  for (const f of network.forwards) options.push(`hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`);
-  // Each declared destination is a virtual address in the guest's network. The cmd: form runs
-  // the relay once per connection (the chardev form would share one connection among all).
-  for (const e of network.egress) options.push(`guestfwd=tcp:${e.guestAddress}:${e.guestPort}-cmd:${optValue(e.relay.join(" "))}`);
-  return ["-netdev", options.join(","), "-device", "virtio-net-device,netdev=net0"];
+  // The NIC's frames go to pith-net over a unix socket; QEMU itself opens no host socket and
+  // runs no program for the network. server=off: pith-net listens and is there before QEMU starts.
+  return [
+    "-netdev", `stream,id=net0,server=off,addr.type=unix,addr.path=${optValue(network.socketPath)}`,
+    "-device", "virtio-net-device,netdev=net0",
+  ];
 }
 
 /** QEMU splits option lists at commas; a comma inside a value (a path) is written twice. */

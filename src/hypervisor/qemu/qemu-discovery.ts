@@ -1,5 +1,6 @@
 import { readdir, readFile } from "node:fs/promises";
 import { basename } from "node:path";
+import { parseNetHelperArgv, type HostForward } from "./net-helper.ts";
 import type { Accelerator } from "./qemu-argv.ts";
 import { QEMU_BINARY } from "./qemu-binary.ts";
 
@@ -12,7 +13,9 @@ export interface DiscoveredMachine {
   consoleLog: string;
   controlSocket: string;
   qmpSocket: string;
-  forwards: { hostPort: number; guestPort: number }[];
+  hasNetwork: boolean;
+  /** The machine's pith-net, when it has a network device and that process still runs. */
+  netHelper?: { pid: number; forwards: HostForward[] };
 }
 
 /**
@@ -20,21 +23,41 @@ export interface DiscoveredMachine {
  * whatever any state file says. A QEMU is Pith's when its -name is `pith:<owner>/<machineId>`.
  */
 export async function discoverMachines(): Promise<DiscoveredMachine[]> {
-  const pids = (await readdir("/proc")).filter((e) => /^\d+$/.test(e)).map(Number);
-  return inspectProcesses(pids);
+  return inspectProcesses(await allPids());
 }
 
 /** The Pith machines among these processes (a saved handle's pid may since belong to anything). */
 export async function inspectProcesses(pids: number[]): Promise<DiscoveredMachine[]> {
   const found: DiscoveredMachine[] = [];
   for (const pid of pids) {
-    const raw = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
-    const argv = raw.split("\0").filter((a, i, all) => a !== "" || i < all.length - 1);
+    const argv = await commandLine(pid);
     if (!argv[0] || basename(argv[0]) !== QEMU_BINARY) continue;
     const machine = parseQemuArgv(pid, argv.slice(1));
     if (machine) found.push(machine);
   }
+  // A network helper is not among saved handles: it is found by its --machine, which names the
+  // same owner and id as its QEMU's -name.
+  if (found.some((m) => m.hasNetwork)) {
+    const helpers = new Map<string, { pid: number; forwards: HostForward[] }>();
+    for (const pid of await allPids()) {
+      const helper = parseNetHelperArgv(await commandLine(pid));
+      if (helper) helpers.set(`${helper.owner}/${helper.machineId}`, { pid, forwards: helper.forwards });
+    }
+    for (const m of found) {
+      const helper = helpers.get(`${m.owner}/${m.machineId}`);
+      if (m.hasNetwork && helper) m.netHelper = helper;
+    }
+  }
   return found.sort((a, b) => a.machineId.localeCompare(b.machineId));
+}
+
+async function allPids(): Promise<number[]> {
+  return (await readdir("/proc")).filter((e) => /^\d+$/.test(e)).map(Number);
+}
+
+async function commandLine(pid: number): Promise<string[]> {
+  const raw = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+  return raw.split("\0").filter((a, i, all) => a !== "" || i < all.length - 1);
 }
 
 export function parseQemuArgv(pid: number, argv: string[]): DiscoveredMachine | undefined {
@@ -49,11 +72,6 @@ export function parseQemuArgv(pid: number, argv: string[]): DiscoveredMachine | 
   const consoleLog = chardevPath("console");
   const controlSocket = chardevPath("control");
   if (!consoleLog || !controlSocket || !qmp) return undefined;
-  const forwards = splitOptions(values("-netdev")[0] ?? "")
-    .flatMap((o) => {
-      const m = /^hostfwd=tcp:127\.0\.0\.1:(\d+)-:(\d+)$/.exec(o);
-      return m ? [{ hostPort: Number(m[1]), guestPort: Number(m[2]) }] : [];
-    });
   return {
     pid,
     owner: name[1]!,
@@ -62,7 +80,8 @@ export function parseQemuArgv(pid: number, argv: string[]): DiscoveredMachine | 
     consoleLog,
     controlSocket,
     qmpSocket: qmp,
-    forwards,
+    // Its forwards are pith-net's; inspectProcesses finds that process.
+    hasNetwork: values("-netdev").length > 0,
   };
 }
 

@@ -1,19 +1,18 @@
-import { closeSync, openSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
-import { systemError } from "../../shared/errors.ts";
+import { isPithError, systemError } from "../../shared/errors.ts";
 import { execFile } from "../../shared/exec.ts";
-import { pithRoot } from "../../shared/paths.ts";
-import { ensureStaticCProgram } from "../../shared/static-c-program.ts";
 import type { Hypervisor, Machine, MachineSpec, PortForward } from "../hypervisor.ts";
 import { chooseAccelerator, KVM_PROBE_TIMEOUT_MS, recordVerdict } from "./accelerator.ts";
-import { qemuArgv, type Accelerator, type EgressRoute, type QemuMachineSpec } from "./qemu-argv.ts";
+import { startNetHelper, type EgressRoute } from "./net-helper.ts";
+import { qemuArgv, type Accelerator, type QemuMachineSpec } from "./qemu-argv.ts";
 import { QEMU_BINARY } from "./qemu-binary.ts";
 import { discoverMachines, inspectProcesses } from "./qemu-discovery.ts";
 import { baseConfigLines, QemuMachine } from "./qemu-machine.ts";
 import { QmpClient } from "./qmp-client.ts";
-import { adoptVm, spawnVm, type VmProcess } from "./vm-process.ts";
+import { adoptVm, goneVm, spawnVm, type VmProcess } from "./vm-process.ts";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
 import { Jailer, type MachineJail } from "../../jail/jailer.ts";
 import { ensurePrivateDir } from "../../shared/private-files.ts";
@@ -46,7 +45,11 @@ export class QemuHypervisor implements Hypervisor {
     if (spec.restoreFrom) return this.launch(spec, choice.accelerator);
     if (!choice.probe) return this.launch(spec, choice.accelerator);
 
-    const probe = await this.launch(spec, "kvm", KVM_PROBE_TIMEOUT_MS).catch(() => undefined);
+    const probe = await this.launch(spec, "kvm", KVM_PROBE_TIMEOUT_MS).catch((e: unknown) => {
+      // A network that cannot start says nothing about KVM, and would fail under TCG too.
+      if (isPithError(e) && e.code === "NET_HELPER_FAILED") throw e;
+      return undefined;
+    });
     if (probe) {
       await recordVerdict(version, "kvm", "a KVM guest reached init");
       return probe;
@@ -61,7 +64,9 @@ export class QemuHypervisor implements Hypervisor {
 
   async snapshotTag(): Promise<string> {
     const version = (this.qemuVersion ??= await detectQemuVersion());
-    return `${version} ${(await chooseAccelerator(version)).accelerator}`;
+    // "pith-net": since the network moved out of QEMU, a snapshot holds no slirp state; one saved
+    // with QEMU's own user network would not load.
+    return `${version} ${(await chooseAccelerator(version)).accelerator} pith-net`;
   }
 
   /**
@@ -79,7 +84,9 @@ export class QemuHypervisor implements Hypervisor {
         machineId: found.machineId,
         accelerator: found.accelerator,
         process: adoptVm(found.pid),
-        ports: found.forwards.map((f) => ({ ...f, url: `http://127.0.0.1:${f.hostPort}/` })),
+        // A machine whose network helper is gone has no network: it is failed at once.
+        ...(found.hasNetwork ? { network: found.netHelper ? adoptVm(found.netHelper.pid) : goneVm() } : {}),
+        ports: (found.netHelper?.forwards ?? []).map((f) => ({ ...f, url: `http://127.0.0.1:${f.hostPort}/` })),
         consoleLog: found.consoleLog,
         controlSocket: found.controlSocket,
         qmpSocket: found.qmpSocket,
@@ -130,15 +137,11 @@ export class QemuHypervisor implements Hypervisor {
     }
     const egress: EgressRoute[] = [];
     const egressEnv: Record<string, string> = {};
-    let relay: string | undefined;
-    if (image.capabilities.egress.length > 0) {
-      relay = await ensureStaticCProgram("pith-egress-relay", join(pithRoot(), "src/hypervisor/qemu/egress-relay.c"));
-      image.capabilities.egress.forEach(({ host, port }, i) => {
-        const guestAddress = `10.0.2.${EGRESS_BASE + i}`;
-        egress.push({ guestAddress, guestPort: port, relay: [relay!, host, String(port)] });
-        egressEnv[`${host}:${port}`] = `${guestAddress}:${port}`;
-      });
-    }
+    image.capabilities.egress.forEach(({ host, port }, i) => {
+      const guestAddress = `10.0.2.${EGRESS_BASE + i}`;
+      egress.push({ guestAddress, guestPort: port, host, port });
+      egressEnv[`${host}:${port}`] = `${guestAddress}:${port}`;
+    });
     const hasNetwork = image.capabilities.listen.length > 0 || image.capabilities.egress.length > 0;
 
     const qemuSpec: QemuMachineSpec = {
@@ -156,24 +159,37 @@ export class QemuHypervisor implements Hypervisor {
       controlSocket: join(jail.runDir, "control.sock"),
       qmpSocket: join(jail.runDir, "qmp.sock"),
       pidFile: join(jail.runDir, "qemu.pid"),
-      ...(hasNetwork ? { network: { forwards: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })), egress } } : {}),
-      // QEMU's egress relay is a program it runs per connection, so only machines without egress
-      // can deny it fork and exec.
-      ...(this.options.unconfined ? {} : { sandbox: { spawn: egress.length > 0 } }),
+      // In the run dir, which both QEMU (inside its root) and pith-net may reach.
+      ...(hasNetwork ? { network: { socketPath: join(jail.runDir, "net.sock") } } : {}),
+      ...(this.options.unconfined ? {} : { sandbox: true }),
     };
-    jail.report.seccomp = qemuSpec.sandbox !== undefined;
+    jail.report.seccomp = qemuSpec.sandbox === true;
     // QEMU opens these before the guest runs; inside the jail they are all it can see of the host
-    // besides /usr. A machine with a network keeps the host's network namespace: QEMU's user
-    // network binds its forwards there.
+    // besides /usr. It needs no network at all: its NIC is a stream to pith-net, a unix socket.
     const jailed = (argv: string[]) =>
       jail.command(QEMU_BINARY, argv, {
         vmm: true,
         root: true,
-        netns: !hasNetwork,
-        readOnly: [spec.kernel, spec.initrd, ...(spec.disk ? [spec.disk] : []), ...(relay ? [relay] : [])],
-        // /dev/null: QEMU probes file locking with it, and spawns (the relay) with it as stdin.
+        netns: true,
+        readOnly: [spec.kernel, spec.initrd, ...(spec.disk ? [spec.disk] : [])],
+        // QEMU probes file locking with /dev/null.
         devices: ["/dev/null", ...(accelerator === "kvm" ? ["/dev/kvm"] : [])],
       });
+    const startNetwork = async (): Promise<VmProcess | undefined> =>
+      qemuSpec.network &&
+      startNetHelper(
+        {
+          owner: this.options.owner,
+          machineId: spec.id,
+          socketPath: qemuSpec.network.socketPath,
+          forwards: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })),
+          egress,
+        },
+        join(spec.stateDir, "net.log"),
+        // The same uid, cgroup and limits as its QEMU, and a root of its own too, but the host's
+        // network: it binds the forwards and dials egress, resolving names with the host's files.
+        (binary, args) => jail.command(binary, args, { root: true, netns: false, readOnly: [binary, ...resolverFiles()] }),
+      );
     const env: Record<string, string> = {
       PITH_MACHINE_ID: spec.id,
       PITH_NAME: image.name,
@@ -183,14 +199,18 @@ export class QemuHypervisor implements Hypervisor {
       ...spec.env,
     };
     const envLines = Object.entries(env).map(([k, v]) => `env ${k}=${v}`);
-    if (spec.restoreFrom) return this.restore(spec, spec.restoreFrom, qemuSpec, jail, jailed, ports, [...baseConfigLines(), ...envLines, "restored"], requestedAt);
+    if (spec.restoreFrom) return this.restore(spec, spec.restoreFrom, qemuSpec, jail, jailed, ports, [...baseConfigLines(), ...envLines, "restored"], requestedAt, startNetwork);
     const config = [...baseConfigLines(spec.snapshotSource ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0), ...envLines, "end"];
 
+    // The network first: QEMU connects to it as it starts. If QEMU then fails, the machine's
+    // exit ends the network too.
+    const network = await startNetwork();
     const command = jailed(qemuArgv(qemuSpec));
     const machine = new QemuMachine({
       machineId: spec.id,
       accelerator,
       process: spawnVm(command.binary, command.argv, join(spec.stateDir, "qemu.log")),
+      ...(network ? { network } : {}),
       ports,
       consoleLog: qemuSpec.consoleLog,
       controlSocket: qemuSpec.controlSocket,
@@ -222,6 +242,7 @@ export class QemuHypervisor implements Hypervisor {
     ports: PortForward[],
     config: string[],
     requestedAt: number,
+    startNetwork: () => Promise<VmProcess | undefined>,
   ): Promise<QemuMachine> {
     let fd: number;
     try {
@@ -229,8 +250,11 @@ export class QemuHypervisor implements Hypervisor {
     } catch (e) {
       throw systemError("SNAPSHOT_UNREADABLE", `cannot open snapshot ${file}: ${(e as Error).message}`);
     }
+    // A fresh network: the snapshot holds no connection (sources never serve), so nothing is lost.
+    let network: VmProcess | undefined;
     let vm: VmProcess;
     try {
+      network = await startNetwork();
       const command = jailed(qemuArgv({ ...qemuSpec, incomingFd: 3 }));
       vm = spawnVm(command.binary, command.argv, join(spec.stateDir, "qemu.log"), [fd]);
     } finally {
@@ -240,6 +264,7 @@ export class QemuHypervisor implements Hypervisor {
       machineId: spec.id,
       accelerator: qemuSpec.accelerator,
       process: vm,
+      ...(network ? { network } : {}),
       ports,
       consoleLog: qemuSpec.consoleLog,
       controlSocket: qemuSpec.controlSocket,
@@ -270,7 +295,7 @@ export class QemuHypervisor implements Hypervisor {
       machine.setRestoreTime(performance.now() - requestedAt);
     } catch (e) {
       vm.kill("SIGKILL");
-      await vm.exited;
+      await machine.whenExited(); // and its network with it
       const log = (await readFile(join(spec.stateDir, "qemu.log"), "utf8").catch(() => "")).trim().split("\n").slice(-2).join(" ");
       throw systemError("SNAPSHOT_RESTORE_FAILED", `cannot restore machine ${spec.id} from ${file}: ${(e as Error).message}${log ? ` (QEMU: ${log})` : ""}`);
     } finally {
@@ -285,3 +310,7 @@ async function detectQemuVersion(): Promise<string> {
   return stdout.split("\n")[0] ?? "unknown";
 }
 
+/** What getaddrinfo reads on this host, for pith-net's private root: the hosts file, DNS, NSS. */
+function resolverFiles(): string[] {
+  return ["/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/host.conf"].filter((f) => existsSync(f));
+}

@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import type { BootTimings, Machine, MachineExit, PortForward, SnapshotSaved } from "../hypervisor.ts";
 import { systemError } from "../../shared/errors.ts";
 import { ControlChannel, type GuestMessage } from "./control-channel.ts";
+import { lastLogLine } from "./net-helper.ts";
 import type { Accelerator } from "./qemu-argv.ts";
 import { QmpClient } from "./qmp-client.ts";
 import type { VmProcess } from "./vm-process.ts";
@@ -17,6 +18,8 @@ export interface QemuMachineOptions {
   machineId: string;
   accelerator: Accelerator;
   process: VmProcess;
+  /** The machine's pith-net, when it has a network: the machine fails if it dies first. */
+  network?: VmProcess;
   ports: PortForward[];
   consoleLog: string;
   controlSocket: string;
@@ -53,6 +56,7 @@ export class QemuMachine implements Machine {
   private control: ControlChannel | undefined;
   private exitCode: number | undefined;
   private guestError: string | undefined;
+  private networkFailure: string | undefined;
   private stopRequested = false;
   private readonly exited: Promise<MachineExit>;
   private readonly ready: Promise<BootTimings>;
@@ -80,8 +84,10 @@ export class QemuMachine implements Machine {
       this.exit = exit;
       this.resolveInit(false);
       this.control?.close();
+      if (options.network) await endNetHelper(options.network);
       return exit;
     });
+    if (options.network) this.watchNetwork(options.network);
     this.initSeen = new Promise<boolean>((resolve) => (this.resolveInit = resolve));
     this.ready = new Promise<BootTimings>((resolve, reject) => {
       const timer = setTimeout(
@@ -98,6 +104,23 @@ export class QemuMachine implements Machine {
       });
     });
     this.ready.catch(() => {});
+  }
+
+  /**
+   * pith-net exits 0 when QEMU closes the stream, i.e. when QEMU is ending anyway (an adopted
+   * one's status is unknown, so it gets the same benefit of the doubt). Otherwise the machine has
+   * lost its network for good: it is stopped, and its exit says why.
+   */
+  private watchNetwork(network: VmProcess): void {
+    void network.exited.then(async ({ status, signal }) => {
+      const qemuEnding = status === 0 || (network.adopted && status === null);
+      if (qemuEnding && (await settlesWithin(this.options.process.exited, 2000))) return;
+      if (this.stopRequested || !this.options.process.isRunning()) return;
+      const how = signal ? `killed by ${signal}` : status !== null ? `status ${status}` : "it is gone";
+      const said = await lastLogLine(join(dirname(this.consoleLog), "net.log"), "");
+      this.networkFailure = `network helper exited: ${how}${said ? ` (${said})` : ""}`;
+      await this.stop(1000);
+    });
   }
 
   get pid(): number {
@@ -247,6 +270,7 @@ export class QemuMachine implements Machine {
   }
 
   private async describeExit(status: number | null, signal: NodeJS.Signals | null): Promise<MachineExit> {
+    if (this.networkFailure) return { code: undefined, reason: this.networkFailure };
     if (this.exitCode !== undefined) return { code: this.exitCode, reason: `app exited with code ${this.exitCode}` };
     const jailed = await this.options.jail?.explain(signal).catch(() => undefined);
     if (jailed) return { code: undefined, reason: jailed };
@@ -264,6 +288,13 @@ export class QemuMachine implements Machine {
 /** The first lines of a machine's runtime config: its clock (maybe set off) and fresh entropy. */
 export function baseConfigLines(clockOffsetMs = 0): string[] {
   return [`time ${Date.now() + clockOffsetMs}`, `seed ${randomBytes(32).toString("hex")}`];
+}
+
+/** It ends by itself once QEMU has closed the stream; the kill is for one that hangs. */
+async function endNetHelper(network: VmProcess): Promise<void> {
+  if (await settlesWithin(network.exited, 2000)) return;
+  network.kill("SIGKILL");
+  await network.exited;
 }
 
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {

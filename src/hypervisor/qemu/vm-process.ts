@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
+import type { Readable } from "node:stream";
 import { isAlive } from "../../shared/file-lock.ts";
 
 /**
@@ -15,13 +16,17 @@ export interface VmProcess {
   kill(signal: NodeJS.Signals): void;
 }
 
-/** `inherit`: open descriptors QEMU gets as fd 3, 4, ... (a snapshot to restore from). */
-export function spawnVm(binary: string, argv: string[], logPath: string, inherit: number[] = []): VmProcess {
-  // QEMU's own complaints go to a file, so they outlive this process.
+/**
+ * Every process a machine is made of (QEMU, its network helper) starts here, so that whatever
+ * confines them wraps one call. `inherit`: open descriptors the process gets as fd 3, 4, ...
+ * (a snapshot to restore from). `stdout: "pipe"` hands stdout to the caller (pith-net's `ready`).
+ */
+export function spawnVm(binary: string, argv: string[], logPath: string, inherit: number[] = [], stdout: "log" | "pipe" = "log"): VmProcess & { stdout: Readable | null } {
+  // Its own complaints go to a file, so they outlive this process.
   const log = openSync(logPath, "w");
   // Its own process group: a Ctrl-C meant for Pith must not kill the machine before init has
   // stopped the app gracefully, and a restarted agent must find it still running.
-  const child = spawn(binary, argv, { stdio: ["ignore", log, log, ...inherit], detached: true });
+  const child = spawn(binary, argv, { stdio: ["ignore", stdout === "pipe" ? "pipe" : log, log, ...inherit], detached: true });
   closeSync(log);
   const exited = new Promise<{ status: number | null; signal: NodeJS.Signals | null; spawnError?: Error }>((resolve) => {
     child.once("exit", (status, signal) => resolve({ status, signal }));
@@ -30,6 +35,7 @@ export function spawnVm(binary: string, argv: string[], logPath: string, inherit
   return {
     pid: child.pid ?? -1,
     adopted: false,
+    stdout: child.stdout,
     exited,
     isRunning: () => child.exitCode === null && child.signalCode === null && child.pid !== undefined,
     kill: (signal) => void child.kill(signal),
@@ -60,6 +66,11 @@ export function adoptVm(pid: number, pollMs = 250): VmProcess {
       }
     },
   };
+}
+
+/** A process that was expected and is not there (an adopted machine's missing network helper). */
+export function goneVm(): VmProcess {
+  return { pid: -1, adopted: true, exited: Promise.resolve({ status: null, signal: null }), isRunning: () => false, kill: () => {} };
 }
 
 function isZombie(pid: number): boolean {
