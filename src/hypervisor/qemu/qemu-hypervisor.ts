@@ -11,6 +11,7 @@ import { chooseAccelerator, KVM_PROBE_TIMEOUT_MS, recordVerdict } from "./accele
 import { qemuArgv, type Accelerator, type EgressRoute, type QemuMachineSpec } from "./qemu-argv.ts";
 import { QEMU_BINARY } from "./qemu-binary.ts";
 import { discoverMachines, inspectProcesses } from "./qemu-discovery.ts";
+import { checkMachineEnv } from "./machine-env.ts";
 import { baseConfigLines, QemuMachine } from "./qemu-machine.ts";
 import { QmpClient } from "./qmp-client.ts";
 import { adoptVm, spawnVm, type VmProcess } from "./vm-process.ts";
@@ -37,6 +38,7 @@ export class QemuHypervisor implements Hypervisor {
   }
 
   async start(spec: MachineSpec): Promise<Machine> {
+    checkMachineEnv(spec.id, spec.env);
     const version = (this.qemuVersion ??= await detectQemuVersion());
     const choice = await chooseAccelerator(version);
     // A snapshot restores only under the accelerator it was saved with, which the same verdict chose.

@@ -1,10 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { readFile, rm, stat } from "node:fs/promises";
+import { logTailText } from "../../shared/file-tail.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { dirname, join } from "node:path";
 import type { BootTimings, Machine, MachineExit, PortForward, SnapshotSaved } from "../hypervisor.ts";
 import { systemError } from "../../shared/errors.ts";
-import { ControlChannel, type GuestMessage } from "./control-channel.ts";
+import { watchConsoleLog, type ConsoleLimits, type ConsoleWatcher } from "./console-log.ts";
+import { ControlChannel, type ControlLimits, type GuestMessage } from "./control-channel.ts";
 import type { Accelerator } from "./qemu-argv.ts";
 import { QmpClient } from "./qmp-client.ts";
 import type { VmProcess } from "./vm-process.ts";
@@ -27,6 +29,8 @@ export interface QemuMachineOptions {
    * (which then ends with "restored") goes out as soon as the channel is up.
    */
   restored?: boolean;
+  /** What the guest may send on its control channel and write to its console (tests shrink them). */
+  limits?: { control?: ControlLimits; console?: ConsoleLimits };
 }
 
 /**
@@ -46,6 +50,9 @@ export class QemuMachine implements Machine {
   private control: ControlChannel | undefined;
   private exitCode: number | undefined;
   private guestError: string | undefined;
+  /** Why the host gave up on this machine (it broke a limit), which becomes its exit reason. */
+  private failure: string | undefined;
+  private readonly console: ConsoleWatcher;
   private stopRequested = false;
   private readonly exited: Promise<MachineExit>;
   private readonly ready: Promise<BootTimings>;
@@ -62,12 +69,14 @@ export class QemuMachine implements Machine {
     this.ports = options.ports;
     this.consoleLog = options.consoleLog;
     this.startedFrom = options.restored ? "snapshot" : "boot";
+    this.console = watchConsoleLog(options.consoleLog, (reason) => this.fail(reason), options.limits?.console);
 
     this.exited = options.process.exited.then(async ({ status, signal, spawnError }) => {
       const exit = spawnError
         ? { code: undefined, reason: `cannot start QEMU: ${spawnError.message}` }
         : await this.describeExit(status, signal);
       this.exit = exit;
+      this.console.stop();
       this.resolveInit(false);
       this.control?.close();
       return exit;
@@ -100,7 +109,8 @@ export class QemuMachine implements Machine {
    * `initTimeoutMs` (the KVM probe); undefined waits no further than the connection.
    */
   async attach(initTimeoutMs?: number): Promise<boolean> {
-    this.control = await ControlChannel.connect(this.options.controlSocket, (m, at) => this.onGuestMessage(m, at)).catch(() => undefined);
+    const handlers = { onMessage: (m: GuestMessage, at: number) => this.onGuestMessage(m, at), onFault: (reason: string) => this.fail(reason) };
+    this.control = await ControlChannel.connect(this.options.controlSocket, handlers, undefined, this.options.limits?.control).catch(() => undefined);
     if (!this.control) return false;
     if (this.options.process.adopted) {
       this.control.send(["status"]);
@@ -145,6 +155,16 @@ export class QemuMachine implements Machine {
         this.guestError = message.text;
         break;
     }
+  }
+
+  /**
+   * Ends a machine that broke a limit (its control channel, its console): at once, since a guest
+   * that floods is not trusted to shut down politely. Its exit reason is `reason`.
+   */
+  private fail(reason: string): void {
+    if (this.failure !== undefined || this.exit) return;
+    this.failure = reason;
+    this.options.process.kill("SIGKILL");
   }
 
   /** Set by the driver once a restored machine runs: the time to start QEMU and load its snapshot. */
@@ -214,9 +234,10 @@ export class QemuMachine implements Machine {
   }
 
   private async describeExit(status: number | null, signal: NodeJS.Signals | null): Promise<MachineExit> {
+    if (this.failure !== undefined) return { code: undefined, reason: this.failure };
     if (this.exitCode !== undefined) return { code: this.exitCode, reason: `app exited with code ${this.exitCode}` };
     if (this.guestError) return { code: undefined, reason: `init failed: ${this.guestError}` };
-    const console = await readFile(this.consoleLog, "utf8").catch(() => "");
+    const console = await logTailText(this.consoleLog).catch(() => "");
     const panic = console.split("\n").find((l) => l.includes("Kernel panic"));
     if (panic) return { code: undefined, reason: `kernel panic: ${panic.trim()}` };
     if (this.options.process.adopted) return { code: undefined, reason: this.stopRequested ? "stopped" : "QEMU exited (adopted: its status is not known)" };
