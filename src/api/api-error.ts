@@ -1,11 +1,12 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { StoreError, type StoreErrorCode } from "../store/store.ts";
+import { MAX_BODY_BYTES } from "./limits.ts";
 
 /**
  * Every error response has one shape: `{ error: { code, message, hint?, details? } }`. Handlers
  * throw ApiError (or let a StoreError through); the error handler turns anything into that shape.
  */
-export type ApiErrorCode = "Invalid" | "Unauthorized" | "NotFound" | "Conflict" | "AlreadyExists" | "Gone" | "Internal";
+export type ApiErrorCode = "Invalid" | "Unauthorized" | "NotFound" | "Conflict" | "AlreadyExists" | "Gone" | "TooLarge" | "TooManyRequests" | "Internal";
 
 export interface ErrorDetail {
   /** A JSON pointer into the request part that was wrong, e.g. /spec/replicas. */
@@ -24,6 +25,8 @@ const STATUS: Record<ApiErrorCode, number> = {
   Conflict: 409,
   AlreadyExists: 409,
   Gone: 410,
+  TooLarge: 413,
+  TooManyRequests: 429,
   Internal: 500,
 };
 
@@ -72,6 +75,9 @@ export function toApiError(error: unknown): ApiError {
   // Fastify's own client errors: malformed JSON, unsupported content type, body too large...
   if (typeof status === "number" && status >= 400 && status < 500) {
     if (status === 404) return new ApiError("NotFound", fastifyError.message ?? "not found");
+    if (status === 413) {
+      return new ApiError("TooLarge", `the request body is larger than the API accepts (${MAX_BODY_BYTES} bytes)`, "send a smaller object: large data belongs in an image, not in an object");
+    }
     return new ApiError("Invalid", fastifyError.message ?? "invalid request", "send a JSON body with Content-Type: application/json");
   }
   const message = error instanceof Error ? error.message : String(error);

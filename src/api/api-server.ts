@@ -5,7 +5,9 @@ import type { Store } from "../store/store.ts";
 import { errorHandler, notFoundHandler } from "./api-error.ts";
 import { authHook } from "./auth.ts";
 import type { ApiContext } from "./context.ts";
+import { HEADERS_TIMEOUT_MS, MAX_BODY_BYTES, MAX_STREAMS_PER_CLIENT, REQUEST_TIMEOUT_MS } from "./limits.ts";
 import { metricsHook } from "./metrics-hook.ts";
+import { StreamQuota } from "./stream-quota.ts";
 import { registerConsoleRoute } from "./routes/console.ts";
 import { registerInspectRoute } from "./routes/inspect.ts";
 import { registerResourceRoutes } from "./routes/resources.ts";
@@ -32,6 +34,8 @@ export interface ApiServerOptions {
   heartbeatMs?: number;
   /** Poll interval of a followed console log (default 100 ms). */
   consolePollMs?: number;
+  /** Streams (watches, console follows) one client may hold open (default MAX_STREAMS_PER_CLIENT). */
+  maxStreamsPerClient?: number;
   /** Serve the web GUI at / and its assets under /ui/ (open routes: the page asks for the token). */
   webUi?: boolean;
 }
@@ -53,7 +57,13 @@ export const registeredRoutes = (app: FastifyInstance): readonly RouteInfo[] => 
  * `.close()`, which also ends open watches and console follows).
  */
 export async function createApiServer(options: ApiServerOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false, exposeHeadRoutes: false });
+  const app = Fastify({
+    logger: options.logger ?? false,
+    exposeHeadRoutes: false,
+    bodyLimit: MAX_BODY_BYTES,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    http: { headersTimeout: HEADERS_TIMEOUT_MS },
+  });
   const routes: RouteInfo[] = [];
   routeTables.set(app, routes);
   app.addHook("onRoute", (route) => {
@@ -67,6 +77,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
     heartbeatMs: options.heartbeatMs ?? 10_000,
     consolePollMs: options.consolePollMs ?? 100,
     streams,
+    streamQuota: new StreamQuota(options.maxStreamsPerClient ?? MAX_STREAMS_PER_CLIENT),
     onLoadReport: options.onLoadReport,
   };
 

@@ -44,18 +44,26 @@ export function registerConsoleRoute(app: FastifyInstance, ctx: ApiContext): voi
 
 async function follow(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, name: string, path: string): Promise<FastifyReply> {
   const { store } = ctx;
-  // Watch from a revision read before the machine: a delete after that read cannot be missed.
-  const from = await store.revision();
-  const machine = await store.get<Machine>("Machine", name);
-  let deleted = machine === undefined; // a machine that is gone will never append anything
+  const release = ctx.streamQuota.acquire(request);
+  let deleted = false;
   let onDeleted = (): void => void (deleted = true);
-  const stopWatch = machine
-    ? await store.watch("Machine", from, (event) => {
-        if (event.type === "DELETED" && event.object.metadata.name === name) onDeleted();
-      })
-    : () => {};
+  let stopWatch: () => void;
+  try {
+    // Watch from a revision read before the machine: a delete after that read cannot be missed.
+    const from = await store.revision();
+    const machine = await store.get<Machine>("Machine", name);
+    deleted = machine === undefined; // a machine that is gone will never append anything
+    stopWatch = machine
+      ? await store.watch("Machine", from, (event) => {
+          if (event.type === "DELETED" && event.object.metadata.name === name) onDeleted();
+        })
+      : () => {};
+  } catch (error) {
+    release();
+    throw error;
+  }
 
-  const stream = new ResponseStream(request, reply, ctx.streams, { "content-type": "text/plain; charset=utf-8" });
+  const stream = new ResponseStream(request, reply, ctx.streams, { "content-type": "text/plain; charset=utf-8" }, release);
   stream.onClose(stopWatch);
   const follower = followFile(path, (chunk) => stream.write(chunk), ctx.consolePollMs, { fromTail: LOG_TAIL_BYTES });
   stream.onClose(() => void follower.stop());
