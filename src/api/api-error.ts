@@ -78,7 +78,10 @@ export function toApiError(error: unknown): ApiError {
     if (status === 413) {
       return new ApiError("TooLarge", `the request body is larger than the API accepts (${MAX_BODY_BYTES} bytes)`, "send a smaller object: large data belongs in an image, not in an object");
     }
-    return new ApiError("Invalid", fastifyError.message ?? "invalid request", "send a JSON body with Content-Type: application/json");
+    const message = fastifyError.message ?? "invalid request";
+    const aboutBody = String(fastifyError.code ?? "").startsWith("FST_ERR_CTP");
+    const hint = aboutBody ? "send a JSON body with Content-Type: application/json" : "check the request's URL (its %-escapes) and headers";
+    return new ApiError("Invalid", message, hint, [{ path: "", message }]);
   }
   const message = error instanceof Error ? error.message : String(error);
   return new ApiError("Internal", `internal error: ${message}`, "this is a bug or an environment problem; see the control plane's log");

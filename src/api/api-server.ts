@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type HTTPMethods } from "fastify";
 import { KINDS } from "../model/resource.ts";
 import type { Store } from "../store/store.ts";
 import { errorHandler, notFoundHandler } from "./api-error.ts";
+import { registerJsonBodyParser } from "./json-body.ts";
 import { authHook } from "./auth.ts";
 import type { ApiContext } from "./context.ts";
 import { HEADERS_TIMEOUT_MS, MAX_BODY_BYTES, MAX_STREAMS_PER_CLIENT, REQUEST_TIMEOUT_MS } from "./limits.ts";
@@ -63,6 +64,8 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
     bodyLimit: MAX_BODY_BYTES,
     requestTimeout: REQUEST_TIMEOUT_MS,
     http: { headersTimeout: HEADERS_TIMEOUT_MS },
+    // A URL Fastify cannot route (a bad %-escape) gets the API's error shape like any other 400.
+    frameworkErrors: (error, request, reply) => errorHandler(error, request, reply),
   });
   const routes: RouteInfo[] = [];
   routeTables.set(app, routes);
@@ -82,6 +85,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
   };
 
   app.setValidatorCompiler(validatorCompiler);
+  registerJsonBodyParser(app);
   // Responses are plain JSON.stringify: the response schemas document the API, they do not filter it.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler(errorHandler);
