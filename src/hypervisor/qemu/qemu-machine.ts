@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readFile, rm, stat } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import { logTailText } from "../../shared/file-tail.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { dirname, join } from "node:path";
@@ -242,7 +242,8 @@ export class QemuMachine implements Machine {
     if (panic) return { code: undefined, reason: `kernel panic: ${panic.trim()}` };
     if (this.options.process.adopted) return { code: undefined, reason: this.stopRequested ? "stopped" : "QEMU exited (adopted: its status is not known)" };
     if (signal) return { code: undefined, reason: `QEMU was killed (${signal})` };
-    const qemuLog = (await readFile(join(dirname(this.consoleLog), "qemu.log"), "utf8").catch(() => "")).trim();
+    // Only its end: what QEMU logs can be made to grow by the guest.
+    const qemuLog = (await logTailText(join(dirname(this.consoleLog), "qemu.log"), 4096).catch(() => "")).trim();
     return { code: undefined, reason: `QEMU exited with status ${status}${qemuLog ? `: ${qemuLog.split("\n").slice(-3).join(" ")}` : ""}` };
   }
 }
