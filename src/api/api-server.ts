@@ -35,6 +35,8 @@ export interface ApiServerOptions {
   heartbeatMs?: number;
   /** Poll interval of a followed console log (default 100 ms). */
   consolePollMs?: number;
+  /** How long a client may take to send a request's headers, and all of it (tests shorten them). */
+  timeouts?: { requestMs?: number; headersMs?: number };
   /** Streams (watches, console follows) one client may hold open (default MAX_STREAMS_PER_CLIENT). */
   maxStreamsPerClient?: number;
   /** Serve the web GUI at / and its assets under /ui/ (open routes: the page asks for the token). */
@@ -58,12 +60,16 @@ export const registeredRoutes = (app: FastifyInstance): readonly RouteInfo[] => 
  * `.close()`, which also ends open watches and console follows).
  */
 export async function createApiServer(options: ApiServerOptions): Promise<FastifyInstance> {
+  const requestMs = options.timeouts?.requestMs ?? REQUEST_TIMEOUT_MS;
+  const headersMs = Math.min(options.timeouts?.headersMs ?? HEADERS_TIMEOUT_MS, requestMs);
   const app = Fastify({
     logger: options.logger ?? false,
     exposeHeadRoutes: false,
     bodyLimit: MAX_BODY_BYTES,
-    requestTimeout: REQUEST_TIMEOUT_MS,
-    http: { headersTimeout: HEADERS_TIMEOUT_MS },
+    requestTimeout: requestMs,
+    // Node checks these bounds every connectionsCheckingInterval (30 s by default): often enough
+    // that a slow or stalled sender is cut off near its bound, not up to half a minute later.
+    http: { headersTimeout: headersMs, requestTimeout: requestMs, connectionsCheckingInterval: Math.min(1000, Math.ceil(headersMs / 4)) },
     // A URL Fastify cannot route (a bad %-escape) gets the API's error shape like any other 400.
     frameworkErrors: (error, request, reply) => errorHandler(error, request, reply),
   });

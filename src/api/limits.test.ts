@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { connect } from "node:net";
 import { after, before, test } from "node:test";
 import { ENV_LIMITS } from "../model/env-rules.ts";
 import { MAX_BODY_BYTES, MAX_STREAMS_PER_CLIENT } from "./limits.ts";
@@ -122,4 +124,28 @@ test(`a client gets ${MAX_STREAMS_PER_CLIENT} streams; the next is 429 until one
   } finally {
     await Promise.all(open.map((r) => r.cancel()));
   }
+});
+
+test("a client that stalls while sending a request is answered 408 and cut off; others are served", async (t) => {
+  const slow = await startTestServer({ server: { timeouts: { requestMs: 600, headersMs: 300 } } });
+  t.after(() => slow.close());
+  const { port } = new URL(slow.url);
+  const answer = async (partial: string): Promise<string> => {
+    const socket = connect(Number(port), "127.0.0.1");
+    socket.write(partial);
+    let text = "";
+    socket.on("data", (d) => (text += d.toString()));
+    await once(socket, "close");
+    return text;
+  };
+  const started = Date.now();
+  // Headers never finished; then headers done but the body never comes.
+  const [headers, body] = await Promise.all([
+    answer("GET /api/v1/services HTTP/1.1\r\nHost: x\r\n"),
+    answer(`POST /api/v1/services HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${slow.token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`),
+  ]);
+  assert.match(headers, /^HTTP\/1\.1 408 /);
+  assert.match(body, /^HTTP\/1\.1 408 /);
+  assert.ok(Date.now() - started < 5000, `cut off after ${Date.now() - started} ms`);
+  assert.equal((await slow.call("GET", "/api/v1/services")).status, 200);
 });
