@@ -26,7 +26,7 @@ test("names, one-line values and sizes; at the bounds is fine, past them is not"
 });
 
 test("the QEMU driver refuses a bad env before starting anything: a PithError for that machine", async () => {
-  assert.throws(() => checkMachineEnv("m1", { A: "x\ny" }), (e: unknown) => isPithError(e) && e.code === "INVALID_ENV" && /machine m1 cannot start: env "A": the value contains a line break/.test(e.message));
+  assert.throws(() => checkMachineEnv("m1", { A: "x\ny" }), (e: unknown) => isPithError(e) && e.code === "INVALID_ENV" && /^invalid env for machine m1: "A": the value contains a line break$/.test(e.message));
   checkMachineEnv("m1", { PITH_EGRESS: "{}", A: "ok" });
   // The start rejects (no QEMU is spawned: the image's files do not even exist).
   const image = { name: "x", digest: "sha256:x", capabilities: { listen: [], egress: [], memoryMiB: 64, vcpus: 1 } } as unknown as ImageRecord;

@@ -11,7 +11,7 @@ export function checkMachineEnv(machineId: string, env: Record<string, string> |
   const problems = envProblems(env ?? {}, { reserved: false });
   const first = problems[0];
   if (!first) return;
-  const where = first.name === undefined ? "its env" : `env ${JSON.stringify(first.name)}`;
+  const where = first.name === undefined ? "" : ` ${JSON.stringify(first.name)}:`;
   const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : "";
-  throw userError("INVALID_ENV", `machine ${machineId} cannot start: ${where}: ${first.message}${more}`, first.hint);
+  throw userError("INVALID_ENV", `invalid env for machine ${machineId}:${where} ${first.message}${more}`, first.hint);
 }
