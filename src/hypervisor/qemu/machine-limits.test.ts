@@ -135,7 +135,7 @@ test("a console written faster than the flood rate fails the machine with Consol
   const exit = await machine.whenExited();
   assert.match(exit.reason, /^ConsoleFlood: the guest wrote \d+ bytes to its console within 5 s \(at most 65536\)$/);
   assert.ok(written < 1024 * 1024, `noticed only after ${written} bytes`);
-  assert.ok(statSync(consoleLog).size <= 64 * 1024, "rotated meanwhile");
+  assert.ok(existsSync(`${consoleLog}.1`), "rotated meanwhile");
 });
 
 test("a console past its cap is rotated to console.log.1, and QEMU's appends carry on in console.log", async (t) => {
