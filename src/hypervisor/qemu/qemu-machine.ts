@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { rm, stat } from "node:fs/promises";
-import { logTailText } from "../../shared/file-tail.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { dirname, join } from "node:path";
 import type { BootTimings, Machine, MachineExit, PortForward, SnapshotSaved } from "../hypervisor.ts";
 import { systemError } from "../../shared/errors.ts";
+import { logTailText } from "../../shared/file-tail.ts";
 import { watchConsoleLog, type ConsoleLimits, type ConsoleWatcher } from "./console-log.ts";
 import { ControlChannel, type ControlLimits, type GuestMessage } from "./control-channel.ts";
 import type { Accelerator } from "./qemu-argv.ts";
