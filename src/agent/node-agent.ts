@@ -7,6 +7,7 @@ import { API_VERSION } from "../model/resource.ts";
 import type { Machine, MachineStatus, PithNode } from "../model/kinds.ts";
 import { bootToReadySeconds } from "../shared/metrics.ts";
 import { readAgentState, writeAgentState } from "./agent-state.ts";
+import { messageOf } from "../shared/errors.ts";
 import { machinesDir } from "../shared/paths.ts";
 import { MachineStarter, type StartNotice } from "../snapshot/machine-starter.ts";
 
@@ -159,7 +160,7 @@ export class NodeAgent {
 
   private enqueue(name: string): void {
     const previous = this.work.get(name) ?? Promise.resolve();
-    const next = previous.then(() => this.reconcile(name)).catch((e: Error) => this.log(`machine ${name}: ${e.message}`));
+    const next = previous.then(() => this.reconcile(name)).catch((e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`));
     this.work.set(name, next);
     void next.then(() => {
       if (this.work.get(name) === next) this.work.delete(name);
@@ -210,7 +211,7 @@ export class NodeAgent {
       };
       running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
     } catch (e) {
-      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${(e as Error).message}`, stoppedAt: new Date().toISOString() });
+      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, stoppedAt: new Date().toISOString() });
       return;
     }
     this.running.set(name, running);
@@ -255,16 +256,16 @@ export class NodeAgent {
         };
         this.enqueueStep(name, update);
       },
-      (e: Error) => {
+      (e: unknown) => {
         if (machine.exit) return; // its end is reported below
         this.enqueueStep(name, async () => {
           const current = await this.client.get("Machine", name);
-          if (current) await this.setStatus(name, { ...current.status, phase: "failed", reason: e.message });
+          if (current) await this.setStatus(name, { ...current.status, phase: "failed", reason: messageOf(e) });
           await machine.stop(1000);
         });
       },
-    );
-    void machine.whenExited().then((exit) => {
+    ).catch((e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`));
+    machine.whenExited().then((exit) => {
       this.enqueueStep(name, async () => {
         if (this.running.get(name) === machine) {
           this.running.delete(name);
@@ -285,7 +286,7 @@ export class NodeAgent {
           stoppedAt: new Date().toISOString(),
         });
       });
-    });
+    }, (e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`));
   }
 
   /** Snapshot outcomes go on the machine's events, where `pith describe` and the GUI show them. */
@@ -303,7 +304,7 @@ export class NodeAgent {
 
   private enqueueStep(name: string, step: () => Promise<void>): void {
     const previous = this.work.get(name) ?? Promise.resolve();
-    const next = previous.then(step).catch((e: Error) => this.log(`machine ${name}: ${e.message}`));
+    const next = previous.then(step).catch((e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`));
     this.work.set(name, next);
   }
 

@@ -1,11 +1,12 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { StoreError, type StoreErrorCode } from "../store/store.ts";
+import { MAX_BODY_BYTES } from "./limits.ts";
 
 /**
  * Every error response has one shape: `{ error: { code, message, hint?, details? } }`. Handlers
  * throw ApiError (or let a StoreError through); the error handler turns anything into that shape.
  */
-export type ApiErrorCode = "Invalid" | "Unauthorized" | "Forbidden" | "NotFound" | "Conflict" | "AlreadyExists" | "Gone" | "Internal";
+export type ApiErrorCode = "Invalid" | "Unauthorized" | "Forbidden" | "NotFound" | "Conflict" | "AlreadyExists" | "Gone" | "TooLarge" | "TooManyRequests" | "Internal";
 
 export interface ErrorDetail {
   /** A JSON pointer into the request part that was wrong, e.g. /spec/replicas. */
@@ -25,6 +26,8 @@ const STATUS: Record<ApiErrorCode, number> = {
   Conflict: 409,
   AlreadyExists: 409,
   Gone: 410,
+  TooLarge: 413,
+  TooManyRequests: 429,
   Internal: 500,
 };
 
@@ -73,7 +76,13 @@ export function toApiError(error: unknown): ApiError {
   // Fastify's own client errors: malformed JSON, unsupported content type, body too large...
   if (typeof status === "number" && status >= 400 && status < 500) {
     if (status === 404) return new ApiError("NotFound", fastifyError.message ?? "not found");
-    return new ApiError("Invalid", fastifyError.message ?? "invalid request", "send a JSON body with Content-Type: application/json");
+    if (status === 413) {
+      return new ApiError("TooLarge", `the request body is larger than the API accepts (${MAX_BODY_BYTES} bytes)`, "send a smaller object: large data belongs in an image, not in an object");
+    }
+    const message = fastifyError.message ?? "invalid request";
+    const aboutBody = String(fastifyError.code ?? "").startsWith("FST_ERR_CTP");
+    const hint = aboutBody ? "send a JSON body with Content-Type: application/json" : "check the request's URL (its %-escapes) and headers";
+    return new ApiError("Invalid", message, hint, [{ path: "", message }]);
   }
   const message = error instanceof Error ? error.message : String(error);
   return new ApiError("Internal", `internal error: ${message}`, "this is a bug or an environment problem; see the control plane's log");

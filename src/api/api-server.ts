@@ -3,9 +3,12 @@ import Fastify, { type FastifyInstance, type HTTPMethods } from "fastify";
 import { KINDS } from "../model/resource.ts";
 import type { Store } from "../store/store.ts";
 import { errorHandler, notFoundHandler } from "./api-error.ts";
+import { registerJsonBodyParser } from "./json-body.ts";
 import { authHook, objectCheckHook } from "./auth.ts";
 import type { ApiContext } from "./context.ts";
+import { HEADERS_TIMEOUT_MS, MAX_BODY_BYTES, MAX_STREAMS_PER_CLIENT, REQUEST_TIMEOUT_MS } from "./limits.ts";
 import { metricsHook } from "./metrics-hook.ts";
+import { StreamQuota } from "./stream-quota.ts";
 import { registerConsoleRoute } from "./routes/console.ts";
 import { registerInspectRoute } from "./routes/inspect.ts";
 import { registerResourceRoutes } from "./routes/resources.ts";
@@ -37,6 +40,10 @@ export interface ApiServerOptions {
   heartbeatMs?: number;
   /** Poll interval of a followed console log (default 100 ms). */
   consolePollMs?: number;
+  /** How long a client may take to send a request's headers, and all of it (tests shorten them). */
+  timeouts?: { requestMs?: number; headersMs?: number };
+  /** Streams (watches, console follows) one client may hold open (default MAX_STREAMS_PER_CLIENT). */
+  maxStreamsPerClient?: number;
   /** Serve the web GUI at / and its assets under /ui/ (open routes: the page asks for the token). */
   webUi?: boolean;
 }
@@ -58,7 +65,19 @@ export const registeredRoutes = (app: FastifyInstance): readonly RouteInfo[] => 
  * `.close()`, which also ends open watches and console follows).
  */
 export async function createApiServer(options: ApiServerOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false, exposeHeadRoutes: false });
+  const requestMs = options.timeouts?.requestMs ?? REQUEST_TIMEOUT_MS;
+  const headersMs = Math.min(options.timeouts?.headersMs ?? HEADERS_TIMEOUT_MS, requestMs);
+  const app = Fastify({
+    logger: options.logger ?? false,
+    exposeHeadRoutes: false,
+    bodyLimit: MAX_BODY_BYTES,
+    requestTimeout: requestMs,
+    // Node checks these bounds every connectionsCheckingInterval (30 s by default): often enough
+    // that a slow or stalled sender is cut off near its bound, not up to half a minute later.
+    http: { headersTimeout: headersMs, requestTimeout: requestMs, connectionsCheckingInterval: Math.min(1000, Math.ceil(headersMs / 4)) },
+    // A URL Fastify cannot route (a bad %-escape) gets the API's error shape like any other 400.
+    frameworkErrors: (error, request, reply) => errorHandler(error, request, reply),
+  });
   const routes: RouteInfo[] = [];
   routeTables.set(app, routes);
   app.addHook("onRoute", (route) => {
@@ -72,10 +91,12 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
     heartbeatMs: options.heartbeatMs ?? 10_000,
     consolePollMs: options.consolePollMs ?? 100,
     streams,
+    streamQuota: new StreamQuota(options.maxStreamsPerClient ?? MAX_STREAMS_PER_CLIENT),
     onLoadReport: options.onLoadReport,
   };
 
   app.setValidatorCompiler(validatorCompiler);
+  registerJsonBodyParser(app);
   // Responses are plain JSON.stringify: the response schemas document the API, they do not filter it.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler(errorHandler);

@@ -1,4 +1,5 @@
 import type { Store } from "../store/store.ts";
+import type { StreamQuota } from "./stream-quota.ts";
 import type { OpenStreams } from "./streaming.ts";
 
 /** What route handlers work with. */
@@ -11,6 +12,8 @@ export interface ApiContext {
   /** Interval at which a followed console log is polled. */
   consolePollMs: number;
   streams: OpenStreams;
+  /** Open streams per client (watches, console follows), bounded. */
+  streamQuota: StreamQuota;
   /** Where proxies' load reports go (the autoscaler); undefined: the route answers 404. */
   onLoadReport: ((service: string, load: { inFlight: number; waiting: number }) => void) | undefined;
 }

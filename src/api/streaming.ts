@@ -17,12 +17,15 @@ export class ResponseStream {
   private closed = false;
   private readonly cleanups: (() => void)[] = [];
 
+  /** `release` is this stream's place in its client's quota (StreamQuota), given back when it closes. */
   constructor(
     private readonly request: FastifyRequest,
     private readonly reply: FastifyReply,
     private readonly open: OpenStreams,
     headers: Record<string, string>,
+    release: () => void = () => {},
   ) {
+    this.cleanups.push(release);
     reply.hijack();
     markStreaming(request);
     const res = reply.raw;

@@ -105,6 +105,8 @@ function describe(error: ValueError): string {
       return `must be at most ${String(s.maxLength)} characters`;
     case ValueErrorType.StringPattern:
       return `must match ${String(s.pattern)}`;
+    case ValueErrorType.ObjectMaxProperties:
+      return `must have at most ${String(s.maxProperties)} entries`;
     case ValueErrorType.ArrayMinItems:
       return `must have at least ${String(s.minItems)} items`;
     case ValueErrorType.ArrayMaxItems:

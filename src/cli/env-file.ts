@@ -1,12 +1,6 @@
 import { readFileSync } from "node:fs";
+import { envNameProblem, envValueProblem } from "../model/env-rules.ts";
 import { userError } from "../shared/errors.ts";
-
-/** Why `key` cannot be a machine's env variable, or undefined if it can. */
-export function envKeyProblem(key: string): string | undefined {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) return "expected KEY=VALUE, KEY made of letters, digits and _";
-  if (key.startsWith("PITH_")) return "PITH_ variables are set by Pith";
-  return undefined;
-}
 
 /**
  * `--env-file FILE`: `KEY=VALUE` lines, blank lines and `#` comments skipped, values verbatim (no
@@ -25,7 +19,8 @@ export function readEnvFile(path: string): Record<string, string> {
     const line = raw.replace(/\r$/, "");
     if (line.trim() === "" || line.trimStart().startsWith("#")) return;
     const eq = line.indexOf("=");
-    const problem = eq <= 0 ? "expected KEY=VALUE" : envKeyProblem(line.slice(0, eq));
+    // The value is never quoted back: it may be the secret the file is for.
+    const problem = eq <= 0 ? "expected KEY=VALUE" : (envNameProblem(line.slice(0, eq)) ?? envValueProblem(line.slice(0, eq), line.slice(eq + 1)))?.message;
     if (problem) throw userError("BAD_FLAG", `--env-file ${path}:${index + 1}: ${problem}`, "each line is KEY=VALUE (e.g. API_TOKEN=pith_...), or a # comment");
     env[line.slice(0, eq)] = line.slice(eq + 1);
   });

@@ -1,12 +1,12 @@
 import { isScalar } from "yaml";
+import { envNameProblem, envProblems, envValueProblem } from "../model/env-rules.ts";
 import type { Ctx, YNode } from "./context.ts";
 import { expected, isNothing, readMap } from "./read.ts";
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** Pith passes its own settings to the guest as PITH_* variables; an app must not shadow them. */
-const RESERVED_PREFIX = "PITH_";
-
-/** The `env` field: string-to-string, because the guest's environment holds nothing else. */
+/**
+ * The `env` field: string-to-string, because the guest's environment holds nothing else. The
+ * rules (names, one-line values, sizes) are the ones every way into a machine shares.
+ */
 export function readEnv(ctx: Ctx, node: YNode, at: string): Record<string, string> | undefined {
   const entries = readMap(ctx, node, at);
   if (!entries) return undefined;
@@ -17,21 +17,17 @@ export function readEnv(ctx: Ctx, node: YNode, at: string): Record<string, strin
     if (text === undefined) ok = false;
     else env[key] = text;
   }
-  return ok ? env : undefined;
+  if (!ok) return undefined;
+  // Each entry passed, so only the count and the total remain to be wrong.
+  const whole = envProblems(env);
+  for (const problem of whole) ctx.report(node, at, `env has ${problem.message}`, problem.hint);
+  return whole.length === 0 ? env : undefined;
 }
 
 function checkName(ctx: Ctx, keyNode: YNode, at: string, key: string): boolean {
-  if (!NAME.test(key)) {
-    const fixed = key.replace(/[^A-Za-z0-9_]/g, "_").replace(/^(?=\d)/, "_");
-    ctx.report(keyNode, at, `"${key}" is not a valid environment variable name`,
-      `use letters, digits and underscores, not starting with a digit, e.g. ${fixed}`);
-    return false;
-  }
-  if (key.startsWith(RESERVED_PREFIX)) {
-    ctx.report(keyNode, at, `names starting with ${RESERVED_PREFIX} are reserved for Pith`, `rename it, e.g. APP_${key.slice(RESERVED_PREFIX.length)}`);
-    return false;
-  }
-  return true;
+  const problem = envNameProblem(key);
+  if (problem) ctx.report(keyNode, at, problem.message, problem.hint);
+  return problem === undefined;
 }
 
 function readValue(ctx: Ctx, node: YNode, at: string, key: string): string | undefined {
@@ -43,12 +39,9 @@ function readValue(ctx: Ctx, node: YNode, at: string, key: string): string | und
       : isScalar(node) ? `put the value in quotes: ${key}: "${node.source ?? String(node.value)}"` : undefined;
     return expected(ctx, node, at, "a string", hint);
   }
-  if (/[\n\r]/.test(node.value)) {
-    ctx.report(node, at, "the value contains a line break", "environment values must be a single line; pass longer text through a file in the image");
-    return undefined;
-  }
-  if (node.value.includes("\0")) {
-    ctx.report(node, at, "the value contains a NUL character", "remove the \\0 from the value");
+  const problem = envValueProblem(key, node.value);
+  if (problem) {
+    ctx.report(node, at, problem.message, problem.hint);
     return undefined;
   }
   return node.value;

@@ -187,6 +187,23 @@ describe("env", () => {
   test("values must be a single line without NUL", (t) => {
     onlyProblem(yaml("name: a", "entry: main.ts", "env:", '  MOTD: "hello\\nworld"'), app(t), 4, "contains a line break");
     onlyProblem(yaml("name: a", "entry: main.ts", "env:", '  MOTD: "a\\0b"'), app(t), 4, "contains a NUL character");
+    onlyProblem(yaml("name: a", "entry: main.ts", "env:", '  MOTD: "a\\rb"'), app(t), 4, "contains a carriage return");
+  });
+
+  test("sizes: a value, the number of variables and their total are bounded", (t) => {
+    const p = onlyProblem(yaml("name: a", "entry: main.ts", "env:", `  BIG: "${"v".repeat(4097)}"`), app(t), 4, "the value is 4097 bytes long (at most 4096)");
+    assert.equal(p.path, "env.BIG");
+    const many = Array.from({ length: 129 }, (_, i) => `  V${i}: "x"`);
+    onlyProblem(yaml("name: a", "entry: main.ts", "env:", ...many), app(t), 4, "env has 129 variables (at most 128)");
+    const big = Array.from({ length: 5 }, (_, i) => `  V${i}: "${"v".repeat(4096)}"`);
+    onlyProblem(yaml("name: a", "entry: main.ts", "env:", ...big), app(t), 4, "at most 16384");
+  });
+});
+
+describe("args", () => {
+  test("an argument with a NUL, or too many arguments, is refused", (t) => {
+    onlyProblem(yaml("name: a", "entry: main.ts", 'args: ["a\\0b"]'), app(t), 3, "the argument contains a NUL character");
+    onlyProblem(yaml("name: a", "entry: main.ts", `args: [${Array.from({ length: 255 }, () => '"x"').join(", ")}]`), app(t), 3, "255 arguments (at most 254)");
   });
 });
 

@@ -58,11 +58,23 @@ function readPath(ctx: Ctx, node: unknown, at: string): string | undefined {
     ctx.report(node, at, "the path is empty");
     return undefined;
   }
+  // No file has one, and the file system calls below would throw on it rather than answer.
+  if (text.includes("\0")) {
+    ctx.report(node, at, "the path contains a NUL character", "remove the \\0 from the path");
+    return undefined;
+  }
   return text;
 }
 
 function checkIsFile(ctx: Ctx, node: unknown, at: string, rel: string, abs: string): boolean {
-  const stat = statSync(abs, { throwIfNoEntry: false });
+  let stat;
+  try {
+    stat = statSync(abs, { throwIfNoEntry: false });
+  } catch (e) {
+    // ENAMETOOLONG, EACCES on a directory on the way, ELOOP: the path cannot be used, whatever the reason.
+    ctx.report(node, at, `file "${rel}" cannot be checked (${(e as NodeJS.ErrnoException).code ?? String(e)})`, `fix the path (looked for ${abs})`);
+    return false;
+  }
   if (!stat) {
     ctx.report(node, at, `file "${rel}" does not exist`, `create it or fix the path (looked for ${abs})`);
     return false;

@@ -18,6 +18,7 @@ export const FIELDS = [
 
 const DEFAULT_MEMORY_MIB = { entry: 512, binary: 128 } as const;
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
+const MAX_ARGS = 254;
 
 /**
  * Checks the top-level mapping field by field, collecting every problem in `ctx`. Returns the
@@ -61,7 +62,19 @@ export function validateManifest(ctx: Ctx, root: YNode): AppManifest | undefined
 function readArgs(ctx: Ctx, { value, at }: Entry): string[] | undefined {
   const items = readList(ctx, value, at, "a list of strings", 'write it as a list, e.g. args: ["--port", "8080"]');
   if (!items) return undefined;
-  const args = items.map((item) => readString(ctx, item.node, item.at));
+  // init reads /pith/argv as NUL-separated strings into a vector of 256 (the program's path first).
+  if (items.length > MAX_ARGS) {
+    ctx.report(value, at, `${items.length} arguments (at most ${MAX_ARGS})`, "pass long lists through a file in the image");
+    return undefined;
+  }
+  const args = items.map((item) => {
+    const text = readString(ctx, item.node, item.at);
+    if (text?.includes("\0")) {
+      ctx.report(item.node, item.at, "the argument contains a NUL character", "remove the \\0 from it");
+      return undefined;
+    }
+    return text;
+  });
   return args.every((a) => a !== undefined) ? (args as string[]) : undefined;
 }
 

@@ -122,23 +122,44 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     if (entry) config.accessLog?.(entry);
   };
 
+  const INTERNAL: ProxyErrorResponse = { status: 500, code: "ProxyError", message: "the proxy failed on this request; see its log" };
+
   const lookup = (forward: ForwardRequest, path: string): Route | undefined =>
     forward.host === undefined ? undefined : routes.lookup(forward.host, path);
 
+  // A throw while handling one request would otherwise escape the server's event handler and end
+  // the process, and every other request with it: that request alone gets a 500.
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const forward = forwardRequest(req, "http", false);
-    const route = lookup(forward, req.url ?? "/");
-    if (!route) noRoute(req, forward, (error) => sendError(res, error, forward.requestId));
-    else new HttpExchange(config, stateFor(route), req, res, forward).dispatch();
+    try {
+      const forward = forwardRequest(req, "http", false);
+      const route = lookup(forward, req.url ?? "/");
+      if (!route) noRoute(req, forward, (error) => sendError(res, error, forward.requestId));
+      else new HttpExchange(config, stateFor(route), req, res, forward).dispatch();
+    } catch (e) {
+      failRequest(e, () => sendError(res, INTERNAL, ""));
+    }
   });
 
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", ignore); // a reset client: its 'close' is what matters
-    const forward = forwardRequest(req, "http", true);
-    const route = lookup(forward, req.url ?? "/");
-    if (!route) noRoute(req, forward, (error) => writeErrorToSocket(socket, error, forward.requestId));
-    else new UpgradeExchange(config, stateFor(route), req, socket, head, forward).dispatch();
+    try {
+      const forward = forwardRequest(req, "http", true);
+      const route = lookup(forward, req.url ?? "/");
+      if (!route) noRoute(req, forward, (error) => writeErrorToSocket(socket, error, forward.requestId));
+      else new UpgradeExchange(config, stateFor(route), req, socket, head, forward).dispatch();
+    } catch (e) {
+      failRequest(e, () => writeErrorToSocket(socket, INTERNAL, ""));
+    }
   });
+
+  const failRequest = (e: unknown, answer: () => void): void => {
+    process.stderr.write(`pith proxy: a request failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    try {
+      answer();
+    } catch {
+      // The connection is beyond answering; it is closed by its own errors.
+    }
+  };
 
   server.on("close", () => {
     unsubscribe();

@@ -70,6 +70,9 @@ export async function startProxy(options: {
   // After the engine subscribes: the table's first batch tells it every service there is.
   await routes.start(abort.signal);
   const log = options.accessLogPath ? openPrivateAppendStream(options.accessLogPath) : undefined;
+  // A log that cannot be written (a full disk, a removed directory) loses lines, not the proxy:
+  // a stream's unheard 'error' would end the process.
+  log?.on("error", (e) => onError(new Error(`cannot write the access log ${options.accessLogPath}: ${e.message}`)));
   const proxyLoad = () => (engine ? engine.load(server.proxyLoad()) : server.proxyLoad());
   const server = createProxyServer({
     routes: engine ? engine.fallbackRoutes : source,

@@ -25,3 +25,6 @@ export const systemError = (code: string, message: string, hint?: string, cause?
   new PithError(code, "system", message, hint, { cause });
 
 export const isPithError = (e: unknown): e is PithError => e instanceof PithError;
+
+/** What went wrong, in words, whatever was thrown (an Error, or a careless string or object). */
+export const messageOf = (e: unknown): string => (e instanceof Error ? e.message : typeof e === "string" ? e : JSON.stringify(e) ?? String(e));

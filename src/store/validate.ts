@@ -3,6 +3,11 @@ import { StoreError } from "./store.ts";
 
 /** DNS-subdomain-like names: they end up in host names, file names and URL paths. */
 const NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+/**
+ * An object as stored (its JSON): every write is kept, watched and listed whole, so one object
+ * must stay small. Pith's own are a few KiB.
+ */
+export const MAX_OBJECT_BYTES = 256 * 1024;
 /** Revisions are positive decimal integers; "0" means "before the first write". */
 const REVISION = /^(0|[1-9][0-9]{0,15})$/;
 
@@ -50,4 +55,8 @@ export function validateInput(input: ResourceInput): void {
   }
   if (input.spec === undefined) throw new StoreError("Invalid", `${input.kind} ${input.metadata.name} has no spec`);
   if (input.metadata.resourceVersion !== undefined) parseRevision(input.metadata.resourceVersion, "metadata.resourceVersion");
+  const bytes = Buffer.byteLength(JSON.stringify({ spec: input.spec, status: input.status, labels }));
+  if (bytes > MAX_OBJECT_BYTES) {
+    throw new StoreError("Invalid", `${input.kind} ${input.metadata.name} is ${bytes} bytes as JSON (at most ${MAX_OBJECT_BYTES}): keep large data out of objects`);
+  }
 }

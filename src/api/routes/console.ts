@@ -1,7 +1,7 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { readFile } from "node:fs/promises";
 import type { Machine } from "../../model/kinds.ts";
+import { LOG_TAIL_BYTES, readLogTail } from "../../shared/file-tail.ts";
 import { followFile } from "../../shared/follow-file.ts";
 import { ApiError } from "../api-error.ts";
 import type { ApiContext } from "../context.ts";
@@ -9,7 +9,8 @@ import { ConsoleQuery, errorResponses, NameParams } from "../schemas/requests.ts
 import { ResponseStream } from "../streaming.ts";
 
 /**
- * `GET /api/v1/machines/:name/console`: the machine's console log as text. With ?follow=true the
+ * `GET /api/v1/machines/:name/console`: the newest part of the machine's console log as text (at
+ * most LOG_TAIL_BYTES, streamed; the log is rotated by the driver). With ?follow=true the
  * response stays open and carries what is appended, like `tail -f`, until the client goes away or
  * the Machine object is deleted (then the rest of the file is sent and the response ends).
  */
@@ -36,31 +37,35 @@ export function registerConsoleRoute(app: FastifyInstance, ctx: ApiContext): voi
       }
       if (request.query.follow) return follow(ctx, request, reply, name, path);
       // A machine that has not started yet has no log: that is an empty log, not an error.
-      const log = await readFile(path).catch((error: NodeJS.ErrnoException) => {
-        if (error.code === "ENOENT") return Buffer.alloc(0);
-        throw error;
-      });
-      return reply.type("text/plain; charset=utf-8").send(log);
+      return reply.type("text/plain; charset=utf-8").send(readLogTail(path));
     },
   );
 }
 
 async function follow(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, name: string, path: string): Promise<FastifyReply> {
   const { store } = ctx;
-  // Watch from a revision read before the machine: a delete after that read cannot be missed.
-  const from = await store.revision();
-  const machine = await store.get<Machine>("Machine", name);
-  let deleted = machine === undefined; // a machine that is gone will never append anything
+  const release = ctx.streamQuota.acquire(request);
+  let deleted = false;
   let onDeleted = (): void => void (deleted = true);
-  const stopWatch = machine
-    ? await store.watch("Machine", from, (event) => {
-        if (event.type === "DELETED" && event.object.metadata.name === name) onDeleted();
-      })
-    : () => {};
+  let stopWatch: () => void;
+  try {
+    // Watch from a revision read before the machine: a delete after that read cannot be missed.
+    const from = await store.revision();
+    const machine = await store.get<Machine>("Machine", name);
+    deleted = machine === undefined; // a machine that is gone will never append anything
+    stopWatch = machine
+      ? await store.watch("Machine", from, (event) => {
+          if (event.type === "DELETED" && event.object.metadata.name === name) onDeleted();
+        })
+      : () => {};
+  } catch (error) {
+    release();
+    throw error;
+  }
 
-  const stream = new ResponseStream(request, reply, ctx.streams, { "content-type": "text/plain; charset=utf-8" });
+  const stream = new ResponseStream(request, reply, ctx.streams, { "content-type": "text/plain; charset=utf-8" }, release);
   stream.onClose(stopWatch);
-  const follower = followFile(path, (chunk) => stream.write(chunk), ctx.consolePollMs);
+  const follower = followFile(path, (chunk) => stream.write(chunk), ctx.consolePollMs, { fromTail: LOG_TAIL_BYTES });
   stream.onClose(() => void follower.stop());
   // stop() reads what was appended last, then the response ends.
   const finish = (): void => void follower.stop().then(() => stream.end());

@@ -38,6 +38,7 @@ const REVISION = /^(0|[1-9][0-9]{0,15})$/;
 export async function serveWatch(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, watch: WatchRequest): Promise<FastifyReply> {
   const sse = wantsEventStream(request);
   const from = startRevision(request, sse, watch.resourceVersion) ?? (await ctx.store.revision());
+  const release = ctx.streamQuota.acquire(request);
 
   // Events that arrive before the response has started wait here. Once the store's watch is set up
   // there is no await until `deliver` writes straight to the stream, so none can fall in between.
@@ -45,15 +46,22 @@ export async function serveWatch(ctx: ApiContext, request: FastifyRequest, reply
   let deliver = (event: StoreEvent): void => void pending.push(event);
   // The store is asked for every kind, and the kind filtered here: then `sent` passes every
   // revision, and a bookmark at `sent` is exact however late the store delivers events.
-  const stop = await ctx.store.watch(undefined, from, (event) => deliver(event));
+  let stop: () => void;
+  try {
+    stop = await ctx.store.watch(undefined, from, (event) => deliver(event));
+  } catch (error) {
+    release();
+    throw error;
+  }
 
   let stream: ResponseStream;
   try {
     stream = new ResponseStream(request, reply, ctx.streams, {
       "content-type": sse ? "text/event-stream; charset=utf-8" : "application/x-ndjson; charset=utf-8",
-    });
+    }, release);
   } catch (error) {
     stop();
+    release();
     throw error;
   }
   stream.onClose(stop);

@@ -1,4 +1,5 @@
 import { Type, type TLiteral, type TSchema, type TUnion } from "@sinclair/typebox";
+import { ENV_LIMITS, ENV_VALUE_PATTERN } from "../../model/env-rules.ts";
 import { API_VERSION, type Kind } from "../../model/resource.ts";
 
 /**
@@ -20,18 +21,42 @@ export const ResourceVersion = Type.String({ pattern: "^(0|[1-9][0-9]{0,15})$", 
 
 export const StringMap = Type.Record(Type.String(), Type.String(), closed);
 
-/** Environment variable names; PITH_ is reserved for what Pith itself sets. */
-export const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
-export const EnvMap = Type.Record(Type.String({ pattern: ENV_NAME_PATTERN }), Type.String(), {
-  ...closed,
-  "x-key-rule": "names must be letters, digits and '_', not starting with a digit",
-});
+/** Labels are selected by `key=value,...` (so neither may hold '=' or ','), and stay small. */
+export const LABEL_LIMITS = { entries: 64, keyLength: 253, valueLength: 253 } as const;
+export const Labels = Type.Record(
+  Type.String({ pattern: `^[^=,\\u0000-\\u001f]{1,${LABEL_LIMITS.keyLength}}$` }),
+  Type.String({ pattern: "^[^,\\u0000-\\u001f]*$", maxLength: LABEL_LIMITS.valueLength, errorMessage: `must be at most ${LABEL_LIMITS.valueLength} characters, without ',' or control characters` }),
+  {
+    ...closed,
+    maxProperties: LABEL_LIMITS.entries,
+    "x-key-rule": `keys must be 1-${LABEL_LIMITS.keyLength} characters, without '=', ',' or control characters`,
+  },
+);
+
+/**
+ * Environment variable names and values (see model/env-rules.ts, which the body refinements also
+ * apply for what JSON Schema cannot count: UTF-8 bytes and the total); PITH_ is reserved.
+ */
+export const ENV_NAME_PATTERN = `^[A-Za-z_][A-Za-z0-9_]{0,${ENV_LIMITS.nameLength - 1}}$`;
+export const EnvMap = Type.Record(
+  Type.String({ pattern: ENV_NAME_PATTERN }),
+  Type.String({
+    pattern: ENV_VALUE_PATTERN,
+    maxLength: ENV_LIMITS.valueBytes,
+    errorMessage: `must be one line (no line break, CR or NUL) of at most ${ENV_LIMITS.valueBytes} bytes`,
+  }),
+  {
+    ...closed,
+    maxProperties: ENV_LIMITS.entries,
+    "x-key-rule": `names must be 1-${ENV_LIMITS.nameLength} letters, digits and '_', not starting with a digit`,
+  },
+);
 
 /** Metadata a client may send: the store assigns everything else. */
 export const InputMetadata = Type.Object(
   {
     name: Name,
-    labels: Type.Optional(StringMap),
+    labels: Type.Optional(Labels),
     resourceVersion: Type.Optional(ResourceVersion),
   },
   closed,
@@ -87,7 +112,7 @@ export const ErrorBody = Type.Object(
   {
     error: Type.Object(
       {
-        code: Enum(["Invalid", "Unauthorized", "NotFound", "Conflict", "AlreadyExists", "Gone", "Internal"] as const),
+        code: Enum(["Invalid", "Unauthorized", "NotFound", "Conflict", "AlreadyExists", "Gone", "TooLarge", "TooManyRequests", "Internal"] as const),
         message: Type.String(),
         hint: Type.Optional(Type.String()),
         details: Type.Optional(Type.Array(ErrorDetail)),

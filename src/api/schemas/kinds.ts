@@ -14,7 +14,7 @@ import {
 } from "../../model/kinds.ts";
 import type { ErrorDetail } from "../api-error.ts";
 import { refine } from "../validation.ts";
-import { serviceSpecRules } from "./rules.ts";
+import { machineSpecRules, serviceSpecRules } from "./rules.ts";
 import { closed, EnvMap, Enum, inputSchema, NonNegativeInt, resourceSchema } from "./common.ts";
 
 /**
@@ -26,7 +26,10 @@ import { closed, EnvMap, Enum, inputSchema, NonNegativeInt, resourceSchema } fro
 const Replicas = NonNegativeInt({ maximum: 1000 });
 const MemoryMiB = Type.Integer({ minimum: 16, maximum: 16384 });
 const Vcpus = Type.Integer({ minimum: 1, maximum: 8 });
-const NonEmpty = Type.String({ minLength: 1 });
+const NonEmpty = Type.String({ minLength: 1, maxLength: 253 });
+/** An object's name as another object refers to it, or an image name or digest. */
+const Reference = (description?: string) => Type.String({ minLength: 1, maxLength: 253, ...(description ? { description } : {}) });
+const Host = Type.String({ minLength: 1, maxLength: 253, pattern: "^[^\\s/,\\u0000-\\u001f]+$", errorMessage: "must be a host name (1-253 characters, no spaces, '/' or ',')" });
 const Timestamp = Type.String({ description: "RFC 3339 time" });
 const Accelerator = Enum(["kvm", "tcg"] as const);
 const StartMode = Enum(["boot", "snapshot"] as const);
@@ -38,7 +41,7 @@ export const ServiceSpecSchema = Type.Object(
     min: Type.Optional(Replicas),
     max: Type.Optional(Replicas),
     env: Type.Optional(EnvMap),
-    hosts: Type.Optional(Type.Array(NonEmpty)),
+    hosts: Type.Optional(Type.Array(Host, { maxItems: 64 })),
     startMode: Type.Optional({ ...StartMode, description: "boot (default), or restore machines from a snapshot of a ready one" }),
     update: Type.Optional(
       Type.Object({ strategy: Type.Literal("rolling"), maxSurge: NonNegativeInt(), maxUnavailable: NonNegativeInt() }, closed),
@@ -83,9 +86,9 @@ export const ServiceStatusSchema = Type.Object(
 
 export const MachineSpecSchema = Type.Object(
   {
-    service: Type.Optional(Type.String()),
-    image: Type.String({ minLength: 1, description: "an image digest" }),
-    node: Type.Optional(Type.String()),
+    service: Type.Optional(Type.String({ maxLength: 253 })),
+    image: Reference("an image digest"),
+    node: Type.Optional(Type.String({ maxLength: 253 })),
     memoryMiB: MemoryMiB,
     vcpus: Vcpus,
     env: Type.Optional(EnvMap),
@@ -169,8 +172,8 @@ export const ImageSpecSchema = Type.Object(
     runtime: Enum(["node", "native"] as const),
     memoryMiB: MemoryMiB,
     vcpus: Vcpus,
-    listen: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 })),
-    egress: Type.Array(Type.String()),
+    listen: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 64 }),
+    egress: Type.Array(Type.String({ maxLength: 261 }), { maxItems: 64 }),
     storedBytes: NonNegativeInt(),
   },
   closed,
@@ -181,7 +184,7 @@ export const EventSpecSchema = Type.Object(
     involved: Type.Object({ kind: NonEmpty, name: NonEmpty }, closed),
     type: Enum(["Normal", "Warning"] as const),
     reason: NonEmpty,
-    message: Type.String(),
+    message: Type.String({ maxLength: 16 * 1024 }),
     at: Timestamp,
   },
   closed,
@@ -206,7 +209,7 @@ const kindSchemas = <K extends Kind>(kind: K, spec: TSchema, status: TSchema, ru
 
 export const KIND_SCHEMAS: Record<Kind, KindSchemas> = {
   Service: kindSchemas("Service", ServiceSpecSchema, ServiceStatusSchema, (spec: ServiceSpec) => serviceSpecRules(spec)),
-  Machine: kindSchemas("Machine", MachineSpecSchema, MachineStatusSchema),
+  Machine: kindSchemas("Machine", MachineSpecSchema, MachineStatusSchema, (spec: MachineSpec) => machineSpecRules(spec)),
   Node: kindSchemas("Node", NodeSpecSchema, NodeStatusSchema),
   Image: kindSchemas("Image", ImageSpecSchema, EmptyStatusSchema),
   Event: kindSchemas("Event", EventSpecSchema, EmptyStatusSchema),

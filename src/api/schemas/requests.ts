@@ -85,7 +85,7 @@ export const HealthBody = Type.Object({ ok: Type.Literal(true) }, closed);
 
 /** Error responses, for the OpenAPI document. */
 // Every route that takes a token can refuse it for its role: 401 brings 403 along.
-export const errorResponses = (...codes: (400 | 401 | 404 | 409 | 410)[]): Record<number, TSchema> =>
+export const errorResponses = (...codes: (400 | 401 | 404 | 409 | 410 | 413 | 429)[]): Record<number, TSchema> =>
   Object.fromEntries((codes.includes(401) ? [...codes, 403] : codes).map((code) => [code, { ...ErrorBody, description: ERROR_DESCRIPTIONS[code] }]));
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
@@ -95,6 +95,8 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   404: "NotFound",
   409: "Conflict (stale resourceVersion) or AlreadyExists (create with a different spec)",
   410: "Gone: the requested revision was compacted from the watch history",
+  413: "TooLarge: the request body is over the API's limit",
+  429: "TooManyRequests: this client has as many streams (watches, console follows) open as it may",
 };
 
 export const LoadBody = Type.Object(

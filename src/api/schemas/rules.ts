@@ -1,4 +1,5 @@
-import type { ServiceSpec } from "../../model/kinds.ts";
+import { envProblems } from "../../model/env-rules.ts";
+import type { MachineSpec, ServiceSpec } from "../../model/kinds.ts";
 import type { ErrorDetail } from "../api-error.ts";
 
 /**
@@ -14,12 +15,20 @@ export function serviceSpecRules(spec: ServiceSpec, at = "/spec"): ErrorDetail[]
   if (spec.min !== undefined && spec.max !== undefined && spec.min > spec.max) {
     details.push({ path: `${at}/min`, message: `must be <= max (${spec.max})` });
   }
-  for (const name of Object.keys(spec.env ?? {})) {
-    if (name.startsWith("PITH_")) {
-      details.push({ path: `${at}/env/${escapePointer(name)}`, message: `invalid name ${JSON.stringify(name)}: names starting with PITH_ are reserved for Pith` });
-    }
-  }
+  details.push(...envRules(spec.env, `${at}/env`));
   return details;
+}
+
+export function machineSpecRules(spec: MachineSpec, at = "/spec"): ErrorDetail[] {
+  return envRules(spec.env, `${at}/env`);
+}
+
+/** What the schema cannot count: UTF-8 bytes, the total size; and the reserved PITH_ names. */
+function envRules(env: Record<string, string> | undefined, at: string): ErrorDetail[] {
+  return envProblems(env ?? {}).map((p) => ({
+    path: p.name === undefined ? at : `${at}/${escapePointer(p.name)}`,
+    message: p.name === undefined ? `${p.message}: ${p.hint}` : `invalid ${JSON.stringify(p.name)}: ${p.message}`,
+  }));
 }
 
 const escapePointer = (segment: string): string => segment.replaceAll("~", "~0").replaceAll("/", "~1");

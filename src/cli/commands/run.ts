@@ -4,11 +4,12 @@ import { join } from "node:path";
 import { QemuHypervisor } from "../../hypervisor/qemu/qemu-hypervisor.ts";
 import type { BootTimings, Machine } from "../../hypervisor/hypervisor.ts";
 import { bootFiles } from "../../image/image-store.ts";
+import { envNameProblem, envProblems, envValueProblem } from "../../model/env-rules.ts";
 import { userError } from "../../shared/errors.ts";
 import { followFile } from "../../shared/follow-file.ts";
 import { machinesDir } from "../../shared/paths.ts";
 import { MachineStarter } from "../../snapshot/machine-starter.ts";
-import { envKeyProblem, readEnvFile } from "../env-file.ts";
+import { readEnvFile } from "../env-file.ts";
 import { imageFromArgument } from "../image-argument.ts";
 
 interface RunOptions {
@@ -110,15 +111,19 @@ function readyMessage(machine: Machine, t: BootTimings): string {
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
+/** `-e K=V` flags, held to the rules every env that reaches a machine follows. */
 export function parseEnv(items: string[]): Record<string, string> {
   const env: Record<string, string> = {};
   for (const item of items) {
     const eq = item.indexOf("=");
+    if (eq <= 0) throw userError("BAD_FLAG", `--env ${JSON.stringify(item)}: expected KEY=VALUE`, "e.g. --env GREETING=hi");
     const key = item.slice(0, eq);
-    const problem = eq <= 0 ? "expected KEY=VALUE" : envKeyProblem(key);
-    if (problem) throw userError("BAD_FLAG", `--env ${item}: ${problem}`, "e.g. --env GREETING=hi (secrets go in --env-file FILE, which ps does not show)");
+    const problem = envNameProblem(key) ?? envValueProblem(key, item.slice(eq + 1));
+    if (problem) throw userError("BAD_FLAG", `--env ${JSON.stringify(key)}: ${problem.message}`, problem.hint);
     env[key] = item.slice(eq + 1);
   }
+  const whole = envProblems(env)[0];
+  if (whole) throw userError("BAD_FLAG", `--env: ${whole.message}`, whole.hint);
   return env;
 }
 

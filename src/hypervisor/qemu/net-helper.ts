@@ -1,7 +1,7 @@
 import { createInterface } from "node:readline";
-import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { systemError } from "../../shared/errors.ts";
+import { logTailText } from "../../shared/file-tail.ts";
 import { pithRoot } from "../../shared/paths.ts";
 import { ensureLinkedCProgram } from "../../shared/static-c-program.ts";
 import { spawnVm, type VmProcess } from "./vm-process.ts";
@@ -111,6 +111,7 @@ function netHelperBinary(): Promise<string> {
 
 /** The end of a helper's log, where it says why it stopped. */
 export async function lastLogLine(logPath: string, otherwise: string): Promise<string> {
-  const log = (await readFile(logPath, "utf8").catch(() => "")).trim();
+  // The tail only: a guest can make pith-net log a line per refused connection.
+  const log = (await logTailText(logPath).catch(() => "")).trim();
   return log ? log.split("\n").slice(-1)[0]! : otherwise;
 }

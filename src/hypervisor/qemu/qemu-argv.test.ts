@@ -62,7 +62,7 @@ test("the machine is findable by name, boots the PVH kernel with qboot, and exit
 test("a comma in a path is escaped, and discovery reads it back", async () => {
   const { parseQemuArgv } = await import("./qemu-discovery.ts");
   const argv = qemuArgv({ ...spec, consoleLog: "/m,x/console.log", controlSocket: "/m,x/control.sock", qmpSocket: "/m,x/qmp.sock" });
-  assert.ok(valueOf(argv, "-chardev").includes("file,id=console,path=/m,,x/console.log"));
+  assert.ok(valueOf(argv, "-chardev").includes("file,id=console,path=/m,,x/console.log,append=on"));
   const found = parseQemuArgv(42, argv)!;
   assert.equal(found.consoleLog, "/m,x/console.log");
   assert.equal(found.controlSocket, "/m,x/control.sock");

@@ -72,7 +72,9 @@ export function qemuArgv(spec: QemuMachineSpec): string[] {
     "-initrd", spec.initrd,
     "-append", kernelCommandLine(spec),
     // ttyS0: the console, straight to a file, so it survives whoever is watching the machine.
-    "-chardev", `file,id=console,path=${optValue(spec.consoleLog)}`,
+    // append=on: the host rotates the file by copy-and-truncate (console-log.ts); appending,
+    // QEMU writes at the new end instead of leaving a hole the size of what was cut.
+    "-chardev", `file,id=console,path=${optValue(spec.consoleLog)},append=on`,
     "-serial", "chardev:console",
     // ttyS1: the control channel to the guest's init (config in; ready and exit out).
     "-chardev", `socket,id=control,path=${optValue(spec.controlSocket)},server=on,wait=off`,

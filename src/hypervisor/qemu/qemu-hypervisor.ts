@@ -10,6 +10,7 @@ import { startNetHelper, type EgressRoute } from "./net-helper.ts";
 import { qemuArgv, type Accelerator, type QemuMachineSpec } from "./qemu-argv.ts";
 import { QEMU_BINARY } from "./qemu-binary.ts";
 import { discoverMachines, inspectProcesses } from "./qemu-discovery.ts";
+import { checkMachineEnv } from "./machine-env.ts";
 import { baseConfigLines, QemuMachine } from "./qemu-machine.ts";
 import { QmpClient } from "./qmp-client.ts";
 import { adoptVm, goneVm, spawnVm, type VmProcess } from "./vm-process.ts";
@@ -39,6 +40,7 @@ export class QemuHypervisor implements Hypervisor {
   }
 
   async start(spec: MachineSpec): Promise<Machine> {
+    checkMachineEnv(spec.id, spec.env);
     const version = (this.qemuVersion ??= await detectQemuVersion());
     const choice = await chooseAccelerator(version);
     // A snapshot restores only under the accelerator it was saved with, which the same verdict chose.

@@ -1,13 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { lchown, readFile, rm, stat } from "node:fs/promises";
+import { lchown, rm, stat } from "node:fs/promises";
 import { createServer, type Socket } from "node:net";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { dirname, join } from "node:path";
 import type { BootTimings, Machine, MachineExit, PortForward, SnapshotSaved } from "../hypervisor.ts";
 import { systemError } from "../../shared/errors.ts";
-import { ControlChannel, type GuestMessage } from "./control-channel.ts";
+import { logTailText } from "../../shared/file-tail.ts";
+import { watchConsoleLog, type ConsoleLimits, type ConsoleWatcher } from "./console-log.ts";
+import { ControlChannel, type ControlLimits, type GuestMessage } from "./control-channel.ts";
 import { lastLogLine } from "./net-helper.ts";
 import type { Accelerator } from "./qemu-argv.ts";
 import { QmpClient } from "./qmp-client.ts";
@@ -36,6 +38,8 @@ export interface QemuMachineOptions {
   restored?: boolean;
   /** The machine's jail: reported with the machine, asked why it ended, released when it is gone. */
   jail?: JailHandle;
+  /** What the guest may send on its control channel and write to its console (tests shrink them). */
+  limits?: { control?: ControlLimits; console?: ConsoleLimits };
 }
 
 /**
@@ -56,7 +60,9 @@ export class QemuMachine implements Machine {
   private control: ControlChannel | undefined;
   private exitCode: number | undefined;
   private guestError: string | undefined;
-  private networkFailure: string | undefined;
+  /** Why the host gave up on this machine (it broke a limit), which becomes its exit reason. */
+  private failure: string | undefined;
+  private readonly console: ConsoleWatcher;
   private stopRequested = false;
   private readonly exited: Promise<MachineExit>;
   private readonly ready: Promise<BootTimings>;
@@ -74,6 +80,7 @@ export class QemuMachine implements Machine {
     this.consoleLog = options.consoleLog;
     this.startedFrom = options.restored ? "snapshot" : "boot";
     this.jail = options.jail?.report;
+    this.console = watchConsoleLog(options.consoleLog, (reason) => this.fail(reason), options.limits?.console);
 
     this.exited = options.process.exited.then(async ({ status, signal, spawnError }) => {
       const exit = spawnError
@@ -82,6 +89,7 @@ export class QemuMachine implements Machine {
       // Released only once the reason is known: the reason may be in the cgroup it removes.
       await options.jail?.release().catch(() => {});
       this.exit = exit;
+      this.console.stop();
       this.resolveInit(false);
       this.control?.close();
       if (options.network) await endNetHelper(options.network);
@@ -118,7 +126,7 @@ export class QemuMachine implements Machine {
       if (this.stopRequested || !this.options.process.isRunning()) return;
       const how = signal ? `killed by ${signal}` : status !== null ? `status ${status}` : "it is gone";
       const said = await lastLogLine(join(dirname(this.consoleLog), "net.log"), "");
-      this.networkFailure = `network helper exited: ${how}${said ? ` (${said})` : ""}`;
+      this.failure ??= `network helper exited: ${how}${said ? ` (${said})` : ""}`;
       await this.stop(1000);
     });
   }
@@ -133,7 +141,8 @@ export class QemuMachine implements Machine {
    * `initTimeoutMs` (the KVM probe); undefined waits no further than the connection.
    */
   async attach(initTimeoutMs?: number): Promise<boolean> {
-    this.control = await ControlChannel.connect(this.options.controlSocket, (m, at) => this.onGuestMessage(m, at)).catch(() => undefined);
+    const handlers = { onMessage: (m: GuestMessage, at: number) => this.onGuestMessage(m, at), onFault: (reason: string) => this.fail(reason) };
+    this.control = await ControlChannel.connect(this.options.controlSocket, handlers, undefined, this.options.limits?.control).catch(() => undefined);
     if (!this.control) return false;
     if (this.options.process.adopted) {
       this.control.send(["status"]);
@@ -178,6 +187,16 @@ export class QemuMachine implements Machine {
         this.guestError = message.text;
         break;
     }
+  }
+
+  /**
+   * Ends a machine that broke a limit (its control channel, its console): at once, since a guest
+   * that floods is not trusted to shut down politely. Its exit reason is `reason`.
+   */
+  private fail(reason: string): void {
+    if (this.failure !== undefined || this.exit) return;
+    this.failure = reason;
+    this.options.process.kill("SIGKILL");
   }
 
   /** Set by the driver once a restored machine runs: the time to start QEMU and load its snapshot. */
@@ -270,17 +289,18 @@ export class QemuMachine implements Machine {
   }
 
   private async describeExit(status: number | null, signal: NodeJS.Signals | null): Promise<MachineExit> {
-    if (this.networkFailure) return { code: undefined, reason: this.networkFailure };
+    if (this.failure !== undefined) return { code: undefined, reason: this.failure };
     if (this.exitCode !== undefined) return { code: this.exitCode, reason: `app exited with code ${this.exitCode}` };
     const jailed = await this.options.jail?.explain(signal).catch(() => undefined);
     if (jailed) return { code: undefined, reason: jailed };
     if (this.guestError) return { code: undefined, reason: `init failed: ${this.guestError}` };
-    const console = await readFile(this.consoleLog, "utf8").catch(() => "");
+    const console = await logTailText(this.consoleLog).catch(() => "");
     const panic = console.split("\n").find((l) => l.includes("Kernel panic"));
     if (panic) return { code: undefined, reason: `kernel panic: ${panic.trim()}` };
     if (this.options.process.adopted) return { code: undefined, reason: this.stopRequested ? "stopped" : "QEMU exited (adopted: its status is not known)" };
     if (signal) return { code: undefined, reason: `QEMU was killed (${signal})` };
-    const qemuLog = (await readFile(join(dirname(this.consoleLog), "qemu.log"), "utf8").catch(() => "")).trim();
+    // Only its end: what QEMU logs can be made to grow by the guest.
+    const qemuLog = (await logTailText(join(dirname(this.consoleLog), "qemu.log"), 4096).catch(() => "")).trim();
     return { code: undefined, reason: `QEMU exited with status ${status}${qemuLog ? `: ${qemuLog.split("\n").slice(-3).join(" ")}` : ""}` };
   }
 }

@@ -4,6 +4,17 @@ import { systemError } from "../../shared/errors.ts";
 
 type QmpReply = { return?: unknown; error?: { class: string; desc: string }; id?: number; event?: string; QMP?: unknown };
 
+const MAX_LINE_CHARS = 1024 * 1024;
+
+function parseReply(line: string): QmpReply | undefined {
+  try {
+    const value: unknown = JSON.parse(line);
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as QmpReply) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * A client for QEMU's machine protocol (QMP): JSON objects, one per line, over a unix socket.
  * Commands are matched to replies by id; asynchronous events go to listeners.
@@ -46,13 +57,16 @@ export class QmpClient {
           const line = this.buffer.slice(0, nl).trim();
           this.buffer = this.buffer.slice(nl + 1);
           if (!line) continue;
-          const message = JSON.parse(line) as QmpReply;
+          const message = parseReply(line);
+          if (!message) return this.abandon(socket, `QEMU's monitor sent something that is not a QMP message: ${JSON.stringify(line.slice(0, 100))}`);
           if (message.QMP && !greeted) {
             greeted = true;
             this.socket = socket;
             resolve();
           } else this.dispatch(message);
         }
+        // QEMU's replies to the commands Pith sends are small: a monitor that sends more is broken.
+        if (this.buffer.length > MAX_LINE_CHARS) this.abandon(socket, `QEMU's monitor sent a line over ${MAX_LINE_CHARS} characters`);
       });
       socket.on("close", () => {
         if (this.socket !== socket) return; // a failed attempt while QEMU was still starting
@@ -62,6 +76,15 @@ export class QmpClient {
       });
       socket.on("error", () => {});
     });
+  }
+
+  /** Gives up on a monitor that broke the protocol: pending commands fail, the connection closes. */
+  private abandon(socket: Socket, why: string): void {
+    this.buffer = "";
+    this.closedError = systemError("QMP_PROTOCOL", why);
+    for (const { reject } of this.pending.values()) reject(this.closedError);
+    this.pending.clear();
+    socket.destroy(this.closedError);
   }
 
   private dispatch(message: QmpReply & { data?: unknown }): void {
