@@ -1,8 +1,9 @@
 import { closeSync, existsSync, openSync } from "node:fs";
-import { readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { isPithError, systemError } from "../../shared/errors.ts";
+import { logTailText } from "../../shared/file-tail.ts";
 import { execFile } from "../../shared/exec.ts";
 import type { Hypervisor, Machine, MachineSpec, PortForward } from "../hypervisor.ts";
 import { chooseAccelerator, KVM_PROBE_TIMEOUT_MS, recordVerdict } from "./accelerator.ts";
@@ -298,7 +299,7 @@ export class QemuHypervisor implements Hypervisor {
     } catch (e) {
       vm.kill("SIGKILL");
       await machine.whenExited(); // and its network with it
-      const log = (await readFile(join(spec.stateDir, "qemu.log"), "utf8").catch(() => "")).trim().split("\n").slice(-2).join(" ");
+      const log = (await logTailText(join(spec.stateDir, "qemu.log")).catch(() => "")).trim().split("\n").slice(-2).join(" ");
       throw systemError("SNAPSHOT_RESTORE_FAILED", `cannot restore machine ${spec.id} from ${file}: ${(e as Error).message}${log ? ` (QEMU: ${log})` : ""}`);
     } finally {
       qmp?.close();
