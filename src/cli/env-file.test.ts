@@ -13,8 +13,9 @@ test("an env file gives KEY=VALUE lines verbatim, skips comments and blanks, and
     assert.deepEqual(readEnvFile(good), { API_TOKEN: "pith_0123_abc=def", EMPTY: "", SPACED: " a b " });
     for (const [line, message] of [
       ["no-equals-secret-value", /bad\.env:2: expected KEY=VALUE/],
-      ["1BAD=secret-value", /bad\.env:2: expected KEY=VALUE, KEY made of/],
-      ["PITH_ID=secret-value", /bad\.env:2: PITH_ variables are set by Pith/],
+      ["1BAD=secret-value", /bad\.env:2: "1BAD" is not a valid environment variable name/],
+      ["PITH_ID=secret-value", /bad\.env:2: names starting with PITH_ are reserved for Pith/],
+      ["MULTI=secret\rvalue", /bad\.env:2: the value contains a carriage return/],
     ] as const) {
       const bad = join(dir, "bad.env");
       writeFileSync(bad, `OK=1\n${line}\n`);
