@@ -13,7 +13,7 @@ import {
   type ServiceStatus,
 } from "../../model/kinds.ts";
 import type { ErrorDetail } from "../api-error.ts";
-import { refine } from "../validation.ts";
+import { refine } from "./problems.ts";
 import { serviceSpecRules } from "./rules.ts";
 import { closed, EnvMap, Enum, inputSchema, NonNegativeInt, resourceSchema } from "./common.ts";
 
