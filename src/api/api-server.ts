@@ -1,5 +1,5 @@
 import swagger from "@fastify/swagger";
-import Fastify, { type FastifyInstance, type HTTPMethods } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type HTTPMethods } from "fastify";
 import { KINDS } from "../model/resource.ts";
 import type { Store } from "../store/store.ts";
 import { errorHandler, notFoundHandler } from "./api-error.ts";
@@ -16,7 +16,6 @@ import { registerWatchAllRoute } from "./routes/watch.ts";
 import { openApiComponents, OPENAPI_DESCRIPTION } from "./schemas/openapi.ts";
 import type { ResponseStream } from "./streaming.ts";
 import { validatorCompiler } from "./validation.ts";
-import { isWebUiRequest, webUiPlugin } from "../web/plugin.ts";
 
 export interface ApiServerOptions {
   store: Store;
@@ -32,8 +31,15 @@ export interface ApiServerOptions {
   heartbeatMs?: number;
   /** Poll interval of a followed console log (default 100 ms). */
   consolePollMs?: number;
-  /** Serve the web GUI at / and its assets under /ui/ (open routes: the page asks for the token). */
-  webUi?: boolean;
+  /** Routes served beside the API without a token (the web GUI: its page asks for the token). */
+  openRoutes?: OpenRoutes;
+}
+
+/** Routes that carry no data, so the token check leaves them alone. */
+export interface OpenRoutes {
+  plugin: FastifyPluginAsync;
+  /** True for a request to one of the plugin's routes. */
+  serves(request: FastifyRequest): boolean;
 }
 
 export interface RouteInfo {
@@ -76,8 +82,8 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   const auth = authHook(options.token);
-  // The GUI's page and assets carry no data: only they are exempt from the token check.
-  app.addHook("onRequest", options.webUi ? async function (request, reply) { if (!isWebUiRequest(request)) await auth.call(this, request, reply); } : auth);
+  const open = options.openRoutes;
+  app.addHook("onRequest", open ? async function (request, reply) { if (!open.serves(request)) await auth.call(this, request, reply); } : auth);
   app.addHook("onResponse", metricsHook);
   app.addHook("preClose", async () => {
     for (const stream of [...streams]) stream.end();
@@ -99,7 +105,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
   registerConsoleRoute(app, ctx);
   registerInspectRoute(app, ctx);
   registerTunnelRoute(app, ctx);
-  if (options.webUi) await app.register(webUiPlugin);
+  if (open) await app.register(open.plugin);
   await app.ready();
   return app;
 }

@@ -13,6 +13,7 @@ import { machinesDir, pithHome } from "../shared/paths.ts";
 import { SqliteStore } from "../store/sqlite/sqlite-store.ts";
 import type { Store } from "../store/store.ts";
 import { ensurePithHome } from "../shared/private-files.ts";
+import { webUi } from "../web/plugin.ts";
 
 export interface ControlPlaneOptions {
   host: string;
@@ -46,7 +47,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const api: FastifyInstance = await createApiServer({
     store,
     token,
-    webUi: true,
+    openRoutes: webUi,
     onLoadReport: (service, report) => load.report(service, report),
     // Single host: a machine's console is in its state directory on this host.
     consoleLogPath: async (name) => {
