@@ -205,6 +205,12 @@ describe("web GUI", { skip, timeout: 900_000, concurrency: false }, () => {
     await page.getByLabel("API token").fill(readFileSync(join(cluster.home, "token"), "utf8").trim());
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("heading", { level: 1, name: /snap/ }).waitFor();
+    // The scale form asks the API's schema too: out of range is refused before anything is sent.
+    await page.getByLabel("Replicas").fill("1001");
+    await page.getByRole("button", { name: "Scale", exact: true }).click();
+    await page.locator("#scale-message").getByText("Replicas must be <= 1000").waitFor();
+    assert.equal((await client.get("Service", "snap"))?.metadata.generation, 1, "nothing was sent");
+
     const editor = page.getByLabel("Service manifest (YAML)");
     const original = await editor.inputValue();
     assert.match(original, /replicas: 0/);

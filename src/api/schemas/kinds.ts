@@ -23,7 +23,7 @@ import { closed, EnvMap, Enum, inputSchema, NonNegativeInt, resourceSchema } fro
  * value rules; statuses only shapes, as agents and controllers write them piecemeal, so every
  * status field is optional.
  */
-const Replicas = NonNegativeInt({ maximum: 1000 });
+export const Replicas = NonNegativeInt({ maximum: 1000 });
 const MemoryMiB = Type.Integer({ minimum: 16, maximum: 16384 });
 const Vcpus = Type.Integer({ minimum: 1, maximum: 8 });
 const NonEmpty = Type.String({ minLength: 1 });
