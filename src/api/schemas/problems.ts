@@ -55,7 +55,12 @@ export function schemaProblems(schema: TSchema, value: unknown, checker: Checker
 function describeErrors(errors: Iterable<ValueError>): SchemaProblem[] {
   const problems: SchemaProblem[] = [];
   const seen = new Set<string>();
+  // TypeBox reports a missing field, then checks its absent value too ("must be a string"):
+  // the first says it all. (The required error always comes first.)
+  const missing = new Set<string>();
   for (const error of errors) {
+    if (error.type === ValueErrorType.ObjectRequiredProperty) missing.add(error.path);
+    else if (missing.has(error.path)) continue;
     const problem = {
       path: error.path,
       message: describe(error),

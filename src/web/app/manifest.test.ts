@@ -174,6 +174,14 @@ describe("the manifest editor's checks", () => {
     assert.equal(byPath["status"]!.line, lineOf(text, "status:"));
   });
 
+  test("a missing name is reported once, by the schema; so is a document that is not a mapping", () => {
+    const text = yaml.replace("name: web", "labels: {}");
+    const { problems } = checkServiceManifest(text, "web");
+    assert.deepEqual(problems.map((p) => [p.path.join("."), p.message]), [["metadata.name", "is required"]]);
+    assert.equal(problems[0]!.line, lineOf(text, "labels: {}"), "placed on the enclosing metadata");
+    assert.deepEqual(checkServiceManifest("just text\n", "web").problems.map((p) => p.message), ["must be an object"]);
+  });
+
   test("the server's 400 details map onto lines", () => {
     const [problem] = locateServerDetails(yaml, [{ path: "/spec/replicas", message: "must be <= 1000" }]);
     assert.equal(problem?.line, lineOf(yaml, "replicas"));

@@ -60,7 +60,8 @@ export function checkServiceManifest(text: string, expectedName: string): CheckR
   const found = schemaProblems(SERVICE_INPUT, value).map((p) => ({ path: pointerToPath(p.path), message: p.message + quoteHint(p), key: p.key }));
   if (isObject(value)) {
     const name = isObject(value.metadata) ? value.metadata.name : undefined;
-    if (name !== expectedName) {
+    // A missing or non-string name is the schema's to report.
+    if (typeof name === "string" && name !== expectedName) {
       found.push({ path: ["metadata", "name"], message: `must stay ${JSON.stringify(expectedName)}: a service cannot be renamed (create a new one and delete this one instead)`, key: false });
     }
     if (value.status !== undefined) found.push({ path: ["status"], message: "is the control plane's to write: remove it", key: true });
