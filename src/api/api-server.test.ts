@@ -114,7 +114,7 @@ describe("objects", () => {
     assert.equal(response.status, 400);
     const { error } = await json(response);
     assert.equal(error.code, "Invalid");
-    assert.ok(error.details.some((d: Json) => d.path === "/spec/replcas" && d.message === 'unknown field "replcas"'), JSON.stringify(error.details));
+    assert.ok(error.details.some((d: Json) => d.path === "/spec/replcas" && d.message === 'unknown field "replcas": did you mean replicas?'), JSON.stringify(error.details));
     assert.ok(error.details.some((d: Json) => d.path === "/spec/replicas" && d.message === "must be >= 0"));
     assert.ok(error.details.some((d: Json) => d.path === "/spec/env/9x"));
     assert.match(error.message, /\/spec\/replcas/);
@@ -150,7 +150,7 @@ describe("objects", () => {
     assert.equal(badQuery.status, 400);
     assert.equal((await server.call("GET", "/api/v1/services?resourceVersion=1")).status, 400, "resourceVersion is for watches");
     const unknownQuery = await json(await server.call("GET", "/api/v1/services?wacth=true"));
-    assert.equal(unknownQuery.error.details[0].message, 'unknown field "wacth"');
+    assert.equal(unknownQuery.error.details[0].message, 'unknown field "wacth": did you mean watch?');
   });
 
   test("a stale resourceVersion: 409 Conflict with a hint", async () => {

@@ -1,5 +1,5 @@
 import swagger from "@fastify/swagger";
-import Fastify, { type FastifyInstance, type HTTPMethods } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type HTTPMethods } from "fastify";
 import { KINDS } from "../model/resource.ts";
 import type { Store } from "../store/store.ts";
 import { errorHandler, notFoundHandler } from "./api-error.ts";
@@ -22,7 +22,6 @@ import type { ResponseStream } from "./streaming.ts";
 import type { TokenRegistry } from "../store/token-registry.ts";
 import { TokenSessions } from "./token-sessions.ts";
 import { validatorCompiler } from "./validation.ts";
-import { isWebUiRequest, webUiPlugin } from "../web/plugin.ts";
 
 export interface ApiServerOptions {
   store: Store;
@@ -44,8 +43,15 @@ export interface ApiServerOptions {
   timeouts?: { requestMs?: number; headersMs?: number };
   /** Streams (watches, console follows) one client may hold open (default MAX_STREAMS_PER_CLIENT). */
   maxStreamsPerClient?: number;
-  /** Serve the web GUI at / and its assets under /ui/ (open routes: the page asks for the token). */
-  webUi?: boolean;
+  /** Routes served beside the API without a token (the web GUI: its page asks for the token). */
+  openRoutes?: OpenRoutes;
+}
+
+/** Routes that carry no data, so the token check leaves them alone. */
+export interface OpenRoutes {
+  plugin: FastifyPluginAsync;
+  /** True for a request to one of the plugin's routes. */
+  serves(request: FastifyRequest): boolean;
 }
 
 export interface RouteInfo {
@@ -103,8 +109,9 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
   app.setNotFoundHandler(notFoundHandler);
   const sessions = new TokenSessions();
   const auth = authHook({ adminToken: options.token, tokens: options.tokens, sessions });
-  // The GUI's page and assets carry no data: only they are exempt from the token check.
-  app.addHook("onRequest", options.webUi ? async function (request, reply) { if (!isWebUiRequest(request)) await auth.call(this, request, reply); } : auth);
+  // Open routes (the GUI's page and assets) carry no data: only they are exempt from the token check.
+  const open = options.openRoutes;
+  app.addHook("onRequest", open ? async function (request, reply) { if (!open.serves(request)) await auth.call(this, request, reply); } : auth);
   app.addHook("preHandler", objectCheckHook(options.store));
   app.addHook("onResponse", metricsHook);
   app.addHook("preClose", async () => {
@@ -128,7 +135,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
   registerInspectRoute(app, ctx);
   registerTunnelRoute(app, ctx);
   registerTokenRoutes(app, { tokens: options.tokens, sessions });
-  if (options.webUi) await app.register(webUiPlugin);
+  if (open) await app.register(open.plugin);
   await app.ready();
   return app;
 }

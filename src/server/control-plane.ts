@@ -14,6 +14,7 @@ import { SqliteStore } from "../store/sqlite/sqlite-store.ts";
 import type { Store } from "../store/store.ts";
 import { ensurePithHome } from "../shared/private-files.ts";
 import type { TokenRegistry } from "../store/token-registry.ts";
+import { webUi } from "../web/plugin.ts";
 
 export interface ControlPlaneOptions {
   host: string;
@@ -51,7 +52,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     store,
     token,
     tokens: store.tokens,
-    webUi: true,
+    openRoutes: webUi,
     onLoadReport: (service, report) => load.report(service, report),
     // Single host: a machine's console is in its state directory on this host.
     consoleLogPath: async (name) => {

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { startTestServer, type TestServer } from "../api/test-support.ts";
+import { webUi } from "./plugin.ts";
 
 describe("the web GUI's routes", () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer({ server: { webUi: true } });
+    server = await startTestServer({ server: { openRoutes: webUi } });
   });
   after(() => server.close());
 

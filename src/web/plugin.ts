@@ -77,6 +77,9 @@ export const webUiPlugin: FastifyPluginAsync = async (app) => {
   });
 };
 
+/** The GUI as the API server takes it: routes of its own, open because they carry no data. */
+export const webUi = { plugin: webUiPlugin, serves: isWebUiRequest };
+
 async function bundledAsset(name: string): Promise<WebAsset | undefined> {
   if (name !== "app.js" && name !== "app.css") return undefined;
   try {

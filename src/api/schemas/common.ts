@@ -6,7 +6,7 @@ import { API_VERSION, type Kind } from "../../model/resource.ts";
  * Building blocks shared by every kind's schemas. Every object schema is closed
  * (`additionalProperties: false`): a misspelt field is an error, never silently dropped.
  *
- * `errorMessage` on a schema replaces the generic message for that value (see validation.ts);
+ * `errorMessage` on a schema replaces the generic message for that value (see problems.ts);
  * `x-key-rule` explains which keys a string map accepts.
  */
 export const closed = { additionalProperties: false } as const;

@@ -13,7 +13,7 @@ import {
   type ServiceStatus,
 } from "../../model/kinds.ts";
 import type { ErrorDetail } from "../api-error.ts";
-import { refine } from "../validation.ts";
+import { refine } from "./problems.ts";
 import { machineSpecRules, serviceSpecRules } from "./rules.ts";
 import { closed, EnvMap, Enum, inputSchema, NonNegativeInt, resourceSchema } from "./common.ts";
 
@@ -23,7 +23,7 @@ import { closed, EnvMap, Enum, inputSchema, NonNegativeInt, resourceSchema } fro
  * value rules; statuses only shapes, as agents and controllers write them piecemeal, so every
  * status field is optional.
  */
-const Replicas = NonNegativeInt({ maximum: 1000 });
+export const Replicas = NonNegativeInt({ maximum: 1000 });
 const MemoryMiB = Type.Integer({ minimum: 16, maximum: 16384 });
 const Vcpus = Type.Integer({ minimum: 1, maximum: 8 });
 const NonEmpty = Type.String({ minLength: 1, maxLength: 253 });

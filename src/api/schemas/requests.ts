@@ -1,6 +1,7 @@
 import { Type, type TSchema } from "@sinclair/typebox";
 import type { Kind } from "../../model/resource.ts";
 import { closed, Enum, ErrorBody, Name, ResourceVersion } from "./common.ts";
+import { Replicas } from "./kinds.ts";
 
 /** Path parameters, query strings and the small request bodies of the API's routes. */
 
@@ -59,7 +60,7 @@ export const statusBody = (status: TSchema) =>
     closed,
   );
 
-export const ScaleBody = Type.Object({ replicas: Type.Integer({ minimum: 0, maximum: 1000 }) }, closed);
+export const ScaleBody = Type.Object({ replicas: Replicas }, closed);
 
 export const listSchema = (kind: Kind, resource: TSchema) =>
   Type.Object(

@@ -1,13 +1,14 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, type Document } from "yaml";
-import { serviceSpecRules } from "../../api/schemas/rules.ts";
-import { closest } from "../../manifest/suggest.ts";
+import { ValueErrorType } from "@sinclair/typebox/errors";
+import { KIND_SCHEMAS } from "../../api/schemas/kinds.ts";
+import { schemaProblems, type SchemaProblem } from "../../api/schemas/problems.ts";
 import { API_VERSION, type Service, type ServiceSpec } from "./types.ts";
 
 /**
  * The service manifest editor's model: a Service as YAML, and every problem with an edited
- * manifest found before it is sent (YAML syntax with line numbers, unknown fields, wrong types
- * and values, and the same cross-field rules the API applies). The server has the last word;
- * its 400 details are mapped back to lines with `locate` as well.
+ * manifest found before it is sent: YAML syntax, then the API's own schema and rules for a
+ * Service (api/schemas, the very objects the server validates with), each problem placed on
+ * its line. The server has the last word; its 400 details are mapped back to lines as well.
  */
 export interface Problem {
   /** Where in the document, as object keys / array indexes. */
@@ -20,7 +21,7 @@ export interface Problem {
 export interface ServiceManifest {
   apiVersion: typeof API_VERSION;
   kind: "Service";
-  metadata: { name: string; labels?: Record<string, string> };
+  metadata: { name: string; labels?: Record<string, string>; resourceVersion?: string };
   spec: ServiceSpec;
 }
 
@@ -28,13 +29,6 @@ export interface CheckResult {
   manifest?: ServiceManifest;
   problems: Problem[];
 }
-
-const TOP_FIELDS = ["apiVersion", "kind", "metadata", "spec"] as const;
-const METADATA_FIELDS = ["name", "labels"] as const;
-const SPEC_FIELDS = ["image", "replicas", "min", "max", "env", "hosts", "update", "autoscale"] as const;
-const UPDATE_FIELDS = ["strategy", "maxSurge", "maxUnavailable"] as const;
-const AUTOSCALE_FIELDS = { targetInFlight: [1, 10000], cooldownSeconds: [0, 86400], idleSeconds: [1, 86400] } as const;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** The manifest a user edits: what they declared, none of what the server adds. */
 export function serviceToYaml(service: Service): string {
@@ -61,120 +55,23 @@ export function checkServiceManifest(text: string, expectedName: string): CheckR
       }),
     };
   }
-  const problems: Problem[] = [];
-  const add = (path: (string | number)[], message: string, onKey = false): void => {
-    problems.push({ path, message, ...locate(doc, lineCounter, path, onKey) });
-  };
   const value = doc.toJS() as unknown;
-  if (!isObject(value)) {
-    add([], "the manifest must be a mapping with apiVersion, kind, metadata and spec");
-    return { problems };
-  }
-  unknownFields(value, [], TOP_FIELDS, add);
-  if (value.apiVersion !== API_VERSION) add(["apiVersion"], `must be ${API_VERSION}`);
-  if (value.kind !== "Service") add(["kind"], "must be Service (this editor changes a service)");
-
-  const metadata = value.metadata;
-  if (!isObject(metadata)) add(["metadata"], "is required: a mapping with the service's name");
-  else {
-    unknownFields(metadata, ["metadata"], METADATA_FIELDS, add);
-    if (metadata.name !== expectedName) {
-      add(["metadata", "name"], `must stay ${JSON.stringify(expectedName)}: a service cannot be renamed (create a new one and delete this one instead)`);
+  // The API's own schema and rules for a Service body, then what only this editor adds.
+  const found = schemaProblems(SERVICE_INPUT, value).map((p) => ({ path: pointerToPath(p.path), message: p.message + quoteHint(p), key: p.key }));
+  if (isObject(value)) {
+    const name = isObject(value.metadata) ? value.metadata.name : undefined;
+    // A missing or non-string name is the schema's to report.
+    if (typeof name === "string" && name !== expectedName) {
+      found.push({ path: ["metadata", "name"], message: `must stay ${JSON.stringify(expectedName)}: a service cannot be renamed (create a new one and delete this one instead)`, key: false });
     }
-    if (metadata.labels !== undefined) {
-      if (!isObject(metadata.labels)) add(["metadata", "labels"], "must be a mapping of label names to strings");
-      else for (const [key, label] of Object.entries(metadata.labels)) {
-        if (typeof label !== "string") add(["metadata", "labels", key], `must be a string${quoteHint(label)}`);
-      }
-    }
+    if (value.status !== undefined) found.push({ path: ["status"], message: "is the control plane's to write: remove it", key: true });
   }
-
-  const spec = value.spec;
-  if (!isObject(spec)) add(["spec"], "is required: a mapping with at least image and replicas (or min/max)");
-  else checkSpec(spec, add);
-
-  if (problems.length === 0) {
-    // The API's own cross-field rules (replicas vs min/max, min <= max, reserved env names).
-    for (const detail of serviceSpecRules(spec as unknown as ServiceSpec)) add(pointerToPath(detail.path), detail.message);
-  }
+  const problems = found.map(({ path, message, key }) => ({ path, message, ...locate(doc, lineCounter, path, key) }));
   if (problems.length > 0) return { problems: sortProblems(problems) };
-  const meta = metadata as { name: string; labels?: Record<string, string> };
-  return {
-    manifest: {
-      apiVersion: API_VERSION,
-      kind: "Service",
-      metadata: { name: meta.name, ...(meta.labels ? { labels: meta.labels } : {}) },
-      spec: spec as unknown as ServiceSpec,
-    },
-    problems: [],
-  };
+  return { manifest: value as ServiceManifest, problems: [] };
 }
 
-type Add = (path: (string | number)[], message: string, onKey?: boolean) => void;
-
-function checkSpec(spec: Record<string, unknown>, add: Add): void {
-  unknownFields(spec, ["spec"], SPEC_FIELDS, add);
-  if (typeof spec.image !== "string" || spec.image.trim() === "") add(["spec", "image"], "is required: an image name or digest");
-  for (const field of ["replicas", "min", "max"] as const) {
-    const n = spec[field];
-    if (n !== undefined && !(Number.isInteger(n) && (n as number) >= 0 && (n as number) <= 1000)) {
-      add(["spec", field], `must be a non-negative integer (0 to 1000), not ${show(n)}`);
-    }
-  }
-  if (spec.replicas === undefined && spec.min === undefined && spec.max === undefined) {
-    add(["spec"], "needs replicas (a fixed machine count) or min and max (autoscaling)");
-  }
-  if ((spec.min === undefined) !== (spec.max === undefined) && spec.replicas === undefined) {
-    add(["spec", spec.min === undefined ? "max" : "min"], "min and max go together: set both");
-  }
-  if (spec.env !== undefined) {
-    if (!isObject(spec.env)) add(["spec", "env"], "must be a mapping of variable names to strings, e.g. GREETING: hello");
-    else for (const [name, v] of Object.entries(spec.env)) {
-      if (!ENV_NAME.test(name)) add(["spec", "env", name], `invalid name ${JSON.stringify(name)}: letters, digits and '_', not starting with a digit`, true);
-      if (typeof v !== "string") add(["spec", "env", name], `must be a string${quoteHint(v)}`);
-    }
-  }
-  if (spec.hosts !== undefined) {
-    if (!Array.isArray(spec.hosts)) add(["spec", "hosts"], "must be a list of host names, e.g. [web.example.com]");
-    else spec.hosts.forEach((host, i) => {
-      if (typeof host !== "string" || host.trim() === "") add(["spec", "hosts", i], "must be a non-empty host name");
-    });
-  }
-  if (spec.update !== undefined) {
-    const update = spec.update;
-    if (!isObject(update)) add(["spec", "update"], "must be a mapping: {strategy: rolling, maxSurge, maxUnavailable}");
-    else {
-      unknownFields(update, ["spec", "update"], UPDATE_FIELDS, add);
-      if (update.strategy !== "rolling") add(["spec", "update", "strategy"], "must be rolling");
-      for (const field of ["maxSurge", "maxUnavailable"] as const) {
-        const n = update[field];
-        if (!(Number.isInteger(n) && (n as number) >= 0)) add(["spec", "update", field], n === undefined ? "is required: a non-negative integer" : `must be a non-negative integer, not ${show(n)}`);
-      }
-    }
-  }
-  if (spec.autoscale !== undefined) {
-    const autoscale = spec.autoscale;
-    if (!isObject(autoscale)) add(["spec", "autoscale"], "must be a mapping: {targetInFlight, cooldownSeconds, idleSeconds}");
-    else {
-      unknownFields(autoscale, ["spec", "autoscale"], Object.keys(AUTOSCALE_FIELDS), add);
-      for (const [field, [min, max]] of Object.entries(AUTOSCALE_FIELDS)) {
-        const n = autoscale[field];
-        if (n !== undefined && !(Number.isInteger(n) && (n as number) >= min && (n as number) <= max)) {
-          add(["spec", "autoscale", field], `must be an integer from ${min} to ${max}, not ${show(n)}`);
-        }
-      }
-    }
-  }
-}
-
-function unknownFields(object: Record<string, unknown>, at: (string | number)[], known: readonly string[], add: Add): void {
-  for (const key of Object.keys(object)) {
-    if (known.includes(key)) continue;
-    const guess = closest(key, known);
-    const where = at.length ? `${at.join(".")} ` : "";
-    add([...at, key], `unknown field ${JSON.stringify(key)}${guess ? `: did you mean ${guess}?` : `; ${where}fields are ${known.join(", ")}`}`, true);
-  }
-}
+const SERVICE_INPUT = KIND_SCHEMAS.Service.input;
 
 /** Line and column (1-based) of the value at `path` (or its key), or of the nearest enclosing node. */
 export function locate(doc: Document, lineCounter: LineCounter, path: (string | number)[], onKey = false): { line?: number; col?: number } {
@@ -221,6 +118,11 @@ export const pointerToPath = (pointer: string): string[] =>
 export const describePath = (path: (string | number)[]): string => path.map(String).join(".");
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-const show = (v: unknown): string => (v === null ? "null" : typeof v === "string" ? JSON.stringify(v) : String(v));
-const quoteHint = (v: unknown): string => (typeof v === "number" || typeof v === "boolean" ? `: quote it, e.g. "${String(v)}"` : v === null ? " (it is empty)" : "");
+
+/** YAML reads `8080`, `true` and an empty value as a number, a boolean and null: where a string is due, say how to write one. */
+function quoteHint({ type, value }: SchemaProblem): string {
+  if (type !== ValueErrorType.String) return "";
+  if (typeof value === "number" || typeof value === "boolean") return `: quote it, e.g. "${String(value)}"`;
+  return value === null ? " (it is empty)" : "";
+}
 const sortProblems = (problems: Problem[]): Problem[] => [...problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));

@@ -1,8 +1,10 @@
 import { html } from "htm/preact";
 import type { VNode } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { KIND_SCHEMAS } from "../../../api/schemas/kinds.ts";
 import { api, ApiRequestError, describeError } from "../api.ts";
 import { ErrorNote, Section, Table } from "../components.ts";
+import { fieldProblems, REPLICAS } from "../field-rules.ts";
 import { bytes, shortDigest } from "../format.ts";
 import { useLive } from "../live.ts";
 import { href, navigate } from "../router.ts";
@@ -136,8 +138,6 @@ function Files({ data }: { data: ImageInspection }): VNode {
     />`;
 }
 
-const NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-
 /**
  * Running an image grants it what it declared. Each capability is a checkbox, unchecked: the
  * service is created only once every one of them has been acknowledged.
@@ -157,23 +157,21 @@ function CreateService({ image }: { image: Image }): VNode {
 
   const submit = async (event: Event) => {
     event.preventDefault();
+    const body = { apiVersion: API_VERSION, kind: "Service", metadata: { name }, spec: { image: image.spec.digest, replicas: Number(replicas) } };
+    const found = fieldProblems(KIND_SCHEMAS.Service.input, body);
     const problems: typeof errors = {};
-    if (!NAME.test(name)) problems.name = "Use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit.";
+    const nameProblem = found.get("/metadata/name");
+    if (nameProblem) problems.name = `The name ${nameProblem}.`;
     else if (live.service(name)) problems.name = `A service named ${name} already exists.`;
-    const n = Number(replicas);
-    if (!Number.isInteger(n) || n < 0 || n > 1000) problems.replicas = "Enter a whole number from 0 to 1000.";
+    const replicasProblem = found.get("/spec/replicas");
+    if (replicasProblem) problems.replicas = `Replicas ${replicasProblem}: a whole number from ${REPLICAS.min} to ${REPLICAS.max}.`;
     const missing = capabilities.filter((c) => !acked[c.id]);
     if (missing.length) problems.ack = `Acknowledge ${missing.length === 1 ? "the capability" : `all ${missing.length} capabilities`} this image is granted, or do not run it.`;
     setErrors(problems);
     if (Object.keys(problems).length) return;
     setBusy(true);
     try {
-      await api("POST", "/api/v1/services", {
-        apiVersion: API_VERSION,
-        kind: "Service",
-        metadata: { name },
-        spec: { image: image.spec.digest, replicas: n },
-      });
+      await api("POST", "/api/v1/services", body);
       navigate(href.service(name));
     } catch (e) {
       setErrors({ server: describeError(e) });
@@ -191,7 +189,7 @@ function CreateService({ image }: { image: Image }): VNode {
     </div>
     <div class="field">
       <label for="new-service-replicas">Replicas</label>
-      <input id="new-service-replicas" type="number" min="0" max="1000" step="1" inputmode="numeric" value=${replicas} onInput=${(e: Event) => setReplicas((e.target as HTMLInputElement).value)}
+      <input id="new-service-replicas" type="number" min=${REPLICAS.min} max=${REPLICAS.max} step="1" inputmode="numeric" value=${replicas} onInput=${(e: Event) => setReplicas((e.target as HTMLInputElement).value)}
         aria-invalid=${errors.replicas ? "true" : "false"} aria-describedby=${errors.replicas ? "new-service-replicas-error" : undefined} />
       ${errors.replicas ? html`<p class="field-error" id="new-service-replicas-error">${errors.replicas}</p>` : null}
     </div>

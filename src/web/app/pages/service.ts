@@ -1,8 +1,10 @@
 import { html } from "htm/preact";
 import type { VNode } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { ScaleBody } from "../../../api/schemas/requests.ts";
 import { api, ApiRequestError, describeError } from "../api.ts";
 import { BootBar, BootLegend, ConfirmDialog, ErrorNote, Meter, PhaseBadge, Section, Table } from "../components.ts";
+import { fieldProblems, REPLICAS } from "../field-rules.ts";
 import { shortDigest } from "../format.ts";
 import { useLive, type LiveState } from "../live.ts";
 import { checkServiceManifest, describePath, locateServerDetails, serviceToYaml, type Problem } from "../manifest.ts";
@@ -105,8 +107,9 @@ function ScaleControl({ service }: { service: Service }): VNode {
   const submit = async (event: Event) => {
     event.preventDefault();
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 0 || n > 1000) {
-      setError("Enter a whole number from 0 to 1000.");
+    const problem = fieldProblems(ScaleBody, { replicas: n }).get("/replicas");
+    if (problem) {
+      setError(`Replicas ${problem}: a whole number from ${REPLICAS.min} to ${REPLICAS.max}.`);
       return;
     }
     setBusy(true);
@@ -123,7 +126,7 @@ function ScaleControl({ service }: { service: Service }): VNode {
   };
   return html`<form class="inline-form" onSubmit=${submit} novalidate>
     <label for="replicas">Replicas</label>
-    <input id="replicas" type="number" min="0" max="1000" step="1" inputmode="numeric" value=${value}
+    <input id="replicas" type="number" min=${REPLICAS.min} max=${REPLICAS.max} step="1" inputmode="numeric" value=${value}
       onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)}
       aria-invalid=${error ? "true" : "false"} aria-describedby="scale-message" />
     <button type="submit" class="button primary" disabled=${busy}>${busy ? "Scaling…" : "Scale"}</button>
