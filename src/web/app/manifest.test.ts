@@ -146,7 +146,7 @@ describe("the manifest editor's checks", () => {
     expect("spec.update.maxSurge", /must be an integer/, "maxSurge:");
     expect("spec.autoscale.targetInFlight", /must be >= 1/, "targetInFlight:");
     expect("spec.autoscale.idleSeconds", /must be <= 86400/, "idleSeconds:");
-    expect("spec.hosts.0", /must not be empty/, '- ""');
+    expect("spec.hosts.0", /must be a host name/, '- ""');
   });
 
   test("every integer field's range ends are enforced, one past either end reported on its line", () => {
