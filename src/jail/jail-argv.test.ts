@@ -15,6 +15,7 @@ test("the jail's options come before the program, the uid drop last", () => {
       devices: ["/dev/kvm"],
       netns: true,
       rlimits: { nofile: 1024, fsize: 64 },
+      seccomp: true,
     },
     "qemu-system-x86_64",
     ["-name", "pith:test/m1"],
@@ -22,12 +23,12 @@ test("the jail's options come before the program, the uid drop last", () => {
   assert.deepEqual(argv, [
     "--cgroup", "/sys/fs/cgroup/memory/pith/m1", "--cgroup", "/sys/fs/cgroup/pids/pith/m1",
     "--root", "/state/root", "--link", "/lib", "--ro", "/usr", "--ro", "/images/vmlinux", "--rw", "/state/vm", "--dev", "/dev/kvm",
-    "--netns", "--rlimit", "nofile=1024", "--rlimit", "fsize=64", "--uid", "970001", "--gid", "970001",
+    "--netns", "--rlimit", "nofile=1024", "--rlimit", "fsize=64", "--seccomp", "--uid", "970001", "--gid", "970001",
     "--", "qemu-system-x86_64", "-name", "pith:test/m1",
   ]);
 });
 
 test("without a root, no paths are bound; without a uid, none is dropped to", () => {
-  const argv = jailArgv({ cgroupDirs: [], readOnly: ["/usr"], readWrite: ["/s"], devices: [], links: [], netns: false, rlimits: {} }, "prog", []);
+  const argv = jailArgv({ cgroupDirs: [], readOnly: ["/usr"], readWrite: ["/s"], devices: [], links: [], netns: false, rlimits: {}, seccomp: false }, "prog", []);
   assert.deepEqual(argv, ["--", "prog"]);
 });

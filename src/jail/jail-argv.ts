@@ -21,6 +21,11 @@ export interface JailSpec {
   /** A network namespace of its own, with nothing in it. */
   netns: boolean;
   rlimits: Partial<Record<"nofile" | "fsize" | "core" | "nproc" | "memlock", number>>;
+  /**
+   * pith-jail's own seccomp filter (kept across exec): namespaces, mounts, tracing, modules,
+   * keyrings, BPF, io_uring and uid changes fail with EPERM; other syscall ABIs kill.
+   */
+  seccomp: boolean;
 }
 
 export function jailArgv(spec: JailSpec, program: string, args: string[]): string[] {
@@ -35,6 +40,7 @@ export function jailArgv(spec: JailSpec, program: string, args: string[]): strin
   }
   if (spec.netns) argv.push("--netns");
   for (const [name, value] of Object.entries(spec.rlimits)) argv.push("--rlimit", `${name}=${value}`);
+  if (spec.seccomp) argv.push("--seccomp");
   if (spec.uid !== undefined && spec.gid !== undefined) argv.push("--uid", String(spec.uid), "--gid", String(spec.gid));
   return [...argv, "--", program, ...args];
 }

@@ -176,6 +176,8 @@ export class Jailer {
           devices: options.devices ?? [],
           netns,
           rlimits: { ...RLIMITS, fsize: CONSOLE_FILE_LIMIT_BYTES },
+          // Beneath QEMU's own -sandbox, and the only filter pith-net has.
+          seccomp: true,
         };
         return { binary: jailBinary, argv: jailArgv(spec, program, args) };
       },

@@ -16,6 +16,10 @@
  *   --netns               a new network namespace: no interface but a loopback that is down
  *   --rlimit NAME=N       nofile, fsize, nproc, core or memlock (soft and hard)
  *   --uid N --gid N       drop to this uid and gid, with no supplementary groups
+ *   --seccomp             a seccomp filter of our own, kept across exec: the kernel interfaces
+ *                         no VMM or network helper needs (namespaces, mounts, tracing, modules,
+ *                         keyrings, BPF, io_uring, changing uid...) fail with EPERM, and any other
+ *                         system call ABI than x86-64's kills the process
  * Always: no_new_privs (setuid binaries and file capabilities grant nothing afterwards).
  *
  * Run as an ordinary user without --uid, the namespaces come from a new user namespace that
@@ -39,6 +43,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #define MAX_ITEMS 64
@@ -145,6 +151,60 @@ static void enter_root(const char *root) {
 	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL)) die("make the root read-only");
 }
 
+/*
+ * The filter, as classic BPF (musl has no linux/seccomp.h, so the few constants are here). It
+ * is a deny-list: QEMU's own -sandbox filter and pith-net's needs decide what remains allowed.
+ */
+struct sock_filter { uint16_t code; uint8_t jt, jf; uint32_t k; };
+struct sock_fprog { unsigned short len; struct sock_filter *filter; };
+#define BPF_LD_W_ABS 0x20
+#define BPF_JEQ_K 0x15
+#define BPF_JGE_K 0x35
+#define BPF_RET_K 0x06
+#define SECCOMP_MODE_FILTER 2
+#define SECCOMP_RET_KILL_PROCESS 0x80000000U
+#define SECCOMP_RET_ERRNO 0x00050000U
+#define SECCOMP_RET_ALLOW 0x7fff0000U
+#define AUDIT_ARCH_X86_64 0xc000003eU
+#define X32_SYSCALL_BIT 0x40000000U
+#define DATA_NR 0
+#define DATA_ARCH 4
+
+static const int denied[] = {
+	SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_pidfd_getfd,
+	SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot, SYS_setns, SYS_unshare,
+	SYS_open_tree, SYS_move_mount, SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick, SYS_mount_setattr,
+	SYS_init_module, SYS_finit_module, SYS_delete_module, SYS_kexec_load, SYS_kexec_file_load,
+	SYS_bpf, SYS_perf_event_open, SYS_userfaultfd, SYS_keyctl, SYS_add_key, SYS_request_key,
+	SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
+	SYS_open_by_handle_at, SYS_name_to_handle_at, SYS_fanotify_init, SYS_lookup_dcookie,
+	SYS_swapon, SYS_swapoff, SYS_reboot, SYS_acct, SYS_quotactl, SYS_syslog, SYS_vhangup,
+	SYS_settimeofday, SYS_clock_settime, SYS_adjtimex, SYS_clock_adjtime, SYS_iopl, SYS_ioperm,
+	SYS_uselib, SYS_personality, SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid,
+	SYS_setresgid, SYS_setfsuid, SYS_setfsgid, SYS_setgroups,
+};
+
+static void install_seccomp(void) {
+	enum { N = sizeof denied / sizeof denied[0] };
+	/* 0 arch, 1 is x86-64?, 2 kill, 3 nr, 4 x32?, 5.. a pair per denied call, then allow, then kill */
+	struct sock_filter prog[7 + 2 * N];
+	int n = 0;
+	prog[n++] = (struct sock_filter){BPF_LD_W_ABS, 0, 0, DATA_ARCH};
+	prog[n++] = (struct sock_filter){BPF_JEQ_K, 1, 0, AUDIT_ARCH_X86_64};
+	prog[n++] = (struct sock_filter){BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS};
+	prog[n++] = (struct sock_filter){BPF_LD_W_ABS, 0, 0, DATA_NR};
+	prog[n++] = (struct sock_filter){BPF_JGE_K, 2 * N + 1, 0, X32_SYSCALL_BIT};
+	for (int i = 0; i < N; i++) {
+		prog[n++] = (struct sock_filter){BPF_JEQ_K, 0, 1, (uint32_t)denied[i]};
+		prog[n++] = (struct sock_filter){BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | EPERM};
+	}
+	prog[n++] = (struct sock_filter){BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW};
+	prog[n++] = (struct sock_filter){BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS};
+	_Static_assert(2 * N + 1 < 256, "the x32 jump must fit in a byte");
+	struct sock_fprog fprog = {(unsigned short)n, prog};
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0)) die("install the seccomp filter");
+}
+
 static void map_own_ids(uid_t uid, gid_t gid) {
 	char text[64];
 	snprintf(text, sizeof text, "%u %u 1\n", uid, uid);
@@ -157,13 +217,14 @@ static void map_own_ids(uid_t uid, gid_t gid) {
 int main(int argc, char **argv) {
 	const char *root = NULL;
 	long uid = -1, gid = -1;
-	int netns = 0, i;
+	int netns = 0, seccomp = 0, i;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--")) { i++; break; }
-		if (i + 1 >= argc && strcmp(a, "--netns")) { errno = 0; die("%s needs a value", a); }
+		if (i + 1 >= argc && strcmp(a, "--netns") && strcmp(a, "--seccomp")) { errno = 0; die("%s needs a value", a); }
 		if (nbinds >= MAX_ITEMS || ncgroups >= MAX_ITEMS || nlimits >= MAX_ITEMS) { errno = 0; die("too many options"); }
 		if (!strcmp(a, "--netns")) netns = 1;
+		else if (!strcmp(a, "--seccomp")) seccomp = 1;
 		else if (!strcmp(a, "--root")) root = argv[++i];
 		else if (!strcmp(a, "--ro")) binds[nbinds++] = (struct bind){RO, argv[++i]};
 		else if (!strcmp(a, "--rw")) binds[nbinds++] = (struct bind){RW, argv[++i]};
@@ -217,6 +278,7 @@ int main(int argc, char **argv) {
 		if (getuid() == 0 || geteuid() == 0) { errno = 0; die("still root after dropping"); }
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) die("no_new_privs");
+	if (seccomp) install_seccomp();
 	execvp(argv[i], &argv[i]);
 	die("exec %s", argv[i]);
 	return 125;
