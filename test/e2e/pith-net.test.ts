@@ -55,6 +55,15 @@ describe("pith-net", { skip, timeout: 120_000 }, () => {
     assert.deepEqual(await helper.exited, { status: 0, signal: null });
   });
 
+  test("a frame longer than QEMU ever sends ends the network instead of being buffered", async (t) => {
+    const { dir, helper } = await start(t, {});
+    const qemu = connect(join(dir, "net.sock"));
+    await once(qemu, "connect");
+    qemu.write(Buffer.from([0xff, 0xff, 0xff, 0xf0]));
+    assert.deepEqual(await helper.exited, { status: 1, signal: null });
+    assert.match(await readFile(join(dir, "net.log"), "utf8"), /QEMU sent a 4294967280-byte frame/);
+  });
+
   test("when QEMU goes, the dialer and every egress connection it holds go too: no orphans", async (t) => {
     let serverSide: Promise<unknown> | undefined;
     const server = createServer((socket) => {
