@@ -55,6 +55,15 @@ describe("pith-net", { skip, timeout: 120_000 }, () => {
     assert.deepEqual(await helper.exited, { status: 0, signal: null });
   });
 
+  test("a frame longer than QEMU ever sends ends the network instead of being buffered", async (t) => {
+    const { dir, helper } = await start(t, {});
+    const qemu = connect(join(dir, "net.sock"));
+    await once(qemu, "connect");
+    qemu.write(Buffer.from([0xff, 0xff, 0xff, 0xf0]));
+    assert.deepEqual(await helper.exited, { status: 1, signal: null });
+    assert.match(await readFile(join(dir, "net.log"), "utf8"), /QEMU sent a 4294967280-byte frame/);
+  });
+
   test("when QEMU goes, the dialer and every egress connection it holds go too: no orphans", async (t) => {
     let serverSide: Promise<unknown> | undefined;
     const server = createServer((socket) => {
@@ -66,13 +75,13 @@ describe("pith-net", { skip, timeout: 120_000 }, () => {
     const port = (server.address() as { port: number }).port;
     const { dir, helper } = await start(t, { machineId: "net-orphans", egress: [{ guestAddress: "10.0.2.100", guestPort: port, host: "127.0.0.1", port }] });
     const guest = connect(join(dir, "egress-0.sock"));
+    const guestClosed = once(guest, "close");
     await once(guest, "data");
     const qemu = connect(join(dir, "net.sock"));
     await once(qemu, "connect");
     qemu.end();
     assert.deepEqual(await helper.exited, { status: 0, signal: null });
-    await serverSide;
-    await once(guest, "close");
+    await Promise.all([serverSide, guestClosed]);
     assert.deepEqual(await processesNamed("test/net-orphans"), []);
   });
 

@@ -34,6 +34,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <slirp/libslirp.h>
@@ -254,6 +255,15 @@ static void serve_egress(int alive, pid_t parent) {
 	}
 }
 
+static pid_t dialer_pid;
+
+/* On every exit: the dialer is gone before pith-net is (its connections follow it by PDEATHSIG). */
+static void end_dialer(void) {
+	if (dialer_pid <= 0 || getpid() == dialer_pid) return;
+	kill(dialer_pid, SIGKILL);
+	while (waitpid(dialer_pid, NULL, 0) < 0 && errno == EINTR) {}
+}
+
 /* ---- the network: libslirp between QEMU's stream and the host ---- */
 
 struct timer { SlirpTimerCb cb; void *opaque; int64_t expire_ms; struct timer *next; };
@@ -431,6 +441,8 @@ int main(int argc, char **argv) {
 			close(alive[0]);
 			serve_egress(alive[1], self);
 		}
+		dialer_pid = dialer;
+		atexit(end_dialer);
 		close(alive[1]);
 		for (int i = 0; i < negress; i++) close(egresses[i].listener);
 	}
