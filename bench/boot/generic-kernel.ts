@@ -55,6 +55,7 @@ export async function ensureGenericKernel(log: (line: string) => void = () => {}
         await execFile("dpkg-deb", ["-x", join(staging, deb), join(staging, "root")], { code: "GENERIC_KERNEL_EXTRACT" });
         const release = await releaseIn(join(staging, "root"));
         if (!existsSync(join(staging, "root", "lib", "modules", release, "modules.dep"))) {
+          await ensureDepmod(log);
           await execFile("depmod", ["-b", join(staging, "root"), release], { code: "GENERIC_KERNEL_DEPMOD" });
         }
         await rm(join(staging, deb), { force: true });
@@ -105,4 +106,11 @@ function parseKernelConfig(text: string): Map<string, string> {
     if (match) config.set(match[1]!, match[2]!);
   }
   return config;
+}
+
+/** depmod comes with Debian's kmod, which a fresh machine lacks: the bench installs it. */
+async function ensureDepmod(log: (line: string) => void): Promise<void> {
+  if (["/usr/sbin/depmod", "/sbin/depmod"].some((p) => existsSync(p))) return;
+  log("generic kernel: depmod missing, installing Debian's kmod");
+  await execFile("apt-get", ["install", "-y", "-qq", "kmod"], { code: "KMOD_INSTALL", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
 }
