@@ -54,7 +54,7 @@ export function envValueProblem(name: string, value: unknown): EnvProblem | unde
     const what = match[0] === "\0" ? "a NUL character" : match[0] === "\r" ? "a carriage return" : "a line break";
     return { name, message: `the value contains ${what}`, hint: "environment values must be one line without NUL; pass longer text through a file in the image" };
   }
-  const bytes = Buffer.byteLength(value);
+  const bytes = utf8Bytes(value);
   if (bytes > ENV_LIMITS.valueBytes) {
     return { name, message: `the value is ${bytes} bytes long (at most ${ENV_LIMITS.valueBytes})`, hint: "pass large values through a file in the image" };
   }
@@ -69,7 +69,7 @@ export function envProblems(env: Record<string, unknown>, options: { reserved?: 
   for (const [name, value] of entries) {
     const problem = envNameProblem(name, options) ?? envValueProblem(name, value);
     if (problem) problems.push(problem);
-    else total += Buffer.byteLength(name) + 1 + Buffer.byteLength(value as string);
+    else total += utf8Bytes(name) + 1 + utf8Bytes(value as string);
   }
   if (entries.length > ENV_LIMITS.entries) {
     problems.push({ name: undefined, message: `${entries.length} variables (at most ${ENV_LIMITS.entries})`, hint: "merge related settings into fewer variables" });
@@ -79,3 +79,7 @@ export function envProblems(env: Record<string, unknown>, options: { reserved?: 
   }
   return problems;
 }
+
+const encoder = new TextEncoder();
+/** Bytes as UTF-8, the way the guest receives them; not Buffer, since the GUI runs these rules in a browser. */
+const utf8Bytes = (text: string): number => encoder.encode(text).length;

@@ -10,6 +10,8 @@ test("the GUI bundles for the browser, with no code the page's CSP would refuse 
   assert.ok(js.length > 1000);
   // script-src 'self' without 'unsafe-eval': generated code (TypeBox's compiler) would throw.
   assert.doesNotMatch(js, /\bFunction\(|\beval\(/);
+  // Node's globals do not exist in a browser: a shared rule using one throws on the page only.
+  assert.doesNotMatch(js, /\bBuffer\.(byteLength|from|alloc|concat)\b/);
   // The editor checks manifests with the API's own schema; its rules come along.
   assert.match(js, /names starting with PITH_ are reserved/);
 });

@@ -165,7 +165,10 @@ describe("web GUI", { skip, timeout: 900_000, concurrency: false }, () => {
       assert.equal((await client.get("Service", "web"))!.metadata.generation, generation, "nothing was saved");
 
       await editor.fill(original.replace(/\nspec:\n/, "\nspec:\n  env:\n    GREETING: hello from the GUI\n"));
-      await page.waitForFunction(() => document.querySelector('[data-testid="manifest-problems"]') === null);
+      await page.waitForFunction(() => document.querySelector('[data-testid="manifest-problems"]') === null).catch(async (e: Error) => {
+        // Say which problems the editor still shows, not only that it timed out.
+        throw new Error(`the manifest still has problems: ${await problems.innerText().catch(() => "?")}\n${await editor.inputValue()}`, { cause: e });
+      });
       await save.click();
       await page.getByText(/Saved: generation \d+/).waitFor();
       const saved = await client.get("Service", "web");

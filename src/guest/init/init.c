@@ -76,6 +76,8 @@ struct rand_pool_info {
 #define APP_NOTICE_FD 4
 #define MAX_ENV 512
 #define LINE_MAX_LEN 8192
+/* Lines on the app's control pipe that are not messages, before init reports the app. */
+#define APP_GARBAGE_LIMIT 64
 #define CONFIG_TIMEOUT_MS 10000
 #define PROBE_INTERVAL_MS 20
 
@@ -199,6 +201,7 @@ struct line_reader {
 	int fd;
 	char buf[LINE_MAX_LEN];
 	size_t len;
+	unsigned dropped; /* over-long lines thrown away */
 };
 
 /* Returns 1 with a line in out, 0 when no complete line is buffered, -1 at end of input. */
@@ -215,7 +218,10 @@ static int next_line(struct line_reader *r, char *out, size_t out_size) {
 			memmove(r->buf, nl + 1, r->len);
 			return 1;
 		}
-		if (r->len == sizeof r->buf) r->len = 0; /* an over-long line: drop it */
+		if (r->len == sizeof r->buf) { /* an over-long line: drop it */
+			r->len = 0;
+			r->dropped++;
+		}
 		ssize_t got = read(r->fd, r->buf + r->len, sizeof r->buf - r->len);
 		if (got > 0) {
 			r->len += got;
@@ -398,6 +404,7 @@ int main(void) {
 	close(notice_pipe[0]);
 
 	struct line_reader from_app = {.fd = app_pipe[0]};
+	unsigned app_garbage = 0;
 	long long kill_at = 0;
 	struct readiness readiness;
 	read_readiness(&readiness);
@@ -445,9 +452,15 @@ int main(void) {
 				else if (strcmp(line, "restored") == 0 && restoring) {
 					restoring = 0;
 					send_line("ready");
-				}
+				} else if (strcmp(line, "ready") != 0) app_garbage++;
 			}
 			if (got < 0) from_app.fd = -1; /* the app closed its end: nothing more will come */
+			/* An app that floods its pipe with what is not a message is told on, once, and the host
+			   fails the machine; init stops reading, so the flood costs it nothing more. */
+			if (from_app.fd >= 0 && app_garbage + from_app.dropped > APP_GARBAGE_LIMIT) {
+				send_line("abuse the app wrote %u lines that are not messages (%u of them over %d bytes) to its control pipe", app_garbage + from_app.dropped, from_app.dropped, LINE_MAX_LEN);
+				from_app.fd = -1;
+			}
 		}
 		if (control >= 0 && fds[2].revents) {
 			while (next_line(&host, line, sizeof line) > 0) {

@@ -19,7 +19,7 @@ export interface ConsoleLimits {
   pollMs: number;
 }
 
-export const CONSOLE_LIMITS: ConsoleLimits = { capBytes: 1024 * 1024, floodBytes: 8 * 1024 * 1024, floodWindowMs: 10_000, pollMs: 250 };
+export const CONSOLE_LIMITS: ConsoleLimits = { capBytes: 1024 * 1024, floodBytes: 2 * 1024 * 1024, floodWindowMs: 10_000, pollMs: 250 };
 
 export const CONSOLE_FLOOD = "ConsoleFlood";
 

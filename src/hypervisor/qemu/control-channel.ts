@@ -9,7 +9,9 @@ export type GuestMessage =
   | { type: "ready" }
   | { type: "status"; ready: boolean }
   | { type: "exit"; code: number }
-  | { type: "error"; text: string };
+  | { type: "error"; text: string }
+  /** Init reports that the app broke the rules of its own pipe (fd 3): the machine is failed. */
+  | { type: "abuse"; text: string };
 
 export function parseGuestMessage(line: string): GuestMessage | undefined {
   const match = /^([a-z]+)(?: (.*))?$/.exec(line.trim());
@@ -28,6 +30,8 @@ export function parseGuestMessage(line: string): GuestMessage | undefined {
       return integer !== undefined ? { type: "exit", code: integer } : undefined;
     case "error":
       return { type: "error", text: arg };
+    case "abuse":
+      return { type: "abuse", text: arg.slice(0, 512) };
     default:
       return undefined;
   }

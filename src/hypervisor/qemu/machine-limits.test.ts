@@ -94,6 +94,14 @@ test("a control line over the limit fails the machine with ControlChannelAbuse, 
   await assert.rejects(machine.whenReady(), /ControlChannelAbuse/);
 });
 
+test("init's report of an app flooding its own pipe fails the machine with ControlChannelAbuse", async (t) => {
+  const { machine, guest, killed } = await rig(t);
+  (await guest).write("abuse the app wrote 65 lines that are not messages (3 of them over 8192 bytes) to its control pipe\n");
+  const exit = await machine.whenExited();
+  assert.match(exit.reason, /^ControlChannelAbuse: the app wrote 65 lines that are not messages/);
+  assert.deepEqual(killed, ["SIGKILL"]);
+});
+
 test("a line at the limit is still read", async (t) => {
   const { machine, guest } = await rig(t);
   const socket = await guest;

@@ -9,7 +9,7 @@ import type { BootTimings, Machine, MachineExit, PortForward, SnapshotSaved } fr
 import { systemError } from "../../shared/errors.ts";
 import { logTailText } from "../../shared/file-tail.ts";
 import { watchConsoleLog, type ConsoleLimits, type ConsoleWatcher } from "./console-log.ts";
-import { ControlChannel, type ControlLimits, type GuestMessage } from "./control-channel.ts";
+import { CONTROL_ABUSE, ControlChannel, type ControlLimits, type GuestMessage } from "./control-channel.ts";
 import { lastLogLine } from "./net-helper.ts";
 import type { Accelerator } from "./qemu-argv.ts";
 import { QmpClient } from "./qmp-client.ts";
@@ -185,6 +185,9 @@ export class QemuMachine implements Machine {
         break;
       case "error":
         this.guestError = message.text;
+        break;
+      case "abuse":
+        this.fail(`${CONTROL_ABUSE}: ${message.text}`);
         break;
     }
   }
