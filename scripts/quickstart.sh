@@ -36,6 +36,7 @@ log $home/up.log. Try:
   curl -H 'Host: hello.localhost' http://127.0.0.1:8080/
   node bin/pith.js scale hello 3
   node bin/pith.js logs <machine> -f
+  node bin/pith.js describe machine <machine>  # its jail: uid, cgroup and limits, seccomp, namespaces
   node bin/pith.js delete service hello       # stops its machines
   kill \$(cat $home/up.pid)                    # stop Pith (running machines keep running until deleted)
 EOT
