@@ -41,6 +41,7 @@ test("TCG gets a TSC rate and RDRAND; KVM gets the host CPU and no TSC override"
   assert.deepEqual(valueOf(tcg, "-accel"), ["tcg,tb-size=256"]);
   assert.deepEqual(valueOf(tcg, "-cpu"), ["max"]);
   assert.match(valueOf(tcg, "-append")[0]!, /tsc_early_khz=2000000/);
+  assert.match(valueOf(tcg, "-append")[0]!, /\bno_timer_check\b/, "no timer check to fail on a busy host");
   const kvm = qemuArgv({ ...spec, accelerator: "kvm" });
   assert.deepEqual(valueOf(kvm, "-accel"), ["kvm"]);
   assert.deepEqual(valueOf(kvm, "-cpu"), ["host"]);
