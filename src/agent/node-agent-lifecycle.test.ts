@@ -4,7 +4,7 @@ import { test } from "node:test";
 import { PithClient } from "../client/index.ts";
 import type { WatchHandler, WatchOptions } from "../client/watch.ts";
 import type { Kind } from "../model/resource.ts";
-import { AgentWorld, GUEST_PORT, NODE } from "./test-support.ts";
+import { AgentWorld, exitOf, GUEST_PORT, NODE } from "./test-support.ts";
 
 test("start: a machine placed on the agent's node boots, becomes ready, and its status says how", async (t) => {
   const world = await AgentWorld.start(t);
@@ -32,7 +32,7 @@ test("stop: desiredState stopped drains the machine for drainMs, stops it, then 
   await world.place("m1");
   await world.reaches("m1", "ready");
   const running = await world.hypervisor.running("m1");
-  const exited = running.whenExited().then(() => performance.now());
+  const exited = exitOf(running);
 
   await world.retire("m1");
   await world.reaches("m1", "draining");
@@ -62,7 +62,7 @@ test("re-adopt: a new agent carries on with the machines already running, starts
   await world.server.store.delete("Machine", "orphan");
 
   await world.startAgent();
-  await orphan.whenExited();
+  await exitOf(orphan);
   const adopted = await world.hypervisor.running("kept");
   assert.equal(adopted.pid, kept.status.pid, "the same process");
   // Asking the new agent to stop it proves it holds the handle: it drains, stops and deletes.

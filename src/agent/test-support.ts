@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import type { TestContext } from "node:test";
 import { startTestServer, type TestServer } from "../api/test-support.ts";
 import { PithClient } from "../client/index.ts";
@@ -27,6 +28,17 @@ export class CountingHypervisor extends FakeHypervisor {
     if (!machine) throw new Error(`machine ${id} is not running on the fake hypervisor`);
     return machine;
   }
+}
+
+/** A machine's end, or a failure naming it if it has not come within `timeoutMs`. */
+export function exitOf(machine: RunningMachine, timeoutMs = 5000): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`machine ${machine.id} did not stop within ${timeoutMs} ms`)), timeoutMs);
+    void machine.whenExited().then(() => {
+      clearTimeout(timer);
+      resolve(performance.now());
+    });
+  });
 }
 
 export const NODE = "n1";

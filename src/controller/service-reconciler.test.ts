@@ -114,12 +114,15 @@ describe("service reconciler: rolling update", () => {
         await world.reconcileService("web");
         const machines = await world.machines("web");
         if (machines.length === desired && machines.every((m) => m.spec.image === v2 && isServing(m))) break;
-        // The agents' side, one machine at a time so every intermediate state is visited.
+        // The agents' side, one machine at a time so every intermediate state is visited: new
+        // machines are placed and booting for one reconcile, then one of them gets ready.
         await world.finishStops();
         await world.placeAll();
-        const next = (await world.machines("web")).find((m) => m.spec.image === v2 && m.spec.desiredState === "running" && m.status.phase !== "ready");
+        const booting = (await world.machines("web")).filter((m) => m.spec.image === v2 && m.spec.desiredState === "running" && m.status.phase !== "ready");
+        for (const m of booting) if (m.status.phase === "pending") await world.report(m.metadata.name, "booting");
+        await world.reconcileService("web");
         world.clock.advance(1000);
-        if (next) await world.report(next.metadata.name, "ready");
+        if (booting[0]) await world.report(booting[0].metadata.name, "ready");
       }
       assert.ok(steps < 30, "the rollout finished");
       assert.deepEqual(violations, []);
