@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { type IncomingMessage, request } from "node:http";
 import { connect, createServer as createTcpServer, type Socket } from "node:net";
 import { PassThrough } from "node:stream";
@@ -62,14 +63,23 @@ describe("proxy server", () => {
     for (let i = 0; i < 10; i++) await send(port, "rr.localhost");
     assert.deepEqual([fast1.requests.length, fast2.requests.length], [5, 5]);
 
-    const slow = await backend("slow", (_req, res) => setTimeout(() => res.end("slow"), 300));
+    // The slow backend answers only once every request has been sent, however slow the host is.
+    let answerSlow = () => {};
+    const slowMayAnswer = new Promise<void>((resolve) => (answerSlow = resolve));
+    const slow = await backend("slow", (_req, res) => void slowMayAnswer.then(() => res.end("slow")));
     const fast = await backend("fast");
     routes.set("lb", [slow.url, fast.url]);
     const replies: Promise<unknown>[] = [];
     for (let i = 0; i < 12; i++) {
-      replies.push(send(port, "lb.localhost"));
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      const fastBefore = fast.requests.length;
+      const reply = send(port, "lb.localhost");
+      replies.push(reply);
+      // The next request goes once this one has reached a backend and, if that was the fast
+      // one, been answered: the slow backend is then the only one with a request outstanding.
+      await until(() => slow.requests.length + fast.requests.length === i + 1, 2000, `request ${i} to reach a backend`);
+      if (fast.requests.length > fastBefore) await reply;
     }
+    answerSlow();
     await Promise.all(replies);
     assert.ok(slow.requests.length <= 2, `the slow backend got ${slow.requests.length} of 12`);
     assert.equal(slow.requests.length + fast.requests.length, 12);
@@ -108,9 +118,10 @@ describe("proxy server", () => {
   test("a GET whose only backend refuses is held (not a 502) until a working backend appears", async () => {
     const routes = new FakeRoutes();
     routes.set("flaky", [await refusedUrl()]);
-    const { port, log } = await proxyFor(routes);
+    const { port, log, demand } = await proxyFor(routes);
     const reply = send(port, "flaky.localhost", "/x");
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The refusal has happened once the request is held (demand says so); only then a backend appears.
+    await until(() => demand.some((d) => d.service === "flaky" && d.waiting === 1), 2000, "the refused GET to be held");
     const live = await backend("live");
     routes.set("flaky", [live.url]);
     assert.equal((await reply).status, 200);
@@ -404,12 +415,18 @@ describe("proxy server", () => {
   test("a connection the machine closed while idle is not used; a GET that meets one anyway is retried", async () => {
     const b = await backend("closer", (_req, res) => res.end("ok"));
     b.server.keepAliveTimeout = 50;
+    const open = new Set<Socket>();
+    b.server.on("connection", (socket: Socket) => {
+      open.add(socket);
+      socket.on("close", () => open.delete(socket));
+    });
     const routes = new FakeRoutes();
     routes.set("closer", [b.url]);
     const { port } = await proxyFor(routes);
     for (let i = 0; i < 3; i++) {
       assert.equal((await send(port, "closer.localhost")).body, "ok");
-      await new Promise((resolve) => setTimeout(resolve, 80));
+      // The next request comes once the machine has closed the idle connection.
+      await Promise.all([...open].map((socket) => once(socket, "close", { signal: AbortSignal.timeout(5000) })));
     }
   });
 

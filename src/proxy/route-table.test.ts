@@ -35,10 +35,25 @@ describe("RouteTable against a real control plane", () => {
     backends.push(early);
     await client.create(machine("early-1", "early"));
     await client.updateStatus("Machine", "early-1", ready(early.url));
+    // A machine whose changes mark how far the table has got: see applied().
+    await client.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "fence" }, spec: { image: "x", replicas: 1 } });
+    await client.create(machine("fence-1", "fence"));
     table = new RouteTable(client);
     table.onChange((service, route) => changes.push({ service, route, at: performance.now() }));
     await table.start(stop.signal);
   });
+
+  let fences = 0;
+  /**
+   * Resolves once the table has applied every Machine change written before the call: it writes
+   * one more (a new address for fence-1) and waits for the table to route it. Machine changes
+   * reach the table in order, so this says "by now" without trusting a clock.
+   */
+  const applied = async (): Promise<void> => {
+    const url = `http://127.0.0.1:${42_000 + ++fences}/`;
+    await client.updateStatus("Machine", "fence-1", ready(url));
+    await until(() => table.route("fence")?.backends[0]?.url.href === url, 5000, `fence ${fences}`);
+  };
 
   after(async () => {
     stop.abort();
@@ -51,7 +66,7 @@ describe("RouteTable against a real control plane", () => {
     assert.deepEqual(table.lookup("early.localhost", "/")?.backends.map((b) => b.machine), ["early-1"]);
   });
 
-  test("a machine is routed within 50 ms of turning ready, kept while its status changes, and dropped once desiredState is stopped", async (t) => {
+  test("a machine is routed as soon as it turns ready, kept while its status changes, and dropped once desiredState is stopped", async (t) => {
     await client.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "web" }, spec: { image: "x", min: 0, max: 2, hosts: ["Web.Example.com"] } });
     await until(() => table.lookup("web.example.com", "/") !== undefined, 1000, "the service's route");
     const route = table.lookup("WEB.example.com:8443", "/");
@@ -60,12 +75,13 @@ describe("RouteTable against a real control plane", () => {
     assert.equal(table.lookup("web.localhost", "/"), route);
     assert.equal(table.lookup("other.example.com", "/"), undefined);
 
+    const url = "http://127.0.0.1:41001/";
     await client.create(machine("web-1", "web"));
-    await client.updateStatus("Machine", "web-1", { phase: "booting" });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Its forwards exist while it boots (the agent reports them then), but nothing is served yet.
+    await client.updateStatus("Machine", "web-1", { ...ready(url), phase: "booting" });
+    await applied();
     assert.equal(route?.backends.length, 0, "a booting machine is not a backend");
 
-    const url = "http://127.0.0.1:41001/";
     const changed = new Promise<number>((resolve) => {
       const off = table.onChange((service, r) => {
         if (service === "web" && r?.backends.length === 1) {
@@ -76,9 +92,11 @@ describe("RouteTable against a real control plane", () => {
     });
     const readyAt = performance.now();
     await client.updateStatus("Machine", "web-1", ready(url));
+    // Routed as the change arrives: by the time the next change is applied, and announced.
+    await applied();
+    assert.equal(route?.backends.length, 1, "routed no later than the next machine change");
     const latency = (await changed) - readyAt;
     t.diagnostic(`ready -> routed in ${latency.toFixed(1)} ms`);
-    assert.ok(latency < 50, `the route updated ${latency.toFixed(1)} ms after the machine turned ready`);
     const backend = table.lookup("web.localhost", "/")?.backends[0];
     assert.equal(backend?.machine, "web-1");
     assert.equal(backend?.url.href, url);
@@ -95,11 +113,9 @@ describe("RouteTable against a real control plane", () => {
 
     // The controller sets desiredState "stopped" before stopping a machine: it leaves the route then.
     const current = (await client.get("Machine", "web-1")) as Machine;
-    const removedAt = performance.now();
     await client.update({ apiVersion: "pith.dev/v1", kind: "Machine", metadata: { name: "web-1" }, spec: { ...current.spec, desiredState: "stopped" } });
-    await until(() => table.lookup("web.localhost", "/")?.backends.length === 1, 1000, "web-1 to leave the route");
-    assert.ok(performance.now() - removedAt < 100);
-    assert.deepEqual(table.lookup("web.localhost", "/")?.backends.map((b) => b.machine), ["web-2"]);
+    await applied();
+    assert.deepEqual(table.lookup("web.localhost", "/")?.backends.map((b) => b.machine), ["web-2"], "dropped no later than the next machine change");
 
     await client.updateStatus("Machine", "web-2", { phase: "draining", addresses: ready("http://127.0.0.1:41002/").addresses });
     await until(() => table.lookup("web.localhost", "/")?.backends.length === 0, 1000, "web-2 to leave the route");

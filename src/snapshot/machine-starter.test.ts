@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, truncate, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, test } from "node:test";
@@ -158,11 +158,20 @@ test("a source that cannot be saved leaves no snapshot and the machine boots", a
 
 test("the size limit evicts the least recently used snapshots, never the one just saved", async () => {
   await starter.start(spec("m1", imageWith("sha256:0001".padEnd(71, "0"))), "snapshot");
-  await new Promise((r) => setTimeout(r, 20));
   await starter.start(spec("m2", imageWith("sha256:0002".padEnd(71, "0"))), "snapshot");
+  // Uses a minute and half a minute ago, set rather than waited for: two saves in a row may get
+  // the same mtime (the store's record of a use) on a coarse or busy clock.
+  for (const [digest, agoMs] of [
+    ["sha256:0001".padEnd(71, "0"), 60_000],
+    ["sha256:0002".padEnd(71, "0"), 30_000],
+  ] as const) {
+    const snapshot = (await store.list()).find((s) => s.record.image.digest === digest)!;
+    const at = new Date(Date.now() - agoMs);
+    await utimes(join(snapshot.dir, "snapshot.json"), at, at);
+  }
+  assert.deepEqual((await store.list()).map((s) => s.record.image.digest), ["sha256:0002".padEnd(71, "0"), "sha256:0001".padEnd(71, "0")], "0001 is the least recently used");
   const each = (await store.list())[0]!.record.bytes;
   process.env.PITH_SNAPSHOT_LIMIT = String(each * 2);
-  await new Promise((r) => setTimeout(r, 20));
   await starter.start(spec("m3", imageWith("sha256:0001".padEnd(71, "0"))), "snapshot"); // a use: 0001 is now newest
   await starter.start(spec("m4", imageWith("sha256:0003".padEnd(71, "0"))), "snapshot");
   assert.deepEqual((await store.list()).map((s) => s.record.image.digest).sort(), ["sha256:0001".padEnd(71, "0"), "sha256:0003".padEnd(71, "0")]);

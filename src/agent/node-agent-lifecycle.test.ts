@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { performance } from "node:perf_hooks";
+import { test } from "node:test";
+import { PithClient } from "../client/index.ts";
+import type { WatchHandler, WatchOptions } from "../client/watch.ts";
+import type { Kind } from "../model/resource.ts";
+import { AgentWorld, exitOf, GUEST_PORT, NODE } from "./test-support.ts";
+
+test("start: a machine placed on the agent's node boots, becomes ready, and its status says how", async (t) => {
+  const world = await AgentWorld.start(t);
+  await world.startAgent();
+  await world.place("m1");
+  const ready = await world.reaches("m1", "ready");
+  const running = await world.hypervisor.running("m1");
+  assert.deepEqual(world.hypervisor.starts, ["m1"]);
+  assert.deepEqual(world.phases("m1"), ["pending", "booting", "ready"]);
+  const { status } = ready;
+  assert.equal(status.node, NODE);
+  assert.equal(status.pid, running.pid);
+  assert.equal(status.accelerator, "tcg");
+  assert.equal(status.startedFrom, "boot");
+  assert.deepEqual(status.addresses, running.ports);
+  assert.equal(status.addresses?.[0]?.guestPort, GUEST_PORT);
+  assert.equal(typeof status.timings?.readyMs, "number");
+  assert.ok(status.startedAt && status.readyAt && status.startedAt <= status.readyAt, "started, then ready");
+});
+
+test("stop: desiredState stopped drains the machine for drainMs, stops it, then deletes the object", async (t) => {
+  const world = await AgentWorld.start(t);
+  const drainMs = 200;
+  await world.startAgent({ drainMs });
+  await world.place("m1");
+  await world.reaches("m1", "ready");
+  const running = await world.hypervisor.running("m1");
+  const exited = exitOf(running);
+
+  await world.retire("m1");
+  await world.reaches("m1", "draining");
+  // This runs as the draining write is seen, before any timer: the machine still serves.
+  const drainingAt = performance.now();
+  assert.equal(running.exit, undefined, "still running while it drains");
+  await world.deleted("m1");
+  assert.notEqual(running.exit, undefined, "stopped before its object is deleted");
+  const drained = (await exited) - drainingAt;
+  // Timers may fire up to a millisecond early.
+  assert.ok(drained >= drainMs - 2, `drained ${drained.toFixed(0)} ms`);
+  assert.deepEqual(world.phases("m1"), ["pending", "booting", "ready", "draining", "(deleted)"]);
+  assert.deepEqual(await world.hypervisor.recover(), []);
+});
+
+test("re-adopt: a new agent carries on with the machines already running, starts no duplicate, stops orphans", async (t) => {
+  const world = await AgentWorld.start(t);
+  const first = await world.startAgent();
+  await world.place("kept");
+  await world.place("orphan");
+  const kept = await world.reaches("kept", "ready");
+  await world.reaches("orphan", "ready");
+  first.stop();
+
+  // While no agent runs: the orphan's object goes (say, its service was deleted).
+  const orphan = await world.hypervisor.running("orphan");
+  await world.server.store.delete("Machine", "orphan");
+
+  await world.startAgent();
+  await exitOf(orphan);
+  const adopted = await world.hypervisor.running("kept");
+  assert.equal(adopted.pid, kept.status.pid, "the same process");
+  // Asking the new agent to stop it proves it holds the handle: it drains, stops and deletes.
+  await world.retire("kept");
+  await world.deleted("kept");
+  assert.notEqual(adopted.exit, undefined, "the adopted machine was stopped by the new agent");
+  assert.deepEqual(world.hypervisor.starts, ["kept", "orphan"], "nothing was started twice");
+  assert.ok(!world.phases("kept").includes("failed"), "never reported as lost");
+});
+
+/** A client whose watches deliver nothing, as if every event were lost on the way. */
+class DeafClient extends PithClient {
+  override watch<K extends Kind>(_kind: K, options: WatchOptions<never>, _onEvent: WatchHandler<never>): Promise<void> {
+    return new Promise((resolve) => options.signal.addEventListener("abort", () => resolve()));
+  }
+}
+
+test("resync: machines whose watch events were missed are still started and stopped", async (t) => {
+  const world = await AgentWorld.start(t);
+  await world.startAgent({ client: new DeafClient({ server: world.server.url, token: world.server.token }), resyncMs: 100 });
+  // Placed after the agent's first full list: only a resync can find it.
+  await world.place("m1");
+  await world.reaches("m1", "ready");
+  await world.retire("m1");
+  await world.deleted("m1");
+  assert.deepEqual(world.hypervisor.starts, ["m1"]);
+  assert.deepEqual(await world.hypervisor.recover(), []);
+});
