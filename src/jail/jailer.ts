@@ -33,7 +33,7 @@ const PIDS_LIMIT = 256;
 /** Memory a machine's host processes may use beyond the guest's own RAM, by accelerator. */
 export const VMM_OVERHEAD_MIB = { tcg: 384, kvm: 96 } as const;
 /** CPU beyond the guest's vCPUs, for QEMU's main loop and I/O threads. */
-export const VMM_CPU_OVERHEAD = 0.5;
+export const VMM_CPU_OVERHEAD = 1;
 
 export interface MachineJailRequest {
   /** Unique for the machine's life on this host (owner, id, state dir). */
