@@ -22,7 +22,10 @@ export interface InformerSink<R extends Resource> {
   apply(type: WatchEventType, object: R): void;
 }
 
-/** Told of changes to the cache. `old` is the cached object that was replaced or removed. */
+/**
+ * Told of changes to the cache. `old` is the cached object that was replaced; a deleted object
+ * is as its deletion event gave it, or (a relist found it gone) as it was cached.
+ */
 export interface InformerHandler<R extends Resource> {
   added?(object: R): void;
   updated?(old: R, object: R): void;
@@ -162,7 +165,7 @@ export class Informer<R extends Resource> {
     if (seen !== undefined && compareRevisions(rv, seen) <= 0) return; // older than, or the same as, what is known
     if (type === "DELETED") {
       this.#deletedAt.set(name, rv);
-      if (cached) this.#remove(cached);
+      if (cached) this.#remove(cached, object);
       return;
     }
     this.#deletedAt.delete(name);
@@ -179,7 +182,7 @@ export class Informer<R extends Resource> {
     for (const [name, object] of this.#objects) {
       if (!listed.has(name) && compareRevisions(object.metadata.resourceVersion, resourceVersion) <= 0) {
         this.#deletedAt.set(name, resourceVersion);
-        this.#remove(object);
+        this.#remove(object, object);
       }
     }
     // A deletion the list already reflects can no longer be undone by anything older.
@@ -204,14 +207,14 @@ export class Informer<R extends Resource> {
     for (const handler of this.#handlers) this.#call(() => (old ? handler.updated?.(old, object) : handler.added?.(object)));
   }
 
-  #remove(object: R): void {
-    const name = object.metadata.name;
+  #remove(cached: R, final: R): void {
+    const name = cached.metadata.name;
     this.#objects.delete(name);
     for (const index of this.#indexFns.keys()) {
       const before = this.#filed.get(index)!.get(name);
       if (before) this.#unfile(index, name, before);
     }
-    for (const handler of this.#handlers) this.#call(() => handler.deleted?.(object));
+    for (const handler of this.#handlers) this.#call(() => handler.deleted?.(final));
   }
 
   #file(index: string, name: string, values: readonly string[]): void {
