@@ -18,13 +18,16 @@ export interface Reconciler {
    * `afterMs` is reconciled that much later, and every change for it meanwhile joins that one
    * reconcile: a thousand machines turning ready cost a few service reconciles, not a thousand.
    */
-  keysFor(event: WatchEvent): (string | { key: string; afterMs: number })[];
+  keysFor(event: ChangeEvent): (string | { key: string; afterMs: number })[];
   /** Every key worth a periodic look (the resync). */
   allKeys(): Promise<string[]>;
   reconcile(key: string): Promise<Outcome>;
 }
 
 export type Outcome = { requeueAfterMs?: number } | void;
+
+/** A change as the caches saw it: with `old`, the version it replaced (MODIFIED only). */
+export type ChangeEvent = WatchEvent & { old?: Resource };
 
 export interface ControllerRunnerOptions {
   resyncMs: number;
@@ -74,7 +77,7 @@ export class ControllerRunner {
       const informer = this.informers.of(kind);
       if (!informer) throw new Error(`controllers cannot watch ${kind}: it has no informer`);
       const concerned = this.reconcilers.filter((r) => r.watches.includes(kind));
-      const route = (event: WatchEvent) => {
+      const route = (event: ChangeEvent) => {
         for (const r of concerned) {
           for (const key of r.keysFor(event)) {
             if (typeof key === "string") this.enqueue(r, key);
@@ -87,7 +90,7 @@ export class ControllerRunner {
         informer.addHandler(
           {
             added: (object: Resource) => route({ type: "ADDED", object }),
-            updated: (_old: Resource, object: Resource) => route({ type: "MODIFIED", object }),
+            updated: (old: Resource, object: Resource) => route({ type: "MODIFIED", object, old }),
             deleted: (object: Resource) => route({ type: "DELETED", object }),
           },
           { replay: false },

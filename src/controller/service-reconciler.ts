@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { API_VERSION, type Kind, type WatchEvent } from "../model/resource.ts";
+import { API_VERSION, type Kind } from "../model/resource.ts";
 import type { Machine, MachinePhase, Service, ServiceStatus } from "../model/kinds.ts";
 import type { Store } from "../store/store.ts";
 import { autoscalerDesired } from "../shared/metrics.ts";
@@ -9,7 +9,7 @@ import { BY_SERVICE, type ControllerInformers, informersFor, SERVICE_LABEL } fro
 import type { LoadBoard } from "./load-board.ts";
 import { resolveServiceImage } from "./image-resolver.ts";
 import { sameJson, writeBack } from "./object-updates.ts";
-import type { Outcome, Reconciler } from "./runner.ts";
+import type { ChangeEvent, Outcome, Reconciler } from "./runner.ts";
 
 export { SERVICE_LABEL } from "./informers.ts";
 
@@ -40,8 +40,13 @@ export class ServiceReconciler implements Reconciler {
     private readonly informers: ControllerInformers = informersFor(store),
   ) {}
 
-  keysFor(event: WatchEvent): (string | { key: string; afterMs: number })[] {
-    if (event.object.kind === "Service") return [event.object.metadata.name];
+  keysFor(event: ChangeEvent): (string | { key: string; afterMs: number })[] {
+    if (event.object.kind === "Service") {
+      // A service's status is this reconciler's own output: its write is no reason to look again
+      // (it would make every reconcile during a scale-out cause the next one at once).
+      if (event.old && event.old.metadata.generation === event.object.metadata.generation && sameJson(event.old.metadata.labels, event.object.metadata.labels)) return [];
+      return [event.object.metadata.name];
+    }
     const service = (event.object as Machine).spec.service;
     // Machine changes come in bursts (every boot reports several times): look once per burst.
     return service ? [{ key: service, afterMs: MACHINE_EVENT_COALESCE_MS }] : [];
