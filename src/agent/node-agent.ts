@@ -138,12 +138,23 @@ export class NodeAgent {
 
   /** Records the running machines' handles after every start and stop. */
   private saveState(): Promise<void> {
-    const machines = Object.fromEntries([...this.running].map(([name, m]) => [name, { pid: m.pid }]));
-    this.stateWrite = this.stateWrite.then(() => writeAgentState({ node: this.nodeName, machines })).catch((e: Error) => this.log(`cannot save agent state: ${e.message}`));
-    return this.stateWrite;
+    // Writes are coalesced: whoever asks gets the next write not yet started, which records the
+    // handles as they are when it starts, so a thousand starts cost a few writes, not a thousand.
+    if (!this.nextStateWrite) {
+      this.nextStateWrite = this.stateWrite
+        .then(() => {
+          this.nextStateWrite = undefined;
+          const machines = Object.fromEntries([...this.running].map(([name, m]) => [name, { pid: m.pid }]));
+          return writeAgentState({ node: this.nodeName, machines });
+        })
+        .catch((e: Error) => this.log(`cannot save agent state: ${e.message}`));
+      this.stateWrite = this.nextStateWrite;
+    }
+    return this.nextStateWrite;
   }
 
   private stateWrite: Promise<void> = Promise.resolve();
+  private nextStateWrite: Promise<void> | undefined;
 
   /** One turn of a machine: its pending reports first, then a reconcile from the newest state. */
   private async process(name: string): Promise<void> {
