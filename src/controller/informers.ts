@@ -1,5 +1,5 @@
 import { Informer } from "../client/informer.ts";
-import type { Image, Machine, PithNode, Service } from "../model/kinds.ts";
+import type { Image, Machine, PithEvent, PithNode, Service } from "../model/kinds.ts";
 import type { Kind, Resource } from "../model/resource.ts";
 import { storeSource } from "../store/store-source.ts";
 import type { Store } from "../store/store.ts";
@@ -22,6 +22,8 @@ export class ControllerInformers {
   readonly services: Informer<Service>;
   readonly nodes: Informer<PithNode>;
   readonly images: Informer<Image>;
+  /** Events, for pruning the oldest (EventRecorder), not for queueing work. */
+  readonly events: Informer<PithEvent>;
   readonly #abort = new AbortController();
   readonly #running: Promise<void>[] = [];
   #started = false;
@@ -38,6 +40,7 @@ export class ControllerInformers {
     this.services = new Informer(storeSource<Service>(store, "Service"), options);
     this.nodes = new Informer(storeSource<PithNode>(store, "Node"), options);
     this.images = new Informer(storeSource<Image>(store, "Image"), options);
+    this.events = new Informer(storeSource<PithEvent>(store, "Event"), options);
   }
 
   /** Lists and watches every kind (once; later calls wait for the same sync). Resolves when all are synced. */
@@ -53,7 +56,7 @@ export class ControllerInformers {
     await Promise.all(this.all().map((i) => i.synced()));
   }
 
-  /** The informer for a kind the controllers cache, or undefined (Events are not cached). */
+  /** The informer whose changes may queue work for a kind, or undefined (Events queue none). */
   of(kind: Kind): Informer<Resource> | undefined {
     const byKind: Partial<Record<Kind, Informer<Resource>>> = {
       Machine: this.machines as unknown as Informer<Resource>,
@@ -69,7 +72,7 @@ export class ControllerInformers {
   }
 
   private all(): Informer<Resource>[] {
-    return [this.machines, this.services, this.nodes, this.images] as unknown as Informer<Resource>[];
+    return [this.machines, this.services, this.nodes, this.images, this.events] as unknown as Informer<Resource>[];
   }
 }
 

@@ -62,9 +62,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     },
   });
   const url = await api.listen({ host: options.host, port: options.port });
-  const events = new EventRecorder(store);
   // One cache per kind, shared by every controller, fed by the store's own watch.
   const informers = informersFor(store);
+  const events = new EventRecorder(store, informers.events);
   const services = new ServiceReconciler(store, events, load, informers);
   const controllers = new ControllerRunner(store, [services, new Scheduler(store, events, informers), new NodeHealth(store, events, informers)], {
     resyncMs: options.resyncMs ?? 5000,
