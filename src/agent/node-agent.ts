@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { isApiError, type PithClient } from "../client/index.ts";
 import { apiSource } from "../client/api-source.ts";
 import { Informer, untilSynced } from "../client/informer.ts";
-import { WorkQueue } from "../controller/work-queue.ts";
+import { type WorkOutcome, WorkQueue } from "../controller/work-queue.ts";
 import type { Hypervisor, Machine as RunningMachine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import { bootFiles, resolveImage } from "../image/image-store.ts";
 import { API_VERSION } from "../model/resource.ts";
@@ -16,6 +16,13 @@ import { MachineStarter, type StartNotice } from "../snapshot/machine-starter.ts
 
 /** The agent's machine index: by the node a machine is placed on. */
 const BY_NODE = "node";
+
+/**
+ * Machines worked on at once. Starting and stopping wait for nothing long (a drain comes back
+ * later; boots are watched, not awaited), and without a bound, ten thousand new machines were
+ * ten thousand concurrent requests that timed out against the control plane.
+ */
+const AGENT_WORKERS = 32;
 
 /** An image from this host's image store, unpacked for booting. */
 async function localBootSource(digest: string): Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">> {
@@ -68,9 +75,11 @@ export class NodeAgent {
   private readonly machines: Informer<Machine>;
   /**
    * Machine names to reconcile: one worker per machine at a time (its steps never interleave),
-   * every machine in parallel, failures retried with back-off per machine.
+   * AGENT_WORKERS machines at once, failures retried with back-off per machine.
    */
   private readonly queue: WorkQueue;
+  /** When each draining machine may be stopped. */
+  private readonly drainEnds = new Map<string, number>();
   /** Reports from a running machine (ready, failed, exited), done on its turn before its reconcile. */
   private readonly steps = new Map<string, (() => Promise<void>)[]>();
   private readonly abort = new AbortController();
@@ -90,7 +99,7 @@ export class NodeAgent {
     });
     this.queue = new WorkQueue({
       process: (name) => this.process(name),
-      concurrency: Number.POSITIVE_INFINITY,
+      concurrency: AGENT_WORKERS,
       onError: (name, e) => this.log(`machine ${name}: ${messageOf(e)}`),
     });
   }
@@ -157,7 +166,7 @@ export class NodeAgent {
   private nextStateWrite: Promise<void> | undefined;
 
   /** One turn of a machine: its pending reports first, then a reconcile from the newest state. */
-  private async process(name: string): Promise<void> {
+  private async process(name: string): Promise<WorkOutcome> {
     for (let step = this.steps.get(name)?.shift(); step; step = this.steps.get(name)?.shift()) {
       try {
         await step();
@@ -166,7 +175,7 @@ export class NodeAgent {
       }
     }
     this.steps.delete(name);
-    await this.reconcile(name);
+    return this.reconcile(name);
   }
 
   /** This node's machine by that name, as the cache has it (a machine placed elsewhere is not ours). */
@@ -175,17 +184,28 @@ export class NodeAgent {
     return object?.spec.node === this.nodeName ? object : undefined;
   }
 
-  private async reconcile(name: string): Promise<void> {
+  private async reconcile(name: string): Promise<WorkOutcome> {
     // The newest state seen, not the one that queued this work: queued work may be older.
     const latest = this.latest(name);
     const local = this.running.get(name);
     if (!latest || latest.spec.desiredState === "stopped") {
-      if (local) {
-        this.log(`stopping machine ${name}`);
+      if (!local) {
+        this.drainEnds.delete(name);
+      } else {
         if (latest) {
-          await this.setStatus(name, { ...latest.status, phase: "draining" });
-          await new Promise((resolve) => setTimeout(resolve, this.options.drainMs ?? 1000));
+          // Drain without holding a worker: the machine's turn comes back when its drain is over.
+          let ends = this.drainEnds.get(name);
+          if (ends === undefined) {
+            this.log(`stopping machine ${name}`);
+            await this.setStatus(name, { ...latest.status, phase: "draining" });
+            ends = Date.now() + (this.options.drainMs ?? 1000);
+            this.drainEnds.set(name, ends);
+          }
+          if (ends > Date.now()) return { requeueAfterMs: ends - Date.now() };
+        } else if (!this.drainEnds.has(name)) {
+          this.log(`stopping machine ${name}`);
         }
+        this.drainEnds.delete(name);
         await local.stop();
         this.running.delete(name);
         await this.saveState();
@@ -199,7 +219,10 @@ export class NodeAgent {
       return;
     }
     const phase = latest.status.phase;
-    if (phase === "pending") return this.startMachine(latest);
+    if (phase === "pending") {
+      await this.startMachine(latest);
+      return;
+    }
     if (phase === "booting" || phase === "ready" || phase === "draining") {
       // It was running here, but no process is left: it died while nobody was watching.
       await this.setStatus(name, { ...latest.status, phase: "failed", reason: "its QEMU process ended while the agent was not running", stoppedAt: new Date().toISOString() });
