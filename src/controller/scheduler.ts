@@ -12,8 +12,11 @@ export { allocations } from "./allocations.ts";
 /** A node whose agent has not reported for this long is not given new machines. */
 export const NODE_STALE_MS = 20_000;
 
-/** The scheduler's one key: every pass places every machine that waits for a node. */
-export const PLACEMENT_KEY = "pending";
+/**
+ * The key the runner queues: a pass that places every machine waiting for a node. (Any other key
+ * is one machine's name, placed alone; no object name has parentheses.)
+ */
+export const PLACEMENT_KEY = "(pending)";
 
 export const isNodeLive = (node: PithNode, now = Date.now()): boolean =>
   node.status.ready === true && node.status.heartbeatAt !== undefined && now - Date.parse(node.status.heartbeatAt) < NODE_STALE_MS;
@@ -22,7 +25,7 @@ export const isNodeLive = (node: PithNode, now = Date.now()): boolean =>
  * Places each unscheduled machine on the live node with the most free memory that fits both its
  * memory and its vCPUs. A machine that fits nowhere waits, with an event saying why.
  *
- * One pass places every waiting machine (whatever key queued it), oldest first, reading node
+ * One pass (PLACEMENT_KEY) places every waiting machine, oldest first, reading node
  * allocations the cache keeps current: a thousand new machines cost one or a few passes, and
  * each placement costs its write, not a look at every machine.
  */
@@ -49,28 +52,29 @@ export class Scheduler implements Reconciler {
     return this.informers.machines.byIndex(UNSCHEDULED, UNSCHEDULED).length > 0 ? [PLACEMENT_KEY] : [];
   }
 
-  async reconcile(_key: string): Promise<Outcome> {
+  async reconcile(key: string): Promise<Outcome> {
     await this.informers.start();
     const machines = this.informers.machines;
-    const pending = machines.byIndex(UNSCHEDULED, UNSCHEDULED).sort(
+    const waiting = key === PLACEMENT_KEY ? machines.byIndex(UNSCHEDULED, UNSCHEDULED) : [machines.get(key)].filter((m) => m !== undefined);
+    const pending = waiting.sort(
       (a, b) => a.metadata.createdAt.localeCompare(b.metadata.createdAt) || a.metadata.name.localeCompare(b.metadata.name),
     );
     if (pending.length === 0) return;
     const nodes = this.informers.nodes.list().filter((n) => isNodeLive(n)).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-    let waiting = false;
+    let unplaced = false;
     for (const queued of pending) {
       // The newest state: a write earlier in this pass (or during its awaits) may have changed it.
       const machine = machines.get(queued.metadata.name);
       if (!machine || !isUnscheduled(machine)) continue;
       try {
-        if (!(await this.place(machine, nodes))) waiting = true;
+        if (!(await this.place(machine, nodes))) unplaced = true;
       } catch (e) {
         // Someone else changed or removed it meanwhile: its change queues another pass.
         if (e instanceof StoreError && (e.code === "Conflict" || e.code === "NotFound")) continue;
         throw e;
       }
     }
-    return waiting ? { requeueAfterMs: 2000 } : undefined;
+    return unplaced ? { requeueAfterMs: 2000 } : undefined;
   }
 
   /** Places one machine; false if it fits nowhere (said once per reason, on the machine). */

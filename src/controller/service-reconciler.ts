@@ -37,6 +37,8 @@ export class ServiceReconciler implements Reconciler {
     private readonly store: Store,
     private readonly events: EventRecorder,
     private readonly load?: LoadBoard,
+    /** The clock back-off, stability and autoscaling are measured with (tests drive their own). */
+    private readonly now: () => number = Date.now,
     private readonly informers: ControllerInformers = informersFor(store),
   ) {}
 
@@ -82,7 +84,7 @@ export class ServiceReconciler implements Reconciler {
     let autoscaleState: ServiceStatus["autoscale"];
     let requeueAfterMs: number | undefined;
     if (service.spec.replicas === undefined && (service.spec.min !== undefined || service.spec.max !== undefined)) {
-      const decision = autoscale(service.spec, service.status.autoscale, this.load?.get(name), Date.now());
+      const decision = autoscale(service.spec, service.status.autoscale, this.load?.get(name), this.now());
       autoscaleState = decision.state;
       desired = decision.state.desired;
       autoscalerDesired.set({ service: name }, desired);
@@ -98,7 +100,7 @@ export class ServiceReconciler implements Reconciler {
     for (const m of running.filter((m) => m.status.phase === "failed")) {
       const failures = (crashLoop?.failures ?? 0) + 1;
       const reason = m.status.reason ?? "failed";
-      crashLoop = { failures, lastReason: reason, nextAttemptAt: new Date(Date.now() + crashBackoffMs(failures)).toISOString() };
+      crashLoop = { failures, lastReason: reason, nextAttemptAt: new Date(this.now() + crashBackoffMs(failures)).toISOString() };
       await this.events.record({ kind: "Service", name }, "Warning", "MachineFailed", `${m.metadata.name}: ${reason}; replacing in ${crashBackoffMs(failures) / 1000}s`);
       await this.retire(m, "Failed", reason);
     }
@@ -107,7 +109,7 @@ export class ServiceReconciler implements Reconciler {
     const outdated = healthy.filter((m) => m.spec.image !== digest);
     const isReady = (m: Machine) => m.status.phase === "ready";
 
-    const waitMs = crashLoop ? Date.parse(crashLoop.nextAttemptAt) - Date.now() : 0;
+    const waitMs = crashLoop ? Date.parse(crashLoop.nextAttemptAt) - this.now() : 0;
     // Scale in: too many machines of the current image; the not-ready and newest go first.
     const excess = current.length - desired;
     if (excess > 0) {
@@ -135,7 +137,7 @@ export class ServiceReconciler implements Reconciler {
     const readyCurrent = current.filter(isReady).length;
     // The back-off is forgiven only once the machines have stayed up: one that gets ready and
     // dies a moment later is the crash loop itself.
-    const stable = current.filter((m) => isReady(m) && m.status.readyAt && Date.now() - Date.parse(m.status.readyAt) >= STABLE_AFTER_MS).length;
+    const stable = current.filter((m) => isReady(m) && m.status.readyAt && this.now() - Date.parse(m.status.readyAt) >= STABLE_AFTER_MS).length;
     if (crashLoop && stable >= desired && desired > 0) crashLoop = undefined;
     else if (crashLoop && readyCurrent >= desired) requeueAfterMs = Math.min(requeueAfterMs ?? STABLE_AFTER_MS, STABLE_AFTER_MS);
     const phases: Partial<Record<MachinePhase, number>> = {};

@@ -65,8 +65,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // One cache per kind, shared by every controller, fed by the store's own watch.
   const informers = informersFor(store);
   const events = new EventRecorder(store, informers.events);
-  const services = new ServiceReconciler(store, events, load, informers);
-  const controllers = new ControllerRunner(store, [services, new Scheduler(store, events, informers), new NodeHealth(store, events, informers)], {
+  const services = new ServiceReconciler(store, events, load, Date.now, informers);
+  const controllers = new ControllerRunner(store, [services, new Scheduler(store, events, informers), new NodeHealth(store, events, Date.now, informers)], {
     resyncMs: options.resyncMs ?? 5000,
     informers,
     onError: (controller, key, e) => log(`${controller} ${key}: ${(e as Error).message}`),
