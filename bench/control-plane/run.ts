@@ -68,6 +68,7 @@ if (sizes.some((n) => !Number.isInteger(n) || n < 1)) fatal(`--sizes must be who
 
 /** One Service's scale-out may take this long before we stop and report how far it got. */
 const APPLY_LIMIT_MS = 300_000;
+const SERVICE_MAX_REPLICAS = 1000;
 const APPLY_WARMUP_N = 10;
 const WATCHERS = 10;
 const WATCH_WRITES = 300;
@@ -267,7 +268,10 @@ async function applyOnce(n: number, profile: boolean): Promise<ApplyResult> {
   let profiler: Awaited<ReturnType<typeof startCpuProfile>> | undefined;
   try {
     await registerFakeImage(client);
-    const name = "fleet";
+    // A Service holds at most 1000 replicas (the API's bound): larger N is several services.
+    const names = Array.from({ length: Math.ceil(n / SERVICE_MAX_REPLICAS) }, (_, i) => (n <= SERVICE_MAX_REPLICAS ? "fleet" : `fleet-${i}`));
+    const replicasOf = (i: number) => Math.min(SERVICE_MAX_REPLICAS, n - i * SERVICE_MAX_REPLICAS);
+    const readyBy = new Map<string, number>();
     resetMetrics();
 
     let resolveReady!: () => void;
@@ -276,8 +280,10 @@ async function applyOnce(n: number, profile: boolean): Promise<ApplyResult> {
     let reached = 0;
     let readyAt: number | undefined;
     const seen = (service: Service, now: number) => {
-      if (service.metadata.name !== name) return;
-      const ready = service.status.ready ?? 0;
+      if (!names.includes(service.metadata.name)) return;
+      readyBy.set(service.metadata.name, Math.max(readyBy.get(service.metadata.name) ?? 0, service.status.ready ?? 0));
+      let ready = 0;
+      for (const r of readyBy.values()) ready += r;
       reached = Math.max(reached, ready);
       if (ready > 0) milestones.firstReadyMs ??= now - t0;
       if (ready >= n / 2) milestones.halfReadyMs ??= now - t0;
@@ -298,7 +304,7 @@ async function applyOnce(n: number, profile: boolean): Promise<ApplyResult> {
     await progressCache.synced();
     const sampler = setInterval(() => {
       void Promise.resolve(progressCache.list()).then((items) => {
-        const mine = items.filter((m) => m.spec.service === name);
+        const mine = items.filter((m) => m.spec.service !== undefined && names.includes(m.spec.service));
         const p: Progress = {
           atMs: Math.round(performance.now() - t0),
           created: mine.length,
@@ -318,13 +324,17 @@ async function applyOnce(n: number, profile: boolean): Promise<ApplyResult> {
     const elu0 = perfHooks.eventLoopUtilization();
     const cpu0 = process.cpuUsage();
     t0 = performance.now();
-    await client.create({ apiVersion: API_VERSION, kind: "Service", metadata: { name }, spec: { image: FAKE_IMAGE, replicas: n } });
+    for (const [i, name] of names.entries()) {
+      await client.create({ apiVersion: API_VERSION, kind: "Service", metadata: { name }, spec: { image: FAKE_IMAGE, replicas: replicasOf(i) } });
+    }
     const createCallMs = performance.now() - t0;
     // Safety net besides the watch: the store itself, every 10 ms.
     const poll = (async () => {
       while (!abort.signal.aborted && readyAt === undefined) {
-        const s = await cp.store.get<Service>("Service", name).catch(() => undefined);
-        if (s) seen(s, performance.now());
+        for (const name of names) {
+          const s = await cp.store.get<Service>("Service", name).catch(() => undefined);
+          if (s) seen(s, performance.now());
+        }
         await sleep(10);
       }
     })();
@@ -343,7 +353,7 @@ async function applyOnce(n: number, profile: boolean): Promise<ApplyResult> {
     const { reconciles, requests } = await metricsSnapshot();
     if (error) {
       const { items } = await cp.store.list<Machine>("Machine");
-      const mine = items.filter((m) => m.spec.service === name);
+      const mine = items.filter((m) => m.spec.service !== undefined && names.includes(m.spec.service));
       error += `; reached ${reached}/${n} ready; machines: ${mine.length} created, ${mine.filter((m) => m.spec.node).length} scheduled, ${mine.filter((m) => m.status.pid !== undefined).length} started`;
     }
     return {
