@@ -126,13 +126,20 @@ export class NodeAgent {
     watching.catch((e: Error) => this.log(`machine watch ended: ${e.message}`));
     // A first list that fails fails the start, as before the cache.
     await untilSynced([this.machines], watching);
-    this.resync();
+    this.enqueueAll();
     this.timers.push(setInterval(() => void this.heartbeat().catch((e: Error) => this.log(`heartbeat failed: ${e.message}`)), this.options.heartbeatMs ?? 5000));
-    this.timers.push(setInterval(() => this.resync(), this.options.resyncMs ?? 10_000));
+    this.timers.push(setInterval(() => void this.resync().catch((e: Error) => this.log(`resync failed: ${e.message}`)), this.options.resyncMs ?? 10_000));
+  }
+
+  /** A fresh list into the cache, in case the watch missed something, then a look at every machine. */
+  private async resync(): Promise<void> {
+    const { items, metadata } = await this.client.list("Machine");
+    this.machines.relist(items, metadata.resourceVersion);
+    this.enqueueAll();
   }
 
   /** Every machine of this node, and every running one without an object (deleted while we were away: stopped). */
-  private resync(): void {
+  private enqueueAll(): void {
     for (const m of this.machines.byIndex(BY_NODE, this.nodeName)) this.queue.add(m.metadata.name);
     for (const name of this.running.keys()) this.queue.add(name);
   }

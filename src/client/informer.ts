@@ -150,6 +150,14 @@ export class Informer<R extends Resource> {
     this.#apply("MODIFIED", object);
   }
 
+  /**
+   * Applies a complete list its owner took itself (a periodic safety net against a watch that
+   * missed something), guarded like the source's own lists: nothing newer is undone.
+   */
+  relist(items: R[], resourceVersion: string): void {
+    this.#replace(items, resourceVersion);
+  }
+
   #index(index: string): Map<string, Set<string>> {
     const values = this.#indexes.get(index);
     if (!values) throw new Error(`informer (${this.#source.description}) has no index ${JSON.stringify(index)}`);
