@@ -1,4 +1,4 @@
-import { Informer } from "../client/informer.ts";
+import { Informer, untilSynced } from "../client/informer.ts";
 import type { Image, Machine, PithEvent, PithNode, Service } from "../model/kinds.ts";
 import type { Kind, Resource } from "../model/resource.ts";
 import { storeSource } from "../store/store-source.ts";
@@ -43,7 +43,10 @@ export class ControllerInformers {
     this.events = new Informer(storeSource<PithEvent>(store, "Event"), options);
   }
 
-  /** Lists and watches every kind (once; later calls wait for the same sync). Resolves when all are synced. */
+  /**
+   * Lists and watches every kind (once; later calls wait for the same sync). Resolves when all are
+   * synced; rejects if one cannot list (e.g. the store is closed), rather than waiting forever.
+   */
   async start(): Promise<void> {
     if (!this.#started) {
       this.#started = true;
@@ -53,7 +56,7 @@ export class ControllerInformers {
         this.#running.push(running);
       }
     }
-    await Promise.all(this.all().map((i) => i.synced()));
+    await untilSynced(this.all(), Promise.all(this.#running));
   }
 
   /** The informer whose changes may queue work for a kind, or undefined (Events queue none). */

@@ -61,9 +61,10 @@ export class RouteTable implements RouteSource {
   }
 
   /**
-   * Lists Services and Machines, builds the table, then keeps it current with two watches started
-   * from those lists' revisions. Resolves once the table is built; the watches run until `signal`
-   * aborts (see `done`). Rejects if the initial lists fail.
+   * Lists Services and Machines into two informers, builds the table from them, then keeps it
+   * current from their changes (their watches start from the lists' revisions). Resolves once the
+   * table is built; the watches run until `signal` aborts (see `done`). Rejects if the initial
+   * lists fail.
    */
   async start(signal: AbortSignal): Promise<void> {
     if (this.#started) throw new Error("RouteTable.start() was already called");
