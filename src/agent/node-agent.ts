@@ -344,7 +344,8 @@ export class NodeAgent {
     const steps = this.steps.get(name) ?? [];
     steps.push(step);
     this.steps.set(name, steps);
-    this.queue.add(name);
+    // Reports first: a machine that is ready should be routable before more machines start.
+    this.queue.add(name, { urgent: true });
   }
 
   private async setStatus(name: string, status: MachineStatus): Promise<void> {

@@ -130,3 +130,25 @@ test("a key's answer brings it back later; addWithin keeps a sooner turn, addAft
   assert.equal(runs.filter(([k]) => k === "moved").length, 1);
   queue.stop();
 });
+
+test("urgent keys go before the others, also when added during their own work", async () => {
+  const runs: string[] = [];
+  const hold = gate();
+  const queue = new WorkQueue({
+    process: async (key) => {
+      runs.push(key);
+      if (key === "x" && runs.length === 1) await hold.promise;
+    },
+  });
+  queue.add("x");
+  await until(() => runs.length === 1, 2000, "x to start");
+  queue.add("a");
+  queue.add("b");
+  queue.add("report", { urgent: true });
+  queue.add("b", { urgent: true }); // already waiting: moves ahead
+  queue.add("x", { urgent: true }); // x is being worked on: its next run is urgent too
+  hold.open();
+  await until(() => queue.pending === 0, 2000, "the queue to drain");
+  assert.deepEqual(runs, ["x", "report", "b", "x", "a"]);
+  queue.stop();
+});

@@ -26,11 +26,12 @@ export class WorkQueue {
   readonly #options: WorkQueueOptions;
   readonly #concurrency: number;
   readonly #backoff: { initialMs: number; maxMs: number };
-  /** Ready keys, in the order added; none of them is being worked on. */
+  /** Ready keys, in the order added; none of them is being worked on. `#urgent` ones go first. */
   readonly #ready = new Set<string>();
+  readonly #urgent = new Set<string>();
   readonly #active = new Set<string>();
-  /** Keys added while being worked on. */
-  readonly #dirty = new Set<string>();
+  /** Keys added while being worked on, and whether any of those adds was urgent. */
+  readonly #dirty = new Map<string, boolean>();
   readonly #delayed = new Map<string, { timer: NodeJS.Timeout; dueAt: number }>();
   readonly #failures = new Map<string, number>();
   #pumpScheduled = false;
@@ -42,11 +43,20 @@ export class WorkQueue {
     this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
   }
 
-  /** Queues a key now (no-op if it is already waiting). */
-  add(key: string): void {
+  /**
+   * Queues a key now (no-op if it is already waiting). An `urgent` key goes before every key
+   * that is not: e.g. a report that a machine is ready, ahead of a thousand starts.
+   */
+  add(key: string, options: { urgent?: boolean } = {}): void {
     if (this.#stopped) return;
-    if (this.#active.has(key)) this.#dirty.add(key);
-    else if (!this.#ready.has(key)) {
+    if (this.#active.has(key)) {
+      this.#dirty.set(key, (this.#dirty.get(key) ?? false) || options.urgent === true);
+    } else if (options.urgent) {
+      if (this.#urgent.has(key)) return;
+      this.#ready.delete(key);
+      this.#urgent.add(key);
+      this.#schedulePump();
+    } else if (!this.#ready.has(key) && !this.#urgent.has(key)) {
       this.#ready.add(key);
       this.#schedulePump();
     }
@@ -68,7 +78,7 @@ export class WorkQueue {
    * burst of changes joins one piece of work.
    */
   addWithin(key: string, ms: number): void {
-    if (this.#stopped || this.#ready.has(key) || this.#dirty.has(key)) return;
+    if (this.#stopped || this.#ready.has(key) || this.#urgent.has(key) || this.#dirty.has(key)) return;
     const delayed = this.#delayed.get(key);
     if (delayed && delayed.dueAt <= Date.now() + ms) return;
     this.addAfter(key, ms);
@@ -81,13 +91,14 @@ export class WorkQueue {
 
   /** Keys waiting (now or later) or being worked on. */
   get pending(): number {
-    return new Set([...this.#ready, ...this.#active, ...this.#delayed.keys()]).size;
+    return new Set([...this.#urgent, ...this.#ready, ...this.#active, ...this.#delayed.keys()]).size;
   }
 
   /** Drops every waiting key and delay; work under way finishes but is not repeated. */
   stop(): void {
     this.#stopped = true;
     this.#ready.clear();
+    this.#urgent.clear();
     this.#dirty.clear();
     for (const { timer } of this.#delayed.values()) clearTimeout(timer);
     this.#delayed.clear();
@@ -104,9 +115,10 @@ export class WorkQueue {
   }
 
   #pump(): void {
-    while (!this.#stopped && this.#active.size < this.#concurrency && this.#ready.size > 0) {
-      const key = this.#ready.values().next().value as string;
-      this.#ready.delete(key);
+    while (!this.#stopped && this.#active.size < this.#concurrency && this.#urgent.size + this.#ready.size > 0) {
+      const from = this.#urgent.size > 0 ? this.#urgent : this.#ready;
+      const key = from.values().next().value as string;
+      from.delete(key);
       this.#active.add(key);
       void this.#work(key);
     }
@@ -133,7 +145,9 @@ export class WorkQueue {
       }
     } finally {
       this.#active.delete(key);
-      if (!failed && this.#dirty.delete(key)) this.add(key);
+      const dirty = this.#dirty.get(key);
+      this.#dirty.delete(key);
+      if (!failed && dirty !== undefined) this.add(key, { urgent: dirty });
       this.#pump();
     }
   }
