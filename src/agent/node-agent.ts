@@ -1,6 +1,9 @@
 import { availableParallelism, hostname, totalmem } from "node:os";
 import { join } from "node:path";
-import { compareRevisions, isApiError, type PithClient } from "../client/index.ts";
+import { isApiError, type PithClient } from "../client/index.ts";
+import { apiSource } from "../client/api-source.ts";
+import { Informer, untilSynced } from "../client/informer.ts";
+import { type WorkOutcome, WorkQueue } from "../controller/work-queue.ts";
 import type { Hypervisor, Machine as RunningMachine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import { bootFiles, resolveImage } from "../image/image-store.ts";
 import { API_VERSION } from "../model/resource.ts";
@@ -10,6 +13,16 @@ import { readAgentState, writeAgentState } from "./agent-state.ts";
 import { messageOf } from "../shared/errors.ts";
 import { machinesDir } from "../shared/paths.ts";
 import { MachineStarter, type StartNotice } from "../snapshot/machine-starter.ts";
+
+/** The agent's machine index: by the node a machine is placed on. */
+const BY_NODE = "node";
+
+/**
+ * Machines worked on at once. Starting and stopping wait for nothing long (a drain comes back
+ * later; boots are watched, not awaited), and without a bound, ten thousand new machines were
+ * ten thousand concurrent requests that timed out against the control plane.
+ */
+const AGENT_WORKERS = 32;
 
 /** An image from this host's image store, unpacked for booting. */
 async function localBootSource(digest: string): Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">> {
@@ -55,8 +68,20 @@ export class NodeAgent {
   private readonly client: PithClient;
   private readonly hypervisor: Hypervisor;
   private readonly running = new Map<string, RunningMachine>();
-  /** Per-machine chain of work, so one machine's steps never interleave. */
-  private readonly work = new Map<string, Promise<void>>();
+  /**
+   * Every Machine, kept current by a list and a watch: what a reconcile acts on (the newest
+   * version seen, including this agent's own writes), so following a machine costs no request.
+   */
+  private readonly machines: Informer<Machine>;
+  /**
+   * Machine names to reconcile: one worker per machine at a time (its steps never interleave),
+   * AGENT_WORKERS machines at once, failures retried with back-off per machine.
+   */
+  private readonly queue: WorkQueue;
+  /** When each draining machine may be stopped. */
+  private readonly drainEnds = new Map<string, number>();
+  /** Reports from a running machine (ready, failed, exited), done on its turn before its reconcile. */
+  private readonly steps = new Map<string, (() => Promise<void>)[]>();
   private readonly abort = new AbortController();
   private timers: NodeJS.Timeout[] = [];
   private readonly log: (message: string) => void;
@@ -68,6 +93,15 @@ export class NodeAgent {
     this.starter = options.starter ?? new MachineStarter({ hypervisor: options.hypervisor });
     this.nodeName = options.nodeName ?? defaultNodeName();
     this.log = options.log ?? (() => {});
+    this.machines = new Informer(apiSource(this.client, "Machine"), {
+      indexes: { [BY_NODE]: (m) => (m.spec.node ? [m.spec.node] : []) },
+      onError: (e) => this.log(`machine cache: ${messageOf(e)}`),
+    });
+    this.queue = new WorkQueue({
+      process: (name) => this.process(name),
+      concurrency: AGENT_WORKERS,
+      onError: (name, e) => this.log(`machine ${name}: ${messageOf(e)}`),
+    });
   }
 
   async start(): Promise<void> {
@@ -80,104 +114,105 @@ export class NodeAgent {
       this.log(`re-adopted machine ${machine.id} (pid ${machine.pid}, ${saved ? "from saved handles" : "discovered on the host"})`);
     }
     await this.saveState();
-    // Level-based: a full pass now and on every resync, plus a watch for promptness.
-    const { items, metadata } = await this.client.list("Machine");
-    await this.reconcileAll(items, metadata.resourceVersion);
-    void this.client
-      .watch("Machine", { resourceVersion: metadata.resourceVersion, signal: this.abort.signal, onRelist: (objects, rv) => this.reconcileAll(objects, rv) }, (event) => {
-        if (event.object.spec.node !== this.nodeName) return;
-        const name = event.object.metadata.name;
-        if (event.type === "DELETED") this.forget(name, event.object.metadata.resourceVersion);
-        else this.remember(event.object);
-        this.enqueue(name);
-      })
-      .catch((e: Error) => this.log(`machine watch ended: ${e.message}`));
+    // Level-based: a full pass once the cache is listed and on every resync, plus the cache's
+    // changes for promptness (a relist after a lost history reports its differences as changes).
+    const mine = (m: Machine | undefined) => m?.spec.node === this.nodeName;
+    this.machines.addHandler({
+      added: (m) => mine(m) && this.queue.add(m.metadata.name),
+      updated: (old, m) => (mine(old) || mine(m)) && this.queue.add(m.metadata.name),
+      deleted: (m) => mine(m) && this.queue.add(m.metadata.name),
+    });
+    const watching = this.machines.run(this.abort.signal);
+    watching.catch((e: Error) => this.log(`machine watch ended: ${e.message}`));
+    // A first list that fails fails the start, as before the cache.
+    await untilSynced([this.machines], watching);
+    this.enqueueAll();
     this.timers.push(setInterval(() => void this.heartbeat().catch((e: Error) => this.log(`heartbeat failed: ${e.message}`)), this.options.heartbeatMs ?? 5000));
-    this.timers.push(
-      setInterval(
-        () =>
-          void this.client
-            .list("Machine")
-            .then(({ items, metadata }) => this.reconcileAll(items, metadata.resourceVersion))
-            .catch((e: Error) => this.log(`resync failed: ${e.message}`)),
-        this.options.resyncMs ?? 10_000,
-      ),
-    );
+    this.timers.push(setInterval(() => void this.resync().catch((e: Error) => this.log(`resync failed: ${e.message}`)), this.options.resyncMs ?? 10_000));
+  }
+
+  /** A fresh list into the cache, in case the watch missed something, then a look at every machine. */
+  private async resync(): Promise<void> {
+    const { items, metadata } = await this.client.list("Machine");
+    this.machines.relist(items, metadata.resourceVersion);
+    this.enqueueAll();
+  }
+
+  /** Every machine of this node, and every running one without an object (deleted while we were away: stopped). */
+  private enqueueAll(): void {
+    for (const m of this.machines.byIndex(BY_NODE, this.nodeName)) this.queue.add(m.metadata.name);
+    for (const name of this.running.keys()) this.queue.add(name);
   }
 
   /** Stops watching and heartbeating; machines keep running (they belong to the host, not to us). */
   stop(): void {
     this.abort.abort();
+    this.queue.stop();
     for (const t of this.timers) clearInterval(t);
     for (const machine of this.running.values()) machine.detach();
   }
 
   /** Records the running machines' handles after every start and stop. */
   private saveState(): Promise<void> {
-    const machines = Object.fromEntries([...this.running].map(([name, m]) => [name, { pid: m.pid }]));
-    this.stateWrite = this.stateWrite.then(() => writeAgentState({ node: this.nodeName, machines })).catch((e: Error) => this.log(`cannot save agent state: ${e.message}`));
-    return this.stateWrite;
+    // Writes are coalesced: whoever asks gets the next write not yet started, which records the
+    // handles as they are when it starts, so a thousand starts cost a few writes, not a thousand.
+    if (!this.nextStateWrite) {
+      this.nextStateWrite = this.stateWrite
+        .then(() => {
+          this.nextStateWrite = undefined;
+          const machines = Object.fromEntries([...this.running].map(([name, m]) => [name, { pid: m.pid }]));
+          return writeAgentState({ node: this.nodeName, machines });
+        })
+        .catch((e: Error) => this.log(`cannot save agent state: ${e.message}`));
+      this.stateWrite = this.nextStateWrite;
+    }
+    return this.nextStateWrite;
   }
 
   private stateWrite: Promise<void> = Promise.resolve();
+  private nextStateWrite: Promise<void> | undefined;
 
-  /**
-   * The newest version seen of each of this node's machines, from the watch and the lists: what
-   * a reconcile acts on, so following a machine costs no extra request per event.
-   */
-  private readonly known = new Map<string, Machine>();
-  /** Revisions at which machines were deleted, so an older list cannot bring them back. */
-  private readonly deletedAt = new Map<string, string>();
-
-  private remember(object: Machine): void {
-    const name = object.metadata.name;
-    const seen = this.known.get(name)?.metadata.resourceVersion ?? this.deletedAt.get(name);
-    if (seen !== undefined && compareRevisions(object.metadata.resourceVersion, seen) < 0) return;
-    this.deletedAt.delete(name);
-    this.known.set(name, object);
-  }
-
-  private forget(name: string, atRevision: string): void {
-    const seen = this.known.get(name)?.metadata.resourceVersion;
-    if (seen !== undefined && compareRevisions(atRevision, seen) < 0) return;
-    this.known.delete(name);
-    this.deletedAt.set(name, atRevision);
-  }
-
-  private async reconcileAll(objects: Machine[], listRevision: string): Promise<void> {
-    const mine = new Map(objects.filter((m) => m.spec.node === this.nodeName).map((m) => [m.metadata.name, m]));
-    for (const object of mine.values()) this.remember(object);
-    // Known machines absent from the list were deleted, unless we saw them after it was taken.
-    for (const [name, object] of this.known) {
-      if (!mine.has(name) && compareRevisions(object.metadata.resourceVersion, listRevision) <= 0) this.forget(name, listRevision);
+  /** One turn of a machine: its pending reports first, then a reconcile from the newest state. */
+  private async process(name: string): Promise<WorkOutcome> {
+    for (let step = this.steps.get(name)?.shift(); step; step = this.steps.get(name)?.shift()) {
+      try {
+        await step();
+      } catch (e) {
+        this.log(`machine ${name}: ${messageOf(e)}`);
+      }
     }
-    // A deletion older than this list can no longer be undone by a stale one.
-    for (const [name, rv] of this.deletedAt) if (compareRevisions(rv, listRevision) <= 0) this.deletedAt.delete(name);
-    for (const name of mine.keys()) this.enqueue(name);
-    // Running machines with no object: deleted while we were away. Stop them.
-    for (const name of this.running.keys()) if (!this.known.has(name)) this.enqueue(name);
+    this.steps.delete(name);
+    return this.reconcile(name);
   }
 
-  private enqueue(name: string): void {
-    const previous = this.work.get(name) ?? Promise.resolve();
-    const next = previous.then(() => this.reconcile(name)).catch((e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`));
-    this.work.set(name, next);
-    void next.then(() => {
-      if (this.work.get(name) === next) this.work.delete(name);
-    });
+  /** This node's machine by that name, as the cache has it (a machine placed elsewhere is not ours). */
+  private latest(name: string): Machine | undefined {
+    const object = this.machines.get(name);
+    return object?.spec.node === this.nodeName ? object : undefined;
   }
 
-  private async reconcile(name: string): Promise<void> {
+  private async reconcile(name: string): Promise<WorkOutcome> {
     // The newest state seen, not the one that queued this work: queued work may be older.
-    const latest = this.known.get(name);
+    const latest = this.latest(name);
     const local = this.running.get(name);
     if (!latest || latest.spec.desiredState === "stopped") {
-      if (local) {
-        this.log(`stopping machine ${name}`);
+      if (!local) {
+        this.drainEnds.delete(name);
+      } else {
         if (latest) {
-          await this.setStatus(name, { ...latest.status, phase: "draining" });
-          await new Promise((resolve) => setTimeout(resolve, this.options.drainMs ?? 1000));
+          // Drain without holding a worker: the machine's turn comes back when its drain is over.
+          let ends = this.drainEnds.get(name);
+          if (ends === undefined) {
+            this.log(`stopping machine ${name}`);
+            await this.setStatus(name, { ...latest.status, phase: "draining" });
+            ends = Date.now() + (this.options.drainMs ?? 1000);
+            this.drainEnds.set(name, ends);
+          }
+          if (ends > Date.now()) return { requeueAfterMs: ends - Date.now() };
+        } else if (!this.drainEnds.has(name)) {
+          this.log(`stopping machine ${name}`);
         }
+        this.drainEnds.delete(name);
         await local.stop();
         this.running.delete(name);
         await this.saveState();
@@ -191,7 +226,10 @@ export class NodeAgent {
       return;
     }
     const phase = latest.status.phase;
-    if (phase === "pending") return this.startMachine(latest);
+    if (phase === "pending") {
+      await this.startMachine(latest);
+      return;
+    }
     if (phase === "booting" || phase === "ready" || phase === "draining") {
       // It was running here, but no process is left: it died while nobody was watching.
       await this.setStatus(name, { ...latest.status, phase: "failed", reason: "its QEMU process ended while the agent was not running", stoppedAt: new Date().toISOString() });
@@ -227,7 +265,7 @@ export class NodeAgent {
       ...(running.jail ? { jail: running.jail } : {}),
       startedAt: new Date().toISOString(),
     });
-    this.watchMachine(this.known.get(name), running);
+    this.watchMachine(this.latest(name), running);
   }
 
   private readonly watched = new WeakSet<RunningMachine>();
@@ -241,7 +279,7 @@ export class NodeAgent {
       (timings) => {
         if (timings.readyMs !== undefined) bootToReadySeconds.observe({ image: object?.spec.image.slice(7, 19) ?? "" }, timings.readyMs / 1000);
         const update = async () => {
-          const current = await this.client.get("Machine", name);
+          const current = this.latest(name);
           if (!current || current.status.phase === "ready") return;
           await this.setStatus(name, {
             ...current.status,
@@ -259,7 +297,7 @@ export class NodeAgent {
       (e: unknown) => {
         if (machine.exit) return; // its end is reported below
         this.enqueueStep(name, async () => {
-          const current = await this.client.get("Machine", name);
+          const current = this.latest(name);
           if (current) await this.setStatus(name, { ...current.status, phase: "failed", reason: messageOf(e) });
           await machine.stop(1000);
         });
@@ -271,7 +309,7 @@ export class NodeAgent {
           this.running.delete(name);
           await this.saveState();
         }
-        const current = await this.client.get("Machine", name);
+        const current = this.latest(name);
         if (!current) return;
         if (current.spec.desiredState === "stopped") {
           await this.client.delete("Machine", name).catch(() => {});
@@ -303,15 +341,17 @@ export class NodeAgent {
   }
 
   private enqueueStep(name: string, step: () => Promise<void>): void {
-    const previous = this.work.get(name) ?? Promise.resolve();
-    const next = previous.then(step).catch((e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`));
-    this.work.set(name, next);
+    const steps = this.steps.get(name) ?? [];
+    steps.push(step);
+    this.steps.set(name, steps);
+    // Reports first: a machine that is ready should be routable before more machines start.
+    this.queue.add(name, { urgent: true });
   }
 
   private async setStatus(name: string, status: MachineStatus): Promise<void> {
     try {
       // What we wrote is the newest state: later reconciles must not act on the older one.
-      this.remember(await this.client.updateStatus("Machine", name, status));
+      this.machines.observe(await this.client.updateStatus("Machine", name, status));
     } catch (e) {
       if (!isApiError(e, 404)) throw e;
     }
@@ -340,7 +380,7 @@ export class NodeAgent {
   }
 
   private async heartbeat(): Promise<void> {
-    const mine = (await this.client.list("Machine")).items.filter((m) => m.spec.node === this.nodeName && m.spec.desiredState === "running");
+    const mine = this.machines.byIndex(BY_NODE, this.nodeName).filter((m) => m.spec.desiredState === "running");
     const allocated = mine.reduce((a, m) => ({ memoryMiB: a.memoryMiB + m.spec.memoryMiB, vcpus: a.vcpus + m.spec.vcpus, machines: a.machines + 1 }), { memoryMiB: 0, vcpus: 0, machines: 0 });
     await this.client.updateStatus("Node", this.nodeName, { ...this.nodeStatus(), allocated });
   }

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { API_VERSION } from "../model/resource.ts";
 import type { EventSpec, PithEvent } from "../model/kinds.ts";
+import type { Informer } from "../client/informer.ts";
 import type { Store } from "../store/store.ts";
 
 /** Events kept in the store; older ones are pruned so they never crowd out real objects. */
@@ -10,7 +11,11 @@ const KEEP_EVENTS = 1000;
 export class EventRecorder {
   private writes = 0;
 
-  constructor(private readonly store: Store) {}
+  /** `cache`: the Event informer, so pruning sorts memory instead of parsing every event. */
+  constructor(
+    private readonly store: Store,
+    private readonly cache?: Informer<PithEvent>,
+  ) {}
 
   async record(involved: EventSpec["involved"], type: EventSpec["type"], reason: string, message: string): Promise<void> {
     const name = `${involved.name}.${Date.now().toString(36)}${randomBytes(2).toString("hex")}`;
@@ -24,7 +29,7 @@ export class EventRecorder {
   }
 
   private async prune(): Promise<void> {
-    const { items } = await this.store.list<PithEvent>("Event");
+    const items = this.cache?.hasSynced() ? this.cache.list() : (await this.store.list<PithEvent>("Event")).items;
     const excess = items.sort((a, b) => a.spec.at.localeCompare(b.spec.at)).slice(0, Math.max(0, items.length - KEEP_EVENTS));
     for (const event of excess) await this.store.delete("Event", event.metadata.name).catch(() => {});
   }

@@ -9,8 +9,9 @@ import type { Store } from "../store/store.ts";
  * control plane knows are Image objects; on a single host, an image only in the local store is
  * registered on first use, so `pith build` then `image: hello-ts` just works.
  */
-export async function resolveServiceImage(store: Store, ref: string): Promise<Image | undefined> {
-  const { items } = await store.list<Image>("Image");
+export async function resolveServiceImage(store: Store, ref: string, cached?: readonly Image[]): Promise<Image | undefined> {
+  // `cached`: the Image objects as a cache has them, so a reconcile need not list them.
+  const items = cached ? [...cached] : (await store.list<Image>("Image")).items;
   const hex = ref.replace(/^sha256:/, "");
   const byName = items.filter((i) => i.metadata.name === ref || i.metadata.labels[IMAGE_NAME_LABEL] === ref);
   const known =

@@ -1,8 +1,9 @@
 import type { Kind } from "../model/resource.ts";
-import { MACHINE_PHASES, type Machine, type PithNode } from "../model/kinds.ts";
+import { MACHINE_PHASES, type MachinePhase } from "../model/kinds.ts";
 import { machinesByPhase } from "../shared/metrics.ts";
 import type { Store } from "../store/store.ts";
 import type { EventRecorder } from "./event-recorder.ts";
+import { type ControllerInformers, informersFor } from "./informers.ts";
 import { writeBack } from "./object-updates.ts";
 import type { Outcome, Reconciler } from "./runner.ts";
 import { isNodeLive } from "./scheduler.ts";
@@ -20,6 +21,7 @@ export class NodeHealth implements Reconciler {
     private readonly events: EventRecorder,
     /** The clock heartbeats are judged by (tests drive their own). */
     private readonly now: () => number = Date.now,
+    private readonly informers: ControllerInformers = informersFor(store),
   ) {}
 
   keysFor(): string[] {
@@ -31,13 +33,15 @@ export class NodeHealth implements Reconciler {
   }
 
   async reconcile(): Promise<Outcome> {
-    for (const node of (await this.store.list<PithNode>("Node")).items) {
+    await this.informers.start();
+    for (const node of this.informers.nodes.list()) {
       if (node.status.ready && !isNodeLive(node, this.now())) {
         await writeBack(this.store, node, { status: { ...node.status, ready: false } });
         await this.events.record({ kind: "Node", name: node.metadata.name }, "Warning", "NodeNotReady", `no heartbeat since ${node.status.heartbeatAt}`);
       }
     }
-    const machines = (await this.store.list<Machine>("Machine")).items;
-    for (const phase of MACHINE_PHASES) machinesByPhase.set({ phase }, machines.filter((m) => m.status.phase === phase).length);
+    const counts = new Map<MachinePhase, number>(MACHINE_PHASES.map((phase) => [phase, 0]));
+    for (const m of this.informers.machines.list()) counts.set(m.status.phase, (counts.get(m.status.phase) ?? 0) + 1);
+    for (const [phase, count] of counts) machinesByPhase.set({ phase }, count);
   }
 }

@@ -1,6 +1,8 @@
-import type { Kind, WatchEvent } from "../model/resource.ts";
+import type { Kind, Resource, WatchEvent } from "../model/resource.ts";
 import { reconcileErrors, reconcileSeconds } from "../shared/metrics.ts";
 import type { Store } from "../store/store.ts";
+import { type ControllerInformers, informersFor } from "./informers.ts";
+import { DEFAULT_BACKOFF, WorkQueue } from "./work-queue.ts";
 
 /**
  * A reconciler in the controller-runtime sense: it gets only a key, reads the current state,
@@ -16,7 +18,7 @@ export interface Reconciler {
    * `afterMs` is reconciled that much later, and every change for it meanwhile joins that one
    * reconcile: a thousand machines turning ready cost a few service reconciles, not a thousand.
    */
-  keysFor(event: WatchEvent): (string | { key: string; afterMs: number })[];
+  keysFor(event: ChangeEvent): (string | { key: string; afterMs: number })[];
   /** Every key worth a periodic look (the resync). */
   allKeys(): Promise<string[]>;
   reconcile(key: string): Promise<Outcome>;
@@ -24,44 +26,86 @@ export interface Reconciler {
 
 export type Outcome = { requeueAfterMs?: number } | void;
 
+/** A change as the caches saw it: with `old`, the version it replaced (MODIFIED only). */
+export type ChangeEvent = WatchEvent & { old?: Resource };
+
+export interface ControllerRunnerOptions {
+  resyncMs: number;
+  onError?: (reconciler: string, key: string, error: unknown) => void;
+  /** Retry delays after a failed reconcile, per key (default 100 ms doubling to 30 s). */
+  backoff?: { initialMs: number; maxMs: number };
+  /** The caches whose changes queue keys; default: the store's shared ones (informersFor). */
+  informers?: ControllerInformers;
+}
+
 /**
- * Turns store changes into queued keys and outcomes into queue actions and metrics. Each
- * reconciler has one worker, so one key is never reconciled twice at once; a key queued while
- * it is being reconciled runs again afterwards.
+ * Turns cache changes into queued keys, and outcomes into queue actions and metrics. Each
+ * reconciler has its own work queue with one worker, so one key is never reconciled twice at
+ * once; a key queued while it is being reconciled runs again afterwards, and a key whose
+ * reconcile fails is retried with back-off of its own.
  */
 export class ControllerRunner {
-  private readonly queues = new Map<Reconciler, { pending: Set<string>; running: boolean; timers: Map<string, { timer: NodeJS.Timeout; dueAt: number }> }>();
-  private unwatch: (() => void) | undefined;
+  private readonly queues = new Map<Reconciler, WorkQueue>();
+  private readonly informers: ControllerInformers;
+  private readonly unsubscribe: (() => void)[] = [];
   private resyncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(
-    private readonly store: Store,
+    store: Store,
     private readonly reconcilers: Reconciler[],
-    private readonly options: { resyncMs: number; onError?: (reconciler: string, key: string, error: unknown) => void },
+    private readonly options: ControllerRunnerOptions,
   ) {
-    for (const r of reconcilers) this.queues.set(r, { pending: new Set(), running: false, timers: new Map() });
+    this.informers = options.informers ?? informersFor(store);
+    for (const r of reconcilers) {
+      this.queues.set(
+        r,
+        new WorkQueue({
+          process: (key) => this.reconcile(r, key),
+          backoff: options.backoff ?? DEFAULT_BACKOFF,
+          onError: (key, error) => options.onError?.(r.name, key, error),
+        }),
+      );
+    }
   }
 
   async start(): Promise<void> {
-    this.unwatch = await this.store.watch(undefined, await this.store.revision(), (event) => {
-      for (const r of this.reconcilers) {
-        if (!r.watches.includes(event.object.kind)) continue;
-        for (const key of r.keysFor(event)) {
-          if (typeof key === "string") this.enqueue(r, key);
-          else this.enqueueSoon(r, key.key, key.afterMs);
+    await this.informers.start();
+    if (this.stopped) return;
+    const kinds = new Set(this.reconcilers.flatMap((r) => r.watches));
+    for (const kind of kinds) {
+      const informer = this.informers.of(kind);
+      if (!informer) throw new Error(`controllers cannot watch ${kind}: it has no informer`);
+      const concerned = this.reconcilers.filter((r) => r.watches.includes(kind));
+      const route = (event: ChangeEvent) => {
+        for (const r of concerned) {
+          for (const key of r.keysFor(event)) {
+            if (typeof key === "string") this.enqueue(r, key);
+            else this.queues.get(r)!.addWithin(key.key, key.afterMs);
+          }
         }
-      }
-    });
+      };
+      // No replay: the resync below looks at everything that exists.
+      this.unsubscribe.push(
+        informer.addHandler(
+          {
+            added: (object: Resource) => route({ type: "ADDED", object }),
+            updated: (old: Resource, object: Resource) => route({ type: "MODIFIED", object, old }),
+            deleted: (object: Resource) => route({ type: "DELETED", object }),
+          },
+          { replay: false },
+        ),
+      );
+    }
     await this.resync();
     this.resyncTimer = setInterval(() => void this.resync(), this.options.resyncMs);
   }
 
   stop(): void {
     this.stopped = true;
-    this.unwatch?.();
+    for (const off of this.unsubscribe) off();
     clearInterval(this.resyncTimer);
-    for (const q of this.queues.values()) for (const t of q.timers.values()) clearTimeout(t.timer);
+    for (const q of this.queues.values()) q.stop();
   }
 
   private async resync(): Promise<void> {
@@ -76,51 +120,19 @@ export class ControllerRunner {
 
   enqueue(reconciler: Reconciler, key: string): void {
     if (this.stopped) return;
-    const queue = this.queues.get(reconciler)!;
-    queue.pending.add(key);
-    if (!queue.running) void this.work(reconciler);
+    this.queues.get(reconciler)!.add(key);
   }
 
-  private async work(reconciler: Reconciler): Promise<void> {
-    const queue = this.queues.get(reconciler)!;
-    queue.running = true;
+  private async reconcile(reconciler: Reconciler, key: string): Promise<Outcome> {
+    if (this.stopped) return;
+    const timer = reconcileSeconds.startTimer({ controller: reconciler.name });
     try {
-      while (queue.pending.size > 0 && !this.stopped) {
-        const key = queue.pending.values().next().value as string;
-        queue.pending.delete(key);
-        const timer = reconcileSeconds.startTimer({ controller: reconciler.name });
-        let outcome: Outcome;
-        try {
-          outcome = await reconciler.reconcile(key);
-        } catch (e) {
-          reconcileErrors.inc({ controller: reconciler.name });
-          this.options.onError?.(reconciler.name, key, e);
-          outcome = { requeueAfterMs: 1000 };
-        } finally {
-          timer();
-        }
-        if (outcome?.requeueAfterMs !== undefined) this.requeueAfter(reconciler, key, outcome.requeueAfterMs);
-      }
+      return await reconciler.reconcile(key);
+    } catch (e) {
+      reconcileErrors.inc({ controller: reconciler.name });
+      throw e;
     } finally {
-      queue.running = false;
+      timer();
     }
-  }
-
-  /** Like requeueAfter, but a key already due sooner keeps its time: changes join that reconcile. */
-  private enqueueSoon(reconciler: Reconciler, key: string, ms: number): void {
-    const queue = this.queues.get(reconciler)!;
-    const scheduled = queue.timers.get(key);
-    if (queue.pending.has(key) || (scheduled && scheduled.dueAt <= Date.now() + ms)) return;
-    this.requeueAfter(reconciler, key, ms);
-  }
-
-  private requeueAfter(reconciler: Reconciler, key: string, ms: number): void {
-    const queue = this.queues.get(reconciler)!;
-    clearTimeout(queue.timers.get(key)?.timer);
-    const timer = setTimeout(() => {
-      queue.timers.delete(key);
-      this.enqueue(reconciler, key);
-    }, ms);
-    queue.timers.set(key, { timer, dueAt: Date.now() + ms });
   }
 }

@@ -1,77 +1,106 @@
 import type { Kind, WatchEvent } from "../model/resource.ts";
 import type { Machine, PithNode } from "../model/kinds.ts";
-import type { Store } from "../store/store.ts";
+import { type Store, StoreError } from "../store/store.ts";
+import { AllocationTracker } from "./allocations.ts";
 import type { EventRecorder } from "./event-recorder.ts";
+import { type ControllerInformers, informersFor, isUnscheduled, UNSCHEDULED } from "./informers.ts";
 import { writeBack } from "./object-updates.ts";
 import type { Outcome, Reconciler } from "./runner.ts";
+
+export { allocations } from "./allocations.ts";
 
 /** A node whose agent has not reported for this long is not given new machines. */
 export const NODE_STALE_MS = 20_000;
 
+/**
+ * The key the runner queues: a pass that places every machine waiting for a node. (Any other key
+ * is one machine's name, placed alone; no object name has parentheses.)
+ */
+export const PLACEMENT_KEY = "(pending)";
+
 export const isNodeLive = (node: PithNode, now = Date.now()): boolean =>
   node.status.ready === true && node.status.heartbeatAt !== undefined && now - Date.parse(node.status.heartbeatAt) < NODE_STALE_MS;
-
-/** What the machines placed on each node claim. */
-export function allocations(machines: Machine[]): Map<string, { memoryMiB: number; vcpus: number; machines: number }> {
-  const byNode = new Map<string, { memoryMiB: number; vcpus: number; machines: number }>();
-  for (const m of machines) {
-    if (!m.spec.node || m.status.phase === "stopped" || m.status.phase === "failed") continue;
-    const a = byNode.get(m.spec.node) ?? { memoryMiB: 0, vcpus: 0, machines: 0 };
-    a.memoryMiB += m.spec.memoryMiB;
-    a.vcpus += m.spec.vcpus;
-    a.machines += 1;
-    byNode.set(m.spec.node, a);
-  }
-  return byNode;
-}
 
 /**
  * Places each unscheduled machine on the live node with the most free memory that fits both its
  * memory and its vCPUs. A machine that fits nowhere waits, with an event saying why.
+ *
+ * One pass (PLACEMENT_KEY) places every waiting machine, oldest first, reading node
+ * allocations the cache keeps current: a thousand new machines cost one or a few passes, and
+ * each placement costs its write, not a look at every machine.
  */
 export class Scheduler implements Reconciler {
   readonly name = "scheduler";
   readonly watches: Kind[] = ["Machine", "Node"];
+  private readonly allocations: AllocationTracker;
 
   constructor(
     private readonly store: Store,
     private readonly events: EventRecorder,
-  ) {}
+    private readonly informers: ControllerInformers = informersFor(store),
+  ) {
+    this.allocations = new AllocationTracker(informers.machines);
+  }
 
   keysFor(event: WatchEvent): string[] {
     if (event.type === "DELETED" || event.object.kind !== "Machine") return [];
-    const m = event.object as Machine;
-    return !m.spec.node && m.spec.desiredState === "running" ? [m.metadata.name] : [];
+    return isUnscheduled(event.object as Machine) ? [PLACEMENT_KEY] : [];
   }
 
   async allKeys(): Promise<string[]> {
-    return (await this.store.list<Machine>("Machine")).items.filter((m) => !m.spec.node && m.spec.desiredState === "running").map((m) => m.metadata.name);
+    await this.informers.start();
+    return this.informers.machines.byIndex(UNSCHEDULED, UNSCHEDULED).length > 0 ? [PLACEMENT_KEY] : [];
   }
 
-  async reconcile(name: string): Promise<Outcome> {
-    const machine = await this.store.get<Machine>("Machine", name);
-    if (!machine || machine.spec.node || machine.spec.desiredState !== "running") return;
-    const nodes = (await this.store.list<PithNode>("Node")).items.filter((n) => isNodeLive(n));
-    const used = allocations((await this.store.list<Machine>("Machine")).items);
-    const fits = nodes
-      .map((n) => {
-        const u = used.get(n.metadata.name) ?? { memoryMiB: 0, vcpus: 0, machines: 0 };
-        return { node: n, freeMemory: n.spec.capacity.memoryMiB - u.memoryMiB, freeVcpus: n.spec.capacity.vcpus - u.vcpus };
-      })
-      .filter((c) => c.freeMemory >= machine.spec.memoryMiB && c.freeVcpus >= machine.spec.vcpus)
-      .sort((a, b) => b.freeMemory - a.freeMemory || a.node.metadata.name.localeCompare(b.node.metadata.name));
-    const choice = fits[0];
+  async reconcile(key: string): Promise<Outcome> {
+    await this.informers.start();
+    const machines = this.informers.machines;
+    const waiting = key === PLACEMENT_KEY ? machines.byIndex(UNSCHEDULED, UNSCHEDULED) : [machines.get(key)].filter((m) => m !== undefined);
+    const pending = waiting.sort(
+      (a, b) => a.metadata.createdAt.localeCompare(b.metadata.createdAt) || a.metadata.name.localeCompare(b.metadata.name),
+    );
+    if (pending.length === 0) return;
+    const nodes = this.informers.nodes.list().filter((n) => isNodeLive(n)).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    let unplaced = false;
+    for (const queued of pending) {
+      // The newest state: a write earlier in this pass (or during its awaits) may have changed it.
+      const machine = machines.get(queued.metadata.name);
+      if (!machine || !isUnscheduled(machine)) continue;
+      try {
+        if (!(await this.place(machine, nodes))) unplaced = true;
+      } catch (e) {
+        // Someone else changed or removed it meanwhile: its change queues another pass.
+        if (e instanceof StoreError && (e.code === "Conflict" || e.code === "NotFound")) continue;
+        throw e;
+      }
+    }
+    return unplaced ? { requeueAfterMs: 2000 } : undefined;
+  }
+
+  /** Places one machine; false if it fits nowhere (said once per reason, on the machine). */
+  private async place(machine: Machine, nodes: PithNode[]): Promise<boolean> {
+    const name = machine.metadata.name;
+    let choice: { node: string; freeMemory: number } | undefined;
+    for (const n of nodes) {
+      const used = this.allocations.of(n.metadata.name);
+      const freeMemory = n.spec.capacity.memoryMiB - used.memoryMiB;
+      const freeVcpus = n.spec.capacity.vcpus - used.vcpus;
+      if (freeMemory < machine.spec.memoryMiB || freeVcpus < machine.spec.vcpus) continue;
+      // Most free memory wins; on a tie, the first by name (nodes are sorted).
+      if (!choice || freeMemory > choice.freeMemory) choice = { node: n.metadata.name, freeMemory };
+    }
     if (!choice) {
       const reason = nodes.length === 0 ? "no live node" : `no node has ${machine.spec.memoryMiB} MiB and ${machine.spec.vcpus} vCPU free`;
       if (machine.status.reason !== reason) {
         await writeBack(this.store, machine, { status: { ...machine.status, reason } });
         await this.events.record({ kind: "Machine", name }, "Warning", "FailedScheduling", reason);
       }
-      return { requeueAfterMs: 2000 };
+      return false;
     }
-    const node = choice.node.metadata.name;
+    const node = choice.node;
     const { reason: _unscheduled, ...status } = machine.status;
     await writeBack(this.store, machine, { spec: { ...machine.spec, node }, status: { ...status, node } });
     await this.events.record({ kind: "Machine", name }, "Normal", "Scheduled", `placed on ${node}`);
+    return true;
   }
 }

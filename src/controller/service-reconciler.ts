@@ -1,16 +1,17 @@
 import { randomBytes } from "node:crypto";
-import { API_VERSION, type Kind, type WatchEvent } from "../model/resource.ts";
+import { API_VERSION, type Kind } from "../model/resource.ts";
 import type { Machine, MachinePhase, Service, ServiceStatus } from "../model/kinds.ts";
 import type { Store } from "../store/store.ts";
 import { autoscalerDesired } from "../shared/metrics.ts";
 import { autoscale } from "./autoscale.ts";
 import type { EventRecorder } from "./event-recorder.ts";
+import { BY_SERVICE, type ControllerInformers, informersFor, SERVICE_LABEL } from "./informers.ts";
 import type { LoadBoard } from "./load-board.ts";
 import { resolveServiceImage } from "./image-resolver.ts";
 import { sameJson, writeBack } from "./object-updates.ts";
-import type { Outcome, Reconciler } from "./runner.ts";
+import type { ChangeEvent, Outcome, Reconciler } from "./runner.ts";
 
-export const SERVICE_LABEL = "pith.dev/service";
+export { SERVICE_LABEL } from "./informers.ts";
 
 /** How long a service's reconcile waits to gather the changes of its machines. */
 export const MACHINE_EVENT_COALESCE_MS = 100;
@@ -38,24 +39,34 @@ export class ServiceReconciler implements Reconciler {
     private readonly load?: LoadBoard,
     /** The clock back-off, stability and autoscaling are measured with (tests drive their own). */
     private readonly now: () => number = Date.now,
+    private readonly informers: ControllerInformers = informersFor(store),
   ) {}
 
-  keysFor(event: WatchEvent): (string | { key: string; afterMs: number })[] {
-    if (event.object.kind === "Service") return [event.object.metadata.name];
+  keysFor(event: ChangeEvent): (string | { key: string; afterMs: number })[] {
+    if (event.object.kind === "Service") {
+      // A service's status is this reconciler's own output: its write is no reason to look again
+      // (it would make every reconcile during a scale-out cause the next one at once).
+      if (event.old && event.old.metadata.generation === event.object.metadata.generation && sameJson(event.old.metadata.labels, event.object.metadata.labels)) return [];
+      return [event.object.metadata.name];
+    }
     const service = (event.object as Machine).spec.service;
     // Machine changes come in bursts (every boot reports several times): look once per burst.
     return service ? [{ key: service, afterMs: MACHINE_EVENT_COALESCE_MS }] : [];
   }
 
   async allKeys(): Promise<string[]> {
-    const services = (await this.store.list<Service>("Service")).items.map((s) => s.metadata.name);
-    const owners = (await this.store.list<Machine>("Machine")).items.flatMap((m) => (m.spec.service ? [m.spec.service] : []));
-    return [...new Set([...services, ...owners])];
+    await this.informers.start();
+    const keys = new Set(this.informers.services.list().map((s) => s.metadata.name));
+    for (const m of this.informers.machines.list()) if (m.spec.service) keys.add(m.spec.service);
+    return [...keys];
   }
 
   async reconcile(name: string): Promise<Outcome> {
-    const service = await this.store.get<Service>("Service", name);
-    const machines = (await this.store.list<Machine>("Machine", { labels: { [SERVICE_LABEL]: name } })).items;
+    await this.informers.start();
+    // From the caches: the newest state, including this process's own writes (the store's
+    // watch delivers them before a write resolves), without parsing any machine.
+    const service = this.informers.services.get(name);
+    const machines = this.informers.machines.byIndex(BY_SERVICE, name).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
     const running = machines.filter((m) => m.spec.desiredState === "running");
     if (!service) {
       // The service is gone: so are its machines (the agents stop them and delete the objects).
@@ -63,7 +74,7 @@ export class ServiceReconciler implements Reconciler {
       return;
     }
 
-    const image = await resolveServiceImage(this.store, service.spec.image);
+    const image = await resolveServiceImage(this.store, service.spec.image, this.informers.images.list());
     if (!image) {
       await this.setStatus(service, { ...service.status, observedGeneration: service.metadata.generation, message: `image ${service.spec.image} not found` });
       return { requeueAfterMs: 10_000 };

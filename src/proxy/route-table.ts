@@ -1,4 +1,6 @@
-import type { ClientWatchEvent, PithClient } from "../client/index.ts";
+import type { PithClient } from "../client/index.ts";
+import { apiSource } from "../client/api-source.ts";
+import { Informer, untilSynced } from "../client/informer.ts";
 import type { Machine, Service } from "../model/kinds.ts";
 import { backendEndpoint } from "./backend-address.ts";
 import { type Backend, localhostService, normaliseHost, type Route, type RouteListener, type RouteSource } from "./route.ts";
@@ -59,34 +61,57 @@ export class RouteTable implements RouteSource {
   }
 
   /**
-   * Lists Services and Machines, builds the table, then keeps it current with two watches started
-   * from those lists' revisions. Resolves once the table is built; the watches run until `signal`
-   * aborts (see `done`). Rejects if the initial lists fail.
+   * Lists Services and Machines into two informers, builds the table from them, then keeps it
+   * current from their changes (their watches start from the lists' revisions). Resolves once the
+   * table is built; the watches run until `signal` aborts (see `done`). Rejects if the initial
+   * lists fail.
    */
   async start(signal: AbortSignal): Promise<void> {
     if (this.#started) throw new Error("RouteTable.start() was already called");
     this.#started = true;
-    const [services, machines] = await Promise.all([
-      this.#client.list("Service", { signal }),
-      this.#client.list("Machine", { signal }),
-    ]);
-    this.#replaceServices(services.items, false);
-    this.#replaceMachines(machines.items); // one batch: listeners see each route once, complete
-
     // A watch that fails for good stops the other one too: a half-current table is worse than a stale one reported.
     const stop = new AbortController();
     const watching = AbortSignal.any([signal, stop.signal]);
-    const serviceWatch = this.#client.watch(
-      "Service",
-      { resourceVersion: services.metadata.resourceVersion, signal: watching, onRelist: (items) => this.#replaceServices(items) },
-      (event) => this.#onServiceEvent(event),
+    const services = new Informer(apiSource(this.#client, "Service"), { onError: this.#onError });
+    const machines = new Informer(apiSource(this.#client, "Machine"), { onError: this.#onError });
+    const serviceWatch = services.run(watching);
+    const machineWatch = machines.run(watching);
+    const ended = Promise.all([serviceWatch, machineWatch]);
+    // Until both are listed, a failure (or the abort) fails the start.
+    try {
+      await untilSynced([services, machines], ended);
+    } catch (error) {
+      stop.abort();
+      ended.catch(() => undefined);
+      throw error;
+    }
+    // From the caches, in one batch: listeners see each route once, complete. Then their changes,
+    // from the same tick, so none is missed (a relist arrives as changes too).
+    this.#replaceServices(services.list(), false);
+    this.#replaceMachines(machines.list());
+    services.addHandler(
+      {
+        added: (service) => this.#onService(service),
+        updated: (_old, service) => this.#onService(service),
+        deleted: (service) => {
+          this.#removeService(service.metadata.name);
+          this.#flush();
+        },
+      },
+      { replay: false },
     );
-    const machineWatch = this.#client.watch(
-      "Machine",
-      { resourceVersion: machines.metadata.resourceVersion, signal: watching, onRelist: (items) => this.#replaceMachines(items) },
-      (event) => this.#onMachineEvent(event),
+    machines.addHandler(
+      {
+        added: (machine) => this.#onMachine(machine),
+        updated: (_old, machine) => this.#onMachine(machine),
+        deleted: (machine) => {
+          this.#removeBackend(machine.metadata.name);
+          this.#flush();
+        },
+      },
+      { replay: false },
     );
-    this.#done = Promise.all([serviceWatch, machineWatch]).then(
+    this.#done = ended.then(
       () => undefined,
       (error: unknown) => {
         stop.abort();
@@ -120,15 +145,13 @@ export class RouteTable implements RouteSource {
     return () => this.#listeners.delete(listener);
   }
 
-  #onServiceEvent(event: ClientWatchEvent<Service>): void {
-    if (event.type === "DELETED") this.#removeService(event.object.metadata.name);
-    else this.#applyService(event.object);
+  #onService(service: Service): void {
+    this.#applyService(service);
     this.#flush();
   }
 
-  #onMachineEvent(event: ClientWatchEvent<Machine>): void {
-    if (event.type === "DELETED") this.#removeBackend(event.object.metadata.name);
-    else this.#applyMachine(event.object);
+  #onMachine(machine: Machine): void {
+    this.#applyMachine(machine);
     this.#flush();
   }
 

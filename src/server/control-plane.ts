@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import { createApiServer } from "../api/api-server.ts";
 import { ensureToken } from "../api/token.ts";
 import { EventRecorder } from "../controller/event-recorder.ts";
+import { informersFor } from "../controller/informers.ts";
 import { LoadBoard } from "../controller/load-board.ts";
 import { NodeHealth } from "../controller/node-health.ts";
 import { ControllerRunner } from "../controller/runner.ts";
@@ -61,10 +62,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     },
   });
   const url = await api.listen({ host: options.host, port: options.port });
-  const events = new EventRecorder(store);
-  const services = new ServiceReconciler(store, events, load);
-  const controllers = new ControllerRunner(store, [services, new Scheduler(store, events), new NodeHealth(store, events)], {
+  // One cache per kind, shared by every controller, fed by the store's own watch.
+  const informers = informersFor(store);
+  const events = new EventRecorder(store, informers.events);
+  const services = new ServiceReconciler(store, events, load, Date.now, informers);
+  const controllers = new ControllerRunner(store, [services, new Scheduler(store, events, informers), new NodeHealth(store, events, Date.now, informers)], {
     resyncMs: options.resyncMs ?? 5000,
+    informers,
     onError: (controller, key, e) => log(`${controller} ${key}: ${(e as Error).message}`),
   });
   await controllers.start();
@@ -78,6 +82,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     load,
     async close() {
       controllers.stop();
+      informers.stop();
       // Idle keep-alive connections would hold close() open for seconds.
       const closing = api.close();
       api.server.closeAllConnections();
