@@ -12,7 +12,7 @@ import { qemuArgv, type Accelerator, type QemuMachineSpec } from "./qemu-argv.ts
 import { QEMU_BINARY } from "./qemu-binary.ts";
 import { discoverMachines, inspectProcesses } from "./qemu-discovery.ts";
 import { checkMachineEnv } from "./machine-env.ts";
-import { baseConfigLines, QemuMachine } from "./qemu-machine.ts";
+import { baseConfigLines, QemuMachine, vmmSocket } from "./qemu-machine.ts";
 import { QmpClient } from "./qmp-client.ts";
 import { adoptVm, goneVm, spawnVm, type VmProcess } from "./vm-process.ts";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
@@ -284,7 +284,7 @@ export class QemuHypervisor implements Hypervisor {
         throw new Error("QEMU exited while loading it");
       });
       exited.catch(() => {}); // raced below only until the machine runs
-      qmp = await Promise.race([QmpClient.connect(qemuSpec.qmpSocket, RESTORE_TIMEOUT_MS), exited]);
+      qmp = await Promise.race([vmmSocket(qemuSpec.qmpSocket).then((path) => QmpClient.connect(path, RESTORE_TIMEOUT_MS)), exited]);
       const deadline = performance.now() + RESTORE_TIMEOUT_MS;
       for (;;) {
         const state = await Promise.race([qmp.execute<{ status?: string; "error-desc"?: string }>("query-migrate"), exited]);

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { lchown, rm, stat } from "node:fs/promises";
+import { lchown, lstat, rm, stat } from "node:fs/promises";
 import { createServer, type Socket } from "node:net";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -142,7 +142,7 @@ export class QemuMachine implements Machine {
    */
   async attach(initTimeoutMs?: number): Promise<boolean> {
     const handlers = { onMessage: (m: GuestMessage, at: number) => this.onGuestMessage(m, at), onFault: (reason: string) => this.fail(reason) };
-    this.control = await ControlChannel.connect(this.options.controlSocket, handlers, undefined, this.options.limits?.control).catch(() => undefined);
+    this.control = await ControlChannel.connect(await vmmSocket(this.options.controlSocket), handlers, undefined, this.options.limits?.control).catch(() => undefined);
     if (!this.control) return false;
     if (this.options.process.adopted) {
       this.control.send(["status"]);
@@ -235,7 +235,7 @@ export class QemuMachine implements Machine {
       // The channel is gone; the firmer steps below still work.
     }
     if (await settlesWithin(this.exited, graceMs + 1000)) return this.exited;
-    const qmp = await QmpClient.connect(this.options.qmpSocket, 1000).catch(() => undefined);
+    const qmp = await vmmSocket(this.options.qmpSocket).then((path) => QmpClient.connect(path, 1000)).catch(() => undefined);
     await qmp?.execute("quit").catch(() => {});
     qmp?.close();
     if (!(await settlesWithin(this.exited, 2000))) this.options.process.kill("SIGKILL");
@@ -261,10 +261,11 @@ export class QemuMachine implements Machine {
     await new Promise<void>((resolve, reject) => server.once("error", reject).listen(socketPath, resolve));
     // The VMM runs as the owner of its run dir; the socket must be its to connect to. lchown:
     // that directory is the VMM's, so whatever is at the path may be its symlink to a host file.
-    const owner = (await stat(runDir)).uid;
-    await lchown(socketPath, owner, owner);
-    const qmp = await QmpClient.connect(this.options.qmpSocket, 5000);
+    let qmp: QmpClient | undefined;
     try {
+      const owner = (await stat(runDir)).uid;
+      await lchown(socketPath, owner, owner);
+      qmp = await QmpClient.connect(await vmmSocket(this.options.qmpSocket), 5000);
       // Paused first, so the state is one instant's and restored machines start paused too.
       await qmp.execute("stop");
       // The default cap (32 MiB/s) would make saving a 70 MB machine take seconds.
@@ -284,7 +285,8 @@ export class QemuMachine implements Machine {
       await rm(file, { force: true });
       throw e;
     } finally {
-      qmp.close();
+      // Whatever failed, nothing is left listening or connected.
+      qmp?.close();
       server.close();
       await rm(socketPath, { force: true });
     }
@@ -306,6 +308,20 @@ export class QemuMachine implements Machine {
     const qemuLog = (await logTailText(join(dirname(this.consoleLog), "qemu.log"), 4096).catch(() => "")).trim();
     return { code: undefined, reason: `QEMU exited with status ${status}${qemuLog ? `: ${qemuLog.split("\n").slice(-3).join(" ")}` : ""}` };
   }
+}
+
+/**
+ * A socket the VMM made, checked before Pith (often root) connects to it. The VMM owns its run
+ * dir, so a compromised one could swap a socket for a symlink to a socket of the host's; a path
+ * that is not a socket itself is refused. (A swap timed between this check and the connect is
+ * still possible; Pith listening and QEMU connecting would close it, see ARCHITECTURE.md.)
+ */
+export async function vmmSocket(path: string): Promise<string> {
+  const info = await lstat(path).catch(() => undefined);
+  if (info && !info.isSocket()) {
+    throw systemError("VMM_SOCKET_REPLACED", `${path} is not a socket (${info.isSymbolicLink() ? "a symlink" : "another kind of file"}): refusing to connect to it`, "the machine's VMM may be compromised: stop it and look at its state dir");
+  }
+  return path;
 }
 
 /** The first lines of a machine's runtime config: its clock (maybe set off) and fresh entropy. */
