@@ -1,8 +1,9 @@
-import { chown, mkdir, open, readFile, stat } from "node:fs/promises";
+import { chown, mkdir, readFile, stat } from "node:fs/promises";
 import { existsSync, lstatSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { JailStatus } from "../model/kinds.ts";
 import { pithRoot } from "../shared/paths.ts";
+import { ensurePrivateDir, touchPrivateFile } from "../shared/private-files.ts";
 import { ensureStaticCProgram } from "../shared/static-c-program.ts";
 import { CgroupHost, type CgroupLimits, type MachineCgroup } from "./cgroups.ts";
 import { jailArgv, type JailSpec } from "./jail-argv.ts";
@@ -115,20 +116,12 @@ export class Jailer {
 
   async prepare(request: MachineJailRequest): Promise<MachineJail> {
     const { support } = this;
-    const runDir = join(request.stateDir, "vm");
-    const consoleLog = join(request.stateDir, "console.log");
-    const rootDir = join(request.stateDir, "root");
-    await mkdir(runDir, { recursive: true, mode: 0o700 });
-    await mkdir(rootDir, { recursive: true, mode: 0o755 });
-    await (await open(consoleLog, "a", 0o600)).close();
+    const { runDir, consoleLog, rootDir } = await layOutStateDir(request.stateDir);
 
     const report: JailReport = { seccomp: false, mountNamespace: false, networkNamespace: false, missing: [...support.missing] };
     let uid: number | undefined;
     let cgroup: MachineCgroup | undefined;
-    const release = async (): Promise<void> => {
-      if (cgroup) await support.cgroups?.remove(cgroup).catch(() => {});
-      if (uid !== undefined) await this.uids.release(uid, request.key);
-    };
+    const release = (): Promise<void> => this.release(request.key, cgroup, uid);
     try {
       if (support.root) {
         uid = await this.uids.claim(request.key);
@@ -190,10 +183,7 @@ export class Jailer {
    * measuring what the jail costs (bench/jail); nothing a user runs can ask for it.
    */
   static async unconfined(request: Pick<MachineJailRequest, "stateDir">): Promise<MachineJail> {
-    const runDir = join(request.stateDir, "vm");
-    const consoleLog = join(request.stateDir, "console.log");
-    await mkdir(runDir, { recursive: true, mode: 0o700 });
-    await (await open(consoleLog, "a", 0o600)).close();
+    const { runDir, consoleLog } = await layOutStateDir(request.stateDir);
     const report: JailReport = { seccomp: false, mountNamespace: false, networkNamespace: false, missing: ["jail: started unconfined, to measure the jail's cost"] };
     return { report, runDir, consoleLog, command: (program, args) => ({ binary: program, argv: args }), explain: async () => undefined, release: async () => {} };
   }
@@ -216,11 +206,14 @@ export class Jailer {
     return {
       report,
       explain: (signal) => this.explain(cgroup, signal),
-      release: async () => {
-        if (cgroup) await this.support.cgroups?.remove(cgroup).catch(() => {});
-        if (report.uid !== undefined) await this.uids.release(report.uid, request.key);
-      },
+      release: () => this.release(request.key, cgroup, report.uid),
     };
+  }
+
+  /** After its machine is gone: the cgroup removed (it may already be), the uid given back. */
+  private async release(key: string, cgroup: MachineCgroup | undefined, uid: number | undefined): Promise<void> {
+    if (cgroup) await this.support.cgroups?.remove(cgroup).catch(() => {});
+    if (uid !== undefined) await this.uids.release(uid, key);
   }
 
   private async explain(cgroup: MachineCgroup | undefined, signal: NodeJS.Signals | null): Promise<string | undefined> {
@@ -230,6 +223,18 @@ export class Jailer {
     }
     return undefined;
   }
+}
+
+/**
+ * A machine's state dir as the jail divides it: `vm/` (the VMM's sockets, later owned by its uid),
+ * the console log, and `root/`, the empty mount point of the jail's tmpfs.
+ */
+async function layOutStateDir(stateDir: string): Promise<{ runDir: string; consoleLog: string; rootDir: string }> {
+  const layout = { runDir: join(stateDir, "vm"), consoleLog: join(stateDir, "console.log"), rootDir: join(stateDir, "root") };
+  await ensurePrivateDir(layout.runDir);
+  await mkdir(layout.rootDir, { recursive: true, mode: 0o755 });
+  await touchPrivateFile(layout.consoleLog);
+  return layout;
 }
 
 /** The host's top-level symlinks into /usr that programs' paths go through (merged /usr). */
