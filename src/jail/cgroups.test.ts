@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -46,6 +47,14 @@ test("v1: one cgroup per hierarchy, under the one Pith runs in, with each limit"
   assert.equal(host.fromProcFile("8:pids:/\n4:memory:/agents\n1:cpu,cpuacct:/\n"), undefined, "a process outside Pith's cgroups has none");
   await writeFile(join(cg.dirs[0]!, "memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
   assert.equal(await host.oomKills(cg), 2);
+  assert.deepEqual(await host.machineNames(), ["web-1.970001"]);
+  // A directory the kernel would refuse (here: not empty) is left; an empty one in every hierarchy goes.
+  await host.removeIfEmpty("web-1.970001");
+  assert.deepEqual(await host.machineNames(), ["web-1.970001"]);
+  const left = await host.create("gone.970002", limits);
+  for (const dir of left.dirs) for (const f of await readdir(dir)) await rm(join(dir, f));
+  await host.removeIfEmpty("gone.970002");
+  assert.ok(left.dirs.every((d) => !existsSync(d)), "an empty machine cgroup is removed from every hierarchy");
 });
 
 test("v2: one cgroup under <root>/pith with the controllers enabled on the way down", async (t) => {

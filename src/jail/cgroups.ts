@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, readFile, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rmdir, writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 
@@ -131,6 +131,26 @@ export class CgroupHost {
     if (!dir) return 0;
     const text = await readFile(join(dir, cgroup.version === 2 ? "memory.events" : "memory.oom_control"), "utf8").catch(() => "");
     return Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
+  }
+
+  /** The names of the machine cgroups under Pith's parents, in any hierarchy (one may outlive another). */
+  async machineNames(): Promise<string[]> {
+    const names = new Set<string>();
+    for (const parent of new Set(this.parents.values())) {
+      for (const entry of await readdir(parent, { withFileTypes: true }).catch(() => [])) if (entry.isDirectory()) names.add(entry.name);
+    }
+    return [...names].sort();
+  }
+
+  /**
+   * Removes a machine cgroup left by a machine that ended while no Pith watched it (its QEMU
+   * killed with its manager). The kernel refuses to remove a cgroup that still has a process,
+   * so a live machine's is never touched.
+   */
+  async removeIfEmpty(name: string): Promise<void> {
+    for (const parent of new Set(this.parents.values())) {
+      await rmdir(join(parent, name)).catch(() => {});
+    }
   }
 
   /**

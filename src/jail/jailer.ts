@@ -132,6 +132,7 @@ export class Jailer {
         await chown(consoleLog, uid, uid);
       }
       if (support.cgroups) {
+        await this.sweepCgroups(support.cgroups);
         const limits: CgroupLimits = {
           memoryBytes: (request.memoryMiB + VMM_OVERHEAD_MIB[request.accelerator]) * 1024 * 1024,
           pids: PIDS_LIMIT,
@@ -208,6 +209,18 @@ export class Jailer {
       explain: (signal) => this.explain(cgroup, signal),
       release: () => this.release(request.key, cgroup, report.uid),
     };
+  }
+
+  /**
+   * Machines that ended with nobody watching (their manager killed first) leave an empty cgroup.
+   * Before making a new one, those whose uid is free again are removed: a cgroup named for a
+   * uid still claimed may belong to a machine that is starting and has not joined it yet.
+   */
+  private async sweepCgroups(cgroups: CgroupHost): Promise<void> {
+    for (const name of await cgroups.machineNames()) {
+      const uid = Number(name.slice(name.lastIndexOf(".") + 1));
+      if (this.uids.contains(uid) && (await this.uids.isFree(uid))) await cgroups.removeIfEmpty(name);
+    }
   }
 
   /** After its machine is gone: the cgroup removed (it may already be), the uid given back. */

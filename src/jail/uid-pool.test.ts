@@ -28,8 +28,12 @@ test("an old claim with no process running as its uid is a machine that is gone;
   await assert.rejects(pool.claim("m2"), /belongs to a running machine/, "a claim younger than a start is kept");
   const old = new Date(Date.now() - 5 * 60_000);
   await utimes(join(dir, "970100"), old, old);
+  assert.equal(await pool.isFree(970_100), true, "a stale claim of a uid no process runs as is free");
   assert.equal(await pool.claim("m2"), 970_100);
   assert.equal(await pool.holder(970_100), "m2");
+  assert.equal(await pool.isFree(970_100), false, "a fresh claim is not");
+  await pool.release(970_100, "m2");
+  assert.equal(await pool.isFree(970_100), true);
 });
 
 test("PITH_JAIL_UIDS is a range of uids at or above 1000", () => {

@@ -55,6 +55,13 @@ export class UidPool {
     throw userError("NO_FREE_UID", `every uid in ${this.range.first}-${this.range.first + this.range.count - 1} belongs to a running machine`, "stop machines, or widen PITH_JAIL_UIDS");
   }
 
+  /** True once no machine can hold the uid: unclaimed, or claimed by a machine that is gone. */
+  async isFree(uid: number): Promise<boolean> {
+    const path = join(this.dir, String(uid));
+    if ((await this.holder(uid)) === undefined) return true;
+    return (await isStale(path)) && !uidsInUse().has(uid);
+  }
+
   /** The key a uid was claimed for, if it is claimed. */
   async holder(uid: number): Promise<string | undefined> {
     return (await readFile(join(this.dir, String(uid)), "utf8").catch(() => undefined))?.trim();
