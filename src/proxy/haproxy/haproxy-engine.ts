@@ -138,6 +138,11 @@ export class HaproxyEngine {
     return this.#listen?.port ?? 0;
   }
 
+  /** Where HAProxy's config, map and admin socket live, and the process group it runs in. */
+  get runtime(): { dir: string | undefined; processGroup: number | undefined } {
+    return { dir: this.#dir, processGroup: this.#child?.pid };
+  }
+
   /**
    * Per-service load: HAProxy's current sessions on the service's backend (requests being served
    * there, sampled every 100 ms) added to the fallback's own counts (requests it serves or holds).
@@ -180,6 +185,9 @@ export class HaproxyEngine {
       await exited;
       clearTimeout(timer);
     }
+    // The shell exits when HAProxy's master does; a worker may still hold the listening socket a
+    // moment longer (a connection made then is reset, not refused). Closed means the group is gone.
+    if (child?.pid !== undefined) await waitForGroupGone(child.pid);
     child?.stdin?.destroy();
     process.off("exit", this.#killOnExit);
     if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
@@ -463,12 +471,37 @@ export class HaproxyEngine {
 
   #killGroup(): void {
     const pid = this.#child?.pid;
-    if (pid === undefined || this.#child?.exitCode !== null) return;
+    if (pid === undefined) return;
     try {
       process.kill(-pid, "SIGKILL");
     } catch {
       // already gone
     }
+  }
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits until no process of the group is left, killing what is left after `limitMs`. */
+async function waitForGroupGone(pgid: number, limitMs = 3000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (groupAlive(pgid)) {
+    if (Date.now() > deadline) {
+      try {
+        process.kill(-pgid, "SIGKILL");
+      } catch {
+        return;
+      }
+      if (Date.now() > deadline + 1000) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
