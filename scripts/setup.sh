@@ -17,6 +17,10 @@ packages=(
   procps curl          # pgrep/pkill in the tests; curl in the quickstart
   haproxy              # the proxy's optional HAProxy data path (pith proxy --engine haproxy) and its tests
   chromium             # the GUI's browser tests (driven by playwright-core, never a downloaded browser)
+  etcd-server etcd-client  # the etcd store: tests start their own clusters on loopback ports
+  docker-registry      # an OCI distribution registry for pith push/pull (tests start their own)
+  ccache               # kernel builds: a new capability set reuses the objects of earlier builds
+  iproute2             # ip netns and veth pairs: the multi-host tests' simulated hosts
 )
 missing=()
 for p in "${packages[@]}"; do
