@@ -1,11 +1,11 @@
 import type { PithClient } from "../client/index.ts";
-import type { AccessLogEntry } from "./access-log.ts";
+import { openPrivateAppendStream } from "../shared/private-files.ts";
+import type { AccessLogEntry } from "./exchange/access-log.ts";
 import { HaproxyEngine } from "./haproxy/haproxy-engine.ts";
 import { createProxyServer, type ProxyServer } from "./proxy-server.ts";
-import type { RouteSource } from "./route.ts";
-import { RouteTable } from "./route-table.ts";
-import type { UpstreamConnector } from "./upstream-connector.ts";
-import { openPrivateAppendStream } from "../shared/private-files.ts";
+import { RouteTable } from "./routes/route-table.ts";
+import type { RouteSource } from "./routes/route.ts";
+import type { UpstreamConnector } from "./upstream/upstream-connector.ts";
 
 export interface RunningProxy {
   server: ProxyServer;

@@ -1,8 +1,8 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { AccessLogEntry } from "./access-log.ts";
+import type { AccessLogEntry } from "./exchange/access-log.ts";
 import { createProxyServer, type ProxyServer, type ProxyServerOptions } from "./proxy-server.ts";
-import { type Backend, localhostService, normaliseHost, type Route, type RouteListener, type RouteSource } from "./route.ts";
+import { type Backend, localhostService, normaliseHost, type Route, type RouteListener, type RouteSource } from "./routes/route.ts";
 
 /** A route table the test drives by hand: set a service's hosts and backends, listeners are told. */
 export class FakeRoutes implements RouteSource {
