@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { type AccessLog, type AccessLogEntry, roundMs } from "./exchange/access-log.ts";
 import type { ExchangeConfig } from "./exchange/exchange.ts";
@@ -47,6 +48,10 @@ export interface ProxyServerOptions {
 export interface ProxyServer extends Server {
   /** Per-service load, for autoscaling: services the proxy has seen requests for. */
   proxyLoad(): Record<string, ServiceLoad>;
+  /** Listens on host:port (0: any free port); resolves with the port, or rejects if it cannot listen there. */
+  listenOn(host: string, port: number): Promise<number>;
+  /** Stops listening and cuts the connections still open; resolves once closed (at once if it never listened). */
+  closeNow(): Promise<void>;
 }
 
 /**
@@ -175,6 +180,18 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       const load: Record<string, ServiceLoad> = {};
       for (const [name, state] of states) load[name] = state.load();
       return load;
+    },
+    listenOn(host: string, port: number): Promise<number> {
+      return new Promise<number>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+      });
+    },
+    closeNow(): Promise<void> {
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
     },
   });
 }

@@ -3,7 +3,7 @@ import { defaultNodeName, NodeAgent } from "../../agent/node-agent.ts";
 import { PithClient } from "../../client/index.ts";
 import { chooseAccelerator } from "../../hypervisor/qemu/accelerator.ts";
 import { QemuHypervisor } from "../../hypervisor/qemu/qemu-hypervisor.ts";
-import { findHaproxy } from "../../proxy/haproxy/haproxy-engine.ts";
+import { findHaproxy } from "../../proxy/haproxy/haproxy-process.ts";
 import { startProxy } from "../../proxy/run-proxy.ts";
 import { startControlPlane } from "../../server/control-plane.ts";
 import { reissueToken } from "../../api/token.ts";
