@@ -2,11 +2,14 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { after, describe, test } from "node:test";
+import { proxyEngineContract } from "../proxy-engine-contract.ts";
 import { FakeRoutes, send, startBackend, type TestBackend, until } from "../test-support.ts";
 import { HaproxyEngine } from "./haproxy-engine.ts";
 
 const HAPROXY = "/usr/sbin/haproxy";
 const skip = existsSync(HAPROXY) ? false : `${HAPROXY} is missing: install it with apt-get install haproxy (scripts/setup.sh does)`;
+
+proxyEngineContract("haproxy", (options) => new HaproxyEngine({ ...options, onError: (e) => console.error("haproxy engine:", e), threads: 1, haproxy: HAPROXY }), { skip });
 
 /** The haproxy data path as run-proxy.ts assembles it: Pith's node proxy on a private port behind HAProxy. */
 async function startEngine(routes: FakeRoutes, errors: unknown[]): Promise<{ port: number; engine: HaproxyEngine; close(): Promise<void> }> {
