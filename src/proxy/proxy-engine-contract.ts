@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { describe, test } from "node:test";
 import type { ProxyEngine, ProxyEngineOptions } from "./proxy-engine.ts";
-import { FakeRoutes, send, startBackend, type TestBackend, until } from "./test-support.ts";
+import { assertPortFree, FakeRoutes, send, startBackend, type TestBackend, until } from "./test-support.ts";
 
 /**
  * The behaviour every ProxyEngine must have: each engine's test file calls proxyEngineContract()
@@ -82,11 +82,7 @@ export function proxyEngineContract(name: string, make: (options: ProxyEngineOpt
         assert.equal((await send(port, "x.localhost", "/")).status, 404);
         await engine.close();
         closed = true;
-        // Binding the port, rather than connecting, says it is free: a refused connection could
-        // not tell a lingering listener from another test's that took the port meanwhile.
-        const probe = createServer();
-        await new Promise<void>((resolve, reject) => probe.once("error", reject).listen(port, "127.0.0.1", resolve));
-        await new Promise((resolve) => probe.close(resolve));
+        await assertPortFree(port);
       } finally {
         if (!closed) await engine.close();
       }

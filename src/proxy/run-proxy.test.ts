@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { test } from "node:test";
 import { startTestServer } from "../api/test-support.ts";
 import { PithClient } from "../client/index.ts";
 import { PROXY_ENGINES } from "./proxy-engine.ts";
 import { startProxy } from "./run-proxy.ts";
-import { send, startBackend, until } from "./test-support.ts";
+import { assertPortFree, send, startBackend, until } from "./test-support.ts";
 
 test("an access log that cannot be written is reported, and the proxy keeps serving", async (t) => {
   const api = await startTestServer();
@@ -49,10 +48,7 @@ for (const engine of PROXY_ENGINES) {
     assert.equal((await send(port, "nobody.localhost", "/")).status, 404);
     await proxy.close();
     closed = true;
-    // Binding the port says whatever served it (HAProxy included) let it go.
-    const probe = createServer();
-    await new Promise<void>((resolve, reject) => probe.once("error", reject).listen(port, "127.0.0.1", resolve));
-    await new Promise((resolve) => probe.close(resolve));
+    await assertPortFree(port);
     assert.deepEqual(errors, []);
   });
 }

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { after, describe, test } from "node:test";
 import { proxyEngineContract } from "../proxy-engine-contract.ts";
-import { FakeRoutes, send, startBackend, type TestBackend, until } from "../test-support.ts";
+import { assertPortFree, FakeRoutes, send, startBackend, type TestBackend, until } from "../test-support.ts";
 import { HaproxyEngine } from "./haproxy-engine.ts";
 
 const HAPROXY = "/usr/sbin/haproxy";
@@ -162,10 +161,6 @@ describe("haproxy engine", { skip }, () => {
     await close();
     assert.equal(existsSync(dir), false, "its config, map and socket are gone");
     assert.throws(() => process.kill(-processGroup, 0), { code: "ESRCH" }, "no HAProxy process is left, workers included");
-    // Binding the port ourselves, rather than connecting, says it is free: a connection refused
-    // could not tell HAProxy's lingering socket from another test's listener that took the port.
-    const probe = createServer();
-    await new Promise<void>((resolve, reject) => probe.once("error", reject).listen(port, "127.0.0.1", resolve));
-    await new Promise((resolve) => probe.close(resolve));
+    await assertPortFree(port);
   });
 });
