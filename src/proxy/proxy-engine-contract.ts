@@ -74,6 +74,10 @@ export function proxyEngineContract(name: string, make: (options: ProxyEngineOpt
       }
     });
 
+    test("close before listen resolves (run-proxy closes the engine when the routes cannot start)", async () => {
+      await make({ routes: new FakeRoutes(), server: {} }).close();
+    });
+
     test("close frees the port", async () => {
       const engine = make({ routes: new FakeRoutes(), server: {} });
       let closed = false;
