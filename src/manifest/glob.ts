@@ -1,0 +1,48 @@
+/**
+ * The glob patterns of `files:` in pith.yaml, matched component by component against paths
+ * relative to the app directory: `*` is any run of characters within one name, `?` one
+ * character, and a `**` component any number of directories (none included). Nothing else is
+ * special, so a name like `[draft].txt` is matched literally. `*` also matches names starting
+ * with a dot: what a pattern names is shipped, hidden or not.
+ */
+export const hasGlob = (pattern: string): boolean => /[*?]/.test(pattern);
+
+/** The leading components without wildcards: the directory a walk for `pattern` starts from. */
+export function globBase(pattern: string): string {
+  const parts = pattern.split("/");
+  const firstWild = parts.findIndex(hasGlob);
+  return (firstWild === -1 ? parts : parts.slice(0, firstWild)).join("/");
+}
+
+/** Does the relative path `path` match `pattern`? */
+export function globMatches(pattern: string, path: string): boolean {
+  return matchParts(compile(pattern), path.split("/"), false);
+}
+
+/**
+ * Could a path below the directory `dir` match `pattern`? A walk descends only where it can,
+ * so a symlink or special file elsewhere in the app never matters to a pattern.
+ */
+export function globCouldMatchBelow(pattern: string, dir: string): boolean {
+  return dir === "" || matchParts(compile(pattern), dir.split("/"), true);
+}
+
+type Part = "**" | RegExp;
+
+function compile(pattern: string): Part[] {
+  return pattern.split("/").map((part) => (part === "**" ? "**" : componentRegExp(part)));
+}
+
+function componentRegExp(part: string): RegExp {
+  const body = [...part].map((c) => (c === "*" ? ".*" : c === "?" ? "." : c.replace(/[\\^$.+()|[\]{}]/g, "\\$&"))).join("");
+  return new RegExp(`^${body}$`, "s");
+}
+
+/** With `prefix`, `path` may stop early: it only has to be the start of a matching path. */
+function matchParts(pattern: Part[], path: string[], prefix: boolean): boolean {
+  if (path.length === 0) return prefix || pattern.every((p) => p === "**");
+  if (pattern.length === 0) return false;
+  const [head, ...rest] = pattern;
+  if (head === "**") return matchParts(rest, path, prefix) || matchParts(pattern, path.slice(1), prefix);
+  return head!.test(path[0]!) && matchParts(rest, path.slice(1), prefix);
+}
