@@ -70,11 +70,12 @@ class Walker {
     }
   }
 
-  /** lstat, then through a symlink only when its target stays inside the app directory. */
+  /**
+   * Follows symlinks (in the name or in any directory on its way) only to a target inside the
+   * app directory. undefined: nothing is there.
+   */
   follow(rel: string, abs: string): { real: string; stats: Stats } | undefined {
-    const own = lstatSync(abs, { throwIfNoEntry: false });
-    if (!own) return undefined;
-    if (!own.isSymbolicLink()) return { real: abs, stats: own };
+    if (!lstatSync(abs, { throwIfNoEntry: false })) return undefined;
     let real: string;
     try {
       real = realpathSync(abs);
@@ -82,7 +83,7 @@ class Walker {
       throw new WalkRefusal(`"${rel}" is a broken symlink`, "remove it, or point it at a file inside the app directory");
     }
     if (real !== this.appReal && !real.startsWith(`${this.appReal}/`)) {
-      throw new WalkRefusal(`"${rel}" is a symlink to ${real}, outside the app directory`,
+      throw new WalkRefusal(`"${rel}" leads through a symlink to ${real}, outside the app directory`,
         "copy the file into the app directory, or leave the symlink out of the pattern");
     }
     return { real, stats: statSync(real) };
