@@ -29,8 +29,8 @@ const DIR_MODE = 0o555;
  */
 export async function writeRuntimeDisk(files: Record<string, DiskFile>, outPath: string): Promise<{ bytes: number }> {
   const names = Object.keys(files).sort();
+  for (const name of names) checkDiskPath(name);
   const dirs = directoriesOf(names);
-  for (const name of [...names, ...dirs]) checkDiskPath(name);
   const staging = await mkdtemp(join(tmpdir(), "pith-disk-"));
   try {
     const root = join(staging, "root");
