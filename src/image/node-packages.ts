@@ -58,11 +58,12 @@ export function isNativePackage(dir: string): boolean {
 
 /**
  * What of a package is never needed at run time: node-gyp's build tree except the addons it
- * produced, and C/C++ sources, headers, objects and build files (better-sqlite3 carries 9.9 MB
- * of SQLite's C source and 17 MB of build output beside its 2 MB addon).
+ * produced (the copies in its intermediate obj directories too), and C/C++ sources, headers,
+ * objects and build files (better-sqlite3 carries 9.9 MB of SQLite's C source and 17 MB of build
+ * output beside its 2 MB addon).
  */
 export function isBuildLeftover(relInPackage: string): boolean {
-  if (relInPackage.startsWith("build/") && !relInPackage.endsWith(".node")) return true;
+  if (relInPackage.startsWith("build/") && (!relInPackage.endsWith(".node") || /\/(obj|obj\.target|\.deps)\//.test(relInPackage))) return true;
   const base = path.posix.basename(relInPackage);
   return base === "Makefile" || /\.(c|cc|cpp|cxx|h|hh|hpp|hxx|o|a|obj|lib|gyp|gypi|mk|d|tlog)$/i.test(base);
 }
