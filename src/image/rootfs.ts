@@ -31,8 +31,9 @@ const readOnlyMode = (executable: boolean): number => (executable ? 0o555 : 0o44
 
 /**
  * Decides every file of an image's root filesystem, and nothing else goes in: Pith's init, the
- * app, its runtime and exactly the shared libraries their ELF headers name. No shell, no
- * coreutils, no package manager: there is nothing to run but the app.
+ * app, its runtime, exactly the shared libraries their ELF headers name, and what the manifest
+ * declares (`files:`, Node packages that cannot be bundled). No shell, no coreutils, no package
+ * manager: there is nothing to run but the app.
  */
 export async function planRootfs(manifest: AppManifest): Promise<RootfsPlan> {
   const plan: RootfsPlan = { entries: [], files: [], argv: [], runtime: manifest.source.kind === "entry" ? "node" : "native", disk: {} };
