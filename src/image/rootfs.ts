@@ -109,7 +109,7 @@ function addDeclaredFiles(plan: RootfsPlan, manifest: AppManifest, add: (entry: 
 
 /** Why `dest` cannot be a file beside what the image already holds (`taken`: path -> kind). */
 export function destinationClash(dest: string, taken: ReadonlyMap<string, CpioEntry["kind"]>): string | undefined {
-  if (taken.has(dest)) return `the image already has ${dest}`;
+  if (taken.has(dest)) return "the image already has it";
   const parts = dest.split("/");
   for (let i = 2; i < parts.length; i++) {
     const dir = parts.slice(0, i).join("/");
