@@ -50,10 +50,30 @@ const nativeCache = new Map<string, boolean>();
 export function isNativePackage(dir: string): boolean {
   let known = nativeCache.get(dir);
   if (known === undefined) {
-    known = existsSync(path.join(dir, "binding.gyp")) || packageFiles(dir, "", true).some((f) => f.rel.endsWith(".node"));
+    known = existsSync(path.join(dir, "binding.gyp")) || containsAddon(dir);
     nativeCache.set(dir, known);
   }
   return known;
+}
+
+/**
+ * Looks for a `.node` file in a package's own tree (not its node_modules, not through symlinks),
+ * stopping at the first. Every package the app imports is asked, so a huge one (typescript has
+ * thousands of files) is looked at only so far: past the bound it counts as plain JavaScript,
+ * and declaring it in node.external is the way to ship it.
+ */
+function containsAddon(root: string): boolean {
+  const pending = [root];
+  let entries = 0;
+  while (pending.length > 0 && entries < MAX_PACKAGE_ENTRIES) {
+    const dir = pending.pop()!;
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      entries++;
+      if (entry.isFile() && entry.name.endsWith(".node")) return true;
+      if (entry.isDirectory() && !(dir === root && entry.name === "node_modules")) pending.push(path.join(dir, entry.name));
+    }
+  }
+  return false;
 }
 
 /**
@@ -93,7 +113,7 @@ export function planNodeModules(externals: ExternalPackage[]): PackageFile[] {
   }
   for (let i = 0; i < queue.length; i++) {
     const { rel, dir } = queue[i]!;
-    for (const file of packageFiles(dir, "", false)) files.push({ ...file, rel: `${rel}/${file.rel}` });
+    for (const file of packageFiles(dir, "")) files.push({ ...file, rel: `${rel}/${file.rel}` });
     for (const dep of dependenciesOf(dir)) {
       const depDir = findPackageDir(dep.name, dir);
       if (!depDir) {
@@ -127,7 +147,7 @@ function dependenciesOf(dir: string): { name: string; optional: boolean }[] {
  * leftovers. A symlink is followed only inside the package; one leading out of it, and any
  * special file, is refused: the image gets the package, never other host files.
  */
-function packageFiles(root: string, rel: string, everything: boolean, counter = { entries: 0 }): PackageFile[] {
+function packageFiles(root: string, rel: string, counter = { entries: 0 }): PackageFile[] {
   const dir = path.join(root, rel);
   const names = readdirSync(dir).sort();
   counter.entries += names.length;
@@ -138,7 +158,7 @@ function packageFiles(root: string, rel: string, everything: boolean, counter = 
   for (const name of names) {
     const childRel = rel ? `${rel}/${name}` : name;
     if (childRel === "node_modules") continue;
-    if (!everything && isBuildLeftover(childRel) && !lstatSync(path.join(root, childRel)).isDirectory()) continue;
+    if (isBuildLeftover(childRel) && !lstatSync(path.join(root, childRel)).isDirectory()) continue;
     const abs = path.join(root, childRel);
     let stats = lstatSync(abs);
     let source = abs;
@@ -157,7 +177,7 @@ function packageFiles(root: string, rel: string, everything: boolean, counter = 
       source = real;
       if (stats.isDirectory()) continue; // its contents are reached through their real path
     }
-    if (stats.isDirectory()) files.push(...packageFiles(root, childRel, everything, counter));
+    if (stats.isDirectory()) files.push(...packageFiles(root, childRel, counter));
     else if (stats.isFile()) files.push({ rel: childRel, source, executable: (stats.mode & 0o111) !== 0, size: stats.size });
     else throw userError("NODE_PACKAGE_UNSAFE", `${abs} is a special file`, "remove it from the package; only regular files are shipped");
   }
