@@ -38,11 +38,23 @@ function componentRegExp(part: string): RegExp {
   return new RegExp(`^${body}$`, "s");
 }
 
-/** With `prefix`, `path` may stop early: it only has to be the start of a matching path. */
+/**
+ * With `prefix`, `path` may stop early: it only has to be the start of a matching path. Each
+ * (pattern position, path position) pair is decided once, so a pattern with several `**` costs
+ * at most their product, never an exponential search.
+ */
 function matchParts(pattern: Part[], path: string[], prefix: boolean): boolean {
-  if (path.length === 0) return prefix || pattern.every((p) => p === "**");
-  if (pattern.length === 0) return false;
-  const [head, ...rest] = pattern;
-  if (head === "**") return matchParts(rest, path, prefix) || matchParts(pattern, path.slice(1), prefix);
-  return head!.test(path[0]!) && matchParts(rest, path.slice(1), prefix);
+  const memo = new Map<number, boolean>();
+  const match = (p: number, s: number): boolean => {
+    const key = p * (path.length + 1) + s;
+    let result = memo.get(key);
+    if (result !== undefined) return result;
+    if (s === path.length) result = prefix || pattern.slice(p).every((part) => part === "**");
+    else if (p === pattern.length) result = false;
+    else if (pattern[p] === "**") result = match(p + 1, s) || match(p, s + 1);
+    else result = (pattern[p] as RegExp).test(path[s]!) && match(p + 1, s + 1);
+    memo.set(key, result);
+    return result;
+  };
+  return match(0, 0);
 }
