@@ -29,8 +29,17 @@ export function globCouldMatchBelow(pattern: string, dir: string): boolean {
 
 type Part = "**" | RegExp;
 
+/** A walk asks about every entry it meets, so each pattern is compiled once. */
+const compiled = new Map<string, Part[]>();
+
 function compile(pattern: string): Part[] {
-  return pattern.split("/").map((part) => (part === "**" ? "**" : componentRegExp(part)));
+  let parts = compiled.get(pattern);
+  if (!parts) {
+    parts = pattern.split("/").map((part) => (part === "**" ? "**" : componentRegExp(part)));
+    if (compiled.size > 1000) compiled.clear();
+    compiled.set(pattern, parts);
+  }
+  return parts;
 }
 
 function componentRegExp(part: string): RegExp {
