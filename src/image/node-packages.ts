@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { isBuiltin } from "node:module";
 import path from "node:path";
 import { userError } from "../shared/errors.ts";
@@ -23,6 +23,8 @@ export interface PackageFile {
   source: string;
   executable: boolean;
   size: number;
+  /** The file as checked: the disk builder copies it only if the path still leads to it. */
+  identity: { dev: number; ino: number };
 }
 
 /** The package a bare import names ("pkg" of "pkg/sub", "@scope/pkg" of "@scope/pkg/sub"), or undefined. */
@@ -173,12 +175,12 @@ function packageFiles(root: string, rel: string, counter = { entries: 0 }): Pack
       if (!real.startsWith(`${root}/`)) {
         throw userError("NODE_PACKAGE_UNSAFE", `${abs} is a symlink to ${real}, outside its package`, "reinstall the package; Pith ships a package's own files only");
       }
-      stats = statSync(real);
+      stats = lstatSync(real);
       source = real;
       if (stats.isDirectory()) continue; // its contents are reached through their real path
     }
     if (stats.isDirectory()) files.push(...packageFiles(root, childRel, counter));
-    else if (stats.isFile()) files.push({ rel: childRel, source, executable: (stats.mode & 0o111) !== 0, size: stats.size });
+    else if (stats.isFile()) files.push({ rel: childRel, source, executable: (stats.mode & 0o111) !== 0, size: stats.size, identity: { dev: stats.dev, ino: stats.ino } });
     else throw userError("NODE_PACKAGE_UNSAFE", `${abs} is a special file`, "remove it from the package; only regular files are shipped");
   }
   return files;

@@ -103,7 +103,8 @@ function addDeclaredFiles(plan: RootfsPlan, manifest: AppManifest, add: (entry: 
     }
   }
   for (const file of manifest.files) {
-    add({ path: file.dest.slice(1), kind: "file", mode: readOnlyMode(file.executable), source: file.source }, "data", statSync(file.source).size, file.from);
+    const entry: CpioEntry = { path: file.dest.slice(1), kind: "file", mode: readOnlyMode(file.executable), source: file.source, identity: file.identity };
+    add(entry, "data", statSync(file.source).size, file.from);
   }
 }
 
@@ -150,7 +151,7 @@ async function addNodeModules(
   if (externals.length === 0) return;
   const files = planNodeModules(externals);
   for (const file of files) {
-    plan.disk[`node_modules/${file.rel}`] = { source: file.source, mode: readOnlyMode(file.executable) };
+    plan.disk[`node_modules/${file.rel}`] = { source: file.source, mode: readOnlyMode(file.executable), identity: file.identity };
     plan.files.push({ path: `${RUNTIME_NODE_MODULES}/${file.rel}`, kind: "file", size: file.size, role: "module", on: "disk" });
   }
   add({ path: GUEST_NODE_MODULES.slice(1), kind: "symlink", mode: 0o777, target: RUNTIME_NODE_MODULES }, "system");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, test, type TestContext } from "node:test";
@@ -43,6 +43,18 @@ describe("the runtime disk", { skip }, () => {
     assert.equal(sha256(readFileSync(path.join(dir, "one.ext2"))), sha256(readFileSync(path.join(dir, "two.ext2"))));
     const listing = execFileSync("debugfs", ["-R", "ls -l /node_modules/a/lib", path.join(dir, "one.ext2")], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
     assert.match(listing, /100444 \(1\)\s+0\s+0\s+18\s+1-Jan-1970 00:00 index\.js/);
+  });
+
+  test("a checked file swapped for a symlink to a host file is refused, not copied", async (t) => {
+    const dir = scratch(t);
+    const file = path.join(dir, "index.js");
+    writeFileSync(file, "module.exports = 1");
+    const { dev, ino } = statSync(file);
+    const files = { "node_modules/a/index.js": { source: file, mode: 0o444, identity: { dev, ino } } };
+    await writeRuntimeDisk(files, path.join(dir, "ok.ext2"));
+    rmSync(file);
+    symlinkSync("/etc/hostname", file);
+    await assert.rejects(writeRuntimeDisk(files, path.join(dir, "swapped.ext2")), (e) => isPithError(e) && e.code === "DISK_SOURCE_CHANGED");
   });
 
   test("a name that could smuggle a debugfs command is refused before anything is written", async (t) => {

@@ -1,4 +1,6 @@
-import { chmod, copyFile, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { createWriteStream } from "node:fs";
+import { chmod, copyFile, mkdir, mkdtemp, open, rm, stat, writeFile } from "node:fs/promises";
+import { pipeline } from "node:stream/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, posix } from "node:path";
 import { execFile } from "../shared/exec.ts";
@@ -13,6 +15,8 @@ export const RUNTIME_MOUNTS_LINE = `vda ${RUNTIME_MOUNT} ext2`;
 export interface DiskFile {
   source: string;
   mode: number;
+  /** The source as checked (a shipped package's file): copied only if the path still leads to it. */
+  identity?: { dev: number; ino: number };
 }
 
 /** Fixed identity and time, so the same files always give the same disk bytes. */
@@ -38,10 +42,10 @@ export async function writeRuntimeDisk(files: Record<string, DiskFile>, outPath:
     for (const dir of dirs) await mkdir(join(root, dir), { recursive: true });
     let blocks = dirs.length + 1;
     for (const name of names) {
-      const { source, mode } = files[name]!;
-      await copyFile(source, join(root, name));
+      const { source, mode, identity } = files[name]!;
+      const size = await copyChecked(source, join(root, name), identity);
       await chmod(join(root, name), mode);
-      blocks += Math.ceil((await stat(source)).size / BLOCK) + 1;
+      blocks += Math.ceil(size / BLOCK) + 1;
     }
     for (const dir of dirs) await chmod(join(root, dir), DIR_MODE);
     const sizeMiB = Math.ceil((blocks * BLOCK * 1.05) / 1024 / 1024) + 4;
@@ -58,6 +62,28 @@ export async function writeRuntimeDisk(files: Record<string, DiskFile>, outPath:
     return { bytes: (await stat(outPath)).size };
   } finally {
     await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Copies through the opened file, after checking it is still the one checked earlier: a path
+ * swapped for a symlink to a host file in between is refused, not followed. Returns its size.
+ */
+async function copyChecked(source: string, to: string, identity: DiskFile["identity"]): Promise<number> {
+  if (!identity) {
+    await copyFile(source, to);
+    return (await stat(source)).size;
+  }
+  const input = await open(source, "r");
+  try {
+    const stats = await input.stat();
+    if (!stats.isFile() || stats.dev !== identity.dev || stats.ino !== identity.ino) {
+      throw userError("DISK_SOURCE_CHANGED", `${source} is no longer the file that was checked`, "build again once nothing changes the app's files");
+    }
+    await pipeline(input.createReadStream({ autoClose: false }), createWriteStream(to));
+    return stats.size;
+  } finally {
+    await input.close();
   }
 }
 

@@ -1,10 +1,15 @@
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, test } from "node:test";
 import { isPithError } from "../shared/errors.ts";
 import { loadAppManifest, ManifestError, parseAppManifest } from "./app-manifest.ts";
 import { FAKE_ELF, problemsIn, tempApp, yaml } from "./test-support.ts";
+
+const identityOf = (file: string) => {
+  const { dev, ino } = statSync(file);
+  return { dev, ino };
+};
 
 describe("parseAppManifest", () => {
   test("normalises a full manifest", (t) => {
@@ -47,7 +52,7 @@ describe("parseAppManifest", () => {
       env: { NODE_ENV: "production", PORT: "8080", EMPTY: "" },
       readiness: { kind: "http", port: 8080, path: "/healthz" },
       readyTimeoutMs: 120_000,
-      files: [{ from: "config/app.conf", source: path.join(dir, "config/app.conf"), dest: "/app/config/app.conf", executable: false, line: 22 }],
+      files: [{ from: "config/app.conf", source: path.join(dir, "config/app.conf"), dest: "/app/config/app.conf", executable: false, line: 22, identity: identityOf(path.join(dir, "config/app.conf")) }],
       node: { external: [] },
     });
   });

@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync, realpathSync, statSync, type Stats } from "node:fs";
+import { lstatSync, readdirSync, realpathSync, type Stats } from "node:fs";
 import path from "node:path";
 import { globCouldMatchBelow, globMatches, hasGlob } from "./glob.ts";
 
@@ -9,6 +9,13 @@ export interface MatchedFile {
   /** The host file to copy: every symlink resolved, always inside the app directory. */
   real: string;
   executable: boolean;
+  /** The file as checked, so the copy can tell if the path was swapped since. */
+  identity: FileIdentity;
+}
+
+export interface FileIdentity {
+  dev: number;
+  ino: number;
 }
 
 /** Why a pattern cannot be shipped; the manifest reader reports it at the pattern's line. */
@@ -86,14 +93,17 @@ class Walker {
       throw new WalkRefusal(`"${rel}" leads through a symlink to ${real}, outside the app directory`,
         "copy the file into the app directory, or leave the symlink out of the pattern");
     }
-    return { real, stats: statSync(real) };
+    // The real path has no symlink left in it, unless one was planted since realpath looked.
+    const stats = lstatSync(real);
+    if (stats.isSymbolicLink()) throw new WalkRefusal(`"${rel}" changed while it was being checked`, "build again once nothing changes the app's files");
+    return { real, stats };
   }
 
   add(rel: string, real: string, stats: Stats): void {
     if (!stats.isFile()) {
       throw new WalkRefusal(`"${rel}" is ${specialKind(stats)}, not a regular file`, "only regular files can be shipped; leave it out of the pattern");
     }
-    this.found.push({ rel, real, executable: (stats.mode & 0o111) !== 0 });
+    this.found.push({ rel, real, executable: (stats.mode & 0o111) !== 0, identity: { dev: stats.dev, ino: stats.ino } });
   }
 }
 

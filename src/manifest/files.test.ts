@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { parseAppManifest } from "./app-manifest.ts";
@@ -27,7 +27,8 @@ describe("files: where each file goes", () => {
   test("a bare path keeps its place under /app, the app's working directory", (t) => {
     const dir = app(t);
     const [file] = files(dir, "  - config/app.conf");
-    assert.deepEqual(file, { from: "config/app.conf", source: path.join(dir, "config/app.conf"), dest: "/app/config/app.conf", executable: false, line: 4 });
+    const { dev, ino } = statSync(path.join(dir, "config/app.conf"));
+    assert.deepEqual(file, { from: "config/app.conf", source: path.join(dir, "config/app.conf"), dest: "/app/config/app.conf", executable: false, line: 4, identity: { dev, ino } });
   });
 
   test("one file to an exact dest, or into a dest ending in /", (t) => {

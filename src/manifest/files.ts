@@ -125,7 +125,7 @@ function readItem(ctx: Ctx, { node, at }: Item): { files: Unplaced[]; node: YNod
  */
 function placeFile(file: MatchedFile, src: string, dest: { path: string; isDir: boolean } | undefined): Unplaced {
   const from = file.rel;
-  const base = { from, source: file.real, executable: file.executable };
+  const base = { from, source: file.real, executable: file.executable, identity: file.identity };
   if (!dest) return { ...base, dest: `${GUEST_APP_DIR}/${from}` };
   const single = !hasGlob(src) && from === src;
   if (single) return { ...base, dest: dest.isDir ? path.posix.join(dest.path, path.posix.basename(from)) : dest.path };

@@ -28,6 +28,11 @@ export interface DeclaredFile {
   dest: string;
   /** Any execute bit on the host: the copy is 0555 rather than 0444. */
   executable: boolean;
+  /**
+   * The file as checked (device and inode): the build copies it only if the path still leads to
+   * it, so a file swapped for a symlink to a host file after the check is refused, not copied.
+   */
+  identity: { dev: number; ino: number };
   /** The line of pith.yaml that declared it, for problems found while building. */
   line: number;
 }
