@@ -7,7 +7,8 @@ import { type WorkOutcome, WorkQueue } from "../controller/work-queue.ts";
 import type { Hypervisor, Machine as RunningMachine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import { bootFiles, resolveImage } from "../image/image-store.ts";
 import { API_VERSION } from "../model/resource.ts";
-import type { Machine, MachineStatus, PithNode } from "../model/kinds.ts";
+import type { Machine, MachinePull, MachineStatus, PithNode } from "../model/kinds.ts";
+import { pullIfMissing, type ImagePuller } from "./image-pull.ts";
 import { bootToReadySeconds } from "../shared/metrics.ts";
 import { readAgentState, writeAgentState } from "./agent-state.ts";
 import { messageOf } from "../shared/errors.ts";
@@ -30,6 +31,8 @@ async function localBootSource(digest: string): Promise<Pick<MachineSpec, "image
   return { image: image.record, ...(await bootFiles(image)) };
 }
 
+const mib = (bytes: number): string => (bytes / 1024 / 1024).toFixed(1);
+
 /** The host's name, made a valid object name. */
 export const defaultNodeName = (): string => hostname().toLowerCase().replace(/[^a-z0-9.-]/g, "-");
 
@@ -48,6 +51,8 @@ export interface NodeAgentOptions {
   drainMs?: number;
   /** Where a machine's image comes from; default: the local image store. */
   bootSource?: (digest: string) => Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">>;
+  /** Gets a machine's image from its registry when this node lacks it; default: pullIfMissing. */
+  imagePuller?: ImagePuller;
   /** Starts machines in their start mode; default: snapshots in the local image store. */
   starter?: MachineStarter;
   resyncMs?: number;
@@ -240,7 +245,9 @@ export class NodeAgent {
     const name = machine.metadata.name;
     await this.setStatus(name, { phase: "booting", node: this.nodeName, startedAt: new Date().toISOString() });
     let running: RunningMachine;
+    let pull: MachinePull | undefined;
     try {
+      pull = await this.pullImage(machine);
       const spec: MachineSpec = {
         id: name,
         ...(await (this.options.bootSource ?? localBootSource)(machine.spec.image)),
@@ -249,7 +256,8 @@ export class NodeAgent {
       };
       running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
     } catch (e) {
-      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, stoppedAt: new Date().toISOString() });
+      const pulling = this.latest(name)?.status.pull;
+      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, ...(pulling ? { pull: pulling } : {}), stoppedAt: new Date().toISOString() });
       return;
     }
     this.running.set(name, running);
@@ -263,9 +271,48 @@ export class NodeAgent {
       startedFrom: running.startedFrom,
       addresses: running.ports,
       ...(running.jail ? { jail: running.jail } : {}),
+      ...(pull ? { pull } : {}),
       startedAt: new Date().toISOString(),
     });
     this.watchMachine(this.latest(name), running);
+  }
+
+  /**
+   * A machine whose image this node lacks waits for its pull: progress goes on its status (at
+   * most once a second), and the pull's start and end (with its time) on its events.
+   */
+  private async pullImage(machine: Machine): Promise<MachinePull | undefined> {
+    const source = machine.spec.imageSource;
+    if (!source) return undefined;
+    const name = machine.metadata.name;
+    let reported = 0;
+    let writes = Promise.resolve();
+    const report = (pull: MachinePull) => {
+      writes = writes.then(async () => {
+        const current = this.latest(name);
+        if (current?.status.phase === "booting") await this.setStatus(name, { ...current.status, pull });
+      }).catch((e: unknown) => this.log(`machine ${name}: cannot report pull progress: ${messageOf(e)}`));
+    };
+    let result;
+    try {
+      result = await (this.options.imagePuller ?? pullIfMissing)(source, machine.spec.image, (received, total) => {
+        if (reported === 0) this.recordEvent(name, { type: "Normal", reason: "Pulling", message: `pulling image ${machine.spec.image.slice(0, 19)} from ${source} (${mib(total)} MiB)` });
+        if (Date.now() - reported < 1000 && received < total) return;
+        reported = Date.now();
+        report({ source, bytes: received, totalBytes: total });
+      });
+    } catch (e) {
+      this.recordEvent(name, { type: "Warning", reason: "PullFailed", message: `cannot pull ${source}: ${messageOf(e)}` });
+      throw e;
+    } finally {
+      await writes;
+    }
+    if (!result) return undefined;
+    const pull = { source, bytes: result.bytes, totalBytes: result.bytes, ms: result.ms };
+    this.recordEvent(name, { type: "Normal", reason: "Pulled", message: `pulled image ${machine.spec.image.slice(0, 19)} from ${source} in ${(result.ms / 1000).toFixed(1)} s (${mib(result.bytes)} MiB, every blob verified)` });
+    report(pull);
+    await writes;
+    return pull;
   }
 
   private readonly watched = new WeakSet<RunningMachine>();
@@ -327,8 +374,8 @@ export class NodeAgent {
     }, (e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`));
   }
 
-  /** Snapshot outcomes go on the machine's events, where `pith describe` and the GUI show them. */
-  private recordEvent(machine: string, notice: StartNotice): void {
+  /** Snapshot and pull outcomes go on the machine's events, where `pith describe` and the GUI show them. */
+  private recordEvent(machine: string, notice: Omit<StartNotice, "reason"> & { reason: StartNotice["reason"] | "Pulling" | "Pulled" | "PullFailed" }): void {
     this.log(`machine ${machine}: ${notice.reason}: ${notice.message}`);
     this.client
       .create({

@@ -21,6 +21,8 @@ const DIGEST = "sha256:[0-9a-f]{64}";
 
 /** For schemas: a registry reference with a tag or a digest (or neither: the tag `latest`). */
 export const REGISTRY_REFERENCE_PATTERN = `^${REGISTRY}/${REPOSITORY}(?::${TAG})?(?:@${DIGEST})?$`;
+/** A reference pinned to a manifest digest, as Images and Machines record where to pull. */
+export const PINNED_REFERENCE_PATTERN = `^${REGISTRY}/${REPOSITORY}@${DIGEST}$`;
 export const REGISTRY_REFERENCE_RULE = "a registry reference: REGISTRY[:PORT]/REPO[:TAG] or REGISTRY[:PORT]/REPO@sha256:<64 hex>";
 export const DEFAULT_TAG = "latest";
 /** Repository names longer than this are refused by registries anyway; it bounds URLs. */
