@@ -60,6 +60,12 @@ export interface PullResult {
 }
 
 const DEFAULT_TIMEOUT_MS = 15 * 60_000;
+/**
+ * Image files are modes as a build leaves them: the jailed VMM, under a uid of its own, opens
+ * the boot files through a bind mount, so they must be readable by others. The store's dirs
+ * stay 0700: nobody else can reach them by path.
+ */
+const STORED_FILE_MODE = 0o644;
 /** Room left on the disk after a pull, so a pull never fills it. */
 const DISK_MARGIN_BYTES = 256 * 1024 * 1024;
 
@@ -148,7 +154,7 @@ async function download(client: DistributionClient, resolved: ResolvedImage, opt
         const expected = layer.role === "kernel" ? record.kernel : layer.role === "rootfs" ? record.rootfs : record.disk!;
         await unpackVerified(client, join(staging, kind.file), join(staging, "boot", kind.file.replace(/\.gz$/, "")), expected, layer.role, deadline);
       }
-      await writeFile(join(staging, "image.json"), resolved.configBytes, { mode: 0o600 });
+      await writeFile(join(staging, "image.json"), resolved.configBytes, { mode: STORED_FILE_MODE });
       const dir = join(store, hex);
       if (!existsSync(join(dir, "image.json"))) {
         await rm(dir, { recursive: true, force: true });
@@ -217,7 +223,7 @@ async function downloadBlob(client: DistributionClient, layer: Descriptor & { ro
     throw client.refused(`the ${layer.role} blob is ${declared} bytes, the manifest declares ${layer.size}`);
   }
   const m = meter(layer.size, () => client.refused(`the ${layer.role} blob is longer than the ${layer.size} bytes the manifest declares`), onBytes);
-  await pipeline(res.body, m.stream, createWriteStream(to, { flags: "wx", mode: 0o600 }));
+  await pipeline(res.body, m.stream, createWriteStream(to, { flags: "wx", mode: STORED_FILE_MODE }));
   checkBlobBytes(client, layer, m.count(), m.hex(), `the ${layer.role} blob`);
 }
 
@@ -232,7 +238,7 @@ async function unpackVerified(client: DistributionClient, from: string, to: stri
   const source = createReadStream(from);
   deadline.watch(source);
   try {
-    await pipeline(source, createGunzip(), m.stream, createWriteStream(to, { flags: "wx", mode: 0o600 }));
+    await pipeline(source, createGunzip(), m.stream, createWriteStream(to, { flags: "wx", mode: STORED_FILE_MODE }));
   } catch (e) {
     if ((e as { code?: string }).code === "Z_DATA_ERROR" || (e as { code?: string }).code === "Z_BUF_ERROR") throw client.refused(`the ${what} layer is not valid gzip`);
     throw e;

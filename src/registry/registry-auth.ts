@@ -19,7 +19,7 @@ export type Credential = { username: string; password: string } | { token: strin
 
 export const AUTH_FILE_ENV = "PITH_REGISTRY_AUTH_FILE";
 export const AUTH_ENV = "PITH_REGISTRY_AUTH";
-export const defaultAuthFile = (): string => join(pithHome(), "registry-auth.json");
+export const defaultAuthFile = (env: NodeJS.ProcessEnv = process.env): string => join(env.PITH_HOME ?? pithHome(), "registry-auth.json");
 
 export function credentialFor(registry: string, env: NodeJS.ProcessEnv = process.env): Credential | undefined {
   const table = credentialTable(env);
@@ -29,7 +29,7 @@ export function credentialFor(registry: string, env: NodeJS.ProcessEnv = process
 function credentialTable(env: NodeJS.ProcessEnv): Record<string, Credential> {
   const inline = env[AUTH_ENV];
   if (inline !== undefined && inline !== "") return parseCredentials(inline, AUTH_ENV);
-  const file = env[AUTH_FILE_ENV] ?? defaultAuthFile();
+  const file = env[AUTH_FILE_ENV] ?? defaultAuthFile(env);
   let mode: number;
   try {
     mode = statSync(file).mode;

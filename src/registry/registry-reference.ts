@@ -12,8 +12,9 @@
  * A registry reference is never joined into a path: pulled images are stored by their digest.
  */
 const HOST_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
-const HOST = `(?:${HOST_LABEL}(?:\\.${HOST_LABEL})*|\\[[0-9A-Fa-f:.]+\\])`;
-const REGISTRY = `${HOST}(?::[0-9]{1,5})?`;
+const PORT = ":(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})";
+/** A dotted name or IPv4, a bare name with a port, localhost, or [IPv6]: never a bare word. */
+const REGISTRY = `(?:${HOST_LABEL}(?:\\.${HOST_LABEL})+(?:${PORT})?|${HOST_LABEL}${PORT}|localhost|\\[[0-9A-Fa-f:.]+\\](?:${PORT})?)`;
 const COMPONENT = "[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*";
 const REPOSITORY = `${COMPONENT}(?:/${COMPONENT})*`;
 const TAG = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}";
@@ -49,7 +50,6 @@ export function parseRegistryReferenceOrUndefined(text: string): RegistryReferen
   const match = SHAPE.exec(text);
   if (!match) return undefined;
   const [, registry, repository, tag, digest] = match as unknown as [string, string, string, string | undefined, string | undefined];
-  if (!looksLikeRegistry(registry) || !validPort(registry)) return undefined;
   return { registry, repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
 }
 
@@ -90,13 +90,4 @@ export function registryHost(registry: string): string {
 export function isLoopbackRegistry(registry: string): boolean {
   const host = registryHost(registry).toLowerCase();
   return host === "localhost" || host === "::1" || /^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$/.test(host);
-}
-
-function looksLikeRegistry(registry: string): boolean {
-  return registry.includes(".") || registry.includes(":") || registry.startsWith("[") || registryHost(registry) === "localhost";
-}
-
-function validPort(registry: string): boolean {
-  const port = /:([0-9]{1,5})$/.exec(registry.startsWith("[") ? registry.slice(registry.indexOf("]")) : registry)?.[1];
-  return port === undefined || (Number(port) >= 1 && Number(port) <= 65535);
 }
