@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { createServer, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdtemp, open, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { isPithError } from "../shared/errors.ts";
-import { imageStoreDir } from "../shared/paths.ts";
+import { imageStoreDir, pithRoot } from "../shared/paths.ts";
 import { bootFiles, resolveImage, type StoredImage } from "../image/image-store.ts";
 import { startRegistry, registryMissing, type TestRegistry } from "../../test/support/registry.ts";
 import { parsePithManifest } from "./artifact.ts";
@@ -132,7 +135,74 @@ describe("push and pull against docker-registry", { skip }, () => {
     );
     assert.deepEqual(await storedEntries(home), [], "nothing of the refused pull is left in the image store");
   });
+
+  it("pith push and pith pull on the command line: the pinned reference, the digest, clear errors", async () => {
+    const pith = (home: string, ...args: string[]) =>
+      spawnSync(process.execPath, [join(pithRoot(), "bin/pith.js"), ...args], { env: { ...process.env, PITH_HOME: home }, encoding: "utf8", timeout: 60_000 });
+    const push = pith(source, "push", "regtest", `${registry.address}/pith/cli:v1`, "-q");
+    assert.equal(push.status, 0, push.stderr);
+    const pinned = push.stdout.trim();
+    assert.match(pinned, new RegExp(`^${registry.address}/pith/cli@sha256:[0-9a-f]{64}$`));
+    const home = await emptyHome();
+    const pull = pith(home, "pull", pinned);
+    assert.equal(pull.status, 0, pull.stderr);
+    assert.equal(pull.stdout.trim(), image.record.digest);
+    assert.match(pull.stderr, /every blob verified/);
+    const bad = pith(home, "pull", "hello-ts");
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /"hello-ts" is not a registry reference/);
+    const absent = pith(home, "pull", `${registry.address}/pith/cli:nope`);
+    assert.equal(absent.status, 1);
+    assert.match(absent.stderr, /has no manifest nope/);
+  });
+
+  it("through a registry that asks for a bearer token: push and pull with credentials, refused without", async () => {
+    const { server, address } = await bearerFront(registry.address);
+    try {
+      const auth = { credential: { username: "ci", password: "s3cret" } };
+      const pushed = await withHome(source, () => pushImage(image, parseRegistryReference(`${address}/pith/private:v1`), auth));
+      const home = await emptyHome();
+      const pulled = await withHome(home, () => pullImage(parseRegistryReference(pushed.pinned), auth));
+      assert.equal(pulled.image.record.digest, image.record.digest);
+      await withHome(await emptyHome(), () =>
+        assert.rejects(pullImage(parseRegistryReference(pushed.pinned), { env: {} }), (e) => isCode("REGISTRY_UNAUTHORIZED")(e) && /registry-auth\.json/.test((e as { hint?: string }).hint ?? "")),
+      );
+      await withHome(await emptyHome(), () =>
+        assert.rejects(pullImage(parseRegistryReference(pushed.pinned), { credential: { username: "ci", password: "wrong" } }), isCode("REGISTRY_UNAUTHORIZED")),
+      );
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
 });
+
+/**
+ * A front for the real registry that does what hosted registries do: 401 with a Bearer
+ * challenge whose realm is its own /token, which hands out a token for Basic ci:s3cret.
+ */
+async function bearerFront(upstream: string): Promise<{ server: Server; address: string }> {
+  const [host, port] = upstream.split(":");
+  const server = createServer((req, res) => {
+    const self = req.headers.host!;
+    if (req.url?.startsWith("/token")) {
+      if (req.headers.authorization !== `Basic ${Buffer.from("ci:s3cret").toString("base64")}`) return void res.writeHead(401).end();
+      return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token: "front-token" }));
+    }
+    if (req.headers.authorization !== "Bearer front-token") {
+      return void res.writeHead(401, { "www-authenticate": `Bearer realm="http://${self}/token",service="front"` }).end();
+    }
+    const { authorization: _a, ...headers } = req.headers;
+    const forward = request({ host, port: Number(port), method: req.method, path: req.url, headers }, (answer) => {
+      res.writeHead(answer.statusCode!, answer.headers);
+      answer.pipe(res);
+    });
+    forward.on("error", () => res.destroy());
+    req.pipe(forward);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, address: `127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
 
 /** What the image store holds besides the empty lock dir: images, staging dirs, locks. */
 async function storedEntries(home: string): Promise<string[]> {
