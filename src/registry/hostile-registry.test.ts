@@ -223,6 +223,22 @@ describe("a hostile registry", () => {
     await nothingKept();
   });
 
+  it("a pull removes what pulls killed mid-way left behind, and nothing of a live one", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const { mkdir } = await import("node:fs/promises");
+    const dead = spawnSync(process.execPath, ["-e", "process.pid"]).pid!;
+    const store = join(home.home(), "images");
+    const abandoned = join(store, `.pull-${"a".repeat(12)}-${dead}-0123abcd`);
+    const live = join(store, `.pull-${"b".repeat(12)}-${process.pid}-0123abcd`);
+    await mkdir(abandoned, { recursive: true });
+    await mkdir(live, { recursive: true });
+    await pull();
+    assert.equal(existsSync(abandoned), false);
+    assert.equal(existsSync(live), true);
+    const { rm } = await import("node:fs/promises");
+    await rm(store, { recursive: true, force: true });
+  });
+
   it("a bearer challenge on its own origin gets a token, asked with the credential, and the pull goes through", async () => {
     const seen: string[] = [];
     registry.handlers.push((req, res) => {

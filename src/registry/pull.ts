@@ -1,6 +1,6 @@
 import { randomBytes, createHash } from "node:crypto";
 import { createReadStream, createWriteStream, existsSync } from "node:fs";
-import { rename, rm, statfs, writeFile } from "node:fs/promises";
+import { readdir, rename, rm, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -9,7 +9,7 @@ import type { ImageRecord } from "../image/image.ts";
 import { digestHex } from "../image/image-reference.ts";
 import { nameImage, readStoredImage, type StoredImage } from "../image/image-store.ts";
 import { systemError } from "../shared/errors.ts";
-import { withFileLock } from "../shared/file-lock.ts";
+import { isAlive, withFileLock } from "../shared/file-lock.ts";
 import { imageStoreDir } from "../shared/paths.ts";
 import { ensurePrivateDir } from "../shared/private-files.ts";
 import { parsePithManifest, PITH_LAYERS, type Descriptor, type PithManifest } from "./artifact.ts";
@@ -137,7 +137,8 @@ async function download(client: DistributionClient, resolved: ResolvedImage, opt
     if (space.bavail * space.bsize < total + unpacked + DISK_MARGIN_BYTES) {
       throw systemError("DISK_FULL", `pulling ${resolved.pinned} needs ${total + unpacked} bytes and ${store} has ${space.bavail * space.bsize} free`, "free space in PITH_HOME, or remove images");
     }
-    const staging = join(store, `.pull-${hex.slice(0, 12)}-${process.pid}-${randomBytes(4).toString("hex")}`);
+    await removeAbandonedPulls(store);
+    const staging = join(store, `${STAGING_PREFIX}${hex.slice(0, 12)}-${process.pid}-${randomBytes(4).toString("hex")}`);
     const deadline = new Deadline(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, client);
     try {
       await ensurePrivateDir(join(staging, "boot"));
@@ -168,6 +169,17 @@ async function download(client: DistributionClient, resolved: ResolvedImage, opt
       await rm(staging, { recursive: true, force: true });
     }
   });
+}
+
+const STAGING_PREFIX = ".pull-";
+const STAGING = /^\.pull-[0-9a-f]{12}-([0-9]+)-[0-9a-f]{8}$/;
+
+/** Staging dirs of pulls whose process died (a kill -9 mid-pull) would hold their bytes forever. */
+async function removeAbandonedPulls(store: string): Promise<void> {
+  for (const entry of await readdir(store)) {
+    const owner = STAGING.exec(entry)?.[1];
+    if (owner !== undefined && !isAlive(Number(owner))) await rm(join(store, entry), { recursive: true, force: true });
+  }
 }
 
 /** The whole pull's bound: when it passes, the stream being read is destroyed with a clear error. */
