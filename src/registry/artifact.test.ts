@@ -41,5 +41,9 @@ describe("the Pith artifact layout", () => {
   for (const [what, mutate, message] of refusals) {
     it(`refuses ${what}`, () => assert.throws(() => parsePithManifest(bytes(mutate(good()))), message));
   }
+  it("shows what a registry sent without its control characters", () => {
+    const m = good();
+    assert.throws(() => parsePithManifest(bytes({ ...m, mediaType: "x\u001b[2J\nforged log line" })), (e) => !/[\u0000-\u001f]/.test((e as Error).message) && /x\?\[2J\?forged/.test((e as Error).message));
+  });
   it("refuses bytes that are not JSON", () => assert.throws(() => parsePithManifest(Buffer.from("{")), /not JSON/));
 });

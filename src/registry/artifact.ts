@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { printable } from "./printable.ts";
 
 /**
  * How a Pith image is laid out as an OCI artifact: an OCI image manifest whose config blob is the
@@ -82,10 +83,10 @@ export function parsePithManifest(bytes: Uint8Array): PithManifest {
   if (!isObject(value)) throw new Error("the manifest is not a JSON object");
   if (value.schemaVersion !== 2) throw new Error("the manifest's schemaVersion is not 2");
   if (value.mediaType !== undefined && value.mediaType !== OCI_MANIFEST_MEDIA_TYPE) {
-    throw new Error(`the manifest is a ${String(value.mediaType).slice(0, 100)}, not an OCI image manifest (is this an image index or a container image?)`);
+    throw new Error(`the manifest is a ${printable(String(value.mediaType))}, not an OCI image manifest (is this an image index or a container image?)`);
   }
   const config = descriptor(value.config, "config");
-  if (config.mediaType !== PITH_CONFIG_MEDIA_TYPE) throw new Error(`the manifest's config is ${config.mediaType.slice(0, 100)}, not a Pith image (${PITH_CONFIG_MEDIA_TYPE})`);
+  if (config.mediaType !== PITH_CONFIG_MEDIA_TYPE) throw new Error(`the manifest's config is ${printable(config.mediaType)}, not a Pith image (${PITH_CONFIG_MEDIA_TYPE})`);
   if (config.size > LIMITS.configBytes) throw new Error(`the image record is ${config.size} bytes, more than the ${LIMITS.configBytes} allowed`);
   if (!Array.isArray(value.layers)) throw new Error("the manifest has no layers array");
   if (value.layers.length > PITH_LAYERS.length) throw new Error(`the manifest has ${value.layers.length} layers; a Pith image has at most ${PITH_LAYERS.length}`);
@@ -93,7 +94,7 @@ export function parsePithManifest(bytes: Uint8Array): PithManifest {
   for (const [i, raw] of value.layers.entries()) {
     const layer = descriptor(raw, `layers[${i}]`);
     const kind = PITH_LAYERS.find((k) => k.mediaType === layer.mediaType);
-    if (!kind) throw new Error(`layers[${i}] has media type ${layer.mediaType.slice(0, 100)}, which is not one of Pith's`);
+    if (!kind) throw new Error(`layers[${i}] has media type ${printable(layer.mediaType)}, which is not one of Pith's`);
     if (layers.some((l) => l.role === kind.role)) throw new Error(`the manifest has two ${kind.role} layers`);
     if (layer.size > LIMITS.layerBytes[kind.role]) throw new Error(`the ${kind.role} layer is ${layer.size} bytes, more than the ${LIMITS.layerBytes[kind.role]} allowed`);
     layers.push({ ...layer, role: kind.role });

@@ -3,6 +3,7 @@ import { systemError, userError } from "../shared/errors.ts";
 import { LIMITS, OCI_MANIFEST_MEDIA_TYPE, sha256Digest } from "./artifact.ts";
 import { discard, readBounded, send, type HttpRequest, type HttpResponse } from "./http-transport.ts";
 import { basicAuthorization, credentialFor, parseChallenge, tokenRealm, type Credential } from "./registry-auth.ts";
+import { printable } from "./printable.ts";
 import { isLoopbackRegistry, type RegistryReference } from "./registry-reference.ts";
 
 /**
@@ -199,7 +200,7 @@ export class DistributionClient {
 
   private failure(status: number, doing: string, body = ""): Error {
     if (status === 401 || status === 403) return this.unauthorized(`${doing} got ${status}`);
-    const detail = body.replace(/\s+/g, " ").slice(0, 300);
+    const detail = printable(body.replace(/\s+/g, " ").trim(), 300);
     return systemError("REGISTRY_ERROR", `${this.ref.registry} answered ${status} when ${doing}${detail ? `: ${detail}` : ""}`);
   }
 }

@@ -2,6 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { userError } from "../shared/errors.ts";
 import { pithHome } from "../shared/paths.ts";
+import { printable } from "./printable.ts";
 
 /**
  * Registry credentials, per registry (host:port as references write it), never from argv:
@@ -55,7 +56,7 @@ export function parseCredentials(text: string, source: string): Record<string, C
     const e = entry as Record<string, unknown> | null;
     if (e && typeof e.username === "string" && typeof e.password === "string") table[registry] = { username: e.username, password: e.password };
     else if (e && typeof e.token === "string") table[registry] = { token: e.token };
-    else throw userError("REGISTRY_AUTH_INVALID", `${source}: the entry for ${JSON.stringify(registry).slice(0, 100)} has neither username and password nor token`, fix);
+    else throw userError("REGISTRY_AUTH_INVALID", `${source}: the entry for ${JSON.stringify(printable(registry))} has neither username and password nor token`, fix);
   }
   return table;
 }
@@ -93,7 +94,7 @@ export function tokenRealm(challenge: Challenge, registryBase: URL): URL {
   try {
     url = new URL(realm);
   } catch {
-    throw new Error(`the registry's token realm ${JSON.stringify(realm.slice(0, 200))} is not a URL`);
+    throw new Error(`the registry's token realm ${JSON.stringify(printable(realm, 200))} is not a URL`);
   }
   if (url.origin !== registryBase.origin) {
     throw new Error(`the registry's token realm ${url.origin} is not the registry itself (${registryBase.origin}); Pith contacts only the registry a reference names`);
