@@ -27,14 +27,14 @@ interface Artifact {
   imageDigest: string;
 }
 
-function artifact(options: { rootfs?: Buffer; rootfsBytesInRecord?: Buffer } = {}): Artifact {
+function artifact(options: { rootfs?: Buffer; rootfsBytesInRecord?: Buffer; rootfsLayer?: Buffer } = {}): Artifact {
   const kernel = randomBytes(4096);
   const rootfs = options.rootfs ?? randomBytes(2048);
   // The record may describe other bytes than the layer unpacks to (a gzip bomb, a swap).
   const record = testRecord("hostile", kernel, options.rootfsBytesInRecord ?? rootfs);
   const config = Buffer.from(JSON.stringify(record));
   const kgz = gzipSync(kernel);
-  const rgz = gzipSync(rootfs);
+  const rgz = options.rootfsLayer ?? gzipSync(rootfs);
   const blobs = new Map([[sha256Digest(config), config], [sha256Digest(kgz), kgz], [sha256Digest(rgz), rgz]]);
   const manifest = manifestBytes(
     { mediaType: PITH_CONFIG_MEDIA_TYPE, digest: sha256Digest(config), size: config.length },
@@ -175,6 +175,15 @@ describe("a hostile registry", () => {
   it("a layer that unpacks to more than its record declares (a gzip bomb) is refused", async () => {
     registry.art = artifact({ rootfs: Buffer.alloc(64 * 1024 * 1024), rootfsBytesInRecord: Buffer.alloc(1000) });
     await assert.rejects(pull(), refused(/rootfs unpacks to more than the 1000 bytes its record declares/));
+    await nothingKept();
+  });
+
+  it("a layer that unpacks to other bytes than its record's, or is not gzip, is refused", async () => {
+    registry.art = artifact({ rootfs: Buffer.alloc(1000, 1), rootfsBytesInRecord: Buffer.alloc(1000, 2) });
+    await assert.rejects(pull(), refused(/the rootfs unpacks to bytes hashing to [0-9a-f]{64}, not the record's/));
+    await nothingKept();
+    registry.art = artifact({ rootfsLayer: randomBytes(5000) });
+    await assert.rejects(pull(), refused(/the rootfs layer is not valid gzip/));
     await nothingKept();
   });
 

@@ -1,5 +1,5 @@
 import { randomBytes, createHash } from "node:crypto";
-import { createReadStream, createWriteStream, existsSync } from "node:fs";
+import { createWriteStream, existsSync } from "node:fs";
 import { readdir, rename, rm, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Transform, type Readable } from "node:stream";
@@ -144,16 +144,13 @@ async function download(client: DistributionClient, resolved: ResolvedImage, opt
       await ensurePrivateDir(join(staging, "boot"));
       let received = 0;
       for (const layer of manifest.layers) {
-        const file = PITH_LAYERS.find((k) => k.role === layer.role)!.file;
-        await downloadBlob(client, layer, join(staging, file), deadline, (n) => {
+        const kind = PITH_LAYERS.find((k) => k.role === layer.role)!;
+        const expected = layer.role === "kernel" ? record.kernel : layer.role === "rootfs" ? record.rootfs : record.disk!;
+        const paths = { blob: join(staging, kind.file), boot: join(staging, "boot", kind.file.replace(/\.gz$/, "")) };
+        await fetchLayer(client, layer, paths, expected, deadline, (n) => {
           received += n;
           options.onProgress?.(received, total);
         });
-      }
-      for (const layer of manifest.layers) {
-        const kind = PITH_LAYERS.find((k) => k.role === layer.role)!;
-        const expected = layer.role === "kernel" ? record.kernel : layer.role === "rootfs" ? record.rootfs : record.disk!;
-        await unpackVerified(client, join(staging, kind.file), join(staging, "boot", kind.file.replace(/\.gz$/, "")), expected, layer.role, deadline);
       }
       await writeFile(join(staging, "image.json"), resolved.configBytes, { mode: STORED_FILE_MODE });
       const dir = join(store, hex);
@@ -223,10 +220,25 @@ function meter(max: number, tooLong: () => Error, onBytes?: (n: number) => void)
       done(null, chunk);
     },
   });
-  return { stream, count: () => count, hex: () => hash.digest("hex") };
+  let hex: string | undefined;
+  return { stream, count: () => count, hex: () => (hex ??= hash.digest("hex")) };
 }
 
-async function downloadBlob(client: DistributionClient, layer: Descriptor & { role: string }, to: string, deadline: Deadline, onBytes: (n: number) => void): Promise<void> {
+/**
+ * One layer, in one pass: the blob is streamed to its file (never more bytes than the manifest
+ * declares) and, on the way, into gunzip for the boot file (never more than the record
+ * declares). The blob's size and digest are checked first, so a tampered blob is reported as
+ * such even when its damage also broke the gzip stream; then the unpacked bytes against the
+ * record's size and sha256.
+ */
+async function fetchLayer(
+  client: DistributionClient,
+  layer: PithManifest["layers"][number],
+  paths: { blob: string; boot: string },
+  expected: { sha256: string; bytes: number },
+  deadline: Deadline,
+  onBytes: (n: number) => void,
+): Promise<void> {
   const res = await client.getBlob(layer.digest);
   deadline.watch(res.body);
   const declared = Number(res.headers["content-length"] ?? NaN);
@@ -234,27 +246,53 @@ async function downloadBlob(client: DistributionClient, layer: Descriptor & { ro
     res.body.destroy();
     throw client.refused(`the ${layer.role} blob is ${declared} bytes, the manifest declares ${layer.size}`);
   }
-  const m = meter(layer.size, () => client.refused(`the ${layer.role} blob is longer than the ${layer.size} bytes the manifest declares`), onBytes);
-  await pipeline(res.body, m.stream, createWriteStream(to, { flags: "wx", mode: STORED_FILE_MODE }));
-  checkBlobBytes(client, layer, m.count(), m.hex(), `the ${layer.role} blob`);
+  const blob = meter(layer.size, () => client.refused(`the ${layer.role} blob is longer than the ${layer.size} bytes the manifest declares`), onBytes);
+  const raw = meter(expected.bytes, () => client.refused(`the ${layer.role} unpacks to more than the ${expected.bytes} bytes its record declares`));
+  const gunzip = createGunzip();
+  // Its failures are the unpacking's promise's to report; this keeps a late one from being unhandled.
+  gunzip.on("error", () => {});
+  const unpacking = pipeline(gunzip, raw.stream, createWriteStream(paths.boot, { flags: "wx", mode: STORED_FILE_MODE })).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  const unpackingStopped = () => gunzip.destroyed || gunzip.writableEnded;
+  // Passes the blob on to its file and feeds gunzip, waiting when gunzip is behind; once the
+  // unpacking has failed, the blob is still read to the end, for its digest.
+  const tee = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      if (unpackingStopped() || gunzip.write(chunk)) return done(null, chunk);
+      let resumed = false;
+      const resume = () => {
+        if (!resumed) done(null, chunk);
+        resumed = true;
+      };
+      gunzip.once("drain", resume);
+      void unpacking.then(resume);
+    },
+    flush(done) {
+      if (!unpackingStopped()) gunzip.end();
+      done();
+    },
+  });
+  try {
+    await pipeline(res.body, blob.stream, tee, createWriteStream(paths.blob, { flags: "wx", mode: STORED_FILE_MODE }));
+  } catch (e) {
+    gunzip.destroy();
+    await unpacking;
+    throw e;
+  }
+  checkBlobBytes(client, layer, blob.count(), blob.hex(), `the ${layer.role} blob`);
+  const unpackError = await unpacking;
+  if (unpackError !== undefined) {
+    const code = (unpackError as { code?: string }).code;
+    if (code === "Z_DATA_ERROR" || code === "Z_BUF_ERROR") throw client.refused(`the ${layer.role} layer is not valid gzip`);
+    throw unpackError;
+  }
+  if (raw.count() !== expected.bytes) throw client.refused(`the ${layer.role} unpacks to ${raw.count()} bytes, its record declares ${expected.bytes}`);
+  if (raw.hex() !== expected.sha256) throw client.refused(`the ${layer.role} unpacks to bytes hashing to ${raw.hex()}, not the record's ${expected.sha256}`);
 }
 
 function checkBlobBytes(client: DistributionClient, blob: Descriptor, size: number, hex: string, what: string): void {
   if (size !== blob.size) throw client.refused(`${what} is ${size} bytes, the manifest declares ${blob.size}`);
   if (`sha256:${hex}` !== blob.digest) throw client.refused(`${what} hashes to sha256:${hex}, not ${blob.digest} as the manifest says`);
-}
-
-/** Gunzips a verified layer for booting; the result must be exactly what the record hashed. */
-async function unpackVerified(client: DistributionClient, from: string, to: string, expected: { sha256: string; bytes: number }, what: string, deadline: Deadline): Promise<void> {
-  const m = meter(expected.bytes, () => client.refused(`the ${what} unpacks to more than the ${expected.bytes} bytes its record declares`));
-  const source = createReadStream(from);
-  deadline.watch(source);
-  try {
-    await pipeline(source, createGunzip(), m.stream, createWriteStream(to, { flags: "wx", mode: STORED_FILE_MODE }));
-  } catch (e) {
-    if ((e as { code?: string }).code === "Z_DATA_ERROR" || (e as { code?: string }).code === "Z_BUF_ERROR") throw client.refused(`the ${what} layer is not valid gzip`);
-    throw e;
-  }
-  if (m.count() !== expected.bytes) throw client.refused(`the ${what} unpacks to ${m.count()} bytes, its record declares ${expected.bytes}`);
-  if (m.hex() !== expected.sha256) throw client.refused(`the ${what} unpacks to bytes hashing to ${m.hex()}, not the record's ${expected.sha256}`);
 }
