@@ -8,7 +8,7 @@ import type { Hypervisor, Machine as RunningMachine, MachineSpec } from "../hype
 import { bootFiles, resolveImage } from "../image/image-store.ts";
 import { API_VERSION } from "../model/resource.ts";
 import type { Machine, MachinePull, MachineStatus, PithNode } from "../model/kinds.ts";
-import { pullIfMissing, type ImagePuller } from "./image-pull.ts";
+import { pullForMachine, pullIfMissing, type ImagePuller } from "./image-pull.ts";
 import { bootToReadySeconds } from "../shared/metrics.ts";
 import { readAgentState, writeAgentState } from "./agent-state.ts";
 import { messageOf } from "../shared/errors.ts";
@@ -30,8 +30,6 @@ async function localBootSource(digest: string): Promise<Pick<MachineSpec, "image
   const image = await resolveImage(digest);
   return { image: image.record, ...(await bootFiles(image)) };
 }
-
-const mib = (bytes: number): string => (bytes / 1024 / 1024).toFixed(1);
 
 /** The host's name, made a valid object name. */
 export const defaultNodeName = (): string => hostname().toLowerCase().replace(/[^a-z0-9.-]/g, "-");
@@ -277,42 +275,17 @@ export class NodeAgent {
     this.watchMachine(this.latest(name), running);
   }
 
-  /**
-   * A machine whose image this node lacks waits for its pull: progress goes on its status (at
-   * most once a second), and the pull's start and end (with its time) on its events.
-   */
-  private async pullImage(machine: Machine): Promise<MachinePull | undefined> {
-    const source = machine.spec.imageSource;
-    if (!source) return undefined;
+  /** The machine's image from its registry, if this node lacks it: progress on its status, start and end on its events. */
+  private pullImage(machine: Machine): Promise<MachinePull | undefined> {
     const name = machine.metadata.name;
-    let reported = 0;
-    let writes = Promise.resolve();
-    const report = (pull: MachinePull) => {
-      writes = writes.then(async () => {
+    return pullForMachine(machine, this.options.imagePuller ?? pullIfMissing, {
+      status: async (pull) => {
         const current = this.latest(name);
         if (current?.status.phase === "booting") await this.setStatus(name, { ...current.status, pull });
-      }).catch((e: unknown) => this.log(`machine ${name}: cannot report pull progress: ${messageOf(e)}`));
-    };
-    let result;
-    try {
-      result = await (this.options.imagePuller ?? pullIfMissing)(source, machine.spec.image, (received, total) => {
-        if (reported === 0) this.recordEvent(name, { type: "Normal", reason: "Pulling", message: `pulling image ${machine.spec.image.slice(0, 19)} from ${source} (${mib(total)} MiB)` });
-        if (Date.now() - reported < 1000 && received < total) return;
-        reported = Date.now();
-        report({ source, bytes: received, totalBytes: total });
-      });
-    } catch (e) {
-      this.recordEvent(name, { type: "Warning", reason: "PullFailed", message: `cannot pull ${source}: ${messageOf(e)}` });
-      throw e;
-    } finally {
-      await writes;
-    }
-    if (!result) return undefined;
-    const pull = { source, bytes: result.bytes, totalBytes: result.bytes, ms: result.ms };
-    this.recordEvent(name, { type: "Normal", reason: "Pulled", message: `pulled image ${machine.spec.image.slice(0, 19)} from ${source} in ${(result.ms / 1000).toFixed(1)} s (${mib(result.bytes)} MiB, every blob verified)` });
-    report(pull);
-    await writes;
-    return pull;
+      },
+      event: (type, reason, message) => this.recordEvent(name, { type, reason, message }),
+      log: (message) => this.log(`machine ${name}: ${message}`),
+    });
   }
 
   private readonly watched = new WeakSet<RunningMachine>();
