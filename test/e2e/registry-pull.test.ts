@@ -14,7 +14,7 @@ import { registryMissing, startRegistry } from "../support/registry.ts";
 const skip = missingForMachines() || registryMissing();
 
 describe("a service whose image is in a registry", { skip, timeout: 600_000 }, () => {
-  test("runs on an agent whose store lacks the image: pulled by digest, verified, ready, the pull and its time on the machine", async (t) => {
+  test("runs on an agent whose store lacks the image: the tag resolved once, pulled by digest, verified, ready, the pull and its time on the machine", async (t) => {
     const image = await appImage("examples/hello-ts");
     const registry = await startRegistry();
     t.after(() => registry.stop());
@@ -30,7 +30,9 @@ describe("a service whose image is in a registry", { skip, timeout: 600_000 }, (
     await cluster.startAgent("node-a");
     const client = cluster.client();
 
-    await client.create({ apiVersion: API_VERSION, kind: "Service", metadata: { name: "hello" }, spec: { image: pushed.pinned, replicas: 1 } });
+    // By tag: the control plane resolves it to the manifest digest, and the machine pulls by that.
+    const tagged = `${registry.address}/hello-ts:e2e`;
+    await client.create({ apiVersion: API_VERSION, kind: "Service", metadata: { name: "hello" }, spec: { image: tagged, replicas: 1 } });
     const machine = await waitFor(
       async () => {
         const { items } = await client.list("Machine", { labels: { "pith.dev/service": "hello" } });
@@ -59,6 +61,6 @@ describe("a service whose image is in a registry", { skip, timeout: 600_000 }, (
     assert.match(pulled?.spec.message ?? "", /pulled image sha256:[0-9a-f]{12} from .* in \d+\.\d s \([\d.]+ MiB, every blob verified\)/);
 
     const service = (await client.get("Service", "hello")) as Service;
-    assert.deepEqual(service.status.imageSource, { reference: pushed.pinned, pinned: pushed.pinned });
+    assert.deepEqual(service.status.imageSource, { reference: tagged, pinned: pushed.pinned });
   });
 });
