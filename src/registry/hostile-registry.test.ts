@@ -232,6 +232,41 @@ describe("a hostile registry", () => {
     await nothingKept();
   });
 
+  it("a registry that trickles a byte at a time is cut off by the whole pull's bound", async () => {
+    registry.handlers.push((req, res) => {
+      if (!req.url?.includes("/blobs/") || req.url.includes(JSON.parse(registry.art.manifest.toString()).config.digest)) return false;
+      res.writeHead(200);
+      const timer = setInterval(() => (res.destroyed ? clearInterval(timer) : res.write(Buffer.alloc(1))), 50);
+      res.on("close", () => clearInterval(timer));
+      return true;
+    });
+    const started = Date.now();
+    await assert.rejects(pull({ idleMs: 5000, timeoutMs: 1000 }), refused(/the pull took longer than 1 s/));
+    assert.ok(Date.now() - started < 5000, "cut at the pull's bound, not the idle one");
+    await nothingKept();
+  });
+
+  it("a registry nobody answers at is a clear error naming it", async () => {
+    const { freeLoopbackPort } = await import("../shared/free-port.ts");
+    const port = await freeLoopbackPort();
+    await assert.rejects(pullImage(parseRegistryReference(`127.0.0.1:${port}/hostile:v1`), { env: {} }), (e) => isPithError(e) && e.code === "REGISTRY_UNREACHABLE" && e.message.includes(`127.0.0.1:${port}`));
+  });
+
+  it("an upload location on another origin is refused when pushing, and that origin is never contacted", async () => {
+    const { makeTestImage } = await import("./test-image.ts");
+    const { pushImage } = await import("./push.ts");
+    const image = await makeTestImage("pushed");
+    registry.handlers.push((req, res) => {
+      if (req.method === "HEAD") return void res.writeHead(404).end(), true;
+      if (req.method === "POST") return void res.writeHead(202, { location: `http://${other}/v2/hostile/blobs/uploads/x` }).end(), true;
+      return false;
+    });
+    await assert.rejects(pushImage(image, parseRegistryReference(`${address}/hostile:v1`), { env: {} }), refused(/the upload location leads to http:\/\/127\.0\.0\.1:\d+/));
+    assert.deepEqual(elsewhere.requests, []);
+    const { rm } = await import("node:fs/promises");
+    await rm(join(home.home(), "images"), { recursive: true, force: true });
+  });
+
   it("a pull removes what pulls killed mid-way left behind, and nothing of a live one", async () => {
     const { spawnSync } = await import("node:child_process");
     const { mkdir } = await import("node:fs/promises");
