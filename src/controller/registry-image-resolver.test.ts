@@ -35,6 +35,11 @@ describe("services naming an image in a registry", { skip: registryMissing() }, 
     const images = (await world.store.list<Image>("Image")).items;
     assert.deepEqual(images.map((i) => [i.spec.digest, i.spec.source]), [[first.record.digest, pinned]]);
 
+    // Another service naming the image by its Pith digest: its machines know where to pull it too.
+    await world.applyService("by-digest", { image: first.record.digest, replicas: 1 });
+    await world.reconcileService("by-digest");
+    assert.deepEqual((await world.machines("by-digest")).map((m) => m.spec.imageSource), [pinned]);
+
     // Someone pushes other bytes to the same tag: the service keeps the bytes it resolved.
     const second = await makeTestImage("svc-two");
     await pushImage(second, parseRegistryReference(reference));

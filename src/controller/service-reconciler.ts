@@ -132,7 +132,8 @@ export class ServiceReconciler implements Reconciler {
       const room = Math.max(0, desired + surge - current.length - outdated.length);
       const wanted = Math.min(desired - current.length, outdated.length > 0 ? room : desired - current.length);
       if (wanted > 0 && waitMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? waitMs, waitMs);
-      else for (let i = 0; i < wanted; i++) await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus, imageSource?.pinned);
+      // Named by digest or name, an image first seen in a registry is still pulled from there.
+      else for (let i = 0; i < wanted; i++) await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus, imageSource?.pinned ?? image.spec.source);
     }
     // Old-image machines: those not ready serve nobody and go now; ready ones go only while
     // enough ready machines remain (desired - maxUnavailable), so a new image that never gets
