@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { API_VERSION, type Kind } from "../model/resource.ts";
-import type { Machine, MachinePhase, Service, ServiceStatus } from "../model/kinds.ts";
+import type { Machine, MachinePhase, Secret, Service, ServiceStatus } from "../model/kinds.ts";
+import { machineTemplate, secretsUsedBy, TEMPLATE_HASH_LABEL, type MachineTemplate } from "../model/machine-template.ts";
+import { recordRevision } from "../model/revision-history.ts";
 import type { Store } from "../store/store.ts";
 import { autoscalerDesired } from "../shared/metrics.ts";
 import { autoscale } from "./autoscale.ts";
@@ -31,7 +33,7 @@ export function crashBackoffMs(failures: number): number {
  */
 export class ServiceReconciler implements Reconciler {
   readonly name = "services";
-  readonly watches: Kind[] = ["Service", "Machine"];
+  readonly watches: Kind[] = ["Service", "Machine", "Secret"];
 
   constructor(
     private readonly store: Store,
@@ -43,6 +45,11 @@ export class ServiceReconciler implements Reconciler {
   ) {}
 
   keysFor(event: ChangeEvent): (string | { key: string; afterMs: number })[] {
+    if (event.object.kind === "Secret") {
+      // A Secret's new value is a new template for every service whose env uses it.
+      const secret = event.object.metadata.name;
+      return this.informers.services.list().filter((s) => secretsUsedBy(s.spec).includes(secret)).map((s) => s.metadata.name);
+    }
     if (event.object.kind === "Service") {
       // A service's status is this reconciler's own output: its write is no reason to look again
       // (it would make every reconcile during a scale-out cause the next one at once).
@@ -80,6 +87,16 @@ export class ServiceReconciler implements Reconciler {
       return { requeueAfterMs: 10_000 };
     }
     const digest = image.spec.digest;
+    const made = machineTemplate(service.spec, image.spec, (secret) => this.informers.secrets.get(secret) as Secret | undefined);
+    if ("missing" in made) {
+      // Accepted, like a Kubernetes Deployment whose pods name a missing secret; the machines
+      // already running keep serving, and new ones wait for the Secret (its creation queues this).
+      const message = `waiting for secrets: ${made.missing.join("; ")}`;
+      if (service.status.message !== message) await this.events.record({ kind: "Service", name }, "Warning", "SecretMissing", message);
+      await this.setStatus(service, { ...service.status, observedGeneration: service.metadata.generation, message });
+      return { requeueAfterMs: 10_000 };
+    }
+    const { template, hash } = made;
     let desired = service.spec.replicas ?? 1;
     let autoscaleState: ServiceStatus["autoscale"];
     let requeueAfterMs: number | undefined;
@@ -105,8 +122,8 @@ export class ServiceReconciler implements Reconciler {
       await this.retire(m, "Failed", reason);
     }
     const healthy = running.filter((m) => m.status.phase !== "failed" && m.status.phase !== "stopped");
-    const current = healthy.filter((m) => m.spec.image === digest);
-    const outdated = healthy.filter((m) => m.spec.image !== digest);
+    const current = healthy.filter((m) => isOfTemplate(m, hash, digest));
+    const outdated = healthy.filter((m) => !isOfTemplate(m, hash, digest));
     const isReady = (m: Machine) => m.status.phase === "ready";
 
     const waitMs = crashLoop ? Date.parse(crashLoop.nextAttemptAt) - this.now() : 0;
@@ -120,7 +137,7 @@ export class ServiceReconciler implements Reconciler {
       const room = Math.max(0, desired + surge - current.length - outdated.length);
       const wanted = Math.min(desired - current.length, outdated.length > 0 ? room : desired - current.length);
       if (wanted > 0 && waitMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? waitMs, waitMs);
-      else for (let i = 0; i < wanted; i++) await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus);
+      else for (let i = 0; i < wanted; i++) await this.createMachine(service, template, hash);
     }
     // Old-image machines: those not ready serve nobody and go now; ready ones go only while
     // enough ready machines remain (desired - maxUnavailable), so a new image that never gets
@@ -131,7 +148,7 @@ export class ServiceReconciler implements Reconciler {
         if (readyTotal - 1 < desired - unavailable) continue;
         readyTotal--;
       }
-      await this.retire(m, "Replaced", `replaced by machines of ${digest.slice(0, 19)}`);
+      await this.retire(m, "Replaced", `replaced by machines of template ${hash} (image ${digest.slice(0, 19)})`);
     }
 
     const readyCurrent = current.filter(isReady).length;
@@ -140,6 +157,7 @@ export class ServiceReconciler implements Reconciler {
     const stable = current.filter((m) => isReady(m) && m.status.readyAt && this.now() - Date.parse(m.status.readyAt) >= STABLE_AFTER_MS).length;
     if (crashLoop && stable >= desired && desired > 0) crashLoop = undefined;
     else if (crashLoop && readyCurrent >= desired) requeueAfterMs = Math.min(requeueAfterMs ?? STABLE_AFTER_MS, STABLE_AFTER_MS);
+    const revisions = recordRevision(service.status.revisions, hash, digest, service.spec, new Date(this.now()).toISOString());
     const phases: Partial<Record<MachinePhase, number>> = {};
     for (const m of machines) phases[m.status.phase] = (phases[m.status.phase] ?? 0) + 1;
     const status: ServiceStatus = {
@@ -150,6 +168,10 @@ export class ServiceReconciler implements Reconciler {
       phases,
       ...(crashLoop ? { crashLoop } : {}),
       ...(autoscaleState ? { autoscale: autoscaleState } : {}),
+      templateHash: hash,
+      updated: current.length,
+      revision: revisions[0]!.revision,
+      revisions,
     };
     await this.setStatus(service, status);
     return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
@@ -159,13 +181,23 @@ export class ServiceReconciler implements Reconciler {
     if (!sameJson(service.status, status)) await writeBack(this.store, service, { status });
   }
 
-  private async createMachine(service: Service, digest: string, memoryMiB: number, vcpus: number): Promise<void> {
+  private async createMachine(service: Service, template: MachineTemplate, hash: string): Promise<void> {
     const name = `${service.metadata.name}-${randomBytes(3).toString("hex")}`;
+    const { image, memoryMiB, vcpus, env, secretEnv, startMode } = template;
     await this.store.create<Machine>({
       apiVersion: API_VERSION,
       kind: "Machine",
-      metadata: { name, labels: { [SERVICE_LABEL]: service.metadata.name } },
-      spec: { service: service.metadata.name, image: digest, memoryMiB, vcpus, env: service.spec.env ?? {}, ...(service.spec.startMode ? { startMode: service.spec.startMode } : {}), desiredState: "running" },
+      metadata: { name, labels: { [SERVICE_LABEL]: service.metadata.name, [TEMPLATE_HASH_LABEL]: hash } },
+      spec: {
+        service: service.metadata.name,
+        image,
+        memoryMiB,
+        vcpus,
+        env,
+        ...(Object.keys(secretEnv).length > 0 ? { secretEnv } : {}),
+        ...(startMode !== "boot" || service.spec.startMode ? { startMode } : {}),
+        desiredState: "running",
+      },
       status: { phase: "pending" },
     });
     await this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "MachineCreated", `created machine ${name}`);
@@ -181,3 +213,13 @@ export class ServiceReconciler implements Reconciler {
     await this.events.record({ kind: "Machine", name: machine.metadata.name }, reason === "Failed" ? "Warning" : "Normal", reason, message);
   }
 }
+
+/**
+ * A machine is of the current template when its hash label says so. Machines made before
+ * templates were hashed carry no label: they count as current while their image is, so an
+ * upgrade of Pith rolls nothing by itself.
+ */
+const isOfTemplate = (m: Machine, hash: string, digest: string): boolean => {
+  const label = m.metadata.labels[TEMPLATE_HASH_LABEL];
+  return label === undefined ? m.spec.image === digest : label === hash;
+};
