@@ -38,7 +38,7 @@ type Access = { allow: true } | { check: ObjectCheck } | { deny: true };
 const ALLOW: Access = { allow: true };
 const DENY: Access = { deny: true };
 
-const RESOURCE = /^\/api\/v1\/(services|machines|nodes|images|events)(\/:name)?(\/status)?$/;
+const RESOURCE = /^\/api\/v1\/(services|machines|nodes|images|events|secrets)(\/:name)?(\/status)?$/;
 
 function access(principal: Principal, method: string, url: string, params: Record<string, unknown>): Access {
   const role = principal.role;
