@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { API_VERSION, type Kind } from "../model/resource.ts";
 import type { Machine, MachinePhase, Secret, Service, ServiceStatus } from "../model/kinds.ts";
-import { machineTemplate, secretsUsedBy, TEMPLATE_HASH_LABEL, type MachineTemplate } from "../model/machine-template.ts";
+import { isOfTemplate, machineTemplate, secretsUsedBy, TEMPLATE_HASH_LABEL, type MachineTemplate } from "../model/machine-template.ts";
 import { recordRevision } from "../model/revision-history.ts";
 import type { Store } from "../store/store.ts";
 import { autoscalerDesired } from "../shared/metrics.ts";
@@ -214,12 +214,3 @@ export class ServiceReconciler implements Reconciler {
   }
 }
 
-/**
- * A machine is of the current template when its hash label says so. Machines made before
- * templates were hashed carry no label: they count as current while their image is, so an
- * upgrade of Pith rolls nothing by itself.
- */
-const isOfTemplate = (m: Machine, hash: string, digest: string): boolean => {
-  const label = m.metadata.labels[TEMPLATE_HASH_LABEL];
-  return label === undefined ? m.spec.image === digest : label === hash;
-};

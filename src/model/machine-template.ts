@@ -2,8 +2,7 @@ import { createHash } from "node:crypto";
 import { canonicalJson } from "../store/canonical-json.ts";
 import { isSecretRef, type ImageSpec, type Secret, type SecretKeyRef, type ServiceSpec, type StartMode } from "./kinds.ts";
 
-/** The label carrying the hash of the template a machine was made from. */
-export const TEMPLATE_HASH_LABEL = "pith.dev/template-hash";
+export { isOfTemplate, TEMPLATE_HASH_LABEL } from "./template-label.ts";
 
 /**
  * Everything a service's machine is made from. Its hash is the machine's identity for rollouts:
@@ -69,3 +68,4 @@ export const templateHash = (template: MachineTemplate): string => createHash("s
 /** The Secrets a service's env names (to roll it when one of them changes). */
 export const secretsUsedBy = (spec: ServiceSpec): string[] =>
   [...new Set(Object.values(spec.env ?? {}).flatMap((value) => (isSecretRef(value) ? [value.secretRef.name] : [])))];
+
