@@ -1,4 +1,4 @@
-import type { ServiceRevision, ServiceSpec } from "./kinds.ts";
+import type { EnvValue, ServiceRevision, ServiceSpec } from "./kinds.ts";
 
 /** Revisions kept per service, and the most of its status they may take (objects stay small). */
 export const KEEP_REVISIONS = 10;
@@ -37,4 +37,19 @@ export function specAtRevision(spec: ServiceSpec, revision: ServiceRevision): Se
     ...(revision.startMode ? { startMode: revision.startMode } : {}),
     ...(revision.restartedAt ? { restartedAt: revision.restartedAt } : {}),
   };
+}
+
+/** What differs from the revision before: which fields and env names (never env values). */
+export function changeFrom(before: ServiceRevision | undefined, after: ServiceRevision): string {
+  if (!before) return "first";
+  const changes: string[] = [];
+  if (before.image !== after.image) changes.push("image");
+  const names = new Set([...Object.keys(before.env ?? {}), ...Object.keys(after.env ?? {})]);
+  const same = (a: EnvValue | undefined, b: EnvValue | undefined) => JSON.stringify(a) === JSON.stringify(b);
+  const env = [...names].filter((n) => !same(before.env?.[n], after.env?.[n])).sort();
+  if (env.length > 0) changes.push(`env ${env.join(",")}`);
+  if ((before.startMode ?? "boot") !== (after.startMode ?? "boot")) changes.push(`startMode ${after.startMode ?? "boot"}`);
+  if (before.restartedAt !== after.restartedAt) changes.push("restart");
+  // The same spec with a new template: what changed is a Secret's value, memory or vCPUs.
+  return changes.join("; ") || "secret or image shape";
 }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Service, ServiceRevision } from "../../model/kinds.ts";
-import { changeFrom, historyTable } from "./rollout.ts";
+import { changeFrom } from "../../model/revision-history.ts";
+import { historyTable } from "./rollout.ts";
 
 const at = "2026-12-06T05:00:00Z";
 const r = (revision: number, extra: Partial<ServiceRevision> = {}): ServiceRevision => ({ revision, templateHash: `h${revision}`, image: `sha256:${"a".repeat(64)}`, createdAt: at, ...extra });

@@ -1,7 +1,8 @@
 import type { Command } from "commander";
 import { isApiError } from "../../client/api-error.ts";
 import type { PithClient } from "../../client/pith-client.ts";
-import type { EnvValue, Service, ServiceRevision } from "../../model/kinds.ts";
+import type { Service } from "../../model/kinds.ts";
+import { changeFrom } from "../../model/revision-history.ts";
 import { rolloutProgress } from "../../model/rollout-progress.ts";
 import { SERVICE_LABEL } from "../../controller/informers.ts";
 import { userError } from "../../shared/errors.ts";
@@ -97,21 +98,6 @@ export function historyTable(service: Service, now = Date.now()): string {
     formatAge(r.createdAt, now),
   ]);
   return table(["REVISION", "TEMPLATE", "IMAGE", "CHANGE", "AGE"], rows);
-}
-
-/** What differs from the revision before: which fields and env names (never env values). */
-export function changeFrom(before: ServiceRevision | undefined, after: ServiceRevision): string {
-  if (!before) return "first";
-  const changes: string[] = [];
-  if (before.image !== after.image) changes.push("image");
-  const names = new Set([...Object.keys(before.env ?? {}), ...Object.keys(after.env ?? {})]);
-  const same = (a: EnvValue | undefined, b: EnvValue | undefined) => JSON.stringify(a) === JSON.stringify(b);
-  const env = [...names].filter((n) => !same(before.env?.[n], after.env?.[n])).sort();
-  if (env.length > 0) changes.push(`env ${env.join(",")}`);
-  if ((before.startMode ?? "boot") !== (after.startMode ?? "boot")) changes.push(`startMode ${after.startMode ?? "boot"}`);
-  if (before.restartedAt !== after.restartedAt) changes.push("restart");
-  // The same spec with a new template: what changed is a Secret's value, memory or vCPUs.
-  return changes.join("; ") || "secret or image shape";
 }
 
 function parseSeconds(text: string): number {
