@@ -14,18 +14,19 @@ export function sealSecretInput(box: SecretBox | undefined, input: ResourceInput
   if (!box) throw new ApiError("Internal", "this control plane has no secrets key, so it cannot store Secrets", "start it with `pith server` or `pith up`, which create $PITH_HOME/secrets.key");
   const name = input.metadata.name;
   const before = existing?.kind === "Secret" ? (existing as Secret).spec : {};
-  const keys: NonNullable<SecretSpec["keys"]> = {};
-  const sealed: NonNullable<SecretSpec["sealed"]> = {};
-  const given = (input.spec as SecretSpec).stringData ?? {};
-  for (const key of Object.keys(given).sort()) {
+  // Keys are data ("constructor" is a fine key): read own properties only, build with fromEntries.
+  const entries = Object.entries((input.spec as SecretSpec).stringData ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const sealedEntries = entries.map(([key, value]) => {
     const place = secretPlace(name, key);
-    const value = given[key]!;
     const hash = box.hash(place, value);
-    const kept = before.keys?.[key]?.hash === hash ? before.sealed?.[key] : undefined;
-    keys[key] = { hash };
-    sealed[key] = kept ?? box.seal(place, value);
-  }
-  return { ...input, spec: { keys, sealed } satisfies SecretSpec };
+    const kept = ownValue(before.keys, key)?.hash === hash ? ownValue(before.sealed, key) : undefined;
+    return { key, hash, sealed: kept ?? box.seal(place, value) };
+  });
+  const spec: SecretSpec = {
+    keys: Object.fromEntries(sealedEntries.map((e) => [e.key, { hash: e.hash }])),
+    sealed: Object.fromEntries(sealedEntries.map((e) => [e.key, e.sealed])),
+  };
+  return { ...input, spec };
 }
 
 /** What every answer shows of a Secret, whoever asks: its keys and their hashes. */
@@ -45,12 +46,15 @@ export async function openMachineSecretEnv(box: SecretBox | undefined, store: St
   if (!box) throw new ApiError("Internal", "this control plane has no secrets key, so it cannot open Secrets");
   for (const [variable, ref] of refs) {
     const secret = await store.get<Secret>("Secret", ref.name);
-    const sealed = secret?.spec.sealed?.[ref.key];
+    const sealed = ownValue(secret?.spec.sealed, ref.key);
     if (!secret || sealed === undefined) {
       throw new ApiError("Conflict", `${variable} of machine ${machine.metadata.name} refers to ${secret ? `key ${ref.key} of Secret ${ref.name}, which has no such key` : `Secret ${ref.name}, which does not exist`}`, `create it: pith apply -f a Secret with stringData.${ref.key}`);
     }
     env[variable] = box.open(secretPlace(ref.name, ref.key), sealed);
-    hashes[variable] = secret.spec.keys?.[ref.key]?.hash ?? "";
+    hashes[variable] = ownValue(secret.spec.keys, ref.key)?.hash ?? "";
   }
   return { env, hashes };
 }
+
+/** A map's own entry: never something inherited from Object.prototype. */
+export const ownValue = <T>(map: Record<string, T> | undefined, key: string): T | undefined => (map && Object.hasOwn(map, key) ? map[key] : undefined);

@@ -110,6 +110,18 @@ describe("Secrets through the API", () => {
     for (const role of ["reader", "n1", "proxy"]) assert.equal((await as(role, "POST", "/api/v1/secrets", secret("x", { a: "b" }))).status, 403, role);
   });
 
+  test("keys that name Object.prototype's members are plain keys: stored, hashed, and never found by inheritance", async () => {
+    const created = await server.call("POST", "/api/v1/secrets", secret("proto", { constructor: "c-value", hasOwnProperty: "h" }));
+    assert.equal(created.status, 201, await created.clone().text());
+    const body = (await created.json()) as { spec: { keys: Record<string, { hash: string }> } };
+    assert.deepEqual(Object.keys(body.spec.keys), ["constructor", "hasOwnProperty"]);
+    const m = { apiVersion: "pith.dev/v1", kind: "Machine", metadata: { name: "m-proto" }, spec: { image: "sha256:abc", memoryMiB: 64, vcpus: 1, desiredState: "running", node: "n1", secretEnv: { A: { name: "proto", key: "constructor" }, B: { name: "proto", key: "toString" } } } };
+    assert.equal((await server.call("POST", "/api/v1/machines", m)).status, 201);
+    const opened = await as("n1", "GET", "/api/v1/machines/m-proto/secret-env");
+    assert.equal(opened.status, 409, "toString is not a key of the Secret, whatever its prototype has");
+    assert.match(await opened.text(), /key toString of Secret proto/);
+  });
+
   test("a Service's secretRef is shown as a reference; values in its revisions are hidden like its env", async () => {
     const spec = { image: "hello", replicas: 1, env: { DB_PASSWORD: { secretRef: { name: "db", key: "password" } }, PLAIN: "visible-to-admins" } };
     const created = await server.call("POST", "/api/v1/services", { apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "web" }, spec });

@@ -41,7 +41,8 @@ export function machineTemplate(spec: ServiceSpec, image: ImageSpec, secretNamed
     }
     const { name, key } = value.secretRef;
     const secret = secretNamed(name);
-    const hash = secret?.spec.keys?.[key]?.hash;
+    const keys = secret?.spec.keys;
+    const hash = keys && Object.hasOwn(keys, key) ? keys[key]?.hash : undefined;
     if (hash === undefined) {
       missing.push(`env ${variable}: ${secret ? `Secret ${name} has no key ${key}` : `Secret ${name} not found`}`);
       continue;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -28,6 +28,19 @@ async function putSecret(client: PithClient, value: string): Promise<void> {
   const input: InputOf<"Secret"> = { apiVersion: API_VERSION, kind: "Secret", metadata: { name: "greet" }, spec: { stringData: { text: value } }, status: {} };
   if (await client.get("Secret", "greet")) await client.update(input);
   else await client.create(input);
+}
+
+/**
+ * The CLI as a child, awaited without blocking this process: the load runs in this process too,
+ * and an event loop stalled by spawnSync would let the proxy close idle keep-alive connections
+ * under requests this process has not sent yet.
+ */
+function pith(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [PITH, ...args], { env, encoding: "utf8", timeout: timeoutMs }, (error, stdout, stderr) => {
+      resolve({ status: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
 }
 
 /** Waits until the service's rollout of a template other than `previous` is done; returns its hash. */
@@ -105,16 +118,16 @@ describe("Secrets and rollouts on real machines", { skip, timeout: 900_000 }, ()
       const third = await rolledOut(c, client, second);
 
       const env = { ...process.env, PITH_HOME: c.home, PITH_SERVER: c.url, PITH_TOKEN: readFileSync(join(c.home, "token"), "utf8").trim() };
-      const undo = spawnSync(process.execPath, [PITH, "rollout", "undo", "web"], { env, encoding: "utf8", timeout: 60_000 });
+      const undo = await pith(["rollout", "undo", "web"], env, 60_000);
       assert.equal(undo.status, 0, undo.stderr);
       assert.equal(undo.stdout, "service/web rolled back to the template of revision 2\n");
-      const status = spawnSync(process.execPath, [PITH, "rollout", "status", "web", "--timeout", "180"], { env, encoding: "utf8", timeout: 200_000 });
+      const status = await pith(["rollout", "status", "web", "--timeout", "180"], env, 200_000);
       assert.equal(status.status, 0, `${status.stdout}${status.stderr}`);
       assert.match(status.stdout, /service\/web rolled out \(revision 4\): 2 of 2 machines ready\n$/);
       assert.equal((await client.get("Service", "web"))!.status.templateHash, second, "undo returned to the Secret-backed template");
       await waitFor(async () => ((await get(c.proxyUrl, "web.test")).body.startsWith(SECOND) ? true : undefined), 10_000, "the Secret's value is served again");
 
-      const history = spawnSync(process.execPath, [PITH, "rollout", "history", "web"], { env, encoding: "utf8", timeout: 60_000 });
+      const history = await pith(["rollout", "history", "web"], env, 60_000);
       assert.equal(history.status, 0, history.stderr);
       const rows = history.stdout.trim().split("\n").slice(1).map((line) => line.split(/\s{3,}/)[0]);
       assert.deepEqual(rows, ["4 (current)", "3", "1"], history.stdout);
