@@ -76,7 +76,9 @@ export async function applyObject(client: PithClient, input: ResourceInput): Pro
       }
       if (sameDeclaration(existing, input)) return "unchanged";
       const { status: _status, ...update } = input;
-      await client.update({ ...update, metadata: { ...update.metadata, resourceVersion: existing.metadata.resourceVersion } } as InputOf<Kind>);
+      const updated = await client.update({ ...update, metadata: { ...update.metadata, resourceVersion: existing.metadata.resourceVersion } } as InputOf<Kind>);
+      // A Secret's values are write-only, so only the server can say whether they changed.
+      if (input.kind === "Secret" && updated.metadata.generation === existing.metadata.generation && canonicalJson(updated.metadata.labels) === canonicalJson(existing.metadata.labels)) return "unchanged";
       return "configured";
     } catch (e) {
       const raced = isApiError(e, 409) && (e.code === "Conflict" || (e.code === "AlreadyExists" && !existing));
