@@ -41,7 +41,8 @@ export function specAtRevision(spec: ServiceSpec, revision: ServiceRevision): Se
 
 /** What differs from the revision before: which fields and env names (never env values). */
 export function changeFrom(before: ServiceRevision | undefined, after: ServiceRevision): string {
-  if (!before) return "first";
+  // The oldest revision kept: the first one, or one whose predecessor is no longer kept.
+  if (!before) return after.revision === 1 ? "first" : "-";
   const changes: string[] = [];
   if (before.image !== after.image) changes.push("image");
   const names = new Set([...Object.keys(before.env ?? {}), ...Object.keys(after.env ?? {})]);

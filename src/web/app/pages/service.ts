@@ -62,7 +62,7 @@ export function ServicePage({ name }: { name: string }): VNode {
           { label: "Machine", render: (m: Machine) => html`<a href=${href.machine(m.metadata.name)}>${m.metadata.name}</a>` },
           { label: "Phase", render: (m: Machine) => html`<${PhaseBadge} phase=${m.status?.phase} />${m.status?.reason ? html` <span class="small muted">${m.status.reason}</span>` : null}` },
           { label: "Node", render: (m: Machine) => m.spec.node ?? html`<span class="muted">unscheduled</span>` },
-          { label: "Image", render: (m: Machine) => html`<span class="mono">${shortDigest(m.spec.image)}</span> ${m.spec.image === digest ? html`<span class="badge ok">current</span>` : html`<span class="badge warn">old</span>`}` },
+          { label: "Image", render: (m: Machine) => html`<span class="mono">${shortDigest(m.spec.image)}</span> ${isOfTemplate(m, service.status?.templateHash, digest) ? html`<span class="badge ok">current</span>` : html`<span class="badge warn">old</span>`}` },
           { label: "Boot (vmm, kernel, init, app)", render: (m: Machine) => html`<${BootBar} timings=${m.status?.timings} scaleMs=${slowest} compact />` },
           { label: "Address", render: (m: Machine) => addresses(m) },
         ]}
@@ -268,7 +268,7 @@ function ManifestEditor({ service }: { service: Service }): VNode {
   const hasProblems = problems.length > 0;
   return html`<form class="editor" onSubmit=${save} novalidate>
     <label for="manifest-text">Service manifest (YAML)</label>
-    <p class="muted small" id="manifest-help">Checked as you type. A new image rolls the machines over; env changes apply to machines started from then on.</p>
+    <p class="muted small" id="manifest-help">Checked as you type. A change to the image, env or start mode rolls the machines over under the update strategy; replicas and hosts apply in place.</p>
     <textarea id="manifest-text" class="code" rows=${Math.min(24, Math.max(8, text.split("\n").length + 1))} spellcheck="false" autocapitalize="off" autocomplete="off"
       value=${text} onInput=${onInput} aria-invalid=${hasProblems ? "true" : "false"} aria-describedby="manifest-help manifest-problems manifest-status"></textarea>
     <div id="manifest-problems" aria-live="polite">
