@@ -27,8 +27,9 @@ export function crashBackoffMs(failures: number): number {
 }
 
 /**
- * Services to machines: keeps `desired` machines of the service's current image running.
- * Scaling, replacing failed machines (with back-off) and replacing machines of an old image
+ * Services to machines: keeps `desired` machines of the service's current template running
+ * (model/machine-template.ts: image, shape, env, Secret versions, start mode, restarts).
+ * Scaling, replacing failed machines (with back-off) and replacing machines of an older template
  * (new machines first, old ones retired only as new ones are ready) are one computation.
  */
 export class ServiceReconciler implements Reconciler {
@@ -139,9 +140,9 @@ export class ServiceReconciler implements Reconciler {
       if (wanted > 0 && waitMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? waitMs, waitMs);
       else for (let i = 0; i < wanted; i++) await this.createMachine(service, template, hash);
     }
-    // Old-image machines: those not ready serve nobody and go now; ready ones go only while
-    // enough ready machines remain (desired - maxUnavailable), so a new image that never gets
-    // ready leaves the old machines serving.
+    // Machines of older templates: those not ready serve nobody and go now; ready ones go only
+    // while enough ready machines remain (desired - maxUnavailable), so a new template that never
+    // gets ready leaves the old machines serving.
     let readyTotal = current.filter(isReady).length + outdated.filter(isReady).length;
     for (const m of outdated) {
       if (isReady(m)) {
@@ -213,4 +214,3 @@ export class ServiceReconciler implements Reconciler {
     await this.events.record({ kind: "Machine", name: machine.metadata.name }, reason === "Failed" ? "Warning" : "Normal", reason, message);
   }
 }
-
