@@ -66,9 +66,10 @@ async function readStdin(): Promise<string> {
  * left as the server has it). "unchanged" when spec and labels already match. Retries when
  * another writer got in between.
  */
-export async function applyObject(client: PithClient, input: ResourceInput): Promise<ApplyResult> {
+export async function applyObject(client: PithClient, declared: ResourceInput): Promise<ApplyResult> {
   for (let attempt = 1; ; attempt++) {
-    const existing = await client.get(input.kind, input.metadata.name);
+    const existing = await client.get(declared.kind, declared.metadata.name);
+    const input = keepRestart(declared, existing);
     try {
       if (!existing) {
         await client.create(input as InputOf<Kind>); // shape checked by the server (400 with details)
@@ -85,6 +86,17 @@ export async function applyObject(client: PithClient, input: ResourceInput): Pro
       if (!raced || attempt >= 3) throw e;
     }
   }
+}
+
+/**
+ * `pith rollout restart` sets spec.restartedAt, which no file declares: applying the file again
+ * keeps it, or every apply after a restart would roll the machines once more.
+ */
+function keepRestart(input: ResourceInput, existing: { spec: unknown } | undefined): ResourceInput {
+  const restartedAt = (existing?.spec as { restartedAt?: unknown } | undefined)?.restartedAt;
+  const spec = input.spec as { restartedAt?: unknown } | undefined;
+  if (input.kind !== "Service" || restartedAt === undefined || !spec || spec.restartedAt !== undefined) return input;
+  return { ...input, spec: { ...spec, restartedAt } };
 }
 
 /** True if applying `input` would change nothing: same spec and labels (no labels = none). */

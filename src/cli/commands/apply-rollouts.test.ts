@@ -20,3 +20,14 @@ test("pith apply of a Secret says created, then unchanged for the same values, c
   assert.equal(await applyObject(client, secret("two")), "configured");
   assert.equal((await client.get("Secret", "db"))?.metadata.generation, 2);
 });
+
+test("pith apply after pith rollout restart keeps the restart: the same file is unchanged and rolls nothing", async () => {
+  const client = new PithClient({ server: server.url, token: server.token });
+  const web: ResourceInput = { apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "web" }, spec: { image: "hello", replicas: 1 } };
+  assert.equal(await applyObject(client, web), "created");
+  const restarted = await client.rollout("web", "restart");
+  assert.equal(await applyObject(client, web), "unchanged");
+  assert.equal((await client.get("Service", "web"))?.spec.restartedAt, restarted.spec.restartedAt);
+  assert.equal(await applyObject(client, { ...web, spec: { image: "hello", replicas: 2 } }), "configured");
+  assert.equal((await client.get("Service", "web"))?.spec.restartedAt, restarted.spec.restartedAt, "a real change keeps it too");
+});
