@@ -428,7 +428,7 @@ async function watchLatency(): Promise<WatchResult> {
             return;
           }
           w.revisions.add(rv);
-          const T = event.object.spec.env?.T ?? "";
+          const T = String(event.object.spec.env?.T ?? "");
           if (w.firstSeen.has(T)) {
             w.other++;
             return;

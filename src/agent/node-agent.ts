@@ -246,11 +246,15 @@ export class NodeAgent {
     let pull: MachinePull | undefined;
     try {
       pull = await this.pullImage(machine);
+      // Secret values are asked for at each start and kept only in the hypervisor's spec: the
+      // agent's saved handles and the Machine object never hold them.
+      const secrets = machine.spec.secretEnv && Object.keys(machine.spec.secretEnv).length > 0 ? await this.client.secretEnv(name) : undefined;
       const spec: MachineSpec = {
         id: name,
         ...(await (this.options.bootSource ?? localBootSource)(machine.spec.image)),
         stateDir: join(machinesDir(), name),
-        env: machine.spec.env ?? {},
+        env: { ...machine.spec.env, ...secrets?.env },
+        ...(secrets ? { secretHashes: secrets.hashes } : {}),
       };
       running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
     } catch (e) {

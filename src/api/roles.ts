@@ -17,7 +17,8 @@ import type { Principal } from "./principal.ts";
  *   themselves), not tokens.
  * - node: an agent. Reads every kind (not consoles, tunnels or tokens); creates and replaces its
  *   own Node object; writes the status of, deletes, and records Events about Machines whose
- *   spec.node is its node. Never a Machine's spec, never a Service.
+ *   spec.node is its node, and opens the Secret values those Machines' env refers to
+ *   (routes/secret-env.ts). Never a Machine's spec, never a Service.
  * - proxy: reads and watches Services and Machines, reports load, opens tunnels. Nothing else.
  *
  * What a role may read of an object is narrower still for env values (redaction.ts).
@@ -25,7 +26,7 @@ import type { Principal } from "./principal.ts";
 export const ROLE_SUMMARY: Record<Role, string> = {
   admin: "do everything",
   "read-only": "read and watch objects, inspect images and read /metrics, but not write anything, read consoles, open tunnels or manage tokens",
-  node: "read and watch objects, register and update its own Node, and write the status of, delete and record events about Machines placed on its node",
+  node: "read and watch objects, register and update its own Node, and write the status of, delete, record events about and open the Secret env of Machines placed on its node",
   proxy: "read and watch Services and Machines, report load (PUT /api/v1/services/NAME/load) and open tunnels",
 };
 
@@ -37,7 +38,7 @@ type Access = { allow: true } | { check: ObjectCheck } | { deny: true };
 const ALLOW: Access = { allow: true };
 const DENY: Access = { deny: true };
 
-const RESOURCE = /^\/api\/v1\/(services|machines|nodes|images|events)(\/:name)?(\/status)?$/;
+const RESOURCE = /^\/api\/v1\/(services|machines|nodes|images|events|secrets)(\/:name)?(\/status)?$/;
 
 function access(principal: Principal, method: string, url: string, params: Record<string, unknown>): Access {
   const role = principal.role;
@@ -61,6 +62,7 @@ function access(principal: Principal, method: string, url: string, params: Recor
       return params.name === principal.node ? ALLOW : DENY;
     case "PUT /api/v1/machines/:name/status":
     case "DELETE /api/v1/machines/:name":
+    case "GET /api/v1/machines/:name/secret-env":
       return { check: "own-machine" };
     case "POST /api/v1/events":
       return { check: "event-about-own" };

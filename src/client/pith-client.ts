@@ -39,6 +39,19 @@ export class PithClient {
     this.#timeoutMs = options.timeoutMs ?? 30_000;
   }
 
+  /**
+   * The Secret values a machine's env refers to (`GET /api/v1/machines/NAME/secret-env`): for
+   * the agent of the machine's node, which passes them to the hypervisor and nowhere else.
+   */
+  secretEnv(machine: string): Promise<{ env: Record<string, string>; hashes: Record<string, string> }> {
+    return this.#json("GET", `${member("Machine", machine)}/secret-env`);
+  }
+
+  /** `POST /api/v1/services/NAME/rollout/restart|undo`: a new template (restart) or the previous one (undo, or `toRevision`). */
+  rollout(service: string, action: "restart" | "undo", options: { toRevision?: number } = {}): Promise<Service> {
+    return this.#json("POST", `${member("Service", service)}/rollout/${action}`, { body: options });
+  }
+
   /** `GET /healthz` (no token needed): the server's answer; throws ApiError when unreachable or unhealthy. */
   async healthz(): Promise<Record<string, unknown>> {
     const response = await this.#fetch("GET", "/healthz", {}, false);

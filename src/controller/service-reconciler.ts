@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { API_VERSION, type Kind } from "../model/resource.ts";
-import type { Image, Machine, MachinePhase, Service, ServiceStatus } from "../model/kinds.ts";
+import type { Image, Machine, MachinePhase, Secret, Service, ServiceStatus } from "../model/kinds.ts";
+import { isOfTemplate, machineTemplate, secretsUsedBy, TEMPLATE_HASH_LABEL, type MachineTemplate } from "../model/machine-template.ts";
+import { recordRevision } from "../model/revision-history.ts";
 import { messageOf } from "../shared/errors.ts";
 import type { Store } from "../store/store.ts";
 import { autoscalerDesired } from "../shared/metrics.ts";
@@ -28,13 +30,14 @@ export function crashBackoffMs(failures: number): number {
 }
 
 /**
- * Services to machines: keeps `desired` machines of the service's current image running.
- * Scaling, replacing failed machines (with back-off) and replacing machines of an old image
+ * Services to machines: keeps `desired` machines of the service's current template running
+ * (model/machine-template.ts: image, shape, env, Secret versions, start mode, restarts).
+ * Scaling, replacing failed machines (with back-off) and replacing machines of an older template
  * (new machines first, old ones retired only as new ones are ready) are one computation.
  */
 export class ServiceReconciler implements Reconciler {
   readonly name = "services";
-  readonly watches: Kind[] = ["Service", "Machine"];
+  readonly watches: Kind[] = ["Service", "Machine", "Secret"];
 
   constructor(
     private readonly store: Store,
@@ -46,6 +49,11 @@ export class ServiceReconciler implements Reconciler {
   ) {}
 
   keysFor(event: ChangeEvent): (string | { key: string; afterMs: number })[] {
+    if (event.object.kind === "Secret") {
+      // A Secret's new value is a new template for every service whose env uses it.
+      const secret = event.object.metadata.name;
+      return this.informers.services.list().filter((s) => secretsUsedBy(s.spec).includes(secret)).map((s) => s.metadata.name);
+    }
     if (event.object.kind === "Service") {
       // A service's status is this reconciler's own output: its write is no reason to look again
       // (it would make every reconcile during a scale-out cause the next one at once).
@@ -92,6 +100,16 @@ export class ServiceReconciler implements Reconciler {
       return { requeueAfterMs: 10_000 };
     }
     const digest = image.spec.digest;
+    const made = machineTemplate(service.spec, image.spec, (secret) => this.informers.secrets.get(secret) as Secret | undefined);
+    if ("missing" in made) {
+      // Accepted, like a Kubernetes Deployment whose pods name a missing secret; the machines
+      // already running keep serving, and new ones wait for the Secret (its creation queues this).
+      const message = `waiting for secrets: ${made.missing.join("; ")}`;
+      if (service.status.message !== message) await this.events.record({ kind: "Service", name }, "Warning", "SecretMissing", message);
+      await this.setStatus(service, { ...service.status, observedGeneration: service.metadata.generation, message });
+      return { requeueAfterMs: 10_000 };
+    }
+    const { template, hash } = made;
     let desired = service.spec.replicas ?? 1;
     let autoscaleState: ServiceStatus["autoscale"];
     let requeueAfterMs: number | undefined;
@@ -117,8 +135,8 @@ export class ServiceReconciler implements Reconciler {
       await this.retire(m, "Failed", reason);
     }
     const healthy = running.filter((m) => m.status.phase !== "failed" && m.status.phase !== "stopped");
-    const current = healthy.filter((m) => m.spec.image === digest);
-    const outdated = healthy.filter((m) => m.spec.image !== digest);
+    const current = healthy.filter((m) => isOfTemplate(m, hash, digest));
+    const outdated = healthy.filter((m) => !isOfTemplate(m, hash, digest));
     const isReady = (m: Machine) => m.status.phase === "ready";
 
     const waitMs = crashLoop ? Date.parse(crashLoop.nextAttemptAt) - this.now() : 0;
@@ -133,18 +151,18 @@ export class ServiceReconciler implements Reconciler {
       const wanted = Math.min(desired - current.length, outdated.length > 0 ? room : desired - current.length);
       if (wanted > 0 && waitMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? waitMs, waitMs);
       // Named by digest or name, an image first seen in a registry is still pulled from there.
-      else for (let i = 0; i < wanted; i++) await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus, imageSource?.pinned ?? image.spec.source);
+      else for (let i = 0; i < wanted; i++) await this.createMachine(service, template, hash, imageSource?.pinned ?? image.spec.source);
     }
-    // Old-image machines: those not ready serve nobody and go now; ready ones go only while
-    // enough ready machines remain (desired - maxUnavailable), so a new image that never gets
-    // ready leaves the old machines serving.
+    // Machines of older templates: those not ready serve nobody and go now; ready ones go only
+    // while enough ready machines remain (desired - maxUnavailable), so a new template that never
+    // gets ready leaves the old machines serving.
     let readyTotal = current.filter(isReady).length + outdated.filter(isReady).length;
     for (const m of outdated) {
       if (isReady(m)) {
         if (readyTotal - 1 < desired - unavailable) continue;
         readyTotal--;
       }
-      await this.retire(m, "Replaced", `replaced by machines of ${digest.slice(0, 19)}`);
+      await this.retire(m, "Replaced", `replaced by machines of template ${hash} (image ${digest.slice(0, 19)})`);
     }
 
     const readyCurrent = current.filter(isReady).length;
@@ -153,6 +171,7 @@ export class ServiceReconciler implements Reconciler {
     const stable = current.filter((m) => isReady(m) && m.status.readyAt && this.now() - Date.parse(m.status.readyAt) >= STABLE_AFTER_MS).length;
     if (crashLoop && stable >= desired && desired > 0) crashLoop = undefined;
     else if (crashLoop && readyCurrent >= desired) requeueAfterMs = Math.min(requeueAfterMs ?? STABLE_AFTER_MS, STABLE_AFTER_MS);
+    const revisions = recordRevision(service.status.revisions, hash, digest, service.spec, new Date(this.now()).toISOString());
     const phases: Partial<Record<MachinePhase, number>> = {};
     for (const m of machines) phases[m.status.phase] = (phases[m.status.phase] ?? 0) + 1;
     const status: ServiceStatus = {
@@ -164,6 +183,10 @@ export class ServiceReconciler implements Reconciler {
       phases,
       ...(crashLoop ? { crashLoop } : {}),
       ...(autoscaleState ? { autoscale: autoscaleState } : {}),
+      templateHash: hash,
+      updated: current.length,
+      revision: revisions[0]!.revision,
+      revisions,
     };
     await this.setStatus(service, status);
     return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
@@ -173,14 +196,25 @@ export class ServiceReconciler implements Reconciler {
     if (!sameJson(service.status, status)) await writeBack(this.store, service, { status });
   }
 
-  /** `source`: where a node lacking the image pulls it (`registry/repo@sha256:...`). */
-  private async createMachine(service: Service, digest: string, memoryMiB: number, vcpus: number, source?: string): Promise<void> {
+  /** `source`: where a node lacking the image pulls it (`registry/repo@sha256:...`); not part of the template (same bytes). */
+  private async createMachine(service: Service, template: MachineTemplate, hash: string, source?: string): Promise<void> {
     const name = `${service.metadata.name}-${randomBytes(3).toString("hex")}`;
+    const { image, memoryMiB, vcpus, env, secretEnv, startMode } = template;
     await this.store.create<Machine>({
       apiVersion: API_VERSION,
       kind: "Machine",
-      metadata: { name, labels: { [SERVICE_LABEL]: service.metadata.name } },
-      spec: { service: service.metadata.name, image: digest, ...(source ? { imageSource: source } : {}), memoryMiB, vcpus, env: service.spec.env ?? {}, ...(service.spec.startMode ? { startMode: service.spec.startMode } : {}), desiredState: "running" },
+      metadata: { name, labels: { [SERVICE_LABEL]: service.metadata.name, [TEMPLATE_HASH_LABEL]: hash } },
+      spec: {
+        service: service.metadata.name,
+        image,
+        ...(source ? { imageSource: source } : {}),
+        memoryMiB,
+        vcpus,
+        env,
+        ...(Object.keys(secretEnv).length > 0 ? { secretEnv } : {}),
+        ...(startMode !== "boot" || service.spec.startMode ? { startMode } : {}),
+        desiredState: "running",
+      },
       status: { phase: "pending" },
     });
     await this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "MachineCreated", `created machine ${name}`);

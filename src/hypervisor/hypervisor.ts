@@ -35,6 +35,12 @@ export interface MachineSpec {
   stateDir: string;
   /** Overrides and additions to the image's env, delivered at boot. */
   env?: Record<string, string>;
+  /**
+   * The keyed hash of each env value that came from a Secret. Anything that identifies the env
+   * by a hash (snapshot keys) uses these instead of the values, which are sent to the guest and
+   * nowhere else.
+   */
+  secretHashes?: Record<string, string>;
   /** Host port for a listen port; a free one is chosen for each port not given. */
   hostPorts?: Record<number, number>;
   /**

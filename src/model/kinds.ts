@@ -11,8 +11,8 @@ export interface ServiceSpec {
   replicas?: number;
   min?: number;
   max?: number;
-  /** Added to (and overriding) the image's env for every machine. */
-  env?: Record<string, string>;
+  /** Added to (and overriding) the image's env for every machine: a value, or a Secret's key. */
+  env?: Record<string, EnvValue>;
   /** Host names the proxy routes to this service. */
   hosts?: string[];
   update?: { strategy: "rolling"; maxSurge: number; maxUnavailable: number };
@@ -27,8 +27,40 @@ export interface ServiceSpec {
    * `idleSeconds` without a request (the proxy holds the next request while one boots).
    */
   autoscale?: { targetInFlight?: number; cooldownSeconds?: number; idleSeconds?: number };
+  /** Set by `pith rollout restart`: part of the machine template, so changing it rolls every machine. */
+  restartedAt?: string;
 }
 
+/** An env value read from a Secret's key when the machine starts; the Service and Machine hold only this reference. */
+export interface SecretKeyRef {
+  name: string;
+  key: string;
+}
+export type EnvValue = string | { secretRef: SecretKeyRef };
+export const isSecretRef = (value: EnvValue | undefined): value is { secretRef: SecretKeyRef } => typeof value === "object" && value !== null;
+
+/** One template a service's machines were made from, kept so `pith rollout undo` can return to it. */
+export interface ServiceRevision {
+  revision: number;
+  templateHash: string;
+  /** The image digest the service's image resolved to. */
+  image: string;
+  env?: Record<string, EnvValue>;
+  startMode?: StartMode;
+  restartedAt?: string;
+  createdAt: string;
+}
+
+/**
+ * Values kept encrypted, used from a Service's env by `secretRef`. Write-only: a client sends
+ * `stringData`; the API stores each value sealed (AES-256-GCM) and answers with `keys`, a keyed
+ * hash per key, never a value. `sealed` is the server's own and never leaves it.
+ */
+export interface SecretSpec {
+  stringData?: Record<string, string>;
+  keys?: Record<string, { hash: string }>;
+  sealed?: Record<string, string>;
+}
 export interface ServiceStatus {
   observedGeneration?: number;
   /** The digest `spec.image` resolved to. */
@@ -47,6 +79,13 @@ export interface ServiceStatus {
   /** The autoscaler's decision (services with min/max), kept here so a restart keeps it. */
   autoscale?: { desired: number; lastScaleAt: string; lastActiveAt?: string; pressureSince?: string };
   message?: string;
+  /** The hash of the machine template the service wants now (model/machine-template.ts). */
+  templateHash?: string;
+  /** Machines of that template that are not being retired. */
+  updated?: number;
+  /** The current revision's number, and the templates rolled out, newest first (bounded). */
+  revision?: number;
+  revisions?: ServiceRevision[];
 }
 
 export type StartMode = "boot" | "snapshot";
@@ -66,6 +105,8 @@ export interface MachineSpec {
   memoryMiB: number;
   vcpus: number;
   env?: Record<string, string>;
+  /** Env values the agent reads from Secrets when it starts the machine (never stored here). */
+  secretEnv?: Record<string, SecretKeyRef>;
   /** From the service: boot, or restore from a snapshot (which falls back to booting). */
   startMode?: StartMode;
   /** "running" until the controller wants it gone; the agent stops it, then deletes the object. */
@@ -159,3 +200,4 @@ export type Machine = Resource<"Machine", MachineSpec, MachineStatus>;
 export type PithNode = Resource<"Node", NodeSpec, NodeStatus>;
 export type Image = Resource<"Image", ImageSpec, Record<string, never>>;
 export type PithEvent = Resource<"Event", EventSpec, Record<string, never>>;
+export type Secret = Resource<"Secret", SecretSpec, Record<string, never>>;

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { createApiServer } from "../api/api-server.ts";
 import { ensureToken } from "../api/token.ts";
@@ -16,6 +16,7 @@ import type { Store } from "../store/store.ts";
 import { ensurePithHome } from "../shared/private-files.ts";
 import type { TokenRegistry } from "../store/token-registry.ts";
 import { webUi } from "../web/plugin.ts";
+import { SecretBox, secretsKeyPath } from "../secrets/secret-box.ts";
 
 export interface ControlPlaneOptions {
   host: string;
@@ -48,11 +49,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   await ensurePithHome();
   const store = SqliteStore.open(options.databasePath ?? join(pithHome(), "state.db"));
   const token = await ensureToken();
+  // Beside the store: the key that seals Secret values in it (a copy of state.db alone opens none).
+  const secrets = await SecretBox.forHome(options.databasePath && options.databasePath !== ":memory:" ? join(dirname(options.databasePath), "secrets.key") : secretsKeyPath());
   const load = new LoadBoard();
   const api: FastifyInstance = await createApiServer({
     store,
     token,
     tokens: store.tokens,
+    secrets,
     openRoutes: webUi,
     onLoadReport: (service, report) => load.report(service, report),
     // Single host: a machine's console is in its state directory on this host.

@@ -56,7 +56,7 @@ export class MachineStarter {
     if (mode === "boot") return launch(spec);
 
     const tag = await hypervisor.snapshotTag();
-    let snapshot = await store.find(spec.image, tag, spec.env);
+    let snapshot = await store.find(spec.image, tag, keyedEnv(spec));
     if (snapshot) {
       if (!(await this.keepIfValid(snapshot, notify, "; booting instead"))) return launch(spec);
     } else {
@@ -86,7 +86,7 @@ export class MachineStarter {
    */
   async prepare(spec: MachineSpec, notify: (notice: StartNotice) => void = () => {}): Promise<StoredSnapshot> {
     const tag = await this.hypervisor.snapshotTag();
-    const existing = await this.store.find(spec.image, tag, spec.env);
+    const existing = await this.store.find(spec.image, tag, keyedEnv(spec));
     if (existing && (await this.keepIfValid(existing, notify, ""))) return existing;
     return this.create(spec, tag, notify);
   }
@@ -103,7 +103,7 @@ export class MachineStarter {
 
   /** Makes the snapshot for `spec`'s image, or waits for the one being made (here or by another process). */
   private create(spec: MachineSpec, tag: string, notify: (notice: StartNotice) => void, signal?: AbortSignal): Promise<StoredSnapshot> {
-    const key = `${spec.image.digest} ${tag} ${envKey(spec.env)}`;
+    const key = `${spec.image.digest} ${tag} ${envKey(keyedEnv(spec))}`;
     let pending = this.creating.get(key);
     if (!pending) {
       pending = this.createOnce(spec, tag, notify, signal).finally(() => this.creating.delete(key));
@@ -118,7 +118,7 @@ export class MachineStarter {
     const lock = join(scratchDir, `snapshot-${image.digest.replace(/^sha256:/, "").slice(0, 16)}.lock`);
     await ensurePrivateDir(scratchDir);
     return withFileLock(lock, async () => {
-      const made = await store.find(image, tag, spec.env); // by another process while this one waited
+      const made = await store.find(image, tag, keyedEnv(spec)); // by another process while this one waited
       if (made && (await store.verify(made)).ok) return made;
 
       // Booted like the machine asked for (same files and env), but privately: it never serves.
@@ -138,7 +138,7 @@ export class MachineStarter {
         const timings = await source.whenReady();
         const warmed = await warmUp(source, image, this.options.warmUpRequests ?? 8);
         signal?.throwIfAborted();
-        const saved = await store.save(image, tag, spec.env, (file) => source.saveSnapshot(file));
+        const saved = await store.save(image, tag, keyedEnv(spec), (file) => source.saveSnapshot(file));
         notify({
           type: "Normal",
           reason: "SnapshotCreated",
@@ -154,3 +154,15 @@ export class MachineStarter {
 }
 
 const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+
+/**
+ * The env as snapshot keys see it: a value from a Secret is replaced by its keyed hash, so a key
+ * (a file name, shown by `pith snapshots`) never hashes a secret value that a short guess could
+ * be checked against, while a changed Secret still means another snapshot.
+ */
+export function keyedEnv(spec: MachineSpec): Record<string, string> | undefined {
+  if (!spec.secretHashes || Object.keys(spec.secretHashes).length === 0) return spec.env;
+  const env = { ...spec.env };
+  for (const [name, hash] of Object.entries(spec.secretHashes)) env[name] = `secret:${hash}`;
+  return env;
+}

@@ -11,6 +11,7 @@ import { DeleteQuery, errorResponses, EventListQuery, ListQuery, listSchema, Nam
 import { invalid } from "../validation.ts";
 import { principalOf } from "../principal.ts";
 import { visibleTo } from "../redaction.ts";
+import { sealSecretInput } from "../secret-values.ts";
 import { notFound, readModifyWrite } from "./read-modify-write.ts";
 import { serveWatch } from "./watch.ts";
 
@@ -87,12 +88,13 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
     async (request, reply) => {
       const { resourceVersion: _ignored, ...metadata } = request.body.metadata;
       const input = { ...request.body, metadata };
+      const principal = principalOf(request);
       try {
-        return reply.code(201).send(await store.create(input));
+        return reply.code(201).send(visibleTo(principal, await store.create(sealSecretInput(ctx.secrets, input, undefined))));
       } catch (error) {
         if (!(error instanceof StoreError && error.code === "AlreadyExists")) throw error;
         const existing = await store.get(kind, metadata.name);
-        if (existing && sameDesiredState(existing, input)) return reply.code(200).send(existing);
+        if (existing && sameDesiredState(existing, sealSecretInput(ctx.secrets, input, existing))) return reply.code(200).send(visibleTo(principal, existing));
         throw new ApiError(
           "AlreadyExists",
           `${kind} ${metadata.name} already exists with a different spec or labels`,
@@ -136,7 +138,8 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
       if (request.body.metadata.name !== name) {
         throw invalid("request body", [{ path: "/metadata/name", message: `must be ${JSON.stringify(name)}, the name in the URL` }]);
       }
-      return store.update(request.body);
+      const existing = kind === "Secret" ? await store.get(kind, name) : undefined;
+      return visibleTo(principalOf(request), await store.update(sealSecretInput(ctx.secrets, request.body, existing)));
     },
   );
 
@@ -178,7 +181,8 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
     },
     async (request) => {
       const { resourceVersion } = request.query;
-      return store.delete(kind, request.params.name, resourceVersion === undefined ? {} : { expectedResourceVersion: resourceVersion });
+      const deleted = await store.delete(kind, request.params.name, resourceVersion === undefined ? {} : { expectedResourceVersion: resourceVersion });
+      return visibleTo(principalOf(request), deleted);
     },
   );
 }

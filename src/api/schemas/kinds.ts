@@ -10,13 +10,15 @@ import {
   type MachineStatus,
   type NodeSpec,
   type NodeStatus,
+  type SecretSpec,
   type ServiceSpec,
   type ServiceStatus,
 } from "../../model/kinds.ts";
 import type { ErrorDetail } from "../api-error.ts";
 import { refine } from "./problems.ts";
-import { machineSpecRules, serviceSpecRules } from "./rules.ts";
+import { machineSpecRules, secretSpecRules, serviceSpecRules } from "./rules.ts";
 import { closed, EnvMap, Enum, inputSchema, NonNegativeInt, resourceSchema } from "./common.ts";
+import { SecretKeyRefSchema, SecretSpecSchema, ServiceEnvMap } from "./secrets.ts";
 
 /**
  * Spec and status schemas for every kind, mirroring src/model/kinds.ts field for field (the
@@ -48,7 +50,7 @@ export const ServiceSpecSchema = Type.Object(
     replicas: Type.Optional(Replicas),
     min: Type.Optional(Replicas),
     max: Type.Optional(Replicas),
-    env: Type.Optional(EnvMap),
+    env: Type.Optional(ServiceEnvMap),
     hosts: Type.Optional(Type.Array(Host, { maxItems: 64 })),
     startMode: Type.Optional({ ...StartMode, description: "boot (default), or restore machines from a snapshot of a ready one" }),
     update: Type.Optional(
@@ -64,8 +66,22 @@ export const ServiceSpecSchema = Type.Object(
         closed,
       ),
     ),
+    restartedAt: Type.Optional({ ...Timestamp, description: "set by `pith rollout restart`; changing it replaces every machine" }),
   },
   { ...closed, description: "replicas, or min/max (not both); env names starting with PITH_ are reserved" },
+);
+
+const RevisionSchema = Type.Object(
+  {
+    revision: NonNegativeInt(),
+    templateHash: Type.String({ maxLength: 64 }),
+    image: Type.String({ maxLength: 253 }),
+    env: Type.Optional(ServiceEnvMap),
+    startMode: Type.Optional(StartMode),
+    restartedAt: Type.Optional(Timestamp),
+    createdAt: Timestamp,
+  },
+  { ...closed, description: "a machine template the service rolled out" },
 );
 
 const PhaseCount = Type.Optional(NonNegativeInt());
@@ -89,6 +105,10 @@ export const ServiceStatusSchema = Type.Object(
       Type.Object({ desired: NonNegativeInt(), lastScaleAt: Timestamp, lastActiveAt: Type.Optional(Timestamp), pressureSince: Type.Optional(Timestamp) }, closed),
     ),
     message: Type.Optional(Type.String()),
+    templateHash: Type.Optional(Type.String({ maxLength: 64 })),
+    updated: Type.Optional(NonNegativeInt()),
+    revision: Type.Optional(NonNegativeInt()),
+    revisions: Type.Optional(Type.Array(RevisionSchema, { maxItems: 32 })),
   },
   closed,
 );
@@ -102,6 +122,7 @@ export const MachineSpecSchema = Type.Object(
     memoryMiB: MemoryMiB,
     vcpus: Vcpus,
     env: Type.Optional(EnvMap),
+    secretEnv: Type.Optional(Type.Record(Type.String(), SecretKeyRefSchema, { ...closed, maxProperties: 128 })),
     startMode: Type.Optional(StartMode),
     desiredState: Enum(["running", "stopped"] as const),
   },
@@ -230,6 +251,7 @@ export const KIND_SCHEMAS: Record<Kind, KindSchemas> = {
   Node: kindSchemas("Node", NodeSpecSchema, NodeStatusSchema),
   Image: kindSchemas("Image", ImageSpecSchema, EmptyStatusSchema),
   Event: kindSchemas("Event", EventSpecSchema, EmptyStatusSchema),
+  Secret: kindSchemas("Secret", SecretSpecSchema, EmptyStatusSchema, (spec: SecretSpec) => secretSpecRules(spec)),
 };
 
 // Compile-time proof that the schemas describe exactly the model's types.
@@ -243,3 +265,4 @@ same<Same<Static<typeof NodeSpecSchema>, NodeSpec>>();
 same<Same<Static<typeof NodeStatusSchema>, NodeStatus>>();
 same<Same<Static<typeof ImageSpecSchema>, ImageSpec>>();
 same<Same<Static<typeof EventSpecSchema>, EventSpec>>();
+same<Same<Static<typeof SecretSpecSchema>, SecretSpec>>();

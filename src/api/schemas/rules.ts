@@ -1,5 +1,5 @@
 import { envProblems } from "../../model/env-rules.ts";
-import type { MachineSpec, ServiceSpec } from "../../model/kinds.ts";
+import { isSecretRef, type EnvValue, type MachineSpec, type SecretSpec, type ServiceSpec } from "../../model/kinds.ts";
 import type { ErrorDetail } from "../api-error.ts";
 
 /**
@@ -15,7 +15,22 @@ export function serviceSpecRules(spec: ServiceSpec, at = "/spec"): ErrorDetail[]
   if (spec.min !== undefined && spec.max !== undefined && spec.min > spec.max) {
     details.push({ path: `${at}/min`, message: `must be <= max (${spec.max})` });
   }
-  details.push(...envRules(spec.env, `${at}/env`));
+  details.push(...envRules(plainEnv(spec.env), `${at}/env`));
+  return details;
+}
+
+/** The values a service sets itself; secretRef values are checked when the Secret is written. */
+const plainEnv = (env: Record<string, EnvValue> | undefined): Record<string, string> =>
+  Object.fromEntries(Object.entries(env ?? {}).filter((entry): entry is [string, string] => !isSecretRef(entry[1])));
+
+/** A client sends values; the hashes and sealed values are the server's to write. */
+export function secretSpecRules(spec: SecretSpec, at = "/spec"): ErrorDetail[] {
+  const details: ErrorDetail[] = [];
+  for (const field of ["keys", "sealed"] as const) {
+    if (spec[field] !== undefined) details.push({ path: `${at}/${field}`, message: "is set by the server: send the values as spec.stringData (all of them: a write replaces the Secret's keys)" });
+  }
+  const bytes = Object.entries(spec.stringData ?? {}).reduce((sum, [k, v]) => sum + new TextEncoder().encode(k + v).length, 0);
+  if (bytes > 16 * 1024) details.push({ path: `${at}/stringData`, message: `the values take ${bytes} bytes together (at most 16384, the most env a machine takes)` });
   return details;
 }
 

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { stringify } from "yaml";
 import type { ResourceList, ResourceOf } from "../../client/types.ts";
 import { shortDigest } from "../../image/image.ts";
-import type { Image, Machine, PithEvent, PithNode, Service } from "../../model/kinds.ts";
+import type { Image, Machine, PithEvent, PithNode, Secret, Service } from "../../model/kinds.ts";
 import { PLURALS, type Kind, type Resource } from "../../model/resource.ts";
 import { userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
@@ -182,6 +182,14 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
         e.spec.reason,
         `${e.spec.involved.kind.toLowerCase()}/${e.spec.involved.name}`,
         e.spec.message,
+      ]);
+    case "Secret":
+      // Keys and their hashes are all the API shows of a Secret.
+      return printer<Secret>(["NAME", "KEYS", "AGE", ...(wide ? ["HASHES"] : [])], (s) => [
+        s.metadata.name,
+        Object.keys(s.spec.keys ?? {}).join(",") || "-",
+        age(s.metadata.createdAt),
+        ...(wide ? [Object.entries(s.spec.keys ?? {}).map(([k, v]) => `${k}=${v.hash}`).join(",") || "-"] : []),
       ]);
   }
 }
