@@ -2,7 +2,7 @@ import type { Kind, Resource, ResourceInput, WatchEvent } from "../model/resourc
 
 /**
  * Where the control plane keeps every object. Implementations: sqlite/ (embedded, the default)
- * and, later, etcd/. Every implementation passes store-contract.ts.
+ * and etcd/ (shared by several control planes). Every implementation passes store-contract.ts.
  *
  * Revisions: one counter across all kinds, incremented by every write; an object's
  * metadata.resourceVersion is the revision of its last write. Watches resume from a revision
