@@ -39,32 +39,38 @@ export class EtcdConnection {
           ...(options.tls.cert && { certChain: options.tls.cert }),
         },
       }),
-      ...(options.auth && { auth: { ...options.auth, callOptions: () => ({ deadline: Date.now() + this.timeoutMs }) } }),
+      ...(options.auth && { auth: { ...options.auth, callOptions: () => ({ deadline: Date.now() + this.timeoutMs / 2 }) } }),
       dialTimeout: this.timeoutMs,
+      // Each attempt gets half the time: one stuck on a dead member (gRPC waits for its connection
+      // until the deadline) leaves the client's retry on another member time to succeed.
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.timeoutMs / 2 }),
     });
   }
 
   /** A range read, bounded. */
   range(request: IRangeRequest): Promise<IRangeResponse> {
-    return this.bounded("read", (deadline) => this.client.kv.range(request, { deadline }));
+    return this.bounded("read", () => this.client.kv.range(request));
   }
 
   /** A transaction, bounded: it committed entirely or not at all (a timeout may leave which unknown). */
   txn(request: ITxnRequest): Promise<ITxnResponse> {
-    return this.bounded("write", (deadline) => this.client.kv.txn(request, { deadline }));
+    return this.bounded("write", () => this.client.kv.txn(request));
   }
 
-  /** Runs one request with one deadline for all of the client's retries (on other members). */
+  /**
+   * Runs one request (with the client's retries on other members) within the timeout: each gRPC
+   * attempt has its own deadline, and this bounds the whole, authentication and retries included.
+   */
   async bounded<T>(what: string, call: (deadline: Date) => Promise<T>): Promise<T> {
     const deadline = new Date(Date.now() + this.timeoutMs);
     let timer: NodeJS.Timeout | undefined;
-    // The deadline bounds each gRPC call; the race bounds what the client does around them
-    // (authenticating, picking a member), so the caller's wait is bounded whatever happens.
     const overall = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs + 500);
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
     });
+    const attempt = call(deadline);
+    attempt.catch(() => {}); // if the race is lost, its later failure is nobody's business
     try {
-      return await Promise.race([call(deadline), overall]);
+      return await Promise.race([attempt, overall]);
     } catch (error) {
       throw this.unavailable(what, error);
     } finally {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { Informer } from "../../client/informer.ts";
-import type { Machine } from "../../model/kinds.ts";
+import type { Machine, MachineSpec, MachineStatus } from "../../model/kinds.ts";
 import { API_VERSION, type ResourceInput } from "../../model/resource.ts";
 import { storeSource } from "../store-source.ts";
 import { type Store, StoreError } from "../store.ts";
@@ -28,11 +28,12 @@ async function open(options: Partial<EtcdStoreOptions> = {}): Promise<EtcdStore>
   return store;
 }
 
-const machine = (name: string, labels: Record<string, string> = {}): ResourceInput<"Machine"> => ({
+const machineSpec = (memoryMiB = 64): MachineSpec => ({ image: "sha256:abc", memoryMiB, vcpus: 1, desiredState: "running" });
+const machine = (name: string, labels: Record<string, string> = {}): ResourceInput<"Machine", MachineSpec, MachineStatus> => ({
   apiVersion: API_VERSION,
   kind: "Machine",
   metadata: { name, labels },
-  spec: { image: "sha256:abc", memoryMiB: 64, vcpus: 1, desiredState: "running" },
+  spec: machineSpec(),
 });
 
 async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
@@ -61,6 +62,33 @@ if (skip) {
         stop();
       } finally {
         await store.close();
+      }
+    });
+
+    test("two stores on one prefix (two control planes): a write computed from an older version never overwrites a newer one", async () => {
+      const a = await open();
+      const b = await open({ prefix: prefixes.get(a)! });
+      try {
+        const created = await a.create(machine("m1"));
+        await b.get("Machine", "m1"); // b now remembers this version
+        const byA = await a.update<Machine>({ ...machine("m1"), spec: machineSpec(128) });
+        // b's write names the version it read: Conflict, not an overwrite.
+        await assert.rejects(
+          b.update({ ...machine("m1"), metadata: { name: "m1", resourceVersion: created.metadata.resourceVersion }, status: { phase: "ready" } }),
+          (e: unknown) => e instanceof StoreError && e.code === "Conflict",
+        );
+        // Without a version, b writes on top of a's change (its status only), never under it.
+        const byB = await b.update<Machine>({ ...machine("m1"), spec: byA.spec, status: { phase: "ready" } });
+        assert.equal(byB.metadata.generation, byA.metadata.generation);
+        assert.equal((byB.spec as { memoryMiB: number }).memoryMiB, 128);
+        // a remembers its own older version; its next write still lands on top of b's.
+        const again = await a.update<Machine>({ ...machine("m1"), spec: byA.spec });
+        assert.deepEqual(again.status, { phase: "ready" }, "a's write lost b's status");
+        await b.delete("Machine", "m1");
+        await assert.rejects(a.update(machine("m1")), (e: unknown) => e instanceof StoreError && e.code === "NotFound");
+      } finally {
+        await b.close();
+        await a.close();
       }
     });
 

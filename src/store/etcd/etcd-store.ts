@@ -37,8 +37,16 @@ interface Shared {
   connection: EtcdConnection;
   keys: EtcdKeys;
   watches: Map<EtcdWatch, Kind | undefined>;
+  /**
+   * The last version of each key this process read or wrote (stored form and mod revision): a
+   * write computed from it skips the read, since its transaction compares the mod revision anyway
+   * and reads again if the key moved on. Bounded: cleared when it grows past RECENT_LIMIT.
+   */
+  recent: Map<string, { value: Buffer; modRevision: string }>;
   onWatcherError: (error: unknown) => void;
 }
+
+const RECENT_LIMIT = 50_000;
 
 /**
  * The Store on an etcd cluster, shared by every control plane that opens it.
@@ -65,6 +73,7 @@ export class EtcdStore implements Store {
       connection,
       keys,
       watches: new Map(),
+      recent: new Map(),
       onWatcherError: options.onWatcherError ?? ((error) => console.error("pith store: a watch callback threw:", error)),
     });
     try {
@@ -135,16 +144,11 @@ export class EtcdStore implements Store {
   async update<R extends Resource>(input: ResourceInput<R["kind"], R["spec"], R["status"]>): Promise<R> {
     validateInput(input);
     const key = Buffer.from(this.keys.object(input.kind, input.metadata.name));
-    for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
-      const current = await this.read(input.kind, input.metadata.name);
-      if (!current) throw new StoreError("NotFound", `${input.kind} ${input.metadata.name} not found`);
+    return (await this.rewrite(input.kind, input.metadata.name, (current) => {
       // Throws Conflict if input.metadata.resourceVersion is not the current one.
-      const object = updatedObject(decode(current), input, 0, new Date());
-      const response = await this.txn([unchanged(key, current)], [{ request_put: { key, value: encode(object) } }]);
-      if (response.succeeded) return (await this.written(object, response)) as R;
-      // Written by someone else since the read: read again (a given resourceVersion is now stale).
-    }
-    throw contended(input.kind, input.metadata.name);
+      const object = updatedObject(current, input, 0, new Date());
+      return { object, op: { request_put: { key, value: encode(object) } } };
+    })) as R;
   }
 
   async delete<R extends Resource>(kind: R["kind"], name: string, options: { expectedResourceVersion?: string } = {}): Promise<R> {
@@ -153,12 +157,38 @@ export class EtcdStore implements Store {
     const expected = options.expectedResourceVersion;
     if (expected !== undefined) parseRevision(expected, "expectedResourceVersion");
     const key = Buffer.from(this.keys.object(kind, name));
+    return (await this.rewrite(kind, name, (current) => ({ object: deletedObject(current, expected, 0), op: { request_delete_range: { key } } }))) as R;
+  }
+
+  /**
+   * A write computed from the current object: from the last version this process knows if it has
+   * one (no read), else read. The transaction applies it only if the key is still at that version;
+   * if not, it reads again and recomputes (a stale given resourceVersion then fails as Conflict).
+   */
+  private async rewrite(kind: Kind, name: string, change: (current: Resource) => { object: Resource; op: IRequestOp }): Promise<Resource> {
+    const key = this.keys.object(kind, name);
+    let known = this.shared.recent.get(key);
     for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
-      const current = await this.read(kind, name);
-      if (!current) throw new StoreError("NotFound", `${kind} ${name} not found`);
-      const object = deletedObject(decode(current), expected, 0);
-      const response = await this.txn([unchanged(key, current)], [{ request_delete_range: { key } }]);
-      if (response.succeeded) return (await this.written(object, response)) as R;
+      const fromMemory = known !== undefined;
+      if (!known) {
+        const kv = await this.read(kind, name);
+        if (!kv) throw new StoreError("NotFound", `${kind} ${name} not found`);
+        known = { value: kv.value, modRevision: kv.mod_revision };
+      }
+      let planned: { object: Resource; op: IRequestOp };
+      try {
+        planned = change(decode({ value: known.value, mod_revision: known.modRevision }));
+      } catch (error) {
+        // What this process remembered may be older than what the caller read: read, then decide.
+        if (fromMemory && error instanceof StoreError && error.code === "Conflict") {
+          known = undefined;
+          continue;
+        }
+        throw error;
+      }
+      const response = await this.txn([{ key: Buffer.from(key), target: "Mod", result: "Equal", mod_revision: known.modRevision }], [planned.op]);
+      if (response.succeeded) return this.written(planned.object, response, planned.op.request_delete_range !== undefined);
+      known = undefined; // written by someone else since: read again
     }
     throw contended(kind, name);
   }
@@ -208,9 +238,18 @@ export class EtcdStore implements Store {
     this.shared.connection.close();
   }
 
+  private remember(key: string, value: Buffer, modRevision: string): void {
+    if (this.shared.recent.size >= RECENT_LIMIT) this.shared.recent.clear();
+    this.shared.recent.set(key, { value, modRevision });
+  }
+
   private async read(kind: Kind, name: string): Promise<IKeyValue | undefined> {
-    const response = await this.shared.connection.range({ key: Buffer.from(this.keys.object(kind, name)) });
-    return response.kvs[0];
+    const key = this.keys.object(kind, name);
+    const response = await this.shared.connection.range({ key: Buffer.from(key) });
+    const kv = response.kvs[0];
+    if (kv) this.remember(key, kv.value, kv.mod_revision);
+    else this.shared.recent.delete(key);
+    return kv;
   }
 
   /** A transaction with this view's fence added to its conditions; a broken fence is an error, not a mere failed compare. */
@@ -232,9 +271,12 @@ export class EtcdStore implements Store {
   }
 
   /** The written object at its revision, once this process's own watches that cover it have delivered it. */
-  private async written(object: Resource, response: ITxnResponse): Promise<Resource> {
+  private async written(object: Resource, response: ITxnResponse, deleted = false): Promise<Resource> {
     const revision = response.header.revision;
     const result = { ...object, metadata: { ...object.metadata, resourceVersion: revision } };
+    const key = this.keys.object(object.kind, object.metadata.name);
+    if (deleted) this.shared.recent.delete(key);
+    else this.remember(key, encode(object), revision);
     const waits: Promise<void>[] = [];
     for (const [watch, kind] of this.shared.watches) {
       if (kind === undefined || kind === object.kind) waits.push(watch.delivered(BigInt(revision), this.shared.connection.timeoutMs));
@@ -295,15 +337,10 @@ function encode(object: Resource): Buffer {
   return Buffer.from(JSON.stringify({ ...object, metadata }));
 }
 
-function decode(kv: IKeyValue): Resource {
+function decode(kv: Pick<IKeyValue, "value" | "mod_revision">): Resource {
   const object = JSON.parse(kv.value.toString()) as Resource;
   object.metadata.resourceVersion = revisionOf(kv);
   return object;
-}
-
-/** The key is still at the revision the write was computed from. */
-function unchanged(key: Buffer, current: IKeyValue): ICompare {
-  return { key, target: "Mod", result: "Equal", mod_revision: current.mod_revision };
 }
 
 function contended(kind: Kind, name: string): StoreError {
