@@ -74,7 +74,9 @@ export class EtcdLeadership implements Leadership {
     while (!signal.aborted) {
       try {
         const term = await this.tryToLead();
-        if (term) {
+        if (term && signal.aborted) {
+          this.endTerm("this control plane is stopping"); // won while stopping: stop() revokes the lease
+        } else if (term) {
           lead(term.leaderTerm);
           await this.keepLeading(term.lease, term.leaderTerm.signal);
         } else {

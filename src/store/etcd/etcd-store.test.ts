@@ -92,6 +92,25 @@ if (skip) {
       }
     });
 
+    test("a value under the prefix that Pith did not write is reported, not fatal", async () => {
+      const reported: unknown[] = [];
+      const store = await open({ onWatcherError: (e) => reported.push(e) });
+      try {
+        await store.create(machine("good"));
+        const seen: string[] = [];
+        const stop = await store.watch("Machine", undefined, (e) => seen.push(e.object.metadata.name));
+        await store.connection.client.put(store.keys.object("Machine", "garbage")).value("{not json").exec();
+        await store.create(machine("after"));
+        await until(() => seen.includes("after"), "the watch goes on past the bad value");
+        assert.deepEqual((await store.list("Machine")).items.map((m) => m.metadata.name), ["after", "good"]);
+        await assert.rejects(store.get("Machine", "garbage"), (e: unknown) => e instanceof StoreError && e.code === "Invalid" && /not an object Pith wrote/.test(e.message));
+        assert.ok(reported.length >= 2, "the bad value was reported by the watch and the list");
+        stop();
+      } finally {
+        await store.close();
+      }
+    });
+
     test("lists of more than one page are one snapshot", async () => {
       const store = await open();
       try {

@@ -132,7 +132,14 @@ export class EtcdStore implements Store {
       const page = await this.shared.connection.range({ key: from, range_end, limit: PAGE, ...(revision && { revision }) });
       revision ??= page.header.revision;
       for (const kv of page.kvs) {
-        const object = decode(kv) as R;
+        let object: R;
+        try {
+          object = decode(kv) as R;
+        } catch (error) {
+          // Not written by Pith (someone else wrote under its prefix): leave it out, say so.
+          this.shared.onWatcherError(error);
+          continue;
+        }
         if (matchesLabels(object, options.labels)) items.push(object);
       }
       if (!page.more || page.kvs.length === 0) break;
@@ -337,8 +344,14 @@ function encode(object: Resource): Buffer {
   return Buffer.from(JSON.stringify({ ...object, metadata }));
 }
 
-function decode(kv: Pick<IKeyValue, "value" | "mod_revision">): Resource {
-  const object = JSON.parse(kv.value.toString()) as Resource;
+function decode(kv: Pick<IKeyValue, "value" | "mod_revision"> & { key?: Buffer }): Resource {
+  let object: Resource;
+  try {
+    object = JSON.parse(kv.value.toString()) as Resource;
+    if (typeof object?.metadata?.name !== "string" || typeof object.kind !== "string") throw new Error("not a Pith object");
+  } catch (error) {
+    throw new StoreError("Invalid", `the value of etcd key ${kv.key?.toString() ?? "(unknown)"} is not an object Pith wrote (${(error as Error).message}); remove it or keep other writers out of Pith's prefix`);
+  }
   object.metadata.resourceVersion = revisionOf(kv);
   return object;
 }

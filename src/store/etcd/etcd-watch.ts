@@ -81,7 +81,10 @@ export class EtcdWatch {
     this.stream = stream;
     await new Promise<void>((resolve, reject) => {
       let created = false;
+      // etcd answers a create at once when it can; a stream that says nothing is as good as down.
+      const creating = setTimeout(() => fail(this.connection.unavailable("start a watch", new Error(`no answer within ${this.connection.timeoutMs} ms`))), this.connection.timeoutMs);
       const fail = (error: StoreError) => {
+        clearTimeout(creating);
         if (this.stream !== stream) return;
         this.dropStream();
         if (!created) reject(error);
@@ -100,6 +103,7 @@ export class EtcdWatch {
         }
         if (response.created && !created) {
           created = true;
+          clearTimeout(creating);
           this.retryMs = RECONNECT_INITIAL_MS;
           resolve();
         }
