@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
@@ -9,6 +10,17 @@ export const ETCD_BINARY = "/usr/bin/etcd";
 /** Why etcd tests cannot run here, or undefined when they can (for `test(..., { skip })`). */
 export function etcdMissing(): string | undefined {
   return existsSync(ETCD_BINARY) ? undefined : `${ETCD_BINARY} is missing: apt-get install etcd-server (Debian 12 ships 3.4)`;
+}
+
+/** PEM files for a cluster whose client endpoints speak TLS and require a client certificate. */
+export interface TestClusterTls {
+  caFile: string;
+  /** The members' certificate (SAN IP:127.0.0.1) and key. */
+  serverCertFile: string;
+  serverKeyFile: string;
+  /** A client certificate the CA signed, for health checks (and tests). */
+  clientCertFile: string;
+  clientKeyFile: string;
 }
 
 interface Member {
@@ -32,9 +44,11 @@ export class EtcdTestCluster {
   private constructor(
     private readonly dir: string,
     private readonly members: Member[],
+    private readonly tls: TestClusterTls | undefined,
   ) {}
 
-  static async start(size = 3): Promise<EtcdTestCluster> {
+  /** `tls`: client endpoints over TLS with client certificates required (peers stay plain on loopback). */
+  static async start(size = 3, options: { tls?: TestClusterTls } = {}): Promise<EtcdTestCluster> {
     const missing = etcdMissing();
     if (missing) throw new Error(missing);
     const dir = mkdtempSync(join(tmpdir(), "pith-etcd-"));
@@ -42,7 +56,7 @@ export class EtcdTestCluster {
     for (let i = 0; i < size; i++) {
       members.push({ name: `m${i}`, clientPort: await freeLoopbackPort(), peerPort: await freeLoopbackPort(), dataDir: join(dir, `m${i}`), process: undefined });
     }
-    const cluster = new EtcdTestCluster(dir, members);
+    const cluster = new EtcdTestCluster(dir, members, options.tls);
     live.add(cluster);
     try {
       for (let i = 0; i < size; i++) cluster.spawnMember(i, "new");
@@ -105,13 +119,16 @@ export class EtcdTestCluster {
   private spawnMember(index: number, state: "new" | "existing"): void {
     const m = this.members[index]!;
     const initialCluster = this.members.map((p) => `${p.name}=http://127.0.0.1:${p.peerPort}`).join(",");
+    const scheme = this.tls ? "https" : "http";
+    const tlsFlags = this.tls ? [`--cert-file=${this.tls.serverCertFile}`, `--key-file=${this.tls.serverKeyFile}`, `--trusted-ca-file=${this.tls.caFile}`, "--client-cert-auth"] : [];
     const child = spawn(
       ETCD_BINARY,
       [
         `--name=${m.name}`,
         `--data-dir=${m.dataDir}`,
-        `--listen-client-urls=http://127.0.0.1:${m.clientPort}`,
-        `--advertise-client-urls=http://127.0.0.1:${m.clientPort}`,
+        `--listen-client-urls=${scheme}://127.0.0.1:${m.clientPort}`,
+        `--advertise-client-urls=${scheme}://127.0.0.1:${m.clientPort}`,
+        ...tlsFlags,
         `--listen-peer-urls=http://127.0.0.1:${m.peerPort}`,
         `--initial-advertise-peer-urls=http://127.0.0.1:${m.peerPort}`,
         `--initial-cluster=${initialCluster}`,
@@ -136,23 +153,43 @@ export class EtcdTestCluster {
     m.process = child;
   }
 
+  private memberHealthy(port: number): Promise<boolean> {
+    return healthOver(port, this.tls);
+  }
+
   /** Every running member answers /health with "true" (which needs a leader and a quorum). */
   private async waitHealthy(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const running = this.members.filter((m) => m.process);
-      const answers = await Promise.all(
-        running.map((m) =>
-          fetch(`http://127.0.0.1:${m.clientPort}/health`, { signal: AbortSignal.timeout(2000) })
-            .then(async (r) => ((await r.json()) as { health?: string }).health === "true")
-            .catch(() => false),
-        ),
-      );
+      const answers = await Promise.all(running.map((m) => this.memberHealthy(m.clientPort)));
       if (answers.every(Boolean)) return;
       if (Date.now() > deadline) throw new Error(`etcd cluster not healthy within ${timeoutMs} ms\n${this.log()}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
+}
+
+/** Whether `/health` on a member's client port says "true", over TLS with the client certificate if the cluster has one. */
+function healthOver(port: number, tls: TestClusterTls | undefined): Promise<boolean> {
+  if (!tls) {
+    return fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) })
+      .then(async (r) => ((await r.json()) as { health?: string }).health === "true")
+      .catch(() => false);
+  }
+  return new Promise((resolve) => {
+    const req = request(
+      { host: "127.0.0.1", port, path: "/health", ca: readFileSync(tls.caFile), cert: readFileSync(tls.clientCertFile), key: readFileSync(tls.clientKeyFile), timeout: 2000 },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8").on("data", (c: string) => (body += c));
+        res.on("end", () => resolve(/"health":\s*"true"/.test(body)));
+      },
+    );
+    req.on("error", () => resolve(false));
+    req.on("timeout", () => req.destroy());
+    req.end();
+  });
 }
 
 /** Clusters not destroyed yet: killed if the process exits first (a test that threw past its cleanup). */
