@@ -82,10 +82,10 @@ export class EtcdConnection {
   unavailable(what: string, error: unknown): StoreError {
     if (error instanceof StoreError) return error;
     const reason = error instanceof Error ? error.message : String(error);
-    return new StoreError(
-      "Unavailable",
-      `etcd (${this.endpoints.join(",")}) could not ${what}: ${reason}. Is a majority of its members up and reachable?`,
-    );
+    // Refusals are the cluster's answer, not its absence: no quorum hint for them.
+    const refused = /permission denied|authentication failed|invalid auth|user name not found|not capable/i.test(reason);
+    const hint = refused ? "Check --etcd-user, its password and its role's permissions on Pith's prefix" : "Is a majority of its members up and reachable?";
+    return new StoreError("Unavailable", `etcd (${this.endpoints.join(",")}) could not ${what}: ${reason}. ${hint}`);
   }
 
   close(): void {

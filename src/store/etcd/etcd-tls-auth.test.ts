@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { API_VERSION, type ResourceInput } from "../../model/resource.ts";
 import { StoreError } from "../store.ts";
+import { EtcdLeadership } from "./etcd-leadership.ts";
 import { EtcdStore } from "./etcd-store.ts";
 import { EtcdTestCluster, etcdMissing, type TestClusterTls } from "./test-cluster.ts";
 
@@ -72,6 +73,13 @@ test("etcd over mutual TLS with a password user limited to Pith's prefix", { ski
     const written = await authed.create(service("watched"));
     assert.ok(seen.includes("watched"), `the watch saw ${seen.join(", ")} when the write at ${written.metadata.resourceVersion} resolved`);
     stop();
+    // The controllers' election works for this user too (a lease and the leader key under /pith/).
+    const leadership = new EtcdLeadership(authed, { identity: "tls-test", ttlSeconds: 2, pollMs: 100 });
+    let led = false;
+    leadership.run(() => (led = true));
+    for (let i = 0; i < 100 && !led; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    await leadership.stop();
+    assert.ok(led, "the limited user could not be elected");
   } finally {
     await authed.close();
   }
@@ -81,7 +89,7 @@ test("etcd over mutual TLS with a password user limited to Pith's prefix", { ski
     await assert.rejects(outside.create(service("nope")), (e: unknown) => e instanceof StoreError && /permission denied/i.test(e.message));
     await outside.close();
   } else {
-    assert.match(String(outside), /permission denied/i);
+    assert.match(String(outside), /permission denied.*Check --etcd-user/i);
   }
   // A wrong password is refused, clearly.
   await assert.rejects(
