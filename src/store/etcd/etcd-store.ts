@@ -202,7 +202,8 @@ export class EtcdStore implements Store {
 
   async watch(kind: Kind | undefined, fromResourceVersion: string | undefined, onEvent: (event: StoreEvent) => void, onEnd?: WatchEnd): Promise<() => void> {
     if (kind !== undefined) validateKind(kind);
-    const from = fromResourceVersion === undefined ? BigInt(await this.revision()) : BigInt(parseRevision(fromResourceVersion, "fromResourceVersion"));
+    const now = BigInt(await this.revision());
+    const from = fromResourceVersion === undefined ? now : BigInt(parseRevision(fromResourceVersion, "fromResourceVersion"));
     if (fromResourceVersion !== undefined) await this.checkRetained(from);
     const watch: EtcdWatch = new EtcdWatch(
       this.shared.connection,
@@ -213,6 +214,7 @@ export class EtcdStore implements Store {
         this.shared.watches.delete(watch);
         onEnd?.(error);
       },
+      now,
     );
     this.shared.watches.set(watch, kind);
     try {
@@ -285,8 +287,11 @@ export class EtcdStore implements Store {
     if (deleted) this.shared.recent.delete(key);
     else this.remember(key, encode(object), revision);
     const waits: Promise<void>[] = [];
+    // Watches of one kind are the controllers' caches: they must have the write even if they are
+    // still catching up after a relist. Watches of every kind are the API's, for clients over HTTP:
+    // one resuming from long ago holds up no writer while it replays.
     for (const [watch, kind] of this.shared.watches) {
-      if (kind === undefined || kind === object.kind) waits.push(watch.delivered(BigInt(revision), this.shared.connection.timeoutMs));
+      if (kind === undefined || kind === object.kind) waits.push(watch.delivered(BigInt(revision), this.shared.connection.timeoutMs, kind !== undefined));
     }
     await Promise.all(waits);
     return result;

@@ -35,6 +35,8 @@ export class EtcdWatch {
     startRevision: bigint,
     private readonly onEvents: (events: IEvent[]) => void,
     private readonly onEnd: (error: StoreError) => void,
+    /** The store's revision when the watch was asked for: until it has delivered that, it is replaying history. */
+    private readonly liveFrom: bigint = startRevision - 1n,
   ) {
     this.next = startRevision;
   }
@@ -48,8 +50,9 @@ export class EtcdWatch {
    * Resolves once this watch has delivered `revision` (or anything later), has ended, or after
    * `timeoutMs`: a writer waits here so that its own watchers have seen its write when it returns.
    */
-  delivered(revision: bigint, timeoutMs: number): Promise<void> {
+  delivered(revision: bigint, timeoutMs: number, evenWhileReplaying: boolean): Promise<void> {
     if (this.closed || this.next > revision) return Promise.resolve();
+    if (this.next <= this.liveFrom && !evenWhileReplaying) return Promise.resolve();
     return new Promise((resolve) => {
       const waiter = {
         revision,
