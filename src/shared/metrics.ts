@@ -57,3 +57,9 @@ export const autoscalerDesired = new Gauge({
   labelNames: ["service"] as const,
   registers: [metricsRegistry],
 });
+
+export const controllersLeader = new Gauge({
+  name: "pith_controllers_leader",
+  help: "1 while this control plane runs the controllers (the elected leader among those sharing an etcd store), else 0",
+  registers: [metricsRegistry],
+});

@@ -7,6 +7,7 @@ import { principalOf } from "../principal.ts";
 import { visibleTo } from "../redaction.ts";
 import { errorResponses, WatchAllQuery, WatchEventSchema } from "../schemas/requests.ts";
 import { ResponseStream } from "../streaming.ts";
+import type { StoreError } from "../../store/store.ts";
 import { invalid } from "../validation.ts";
 
 /**
@@ -44,11 +45,15 @@ export async function serveWatch(ctx: ApiContext, request: FastifyRequest, reply
   // there is no await until `deliver` writes straight to the stream, so none can fall in between.
   const pending: StoreEvent[] = [];
   let deliver = (event: StoreEvent): void => void pending.push(event);
+  // The store ended the watch (etcd: its history was compacted while reconnecting): say why in
+  // the stream, as Kubernetes does, and close it; the client lists again on Gone.
+  let endedBy: StoreError | undefined;
+  let ended = (error: StoreError): void => void (endedBy = error);
   // The store is asked for every kind, and the kind filtered here: then `sent` passes every
   // revision, and a bookmark at `sent` is exact however late the store delivers events.
   let stop: () => void;
   try {
-    stop = await ctx.store.watch(undefined, from, (event) => deliver(event));
+    stop = await ctx.store.watch(undefined, from, (event) => deliver(event), (error) => ended(error));
   } catch (error) {
     release();
     throw error;
@@ -76,6 +81,12 @@ export async function serveWatch(ctx: ApiContext, request: FastifyRequest, reply
     stream.write(sse ? sseEvent(visible) : ndjsonEvent(visible));
   };
   for (const event of pending.splice(0)) deliver(event);
+  ended = (error) => {
+    const code = error.code === "Gone" ? "Gone" : "Unavailable";
+    stream.write(sse ? `event: ERROR\ndata: ${JSON.stringify({ error: { code, message: error.message } })}\n\n` : `${JSON.stringify({ type: "ERROR", object: { error: { code, message: error.message } } })}\n`);
+    stream.end();
+  };
+  if (endedBy) ended(endedBy);
   stream.every(ctx.heartbeatMs, () => stream.write(sse ? `: ping\nid: ${sent}\n\n` : bookmark(sent)));
   return reply;
 }

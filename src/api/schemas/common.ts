@@ -112,7 +112,7 @@ export const ErrorBody = Type.Object(
   {
     error: Type.Object(
       {
-        code: Enum(["Invalid", "Unauthorized", "NotFound", "Conflict", "AlreadyExists", "Gone", "TooLarge", "TooManyRequests", "Internal"] as const),
+        code: Enum(["Invalid", "Unauthorized", "NotFound", "Conflict", "AlreadyExists", "Gone", "TooLarge", "TooManyRequests", "Internal", "Unavailable"] as const),
         message: Type.String(),
         hint: Type.Optional(Type.String()),
         details: Type.Optional(Type.Array(ErrorDetail)),

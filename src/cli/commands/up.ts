@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { userError } from "../../shared/errors.ts";
 import { execFile } from "../../shared/exec.ts";
 import { globalClientFlags, resolveClientConfig } from "../client-config.ts";
+import { addStoreFlags, storeConfigFromFlags, type StoreFlags } from "../store-flags.ts";
 
 const log = (component: string) => (message: string) => process.stderr.write(`${new Date().toISOString()} ${component}: ${message}\n`);
 
@@ -114,15 +115,17 @@ export function registerUp(program: Command): void {
       onExit(() => proxy.close());
     });
 
-  program
-    .command("server")
-    .description("run only the control plane (API, store, controllers)")
-    .option("--host <address>", "address the API listens on", "127.0.0.1")
-    .option("--port <port>", "port the API listens on", "7070")
-    .action(async (options: { host: string; port: string }) => {
-      const plane = await startControlPlane({ host: options.host, port: parsePort(options.port), log: log("control-plane") });
-      onExit(() => plane.close());
-    });
+  addStoreFlags(
+    program
+      .command("server")
+      .description("run only the control plane (API, store, controllers); with --store etcd://..., several may share one etcd and elect who runs the controllers")
+      .option("--host <address>", "address the API listens on", "127.0.0.1")
+      .option("--port <port>", "port the API listens on", "7070"),
+  ).action(async (options: { host: string; port: string } & StoreFlags) => {
+    const store = storeConfigFromFlags(options);
+    const plane = await startControlPlane({ host: options.host, port: parsePort(options.port), store, log: log("control-plane") });
+    onExit(() => plane.close());
+  });
 
   program
     .command("agent")

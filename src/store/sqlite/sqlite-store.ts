@@ -1,7 +1,7 @@
 import Database, { type Statement } from "better-sqlite3";
 import type { Kind, Resource, ResourceInput, WatchEvent, WatchEventType } from "../../model/resource.ts";
 import { createdObject, deletedObject, matchesLabels, updatedObject } from "../object-rules.ts";
-import { type Store, StoreError } from "../store.ts";
+import { type Store, StoreError, type WatchEnd } from "../store.ts";
 import { parseRevision, validateInput, validateKind, validateName } from "../validate.ts";
 import { migrate } from "./schema.ts";
 import { SqliteTokenRegistry } from "./token-registry.ts";
@@ -153,6 +153,7 @@ export class SqliteStore implements Store {
     kind: Kind | undefined,
     fromResourceVersion: string | undefined,
     onEvent: (event: WatchEvent & { resourceVersion: string }) => void,
+    _onEnd?: WatchEnd, // in-process watches never end by themselves: nothing to say
   ): Promise<() => void> {
     if (kind !== undefined) validateKind(kind);
     const from = fromResourceVersion === undefined ? undefined : parseRevision(fromResourceVersion, "fromResourceVersion");
