@@ -1,5 +1,6 @@
 import { envProblems } from "../../model/env-rules.ts";
-import type { MachineSpec, ServiceSpec } from "../../model/kinds.ts";
+import type { MachineSpec, NodeSpec, ServiceSpec } from "../../model/kinds.ts";
+import { nodeAddressProblem } from "../../model/node-address.ts";
 import type { ErrorDetail } from "../api-error.ts";
 
 /**
@@ -21,6 +22,11 @@ export function serviceSpecRules(spec: ServiceSpec, at = "/spec"): ErrorDetail[]
 
 export function machineSpecRules(spec: MachineSpec, at = "/spec"): ErrorDetail[] {
   return envRules(spec.env, `${at}/env`);
+}
+
+export function nodeSpecRules(spec: NodeSpec, at = "/spec"): ErrorDetail[] {
+  const problem = spec.address === undefined ? undefined : nodeAddressProblem(spec.address);
+  return problem ? [{ path: `${at}/address`, message: problem }] : [];
 }
 
 /** What the schema cannot count: UTF-8 bytes, the total size; and the reserved PITH_ names. */
