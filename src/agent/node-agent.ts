@@ -38,6 +38,12 @@ export interface NodeAgentOptions {
   hypervisor: Hypervisor;
   nodeName?: string;
   accelerator: "kvm" | "tcg";
+  /**
+   * Where other hosts reach this node's machines (`pith agent --address`): registered on the Node,
+   * where proxies look it up. The hypervisor must forward listen ports there. Default: none
+   * (loopback: proxies on this host only).
+   */
+  address?: string;
   /** What this node offers; defaults: host memory less 1 GiB, 4 vCPUs per core (machines mostly idle). */
   capacity?: { memoryMiB: number; vcpus: number };
   heartbeatMs?: number;
@@ -363,8 +369,16 @@ export class NodeAgent {
   }
 
   private async register(): Promise<void> {
-    const spec = { capacity: this.capacity(), accelerator: this.options.accelerator };
     const existing = await this.client.get("Node", this.nodeName);
+    // Cordon and drain are the operator's (`pith cordon`, `pith drain`): a restart keeps them.
+    const { unschedulable, drain } = existing?.spec ?? {};
+    const spec: PithNode["spec"] = {
+      capacity: this.capacity(),
+      accelerator: this.options.accelerator,
+      ...(this.options.address ? { address: this.options.address } : {}),
+      ...(unschedulable !== undefined ? { unschedulable } : {}),
+      ...(drain !== undefined ? { drain } : {}),
+    };
     if (!existing) {
       await this.client.create({ apiVersion: API_VERSION, kind: "Node", metadata: { name: this.nodeName }, spec, status: this.nodeStatus() });
     } else {
