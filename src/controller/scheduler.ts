@@ -4,7 +4,7 @@ import { type Store, StoreError } from "../store/store.ts";
 import { AllocationTracker } from "./allocations.ts";
 import type { EventRecorder } from "./event-recorder.ts";
 import { BY_SERVICE, type ControllerInformers, SERVICE_LABEL, informersFor, isUnscheduled, UNSCHEDULED } from "./informers.ts";
-import { acceptsMachines } from "./node-placement.ts";
+import { acceptsMachines } from "../model/node-placement.ts";
 import { writeBack } from "./object-updates.ts";
 import type { Outcome, Reconciler } from "./runner.ts";
 

@@ -6,7 +6,7 @@ import { autoscalerDesired } from "../shared/metrics.ts";
 import { autoscale } from "./autoscale.ts";
 import type { EventRecorder } from "./event-recorder.ts";
 import { BY_NODE, BY_SERVICE, type ControllerInformers, informersFor, SERVICE_LABEL } from "./informers.ts";
-import { isDisplaced, nodePlacement } from "./node-placement.ts";
+import { isDisplaced, nodePlacement } from "../model/node-placement.ts";
 import type { LoadBoard } from "./load-board.ts";
 import { resolveServiceImage } from "./image-resolver.ts";
 import { sameJson, writeBack } from "./object-updates.ts";

@@ -224,7 +224,7 @@ export class HaproxyEngine {
     // A backend the route source should never have given (backend-address.ts) gets no slot.
     const current = new Map<string, BackendEndpoint>();
     for (const backend of route.backends) {
-      const endpoint = backendEndpoint(backend.url);
+      const endpoint = backendEndpoint(backend.url, backend.nodeAddress);
       if ("refused" in endpoint) this.#warnOnce(`backend:${backend.machine}:${backend.url.href}`, `machine ${backend.machine} gets no HAProxy slot: ${endpoint.refused}`);
       else current.set(backend.machine, endpoint);
     }

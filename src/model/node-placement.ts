@@ -1,4 +1,4 @@
-import type { Machine, PithNode } from "../model/kinds.ts";
+import type { Machine, PithNode } from "./kinds.ts";
 
 /**
  * What a node is to the machines placed on it, decided in one place for the scheduler, the
