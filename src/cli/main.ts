@@ -8,6 +8,7 @@ import { registerImages } from "./commands/images.ts";
 import { registerInspect } from "./commands/inspect.ts";
 import { registerKernel } from "./commands/kernel.ts";
 import { registerLogs } from "./commands/logs.ts";
+import { registerNodeCommands } from "./commands/node.ts";
 import { registerRun } from "./commands/run.ts";
 import { registerScale } from "./commands/scale.ts";
 import { registerSnapshots } from "./commands/snapshots.ts";
@@ -36,6 +37,7 @@ registerLogs(program);
 registerScale(program);
 registerDelete(program);
 registerToken(program);
+registerNodeCommands(program);
 registerUp(program);
 
 try {
