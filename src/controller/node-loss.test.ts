@@ -53,3 +53,18 @@ test("a lost node back before the replacement is ready keeps its machine; the re
   assert.deepEqual(machines.map((m) => m.spec.node).sort(), ["a", "b"]);
   assert.ok(machines.some((m) => m.metadata.name === onB.metadata.name), "b's machine is kept");
 });
+
+test("a machine asked to stop on a node that is then lost is forgotten: no agent is there to finish", async (t) => {
+  const world = await worldOfNodes(t, ["a", "b"]);
+  const digest = await world.image("x");
+  await world.applyService("web", { image: digest, replicas: 2 });
+  await settle(world);
+  await world.applyService("web", { image: digest, replicas: 1 });
+  await world.reconcileService("web");
+  const stopping = (await world.machines("web")).find((m) => m.spec.desiredState === "stopped")!;
+  await world.reconcileService("web");
+  assert.ok(await world.store.get("Machine", stopping.metadata.name), "its agent finishes the stop while the node is there");
+  await markNotReady(world, stopping.spec.node!);
+  await world.reconcileService("web");
+  assert.equal(await world.store.get("Machine", stopping.metadata.name), undefined);
+});

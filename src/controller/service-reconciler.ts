@@ -70,6 +70,7 @@ export class ServiceReconciler implements Reconciler {
     const service = this.informers.services.get(name);
     const machines = this.informers.machines.byIndex(BY_SERVICE, name).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
     const running = machines.filter((m) => m.spec.desiredState === "running");
+    await this.forgetStopsOnLostNodes(machines);
     if (!service) {
       // The service is gone: so are its machines (the agents stop them and delete the objects).
       for (const m of running) await this.retire(m, "ServiceDeleted", `service ${name} was deleted`);
@@ -186,6 +187,17 @@ export class ServiceReconciler implements Reconciler {
       }
       await this.store.delete("Machine", m.metadata.name).catch(() => {});
       await this.events.record({ kind: "Machine", name: m.metadata.name }, "Warning", "NodeLost", `replaced: node ${m.spec.node} is NotReady; its agent stops the machine if it comes back`);
+    }
+  }
+
+  /**
+   * A machine asked to stop while its node is lost has no agent to finish the stop and delete its
+   * object: the object goes now (the agent, if it returns, stops a machine it has no object for).
+   */
+  private async forgetStopsOnLostNodes(machines: Machine[]): Promise<void> {
+    for (const m of machines) {
+      if (m.spec.desiredState !== "stopped" || !m.spec.node || nodePlacement(this.informers.nodes.get(m.spec.node)) !== "lost") continue;
+      await this.store.delete("Machine", m.metadata.name).catch(() => {});
     }
   }
 
