@@ -111,7 +111,7 @@ export async function authorizeObject(principal: Principal, request: FastifyRequ
       const addresses = (request.body as { status?: Partial<MachineStatus> } | undefined)?.status?.addresses ?? [];
       const registered = node ? (await store.get<PithNode>("Node", node))?.spec.address : undefined;
       const foreign = addresses.find((a) => !isPublishable(a.url, registered));
-      if (foreign) throw forbidden(principal, what, `a machine's addresses must be http://IP:PORT/ at loopback or node ${node}'s registered address (${registered ?? "none"}), not ${foreign.url}`);
+      if (foreign) throw forbidden(principal, what, `a machine's addresses must be http://IP:PORT/ at node ${node}'s registered address (${registered ?? "none: loopback"}), not ${foreign.url}`);
     }
     return;
   }
@@ -138,7 +138,7 @@ async function nodeSpecRefusal(store: Store, node: string | undefined, spec: Par
   return holder ? `address ${spec.address} is already registered by node ${holder.metadata.name}` : undefined;
 }
 
-/** A machine address a node may publish: loopback, or its own registered address, as http://IP:PORT/. */
+/** A machine address a node may publish, as http://IP:PORT/: its registered address, or loopback if it has none. */
 function isPublishable(url: string, registered: string | undefined): boolean {
   let parsed: URL;
   try {
@@ -147,7 +147,8 @@ function isPublishable(url: string, registered: string | undefined): boolean {
     return false;
   }
   const host = parsed.hostname;
-  return parsed.protocol === "http:" && !parsed.username && !parsed.password && (host.startsWith("127.") || host === "[::1]" || host === registered);
+  const allowed = registered === undefined ? host.startsWith("127.") || host === "[::1]" : host === registered;
+  return parsed.protocol === "http:" && !parsed.username && !parsed.password && allowed;
 }
 
 function forbidden(principal: Principal, what: string, why?: string): ApiError {

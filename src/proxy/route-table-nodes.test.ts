@@ -25,13 +25,14 @@ test("machines on other hosts are routed at their node's registered address, and
     await client.create(node("b", "10.213.0.12", true));
     await client.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "web" }, spec: { image: "x", replicas: 3 } });
     // Each machine's status names an address; only its own node's (or loopback) is dialled.
-    for (const [name, onNode, host] of [["on-a", "a", "10.213.0.11"], ["on-b", "b", "10.213.0.12"], ["b-claims-a", "b", "10.213.0.11"]] as const) {
+    for (const [name, onNode, host] of [["on-a", "a", "10.213.0.11"], ["on-b", "b", "10.213.0.12"], ["b-claims-a", "b", "10.213.0.11"], ["b-claims-loopback", "b", "127.0.0.1"]] as const) {
       await client.create({ apiVersion: "pith.dev/v1", kind: "Machine", metadata: { name }, spec: { service: "web", image: "sha256:abc", memoryMiB: 64, vcpus: 1, desiredState: "running", node: onNode } });
       await client.updateStatus("Machine", name, { phase: "ready", addresses: [{ guestPort: 8080, hostPort: 20001, url: `http://${host}:20001/` }] });
     }
     await table.start(stop.signal);
     assert.deepEqual(backends(), ["on-a 10.213.0.11:20001", "on-b 10.213.0.12:20001"]);
-    assert.ok(errors.some((e) => /machine b-claims-a is not routed: .*10\.213\.0\.11 is neither loopback nor the address its node registered \(10\.213\.0\.12\)/.test(e)), JSON.stringify(errors));
+    assert.ok(errors.some((e) => /machine b-claims-a is not routed: .*10\.213\.0\.11 is not the address its node registered \(10\.213\.0\.12\)/.test(e)), JSON.stringify(errors));
+    assert.ok(errors.some((e) => /machine b-claims-loopback is not routed: .*127\.0\.0\.1 is not the address its node registered/.test(e)), "loopback would be the proxy's own host");
     assert.equal(table.lookup("web.localhost", "/")?.backends.find((b) => b.machine === "on-a")?.nodeAddress, "10.213.0.11", "HAProxy re-checks against the same address");
 
     // b is lost: its machine leaves the route at once, before any controller replaces it; and is back with b.
