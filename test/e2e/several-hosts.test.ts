@@ -112,11 +112,12 @@ test("several hosts: spread one per host, drain without a failed request, and a 
   const log = (tag: string) => (text: string) => logs.push(...text.split("\n").filter(Boolean).map((l) => `[${tag}] ${l}`));
   const context = () => logs.slice(-80).join("\n");
   const nodeName = (host: string) => `${host}-${id}`;
-  const net = new HostNetwork(id, root);
+  let net: HostNetwork | undefined;
   t.after(() => {
-    net.destroy(() => ["a", "b", "c"].flatMap((h) => machinePidsOf(nodeName(h))));
+    net?.destroy(() => ["a", "b", "c"].flatMap((h) => machinePidsOf(nodeName(h))));
     rmSync(root, { recursive: true, force: true });
   });
+  net = new HostNetwork(id, root);
 
   // The control plane and the proxy share one namespace; each host has its own.
   const cp = net.addHost("cp", 1);

@@ -42,9 +42,14 @@ export class HostNetwork {
 
   constructor(private readonly id: string, private readonly runDir: string) {
     this.bridgeNs = `pith-h${id}-br`;
-    ip("netns", "add", this.bridgeNs);
-    ip("-n", this.bridgeNs, "link", "add", "br0", "type", "bridge");
-    ip("-n", this.bridgeNs, "link", "set", "br0", "up");
+    try {
+      ip("netns", "add", this.bridgeNs);
+      ip("-n", this.bridgeNs, "link", "add", "br0", "type", "bridge");
+      ip("-n", this.bridgeNs, "link", "set", "br0", "up");
+    } catch (error) {
+      this.destroy(() => []);
+      throw error;
+    }
   }
 
   /** A namespace joined to the bridge, with `.N` of the subnet on its eth0. */
@@ -52,6 +57,8 @@ export class HostNetwork {
     const ns = `pith-h${this.id}-${name}`;
     const address = `${SUBNET_PREFIX}.${lastOctet}`;
     ip("netns", "add", ns);
+    // Known before it is complete, so destroy() removes a half-made host too.
+    this.hosts.set(name, { ns, address });
     ip("-n", ns, "link", "set", "lo", "up");
     const bridgeSide = `v${this.id}${name}`.slice(0, 15);
     ip("-n", this.bridgeNs, "link", "add", bridgeSide, "type", "veth", "peer", "name", "eth0", "netns", ns);
@@ -59,9 +66,7 @@ export class HostNetwork {
     ip("-n", this.bridgeNs, "link", "set", bridgeSide, "up");
     ip("-n", ns, "addr", "add", `${address}/24`, "dev", "eth0");
     ip("-n", ns, "link", "set", "eth0", "up");
-    const host = { ns, address };
-    this.hosts.set(name, host);
-    return host;
+    return this.hosts.get(name)!;
   }
 
   /** Spawns argv inside a host's namespace; the process is killed at destroy(). */
