@@ -1,8 +1,8 @@
-import { pickBackend } from "./balancer.ts";
+import { pickBackend } from "../routes/balancer.ts";
+import type { Backend, Route } from "../routes/route.ts";
+import type { UpstreamConnector } from "../upstream/upstream-connector.ts";
+import { Upstream } from "../upstream/upstream.ts";
 import { ServiceMetrics } from "./proxy-metrics.ts";
-import type { Backend, Route } from "./route.ts";
-import { Upstream } from "./upstream.ts";
-import type { UpstreamConnector } from "./upstream-connector.ts";
 
 /** A service's load as the autoscaler sees it. */
 export interface ServiceLoad {

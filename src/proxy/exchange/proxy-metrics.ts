@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram } from "prom-client";
-import { metricsRegistry } from "../shared/metrics.ts";
+import { metricsRegistry } from "../../shared/metrics.ts";
 
 /**
  * The proxy's Prometheus metrics, on the control plane's registry. The request counter and the

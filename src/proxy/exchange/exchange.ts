@@ -1,10 +1,11 @@
+import { UNHEALTHY_MS } from "../routes/balancer.ts";
+import type { Backend } from "../routes/route.ts";
+import { type FailureKind, isConnectFailure } from "../upstream/upstream-errors.ts";
+import type { Upstream } from "../upstream/upstream.ts";
 import { type AccessLog, roundMs } from "./access-log.ts";
-import { UNHEALTHY_MS } from "./balancer.ts";
 import type { ForwardRequest } from "./forward-headers.ts";
 import type { ProxyErrorResponse } from "./proxy-responses.ts";
-import type { Backend } from "./route.ts";
 import type { ServiceState, Waiter } from "./service-state.ts";
-import type { Upstream } from "./upstream.ts";
 
 export interface ExchangeConfig {
   holdTimeoutMs: number;
@@ -14,33 +15,9 @@ export interface ExchangeConfig {
   accessLog: AccessLog | undefined;
 }
 
-/** How an attempt to reach a machine failed (the `kind` label of pith_proxy_upstream_errors_total). */
-export type FailureKind = "refused" | "connect_timeout" | "connect_error" | "reset" | "timeout" | "error";
-
 /** Methods a retry cannot make happen twice (RFC 9110 9.2.2), as far as the proxy retries. */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 export const isIdempotent = (method: string): boolean => IDEMPOTENT.has(method);
-
-/** A time limit the proxy enforces on an upstream connection or request. */
-export class UpstreamTimeout extends Error {
-  constructor(
-    readonly code: "ECONNECTTIMEOUT" | "EUPSTREAMTIMEOUT",
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** `connected`: the TCP connection to the machine was established (or reused) before the error. */
-export function classifyFailure(error: unknown, connected: boolean): FailureKind {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (code === "ECONNECTTIMEOUT") return "connect_timeout";
-  if (code === "EUPSTREAMTIMEOUT") return "timeout";
-  if (!connected) return code === "ECONNREFUSED" ? "refused" : "connect_error";
-  return code === "ECONNRESET" || code === "EPIPE" ? "reset" : "error";
-}
-
-const isConnectFailure = (kind: FailureKind): boolean => kind === "refused" || kind === "connect_timeout" || kind === "connect_error";
 
 /**
  * One client request's way through the proxy, whatever its protocol: pick the least busy backend,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { isEndpoint, isHostName } from "../haproxy/runtime-values.ts";
 import { backendEndpoint } from "./backend-address.ts";
-import { isEndpoint, isHostName } from "./haproxy/runtime-values.ts";
 
 test("a backend is a literal loopback IP with an explicit port, nothing else", () => {
   assert.deepEqual(backendEndpoint(new URL("http://127.0.0.1:8080/")), { address: "127.0.0.1", port: 8080 });

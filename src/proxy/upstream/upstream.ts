@@ -1,8 +1,8 @@
 import type { Duplex } from "node:stream";
-import { UpstreamTimeout } from "./exchange.ts";
-import type { Backend } from "./route.ts";
+import type { Backend } from "../routes/route.ts";
 import { UpstreamConnection } from "./upstream-connection.ts";
 import type { UpstreamConnector, UpstreamTarget } from "./upstream-connector.ts";
+import { UpstreamTimeout } from "./upstream-errors.ts";
 
 /** An exchange waiting for a connection to the backend. */
 export interface Lease {

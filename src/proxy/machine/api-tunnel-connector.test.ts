@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import { type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { after, before, describe, test } from "node:test";
-import { startTestServer, type TestServer } from "../api/test-support.ts";
-import { PithClient } from "../client/index.ts";
-import type { MachineStatus } from "../model/kinds.ts";
+import { startTestServer, type TestServer } from "../../api/test-support.ts";
+import { PithClient } from "../../client/index.ts";
+import type { MachineStatus } from "../../model/kinds.ts";
+import { RouteTable } from "../routes/route-table.ts";
+import { refusedUrl, send, startBackend, startProxy, type TestBackend, type TestProxy, until } from "../test-support.ts";
 import { ApiTunnelConnector, TunnelError } from "./api-tunnel-connector.ts";
 import { proxyMachineSettings, runProxyMachine } from "./proxy-machine.ts";
-import { RouteTable } from "./route-table.ts";
-import { refusedUrl, send, startBackend, startProxy, type TestBackend, type TestProxy, until } from "./test-support.ts";
 
 const GUEST_PORT = 8080;
 

@@ -1,13 +1,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Backend } from "../routes/route.ts";
+import { type ResponseHead, ResponseParseError } from "../upstream/response-parser.ts";
+import type { UpstreamConnection, UpstreamUser } from "../upstream/upstream-connection.ts";
+import { classifyFailure } from "../upstream/upstream-errors.ts";
+import type { Lease, Upstream } from "../upstream/upstream.ts";
 import { CLIENT_CLOSED } from "./access-log.ts";
-import { classifyFailure, Exchange, type ExchangeConfig, isIdempotent } from "./exchange.ts";
+import { Exchange, type ExchangeConfig, isIdempotent } from "./exchange.ts";
 import { type ForwardRequest, requestHead, responseHeaders } from "./forward-headers.ts";
 import { type ProxyErrorResponse, sendError } from "./proxy-responses.ts";
-import { type ResponseHead, ResponseParseError } from "./response-parser.ts";
-import type { Backend } from "./route.ts";
 import type { ServiceState } from "./service-state.ts";
-import type { Lease, Upstream } from "./upstream.ts";
-import type { UpstreamConnection, UpstreamUser } from "./upstream-connection.ts";
 
 /** What http.request refused to put on a request line (node's own check): the parser let nothing else through. */
 const UNSAFE_PATH = /[^\u0021-\u00ff]/;

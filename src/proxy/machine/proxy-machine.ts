@@ -1,7 +1,7 @@
-import { PithClient } from "../client/index.ts";
-import { config, egressAddress, onShutdown, ready } from "../guest/index.ts";
+import { PithClient } from "../../client/index.ts";
+import { config, egressAddress, onShutdown, ready } from "../../guest/index.ts";
+import { type RunningProxy, startProxy } from "../run-proxy.ts";
 import { ApiTunnelConnector } from "./api-tunnel-connector.ts";
-import { type RunningProxy, startProxy } from "./run-proxy.ts";
 
 /**
  * The proxy as a Pith machine (examples/proxy-machine): the same proxy as `pith proxy`, for a

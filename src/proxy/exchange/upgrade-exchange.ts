@@ -1,12 +1,13 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
+import type { Backend } from "../routes/route.ts";
+import { classifyFailure, type FailureKind, UpstreamTimeout } from "../upstream/upstream-errors.ts";
+import type { Upstream } from "../upstream/upstream.ts";
 import { CLIENT_CLOSED } from "./access-log.ts";
-import { classifyFailure, Exchange, type ExchangeConfig, type FailureKind, isIdempotent, UpstreamTimeout } from "./exchange.ts";
+import { Exchange, type ExchangeConfig, isIdempotent } from "./exchange.ts";
 import { type ForwardRequest, requestHead } from "./forward-headers.ts";
 import { type ProxyErrorResponse, writeErrorToSocket } from "./proxy-responses.ts";
-import type { Backend } from "./route.ts";
 import type { ServiceState } from "./service-state.ts";
-import type { Upstream } from "./upstream.ts";
 
 const EMPTY = Buffer.alloc(0);
 

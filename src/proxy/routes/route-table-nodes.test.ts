@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { startTestServer } from "../api/test-support.ts";
-import { PithClient } from "../client/index.ts";
+import { startTestServer } from "../../api/test-support.ts";
+import { PithClient } from "../../client/index.ts";
 import { RouteTable } from "./route-table.ts";
-import { until } from "./test-support.ts";
+import { until } from "../test-support.ts";
 
 const node = (name: string, address: string | undefined, ready: boolean) => ({
   apiVersion: "pith.dev/v1" as const,

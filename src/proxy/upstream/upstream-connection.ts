@@ -1,6 +1,6 @@
 import type { Duplex } from "node:stream";
-import { UpstreamTimeout } from "./exchange.ts";
 import { type ResponseHead, ResponseParser } from "./response-parser.ts";
+import { UpstreamTimeout } from "./upstream-errors.ts";
 
 /** Whoever has the connection for one request: told about its response, or its failure. */
 export interface UpstreamUser {

@@ -1,8 +1,8 @@
-import type { PithClient } from "../client/index.ts";
-import { apiSource } from "../client/api-source.ts";
-import { Informer, untilSynced } from "../client/informer.ts";
-import type { Machine, PithNode, Service } from "../model/kinds.ts";
-import { nodePlacement } from "../model/node-placement.ts";
+import { apiSource } from "../../client/api-source.ts";
+import type { PithClient } from "../../client/index.ts";
+import { Informer, untilSynced } from "../../client/informer.ts";
+import type { Machine, PithNode, Service } from "../../model/kinds.ts";
+import { nodePlacement } from "../../model/node-placement.ts";
 import { backendEndpoint } from "./backend-address.ts";
 import { type Backend, localhostService, normaliseHost, type Route, type RouteListener, type RouteSource } from "./route.ts";
 

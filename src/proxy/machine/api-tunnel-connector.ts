@@ -1,6 +1,6 @@
 import { connect, type Socket } from "node:net";
 import { Duplex } from "node:stream";
-import type { UpstreamConnector, UpstreamTarget } from "./upstream-connector.ts";
+import type { UpstreamConnector, UpstreamTarget } from "../upstream/upstream-connector.ts";
 
 /** Mirrors src/api/routes/tunnel.ts (not imported: the proxy image should not bundle the API). */
 const TUNNEL_PROTOCOL = "pith-tunnel";

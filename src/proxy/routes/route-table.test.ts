@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { startTestServer, type TestServer } from "../api/test-support.ts";
-import { PithClient } from "../client/index.ts";
-import type { Machine, MachineStatus } from "../model/kinds.ts";
-import type { Route } from "./route.ts";
+import { startTestServer, type TestServer } from "../../api/test-support.ts";
+import { PithClient } from "../../client/index.ts";
+import type { Machine, MachineStatus } from "../../model/kinds.ts";
+import { send, startBackend, startProxy, type TestBackend, until } from "../test-support.ts";
 import { RouteTable } from "./route-table.ts";
-import { send, startBackend, startProxy, type TestBackend, until } from "./test-support.ts";
+import type { Route } from "./route.ts";
 
 const machine = (name: string, service: string, desiredState: "running" | "stopped" = "running") => ({
   apiVersion: "pith.dev/v1" as const,
