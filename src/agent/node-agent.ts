@@ -39,6 +39,12 @@ export interface NodeAgentOptions {
   hypervisor: Hypervisor;
   nodeName?: string;
   accelerator: "kvm" | "tcg";
+  /**
+   * Where other hosts reach this node's machines (`pith agent --address`): registered on the Node,
+   * where proxies look it up. The hypervisor must forward listen ports there. Default: none
+   * (loopback: proxies on this host only).
+   */
+  address?: string;
   /** What this node offers; defaults: host memory less 1 GiB, 4 vCPUs per core (machines mostly idle). */
   capacity?: { memoryMiB: number; vcpus: number };
   heartbeatMs?: number;
@@ -387,12 +393,29 @@ export class NodeAgent {
   }
 
   private async register(): Promise<void> {
-    const spec = { capacity: this.capacity(), accelerator: this.options.accelerator };
-    const existing = await this.client.get("Node", this.nodeName);
-    if (!existing) {
-      await this.client.create({ apiVersion: API_VERSION, kind: "Node", metadata: { name: this.nodeName }, spec, status: this.nodeStatus() });
-    } else {
-      await this.client.update({ apiVersion: API_VERSION, kind: "Node", metadata: { name: this.nodeName, labels: existing.metadata.labels }, spec, status: this.nodeStatus() });
+    for (let attempt = 1; ; attempt++) {
+      const existing = await this.client.get("Node", this.nodeName);
+      // Cordon and drain are the operator's (`pith cordon`, `pith drain`): a restart keeps them.
+      const { unschedulable, drain } = existing?.spec ?? {};
+      const spec: PithNode["spec"] = {
+        capacity: this.capacity(),
+        accelerator: this.options.accelerator,
+        ...(this.options.address ? { address: this.options.address } : {}),
+        ...(unschedulable !== undefined ? { unschedulable } : {}),
+        ...(drain !== undefined ? { drain } : {}),
+      };
+      try {
+        if (!existing) {
+          await this.client.create({ apiVersion: API_VERSION, kind: "Node", metadata: { name: this.nodeName }, spec, status: this.nodeStatus() });
+        } else {
+          const { labels, resourceVersion } = existing.metadata;
+          await this.client.update({ apiVersion: API_VERSION, kind: "Node", metadata: { name: this.nodeName, labels, resourceVersion }, spec, status: this.nodeStatus() });
+        }
+        return;
+      } catch (e) {
+        // An operator cordoned or drained the node between our read and write: read it again.
+        if (attempt >= 3 || !(isApiError(e, 409) || isApiError(e, 403))) throw e;
+      }
     }
   }
 

@@ -11,6 +11,7 @@ import { registerLogs } from "./commands/logs.ts";
 import { registerPull } from "./commands/pull.ts";
 import { registerPush } from "./commands/push.ts";
 import { registerRollout } from "./commands/rollout.ts";
+import { registerNodeCommands } from "./commands/node.ts";
 import { registerRun } from "./commands/run.ts";
 import { registerScale } from "./commands/scale.ts";
 import { registerSnapshots } from "./commands/snapshots.ts";
@@ -42,6 +43,7 @@ registerScale(program);
 registerRollout(program);
 registerDelete(program);
 registerToken(program);
+registerNodeCommands(program);
 registerUp(program);
 
 try {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { API_VERSION, type Kind } from "../model/resource.ts";
-import type { Image, Machine, MachinePhase, Secret, Service, ServiceStatus } from "../model/kinds.ts";
+import type { Image, Machine, MachinePhase, PithNode, Secret, Service, ServiceStatus } from "../model/kinds.ts";
 import { isOfTemplate, machineTemplate, secretsUsedBy, TEMPLATE_HASH_LABEL, type MachineTemplate } from "../model/machine-template.ts";
 import { recordRevision } from "../model/revision-history.ts";
 import { messageOf } from "../shared/errors.ts";
@@ -8,7 +8,8 @@ import type { Store } from "../store/store.ts";
 import { autoscalerDesired } from "../shared/metrics.ts";
 import { autoscale } from "./autoscale.ts";
 import type { EventRecorder } from "./event-recorder.ts";
-import { BY_SERVICE, type ControllerInformers, informersFor, SERVICE_LABEL } from "./informers.ts";
+import { BY_NODE, BY_SERVICE, type ControllerInformers, informersFor, SERVICE_LABEL } from "./informers.ts";
+import { isDisplaced, nodePlacement } from "../model/node-placement.ts";
 import type { LoadBoard } from "./load-board.ts";
 import { resolveServiceImage } from "./image-resolver.ts";
 import { resolveRegistryServiceImage } from "./registry-image-resolver.ts";
@@ -37,7 +38,7 @@ export function crashBackoffMs(failures: number): number {
  */
 export class ServiceReconciler implements Reconciler {
   readonly name = "services";
-  readonly watches: Kind[] = ["Service", "Machine", "Secret"];
+  readonly watches: Kind[] = ["Service", "Machine", "Secret", "Node"];
 
   constructor(
     private readonly store: Store,
@@ -54,6 +55,7 @@ export class ServiceReconciler implements Reconciler {
       const secret = event.object.metadata.name;
       return this.informers.services.list().filter((s) => secretsUsedBy(s.spec).includes(secret)).map((s) => s.metadata.name);
     }
+    if (event.object.kind === "Node") return this.servicesOnMovedNode(event);
     if (event.object.kind === "Service") {
       // A service's status is this reconciler's own output: its write is no reason to look again
       // (it would make every reconcile during a scale-out cause the next one at once).
@@ -79,6 +81,7 @@ export class ServiceReconciler implements Reconciler {
     const service = this.informers.services.get(name);
     const machines = this.informers.machines.byIndex(BY_SERVICE, name).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
     const running = machines.filter((m) => m.spec.desiredState === "running");
+    await this.forgetStopsOnLostNodes(machines);
     if (!service) {
       // The service is gone: so are its machines (the agents stop them and delete the objects).
       for (const m of running) await this.retire(m, "ServiceDeleted", `service ${name} was deleted`);
@@ -135,8 +138,12 @@ export class ServiceReconciler implements Reconciler {
       await this.retire(m, "Failed", reason);
     }
     const healthy = running.filter((m) => m.status.phase !== "failed" && m.status.phase !== "stopped");
-    const current = healthy.filter((m) => isOfTemplate(m, hash, digest));
-    const outdated = healthy.filter((m) => !isOfTemplate(m, hash, digest));
+    // Machines on a draining or lost node are replaced as if they were gone (moveOff retires them).
+    const nodeNamed = (node: string) => this.informers.nodes.get(node);
+    const displaced = healthy.filter((m) => isDisplaced(m, nodeNamed));
+    const staying = healthy.filter((m) => !displaced.includes(m));
+    const current = staying.filter((m) => isOfTemplate(m, hash, digest));
+    const outdated = staying.filter((m) => !isOfTemplate(m, hash, digest));
     const isReady = (m: Machine) => m.status.phase === "ready";
 
     const waitMs = crashLoop ? Date.parse(crashLoop.nextAttemptAt) - this.now() : 0;
@@ -166,6 +173,7 @@ export class ServiceReconciler implements Reconciler {
     }
 
     const readyCurrent = current.filter(isReady).length;
+    await this.moveOff(displaced, readyCurrent - desired, digest, nodeNamed);
     // The back-off is forgiven only once the machines have stayed up: one that gets ready and
     // dies a moment later is the crash loop itself.
     const stable = current.filter((m) => isReady(m) && m.status.readyAt && this.now() - Date.parse(m.status.readyAt) >= STABLE_AFTER_MS).length;
@@ -190,6 +198,53 @@ export class ServiceReconciler implements Reconciler {
     };
     await this.setStatus(service, status);
     return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
+  }
+
+  /**
+   * Retires machines on draining and lost nodes only as their replacements are ready: each ready
+   * machine of the current image beyond the desired count on available nodes lets one go. So a
+   * drain never lowers the ready count, and a lost node's machine that is back before its
+   * replacement is ready is kept (the replacement is then the excess, scaled in).
+   *
+   * A lost node's machine is deleted rather than asked to stop: no agent is there to finish the
+   * stop. If that agent comes back, it stops the machine, as it stops any it runs that has no
+   * object (node-agent.ts).
+   */
+  private async moveOff(displaced: Machine[], spare: number, digest: string, nodeNamed: (node: string) => PithNode | undefined): Promise<void> {
+    const leaving = spare + displaced.length;
+    if (leaving <= 0) return;
+    const lost = (m: Machine) => nodePlacement(nodeNamed(m.spec.node!)) === "lost";
+    // Old images first, then what is not serving anyway (lost, not ready), then the oldest.
+    const order = (m: Machine) => (m.spec.image !== digest ? 0 : lost(m) || m.status.phase !== "ready" ? 1 : 2);
+    const victims = [...displaced].sort((a, b) => order(a) - order(b) || a.metadata.createdAt.localeCompare(b.metadata.createdAt));
+    for (const m of victims.slice(0, leaving)) {
+      if (!lost(m)) {
+        await this.retire(m, "NodeDrained", `replaced: node ${m.spec.node} is draining`);
+        continue;
+      }
+      await this.store.delete("Machine", m.metadata.name).catch(() => {});
+      await this.events.record({ kind: "Machine", name: m.metadata.name }, "Warning", "NodeLost", `replaced: node ${m.spec.node} is NotReady; its agent stops the machine if it comes back`);
+    }
+  }
+
+  /**
+   * A machine asked to stop while its node is lost has no agent to finish the stop and delete its
+   * object: the object goes now (the agent, if it returns, stops a machine it has no object for).
+   */
+  private async forgetStopsOnLostNodes(machines: Machine[]): Promise<void> {
+    for (const m of machines) {
+      if (m.spec.desiredState !== "stopped" || !m.spec.node || nodePlacement(this.informers.nodes.get(m.spec.node)) !== "lost") continue;
+      await this.store.delete("Machine", m.metadata.name).catch(() => {});
+    }
+  }
+
+  /** A node that starts or stops draining, or is lost or back, concerns the services of its machines. */
+  private servicesOnMovedNode(event: ChangeEvent): string[] {
+    const before = event.old ? nodePlacement(event.old as PithNode) : undefined;
+    if (event.type !== "DELETED" && before === nodePlacement(event.object as PithNode)) return [];
+    const services = new Set<string>();
+    for (const m of this.informers.machines.byIndex(BY_NODE, event.object.metadata.name)) if (m.spec.service) services.add(m.spec.service);
+    return [...services];
   }
 
   private async setStatus(service: Service, status: ServiceStatus): Promise<void> {

@@ -161,6 +161,15 @@ export interface MachinePull {
 export interface NodeSpec {
   capacity: { memoryMiB: number; vcpus: number };
   accelerator: "kvm" | "tcg";
+  /**
+   * The address other hosts reach this node's machines at (a literal IP its agent was given with
+   * --address): forwards bind there, and proxies dial it. Absent: loopback only (one host).
+   */
+  address?: string;
+  /** Cordoned: the scheduler places no new machine here (`pith cordon`). Written by admins only. */
+  unschedulable?: boolean;
+  /** Draining: its machines are replaced elsewhere, then stopped (`pith drain`). Written by admins only. */
+  drain?: boolean;
 }
 
 export interface NodeStatus {

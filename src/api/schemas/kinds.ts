@@ -16,7 +16,7 @@ import {
 } from "../../model/kinds.ts";
 import type { ErrorDetail } from "../api-error.ts";
 import { refine } from "./problems.ts";
-import { machineSpecRules, secretSpecRules, serviceSpecRules } from "./rules.ts";
+import { machineSpecRules, nodeSpecRules, secretSpecRules, serviceSpecRules } from "./rules.ts";
 import { closed, EnvMap, Enum, inputSchema, NonNegativeInt, resourceSchema } from "./common.ts";
 import { SecretKeyRefSchema, SecretSpecSchema, ServiceEnvMap } from "./secrets.ts";
 
@@ -186,6 +186,9 @@ export const NodeSpecSchema = Type.Object(
   {
     capacity: Type.Object({ memoryMiB: NonNegativeInt(), vcpus: NonNegativeInt() }, closed),
     accelerator: Accelerator,
+    address: Type.Optional(Type.String({ maxLength: 45, description: "a literal IP address where this node's machines are reachable" })),
+    unschedulable: Type.Optional(Type.Boolean()),
+    drain: Type.Optional(Type.Boolean()),
   },
   closed,
 );
@@ -248,7 +251,7 @@ const kindSchemas = <K extends Kind>(kind: K, spec: TSchema, status: TSchema, ru
 export const KIND_SCHEMAS: Record<Kind, KindSchemas> = {
   Service: kindSchemas("Service", ServiceSpecSchema, ServiceStatusSchema, (spec: ServiceSpec) => serviceSpecRules(spec)),
   Machine: kindSchemas("Machine", MachineSpecSchema, MachineStatusSchema, (spec: MachineSpec) => machineSpecRules(spec)),
-  Node: kindSchemas("Node", NodeSpecSchema, NodeStatusSchema),
+  Node: kindSchemas("Node", NodeSpecSchema, NodeStatusSchema, (spec: NodeSpec) => nodeSpecRules(spec)),
   Image: kindSchemas("Image", ImageSpecSchema, EmptyStatusSchema),
   Event: kindSchemas("Event", EventSpecSchema, EmptyStatusSchema),
   Secret: kindSchemas("Secret", SecretSpecSchema, EmptyStatusSchema, (spec: SecretSpec) => secretSpecRules(spec)),

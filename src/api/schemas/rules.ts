@@ -1,5 +1,6 @@
 import { envProblems } from "../../model/env-rules.ts";
-import { isSecretRef, type EnvValue, type MachineSpec, type SecretSpec, type ServiceSpec } from "../../model/kinds.ts";
+import { isSecretRef, type EnvValue, type MachineSpec, type NodeSpec, type SecretSpec, type ServiceSpec } from "../../model/kinds.ts";
+import { nodeAddressProblem } from "../../model/node-address.ts";
 import type { ErrorDetail } from "../api-error.ts";
 
 /**
@@ -36,6 +37,11 @@ export function secretSpecRules(spec: SecretSpec, at = "/spec"): ErrorDetail[] {
 
 export function machineSpecRules(spec: MachineSpec, at = "/spec"): ErrorDetail[] {
   return envRules(spec.env, `${at}/env`);
+}
+
+export function nodeSpecRules(spec: NodeSpec, at = "/spec"): ErrorDetail[] {
+  const problem = spec.address === undefined ? undefined : nodeAddressProblem(spec.address);
+  return problem ? [{ path: `${at}/address`, message: problem }] : [];
 }
 
 /** What the schema cannot count: UTF-8 bytes, the total size; and the reserved PITH_ names. */

@@ -157,9 +157,10 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
         ],
       );
     case "Node":
-      return printer<PithNode>(["NAME", "READY", "ACCEL", "MACHINES", "MEMORY", "HEARTBEAT", ...(wide ? ["VCPUS", "VERSION", "AGE", "JAIL"] : [])], (n) => [
+      return printer<PithNode>(["NAME", "READY", "ADDRESS", "ACCEL", "MACHINES", "MEMORY", "HEARTBEAT", ...(wide ? ["VCPUS", "VERSION", "AGE", "JAIL"] : [])], (n) => [
         n.metadata.name,
-        n.status?.ready === true ? "Ready" : n.status?.ready === false ? "NotReady" : "Unknown",
+        nodeState(n),
+        n.spec.address ?? "loopback",
         n.spec.accelerator,
         String(n.status?.allocated?.machines ?? 0),
         `${n.status?.allocated?.memoryMiB ?? 0}/${n.spec.capacity.memoryMiB} MiB`,
@@ -255,4 +256,10 @@ export function jailSummary(missing: string[] | undefined): string {
   if (missing === undefined) return "-";
   if (missing.length === 0) return "full";
   return `without ${missing.map((m) => m.split(":")[0]).join(",")}`;
+}
+
+/** kubectl's way: Ready, NotReady or Unknown, then what an operator set (cordoned, draining). */
+export function nodeState(n: PithNode): string {
+  const ready = n.status?.ready === true ? "Ready" : n.status?.ready === false ? "NotReady" : "Unknown";
+  return [ready, ...(n.spec.unschedulable ? ["SchedulingDisabled"] : []), ...(n.spec.drain ? ["Draining"] : [])].join(",");
 }

@@ -14,6 +14,7 @@ import { userError } from "../../shared/errors.ts";
 import { execFile } from "../../shared/exec.ts";
 import { globalClientFlags, resolveClientConfig } from "../client-config.ts";
 import { addStoreFlags, storeConfigFromFlags, type StoreFlags } from "../store-flags.ts";
+import { checkAgentAddress } from "../agent-address.ts";
 
 const log = (component: string) => (message: string) => process.stderr.write(`${new Date().toISOString()} ${component}: ${message}\n`);
 
@@ -31,14 +32,15 @@ function parsePort(text: string): number {
   return port;
 }
 
-async function startAgent(server: string, token: string, node: string): Promise<NodeAgent> {
+async function startAgent(server: string, token: string, node: string, address?: string): Promise<NodeAgent> {
   const { stdout } = await execFile("qemu-system-x86_64", ["--version"], { code: "QEMU_MISSING" });
   const choice = await chooseAccelerator(stdout.split("\n")[0] ?? "");
   const agent = new NodeAgent({
     client: new PithClient({ server, token }),
-    hypervisor: new QemuHypervisor({ owner: `agent.${node}` }),
+    hypervisor: new QemuHypervisor({ owner: `agent.${node}`, ...(address ? { forwardAddress: address } : {}) }),
     accelerator: choice.accelerator,
     nodeName: node,
+    ...(address ? { address } : {}),
     log: log("agent"),
   });
   await agent.start();
@@ -131,9 +133,12 @@ export function registerUp(program: Command): void {
     .command("agent")
     .description("run only the node agent for this host, against a control plane (--server, --token-file)")
     .option("--node <name>", "this node's name (default: the host name)")
-    .action(async (options: { node?: string }, command: Command) => {
+    .option("--address <ip>", "this host's address that proxies on other hosts reach its machines at (their ports are forwarded there instead of 127.0.0.1)")
+    .option("--allow-public-address", "let --address be an address outside loopback and the private ranges, publishing machines' ports there")
+    .action(async (options: { node?: string; address?: string; allowPublicAddress?: boolean }, command: Command) => {
+      const address = options.address === undefined ? undefined : checkAgentAddress(options.address, options.allowPublicAddress === true);
       const { server, token } = resolveClientConfig({ flags: globalClientFlags(command) });
-      const agent = await startAgent(server, token, options.node ?? defaultNodeName());
+      const agent = await startAgent(server, token, options.node ?? defaultNodeName(), address);
       onExit(() => agent.stop());
     });
 }

@@ -7,7 +7,8 @@ import { logTailText } from "../../shared/file-tail.ts";
 import { execFile } from "../../shared/exec.ts";
 import type { Hypervisor, Machine, MachineSpec, PortForward } from "../hypervisor.ts";
 import { chooseAccelerator, KVM_PROBE_TIMEOUT_MS, recordVerdict } from "./accelerator.ts";
-import { startNetHelper, type EgressRoute } from "./net-helper.ts";
+import { FORWARD_ADDRESS, startNetHelper, type EgressRoute } from "./net-helper.ts";
+import { nodeAddressProblem } from "../../model/node-address.ts";
 import { qemuArgv, type Accelerator, type QemuMachineSpec } from "./qemu-argv.ts";
 import { QEMU_BINARY } from "./qemu-binary.ts";
 import { discoverMachines, inspectProcesses } from "./qemu-discovery.ts";
@@ -36,8 +37,11 @@ export class QemuHypervisor implements Hypervisor {
 
   /** `owner` scopes recover(): each manager of machines (pith run, an agent) sees only its own. */
   /** `unconfined` runs QEMU without the jail: only bench/jail uses it, to measure the jail's cost. */
-  constructor(private readonly options: { owner: string; unconfined?: boolean } = { owner: "run" }) {
+  /** `forwardAddress`: where listen ports are forwarded (an agent's --address); default loopback. */
+  constructor(private readonly options: { owner: string; unconfined?: boolean; forwardAddress?: string } = { owner: "run" }) {
     if (!/^[a-z0-9][a-z0-9.-]*$/.test(options.owner)) throw new Error(`invalid machine owner "${options.owner}"`);
+    const problem = options.forwardAddress === undefined ? undefined : nodeAddressProblem(options.forwardAddress);
+    if (problem) throw new Error(`invalid forward address: ${problem}`);
   }
 
   async start(spec: MachineSpec): Promise<Machine> {
@@ -89,7 +93,7 @@ export class QemuHypervisor implements Hypervisor {
         process: adoptVm(found.pid),
         // A machine whose network helper is gone has no network: it is failed at once.
         ...(found.hasNetwork ? { network: found.netHelper ? adoptVm(found.netHelper.pid) : goneVm() } : {}),
-        ports: (found.netHelper?.forwards ?? []).map((f) => ({ ...f, url: `http://127.0.0.1:${f.hostPort}/` })),
+        ports: (found.netHelper?.forwards ?? []).map(({ hostPort, guestPort, address }) => ({ hostPort, guestPort, url: `http://${address ?? FORWARD_ADDRESS}:${hostPort}/` })),
         consoleLog: found.consoleLog,
         controlSocket: found.controlSocket,
         qmpSocket: found.qmpSocket,
@@ -136,7 +140,7 @@ export class QemuHypervisor implements Hypervisor {
     const ports: PortForward[] = [];
     for (const { port } of image.capabilities.listen) {
       const hostPort = spec.hostPorts?.[port] ?? (await freeLoopbackPort());
-      ports.push({ guestPort: port, hostPort, url: `http://127.0.0.1:${hostPort}/` });
+      ports.push({ guestPort: port, hostPort, url: `http://${this.options.forwardAddress ?? FORWARD_ADDRESS}:${hostPort}/` });
     }
     const egress: EgressRoute[] = [];
     const egressEnv: Record<string, string> = {};
@@ -185,7 +189,7 @@ export class QemuHypervisor implements Hypervisor {
           owner: this.options.owner,
           machineId: spec.id,
           socketPath: qemuSpec.network.socketPath,
-          forwards: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })),
+          forwards: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort, ...(this.options.forwardAddress ? { address: this.options.forwardAddress } : {}) })),
           egress,
         },
         join(spec.stateDir, "net.log"),
