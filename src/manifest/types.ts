@@ -12,12 +12,15 @@ export interface AppManifest {
   env: Record<string, string>;
   readiness: Readiness;
   readyTimeoutMs: number;
+  /** Writable ext4 disks kept across machines, in declaration order (the guest's vdb, vdc...). */
+  volumes: VolumeDeclaration[];
 }
 
 export type SourceKind = AppManifest["source"]["kind"];
 export type Protocol = "http" | "tcp";
 export interface ListenPort { port: number; protocol: Protocol }
 export interface EgressRule { host: string; port: number }
+export interface VolumeDeclaration { name: string; mount: string; sizeMiB: number }
 
 export type Readiness =
   | { kind: "call" }

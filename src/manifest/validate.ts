@@ -10,10 +10,11 @@ import { expected, isNothing, readList, readMap, readString, type Entry } from "
 import { readReadiness } from "./readiness.ts";
 import { parseDurationMs } from "./sizes.ts";
 import { readSource } from "./source.ts";
+import { readVolumes } from "./volumes.ts";
 import type { AppManifest } from "./types.ts";
 
 export const FIELDS = [
-  "name", "entry", "binary", "args", "memory", "vcpus", "listen", "egress", "env", "readiness", "readyTimeout",
+  "name", "entry", "binary", "args", "memory", "vcpus", "listen", "egress", "env", "readiness", "readyTimeout", "volumes",
 ] as const;
 
 const DEFAULT_MEMORY_MIB = { entry: 512, binary: 128 } as const;
@@ -49,14 +50,16 @@ export function validateManifest(ctx: Ctx, root: YNode): AppManifest | undefined
   const env = optional("env", (e) => readEnv(ctx, e.value, e.at), {});
   const readiness = readReadiness(ctx, given("readiness"), kind, listen);
   const readyTimeoutMs = optional("readyTimeout", (e) => readTimeout(ctx, e.value, e.at), DEFAULT_READY_TIMEOUT_MS);
+  const volumes = optional("volumes", (e) => readVolumes(ctx, e.value, e.at), []);
 
   if (ctx.problems.length > 0) return undefined;
   // No problems means every reader succeeded; the check below only narrows the types.
   if (name === undefined || source === undefined || args === undefined || memoryMiB === undefined || vcpus === undefined
-    || listen === undefined || egress === undefined || env === undefined || readiness === undefined || readyTimeoutMs === undefined) {
+    || listen === undefined || egress === undefined || env === undefined || readiness === undefined || readyTimeoutMs === undefined
+    || volumes === undefined) {
     throw systemError("MANIFEST_INTERNAL", "manifest validation dropped a field without reporting a problem");
   }
-  return { name, dir: ctx.dir, source, args, memoryMiB, vcpus, listen, egress, env, readiness, readyTimeoutMs };
+  return { name, dir: ctx.dir, source, args, memoryMiB, vcpus, listen, egress, env, readiness, readyTimeoutMs, volumes };
 }
 
 function readArgs(ctx: Ctx, { value, at }: Entry): string[] | undefined {
