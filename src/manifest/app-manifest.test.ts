@@ -45,6 +45,7 @@ describe("parseAppManifest", () => {
       env: { NODE_ENV: "production", PORT: "8080", EMPTY: "" },
       readiness: { kind: "http", port: 8080, path: "/healthz" },
       readyTimeoutMs: 120_000,
+      volumes: [],
     });
   });
 
