@@ -1,6 +1,8 @@
 import { stat } from "node:fs/promises";
 import { basename, join } from "node:path";
-import type { AppManifest } from "../manifest/app-manifest.ts";
+import type { AppManifest, VolumeDeclaration } from "../manifest/app-manifest.ts";
+import { isWithin, volumeDevice } from "../model/volume-rules.ts";
+import { userError } from "../shared/errors.ts";
 import { pithRoot } from "../shared/paths.ts";
 import { ensureStaticCProgram } from "../shared/static-c-program.ts";
 import type { CpioEntry } from "./cpio/newc-writer.ts";
@@ -55,7 +57,6 @@ export async function planRootfs(manifest: AppManifest): Promise<RootfsPlan> {
     add({ path: RUNTIME_MOUNT.slice(1), kind: "dir", mode: 0o755 }, "system");
     plan.disk[basename(GUEST_NODE_PATH)] = node.path;
     plan.files.push({ path: GUEST_NODE_PATH, kind: "file", size: (await stat(node.path)).size, role: "runtime", on: "disk" });
-    addData("/pith/mounts", Buffer.from(`${RUNTIME_MOUNTS_LINE}\n`), "config");
     await addLibraries(node.hostPath, addHostFile);
     addData(GUEST_APP_MODULE, await bundleApp(manifest.source.path, manifest.dir), "app");
     plan.argv = [GUEST_NODE_PATH, GUEST_APP_MODULE, ...manifest.args];
@@ -64,6 +65,17 @@ export async function planRootfs(manifest: AppManifest): Promise<RootfsPlan> {
     await addHostFile(executable, manifest.source.path, "app");
     await addLibraries(manifest.source.path, addHostFile);
     plan.argv = [executable, ...manifest.args];
+  }
+
+  const mounts = [...(Object.keys(plan.disk).length > 0 ? [RUNTIME_MOUNTS_LINE] : []), ...volumeMountLines(manifest.volumes, Object.keys(plan.disk).length > 0)];
+  if (mounts.length > 0) addData("/pith/mounts", Buffer.from(mounts.map((l) => `${l}\n`).join("")), "config");
+  for (const volume of manifest.volumes) {
+    const hidden = plan.entries.find((e) => isWithin(`/${e.path}`, volume.mount));
+    if (hidden) {
+      throw userError("VOLUME_MOUNT_HIDES_APP", `${join(manifest.dir, "pith.yaml")}: volume "${volume.name}" mounted at ${volume.mount} would hide /${hidden.path}, part of the app's image`,
+        'mount it at a path of its own, e.g. "/data"');
+    }
+    add({ path: volume.mount.slice(1), kind: "dir", mode: 0o755 }, "system");
   }
 
   const nulList = (items: string[]): Uint8Array => Buffer.from(items.map((s) => `${s}\0`).join(""));
@@ -75,6 +87,11 @@ export async function planRootfs(manifest: AppManifest): Promise<RootfsPlan> {
   addData("/pith/readiness", Buffer.from(readinessLine(manifest.readiness) + "\n"), "config");
   addParentDirectories(plan, add);
   return plan;
+}
+
+/** init's mount lines for the app's volumes: writable ext4, after the runtime disk if there is one. */
+export function volumeMountLines(volumes: readonly VolumeDeclaration[], hasRuntimeDisk: boolean): string[] {
+  return volumes.map((v, i) => `${volumeDevice(i, hasRuntimeDisk)} ${v.mount} ext4 rw`);
 }
 
 /** Every directory on the way to a file is listed too, so the record shows the whole tree. */
