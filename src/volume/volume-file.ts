@@ -10,6 +10,8 @@ const MiB = 1024 * 1024;
 /** Where a node keeps its volumes' files: one sparse ext4 image per volume. */
 export const volumesDir = (): string => join(pithHome(), "volumes");
 export const volumeFilePath = (volumeName: string): string => join(volumesDir(), `${volumeName}.ext4`);
+/** `pith run`'s volumes, kept per app and volume so the next run of the app finds its data. */
+export const runVolumePath = (appName: string, volumeName: string): string => join(volumesDir(), "run", `${appName}-${volumeName}.ext4`);
 
 /**
  * Makes a volume's file once: a sparse ext4 filesystem of `sizeMiB`, root's, mode 0600 (the jail
