@@ -131,8 +131,28 @@ export interface EventSpec {
   at: string;
 }
 
+/**
+ * A volume: a writable ext4 disk kept across machines, a file on one node (src/volume/). It is
+ * attached read-write to at most one machine at a time, recorded here by the node's agent.
+ */
+export interface VolumeSpec {
+  sizeMiB: number;
+  /** The node whose disk holds its file; set when first attached, then fixed (the data is there). */
+  node?: string;
+}
+
+export interface VolumeStatus {
+  /** The one machine holding it read-write; absent: free. */
+  attachedTo?: string;
+  node?: string;
+  /** Its file exists on `node`. */
+  created?: boolean;
+  message?: string;
+}
+
 export type Service = Resource<"Service", ServiceSpec, ServiceStatus>;
 export type Machine = Resource<"Machine", MachineSpec, MachineStatus>;
 export type PithNode = Resource<"Node", NodeSpec, NodeStatus>;
 export type Image = Resource<"Image", ImageSpec, Record<string, never>>;
 export type PithEvent = Resource<"Event", EventSpec, Record<string, never>>;
+export type Volume = Resource<"Volume", VolumeSpec, VolumeStatus>;

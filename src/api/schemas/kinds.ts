@@ -11,7 +11,10 @@ import {
   type NodeStatus,
   type ServiceSpec,
   type ServiceStatus,
+  type VolumeSpec,
+  type VolumeStatus,
 } from "../../model/kinds.ts";
+import { MAX_VOLUME_MIB, MIN_VOLUME_MIB } from "../../model/volume-rules.ts";
 import type { ErrorDetail } from "../api-error.ts";
 import { refine } from "./problems.ts";
 import { machineSpecRules, serviceSpecRules } from "./rules.ts";
@@ -190,6 +193,24 @@ export const EventSpecSchema = Type.Object(
   closed,
 );
 
+export const VolumeSpecSchema = Type.Object(
+  {
+    sizeMiB: Type.Integer({ minimum: MIN_VOLUME_MIB, maximum: MAX_VOLUME_MIB, description: `size in MiB (${MIN_VOLUME_MIB} to ${MAX_VOLUME_MIB})` }),
+    node: Type.Optional(Type.String({ maxLength: 253, description: "the node holding its file (set when first attached)" })),
+  },
+  { ...closed, description: "a writable ext4 disk, attached read-write to at most one machine at a time" },
+);
+
+export const VolumeStatusSchema = Type.Object(
+  {
+    attachedTo: Type.Optional(Type.String({ maxLength: 253 })),
+    node: Type.Optional(Type.String({ maxLength: 253 })),
+    created: Type.Optional(Type.Boolean()),
+    message: Type.Optional(Type.String({ maxLength: 4096 })),
+  },
+  closed,
+);
+
 /** Images and events have no status: an empty object. */
 export const EmptyStatusSchema = Type.Object({}, closed);
 
@@ -213,6 +234,7 @@ export const KIND_SCHEMAS: Record<Kind, KindSchemas> = {
   Node: kindSchemas("Node", NodeSpecSchema, NodeStatusSchema),
   Image: kindSchemas("Image", ImageSpecSchema, EmptyStatusSchema),
   Event: kindSchemas("Event", EventSpecSchema, EmptyStatusSchema),
+  Volume: kindSchemas("Volume", VolumeSpecSchema, VolumeStatusSchema),
 };
 
 // Compile-time proof that the schemas describe exactly the model's types.
@@ -226,3 +248,5 @@ same<Same<Static<typeof NodeSpecSchema>, NodeSpec>>();
 same<Same<Static<typeof NodeStatusSchema>, NodeStatus>>();
 same<Same<Static<typeof ImageSpecSchema>, ImageSpec>>();
 same<Same<Static<typeof EventSpecSchema>, EventSpec>>();
+same<Same<Static<typeof VolumeSpecSchema>, VolumeSpec>>();
+same<Same<Static<typeof VolumeStatusSchema>, VolumeStatus>>();

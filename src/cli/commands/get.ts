@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { stringify } from "yaml";
 import type { ResourceList, ResourceOf } from "../../client/types.ts";
 import { shortDigest } from "../../image/image.ts";
-import type { Image, Machine, PithEvent, PithNode, Service } from "../../model/kinds.ts";
+import type { Image, Machine, PithEvent, PithNode, Service, Volume } from "../../model/kinds.ts";
 import { PLURALS, type Kind, type Resource } from "../../model/resource.ts";
 import { userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
@@ -182,6 +182,15 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
         e.spec.reason,
         `${e.spec.involved.kind.toLowerCase()}/${e.spec.involved.name}`,
         e.spec.message,
+      ]);
+    case "Volume":
+      return printer<Volume>(["NAME", "SIZE", "NODE", "ATTACHED-TO", "AGE", ...(wide ? ["MESSAGE"] : [])], (v) => [
+        v.metadata.name,
+        `${v.spec.sizeMiB} MiB`,
+        v.status?.node ?? v.spec.node ?? "-",
+        v.status?.attachedTo ?? "-",
+        age(v.metadata.createdAt),
+        ...(wide ? [v.status?.message ?? "-"] : []),
       ]);
   }
 }

@@ -23,7 +23,7 @@ export interface ReadySample {
   readyMs: number;
 }
 
-const KINDS: Kind[] = ["Service", "Machine", "Node", "Image", "Event"];
+const KINDS: Kind[] = ["Service", "Machine", "Node", "Image", "Event", "Volume"];
 const rv = (object: Resource): number => Number(object.metadata.resourceVersion);
 
 export class LiveState {
@@ -33,6 +33,7 @@ export class LiveState {
     Node: new Map(),
     Image: new Map(),
     Event: new Map(),
+    Volume: new Map(),
   };
   /** Boot-to-ready times of every machine seen since the page opened, also after it is gone. */
   readonly readySamples = new Map<string, ReadySample>();
