@@ -74,6 +74,7 @@ describe("volumes on QEMU", { skip, timeout: 900_000 }, () => {
   });
 
   test("a machine must be given exactly the volumes its image declares", async (t) => {
+    execFileSync("make", ["-s", "-C", join(pithRoot(), FIXTURE)]);
     const image = await appImage(FIXTURE);
     const volumes = await freshVolumes(t);
     await assert.rejects(startMachine(t, image, {}), /declares volumes \[data, scratch\], the machine was given \[none\]/);
@@ -82,6 +83,8 @@ describe("volumes on QEMU", { skip, timeout: 900_000 }, () => {
   });
 
   test("only an image that declares volumes has a block driver: its kernel and pith inspect say which options they added", async () => {
+    execFileSync("make", ["-s", "-C", join(pithRoot(), FIXTURE)]);
+    execFileSync("make", ["-s", "-C", join(pithRoot(), "examples/static-c")]);
     const withVolumes = await appImage(FIXTURE);
     const without = await appImage("examples/static-c");
     const config = await readKernelConfig(withVolumes.record.kernel.configHash);
