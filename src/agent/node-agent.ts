@@ -10,6 +10,7 @@ import { API_VERSION } from "../model/resource.ts";
 import type { Machine, MachineStatus, PithNode } from "../model/kinds.ts";
 import { bootToReadySeconds } from "../shared/metrics.ts";
 import { readAgentState, writeAgentState } from "./agent-state.ts";
+import { attachVolumes, detachVolumes } from "./volume-attachments.ts";
 import { messageOf } from "../shared/errors.ts";
 import { machinesDir } from "../shared/paths.ts";
 import { MachineStarter, type StartNotice } from "../snapshot/machine-starter.ts";
@@ -217,6 +218,7 @@ export class NodeAgent {
         this.running.delete(name);
         await this.saveState();
       }
+      if (latest) await this.releaseVolumes(latest);
       if (latest) await this.client.delete("Machine", name).catch((e) => (isApiError(e, 404) ? undefined : Promise.reject(e)));
       return;
     }
@@ -241,15 +243,18 @@ export class NodeAgent {
     await this.setStatus(name, { phase: "booting", node: this.nodeName, startedAt: new Date().toISOString() });
     let running: RunningMachine;
     try {
+      const volumes = machine.spec.volumes?.length ? await attachVolumes(this.client, this.nodeName, machine) : [];
       const spec: MachineSpec = {
         id: name,
         ...(await (this.options.bootSource ?? localBootSource)(machine.spec.image)),
         stateDir: join(machinesDir(), name),
         env: machine.spec.env ?? {},
+        ...(volumes.length ? { volumes } : {}),
       };
       running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
     } catch (e) {
       await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, stoppedAt: new Date().toISOString() });
+      await this.releaseVolumes(machine);
       return;
     }
     this.running.set(name, running);
@@ -310,6 +315,7 @@ export class NodeAgent {
           await this.saveState();
         }
         const current = this.latest(name);
+        if (current) await this.releaseVolumes(current);
         if (!current) return;
         if (current.spec.desiredState === "stopped") {
           await this.client.delete("Machine", name).catch(() => {});
@@ -338,6 +344,12 @@ export class NodeAgent {
         spec: { involved: { kind: "Machine", name: machine }, type: notice.type, reason: notice.reason, message: notice.message, at: new Date().toISOString() },
       })
       .catch((e: Error) => this.log(`cannot record event for ${machine}: ${e.message}`));
+  }
+
+  /** A failed release is logged: the API lets the next machine take a volume whose holder is gone anyway. */
+  private async releaseVolumes(machine: Machine): Promise<void> {
+    if (!machine.spec.volumes?.length) return;
+    await detachVolumes(this.client, machine).catch((e: unknown) => this.log(`machine ${machine.metadata.name}: cannot release its volumes: ${messageOf(e)}`));
   }
 
   private enqueueStep(name: string, step: () => Promise<void>): void {

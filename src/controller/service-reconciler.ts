@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { API_VERSION, type Kind } from "../model/resource.ts";
-import type { Machine, MachinePhase, Service, ServiceStatus } from "../model/kinds.ts";
-import type { Store } from "../store/store.ts";
+import type { ImageSpec, Machine, MachinePhase, Service, ServiceStatus, Volume } from "../model/kinds.ts";
+import { StoreError, type Store } from "../store/store.ts";
 import { autoscalerDesired } from "../shared/metrics.ts";
 import { autoscale } from "./autoscale.ts";
 import type { EventRecorder } from "./event-recorder.ts";
@@ -92,8 +92,12 @@ export class ServiceReconciler implements Reconciler {
       // Idle periods and cooldowns end without any event to say so: look again soon.
       if (desired > (service.spec.min ?? 0) || decision.state.pressureSince) requeueAfterMs = 1000;
     }
-    const surge = service.spec.update?.maxSurge ?? 1;
-    const unavailable = service.spec.update?.maxUnavailable ?? 0;
+    const volumes = image.spec.volumes ?? [];
+    if (volumes.length > 0 && service.spec.volumes === "single") desired = Math.min(desired, 1);
+    // A volume has one writer: a machine with volumes is replaced stop-then-start (its
+    // replacement waits for its volume index, below), never surged.
+    const surge = volumes.length > 0 ? 0 : (service.spec.update?.maxSurge ?? 1);
+    const unavailable = volumes.length > 0 ? Math.max(1, service.spec.update?.maxUnavailable ?? 0) : (service.spec.update?.maxUnavailable ?? 0);
     let crashLoop = service.status.crashLoop;
 
     // Failed machines are retired and counted; their replacements wait out the back-off.
@@ -120,7 +124,14 @@ export class ServiceReconciler implements Reconciler {
       const room = Math.max(0, desired + surge - current.length - outdated.length);
       const wanted = Math.min(desired - current.length, outdated.length > 0 ? room : desired - current.length);
       if (wanted > 0 && waitMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? waitMs, waitMs);
-      else for (let i = 0; i < wanted; i++) await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus);
+      else if (volumes.length === 0) for (let i = 0; i < wanted; i++) await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus);
+      else {
+        // Each machine holds its index's volumes; an index is free only once the machine that
+        // had it is gone (stopped and deleted by its agent), so two never write one volume.
+        const free = freeVolumeIndexes(machines, desired).slice(0, wanted);
+        for (const index of free) await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus, { index, volumes });
+        if (free.length < wanted) requeueAfterMs = Math.min(requeueAfterMs ?? 1000, 1000);
+      }
     }
     // Old-image machines: those not ready serve nobody and go now; ready ones go only while
     // enough ready machines remain (desired - maxUnavailable), so a new image that never gets
@@ -159,16 +170,32 @@ export class ServiceReconciler implements Reconciler {
     if (!sameJson(service.status, status)) await writeBack(this.store, service, { status });
   }
 
-  private async createMachine(service: Service, digest: string, memoryMiB: number, vcpus: number): Promise<void> {
+  private async createMachine(service: Service, digest: string, memoryMiB: number, vcpus: number, withVolumes?: { index: number; volumes: NonNullable<ImageSpec["volumes"]> }): Promise<void> {
     const name = `${service.metadata.name}-${randomBytes(3).toString("hex")}`;
+    const attached = withVolumes ? await this.ensureVolumes(service, withVolumes.index, withVolumes.volumes) : undefined;
     await this.store.create<Machine>({
       apiVersion: API_VERSION,
       kind: "Machine",
-      metadata: { name, labels: { [SERVICE_LABEL]: service.metadata.name } },
-      spec: { service: service.metadata.name, image: digest, memoryMiB, vcpus, env: service.spec.env ?? {}, ...(service.spec.startMode ? { startMode: service.spec.startMode } : {}), desiredState: "running" },
+      metadata: { name, labels: { [SERVICE_LABEL]: service.metadata.name, ...(withVolumes ? { [VOLUME_INDEX_LABEL]: String(withVolumes.index) } : {}) } },
+      spec: { service: service.metadata.name, image: digest, memoryMiB, vcpus, env: service.spec.env ?? {}, ...(service.spec.startMode ? { startMode: service.spec.startMode } : {}), desiredState: "running", ...(attached ? { volumes: attached } : {}) },
       status: { phase: "pending" },
     });
     await this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "MachineCreated", `created machine ${name}`);
+  }
+
+  /** The Volumes of one machine index, created (empty, by the node at first attach) if missing. */
+  private async ensureVolumes(service: Service, index: number, volumes: NonNullable<ImageSpec["volumes"]>): Promise<{ name: string; volume: string }[]> {
+    const attached: { name: string; volume: string }[] = [];
+    for (const v of volumes) {
+      const volume = volumeName(service, v.name, index);
+      if (!(await this.store.get<Volume>("Volume", volume))) {
+        await this.store.create<Volume>({ apiVersion: API_VERSION, kind: "Volume", metadata: { name: volume, labels: { [SERVICE_LABEL]: service.metadata.name } }, spec: { sizeMiB: v.sizeMiB } })
+          .catch((e: unknown) => (e instanceof StoreError && e.code === "AlreadyExists" ? undefined : Promise.reject(e)));
+        await this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "VolumeCreated", `created volume ${volume} (${v.sizeMiB} MiB)`);
+      }
+      attached.push({ name: v.name, volume });
+    }
+    return attached;
   }
 
   /** An unscheduled machine is simply deleted; a placed one is stopped by its agent, which then deletes it. */
@@ -180,4 +207,17 @@ export class ServiceReconciler implements Reconciler {
     }
     await this.events.record({ kind: "Machine", name: machine.metadata.name }, reason === "Failed" ? "Warning" : "Normal", reason, message);
   }
+}
+
+/** Which volume index a machine holds (services whose image declares volumes). */
+export const VOLUME_INDEX_LABEL = "pith.dev/volume-index";
+
+/** `<service>-<volume>-<index>`, or `<service>-<volume>` for a service sharing one volume. */
+export const volumeName = (service: Service, volume: string, index: number): string =>
+  service.spec.volumes === "single" ? `${service.metadata.name}-${volume}` : `${service.metadata.name}-${volume}-${index}`;
+
+/** The indexes below `desired` that no machine object of the service holds, lowest first. */
+export function freeVolumeIndexes(machines: readonly Machine[], desired: number): number[] {
+  const taken = new Set(machines.map((m) => m.metadata.labels[VOLUME_INDEX_LABEL]).filter((v) => v !== undefined).map(Number));
+  return Array.from({ length: desired }, (_, i) => i).filter((i) => !taken.has(i));
 }

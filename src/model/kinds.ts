@@ -24,6 +24,12 @@ export interface ServiceSpec {
    * `idleSeconds` without a request (the proxy holds the next request while one boots).
    */
   autoscale?: { targetInFlight?: number; cooldownSeconds?: number; idleSeconds?: number };
+  /**
+   * With an image that declares volumes: `perMachine` (the default) gives each machine index its
+   * own Volumes, `<service>-<volume>-<index>`; `single` shares `<service>-<volume>` and runs at
+   * most one machine. Either way a volume's machine is replaced stop-then-start, never surged.
+   */
+  volumes?: "perMachine" | "single";
 }
 
 export interface ServiceStatus {
@@ -60,6 +66,8 @@ export interface MachineSpec {
   startMode?: StartMode;
   /** "running" until the controller wants it gone; the agent stops it, then deletes the object. */
   desiredState: "running" | "stopped";
+  /** The Volume attached for each volume the image declares, in the image's order. */
+  volumes?: { name: string; volume: string }[];
 }
 
 /** What confines a machine's VMM on its host (see src/jail/), as its agent found it. */
@@ -120,6 +128,8 @@ export interface ImageSpec {
   listen: number[];
   egress: string[];
   storedBytes: number;
+  /** Declared volumes: a service's machines get one Volume each per declared volume. */
+  volumes?: { name: string; mount: string; sizeMiB: number }[];
 }
 
 /** Something that happened to an object, for `pith describe`. */

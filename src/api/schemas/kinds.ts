@@ -14,7 +14,7 @@ import {
   type VolumeSpec,
   type VolumeStatus,
 } from "../../model/kinds.ts";
-import { MAX_VOLUME_MIB, MIN_VOLUME_MIB } from "../../model/volume-rules.ts";
+import { MAX_VOLUME_MIB, MAX_VOLUMES, MIN_VOLUME_MIB, VOLUME_NAME_PATTERN } from "../../model/volume-rules.ts";
 import type { ErrorDetail } from "../api-error.ts";
 import { refine } from "./problems.ts";
 import { machineSpecRules, serviceSpecRules } from "./rules.ts";
@@ -59,6 +59,7 @@ export const ServiceSpecSchema = Type.Object(
         closed,
       ),
     ),
+    volumes: Type.Optional({ ...Enum(["perMachine", "single"] as const), description: "perMachine (default): a Volume per machine index; single: one shared Volume, at most one machine" }),
   },
   { ...closed, description: "replicas, or min/max (not both); env names starting with PITH_ are reserved" },
 );
@@ -97,6 +98,7 @@ export const MachineSpecSchema = Type.Object(
     env: Type.Optional(EnvMap),
     startMode: Type.Optional(StartMode),
     desiredState: Enum(["running", "stopped"] as const),
+    volumes: Type.Optional(Type.Array(Type.Object({ name: Type.String({ pattern: VOLUME_NAME_PATTERN }), volume: Reference("a Volume's name") }, closed), { maxItems: MAX_VOLUMES })),
   },
   closed,
 );
@@ -178,6 +180,11 @@ export const ImageSpecSchema = Type.Object(
     listen: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 64 }),
     egress: Type.Array(Type.String({ maxLength: 261 }), { maxItems: 64 }),
     storedBytes: NonNegativeInt(),
+    volumes: Type.Optional(Type.Array(Type.Object({
+      name: Type.String({ pattern: VOLUME_NAME_PATTERN }),
+      mount: Type.String({ minLength: 2, maxLength: 255 }),
+      sizeMiB: Type.Integer({ minimum: MIN_VOLUME_MIB, maximum: MAX_VOLUME_MIB }),
+    }, closed), { maxItems: MAX_VOLUMES })),
   },
   closed,
 );
