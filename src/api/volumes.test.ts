@@ -73,3 +73,19 @@ test("a volume's size cannot change once made", async () => {
   assert.equal(response.status, 409);
   assert.match((await json(response)).error.message, /size cannot change/);
 });
+
+test("a node's agent attaches volumes only on its node, to its own machines, and never takes another node's holder", async () => {
+  const mint = async (node: string): Promise<string> => ((await (await server.call("POST", "/api/v1/tokens", { role: "node", node })).json()) as { secret: string }).secret;
+  const asNode = (token: string, name: string, status: Record<string, unknown>) =>
+    server.call("PUT", `/api/v1/volumes/${name}/status`, { status }, { authorization: `Bearer ${token}` });
+  const n1 = await mint("n1");
+  const n2 = await mint("n2");
+  await server.call("POST", "/api/v1/volumes", volume("shared-0", { sizeMiB: 64 }));
+  await server.call("POST", "/api/v1/machines", machine("on-n1")); // placed on n1
+  assert.equal((await asNode(n2, "shared-0", { attachedTo: "on-n1", node: "n2" })).status, 403, "not n2's machine");
+  assert.equal((await asNode(n2, "shared-0", { attachedTo: "on-n1", node: "n1" })).status, 403, "not n2's node");
+  assert.equal((await asNode(n1, "shared-0", { attachedTo: "on-n1", node: "n1" })).status, 200);
+  assert.equal((await asNode(n2, "shared-0", { node: "n2" })).status, 403, "n2 cannot detach n1's machine");
+  assert.equal((await server.call("GET", "/api/v1/volumes", undefined, { authorization: `Bearer ${n2}` })).status, 200, "every node reads volumes");
+  assert.equal((await server.call("DELETE", "/api/v1/volumes/shared-0", undefined, { authorization: `Bearer ${n1}` })).status, 403, "agents never delete volumes");
+});
