@@ -129,7 +129,9 @@ export class ServiceReconciler implements Reconciler {
         // Each machine holds its index's volumes; an index is free only once the machine that
         // had it is gone (stopped and deleted by its agent), so two never write one volume.
         const free = freeVolumeIndexes(machines, desired).slice(0, wanted);
-        for (const index of free) await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus, { index, volumes });
+        for (const index of free) {
+          if (!(await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus, { index, volumes }))) requeueAfterMs = 10_000;
+        }
         if (free.length < wanted) requeueAfterMs = Math.min(requeueAfterMs ?? 1000, 1000);
       }
     }
@@ -170,9 +172,11 @@ export class ServiceReconciler implements Reconciler {
     if (!sameJson(service.status, status)) await writeBack(this.store, service, { status });
   }
 
-  private async createMachine(service: Service, digest: string, memoryMiB: number, vcpus: number, withVolumes?: { index: number; volumes: NonNullable<ImageSpec["volumes"]> }): Promise<void> {
+  /** False when the machine cannot be made (its volumes belong to someone else). */
+  private async createMachine(service: Service, digest: string, memoryMiB: number, vcpus: number, withVolumes?: { index: number; volumes: NonNullable<ImageSpec["volumes"]> }): Promise<boolean> {
     const name = `${service.metadata.name}-${randomBytes(3).toString("hex")}`;
     const attached = withVolumes ? await this.ensureVolumes(service, withVolumes.index, withVolumes.volumes) : undefined;
+    if (withVolumes && !attached) return false;
     await this.store.create<Machine>({
       apiVersion: API_VERSION,
       kind: "Machine",
@@ -181,14 +185,25 @@ export class ServiceReconciler implements Reconciler {
       status: { phase: "pending" },
     });
     await this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "MachineCreated", `created machine ${name}`);
+    return true;
   }
 
   /** The Volumes of one machine index, created (empty, by the node at first attach) if missing. */
-  private async ensureVolumes(service: Service, index: number, volumes: NonNullable<ImageSpec["volumes"]>): Promise<{ name: string; volume: string }[]> {
+  /**
+   * Names can collide across services (`a-b` + `c` and `a` + `b-c` both give `a-b-c-0`), so a
+   * service uses only Volumes made for it: another's, or one made by hand, is refused, with an event.
+   */
+  private async ensureVolumes(service: Service, index: number, volumes: NonNullable<ImageSpec["volumes"]>): Promise<{ name: string; volume: string }[] | undefined> {
     const attached: { name: string; volume: string }[] = [];
     for (const v of volumes) {
       const volume = volumeName(service, v.name, index);
-      if (!(await this.store.get<Volume>("Volume", volume))) {
+      const existing = await this.store.get<Volume>("Volume", volume);
+      if (existing && existing.metadata.labels[SERVICE_LABEL] !== service.metadata.name) {
+        await this.events.record({ kind: "Service", name: service.metadata.name }, "Warning", "VolumeTaken",
+          `volume ${volume} exists and does not belong to service ${service.metadata.name}; no machine uses it`);
+        return undefined;
+      }
+      if (!existing) {
         await this.store.create<Volume>({ apiVersion: API_VERSION, kind: "Volume", metadata: { name: volume, labels: { [SERVICE_LABEL]: service.metadata.name } }, spec: { sizeMiB: v.sizeMiB } })
           .catch((e: unknown) => (e instanceof StoreError && e.code === "AlreadyExists" ? undefined : Promise.reject(e)));
         await this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "VolumeCreated", `created volume ${volume} (${v.sizeMiB} MiB)`);

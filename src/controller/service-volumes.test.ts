@@ -83,3 +83,13 @@ describe("service reconciler: volumes", () => {
     assert.deepEqual(serviceSpecRules({ image: "x", replicas: 2, volumes: "perMachine" }), []);
   });
 });
+
+test("a service never takes a Volume it did not make: another service's (names can collide) or one made by hand", async (t) => {
+  const world = ControllerWorld.create(t);
+  const digest = await imageWithVolume(world, "a");
+  await world.store.create<Volume>({ apiVersion: API_VERSION, kind: "Volume", metadata: { name: "db-data-0", labels: { "pith.dev/service": "db-data" } }, spec: { sizeMiB: 64 } });
+  await world.applyService("db", { image: digest, replicas: 1 });
+  await world.reconcileService("db");
+  assert.equal((await world.machines("db")).length, 0);
+  assert.match((await world.events("VolumeTaken"))[0]?.spec.message ?? "", /volume db-data-0 exists and does not belong to service db/);
+});

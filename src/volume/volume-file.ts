@@ -9,7 +9,13 @@ const MiB = 1024 * 1024;
 
 /** Where a node keeps its volumes' files: one sparse ext4 image per volume. */
 export const volumesDir = (): string => join(pithHome(), "volumes");
-export const volumeFilePath = (volumeName: string): string => join(volumesDir(), `${volumeName}.ext4`);
+/** A Volume's file. The name comes from the API, so it is checked again before it names a path. */
+export function volumeFilePath(volumeName: string): string {
+  if (!/^[a-z0-9][-a-z0-9.]{0,239}$/.test(volumeName)) {
+    throw userError("VOLUME_NAME_INVALID", `"${volumeName.slice(0, 64)}" cannot name a volume file`, "use a Volume name of lowercase letters, digits, '-' and '.', at most 240 characters");
+  }
+  return join(volumesDir(), `${volumeName}.ext4`);
+}
 /** `pith run`'s volumes, kept per app and volume so the next run of the app finds its data. */
 export const runVolumePath = (appName: string, volumeName: string): string => join(volumesDir(), "run", `${appName}-${volumeName}.ext4`);
 
