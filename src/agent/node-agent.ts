@@ -7,7 +7,8 @@ import { type WorkOutcome, WorkQueue } from "../controller/work-queue.ts";
 import type { Hypervisor, Machine as RunningMachine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import { bootFiles, resolveImage } from "../image/image-store.ts";
 import { API_VERSION } from "../model/resource.ts";
-import type { Machine, MachineStatus, PithNode } from "../model/kinds.ts";
+import type { Machine, MachinePull, MachineStatus, PithNode } from "../model/kinds.ts";
+import { pullForMachine, pullIfMissing, type ImagePuller } from "./image-pull.ts";
 import { bootToReadySeconds } from "../shared/metrics.ts";
 import { readAgentState, writeAgentState } from "./agent-state.ts";
 import { attachVolumes, detachVolumes } from "./volume-attachments.ts";
@@ -49,6 +50,8 @@ export interface NodeAgentOptions {
   drainMs?: number;
   /** Where a machine's image comes from; default: the local image store. */
   bootSource?: (digest: string) => Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">>;
+  /** Gets a machine's image from its registry when this node lacks it; default: pullIfMissing. */
+  imagePuller?: ImagePuller;
   /** Starts machines in their start mode; default: snapshots in the local image store. */
   starter?: MachineStarter;
   resyncMs?: number;
@@ -242,7 +245,9 @@ export class NodeAgent {
     const name = machine.metadata.name;
     await this.setStatus(name, { phase: "booting", node: this.nodeName, startedAt: new Date().toISOString() });
     let running: RunningMachine;
+    let pull: MachinePull | undefined;
     try {
+      pull = await this.pullImage(machine);
       const volumes = machine.spec.volumes?.length ? await attachVolumes(this.client, this.nodeName, machine) : [];
       const spec: MachineSpec = {
         id: name,
@@ -253,7 +258,8 @@ export class NodeAgent {
       };
       running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
     } catch (e) {
-      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, stoppedAt: new Date().toISOString() });
+      const pulling = this.latest(name)?.status.pull;
+      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, ...(pulling ? { pull: pulling } : {}), stoppedAt: new Date().toISOString() });
       await this.releaseVolumes(machine);
       return;
     }
@@ -268,9 +274,23 @@ export class NodeAgent {
       startedFrom: running.startedFrom,
       addresses: running.ports,
       ...(running.jail ? { jail: running.jail } : {}),
+      ...(pull ? { pull } : {}),
       startedAt: new Date().toISOString(),
     });
     this.watchMachine(this.latest(name), running);
+  }
+
+  /** The machine's image from its registry, if this node lacks it: progress on its status, start and end on its events. */
+  private pullImage(machine: Machine): Promise<MachinePull | undefined> {
+    const name = machine.metadata.name;
+    return pullForMachine(machine, this.options.imagePuller ?? pullIfMissing, {
+      status: async (pull) => {
+        const current = this.latest(name);
+        if (current?.status.phase === "booting") await this.setStatus(name, { ...current.status, pull });
+      },
+      event: (type, reason, message) => this.recordEvent(name, { type, reason, message }),
+      log: (message) => this.log(`machine ${name}: ${message}`),
+    });
   }
 
   private readonly watched = new WeakSet<RunningMachine>();
@@ -333,8 +353,8 @@ export class NodeAgent {
     }, (e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`));
   }
 
-  /** Snapshot outcomes go on the machine's events, where `pith describe` and the GUI show them. */
-  private recordEvent(machine: string, notice: StartNotice): void {
+  /** Snapshot and pull outcomes go on the machine's events, where `pith describe` and the GUI show them. */
+  private recordEvent(machine: string, notice: Omit<StartNotice, "reason"> & { reason: StartNotice["reason"] | "Pulling" | "Pulled" | "PullFailed" }): void {
     this.log(`machine ${machine}: ${notice.reason}: ${notice.message}`);
     this.client
       .create({

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { API_VERSION, type Kind } from "../model/resource.ts";
-import type { ImageSpec, Machine, MachinePhase, Service, ServiceStatus, Volume } from "../model/kinds.ts";
+import type { Image, ImageSpec, Machine, MachinePhase, Service, ServiceStatus, Volume } from "../model/kinds.ts";
+import { messageOf } from "../shared/errors.ts";
 import { StoreError, type Store } from "../store/store.ts";
 import { autoscalerDesired } from "../shared/metrics.ts";
 import { autoscale } from "./autoscale.ts";
@@ -8,6 +9,8 @@ import type { EventRecorder } from "./event-recorder.ts";
 import { BY_SERVICE, type ControllerInformers, informersFor, SERVICE_LABEL } from "./informers.ts";
 import type { LoadBoard } from "./load-board.ts";
 import { resolveServiceImage } from "./image-resolver.ts";
+import { resolveRegistryServiceImage } from "./registry-image-resolver.ts";
+import { isRegistryReference } from "../registry/registry-reference.ts";
 import { sameJson, writeBack } from "./object-updates.ts";
 import type { ChangeEvent, Outcome, Reconciler } from "./runner.ts";
 
@@ -74,7 +77,16 @@ export class ServiceReconciler implements Reconciler {
       return;
     }
 
-    const image = await resolveServiceImage(this.store, service.spec.image, this.informers.images.list());
+    let image: Image | undefined;
+    let imageSource: ServiceStatus["imageSource"];
+    if (isRegistryReference(service.spec.image)) {
+      try {
+        ({ image, source: imageSource } = await resolveRegistryServiceImage(this.store, service.spec.image, service.status, this.informers.images.list()));
+      } catch (e) {
+        await this.setStatus(service, { ...service.status, observedGeneration: service.metadata.generation, message: `image ${service.spec.image}: ${messageOf(e)}` });
+        return { requeueAfterMs: 10_000 };
+      }
+    } else image = await resolveServiceImage(this.store, service.spec.image, this.informers.images.list());
     if (!image) {
       await this.setStatus(service, { ...service.status, observedGeneration: service.metadata.generation, message: `image ${service.spec.image} not found` });
       return { requeueAfterMs: 10_000 };
@@ -124,13 +136,14 @@ export class ServiceReconciler implements Reconciler {
       const room = Math.max(0, desired + surge - current.length - outdated.length);
       const wanted = Math.min(desired - current.length, outdated.length > 0 ? room : desired - current.length);
       if (wanted > 0 && waitMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? waitMs, waitMs);
-      else if (volumes.length === 0) for (let i = 0; i < wanted; i++) await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus);
+      // Named by digest or name, an image first seen in a registry is still pulled from there.
+      else if (volumes.length === 0) for (let i = 0; i < wanted; i++) await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus, imageSource?.pinned ?? image.spec.source);
       else {
         // Each machine holds its index's volumes; an index is free only once the machine that
         // had it is gone (stopped and deleted by its agent), so two never write one volume.
         const free = freeVolumeIndexes(machines, desired).slice(0, wanted);
         for (const index of free) {
-          if (!(await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus, { index, volumes }))) requeueAfterMs = 10_000;
+          if (!(await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus, imageSource?.pinned ?? image.spec.source, { index, volumes }))) requeueAfterMs = 10_000;
         }
         if (free.length < wanted) requeueAfterMs = Math.min(requeueAfterMs ?? 1000, 1000);
       }
@@ -158,6 +171,7 @@ export class ServiceReconciler implements Reconciler {
     const status: ServiceStatus = {
       observedGeneration: service.metadata.generation,
       imageDigest: digest,
+      ...(imageSource ? { imageSource } : {}),
       desired,
       ready: readyCurrent,
       phases,
@@ -172,8 +186,11 @@ export class ServiceReconciler implements Reconciler {
     if (!sameJson(service.status, status)) await writeBack(this.store, service, { status });
   }
 
-  /** False when the machine cannot be made (its volumes belong to someone else). */
-  private async createMachine(service: Service, digest: string, memoryMiB: number, vcpus: number, withVolumes?: { index: number; volumes: NonNullable<ImageSpec["volumes"]> }): Promise<boolean> {
+  /**
+   * `source`: where a node lacking the image pulls it (`registry/repo@sha256:...`). False when
+   * the machine cannot be made (its volumes belong to someone else).
+   */
+  private async createMachine(service: Service, digest: string, memoryMiB: number, vcpus: number, source?: string, withVolumes?: { index: number; volumes: NonNullable<ImageSpec["volumes"]> }): Promise<boolean> {
     const name = `${service.metadata.name}-${randomBytes(3).toString("hex")}`;
     const attached = withVolumes ? await this.ensureVolumes(service, withVolumes.index, withVolumes.volumes) : undefined;
     if (withVolumes && !attached) return false;
@@ -181,7 +198,7 @@ export class ServiceReconciler implements Reconciler {
       apiVersion: API_VERSION,
       kind: "Machine",
       metadata: { name, labels: { [SERVICE_LABEL]: service.metadata.name, ...(withVolumes ? { [VOLUME_INDEX_LABEL]: String(withVolumes.index) } : {}) } },
-      spec: { service: service.metadata.name, image: digest, memoryMiB, vcpus, env: service.spec.env ?? {}, ...(service.spec.startMode ? { startMode: service.spec.startMode } : {}), desiredState: "running", ...(attached ? { volumes: attached } : {}) },
+      spec: { service: service.metadata.name, image: digest, ...(source ? { imageSource: source } : {}), memoryMiB, vcpus, env: service.spec.env ?? {}, ...(service.spec.startMode ? { startMode: service.spec.startMode } : {}), desiredState: "running", ...(attached ? { volumes: attached } : {}) },
       status: { phase: "pending" },
     });
     await this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "MachineCreated", `created machine ${name}`);

@@ -1,3 +1,5 @@
+import { GUEST_APP_DIR, RESERVED_GUEST_TREES } from "../image/guest-paths.ts";
+
 /**
  * What a volume may be, written once: the manifest reader (pith.yaml `volumes:`), the API's
  * Volume schema and the node that makes the file all check these.
@@ -20,7 +22,7 @@ export const MAX_VOLUMES = 8;
  * hide the kernel's filesystems, the runtime config, the app or its runtime. The app's own other
  * files (its libraries) are checked against the image's file list when it is built.
  */
-export const RESERVED_MOUNTS = ["/proc", "/dev", "/sys", "/tmp", "/pith", "/app", "/runtime", "/init"] as const;
+export const RESERVED_MOUNTS: readonly string[] = [...RESERVED_GUEST_TREES, GUEST_APP_DIR, "/init"];
 
 const MAX_MOUNT_LENGTH = 255;
 /** init reads its mounts as space-separated lines: no spaces, line breaks or other surprises. */
