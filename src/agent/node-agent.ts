@@ -11,6 +11,7 @@ import type { Machine, MachinePull, MachineStatus, PithNode } from "../model/kin
 import { pullForMachine, pullIfMissing, type ImagePuller } from "./image-pull.ts";
 import { bootToReadySeconds } from "../shared/metrics.ts";
 import { readAgentState, writeAgentState } from "./agent-state.ts";
+import { attachVolumes, detachVolumes } from "./volume-attachments.ts";
 import { messageOf } from "../shared/errors.ts";
 import { machinesDir } from "../shared/paths.ts";
 import { MachineStarter, type StartNotice } from "../snapshot/machine-starter.ts";
@@ -226,6 +227,7 @@ export class NodeAgent {
         this.running.delete(name);
         await this.saveState();
       }
+      if (latest) await this.releaseVolumes(latest);
       if (latest) await this.client.delete("Machine", name).catch((e) => (isApiError(e, 404) ? undefined : Promise.reject(e)));
       return;
     }
@@ -255,17 +257,20 @@ export class NodeAgent {
       // Secret values are asked for at each start and kept only in the hypervisor's spec: the
       // agent's saved handles and the Machine object never hold them.
       const secrets = machine.spec.secretEnv && Object.keys(machine.spec.secretEnv).length > 0 ? await this.client.secretEnv(name) : undefined;
+      const volumes = machine.spec.volumes?.length ? await attachVolumes(this.client, this.nodeName, machine) : [];
       const spec: MachineSpec = {
         id: name,
         ...(await (this.options.bootSource ?? localBootSource)(machine.spec.image)),
         stateDir: join(machinesDir(), name),
         env: { ...machine.spec.env, ...secrets?.env },
         ...(secrets ? { secretHashes: secrets.hashes } : {}),
+        ...(volumes.length ? { volumes } : {}),
       };
       running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
     } catch (e) {
       const pulling = this.latest(name)?.status.pull;
       await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, ...(pulling ? { pull: pulling } : {}), stoppedAt: new Date().toISOString() });
+      await this.releaseVolumes(machine);
       return;
     }
     this.running.set(name, running);
@@ -340,6 +345,7 @@ export class NodeAgent {
           await this.saveState();
         }
         const current = this.latest(name);
+        if (current) await this.releaseVolumes(current);
         if (!current) return;
         if (current.spec.desiredState === "stopped") {
           await this.client.delete("Machine", name).catch(() => {});
@@ -368,6 +374,12 @@ export class NodeAgent {
         spec: { involved: { kind: "Machine", name: machine }, type: notice.type, reason: notice.reason, message: notice.message, at: new Date().toISOString() },
       })
       .catch((e: Error) => this.log(`cannot record event for ${machine}: ${e.message}`));
+  }
+
+  /** A failed release is logged: the API lets the next machine take a volume whose holder is gone anyway. */
+  private async releaseVolumes(machine: Machine): Promise<void> {
+    if (!machine.spec.volumes?.length) return;
+    await detachVolumes(this.client, machine).catch((e: unknown) => this.log(`machine ${machine.metadata.name}: cannot release its volumes: ${messageOf(e)}`));
   }
 
   private enqueueStep(name: string, step: () => Promise<void>): void {

@@ -102,6 +102,7 @@ describe("objects", () => {
       Event: { involved: { kind: "Service", name: "web" }, type: "Normal", reason: "Scaled", message: "to 2", at: new Date().toISOString() },
       Service: { image: "hello" },
       Secret: { stringData: { password: "x" } },
+      Volume: { sizeMiB: 64 },
     };
     for (const kind of KINDS) {
       const response = await server.call("POST", `/api/v1/${PLURALS[kind]}`, { apiVersion: "pith.dev/v1", kind, metadata: { name: "every" }, spec: bodies[kind] });

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from "fastify";
-import type { EventSpec, Machine, MachineStatus, NodeSpec, PithNode } from "../model/kinds.ts";
+import type { EventSpec, Machine, MachineStatus, NodeSpec, PithNode, Volume, VolumeStatus } from "../model/kinds.ts";
 import type { Role } from "../model/token.ts";
 import type { Store } from "../store/store.ts";
 import { ApiError } from "./api-error.ts";
@@ -27,19 +27,19 @@ import type { Principal } from "./principal.ts";
 export const ROLE_SUMMARY: Record<Role, string> = {
   admin: "do everything",
   "read-only": "read and watch objects, inspect images and read /metrics, but not write anything, read consoles, open tunnels or manage tokens",
-  node: "read and watch objects, register and update its own Node, and write the status of, delete, record events about and open the Secret env of Machines placed on its node",
+  node: "read and watch objects, register and update its own Node, and write the status of, delete, record events about and open the Secret env of Machines placed on its node, and attach Volumes to them",
   proxy: "read and watch Services, Machines and Nodes, report load (PUT /api/v1/services/NAME/load) and open tunnels",
 };
 
 /** A check that needs the body or the stored object: run once the request is parsed. */
-type ObjectCheck = "own-node-create" | "own-node-replace" | "own-machine" | "own-machine-status" | "event-about-own";
+type ObjectCheck = "own-node-create" | "own-node-replace" | "own-machine" | "own-machine-status" | "event-about-own" | "own-volume";
 
 type Access = { allow: true } | { check: ObjectCheck } | { deny: true };
 
 const ALLOW: Access = { allow: true };
 const DENY: Access = { deny: true };
 
-const RESOURCE = /^\/api\/v1\/(services|machines|nodes|images|events|secrets)(\/:name)?(\/status)?$/;
+const RESOURCE = /^\/api\/v1\/(services|machines|nodes|images|events|secrets|volumes)(\/:name)?(\/status)?$/;
 
 function access(principal: Principal, method: string, url: string, params: Record<string, unknown>): Access {
   const role = principal.role;
@@ -70,6 +70,8 @@ function access(principal: Principal, method: string, url: string, params: Recor
       return { check: "own-machine" };
     case "POST /api/v1/events":
       return { check: "event-about-own" };
+    case "PUT /api/v1/volumes/:name/status":
+      return { check: "own-volume" };
     default:
       return DENY;
   }
@@ -114,6 +116,21 @@ export async function authorizeObject(principal: Principal, request: FastifyRequ
       const registered = node ? (await store.get<PithNode>("Node", node))?.spec.address : undefined;
       const foreign = addresses.find((a) => !isPublishable(a.url, registered));
       if (foreign) throw forbidden(principal, what, `a machine's addresses must be http://IP:PORT/ at node ${node}'s registered address (${registered ?? "none: loopback"}), not ${foreign.url}`);
+    }
+    return;
+  }
+  if (decision.check === "own-volume") {
+    // An agent attaches a volume on its own node to a machine placed there, and detaches only
+    // what a machine of its node holds.
+    const name = String((request.params as { name?: unknown }).name);
+    const status = (request.body as { status?: VolumeStatus } | undefined)?.status ?? {};
+    const stored = await store.get<Volume>("Volume", name);
+    const onNode = async (machine: string | undefined): Promise<boolean> => machine === undefined || (await store.get<Machine>("Machine", machine))?.spec.node === node;
+    if (status.node !== node) throw forbidden(principal, what, `it may record volumes only on its own node, ${node}`);
+    if (!(await onNode(status.attachedTo))) throw forbidden(principal, what, `Machine ${status.attachedTo} is not placed on node ${node}`);
+    const holder = stored?.status.attachedTo;
+    if (holder !== undefined && holder !== status.attachedTo && (await store.get<Machine>("Machine", holder)) && !(await onNode(holder))) {
+      throw forbidden(principal, what, `Volume ${name} is held by machine ${holder}, which is not on node ${node}`);
     }
     return;
   }

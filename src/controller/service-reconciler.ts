@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { API_VERSION, type Kind } from "../model/resource.ts";
-import type { Image, Machine, MachinePhase, PithNode, Secret, Service, ServiceStatus } from "../model/kinds.ts";
+import type { Image, ImageSpec, Machine, MachinePhase, PithNode, Secret, Service, ServiceStatus, Volume } from "../model/kinds.ts";
 import { isOfTemplate, machineTemplate, secretsUsedBy, TEMPLATE_HASH_LABEL, type MachineTemplate } from "../model/machine-template.ts";
 import { recordRevision } from "../model/revision-history.ts";
 import { messageOf } from "../shared/errors.ts";
-import type { Store } from "../store/store.ts";
+import { StoreError, type Store } from "../store/store.ts";
 import { autoscalerDesired } from "../shared/metrics.ts";
 import { autoscale } from "./autoscale.ts";
 import type { EventRecorder } from "./event-recorder.ts";
@@ -125,8 +125,12 @@ export class ServiceReconciler implements Reconciler {
       // Idle periods and cooldowns end without any event to say so: look again soon.
       if (desired > (service.spec.min ?? 0) || decision.state.pressureSince) requeueAfterMs = 1000;
     }
-    const surge = service.spec.update?.maxSurge ?? 1;
-    const unavailable = service.spec.update?.maxUnavailable ?? 0;
+    const volumes = image.spec.volumes ?? [];
+    if (volumes.length > 0 && service.spec.volumes === "single") desired = Math.min(desired, 1);
+    // A volume has one writer: a machine with volumes is replaced stop-then-start (its
+    // replacement waits for its volume index, below), never surged.
+    const surge = volumes.length > 0 ? 0 : (service.spec.update?.maxSurge ?? 1);
+    const unavailable = volumes.length > 0 ? Math.max(1, service.spec.update?.maxUnavailable ?? 0) : (service.spec.update?.maxUnavailable ?? 0);
     let crashLoop = service.status.crashLoop;
 
     // Failed machines are retired and counted; their replacements wait out the back-off.
@@ -158,7 +162,16 @@ export class ServiceReconciler implements Reconciler {
       const wanted = Math.min(desired - current.length, outdated.length > 0 ? room : desired - current.length);
       if (wanted > 0 && waitMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? waitMs, waitMs);
       // Named by digest or name, an image first seen in a registry is still pulled from there.
-      else for (let i = 0; i < wanted; i++) await this.createMachine(service, template, hash, imageSource?.pinned ?? image.spec.source);
+      else if (volumes.length === 0) for (let i = 0; i < wanted; i++) await this.createMachine(service, template, hash, imageSource?.pinned ?? image.spec.source);
+      else {
+        // Each machine holds its index's volumes; an index is free only once the machine that
+        // had it is gone (stopped and deleted by its agent), so two never write one volume.
+        const free = freeVolumeIndexes(machines, desired).slice(0, wanted);
+        for (const index of free) {
+          if (!(await this.createMachine(service, template, hash, imageSource?.pinned ?? image.spec.source, { index, volumes }))) requeueAfterMs = 10_000;
+        }
+        if (free.length < wanted) requeueAfterMs = Math.min(requeueAfterMs ?? 1000, 1000);
+      }
     }
     // Machines of older templates: those not ready serve nobody and go now; ready ones go only
     // while enough ready machines remain (desired - maxUnavailable), so a new template that never
@@ -251,14 +264,23 @@ export class ServiceReconciler implements Reconciler {
     if (!sameJson(service.status, status)) await writeBack(this.store, service, { status });
   }
 
-  /** `source`: where a node lacking the image pulls it (`registry/repo@sha256:...`); not part of the template (same bytes). */
-  private async createMachine(service: Service, template: MachineTemplate, hash: string, source?: string): Promise<void> {
+  /**
+   * `source`: where a node lacking the image pulls it (`registry/repo@sha256:...`); not part of
+   * the template (same bytes). False when the machine cannot be made (its volumes belong to
+   * someone else). Volumes come with the image, so its digest in the template covers them.
+   */
+  private async createMachine(service: Service, template: MachineTemplate, hash: string, source?: string, withVolumes?: { index: number; volumes: NonNullable<ImageSpec["volumes"]> }): Promise<boolean> {
     const name = `${service.metadata.name}-${randomBytes(3).toString("hex")}`;
+    const attached = withVolumes ? await this.ensureVolumes(service, withVolumes.index, withVolumes.volumes) : undefined;
+    if (withVolumes && !attached) return false;
     const { image, memoryMiB, vcpus, env, secretEnv, startMode } = template;
     await this.store.create<Machine>({
       apiVersion: API_VERSION,
       kind: "Machine",
-      metadata: { name, labels: { [SERVICE_LABEL]: service.metadata.name, [TEMPLATE_HASH_LABEL]: hash } },
+      metadata: {
+        name,
+        labels: { [SERVICE_LABEL]: service.metadata.name, [TEMPLATE_HASH_LABEL]: hash, ...(withVolumes ? { [VOLUME_INDEX_LABEL]: String(withVolumes.index) } : {}) },
+      },
       spec: {
         service: service.metadata.name,
         image,
@@ -269,10 +291,37 @@ export class ServiceReconciler implements Reconciler {
         ...(Object.keys(secretEnv).length > 0 ? { secretEnv } : {}),
         ...(startMode !== "boot" || service.spec.startMode ? { startMode } : {}),
         desiredState: "running",
+        ...(attached ? { volumes: attached } : {}),
       },
       status: { phase: "pending" },
     });
     await this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "MachineCreated", `created machine ${name}`);
+    return true;
+  }
+
+  /** The Volumes of one machine index, created (empty, by the node at first attach) if missing. */
+  /**
+   * Names can collide across services (`a-b` + `c` and `a` + `b-c` both give `a-b-c-0`), so a
+   * service uses only Volumes made for it: another's, or one made by hand, is refused, with an event.
+   */
+  private async ensureVolumes(service: Service, index: number, volumes: NonNullable<ImageSpec["volumes"]>): Promise<{ name: string; volume: string }[] | undefined> {
+    const attached: { name: string; volume: string }[] = [];
+    for (const v of volumes) {
+      const volume = volumeName(service, v.name, index);
+      const existing = await this.store.get<Volume>("Volume", volume);
+      if (existing && existing.metadata.labels[SERVICE_LABEL] !== service.metadata.name) {
+        await this.events.record({ kind: "Service", name: service.metadata.name }, "Warning", "VolumeTaken",
+          `volume ${volume} exists and does not belong to service ${service.metadata.name}; no machine uses it`);
+        return undefined;
+      }
+      if (!existing) {
+        await this.store.create<Volume>({ apiVersion: API_VERSION, kind: "Volume", metadata: { name: volume, labels: { [SERVICE_LABEL]: service.metadata.name } }, spec: { sizeMiB: v.sizeMiB } })
+          .catch((e: unknown) => (e instanceof StoreError && e.code === "AlreadyExists" ? undefined : Promise.reject(e)));
+        await this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "VolumeCreated", `created volume ${volume} (${v.sizeMiB} MiB)`);
+      }
+      attached.push({ name: v.name, volume });
+    }
+    return attached;
   }
 
   /** An unscheduled machine is simply deleted; a placed one is stopped by its agent, which then deletes it. */
@@ -284,4 +333,17 @@ export class ServiceReconciler implements Reconciler {
     }
     await this.events.record({ kind: "Machine", name: machine.metadata.name }, reason === "Failed" ? "Warning" : "Normal", reason, message);
   }
+}
+
+/** Which volume index a machine holds (services whose image declares volumes). */
+export const VOLUME_INDEX_LABEL = "pith.dev/volume-index";
+
+/** `<service>-<volume>-<index>`, or `<service>-<volume>` for a service sharing one volume. */
+export const volumeName = (service: Service, volume: string, index: number): string =>
+  service.spec.volumes === "single" ? `${service.metadata.name}-${volume}` : `${service.metadata.name}-${volume}-${index}`;
+
+/** The indexes below `desired` that no machine object of the service holds, lowest first. */
+export function freeVolumeIndexes(machines: readonly Machine[], desired: number): number[] {
+  const taken = new Set(machines.map((m) => m.metadata.labels[VOLUME_INDEX_LABEL]).filter((v) => v !== undefined).map(Number));
+  return Array.from({ length: desired }, (_, i) => i).filter((i) => !taken.has(i));
 }

@@ -2,7 +2,7 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureKernel } from "../kernel/kernel-builder.ts";
-import { fragmentsFor } from "../kernel/kernel-fragments.ts";
+import { fragmentsFor, kernelNeedsOf } from "../kernel/kernel-fragments.ts";
 import type { AppManifest } from "../manifest/app-manifest.ts";
 import { userError } from "../shared/errors.ts";
 import { sha256, sha256File } from "../shared/hash.ts";
@@ -18,12 +18,7 @@ import { writeRuntimeDisk } from "./runtime-disk.ts";
  * filesystem with only what it runs, and a record whose digest covers both.
  */
 export async function buildImage(manifest: AppManifest, progress: Progress = silentProgress): Promise<StoredImage> {
-  const runtime = manifest.source.kind === "entry" ? "node" : "native";
-  const fragments = fragmentsFor({
-    network: manifest.listen.length > 0 || manifest.egress.length > 0,
-    runtime,
-    vcpus: manifest.vcpus,
-  });
+  const fragments = fragmentsFor(kernelNeedsOf(manifest));
   const kernel = await ensureKernel(fragments, progress);
 
   const plan = await planRootfs(manifest);
@@ -41,7 +36,7 @@ export async function buildImage(manifest: AppManifest, progress: Progress = sil
       capabilities: {
         listen: manifest.listen,
         egress: manifest.egress,
-        volumes: [],
+        volumes: manifest.volumes,
         memoryMiB: manifest.memoryMiB,
         vcpus: manifest.vcpus,
       },

@@ -24,6 +24,7 @@ export function imageObject(image: StoredImage): ResourceInput<"Image", ImageSpe
       listen: record.capabilities.listen.map((l) => l.port),
       egress: record.capabilities.egress.map((e) => `${e.host}:${e.port}`),
       storedBytes: image.storedBytes,
+      ...(record.capabilities.volumes?.length ? { volumes: record.capabilities.volumes } : {}),
     },
   };
 }

@@ -1,4 +1,4 @@
-import type { EgressRule, ListenPort, Readiness } from "../manifest/app-manifest.ts";
+import type { EgressRule, ListenPort, Readiness, VolumeDeclaration } from "../manifest/app-manifest.ts";
 import type { FragmentName } from "../kernel/kernel-fragments.ts";
 
 /**
@@ -40,7 +40,8 @@ export interface ImageRecord {
 export interface Capabilities {
   listen: ListenPort[];
   egress: EgressRule[];
-  volumes: never[];
+  /** Writable disks the machine mounts (each attached to one machine at a time). */
+  volumes: VolumeDeclaration[];
   memoryMiB: number;
   vcpus: number;
 }

@@ -2,7 +2,8 @@ import { statSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { userError } from "../shared/errors.ts";
-import type { AppManifest } from "../manifest/app-manifest.ts";
+import type { AppManifest, VolumeDeclaration } from "../manifest/app-manifest.ts";
+import { isWithin, volumeDevice } from "../model/volume-rules.ts";
 import { pithRoot } from "../shared/paths.ts";
 import { ensureStaticCProgram } from "../shared/static-c-program.ts";
 import type { CpioEntry } from "./cpio/newc-writer.ts";
@@ -62,7 +63,6 @@ export async function planRootfs(manifest: AppManifest): Promise<RootfsPlan> {
     add({ path: RUNTIME_MOUNT.slice(1), kind: "dir", mode: 0o755 }, "system");
     plan.disk[basename(GUEST_NODE_PATH)] = { source: node.path, mode: 0o555 };
     plan.files.push({ path: GUEST_NODE_PATH, kind: "file", size: (await stat(node.path)).size, role: "runtime", on: "disk" });
-    addData("/pith/mounts", Buffer.from(`${RUNTIME_MOUNTS_LINE}\n`), "config");
     const runtimeLibraries = await addLibraries(node.hostPath, addHostFile);
     const bundle = await bundleApp(manifest.source.path, manifest.dir, manifest.node.external);
     addData(GUEST_APP_MODULE, bundle.code, "app");
@@ -75,6 +75,19 @@ export async function planRootfs(manifest: AppManifest): Promise<RootfsPlan> {
     plan.argv = [executable, ...manifest.args];
   }
 
+  // Declared files first: a volume mounted over one would hide it, and that is refused below.
+  addDeclaredFiles(plan, manifest, add);
+  const mounts = [...(Object.keys(plan.disk).length > 0 ? [RUNTIME_MOUNTS_LINE] : []), ...volumeMountLines(manifest.volumes, Object.keys(plan.disk).length > 0)];
+  if (mounts.length > 0) addData("/pith/mounts", Buffer.from(mounts.map((l) => `${l}\n`).join("")), "config");
+  for (const volume of manifest.volumes) {
+    const hidden = plan.entries.find((e) => isWithin(`/${e.path}`, volume.mount));
+    if (hidden) {
+      throw userError("VOLUME_MOUNT_HIDES_APP", `${join(manifest.dir, "pith.yaml")}: volume "${volume.name}" mounted at ${volume.mount} would hide /${hidden.path}, part of the app's image`,
+        'mount it at a path of its own, e.g. "/data"');
+    }
+    add({ path: volume.mount.slice(1), kind: "dir", mode: 0o755 }, "system");
+  }
+
   const nulList = (items: string[]): Uint8Array => Buffer.from(items.map((s) => `${s}\0`).join(""));
   addData("/pith/argv", nulList(plan.argv), "config");
   const env = Object.keys(manifest.env)
@@ -82,9 +95,13 @@ export async function planRootfs(manifest: AppManifest): Promise<RootfsPlan> {
     .map((k) => `${k}=${manifest.env[k]}`);
   addData("/pith/env", nulList(env), "config");
   addData("/pith/readiness", Buffer.from(readinessLine(manifest.readiness) + "\n"), "config");
-  addDeclaredFiles(plan, manifest, add);
   addParentDirectories(plan, add);
   return plan;
+}
+
+/** init's mount lines for the app's volumes: writable ext4, after the runtime disk if there is one. */
+export function volumeMountLines(volumes: readonly VolumeDeclaration[], hasRuntimeDisk: boolean): string[] {
+  return volumes.map((v, i) => `${volumeDevice(i, hasRuntimeDisk)} ${v.mount} ext4 rw`);
 }
 
 /**

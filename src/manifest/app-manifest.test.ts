@@ -54,6 +54,7 @@ describe("parseAppManifest", () => {
       readyTimeoutMs: 120_000,
       files: [{ from: "config/app.conf", source: path.join(dir, "config/app.conf"), dest: "/app/config/app.conf", executable: false, line: 22, identity: identityOf(path.join(dir, "config/app.conf")) }],
       node: { external: [] },
+      volumes: [],
     });
   });
 

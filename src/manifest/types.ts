@@ -12,6 +12,8 @@ export interface AppManifest {
   env: Record<string, string>;
   readiness: Readiness;
   readyTimeoutMs: number;
+  /** Writable ext4 disks kept across machines, in declaration order (the guest's vdb, vdc...). */
+  volumes: VolumeDeclaration[];
   /** `files:` expanded: every file to copy into the image, sorted by where it was declared. */
   files: DeclaredFile[];
   /** `node:`, for entry apps. */
@@ -46,6 +48,7 @@ export type SourceKind = AppManifest["source"]["kind"];
 export type Protocol = "http" | "tcp";
 export interface ListenPort { port: number; protocol: Protocol }
 export interface EgressRule { host: string; port: number }
+export interface VolumeDeclaration { name: string; mount: string; sizeMiB: number }
 
 export type Readiness =
   | { kind: "call" }

@@ -29,6 +29,12 @@ export interface ServiceSpec {
   autoscale?: { targetInFlight?: number; cooldownSeconds?: number; idleSeconds?: number };
   /** Set by `pith rollout restart`: part of the machine template, so changing it rolls every machine. */
   restartedAt?: string;
+  /**
+   * With an image that declares volumes: `perMachine` (the default) gives each machine index its
+   * own Volumes, `<service>-<volume>-<index>`; `single` shares `<service>-<volume>` and runs at
+   * most one machine. Either way a volume's machine is replaced stop-then-start, never surged.
+   */
+  volumes?: "perMachine" | "single";
 }
 
 /** An env value read from a Secret's key when the machine starts; the Service and Machine hold only this reference. */
@@ -111,6 +117,8 @@ export interface MachineSpec {
   startMode?: StartMode;
   /** "running" until the controller wants it gone; the agent stops it, then deletes the object. */
   desiredState: "running" | "stopped";
+  /** The Volume attached for each volume the image declares, in the image's order. */
+  volumes?: { name: string; volume: string }[];
 }
 
 /** What confines a machine's VMM on its host (see src/jail/), as its agent found it. */
@@ -193,6 +201,8 @@ export interface ImageSpec {
   storedBytes: number;
   /** For an image from a registry: where nodes pull it, `registry/repo@sha256:<manifest digest>`. */
   source?: string;
+  /** Declared volumes: a service's machines get one Volume each per declared volume. */
+  volumes?: { name: string; mount: string; sizeMiB: number }[];
 }
 
 /** Something that happened to an object, for `pith describe`. */
@@ -204,9 +214,29 @@ export interface EventSpec {
   at: string;
 }
 
+/**
+ * A volume: a writable ext4 disk kept across machines, a file on one node (src/volume/). It is
+ * attached read-write to at most one machine at a time, recorded here by the node's agent.
+ */
+export interface VolumeSpec {
+  sizeMiB: number;
+  /** The node whose disk holds its file; set when first attached, then fixed (the data is there). */
+  node?: string;
+}
+
+export interface VolumeStatus {
+  /** The one machine holding it read-write; absent: free. */
+  attachedTo?: string;
+  node?: string;
+  /** Its file exists on `node`. */
+  created?: boolean;
+  message?: string;
+}
+
 export type Service = Resource<"Service", ServiceSpec, ServiceStatus>;
 export type Machine = Resource<"Machine", MachineSpec, MachineStatus>;
 export type PithNode = Resource<"Node", NodeSpec, NodeStatus>;
 export type Image = Resource<"Image", ImageSpec, Record<string, never>>;
 export type PithEvent = Resource<"Event", EventSpec, Record<string, never>>;
 export type Secret = Resource<"Secret", SecretSpec, Record<string, never>>;
+export type Volume = Resource<"Volume", VolumeSpec, VolumeStatus>;

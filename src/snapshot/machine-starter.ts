@@ -6,6 +6,7 @@ import { machinesDir } from "../shared/paths.ts";
 import { envKey, SnapshotStore, type StoredSnapshot } from "./snapshot-store.ts";
 import { warmUp } from "./warm-up.ts";
 import { ensurePrivateDir } from "../shared/private-files.ts";
+import { userError } from "../shared/errors.ts";
 
 /** How a machine is started: booted from its image, or restored from a snapshot of one. */
 export type StartMode = "boot" | "snapshot";
@@ -54,6 +55,7 @@ export class MachineStarter {
       return hypervisor.start(s);
     };
     if (mode === "boot") return launch(spec);
+    refuseVolumes(spec);
 
     const tag = await hypervisor.snapshotTag();
     let snapshot = await store.find(spec.image, tag, keyedEnv(spec));
@@ -85,6 +87,7 @@ export class MachineStarter {
    * fails its checks: for `pith snapshots create`, ahead of the first start.
    */
   async prepare(spec: MachineSpec, notify: (notice: StartNotice) => void = () => {}): Promise<StoredSnapshot> {
+    refuseVolumes(spec);
     const tag = await this.hypervisor.snapshotTag();
     const existing = await this.store.find(spec.image, tag, keyedEnv(spec));
     if (existing && (await this.keepIfValid(existing, notify, ""))) return existing;
@@ -165,4 +168,19 @@ export function keyedEnv(spec: MachineSpec): Record<string, string> | undefined 
   const env = { ...spec.env };
   for (const [name, hash] of Object.entries(spec.secretHashes)) env[name] = `secret:${hash}`;
   return env;
+}
+
+/**
+ * Snapshots and volumes do not mix, so a snapshot start of an image with volumes is refused,
+ * not quietly booted. A snapshot holds the guest's memory: its mounted filesystems' caches,
+ * journal position and dirty pages of the source machine's volume. Restored over any other
+ * volume, or over the same one after another machine wrote to it, that memory would write stale
+ * metadata back and corrupt the filesystem; and every restore would share the source's volume.
+ */
+export function refuseVolumes(spec: Pick<MachineSpec, "image">): void {
+  const volumes = spec.image.capabilities.volumes ?? [];
+  if (volumes.length === 0) return;
+  throw userError("SNAPSHOT_WITH_VOLUMES",
+    `image ${spec.image.name} declares volumes (${volumes.map((v) => v.name).join(", ")}), and machines with volumes cannot start from a snapshot: the snapshot's memory holds the state of another machine's mounted filesystem`,
+    "use startMode: boot for this service (or run without --snapshot)");
 }

@@ -1,6 +1,6 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
-import type { PithEvent } from "../../model/kinds.ts";
+import type { PithEvent, VolumeSpec, VolumeStatus } from "../../model/kinds.ts";
 import { API_VERSION, PLURALS, type Kind, type Resource, type ResourceInput } from "../../model/resource.ts";
 import { canonicalJson } from "../../store/canonical-json.ts";
 import { StoreError } from "../../store/store.ts";
@@ -14,6 +14,7 @@ import { visibleTo } from "../redaction.ts";
 import { sealSecretInput } from "../secret-values.ts";
 import { notFound, readModifyWrite } from "./read-modify-write.ts";
 import { serveWatch } from "./watch.ts";
+import { deleteVolume, replaceVolume, writeVolumeStatus } from "./volume-guards.ts";
 
 /**
  * The uniform routes every kind has: list (or watch), create, get, replace, replace status, delete.
@@ -138,6 +139,7 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
       if (request.body.metadata.name !== name) {
         throw invalid("request body", [{ path: "/metadata/name", message: `must be ${JSON.stringify(name)}, the name in the URL` }]);
       }
+      if (kind === "Volume") return replaceVolume(store, request.body as ResourceInput<"Volume", VolumeSpec, VolumeStatus>);
       const existing = kind === "Secret" ? await store.get(kind, name) : undefined;
       return visibleTo(principalOf(request), await store.update(sealSecretInput(ctx.secrets, request.body, existing)));
     },
@@ -157,6 +159,9 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
     },
     async (request) => {
       const { name } = request.params;
+      if (kind === "Volume") {
+        return visibleTo(principalOf(request), await writeVolumeStatus(store, name, request.body.metadata?.resourceVersion, request.body.status as VolumeStatus));
+      }
       const written = await readModifyWrite(store, kind, name, request.body.metadata?.resourceVersion, (existing) => ({
         apiVersion: API_VERSION,
         kind,
@@ -181,6 +186,7 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
     },
     async (request) => {
       const { resourceVersion } = request.query;
+      if (kind === "Volume") return deleteVolume(store, request.params.name, resourceVersion);
       const deleted = await store.delete(kind, request.params.name, resourceVersion === undefined ? {} : { expectedResourceVersion: resourceVersion });
       return visibleTo(principalOf(request), deleted);
     },

@@ -13,7 +13,10 @@ import {
   type SecretSpec,
   type ServiceSpec,
   type ServiceStatus,
+  type VolumeSpec,
+  type VolumeStatus,
 } from "../../model/kinds.ts";
+import { MAX_VOLUME_MIB, MAX_VOLUMES, MIN_VOLUME_MIB, VOLUME_NAME_PATTERN } from "../../model/volume-rules.ts";
 import type { ErrorDetail } from "../api-error.ts";
 import { refine } from "./problems.ts";
 import { machineSpecRules, nodeSpecRules, secretSpecRules, serviceSpecRules } from "./rules.ts";
@@ -67,6 +70,7 @@ export const ServiceSpecSchema = Type.Object(
       ),
     ),
     restartedAt: Type.Optional({ ...Timestamp, description: "set by `pith rollout restart`; changing it replaces every machine" }),
+    volumes: Type.Optional({ ...Enum(["perMachine", "single"] as const), description: "perMachine (default): a Volume per machine index; single: one shared Volume, at most one machine" }),
   },
   { ...closed, description: "replicas, or min/max (not both); env names starting with PITH_ are reserved" },
 );
@@ -125,6 +129,7 @@ export const MachineSpecSchema = Type.Object(
     secretEnv: Type.Optional(Type.Record(Type.String(), SecretKeyRefSchema, { ...closed, maxProperties: 128 })),
     startMode: Type.Optional(StartMode),
     desiredState: Enum(["running", "stopped"] as const),
+    volumes: Type.Optional(Type.Array(Type.Object({ name: Type.String({ pattern: VOLUME_NAME_PATTERN }), volume: Reference("a Volume's name") }, closed), { maxItems: MAX_VOLUMES })),
   },
   closed,
 );
@@ -216,6 +221,11 @@ export const ImageSpecSchema = Type.Object(
     egress: Type.Array(Type.String({ maxLength: 261 }), { maxItems: 64 }),
     storedBytes: NonNegativeInt(),
     source: Type.Optional(PinnedSource),
+    volumes: Type.Optional(Type.Array(Type.Object({
+      name: Type.String({ pattern: VOLUME_NAME_PATTERN }),
+      mount: Type.String({ minLength: 2, maxLength: 255 }),
+      sizeMiB: Type.Integer({ minimum: MIN_VOLUME_MIB, maximum: MAX_VOLUME_MIB }),
+    }, closed), { maxItems: MAX_VOLUMES })),
   },
   closed,
 );
@@ -227,6 +237,24 @@ export const EventSpecSchema = Type.Object(
     reason: NonEmpty,
     message: Type.String({ maxLength: 16 * 1024 }),
     at: Timestamp,
+  },
+  closed,
+);
+
+export const VolumeSpecSchema = Type.Object(
+  {
+    sizeMiB: Type.Integer({ minimum: MIN_VOLUME_MIB, maximum: MAX_VOLUME_MIB, description: `size in MiB (${MIN_VOLUME_MIB} to ${MAX_VOLUME_MIB})` }),
+    node: Type.Optional(Type.String({ maxLength: 253, description: "the node holding its file (set when first attached)" })),
+  },
+  { ...closed, description: "a writable ext4 disk, attached read-write to at most one machine at a time" },
+);
+
+export const VolumeStatusSchema = Type.Object(
+  {
+    attachedTo: Type.Optional(Type.String({ maxLength: 253 })),
+    node: Type.Optional(Type.String({ maxLength: 253 })),
+    created: Type.Optional(Type.Boolean()),
+    message: Type.Optional(Type.String({ maxLength: 4096 })),
   },
   closed,
 );
@@ -255,6 +283,7 @@ export const KIND_SCHEMAS: Record<Kind, KindSchemas> = {
   Image: kindSchemas("Image", ImageSpecSchema, EmptyStatusSchema),
   Event: kindSchemas("Event", EventSpecSchema, EmptyStatusSchema),
   Secret: kindSchemas("Secret", SecretSpecSchema, EmptyStatusSchema, (spec: SecretSpec) => secretSpecRules(spec)),
+  Volume: kindSchemas("Volume", VolumeSpecSchema, VolumeStatusSchema),
 };
 
 // Compile-time proof that the schemas describe exactly the model's types.
@@ -269,3 +298,5 @@ same<Same<Static<typeof NodeStatusSchema>, NodeStatus>>();
 same<Same<Static<typeof ImageSpecSchema>, ImageSpec>>();
 same<Same<Static<typeof EventSpecSchema>, EventSpec>>();
 same<Same<Static<typeof SecretSpecSchema>, SecretSpec>>();
+same<Same<Static<typeof VolumeSpecSchema>, VolumeSpec>>();
+same<Same<Static<typeof VolumeStatusSchema>, VolumeStatus>>();

@@ -16,6 +16,9 @@ export function serviceSpecRules(spec: ServiceSpec, at = "/spec"): ErrorDetail[]
   if (spec.min !== undefined && spec.max !== undefined && spec.min > spec.max) {
     details.push({ path: `${at}/min`, message: `must be <= max (${spec.max})` });
   }
+  if (spec.volumes === "single" && ((spec.replicas ?? 1) > 1 || (spec.max ?? 0) > 1)) {
+    details.push({ path: `${at}/volumes`, message: "single: one shared volume has one writer, so at most one machine (replicas or max <= 1)" });
+  }
   details.push(...envRules(plainEnv(spec.env), `${at}/env`));
   return details;
 }

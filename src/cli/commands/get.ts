@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { stringify } from "yaml";
 import type { ResourceList, ResourceOf } from "../../client/types.ts";
 import { shortDigest } from "../../image/image.ts";
-import type { Image, Machine, PithEvent, PithNode, Secret, Service } from "../../model/kinds.ts";
+import type { Image, Machine, PithEvent, PithNode, Secret, Service, Volume } from "../../model/kinds.ts";
 import { PLURALS, type Kind, type Resource } from "../../model/resource.ts";
 import { userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
@@ -191,6 +191,15 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
         Object.keys(s.spec.keys ?? {}).join(",") || "-",
         age(s.metadata.createdAt),
         ...(wide ? [Object.entries(s.spec.keys ?? {}).map(([k, v]) => `${k}=${v.hash}`).join(",") || "-"] : []),
+      ]);
+    case "Volume":
+      return printer<Volume>(["NAME", "SIZE", "NODE", "ATTACHED-TO", "AGE", ...(wide ? ["MESSAGE"] : [])], (v) => [
+        v.metadata.name,
+        `${v.spec.sizeMiB} MiB`,
+        v.status?.node ?? v.spec.node ?? "-",
+        v.status?.attachedTo ?? "-",
+        age(v.metadata.createdAt),
+        ...(wide ? [v.status?.message ?? "-"] : []),
       ]);
   }
 }

@@ -25,7 +25,7 @@ export function registerInspect(program: Command): void {
         "capabilities (everything else is denied)",
         `  listen    ${caps.listen.map((l) => `${l.port}/${l.protocol}`).join(", ") || "none: no network device"}`,
         `  egress    ${caps.egress.map((e) => `${e.host}:${e.port}`).join(", ") || "none"}`,
-        `  volumes   none`,
+        `  volumes   ${(caps.volumes ?? []).map((v) => `${v.name} at ${v.mount} (${v.sizeMiB} MiB, ext4, one machine at a time)`).join(", ") || "none: no block device for data"}`,
         `  memory    ${caps.memoryMiB} MiB, ${caps.vcpus} vCPU${caps.vcpus > 1 ? "s" : ""}`,
         "",
         `kernel    ${info.kernel.options} options enabled (Linux ${info.kernel.sourceVersion}, config ${info.kernel.configHash.slice(0, 12)})` +

@@ -1,8 +1,8 @@
 import { closeSync, existsSync, openSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { lstat, rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
-import { isPithError, systemError } from "../../shared/errors.ts";
+import { isPithError, systemError, userError } from "../../shared/errors.ts";
 import { logTailText } from "../../shared/file-tail.ts";
 import { execFile } from "../../shared/exec.ts";
 import type { Hypervisor, Machine, MachineSpec, PortForward } from "../hypervisor.ts";
@@ -18,6 +18,7 @@ import { QmpClient } from "./qmp-client.ts";
 import { adoptVm, goneVm, spawnVm, type VmProcess } from "./vm-process.ts";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
 import { Jailer, type MachineJail } from "../../jail/jailer.ts";
+import { refuseVolumes } from "../../snapshot/machine-starter.ts";
 import { ensurePrivateDir } from "../../shared/private-files.ts";
 
 /** qboot: a firmware that does nothing but load the kernel, from Debian's qemu package. */
@@ -116,8 +117,11 @@ export class QemuHypervisor implements Hypervisor {
   private async launch(spec: MachineSpec, accelerator: Accelerator, initTimeoutMs?: number): Promise<QemuMachine> {
     const requestedAt = performance.now();
     const { image } = spec;
+    const volumes = await volumeFiles(spec);
     await rm(spec.stateDir, { recursive: true, force: true });
     await ensurePrivateDir(spec.stateDir);
+    if (spec.restoreFrom && volumes.length > 0) refuseVolumes(spec);
+    if (this.options.unconfined && volumes.length > 0) throw userError("VOLUMES_NEED_JAIL", "an unconfined machine cannot have volumes: only the jail claims them for one machine", "run it jailed");
     const jail = this.options.unconfined ? await Jailer.unconfined(spec) : await (await Jailer.forHost()).prepare({
       key: this.jailKey(spec.id),
       name: spec.id,
@@ -125,6 +129,7 @@ export class QemuHypervisor implements Hypervisor {
       memoryMiB: image.capabilities.memoryMiB,
       vcpus: image.capabilities.vcpus,
       accelerator,
+      volumes,
     });
     try {
       return await this.launchIn(jail, spec, accelerator, requestedAt, initTimeoutMs);
@@ -161,6 +166,7 @@ export class QemuHypervisor implements Hypervisor {
       kernel: spec.kernel,
       initrd: spec.initrd,
       ...(spec.disk ? { disk: spec.disk } : {}),
+      ...(spec.volumes?.length ? { volumes: spec.volumes.map((v) => v.path) } : {}),
       kernelArgs: [],
       consoleLog: jail.consoleLog,
       controlSocket: join(jail.runDir, "control.sock"),
@@ -320,4 +326,25 @@ async function detectQemuVersion(): Promise<string> {
 /** What getaddrinfo reads on this host, for pith-net's private root: the hosts file, DNS, NSS. */
 function resolverFiles(): string[] {
   return ["/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/host.conf"].filter((f) => existsSync(f));
+}
+
+/**
+ * The volume files for a machine: exactly one for each volume its image declares, paired by
+ * name in the image's order (the guest mounts them by position), each an existing regular file.
+ */
+async function volumeFiles(spec: MachineSpec): Promise<{ path: string; bytes: number }[]> {
+  const declared = spec.image.capabilities.volumes ?? [];
+  const given = spec.volumes ?? [];
+  const names = (list: readonly { name: string }[]): string => list.map((v) => v.name).join(", ") || "none";
+  if (declared.length !== given.length || declared.some((v, i) => v.name !== given[i]!.name)) {
+    throw userError("VOLUMES_MISMATCH", `image ${spec.image.name} declares volumes [${names(declared)}], the machine was given [${names(given)}]`,
+      "give one volume file per declared volume, in the image's order");
+  }
+  const files: { path: string; bytes: number }[] = [];
+  for (const volume of given) {
+    const info = await lstat(volume.path).catch(() => undefined);
+    if (!info?.isFile()) throw userError("VOLUME_FILE_INVALID", `volume ${volume.name}: ${volume.path} is not a regular file`, "Pith makes volume files itself (src/volume/volume-file.ts)");
+    files.push({ path: volume.path, bytes: info.size });
+  }
+  return files;
 }

@@ -23,7 +23,7 @@ export interface ReadySample {
   readyMs: number;
 }
 
-const KINDS: Kind[] = ["Service", "Machine", "Node", "Image", "Event", "Secret"];
+const KINDS: Kind[] = ["Service", "Machine", "Node", "Image", "Event", "Secret", "Volume"];
 const rv = (object: Resource): number => Number(object.metadata.resourceVersion);
 
 export class LiveState {
@@ -34,6 +34,7 @@ export class LiveState {
     Image: new Map(),
     Event: new Map(),
     Secret: new Map(),
+    Volume: new Map(),
   };
   /** Boot-to-ready times of every machine seen since the page opened, also after it is gone. */
   readonly readySamples = new Map<string, ReadySample>();
