@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { INVOLVED_KIND_LABEL } from "../model/labels.ts";
 import { API_VERSION } from "../model/resource.ts";
 import type { EventSpec, PithEvent } from "../model/kinds.ts";
 import type { Informer } from "../client/informer.ts";
@@ -22,7 +23,7 @@ export class EventRecorder {
     await this.store.create<PithEvent>({
       apiVersion: API_VERSION,
       kind: "Event",
-      metadata: { name, labels: { "pith.dev/involved-kind": involved.kind } },
+      metadata: { name, labels: { [INVOLVED_KIND_LABEL]: involved.kind } },
       spec: { involved, type, reason, message, at: new Date().toISOString() },
     });
     if (++this.writes % 100 === 0) await this.prune();

@@ -8,7 +8,8 @@ import { NodeHealth } from "./node-health.ts";
 import { writeBack } from "./object-updates.ts";
 import type { Outcome } from "./runner.ts";
 import { Scheduler } from "./scheduler.ts";
-import { SERVICE_LABEL, ServiceReconciler } from "./service-reconciler.ts";
+import { SERVICE_LABEL } from "../model/labels.ts";
+import { ServiceReconciler } from "./service-reconciler.ts";
 
 /** A clock that moves only when a test says so. */
 export class ManualClock {

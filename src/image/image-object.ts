@@ -3,8 +3,7 @@ import { API_VERSION, type ResourceInput } from "../model/resource.ts";
 import { shortDigest } from "./image.ts";
 import type { StoredImage } from "./image-store.ts";
 
-/** The label that says which app an Image object was built from. */
-export const IMAGE_NAME_LABEL = "pith.dev/name";
+import { IMAGE_NAME_LABEL } from "../model/labels.ts";
 
 /**
  * The control plane's Image object for a locally stored image: named `<app>-<short digest>`, so

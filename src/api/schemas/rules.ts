@@ -1,5 +1,6 @@
 import { envProblems } from "../../model/env-rules.ts";
 import type { MachineSpec, ServiceSpec } from "../../model/kinds.ts";
+import { serviceSpecProblems } from "../../model/service-rules.ts";
 import type { ErrorDetail } from "../api-error.ts";
 
 /**
@@ -8,15 +9,7 @@ import type { ErrorDetail } from "../api-error.ts";
  */
 
 export function serviceSpecRules(spec: ServiceSpec, at = "/spec"): ErrorDetail[] {
-  const details: ErrorDetail[] = [];
-  if (spec.replicas !== undefined && (spec.min !== undefined || spec.max !== undefined)) {
-    details.push({ path: `${at}/replicas`, message: "must not be set together with min/max: use a fixed replicas count, or min and max" });
-  }
-  if (spec.min !== undefined && spec.max !== undefined && spec.min > spec.max) {
-    details.push({ path: `${at}/min`, message: `must be <= max (${spec.max})` });
-  }
-  details.push(...envRules(spec.env, `${at}/env`));
-  return details;
+  return [...serviceSpecProblems(spec).map((p) => ({ path: `${at}/${p.field}`, message: p.message })), ...envRules(spec.env, `${at}/env`)];
 }
 
 export function machineSpecRules(spec: MachineSpec, at = "/spec"): ErrorDetail[] {

@@ -9,7 +9,7 @@ import { shortDigest } from "../format.ts";
 import { useLive, type LiveState } from "../live.ts";
 import { checkServiceManifest, describePath, locateServerDetails, serviceToYaml, type Problem } from "../manifest.ts";
 import { href, navigate } from "../router.ts";
-import type { Machine, Service } from "../types.ts";
+import { desiredMachines, isAutoscaled, type Machine, type Service } from "../types.ts";
 import { EventList } from "./overview.ts";
 
 export function ServicePage({ name }: { name: string }): VNode {
@@ -28,7 +28,7 @@ export function ServicePage({ name }: { name: string }): VNode {
   const events = live.events.filter(
     (e) => (e.spec.involved.kind === "Service" && e.spec.involved.name === name) || (e.spec.involved.kind === "Machine" && machines.some((m) => m.metadata.name === e.spec.involved.name)),
   );
-  const desired = service.status?.desired ?? service.spec.replicas ?? 0;
+  const desired = desiredMachines(service);
   const ready = service.status?.ready ?? 0;
   const slowest = Math.max(0, ...machines.map((m) => m.status?.timings?.readyMs ?? 0));
 
@@ -99,7 +99,7 @@ function ScaleControl({ service }: { service: Service }): VNode {
     }
   }, [replicas]);
 
-  if (service.spec.min !== undefined || service.spec.max !== undefined) {
+  if (isAutoscaled(service.spec)) {
     return html`<p>Autoscaled between <strong>min ${service.spec.min ?? 0}</strong> and <strong>max ${service.spec.max ?? "–"}</strong> machines${service.status?.autoscale ? html`; the autoscaler wants <strong>${service.status.autoscale.desired}</strong> now` : null}.</p>
       <p class="muted small">Change min and max in the manifest below.</p>`;
   }
@@ -141,7 +141,7 @@ function Rollout({ service, machines, live }: { service: Service; machines: Mach
   const current = running.filter((m) => m.spec.image === digest);
   const old = machines.filter((m) => m.spec.image !== digest);
   const currentReady = current.filter((m) => m.status?.phase === "ready").length;
-  const desired = service.status?.desired ?? service.spec.replicas ?? 0;
+  const desired = desiredMachines(service);
   const oldDigests = [...new Set(old.map((m) => m.spec.image))];
   const complete = old.length === 0 && currentReady === desired;
   const name = (d: string) => live.imageByDigest(d)?.metadata.name ?? shortDigest(d);
