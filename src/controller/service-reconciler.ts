@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { API_VERSION, type Kind } from "../model/resource.ts";
 import type { Machine, MachinePhase, Service, ServiceStatus } from "../model/kinds.ts";
+import { sameDeclaration } from "../model/declaration.ts";
 import { SERVICE_LABEL } from "../model/labels.ts";
 import { declaredReplicas, isAutoscaled, serviceOf } from "../model/service-rules.ts";
 import type { Store } from "../store/store.ts";
@@ -10,7 +11,8 @@ import type { EventRecorder } from "./event-recorder.ts";
 import { BY_SERVICE, type ControllerInformers, informersFor } from "./informers.ts";
 import type { LoadBoard } from "./load-board.ts";
 import { resolveServiceImage } from "./image-resolver.ts";
-import { sameJson, writeBack } from "./object-updates.ts";
+import { writeBack } from "./object-updates.ts";
+import { sameJson } from "../shared/canonical-json.ts";
 import type { ChangeEvent, Outcome, Reconciler } from "./runner.ts";
 
 /** How long a service's reconcile waits to gather the changes of its machines. */
@@ -46,7 +48,7 @@ export class ServiceReconciler implements Reconciler {
     if (event.object.kind === "Service") {
       // A service's status is this reconciler's own output: its write is no reason to look again
       // (it would make every reconcile during a scale-out cause the next one at once).
-      if (event.old && event.old.metadata.generation === event.object.metadata.generation && sameJson(event.old.metadata.labels, event.object.metadata.labels)) return [];
+      if (event.old && sameDeclaration(event.old, event.object)) return [];
       return [event.object.metadata.name];
     }
     const service = serviceOf(event.object as Machine);

@@ -2,7 +2,7 @@ import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import type { PithEvent } from "../../model/kinds.ts";
 import { API_VERSION, PLURALS, type Kind, type Resource, type ResourceInput } from "../../model/resource.ts";
-import { canonicalJson } from "../../store/canonical-json.ts";
+import { sameDeclaration } from "../../model/declaration.ts";
 import { StoreError } from "../../store/store.ts";
 import { ApiError } from "../api-error.ts";
 import type { ApiContext } from "../context.ts";
@@ -92,7 +92,7 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
       } catch (error) {
         if (!(error instanceof StoreError && error.code === "AlreadyExists")) throw error;
         const existing = await store.get(kind, metadata.name);
-        if (existing && sameDesiredState(existing, input)) return reply.code(200).send(existing);
+        if (existing && sameDeclaration(existing, input)) return reply.code(200).send(existing);
         throw new ApiError(
           "AlreadyExists",
           `${kind} ${metadata.name} already exists with a different spec or labels`,
@@ -180,14 +180,6 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
       const { resourceVersion } = request.query;
       return store.delete(kind, request.params.name, resourceVersion === undefined ? {} : { expectedResourceVersion: resourceVersion });
     },
-  );
-}
-
-/** An identical create: same spec and labels (status is the agents' business). */
-function sameDesiredState(existing: Resource, input: ResourceInput): boolean {
-  return (
-    canonicalJson(existing.spec) === canonicalJson(input.spec) &&
-    canonicalJson(existing.metadata.labels) === canonicalJson(input.metadata.labels ?? {})
   );
 }
 

@@ -9,7 +9,7 @@ import { shortDigest } from "../format.ts";
 import { useLive, type LiveState } from "../live.ts";
 import { checkServiceManifest, describePath, locateServerDetails, serviceToYaml, type Problem } from "../manifest.ts";
 import { href, navigate } from "../router.ts";
-import { desiredMachines, isAutoscaled, type Machine, type Service } from "../types.ts";
+import { declarationOf, desiredMachines, isAutoscaled, type Machine, type Service } from "../types.ts";
 import { EventList } from "./overview.ts";
 
 export function ServicePage({ name }: { name: string }): VNode {
@@ -173,7 +173,7 @@ function Routes({ service, ready }: { service: Service; ready: number }): VNode 
  */
 function ManifestEditor({ service }: { service: Service }): VNode {
   const name = service.metadata.name;
-  const serverText = useMemo(() => serviceToYaml(service), [service.metadata.generation, service.metadata.name, JSON.stringify(service.metadata.labels)]);
+  const serverText = useMemo(() => serviceToYaml(service), [service.metadata.name, declarationOf(service)]);
   const [text, setText] = useState(serverText);
   const [dirty, setDirty] = useState(false);
   const [base, setBase] = useState(service.metadata.generation);
