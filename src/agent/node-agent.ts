@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { isApiError, type PithClient } from "../client/index.ts";
 import { apiSource } from "../client/api-source.ts";
 import { Informer, untilSynced } from "../client/informer.ts";
+import { EventRecorder } from "../controller/event-recorder.ts";
 import { type WorkOutcome, WorkQueue } from "../controller/work-queue.ts";
 import type { Hypervisor, Machine as RunningMachine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import { bootFiles, resolveImage } from "../image/image-store.ts";
@@ -86,9 +87,12 @@ export class NodeAgent {
   private timers: NodeJS.Timeout[] = [];
   private readonly log: (message: string) => void;
   private readonly starter: MachineStarter;
+  private readonly events: EventRecorder;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.client = options.client;
+    // Through the API: an agent holds no store, and its token may write only what a node may.
+    this.events = new EventRecorder(this.client);
     this.hypervisor = options.hypervisor;
     this.starter = options.starter ?? new MachineStarter({ hypervisor: options.hypervisor });
     this.nodeName = options.nodeName ?? defaultNodeName();
@@ -330,13 +334,8 @@ export class NodeAgent {
   /** Snapshot outcomes go on the machine's events, where `pith describe` and the GUI show them. */
   private recordEvent(machine: string, notice: StartNotice): void {
     this.log(`machine ${machine}: ${notice.reason}: ${notice.message}`);
-    this.client
-      .create({
-        apiVersion: API_VERSION,
-        kind: "Event",
-        metadata: { name: `${machine}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`, labels: { "pith.dev/involved-kind": "Machine" } },
-        spec: { involved: { kind: "Machine", name: machine }, type: notice.type, reason: notice.reason, message: notice.message, at: new Date().toISOString() },
-      })
+    this.events
+      .record({ kind: "Machine", name: machine }, notice.type, notice.reason, notice.message)
       .catch((e: Error) => this.log(`cannot record event for ${machine}: ${e.message}`));
   }
 

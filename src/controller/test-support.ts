@@ -41,7 +41,7 @@ export class ControllerWorld {
 
   /** `store`: one a test already runs (e.g. a test server's); by default a new in-memory one, closed after the test. */
   private constructor(readonly store: Store) {
-    const recorder = new EventRecorder(store);
+    const recorder = new EventRecorder(store, { store });
     this.services = new ServiceReconciler(store, recorder, undefined, this.clock.now);
     this.scheduler = new Scheduler(store, recorder);
     this.health = new NodeHealth(store, recorder, this.clock.now);

@@ -64,7 +64,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const url = await api.listen({ host: options.host, port: options.port });
   // One cache per kind, shared by every controller, fed by the store's own watch.
   const informers = informersFor(store);
-  const events = new EventRecorder(store, informers.events);
+  const events = new EventRecorder(store, { store, cache: informers.events });
   const services = new ServiceReconciler(store, events, load, Date.now, informers);
   const controllers = new ControllerRunner(store, [services, new Scheduler(store, events, informers), new NodeHealth(store, events, Date.now, informers)], {
     resyncMs: options.resyncMs ?? 5000,
