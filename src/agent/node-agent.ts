@@ -25,6 +25,9 @@ const BY_NODE = "node";
  */
 const AGENT_WORKERS = 32;
 
+/** A start that takes longer than this is reported as booting before it has a pid. */
+const QUICK_START_MS = 200;
+
 /** An image from this host's image store, unpacked for booting. */
 async function localBootSource(digest: string): Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">> {
   const image = await resolveImage(digest);
@@ -242,7 +245,17 @@ export class NodeAgent {
 
   private async startMachine(machine: Machine): Promise<void> {
     const name = machine.metadata.name;
-    await this.setStatus(name, { phase: "booting", node: this.nodeName, startedAt: new Date().toISOString() });
+    const startedAt = new Date().toISOString();
+    // A quick start is reported once, with its pid. Only a slow one (an image to unpack, a
+    // snapshot to make) says "booting" first, so the start is visible while it lasts.
+    let early: Promise<void> | undefined;
+    const slow = setTimeout(() => {
+      early = this.setStatus(name, { phase: "booting", node: this.nodeName, startedAt }).catch((e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`));
+    }, QUICK_START_MS);
+    const settled = async () => {
+      clearTimeout(slow);
+      await early;
+    };
     let running: RunningMachine;
     try {
       const spec: MachineSpec = {
@@ -253,9 +266,11 @@ export class NodeAgent {
       };
       running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
     } catch (e) {
-      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, stoppedAt: new Date().toISOString() });
+      await settled();
+      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, startedAt, stoppedAt: new Date().toISOString() });
       return;
     }
+    await settled();
     this.running.set(name, running);
     await this.saveState();
     this.log(`started machine ${name} (pid ${running.pid}, ${running.accelerator})`);
@@ -267,7 +282,7 @@ export class NodeAgent {
       startedFrom: running.startedFrom,
       addresses: running.ports,
       ...(running.jail ? { jail: running.jail } : {}),
-      startedAt: new Date().toISOString(),
+      startedAt,
     });
     this.watchMachine(this.latest(name), running);
   }
