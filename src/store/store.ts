@@ -26,12 +26,23 @@ export interface Store {
    * Calls onEvent for every change to objects of `kind` (all kinds if undefined) after revision
    * `fromResourceVersion` (from now if undefined): first the recorded history, in order, then live
    * events. If the history before that revision was compacted: StoreError "Gone".
+   * Watchers of one write may share its object: they must not mutate it.
    */
-  watch(kind: Kind | undefined, fromResourceVersion: string | undefined, onEvent: (event: WatchEvent & { resourceVersion: string }) => void): Promise<() => void>;
+  watch(kind: Kind | undefined, fromResourceVersion: string | undefined, onEvent: (event: StoreWatchEvent) => void): Promise<() => void>;
   /** The current revision. */
   revision(): Promise<string>;
   close(): Promise<void>;
 }
+
+/** A watch event from a store: its revision, and the object serialized, where the store has that at hand. */
+export type StoreWatchEvent = WatchEvent & {
+  resourceVersion: string;
+  /**
+   * JSON.stringify(object), as the store wrote it: a watcher that forwards the object unchanged
+   * (the API's watch route) sends this instead of serializing every event again per watcher.
+   */
+  json?: string;
+};
 
 export type StoreErrorCode = "AlreadyExists" | "NotFound" | "Conflict" | "Gone" | "Invalid";
 
