@@ -48,7 +48,7 @@ export class ServiceReconciler implements Reconciler {
     if (event.object.kind === "Service") {
       // A service's status is this reconciler's own output: its write is no reason to look again
       // (it would make every reconcile during a scale-out cause the next one at once).
-      if (event.old && sameDeclaration(event.old, event.object)) return [];
+      if (event.type === "MODIFIED" && event.old && sameDeclaration(event.old, event.object)) return [];
       return [event.object.metadata.name];
     }
     const service = serviceOf(event.object as Machine);
