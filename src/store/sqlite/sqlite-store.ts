@@ -2,7 +2,7 @@ import Database, { type Statement } from "better-sqlite3";
 import type { Kind, Resource, ResourceInput, WatchEvent, WatchEventType } from "../../model/resource.ts";
 import { createdObject, deletedObject, matchesLabels, updatedObject } from "../object-rules.ts";
 import { type Store, StoreError } from "../store.ts";
-import { parseRevision, validateInput, validateKind, validateName } from "../validate.ts";
+import { checkObjectSize, parseRevision, validateInputShape, validateKind, validateName } from "../validate.ts";
 import { migrate } from "./schema.ts";
 import { SqliteTokenRegistry } from "./token-registry.ts";
 import { type CommittedEvent, WatchHub } from "./watch-hub.ts";
@@ -93,6 +93,8 @@ export class SqliteStore implements Store {
       const revision = s.revision.get()! + 1;
       const { type, object } = decide(current === undefined ? undefined : (JSON.parse(current) as Resource), revision);
       const json = JSON.stringify(object);
+      // Checked here, on the JSON that is stored, so each write serializes its object once.
+      if (type !== "DELETED") checkObjectSize(kind, name, json);
       if (type === "DELETED") s.remove.run(kind, name);
       else s.put.run(kind, name, object.metadata.uid, revision, json);
       s.append.run(revision, kind, name, type, json);
@@ -103,7 +105,7 @@ export class SqliteStore implements Store {
   }
 
   async create<R extends Resource>(input: ResourceInput<R["kind"], R["spec"], R["status"]>): Promise<R> {
-    validateInput(input);
+    validateInputShape(input);
     return this.write(input.kind, input.metadata.name, (existing, revision) => {
       if (existing) throw new StoreError("AlreadyExists", `${input.kind} ${input.metadata.name} already exists`);
       return { type: "ADDED", object: createdObject(input, revision, new Date()) };
@@ -149,7 +151,7 @@ export class SqliteStore implements Store {
   private readonly labelQueries = new Map<number, Statement<unknown[], string>>();
 
   async update<R extends Resource>(input: ResourceInput<R["kind"], R["spec"], R["status"]>): Promise<R> {
-    validateInput(input);
+    validateInputShape(input);
     return this.write(input.kind, input.metadata.name, (existing, revision) => {
       if (!existing) throw new StoreError("NotFound", `${input.kind} ${input.metadata.name} not found`);
       return { type: "MODIFIED", object: updatedObject(existing, input, revision, new Date()) };
