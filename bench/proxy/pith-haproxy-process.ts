@@ -8,11 +8,9 @@
  * Prints `listening P` once HAProxy serves the host itself (one request through the fallback
  * teaches it the host, as in production). HAProxy goes when this process does.
  */
-import type { AddressInfo } from "node:net";
 import { request } from "node:http";
 import { parseArgs } from "node:util";
 import { HaproxyEngine } from "../../src/proxy/haproxy/haproxy-engine.ts";
-import { createProxyServer } from "../../src/proxy/proxy-server.ts";
 import { staticRoutes } from "./static-routes.ts";
 
 const { values } = parseArgs({
@@ -29,10 +27,8 @@ if (!values.port || !values.backend) {
 }
 
 const routes = staticRoutes(values.backend, values.host);
-const engine = new HaproxyEngine({ routes, onError: (e) => process.stderr.write(`pith-haproxy: ${String(e)}\n`), threads: Number(values.threads) });
-const fallback = createProxyServer({ routes: engine.fallbackRoutes });
-await new Promise<void>((resolve) => fallback.listen(0, "127.0.0.1", resolve));
-await engine.start({ host: "127.0.0.1", port: Number(values.port), fallbackPort: (fallback.address() as AddressInfo).port });
+const engine = new HaproxyEngine({ routes, server: {}, onError: (e) => process.stderr.write(`pith-haproxy: ${String(e)}\n`), threads: Number(values.threads) });
+await engine.listen("127.0.0.1", Number(values.port));
 await new Promise<void>((resolve, reject) => {
   const req = request({ host: "127.0.0.1", port: Number(values.port), path: "/", headers: { host: values.host }, agent: false }, (res) => {
     res.resume().on("end", () => resolve());
@@ -47,8 +43,6 @@ let stopping = false;
 const stop = (): void => {
   if (stopping) return;
   stopping = true;
-  fallback.closeAllConnections();
-  fallback.close();
   void engine.close().finally(() => process.exit(0));
 };
 process.on("SIGTERM", stop);

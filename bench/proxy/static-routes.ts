@@ -1,4 +1,4 @@
-import { type Backend, normaliseHost, type Route, type RouteSource } from "../../src/proxy/route.ts";
+import { type Backend, normaliseHost, type Route, type RouteSource } from "../../src/proxy/routes/route.ts";
 
 /**
  * What a RouteTable answers for one service with one ready machine, without a control plane:

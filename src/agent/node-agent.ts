@@ -8,7 +8,8 @@ import { type WorkOutcome, WorkQueue } from "../controller/work-queue.ts";
 import type { Hypervisor, Machine as RunningMachine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import { bootFiles, resolveImage } from "../image/image-store.ts";
 import { API_VERSION } from "../model/resource.ts";
-import type { Machine, MachineStatus, PithNode } from "../model/kinds.ts";
+import type { Machine, MachinePull, MachineStatus, PithNode } from "../model/kinds.ts";
+import { pullForMachine, pullIfMissing, type ImagePuller } from "./image-pull.ts";
 import { bootToReadySeconds } from "../shared/metrics.ts";
 import { readAgentState, writeAgentState } from "./agent-state.ts";
 import { messageOf } from "../shared/errors.ts";
@@ -52,6 +53,8 @@ export interface NodeAgentOptions {
   drainMs?: number;
   /** Where a machine's image comes from; default: the local image store. */
   bootSource?: (digest: string) => Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">>;
+  /** Gets a machine's image from its registry when this node lacks it; default: pullIfMissing. */
+  imagePuller?: ImagePuller;
   /** Starts machines in their start mode; default: snapshots in the local image store. */
   starter?: MachineStarter;
   resyncMs?: number;
@@ -246,18 +249,20 @@ export class NodeAgent {
   private async startMachine(machine: Machine): Promise<void> {
     const name = machine.metadata.name;
     const startedAt = new Date().toISOString();
-    // A quick start is reported once, with its pid. Only a slow one (an image to unpack, a
-    // snapshot to make) says "booting" first, so the start is visible while it lasts.
+    // A quick start is reported once, with its pid. Only a slow one (an image to pull or unpack,
+    // a snapshot to make) says "booting" first, so the start is visible while it lasts.
     let early: Promise<void> | undefined;
-    const slow = setTimeout(() => {
-      early = this.setStatus(name, { phase: "booting", node: this.nodeName, startedAt }).catch((e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`));
-    }, QUICK_START_MS);
+    const sayBooting = (): Promise<void> =>
+      (early ??= this.setStatus(name, { phase: "booting", node: this.nodeName, startedAt }).catch((e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`)));
+    const slow = setTimeout(() => void sayBooting(), QUICK_START_MS);
     const settled = async () => {
       clearTimeout(slow);
       await early;
     };
     let running: RunningMachine;
+    let pull: MachinePull | undefined;
     try {
+      pull = await this.pullImage(machine, sayBooting);
       const spec: MachineSpec = {
         id: name,
         ...(await (this.options.bootSource ?? localBootSource)(machine.spec.image)),
@@ -267,7 +272,8 @@ export class NodeAgent {
       running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
     } catch (e) {
       await settled();
-      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, startedAt, stoppedAt: new Date().toISOString() });
+      const pulling = this.latest(name)?.status.pull;
+      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, ...(pulling ? { pull: pulling } : {}), startedAt, stoppedAt: new Date().toISOString() });
       return;
     }
     await settled();
@@ -282,9 +288,25 @@ export class NodeAgent {
       startedFrom: running.startedFrom,
       addresses: running.ports,
       ...(running.jail ? { jail: running.jail } : {}),
+      ...(pull ? { pull } : {}),
       startedAt,
     });
     this.watchMachine(this.latest(name), running);
+  }
+
+  /** The machine's image from its registry, if this node lacks it: progress on its status, start and end on its events. */
+  private pullImage(machine: Machine, sayBooting: () => Promise<void>): Promise<MachinePull | undefined> {
+    const name = machine.metadata.name;
+    return pullForMachine(machine, this.options.imagePuller ?? pullIfMissing, {
+      status: async (pull) => {
+        // A pull is a slow start: it is booting from its first progress on.
+        await sayBooting();
+        const current = this.latest(name);
+        if (current?.status.phase === "booting") await this.setStatus(name, { ...current.status, pull });
+      },
+      event: (type, reason, message) => this.recordEvent(name, { type, reason, message }),
+      log: (message) => this.log(`machine ${name}: ${message}`),
+    });
   }
 
   private readonly watched = new WeakSet<RunningMachine>();
@@ -346,8 +368,8 @@ export class NodeAgent {
     }, (e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`));
   }
 
-  /** Snapshot outcomes go on the machine's events, where `pith describe` and the GUI show them. */
-  private recordEvent(machine: string, notice: StartNotice): void {
+  /** Snapshot and pull outcomes go on the machine's events, where `pith describe` and the GUI show them. */
+  private recordEvent(machine: string, notice: Omit<StartNotice, "reason"> & { reason: StartNotice["reason"] | "Pulling" | "Pulled" | "PullFailed" }): void {
     this.log(`machine ${machine}: ${notice.reason}: ${notice.message}`);
     this.events
       .record({ kind: "Machine", name: machine }, notice.type, notice.reason, notice.message)

@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { API_VERSION, type Kind } from "../model/resource.ts";
-import type { Machine, MachinePhase, Service, ServiceStatus } from "../model/kinds.ts";
+import type { Image, Machine, MachinePhase, Service, ServiceStatus } from "../model/kinds.ts";
 import { sameDeclaration } from "../model/declaration.ts";
 import { SERVICE_LABEL } from "../model/labels.ts";
 import { declaredReplicas, isAutoscaled, serviceOf } from "../model/service-rules.ts";
+import { messageOf } from "../shared/errors.ts";
 import type { Store } from "../store/store.ts";
 import { autoscalerDesired } from "../shared/metrics.ts";
 import { autoscale } from "./autoscale.ts";
@@ -11,6 +12,8 @@ import type { EventRecorder } from "./event-recorder.ts";
 import { BY_SERVICE, type ControllerInformers, informersFor } from "./informers.ts";
 import type { LoadBoard } from "./load-board.ts";
 import { resolveServiceImage } from "./image-resolver.ts";
+import { resolveRegistryServiceImage } from "./registry-image-resolver.ts";
+import { isRegistryReference } from "../registry/registry-reference.ts";
 import { writeBack } from "./object-updates.ts";
 import { sameJson } from "../shared/canonical-json.ts";
 import type { ChangeEvent, Outcome, Reconciler } from "./runner.ts";
@@ -79,7 +82,16 @@ export class ServiceReconciler implements Reconciler {
       return;
     }
 
-    const image = await resolveServiceImage(this.store, service.spec.image, this.informers.images.list());
+    let image: Image | undefined;
+    let imageSource: ServiceStatus["imageSource"];
+    if (isRegistryReference(service.spec.image)) {
+      try {
+        ({ image, source: imageSource } = await resolveRegistryServiceImage(this.store, service.spec.image, service.status, this.informers.images.list()));
+      } catch (e) {
+        await this.setStatus(service, { ...service.status, observedGeneration: service.metadata.generation, message: `image ${service.spec.image}: ${messageOf(e)}` });
+        return { requeueAfterMs: 10_000 };
+      }
+    } else image = await resolveServiceImage(this.store, service.spec.image, this.informers.images.list());
     if (!image) {
       await this.setStatus(service, { ...service.status, observedGeneration: service.metadata.generation, message: `image ${service.spec.image} not found` });
       return { requeueAfterMs: 10_000 };
@@ -125,7 +137,8 @@ export class ServiceReconciler implements Reconciler {
       const room = Math.max(0, desired + surge - current.length - outdated.length);
       const wanted = Math.min(desired - current.length, outdated.length > 0 ? room : desired - current.length);
       if (wanted > 0 && waitMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? waitMs, waitMs);
-      else for (let i = 0; i < wanted; i++) await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus);
+      // Named by digest or name, an image first seen in a registry is still pulled from there.
+      else for (let i = 0; i < wanted; i++) await this.createMachine(service, digest, image.spec.memoryMiB, image.spec.vcpus, imageSource?.pinned ?? image.spec.source);
     }
     // Old-image machines: those not ready serve nobody and go now; ready ones go only while
     // enough ready machines remain (desired - maxUnavailable), so a new image that never gets
@@ -150,6 +163,7 @@ export class ServiceReconciler implements Reconciler {
     const status: ServiceStatus = {
       observedGeneration: service.metadata.generation,
       imageDigest: digest,
+      ...(imageSource ? { imageSource } : {}),
       desired,
       ready: readyCurrent,
       phases,
@@ -164,13 +178,14 @@ export class ServiceReconciler implements Reconciler {
     if (!sameJson(service.status, status)) await writeBack(this.store, service, { status });
   }
 
-  private async createMachine(service: Service, digest: string, memoryMiB: number, vcpus: number): Promise<void> {
+  /** `source`: where a node lacking the image pulls it (`registry/repo@sha256:...`). */
+  private async createMachine(service: Service, digest: string, memoryMiB: number, vcpus: number, source?: string): Promise<void> {
     const name = `${service.metadata.name}-${randomBytes(3).toString("hex")}`;
     await this.store.create<Machine>({
       apiVersion: API_VERSION,
       kind: "Machine",
       metadata: { name, labels: { [SERVICE_LABEL]: service.metadata.name } },
-      spec: { service: service.metadata.name, image: digest, memoryMiB, vcpus, env: service.spec.env ?? {}, ...(service.spec.startMode ? { startMode: service.spec.startMode } : {}), desiredState: "running" },
+      spec: { service: service.metadata.name, image: digest, ...(source ? { imageSource: source } : {}), memoryMiB, vcpus, env: service.spec.env ?? {}, ...(service.spec.startMode ? { startMode: service.spec.startMode } : {}), desiredState: "running" },
       status: { phase: "pending" },
     });
     await this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "MachineCreated", `created machine ${name}`);

@@ -49,8 +49,13 @@ export interface ImageFile {
   path: string;
   kind: "file" | "dir" | "symlink" | "chardev";
   size: number;
-  /** Why it is there: the app, its runtime, a shared library, or Pith's init. */
-  role: "app" | "runtime" | "library" | "init" | "config" | "system";
+  /**
+   * Why it is there: the app, its runtime, a shared library, Pith's init, declared in `files:`
+   * (data), or a Node package shipped beside the bundle (module).
+   */
+  role: "app" | "runtime" | "library" | "init" | "config" | "system" | "data" | "module";
+  /** For `files:`, the path in the app directory it was copied from. */
+  from?: string;
   /** Where it lives: the initramfs (default, in RAM) or the read-only runtime disk. */
   on?: "disk";
 }

@@ -2,7 +2,10 @@ import type { Resource } from "./resource.ts";
 
 /** A declared service: run this image as this many machines, and keep it that way. */
 export interface ServiceSpec {
-  /** An image name (its latest build) or digest. */
+  /**
+   * An image name (its latest build) or digest, or a registry reference
+   * (`registry/repo:tag` or `registry/repo@sha256:...`, see src/registry/).
+   */
   image: string;
   /** Fixed machine count; or min/max for scale-to-zero and autoscaling (the proxy's issue). */
   replicas?: number;
@@ -30,6 +33,11 @@ export interface ServiceStatus {
   observedGeneration?: number;
   /** The digest `spec.image` resolved to. */
   imageDigest?: string;
+  /**
+   * For a registry reference: `spec.image` as resolved, pinned to its manifest digest. A tag is
+   * resolved once per `spec.image` text, so every machine of the service runs the same bytes.
+   */
+  imageSource?: { reference: string; pinned: string };
   desired?: number;
   ready?: number;
   /** Machines of this service by phase. */
@@ -51,6 +59,8 @@ export interface MachineSpec {
   service?: string;
   /** Image digest (always a digest: a machine never changes image). */
   image: string;
+  /** Where a node that lacks the image pulls it: `registry/repo@sha256:<manifest digest>`. */
+  imageSource?: string;
   /** The node it runs on; empty until scheduled. */
   node?: string;
   memoryMiB: number;
@@ -90,10 +100,21 @@ export interface MachineStatus {
   addresses?: { guestPort: number; hostPort: number; url: string }[];
   jail?: JailStatus;
   timings?: { vmmMs?: number; kernelMs?: number; initMs?: number; appMs?: number; readyMs?: number; restoreMs?: number };
+  /** The image's pull from its registry, when this node lacked it. */
+  pull?: MachinePull;
   exitCode?: number;
   startedAt?: string;
   readyAt?: string;
   stoppedAt?: string;
+}
+
+export interface MachinePull {
+  source: string;
+  /** Bytes received of the layers' total. */
+  bytes: number;
+  totalBytes: number;
+  /** Set once the pull is done (verified and stored): how long it took. */
+  ms?: number;
 }
 
 export interface NodeSpec {
@@ -120,6 +141,8 @@ export interface ImageSpec {
   listen: number[];
   egress: string[];
   storedBytes: number;
+  /** For an image from a registry: where nodes pull it, `registry/repo@sha256:<manifest digest>`. */
+  source?: string;
 }
 
 /** Something that happened to an object, for `pith describe`. */

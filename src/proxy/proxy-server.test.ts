@@ -5,9 +5,9 @@ import { connect, createServer as createTcpServer, type Socket } from "node:net"
 import { PassThrough } from "node:stream";
 import { after, describe, test } from "node:test";
 import { metricsRegistry } from "../shared/metrics.ts";
-import { classifyFailure, UpstreamTimeout } from "./exchange.ts";
-import { directConnector, type UpstreamConnector, type UpstreamTarget } from "./upstream-connector.ts";
 import { FakeRoutes, refusedUrl, send, startBackend, startProxy, type TestBackend, type TestProxy, until } from "./test-support.ts";
+import { directConnector, type UpstreamConnector, type UpstreamTarget } from "./upstream/upstream-connector.ts";
+import { classifyFailure, UpstreamTimeout } from "./upstream/upstream-errors.ts";
 
 describe("proxy server", () => {
   const cleanup: (() => Promise<void>)[] = [];

@@ -1,21 +1,22 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { type AccessLog, type AccessLogEntry, roundMs } from "./access-log.ts";
-import type { ExchangeConfig } from "./exchange.ts";
-import { type ForwardRequest, forwardRequest } from "./forward-headers.ts";
-import { HttpExchange } from "./http-exchange.ts";
-import { ServiceMetrics, UNROUTED } from "./proxy-metrics.ts";
-import { type ProxyErrorResponse, sendError, writeErrorToSocket } from "./proxy-responses.ts";
-import type { Route, RouteSource } from "./route.ts";
-import { type DemandListener, type ServiceLoad, ServiceState, type ServiceStateOptions } from "./service-state.ts";
-import { UpgradeExchange } from "./upgrade-exchange.ts";
-import { directConnector, type UpstreamConnector } from "./upstream-connector.ts";
+import { type AccessLog, type AccessLogEntry, roundMs } from "./exchange/access-log.ts";
+import type { ExchangeConfig } from "./exchange/exchange.ts";
+import { type ForwardRequest, forwardRequest } from "./exchange/forward-headers.ts";
+import { HttpExchange } from "./exchange/http-exchange.ts";
+import { ServiceMetrics, UNROUTED } from "./exchange/proxy-metrics.ts";
+import { type ProxyErrorResponse, sendError, writeErrorToSocket } from "./exchange/proxy-responses.ts";
+import { type DemandListener, type ServiceLoad, ServiceState, type ServiceStateOptions } from "./exchange/service-state.ts";
+import { UpgradeExchange } from "./exchange/upgrade-exchange.ts";
+import type { Route, RouteSource } from "./routes/route.ts";
+import { directConnector, type UpstreamConnector } from "./upstream/upstream-connector.ts";
 
 const ignore = (): void => undefined;
 
-export type { AccessLog, AccessLogEntry } from "./access-log.ts";
-export type { DemandListener, ServiceLoad } from "./service-state.ts";
-export type { UpstreamConnector, UpstreamTarget } from "./upstream-connector.ts";
+export type { AccessLog, AccessLogEntry } from "./exchange/access-log.ts";
+export type { DemandListener, ServiceLoad } from "./exchange/service-state.ts";
+export type { UpstreamConnector, UpstreamTarget } from "./upstream/upstream-connector.ts";
 
 export interface ProxyServerOptions {
   /** Host -> service -> ready machines; a RouteTable, or anything that answers the same way. */
@@ -47,6 +48,10 @@ export interface ProxyServerOptions {
 export interface ProxyServer extends Server {
   /** Per-service load, for autoscaling: services the proxy has seen requests for. */
   proxyLoad(): Record<string, ServiceLoad>;
+  /** Listens on host:port (0: any free port); resolves with the port, or rejects if it cannot listen there. */
+  listenOn(host: string, port: number): Promise<number>;
+  /** Stops listening and cuts the connections still open; resolves once closed (at once if it never listened). */
+  closeNow(): Promise<void>;
 }
 
 /**
@@ -175,6 +180,18 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       const load: Record<string, ServiceLoad> = {};
       for (const [name, state] of states) load[name] = state.load();
       return load;
+    },
+    listenOn(host: string, port: number): Promise<number> {
+      return new Promise<number>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+      });
+    },
+    closeNow(): Promise<void> {
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
     },
   });
 }

@@ -1,8 +1,8 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import type { AccessLogEntry } from "./access-log.ts";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
+import type { AccessLogEntry } from "./exchange/access-log.ts";
 import { createProxyServer, type ProxyServer, type ProxyServerOptions } from "./proxy-server.ts";
-import { type Backend, localhostService, normaliseHost, type Route, type RouteListener, type RouteSource } from "./route.ts";
+import { type Backend, localhostService, normaliseHost, type Route, type RouteListener, type RouteSource } from "./routes/route.ts";
 
 /** A route table the test drives by hand: set a service's hosts and backends, listeners are told. */
 export class FakeRoutes implements RouteSource {
@@ -143,6 +143,17 @@ export function closeServer(server: Server): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections();
   });
+}
+
+/**
+ * Resolves if 127.0.0.1:port can be bound (whatever served it let it go); rejects with EADDRINUSE
+ * otherwise. Binding, rather than connecting, says it: a refused connection could not tell a
+ * listener that lingers from another test's that took the port meanwhile.
+ */
+export async function assertPortFree(port: number): Promise<void> {
+  const probe = createNetServer();
+  await new Promise<void>((resolve, reject) => probe.once("error", reject).listen(port, "127.0.0.1", resolve));
+  await new Promise((resolve) => probe.close(resolve));
 }
 
 /** Resolves once `check` returns true (checked every 5 ms); rejects after `timeoutMs`. */

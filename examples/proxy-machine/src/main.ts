@@ -1,5 +1,5 @@
 // The proxy's own code (src/proxy), bundled into this image. It calls ready() once its route
-// table is synced from the API; see src/proxy/proxy-machine.ts for its settings.
-import { proxyMachineMain } from "../../../src/proxy/proxy-machine.ts";
+// table is synced from the API; see src/proxy/machine/proxy-machine.ts for its settings.
+import { proxyMachineMain } from "../../../src/proxy/machine/proxy-machine.ts";
 
 await proxyMachineMain();

@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { IMAGE_REFERENCE_PATTERN, IMAGE_REFERENCE_RULE } from "../../image/image-reference.ts";
+import { PINNED_REFERENCE_PATTERN, REGISTRY_REFERENCE_PATTERN, REGISTRY_REFERENCE_RULE } from "../../registry/registry-reference.ts";
 import type { Kind } from "../../model/resource.ts";
 import {
   MACHINE_PHASES,
@@ -33,10 +34,17 @@ const Host = Type.String({ minLength: 1, maxLength: 253, pattern: "^[^\\s/,\\u00
 const Timestamp = Type.String({ description: "RFC 3339 time" });
 const Accelerator = Enum(["kvm", "tcg"] as const);
 const StartMode = Enum(["boot", "snapshot"] as const);
+/** `registry/repo@sha256:...`: an image pinned in a registry. */
+const PinnedSource = Type.String({ maxLength: 253, pattern: PINNED_REFERENCE_PATTERN, errorMessage: "must be REGISTRY[:PORT]/REPO@sha256:<64 hex>" });
 
 export const ServiceSpecSchema = Type.Object(
   {
-    image: Type.String({ pattern: IMAGE_REFERENCE_PATTERN, errorMessage: IMAGE_REFERENCE_RULE, description: "an image name (its latest build), digest or digest prefix" }),
+    image: Type.String({
+      maxLength: 253,
+      pattern: `${IMAGE_REFERENCE_PATTERN}|${REGISTRY_REFERENCE_PATTERN}`,
+      errorMessage: `${IMAGE_REFERENCE_RULE}, or ${REGISTRY_REFERENCE_RULE}`,
+      description: "an image name (its latest build), digest or digest prefix, or a registry reference",
+    }),
     replicas: Type.Optional(Replicas),
     min: Type.Optional(Replicas),
     max: Type.Optional(Replicas),
@@ -70,6 +78,7 @@ export const ServiceStatusSchema = Type.Object(
   {
     observedGeneration: Type.Optional(NonNegativeInt()),
     imageDigest: Type.Optional(Type.String()),
+    imageSource: Type.Optional(Type.Object({ reference: Type.String({ maxLength: 253 }), pinned: PinnedSource }, closed)),
     desired: Type.Optional(NonNegativeInt()),
     ready: Type.Optional(NonNegativeInt()),
     phases: Type.Optional(PhaseCounts),
@@ -88,6 +97,7 @@ export const MachineSpecSchema = Type.Object(
   {
     service: Type.Optional(Type.String({ maxLength: 253 })),
     image: Reference("an image digest"),
+    imageSource: Type.Optional(PinnedSource),
     node: Type.Optional(Type.String({ maxLength: 253 })),
     memoryMiB: MemoryMiB,
     vcpus: Vcpus,
@@ -137,6 +147,12 @@ export const MachineStatusSchema = Type.Object(
         closed,
       ),
     ),
+    pull: Type.Optional(
+      Type.Object(
+        { source: Type.String({ maxLength: 253 }), bytes: NonNegativeInt(), totalBytes: NonNegativeInt(), ms: Type.Optional(Type.Number({ minimum: 0 })) },
+        { ...closed, description: "the image's pull from its registry, when the node lacked it" },
+      ),
+    ),
     exitCode: Type.Optional(Type.Integer()),
     startedAt: Type.Optional(Timestamp),
     readyAt: Type.Optional(Timestamp),
@@ -175,6 +191,7 @@ export const ImageSpecSchema = Type.Object(
     listen: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 64 }),
     egress: Type.Array(Type.String({ maxLength: 261 }), { maxItems: 64 }),
     storedBytes: NonNegativeInt(),
+    source: Type.Optional(PinnedSource),
   },
   closed,
 );

@@ -35,7 +35,9 @@ export function registerInspect(program: Command): void {
         `files (${info.files.filter((f) => f.kind === "file").length}; no shell, no coreutils, no package manager)`,
       ];
       process.stdout.write(out.join("\n") + "\n");
-      const rows = info.files.map((f) => [f.path + (f.kind === "dir" ? "/" : ""), f.kind === "file" ? formatBytes(f.size) : f.kind, f.role, f.on === "disk" ? "runtime disk" : "initramfs"]);
-      process.stdout.write(table(["PATH", "SIZE", "ROLE", "ON"], rows).replace(/^/gm, "  "));
+      // Files declared in pith.yaml's files: say where in the app they came from.
+      const rows = info.files.map((f) => [f.path + (f.kind === "dir" ? "/" : ""), f.kind === "file" ? formatBytes(f.size) : f.kind, f.role,
+        f.on === "disk" ? "runtime disk" : "initramfs", f.from ?? ""]);
+      process.stdout.write(table(["PATH", "SIZE", "ROLE", "ON", "FROM"], rows).replace(/^/gm, "  "));
     });
 }

@@ -3,7 +3,8 @@ import { defaultNodeName, NodeAgent } from "../../agent/node-agent.ts";
 import { PithClient } from "../../client/index.ts";
 import { chooseAccelerator } from "../../hypervisor/qemu/accelerator.ts";
 import { QemuHypervisor } from "../../hypervisor/qemu/qemu-hypervisor.ts";
-import { findHaproxy } from "../../proxy/haproxy/haproxy-engine.ts";
+import { findHaproxy } from "../../proxy/haproxy/haproxy-process.ts";
+import { PROXY_ENGINES, type ProxyEngineName } from "../../proxy/proxy-engine.ts";
 import { startProxy } from "../../proxy/run-proxy.ts";
 import { startControlPlane } from "../../server/control-plane.ts";
 import { reissueToken } from "../../api/token.ts";
@@ -15,13 +16,12 @@ import { globalClientFlags, resolveClientConfig } from "../client-config.ts";
 
 const log = (component: string) => (message: string) => process.stderr.write(`${new Date().toISOString()} ${component}: ${message}\n`);
 
-type ProxyEngineName = "node" | "haproxy";
-
 /** --engine / --proxy-engine; haproxy must be installed (checked now, not at the first request). */
 function parseEngine(flag: string, text: string): ProxyEngineName {
-  if (text !== "node" && text !== "haproxy") throw userError("BAD_FLAG", `${flag} must be node or haproxy, got ${text}`);
-  if (text === "haproxy") findHaproxy();
-  return text;
+  const engine = PROXY_ENGINES.find((name) => name === text);
+  if (!engine) throw userError("BAD_FLAG", `${flag} must be ${PROXY_ENGINES.join(" or ")}, got ${text}`);
+  if (engine === "haproxy") findHaproxy();
+  return engine;
 }
 
 function parsePort(text: string): number {

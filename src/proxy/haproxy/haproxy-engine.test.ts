@@ -1,29 +1,24 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { type AddressInfo, createServer } from "node:net";
 import { after, describe, test } from "node:test";
-import { createProxyServer, type ProxyServer } from "../proxy-server.ts";
-import { closeServer, FakeRoutes, send, startBackend, type TestBackend, until } from "../test-support.ts";
+import { proxyEngineContract } from "../proxy-engine-contract.ts";
+import { assertPortFree, FakeRoutes, send, startBackend, type TestBackend, until } from "../test-support.ts";
 import { HaproxyEngine } from "./haproxy-engine.ts";
 
 const HAPROXY = "/usr/sbin/haproxy";
 const skip = existsSync(HAPROXY) ? false : `${HAPROXY} is missing: install it with apt-get install haproxy (scripts/setup.sh does)`;
 
+proxyEngineContract("haproxy", (options) => new HaproxyEngine({ ...options, onError: (e) => console.error("haproxy engine:", e), threads: 1, haproxy: HAPROXY }), { skip });
+
 /** The haproxy data path as run-proxy.ts assembles it: Pith's node proxy on a private port behind HAProxy. */
-async function startEngine(routes: FakeRoutes, errors: unknown[]): Promise<{ port: number; engine: HaproxyEngine; fallback: ProxyServer; close(): Promise<void> }> {
-  const engine = new HaproxyEngine({ routes, onError: (e) => errors.push(e), threads: 1, haproxy: HAPROXY });
-  const fallback = createProxyServer({ routes: engine.fallbackRoutes, holdTimeoutMs: 5000 });
-  await new Promise<void>((resolve) => fallback.listen(0, "127.0.0.1", resolve));
-  await engine.start({ host: "127.0.0.1", port: 0, fallbackPort: (fallback.address() as AddressInfo).port });
-  return {
-    port: engine.port,
-    engine,
-    fallback,
-    async close() {
-      await engine.close();
-      await closeServer(fallback);
-    },
-  };
+async function startEngine(routes: FakeRoutes, errors: unknown[]): Promise<{ port: number; engine: HaproxyEngine; close(): Promise<void> }> {
+  const engine = new HaproxyEngine({ routes, server: { holdTimeoutMs: 5000 }, onError: (e) => errors.push(e), threads: 1, haproxy: HAPROXY });
+  try {
+    return { port: await engine.listen("127.0.0.1", 0), engine, close: () => engine.close() };
+  } catch (error) {
+    await engine.close();
+    throw error;
+  }
 }
 
 describe("haproxy engine", { skip }, () => {
@@ -45,7 +40,7 @@ describe("haproxy engine", { skip }, () => {
     const routes = new FakeRoutes();
     routes.set("web", [web.url], { hosts: ["www.example.com"] });
     routes.set("api", [a1.url, a2.url]);
-    const { port, engine, fallback, close } = await startEngine(routes, errors);
+    const { port, engine, close } = await startEngine(routes, errors);
     cleanup.push(close);
 
     // Route by Host, case and port ignored. The first request for a spec host goes through Pith's
@@ -84,7 +79,7 @@ describe("haproxy engine", { skip }, () => {
     // served once a machine is ready; after that HAProxy serves the host itself.
     routes.set("cold", [], { hosts: ["cold.example.com"], minZero: true });
     const held = send(port, "cold.example.com", "/held");
-    await until(() => (fallback.proxyLoad().cold?.waiting ?? 0) === 1, 3000, "the request to be held");
+    await until(() => (engine.server.proxyLoad().cold?.waiting ?? 0) === 1, 3000, "the request to be held");
     const cold = await backend("cold");
     routes.set("cold", [cold.url], { hosts: ["cold.example.com"], minZero: true });
     const reply = await held;
@@ -98,7 +93,7 @@ describe("haproxy engine", { skip }, () => {
     routes.set("cold", [], { hosts: ["cold.example.com"], minZero: true });
     await engine.settled();
     const heldAgain = send(port, "cold.example.com", "/held-again");
-    await until(() => (fallback.proxyLoad().cold?.waiting ?? 0) === 1, 3000, "the request to be held again");
+    await until(() => (engine.server.proxyLoad().cold?.waiting ?? 0) === 1, 3000, "the request to be held again");
     routes.set("cold", [cold.url], { hosts: ["cold.example.com"], minZero: true });
     assert.equal((await heldAgain).json().backend, "cold");
 
@@ -108,8 +103,8 @@ describe("haproxy engine", { skip }, () => {
     assert.equal((await send(port, "www.example.com", "/")).status, 404);
 
     // Load: HAProxy's sessions per service are counted; sampled every 100 ms, so idle shortly after.
-    await until(() => engine.load({}).api?.inFlight === 0, 2000, "api's in-flight count to fall to 0");
-    assert.equal(engine.load({}).api?.inFlight, 0);
+    await until(() => engine.load().api?.inFlight === 0, 2000, "api's in-flight count to fall to 0");
+    assert.equal(engine.load().api?.inFlight, 0);
     assert.deepEqual(errors, []);
   });
 
@@ -166,10 +161,6 @@ describe("haproxy engine", { skip }, () => {
     await close();
     assert.equal(existsSync(dir), false, "its config, map and socket are gone");
     assert.throws(() => process.kill(-processGroup, 0), { code: "ESRCH" }, "no HAProxy process is left, workers included");
-    // Binding the port ourselves, rather than connecting, says it is free: a connection refused
-    // could not tell HAProxy's lingering socket from another test's listener that took the port.
-    const probe = createServer();
-    await new Promise<void>((resolve, reject) => probe.once("error", reject).listen(port, "127.0.0.1", resolve));
-    await new Promise((resolve) => probe.close(resolve));
+    await assertPortFree(port);
   });
 });
