@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { isApiError, type PithClient } from "../client/index.ts";
 import { apiSource } from "../client/api-source.ts";
 import { Informer, untilSynced } from "../client/informer.ts";
+import { EventRecorder } from "../controller/event-recorder.ts";
 import { type WorkOutcome, WorkQueue } from "../controller/work-queue.ts";
 import type { Hypervisor, Machine as RunningMachine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import { bootFiles, resolveImage } from "../image/image-store.ts";
@@ -25,6 +26,9 @@ const BY_NODE = "node";
  * ten thousand concurrent requests that timed out against the control plane.
  */
 const AGENT_WORKERS = 32;
+
+/** A start that takes longer than this is reported as booting before it has a pid. */
+const QUICK_START_MS = 200;
 
 /** An image from this host's image store, unpacked for booting. */
 async function localBootSource(digest: string): Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">> {
@@ -96,9 +100,12 @@ export class NodeAgent {
   private timers: NodeJS.Timeout[] = [];
   private readonly log: (message: string) => void;
   private readonly starter: MachineStarter;
+  private readonly events: EventRecorder;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.client = options.client;
+    // Through the API: an agent holds no store, and its token may write only what a node may.
+    this.events = new EventRecorder(this.client);
     this.hypervisor = options.hypervisor;
     this.starter = options.starter ?? new MachineStarter({ hypervisor: options.hypervisor });
     this.nodeName = options.nodeName ?? defaultNodeName();
@@ -249,11 +256,21 @@ export class NodeAgent {
 
   private async startMachine(machine: Machine): Promise<void> {
     const name = machine.metadata.name;
-    await this.setStatus(name, { phase: "booting", node: this.nodeName, startedAt: new Date().toISOString() });
+    const startedAt = new Date().toISOString();
+    // A quick start is reported once, with its pid. Only a slow one (an image to pull or unpack,
+    // a snapshot to make) says "booting" first, so the start is visible while it lasts.
+    let early: Promise<void> | undefined;
+    const sayBooting = (): Promise<void> =>
+      (early ??= this.setStatus(name, { phase: "booting", node: this.nodeName, startedAt }).catch((e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`)));
+    const slow = setTimeout(() => void sayBooting(), QUICK_START_MS);
+    const settled = async () => {
+      clearTimeout(slow);
+      await early;
+    };
     let running: RunningMachine;
     let pull: MachinePull | undefined;
     try {
-      pull = await this.pullImage(machine);
+      pull = await this.pullImage(machine, sayBooting);
       // Secret values are asked for at each start and kept only in the hypervisor's spec: the
       // agent's saved handles and the Machine object never hold them.
       const secrets = machine.spec.secretEnv && Object.keys(machine.spec.secretEnv).length > 0 ? await this.client.secretEnv(name) : undefined;
@@ -268,11 +285,13 @@ export class NodeAgent {
       };
       running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
     } catch (e) {
+      await settled();
       const pulling = this.latest(name)?.status.pull;
-      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, ...(pulling ? { pull: pulling } : {}), stoppedAt: new Date().toISOString() });
+      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, ...(pulling ? { pull: pulling } : {}), startedAt, stoppedAt: new Date().toISOString() });
       await this.releaseVolumes(machine);
       return;
     }
+    await settled();
     this.running.set(name, running);
     await this.saveState();
     this.log(`started machine ${name} (pid ${running.pid}, ${running.accelerator})`);
@@ -285,16 +304,18 @@ export class NodeAgent {
       addresses: running.ports,
       ...(running.jail ? { jail: running.jail } : {}),
       ...(pull ? { pull } : {}),
-      startedAt: new Date().toISOString(),
+      startedAt,
     });
     this.watchMachine(this.latest(name), running);
   }
 
   /** The machine's image from its registry, if this node lacks it: progress on its status, start and end on its events. */
-  private pullImage(machine: Machine): Promise<MachinePull | undefined> {
+  private pullImage(machine: Machine, sayBooting: () => Promise<void>): Promise<MachinePull | undefined> {
     const name = machine.metadata.name;
     return pullForMachine(machine, this.options.imagePuller ?? pullIfMissing, {
       status: async (pull) => {
+        // A pull is a slow start: it is booting from its first progress on.
+        await sayBooting();
         const current = this.latest(name);
         if (current?.status.phase === "booting") await this.setStatus(name, { ...current.status, pull });
       },
@@ -366,13 +387,8 @@ export class NodeAgent {
   /** Snapshot and pull outcomes go on the machine's events, where `pith describe` and the GUI show them. */
   private recordEvent(machine: string, notice: Omit<StartNotice, "reason"> & { reason: StartNotice["reason"] | "Pulling" | "Pulled" | "PullFailed" }): void {
     this.log(`machine ${machine}: ${notice.reason}: ${notice.message}`);
-    this.client
-      .create({
-        apiVersion: API_VERSION,
-        kind: "Event",
-        metadata: { name: `${machine}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`, labels: { "pith.dev/involved-kind": "Machine" } },
-        spec: { involved: { kind: "Machine", name: machine }, type: notice.type, reason: notice.reason, message: notice.message, at: new Date().toISOString() },
-      })
+    this.events
+      .record({ kind: "Machine", name: machine }, notice.type, notice.reason, notice.message)
       .catch((e: Error) => this.log(`cannot record event for ${machine}: ${e.message}`));
   }
 

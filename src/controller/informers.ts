@@ -1,11 +1,9 @@
 import { Informer, untilSynced } from "../client/informer.ts";
 import type { Image, Machine, PithEvent, PithNode, Secret, Service } from "../model/kinds.ts";
 import type { Kind, Resource } from "../model/resource.ts";
+import { serviceOf } from "../model/service-rules.ts";
 import { storeSource } from "../store/store-source.ts";
 import type { Store } from "../store/store.ts";
-
-/** The label the service reconciler puts on its machines (and the machines' index). */
-export const SERVICE_LABEL = "pith.dev/service";
 
 /** Machine indexes: by owning service (its label), by the node it is placed on, and those waiting for one. */
 export const BY_SERVICE = "service";
@@ -34,7 +32,10 @@ export class ControllerInformers {
     this.machines = new Informer(storeSource<Machine>(store, "Machine"), {
       ...options,
       indexes: {
-        [BY_SERVICE]: (m) => (m.metadata.labels[SERVICE_LABEL] ? [m.metadata.labels[SERVICE_LABEL]] : []),
+        [BY_SERVICE]: (m) => {
+          const service = serviceOf(m);
+          return service ? [service] : [];
+        },
         [BY_NODE]: (m) => (m.spec.node ? [m.spec.node] : []),
         [UNSCHEDULED]: (m) => (isUnscheduled(m) ? [UNSCHEDULED] : []),
       },

@@ -1,7 +1,6 @@
 import type { Image, ImageSpec, ServiceStatus } from "../model/kinds.ts";
-import { IMAGE_NAME_LABEL } from "../image/image-object.ts";
-import { shortDigest } from "../image/image.ts";
-import { API_VERSION, type ResourceInput } from "../model/resource.ts";
+import { imageObjectOf } from "../image/image-object.ts";
+import type { ResourceInput } from "../model/resource.ts";
 import { resolveRegistryImage, type ResolvedImage } from "../registry/pull.ts";
 import { parseRegistryReference, pinnedReference } from "../registry/registry-reference.ts";
 import type { Store } from "../store/store.ts";
@@ -46,19 +45,5 @@ export async function resolveRegistryServiceImage(
 /** The Image object for an image in a registry, named like a local build's: `<app>-<short digest>`. */
 export function registryImageObject(resolved: ResolvedImage): ResourceInput<"Image", ImageSpec, Record<string, never>> {
   const { record, manifest } = resolved;
-  return {
-    apiVersion: API_VERSION,
-    kind: "Image",
-    metadata: { name: `${record.name}-${shortDigest(record.digest)}`, labels: { [IMAGE_NAME_LABEL]: record.name } },
-    spec: {
-      digest: record.digest,
-      runtime: record.runtime,
-      memoryMiB: record.capabilities.memoryMiB,
-      vcpus: record.capabilities.vcpus,
-      listen: record.capabilities.listen.map((l) => l.port),
-      egress: record.capabilities.egress.map((e) => `${e.host}:${e.port}`),
-      storedBytes: manifest.config.size + manifest.layers.reduce((sum, l) => sum + l.size, 0),
-      source: resolved.pinned,
-    },
-  };
+  return imageObjectOf(record, manifest.config.size + manifest.layers.reduce((sum, l) => sum + l.size, 0), resolved.pinned);
 }

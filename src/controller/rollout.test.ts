@@ -5,7 +5,7 @@ import { TEMPLATE_HASH_LABEL } from "../model/machine-template.ts";
 import { specAtRevision } from "../model/revision-history.ts";
 import { API_VERSION } from "../model/resource.ts";
 import { writeBack } from "./object-updates.ts";
-import { SERVICE_LABEL } from "./service-reconciler.ts";
+import { SERVICE_LABEL } from "../model/labels.ts";
 import { ControllerWorld } from "./test-support.ts";
 
 const isServing = (m: Machine) => m.spec.desiredState === "running" && m.status.phase === "ready";

@@ -3,21 +3,23 @@ import { API_VERSION, type Kind } from "../model/resource.ts";
 import type { Image, ImageSpec, Machine, MachinePhase, PithNode, Secret, Service, ServiceStatus, Volume } from "../model/kinds.ts";
 import { isOfTemplate, machineTemplate, secretsUsedBy, TEMPLATE_HASH_LABEL, type MachineTemplate } from "../model/machine-template.ts";
 import { recordRevision } from "../model/revision-history.ts";
+import { sameDeclaration } from "../model/declaration.ts";
+import { SERVICE_LABEL } from "../model/labels.ts";
+import { declaredReplicas, isAutoscaled, serviceOf } from "../model/service-rules.ts";
 import { messageOf } from "../shared/errors.ts";
 import { StoreError, type Store } from "../store/store.ts";
 import { autoscalerDesired } from "../shared/metrics.ts";
 import { autoscale } from "./autoscale.ts";
 import type { EventRecorder } from "./event-recorder.ts";
-import { BY_NODE, BY_SERVICE, type ControllerInformers, informersFor, SERVICE_LABEL } from "./informers.ts";
+import { BY_NODE, BY_SERVICE, type ControllerInformers, informersFor } from "./informers.ts";
 import { isDisplaced, nodePlacement } from "../model/node-placement.ts";
 import type { LoadBoard } from "./load-board.ts";
 import { resolveServiceImage } from "./image-resolver.ts";
 import { resolveRegistryServiceImage } from "./registry-image-resolver.ts";
 import { isRegistryReference } from "../registry/registry-reference.ts";
-import { sameJson, writeBack } from "./object-updates.ts";
+import { writeBack } from "./object-updates.ts";
+import { sameJson } from "../shared/canonical-json.ts";
 import type { ChangeEvent, Outcome, Reconciler } from "./runner.ts";
-
-export { SERVICE_LABEL } from "./informers.ts";
 
 /** How long a service's reconcile waits to gather the changes of its machines. */
 export const MACHINE_EVENT_COALESCE_MS = 100;
@@ -59,10 +61,10 @@ export class ServiceReconciler implements Reconciler {
     if (event.object.kind === "Service") {
       // A service's status is this reconciler's own output: its write is no reason to look again
       // (it would make every reconcile during a scale-out cause the next one at once).
-      if (event.old && event.old.metadata.generation === event.object.metadata.generation && sameJson(event.old.metadata.labels, event.object.metadata.labels)) return [];
+      if (event.type === "MODIFIED" && event.old && sameDeclaration(event.old, event.object)) return [];
       return [event.object.metadata.name];
     }
-    const service = (event.object as Machine).spec.service;
+    const service = serviceOf(event.object as Machine);
     // Machine changes come in bursts (every boot reports several times): look once per burst.
     return service ? [{ key: service, afterMs: MACHINE_EVENT_COALESCE_MS }] : [];
   }
@@ -70,7 +72,10 @@ export class ServiceReconciler implements Reconciler {
   async allKeys(): Promise<string[]> {
     await this.informers.start();
     const keys = new Set(this.informers.services.list().map((s) => s.metadata.name));
-    for (const m of this.informers.machines.list()) if (m.spec.service) keys.add(m.spec.service);
+    for (const m of this.informers.machines.list()) {
+      const service = serviceOf(m);
+      if (service) keys.add(service);
+    }
     return [...keys];
   }
 
@@ -113,10 +118,10 @@ export class ServiceReconciler implements Reconciler {
       return { requeueAfterMs: 10_000 };
     }
     const { template, hash } = made;
-    let desired = service.spec.replicas ?? 1;
+    let desired = declaredReplicas(service.spec);
     let autoscaleState: ServiceStatus["autoscale"];
     let requeueAfterMs: number | undefined;
-    if (service.spec.replicas === undefined && (service.spec.min !== undefined || service.spec.max !== undefined)) {
+    if (isAutoscaled(service.spec)) {
       const decision = autoscale(service.spec, service.status.autoscale, this.load?.get(name), this.now());
       autoscaleState = decision.state;
       desired = decision.state.desired;

@@ -5,6 +5,7 @@ import { ensureKernel } from "../kernel/kernel-builder.ts";
 import { fragmentsFor, kernelNeedsOf } from "../kernel/kernel-fragments.ts";
 import type { AppManifest } from "../manifest/app-manifest.ts";
 import { userError } from "../shared/errors.ts";
+import { canonicalJson } from "../shared/canonical-json.ts";
 import { sha256, sha256File } from "../shared/hash.ts";
 import { silentProgress, type Progress } from "../shared/progress.ts";
 import { writeCpio } from "./cpio/newc-writer.ts";
@@ -79,14 +80,5 @@ function checkMemoryFits(manifest: AppManifest, rootfsBytes: number): void {
     "MEMORY_TOO_SMALL",
     `${join(manifest.dir, "pith.yaml")}: memory: ${manifest.memoryMiB}M is too small for this image: its root filesystem is ${Math.ceil(rootfsBytes / 1024 / 1024)} MiB and is unpacked into RAM at boot`,
     `set memory to at least ${minimum}M`,
-  );
-}
-
-/** JSON with keys sorted at every level, so the digest does not depend on property order. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
   );
 }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { canonicalJson } from "../store/canonical-json.ts";
+import { canonicalJson } from "../shared/canonical-json.ts";
 import { isSecretRef, type ImageSpec, type Secret, type SecretKeyRef, type ServiceSpec, type StartMode } from "./kinds.ts";
 
 export { isOfTemplate, TEMPLATE_HASH_LABEL } from "./template-label.ts";

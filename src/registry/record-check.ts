@@ -1,4 +1,4 @@
-import { canonicalJson } from "../image/image-builder.ts";
+import { canonicalJson } from "../shared/canonical-json.ts";
 import type { ImageRecord } from "../image/image.ts";
 import { IMAGE_NAME_PATTERN } from "../image/image-reference.ts";
 import { sha256 } from "../shared/hash.ts";

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { canonicalJson } from "../image/image-builder.ts";
+import { canonicalJson } from "../shared/canonical-json.ts";
 import type { ImageRecord } from "../image/image.ts";
 import { saveImage, type StoredImage } from "../image/image-store.ts";
 import { sha256 } from "../shared/hash.ts";

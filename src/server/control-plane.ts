@@ -124,7 +124,7 @@ async function runControllers(
   const { store } = term;
   // One cache per kind, shared by every controller, fed by the store's own watch.
   const informers = informersFor(store);
-  const events = new EventRecorder(store, informers.events);
+  const events = new EventRecorder(store, { store, cache: informers.events });
   const services = new ServiceReconciler(store, events, load, Date.now, informers);
   const controllers = new ControllerRunner(store, [services, new Scheduler(store, events, informers), new NodeHealth(store, events, Date.now, informers)], {
     resyncMs,

@@ -31,17 +31,23 @@ export interface Store {
    * `onEnd` is called once with why, and no event follows. "Gone" means the history it must
    * resume from was compacted meanwhile (etcd, after a lost connection): list again and watch from
    * the list's revision, as after a Gone at the start. An in-process store never ends a watch.
+   * Watchers of one write may share its object: they must not mutate it.
    */
-  watch(
-    kind: Kind | undefined,
-    fromResourceVersion: string | undefined,
-    onEvent: (event: WatchEvent & { resourceVersion: string }) => void,
-    onEnd?: WatchEnd,
-  ): Promise<() => void>;
+  watch(kind: Kind | undefined, fromResourceVersion: string | undefined, onEvent: (event: StoreWatchEvent) => void, onEnd?: WatchEnd): Promise<() => void>;
   /** The current revision. */
   revision(): Promise<string>;
   close(): Promise<void>;
 }
+
+/** A watch event from a store: its revision, and the object serialized, where the store has that at hand. */
+export type StoreWatchEvent = WatchEvent & {
+  resourceVersion: string;
+  /**
+   * JSON.stringify(object), as the store wrote it: a watcher that forwards the object unchanged
+   * (the API's watch route) sends this instead of serializing every event again per watcher.
+   */
+  json?: string;
+};
 
 /** Unavailable: the backend could not be reached or has no quorum (etcd); nothing was changed, or (a write that timed out) it is unknown whether it was. */
 /** Told why a watch ended by itself (see Store.watch). */

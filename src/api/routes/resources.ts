@@ -2,7 +2,7 @@ import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import type { PithEvent, VolumeSpec, VolumeStatus } from "../../model/kinds.ts";
 import { API_VERSION, PLURALS, type Kind, type Resource, type ResourceInput } from "../../model/resource.ts";
-import { canonicalJson } from "../../store/canonical-json.ts";
+import { sameDeclaration } from "../../model/declaration.ts";
 import { StoreError } from "../../store/store.ts";
 import { ApiError } from "../api-error.ts";
 import type { ApiContext } from "../context.ts";
@@ -95,7 +95,7 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
       } catch (error) {
         if (!(error instanceof StoreError && error.code === "AlreadyExists")) throw error;
         const existing = await store.get(kind, metadata.name);
-        if (existing && sameDesiredState(existing, sealSecretInput(ctx.secrets, input, existing))) return reply.code(200).send(visibleTo(principal, existing));
+        if (existing && sameDeclaration(existing, sealSecretInput(ctx.secrets, input, existing))) return reply.code(200).send(visibleTo(principal, existing));
         throw new ApiError(
           "AlreadyExists",
           `${kind} ${metadata.name} already exists with a different spec or labels`,
@@ -190,14 +190,6 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
       const deleted = await store.delete(kind, request.params.name, resourceVersion === undefined ? {} : { expectedResourceVersion: resourceVersion });
       return visibleTo(principalOf(request), deleted);
     },
-  );
-}
-
-/** An identical create: same spec and labels (status is the agents' business). */
-function sameDesiredState(existing: Resource, input: ResourceInput): boolean {
-  return (
-    canonicalJson(existing.spec) === canonicalJson(input.spec) &&
-    canonicalJson(existing.metadata.labels) === canonicalJson(input.metadata.labels ?? {})
   );
 }
 

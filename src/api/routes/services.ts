@@ -2,6 +2,7 @@ import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import type { Service } from "../../model/kinds.ts";
 import { API_VERSION } from "../../model/resource.ts";
+import { isAutoscaled } from "../../model/service-rules.ts";
 import { ApiError } from "../api-error.ts";
 import type { ApiContext } from "../context.ts";
 import { KIND_SCHEMAS } from "../schemas/kinds.ts";
@@ -29,7 +30,7 @@ export function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): vo
     async (request) => {
       const { name } = request.params;
       return readModifyWrite<Service>(ctx.store, "Service", name, undefined, (existing) => {
-        if (existing.spec.min !== undefined || existing.spec.max !== undefined) {
+        if (isAutoscaled(existing.spec)) {
           throw new ApiError(
             "Conflict",
             `Service ${name} is autoscaled (spec.min/max are set), so it has no fixed replica count to scale`,

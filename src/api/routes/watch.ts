@@ -1,6 +1,7 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { Kind, Resource, WatchEvent } from "../../model/resource.ts";
+import type { Kind, Resource } from "../../model/resource.ts";
+import type { StoreWatchEvent } from "../../store/store.ts";
 import { wantsEventStream } from "../auth.ts";
 import type { ApiContext } from "../context.ts";
 import { principalOf } from "../principal.ts";
@@ -25,7 +26,7 @@ import { invalid } from "../validation.ts";
  * A client resumes by watching from the last resourceVersion it saw (event or bookmark); if the
  * history has been compacted past it, the answer is 410 Gone (before any streaming starts).
  */
-type StoreEvent = WatchEvent & { resourceVersion: string };
+type StoreEvent = StoreWatchEvent;
 
 export interface WatchRequest {
   kind: Kind | undefined;
@@ -77,8 +78,10 @@ export async function serveWatch(ctx: ApiContext, request: FastifyRequest, reply
     sent = event.resourceVersion;
     if (watch.kind !== undefined && event.object.kind !== watch.kind) return;
     if (watch.filter && !watch.filter(event.object)) return;
-    const visible = { ...event, object: visibleTo(principal, event.object) };
-    stream.write(sse ? sseEvent(visible) : ndjsonEvent(visible));
+    const object = visibleTo(principal, event.object);
+    // Unredacted, the stored JSON is the object's JSON: no serializing per watcher and event.
+    const json = object === event.object && event.json !== undefined ? event.json : JSON.stringify(object);
+    stream.write(sse ? sseEvent(event, json) : ndjsonEvent(event, json));
   };
   for (const event of pending.splice(0)) deliver(event);
   ended = (error) => {
@@ -102,9 +105,9 @@ function startRevision(request: FastifyRequest, sse: boolean, fromQuery: string 
   return lastEventId;
 }
 
-const ndjsonEvent = (event: StoreEvent): string => `${JSON.stringify({ type: event.type, object: event.object })}\n`;
+const ndjsonEvent = (event: StoreEvent, objectJson: string): string => `{"type":${JSON.stringify(event.type)},"object":${objectJson}}\n`;
 const bookmark = (resourceVersion: string): string => `${JSON.stringify({ type: "BOOKMARK", object: { metadata: { resourceVersion } } })}\n`;
-const sseEvent = (event: StoreEvent): string => `id: ${event.resourceVersion}\nevent: ${event.type}\ndata: ${JSON.stringify(event.object)}\n\n`;
+const sseEvent = (event: StoreEvent, objectJson: string): string => `id: ${event.resourceVersion}\nevent: ${event.type}\ndata: ${objectJson}\n\n`;
 
 /** `GET /api/v1/watch`: changes to objects of every kind. */
 export function registerWatchAllRoute(app: FastifyInstance, ctx: ApiContext): void {

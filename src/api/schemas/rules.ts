@@ -1,6 +1,7 @@
 import { envProblems } from "../../model/env-rules.ts";
 import { isSecretRef, type EnvValue, type MachineSpec, type NodeSpec, type SecretSpec, type ServiceSpec } from "../../model/kinds.ts";
 import { nodeAddressProblem } from "../../model/node-address.ts";
+import { serviceSpecProblems } from "../../model/service-rules.ts";
 import type { ErrorDetail } from "../api-error.ts";
 
 /**
@@ -9,13 +10,7 @@ import type { ErrorDetail } from "../api-error.ts";
  */
 
 export function serviceSpecRules(spec: ServiceSpec, at = "/spec"): ErrorDetail[] {
-  const details: ErrorDetail[] = [];
-  if (spec.replicas !== undefined && (spec.min !== undefined || spec.max !== undefined)) {
-    details.push({ path: `${at}/replicas`, message: "must not be set together with min/max: use a fixed replicas count, or min and max" });
-  }
-  if (spec.min !== undefined && spec.max !== undefined && spec.min > spec.max) {
-    details.push({ path: `${at}/min`, message: `must be <= max (${spec.max})` });
-  }
+  const details: ErrorDetail[] = serviceSpecProblems(spec).map((p) => ({ path: `${at}/${p.field}`, message: p.message }));
   if (spec.volumes === "single" && ((spec.replicas ?? 1) > 1 || (spec.max ?? 0) > 1)) {
     details.push({ path: `${at}/volumes`, message: "single: one shared volume has one writer, so at most one machine (replicas or max <= 1)" });
   }

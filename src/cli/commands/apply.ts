@@ -1,3 +1,4 @@
+import { canonicalJson } from "../../shared/canonical-json.ts";
 import type { Command } from "commander";
 import { readFile, stat } from "node:fs/promises";
 import { resolve } from "node:path";
@@ -5,7 +6,8 @@ import { isApiError } from "../../client/api-error.ts";
 import { parseResourceDocuments, type ParseOptions, type ResourceDocument } from "../../client/documents.ts";
 import type { PithClient } from "../../client/pith-client.ts";
 import type { InputOf } from "../../client/types.ts";
-import { buildImage, canonicalJson } from "../../image/image-builder.ts";
+import { buildImage } from "../../image/image-builder.ts";
+import { sameDeclaration } from "../../model/declaration.ts";
 import { imageObject } from "../../image/image-object.ts";
 import { shortDigest } from "../../image/image.ts";
 import { API_VERSION, type Kind, type ResourceInput } from "../../model/resource.ts";
@@ -97,11 +99,6 @@ function keepRestart(input: ResourceInput, existing: { spec: unknown } | undefin
   const spec = input.spec as { restartedAt?: unknown } | undefined;
   if (input.kind !== "Service" || restartedAt === undefined || !spec || spec.restartedAt !== undefined) return input;
   return { ...input, spec: { ...spec, restartedAt } };
-}
-
-/** True if applying `input` would change nothing: same spec and labels (no labels = none). */
-export function sameDeclaration(existing: { spec: unknown; metadata: { labels?: Record<string, string> } }, input: ResourceInput): boolean {
-  return canonicalJson(existing.spec) === canonicalJson(input.spec) && canonicalJson(existing.metadata.labels ?? {}) === canonicalJson(input.metadata.labels ?? {});
 }
 
 /** Builds a Service's `spec.app`, registers the Image object, and returns the Service running it. */

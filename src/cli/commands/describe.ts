@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { PithClient } from "../../client/pith-client.ts";
 import type { PithEvent } from "../../model/kinds.ts";
+import { SERVICE_LABEL } from "../../model/labels.ts";
 import type { Resource } from "../../model/resource.ts";
 import { secretsUsedBy } from "../../model/machine-template.ts";
 import { userError } from "../../shared/errors.ts";
@@ -28,7 +29,7 @@ export function registerDescribe(program: Command): void {
 async function describeObject(client: PithClient, object: Resource): Promise<string> {
   const [events, machines] = await Promise.all([
     client.events(object.kind, object.metadata.name),
-    object.kind === "Service" ? client.list("Machine", { labels: { "pith.dev/service": object.metadata.name } }).then((l) => l.items) : undefined,
+    object.kind === "Service" ? client.list("Machine", { labels: { [SERVICE_LABEL]: object.metadata.name } }).then((l) => l.items) : undefined,
   ]);
   const out = [renderObject(object)];
   if (machines) {

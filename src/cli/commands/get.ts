@@ -3,7 +3,9 @@ import { stringify } from "yaml";
 import type { ResourceList, ResourceOf } from "../../client/types.ts";
 import { shortDigest } from "../../image/image.ts";
 import type { Image, Machine, PithEvent, PithNode, Secret, Service, Volume } from "../../model/kinds.ts";
+import { IMAGE_NAME_LABEL } from "../../model/labels.ts";
 import { PLURALS, type Kind, type Resource } from "../../model/resource.ts";
+import { desiredMachines } from "../../model/service-rules.ts";
 import { userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
 import { kindWord, parseKindAndName } from "../kinds.ts";
@@ -129,7 +131,7 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
         (s) => [
           s.metadata.name,
           imageColumn(s),
-          `${s.status?.ready ?? 0}/${desiredReplicas(s)}`,
+          `${s.status?.ready ?? 0}/${desiredMachines(s)}`,
           serviceState(s),
           age(s.metadata.createdAt),
           ...(wide ? [s.spec.hosts?.join(",") || "-", String(Object.keys(s.spec.env ?? {}).length)] : []),
@@ -169,7 +171,7 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
       ]);
     case "Image":
       return printer<Image>(["NAME", "DIGEST", "RUNTIME", "SIZE", "LISTEN", ...(wide ? ["EGRESS", "MEMORY", "VCPUS", "AGE"] : [])], (i) => [
-        i.metadata.labels["pith.dev/name"] ?? i.metadata.name,
+        i.metadata.labels[IMAGE_NAME_LABEL] ?? i.metadata.name,
         shortDigest(i.spec.digest),
         i.spec.runtime,
         formatBytes(i.spec.storedBytes),
@@ -207,19 +209,14 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
 // The API hands back objects of the kind asked for; the cast picks that kind's fields.
 const printer = <R extends Resource>(headers: string[], row: (object: R) => string[]): Printer => ({ headers, row: (o) => row(o as R) });
 
-/** The desired machine count: what the controller decided, else what the spec asks for. */
-export function desiredReplicas(s: Service): number {
-  return s.status?.desired ?? s.spec.replicas ?? s.spec.min ?? 1;
-}
-
 /** One word for a service's state, for STATUS. */
 export function serviceState(s: Service): string {
   const status = s.status ?? {};
   if (status.crashLoop) return "CrashLoopBackOff";
-  if (desiredReplicas(s) === 0) return "ScaledToZero";
+  if (desiredMachines(s) === 0) return "ScaledToZero";
   if (status.observedGeneration === undefined) return "Pending";
   if (status.observedGeneration < s.metadata.generation) return "Updating";
-  return (status.ready ?? 0) >= desiredReplicas(s) ? "Running" : "Starting";
+  return (status.ready ?? 0) >= desiredMachines(s) ? "Running" : "Starting";
 }
 
 function imageColumn(s: Service): string {

@@ -4,7 +4,7 @@ import type { PithClient } from "../../client/pith-client.ts";
 import type { Service } from "../../model/kinds.ts";
 import { changeFrom } from "../../model/revision-history.ts";
 import { rolloutProgress } from "../../model/rollout-progress.ts";
-import { SERVICE_LABEL } from "../../controller/informers.ts";
+import { SERVICE_LABEL } from "../../model/labels.ts";
 import { userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
 import { objectRef } from "../kinds.ts";

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, getToken } from "./api.ts";
-import { PLURALS, type Image, type Kind, type Machine, type PithEvent, type PithNode, type Resource, type Service } from "./types.ts";
+import { PLURALS, serviceOf, type Image, type Kind, type Machine, type PithEvent, type PithNode, type Resource, type Service } from "./types.ts";
 
 /**
  * Everything the GUI shows, kept current by one Server-Sent Events watch of every kind
@@ -83,7 +83,7 @@ export class LiveState {
     return this.images.find((i) => i.spec.digest === digest);
   }
   machinesOf(service: string): Machine[] {
-    return this.machines.filter((m) => m.spec.service === service || m.metadata.labels["pith.dev/service"] === service);
+    return this.machines.filter((m) => serviceOf(m) === service);
   }
 
   subscribe(listener: () => void): () => void {

@@ -9,7 +9,7 @@ import { shortDigest } from "../format.ts";
 import { useLive, type LiveState } from "../live.ts";
 import { checkServiceManifest, describePath, locateServerDetails, serviceToYaml, type Problem } from "../manifest.ts";
 import { href, navigate } from "../router.ts";
-import type { Machine, Service, ServiceRevision } from "../types.ts";
+import { declarationOf, desiredMachines, isAutoscaled, type Machine, type Service, type ServiceRevision } from "../types.ts";
 import { rolloutProgress } from "../../../model/rollout-progress.ts";
 import { changeFrom } from "../../../model/revision-history.ts";
 import { isOfTemplate } from "../../../model/template-label.ts";
@@ -31,7 +31,7 @@ export function ServicePage({ name }: { name: string }): VNode {
   const events = live.events.filter(
     (e) => (e.spec.involved.kind === "Service" && e.spec.involved.name === name) || (e.spec.involved.kind === "Machine" && machines.some((m) => m.metadata.name === e.spec.involved.name)),
   );
-  const desired = service.status?.desired ?? service.spec.replicas ?? 0;
+  const desired = desiredMachines(service);
   const ready = service.status?.ready ?? 0;
   const slowest = Math.max(0, ...machines.map((m) => m.status?.timings?.readyMs ?? 0));
 
@@ -102,7 +102,7 @@ function ScaleControl({ service }: { service: Service }): VNode {
     }
   }, [replicas]);
 
-  if (service.spec.min !== undefined || service.spec.max !== undefined) {
+  if (isAutoscaled(service.spec)) {
     return html`<p>Autoscaled between <strong>min ${service.spec.min ?? 0}</strong> and <strong>max ${service.spec.max ?? "–"}</strong> machines${service.status?.autoscale ? html`; the autoscaler wants <strong>${service.status.autoscale.desired}</strong> now` : null}.</p>
       <p class="muted small">Change min and max in the manifest below.</p>`;
   }
@@ -209,7 +209,7 @@ function Routes({ service, ready }: { service: Service; ready: number }): VNode 
  */
 function ManifestEditor({ service }: { service: Service }): VNode {
   const name = service.metadata.name;
-  const serverText = useMemo(() => serviceToYaml(service), [service.metadata.generation, service.metadata.name, JSON.stringify(service.metadata.labels)]);
+  const serverText = useMemo(() => serviceToYaml(service), [service.metadata.name, declarationOf(service)]);
   const [text, setText] = useState(serverText);
   const [dirty, setDirty] = useState(false);
   const [base, setBase] = useState(service.metadata.generation);
