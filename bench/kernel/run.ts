@@ -74,9 +74,9 @@ async function build(source: LinuxSource, label: string, fragments: FragmentName
 }
 
 const source = await ensureLinuxSource();
-const clean = await build(source, "clean build of the second set, no ccache", second, false);
 const filling = await build(source, "first set, through an empty ccache", first, ccacheDir);
 const reused = await build(source, "second set, through the ccache the first set filled", second, ccacheDir);
+const clean = await build(source, "clean build of the second set, no ccache", second, false);
 
 const rows = [clean, filling, reused].map((b) => `| ${b.label} | ${b.seconds.toFixed(1)} s | ${b.hits ?? "-"} | ${b.sha256.slice(0, 16)} | ${b.bytes} |`);
 process.stdout.write(
