@@ -11,6 +11,7 @@ import { fragmentPath, readFragment, type FragmentName } from "./kernel-fragment
 import { enabledOptions, kernelDir, listKernels, readKernelInfo, type KernelInfo } from "./kernel-cache.ts";
 import { ensureLinuxSource, type LinuxSource } from "./linux-source.ts";
 import { ensurePrivateDir } from "../shared/private-files.ts";
+import { compilerCacheEnabled, compilerCacheFor, type CompilerCache, type CompilerCacheUsage } from "./compiler-cache.ts";
 
 /** Kbuild stamps the build's time, user and host into the kernel; fixed, the same config gives the same bytes. */
 const REPRODUCIBLE_BUILD_ENV = {
@@ -58,16 +59,22 @@ export async function ensureKernel(fragments: FragmentName[], progress: Progress
   }
 }
 
-function make(source: LinuxSource, workDir: string, targets: string[], onLine?: (line: string) => void) {
-  return execFile("make", ["-C", source.dir, `O=${workDir}`, "ARCH=x86_64", ...targets], {
+interface MakeOptions {
+  onLine?: (line: string) => void;
+  compilerCache?: CompilerCache;
+}
+
+function make(source: LinuxSource, workDir: string, targets: string[], options: MakeOptions = {}) {
+  const cache = options.compilerCache;
+  return execFile("make", ["-C", source.dir, `O=${workDir}`, "ARCH=x86_64", ...(cache?.makeArgs ?? []), ...targets], {
     code: "KERNEL_BUILD_FAILED",
-    env: REPRODUCIBLE_BUILD_ENV,
-    ...(onLine ? { onStdoutLine: onLine } : {}),
+    env: { ...REPRODUCIBLE_BUILD_ENV, ...cache?.env },
+    ...(options.onLine ? { onStdoutLine: options.onLine } : {}),
   });
 }
 
 /** tinyconfig, then our fragments merged on top, then olddefconfig to settle dependencies. */
-async function makeConfig(source: LinuxSource, workDir: string, fragments: FragmentName[]): Promise<string> {
+export async function makeConfig(source: LinuxSource, workDir: string, fragments: FragmentName[]): Promise<string> {
   await make(source, workDir, ["-s", "tinyconfig"]);
   await execFile(join(source.dir, "scripts/kconfig/merge_config.sh"), ["-m", "-O", workDir, join(workDir, ".config"), ...fragments.map(fragmentPath)], {
     cwd: workDir,
@@ -75,6 +82,47 @@ async function makeConfig(source: LinuxSource, workDir: string, fragments: Fragm
   });
   await make(source, workDir, ["-s", "olddefconfig"]);
   return readFile(join(workDir, ".config"), "utf8");
+}
+
+export interface CompiledKernel {
+  /** The stripped vmlinux inside the work dir. */
+  vmlinux: string;
+  steps: number;
+  seconds: number;
+  /** Compiles answered by ccache, when it was used. */
+  compilerCache?: CompilerCacheUsage;
+}
+
+/**
+ * Compiles a configured work dir's vmlinux and strips it. `compilerCache` false builds without
+ * ccache (the benchmark's clean build); a string is a ccache directory of its own.
+ */
+export async function compileKernel(
+  source: LinuxSource,
+  workDir: string,
+  options: { compilerCache?: boolean | string; onStep?: (steps: number) => void } = {},
+): Promise<CompiledKernel> {
+  const started = Date.now();
+  const cache =
+    options.compilerCache === false ? undefined : await compilerCacheFor(workDir, typeof options.compilerCache === "string" ? options.compilerCache : undefined);
+  let steps = 0;
+  try {
+    await make(source, workDir, [`-j${availableParallelism()}`, "vmlinux"], {
+      ...(cache ? { compilerCache: cache } : {}),
+      onLine: (line) => {
+        // Kbuild prints one "  CC      path" style line per step.
+        if (!/^\s+[A-Z][A-Z0-9_]*\s/.test(line)) return;
+        steps++;
+        options.onStep?.(steps);
+      },
+    });
+    // Symbols are for debuggers; the machine boots the same without them, and faster to load.
+    const vmlinux = join(workDir, "vmlinux.stripped");
+    await execFile("strip", ["--strip-all", "-o", vmlinux, join(workDir, "vmlinux")], { code: "KERNEL_BUILD_FAILED" });
+    return { vmlinux, steps, seconds: (Date.now() - started) / 1000, ...(cache ? { compilerCache: await cache.usage() } : {}) };
+  } finally {
+    await cache?.release();
+  }
 }
 
 async function buildKernel(
@@ -86,41 +134,33 @@ async function buildKernel(
   progress: Progress,
 ): Promise<KernelInfo> {
   const expected = await expectedSteps();
-  const started = Date.now();
-  let steps = 0;
-  const jobs = String(availableParallelism());
-  progress.update(0, `compiling kernel ${configHash.slice(0, 12)} (${fragments.join("+")})`);
-  await make(source, workDir, [`-j${jobs}`, "vmlinux"], (line) => {
-    // Kbuild prints one "  CC      path" style line per step.
-    if (!/^\s+[A-Z][A-Z0-9_]*\s/.test(line)) return;
-    steps++;
-    progress.update(Math.min(0.99, steps / expected), `${steps}/~${expected} steps, kernel ${configHash.slice(0, 12)}`);
+  progress.update(0, `compiling kernel ${configHash.slice(0, 12)} (${fragments.join("+")})${compilerCacheEnabled() ? ", through ccache" : ""}`);
+  const compiled = await compileKernel(source, workDir, {
+    onStep: (steps) => progress.update(Math.min(0.99, steps / expected), `${steps}/~${expected} steps, kernel ${configHash.slice(0, 12)}`),
   });
-
-  // Symbols are for debuggers; the machine boots the same without them, and faster to load.
-  const vmlinux = join(workDir, "vmlinux.stripped");
-  await execFile("strip", ["--strip-all", "-o", vmlinux, join(workDir, "vmlinux")], { code: "KERNEL_BUILD_FAILED" });
 
   const staging = join(kernelCacheDir(), `.staging-${configHash}-${process.pid}`);
   await rm(staging, { recursive: true, force: true });
   await ensurePrivateDir(staging);
-  await copyFile(vmlinux, join(staging, "vmlinux"));
+  await copyFile(compiled.vmlinux, join(staging, "vmlinux"));
   await writeFile(join(staging, "config"), config);
   const info: KernelInfo = {
     configHash,
     fragments,
     sourceVersion: source.version,
     options: enabledOptions(config).length,
-    vmlinuxBytes: (await stat(vmlinux)).size,
-    buildSeconds: Math.round((Date.now() - started) / 1000),
-    buildSteps: steps,
+    vmlinuxBytes: (await stat(compiled.vmlinux)).size,
+    buildSeconds: Math.round(compiled.seconds),
+    buildSteps: compiled.steps,
     builtAt: new Date().toISOString(),
     vmlinux: join(kernelDir(configHash), "vmlinux"),
+    ...(compiled.compilerCache ? { compilerCache: compiled.compilerCache } : {}),
   };
   await writeFile(join(staging, "kernel.json"), JSON.stringify(info, null, 2) + "\n");
   if (existsSync(kernelDir(configHash))) await rm(kernelDir(configHash), { recursive: true, force: true });
   await rename(staging, kernelDir(configHash));
-  progress.done(`kernel ${configHash.slice(0, 12)} built: ${info.options} options, ${(info.vmlinuxBytes / 1e6).toFixed(1)} MB`);
+  const cached = compiled.compilerCache ? `, ${compiled.compilerCache.hits}/${compiled.compilerCache.compiles} compiles from ccache` : "";
+  progress.done(`kernel ${configHash.slice(0, 12)} built in ${Math.round(compiled.seconds)} s${cached}: ${info.options} options, ${(info.vmlinuxBytes / 1e6).toFixed(1)} MB`);
   return info;
 }
 

@@ -16,6 +16,8 @@ export interface KernelInfo {
   buildSeconds: number;
   buildSteps: number;
   builtAt: string;
+  /** Compiles the build took from ccache (absent: built without it). */
+  compilerCache?: { compiles: number; hits: number };
 }
 
 export const kernelDir = (configHash: string): string => join(kernelCacheDir(), configHash);

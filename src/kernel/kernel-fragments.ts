@@ -37,6 +37,20 @@ export function fragmentsFor(needs: KernelNeeds): FragmentName[] {
   return fragments;
 }
 
+/**
+ * What most apps need, built ahead of the first app by `pith kernel prebuild`: a network server
+ * (native or Node), the same with two vCPUs, a native batch program without a network, and a
+ * network server with a volume.
+ */
+export const COMMON_KERNEL_NEEDS: readonly KernelNeeds[] = [
+  { network: true, runtime: "native", vcpus: 1, volumes: false },
+  { network: true, runtime: "node", vcpus: 1, volumes: false },
+  { network: false, runtime: "native", vcpus: 1, volumes: false },
+  { network: true, runtime: "native", vcpus: 2, volumes: false },
+  { network: true, runtime: "node", vcpus: 2, volumes: false },
+  { network: true, runtime: "native", vcpus: 1, volumes: true },
+];
+
 export const fragmentPath = (name: FragmentName): string => join(pithRoot(), "src", "kernel", "fragments", `${name}.config`);
 
 export const readFragment = (name: FragmentName): Promise<string> => readFile(fragmentPath(name), "utf8");

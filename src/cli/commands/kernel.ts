@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { listKernels } from "../../kernel/kernel-cache.ts";
 import { ensureKernel } from "../../kernel/kernel-builder.ts";
-import { fragmentsFor, FRAGMENTS, kernelNeedsOf, parseFragmentNames } from "../../kernel/kernel-fragments.ts";
+import { COMMON_KERNEL_NEEDS, fragmentsFor, FRAGMENTS, kernelNeedsOf, parseFragmentNames } from "../../kernel/kernel-fragments.ts";
 import { loadAppManifest } from "../../manifest/app-manifest.ts";
 import { userError } from "../../shared/errors.ts";
 import { formatSeconds, streamProgress } from "../../shared/progress.ts";
@@ -31,6 +31,16 @@ export function registerKernel(program: Command): void {
       process.stdout.write(`${info.configHash}  ${info.fragments.join("+")}  ${info.options} options  ${formatBytes(info.vmlinuxBytes)}\n`);
     });
   kernel
+    .command("prebuild")
+    .description("build the kernels most apps need ahead of time (each later build of a new set reuses their objects through ccache)")
+    .action(async () => {
+      for (const needs of COMMON_KERNEL_NEEDS) {
+        const fragments = fragmentsFor(needs);
+        const info = await ensureKernel(fragments, streamProgress(`kernel ${fragments.join("+")}`));
+        process.stdout.write(`${info.configHash}  ${info.fragments.join("+")}  ${formatSeconds(info.buildSeconds)}\n`);
+      }
+    });
+  kernel
     .command("ls")
     .description("list cached kernels")
     .option("-o, --output <format>", "table or json", "table")
@@ -40,7 +50,15 @@ export function registerKernel(program: Command): void {
         process.stdout.write(JSON.stringify(kernels, null, 2) + "\n");
         return;
       }
-      const rows = kernels.map((k) => [k.configHash.slice(0, 12), k.fragments.join("+"), String(k.options), formatBytes(k.vmlinuxBytes), formatSeconds(k.buildSeconds), k.sourceVersion]);
-      process.stdout.write(table(["CONFIG", "FRAGMENTS", "OPTIONS", "SIZE", "BUILD", "SOURCE"], rows));
+      const rows = kernels.map((k) => [
+        k.configHash.slice(0, 12),
+        k.fragments.join("+"),
+        String(k.options),
+        formatBytes(k.vmlinuxBytes),
+        formatSeconds(k.buildSeconds),
+        k.compilerCache ? `${k.compilerCache.hits}/${k.compilerCache.compiles}` : "-",
+        k.sourceVersion,
+      ]);
+      process.stdout.write(table(["CONFIG", "FRAGMENTS", "OPTIONS", "SIZE", "BUILD", "FROM CCACHE", "SOURCE"], rows));
     });
 }
