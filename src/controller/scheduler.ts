@@ -1,5 +1,5 @@
 import type { Kind, WatchEvent } from "../model/resource.ts";
-import type { Machine, PithNode } from "../model/kinds.ts";
+import type { Machine, PithNode, Volume } from "../model/kinds.ts";
 import { type Store, StoreError } from "../store/store.ts";
 import { AllocationTracker } from "./allocations.ts";
 import type { EventRecorder } from "./event-recorder.ts";
@@ -87,8 +87,11 @@ export class Scheduler implements Reconciler {
   private async place(machine: Machine, nodes: PithNode[], nowhere: string | undefined): Promise<boolean> {
     const name = machine.metadata.name;
     const siblings = this.siblingsByNode(machine);
+    // A volume's file lives on one node's disk: a machine holding it can run only there.
+    const pinned = await this.volumeNode(machine);
+    const eligible = pinned.node === undefined ? nodes : nodes.filter((n) => n.metadata.name === pinned.node);
     let choice: { node: string; siblings: number; freeMemory: number } | undefined;
-    for (const n of nodes) {
+    for (const n of pinned.conflict ? [] : eligible) {
       const used = this.allocations.of(n.metadata.name);
       const freeMemory = n.spec.capacity.memoryMiB - used.memoryMiB;
       const freeVcpus = n.spec.capacity.vcpus - used.vcpus;
@@ -98,7 +101,12 @@ export class Scheduler implements Reconciler {
       if (!choice || candidate.siblings < choice.siblings || (candidate.siblings === choice.siblings && freeMemory > choice.freeMemory)) choice = candidate;
     }
     if (!choice) {
-      const reason = nowhere ?? `no node has ${machine.spec.memoryMiB} MiB and ${machine.spec.vcpus} vCPU free`;
+      const reason =
+        pinned.conflict ??
+        nowhere ??
+        (pinned.node === undefined
+          ? `no node has ${machine.spec.memoryMiB} MiB and ${machine.spec.vcpus} vCPU free`
+          : `its volume ${pinned.volume} is on node ${pinned.node}, which is not ready, is cordoned or draining, or has no ${machine.spec.memoryMiB} MiB and ${machine.spec.vcpus} vCPU free`);
       if (machine.status.reason !== reason) {
         await writeBack(this.store, machine, { status: { ...machine.status, reason } });
         await this.events.record({ kind: "Machine", name }, "Warning", "FailedScheduling", reason);
@@ -110,6 +118,19 @@ export class Scheduler implements Reconciler {
     await writeBack(this.store, machine, { spec: { ...machine.spec, node }, status: { ...status, node } });
     await this.events.record({ kind: "Machine", name }, "Normal", "Scheduled", `placed on ${node}`);
     return true;
+  }
+
+  /** The node holding the machine's volumes' files, if one does yet (a new volume is made where the machine lands). */
+  private async volumeNode(machine: Machine): Promise<{ node?: string; volume?: string; conflict?: string }> {
+    let found: { node: string; volume: string } | undefined;
+    for (const { volume } of machine.spec.volumes ?? []) {
+      const v = await this.store.get<Volume>("Volume", volume);
+      const node = v?.spec.node ?? v?.status?.node;
+      if (node === undefined) continue;
+      if (found && found.node !== node) return { conflict: `its volumes are on different nodes (${found.volume} on ${found.node}, ${volume} on ${node})` };
+      found = { node, volume };
+    }
+    return found ?? {};
   }
 
   /** How many running machines of the same service each node holds (none for a machine without one). */
