@@ -1,5 +1,6 @@
-import { STATUS_CODES, type ServerResponse } from "node:http";
+import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
+import type { ClientResponse } from "./client-side.ts";
 
 /**
  * The proxy's own answers (no route, no machine, machine unreachable), in the control plane's
@@ -15,7 +16,7 @@ export interface ProxyErrorResponse {
 
 const body = (error: ProxyErrorResponse): string => JSON.stringify({ error: { code: error.code, message: error.message } });
 
-export function sendError(res: ServerResponse, error: ProxyErrorResponse, requestId: string): void {
+export function sendError(res: ClientResponse, error: ProxyErrorResponse, requestId: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -23,7 +24,8 @@ export function sendError(res: ServerResponse, error: ProxyErrorResponse, reques
   const text = body(error);
   const headers: string[] = ["Content-Type", "application/json", "Content-Length", String(Buffer.byteLength(text)), "X-Request-Id", requestId];
   if (error.retryAfter !== undefined) headers.push("Retry-After", String(error.retryAfter));
-  res.writeHead(error.status, headers).end(text);
+  res.writeHead(error.status, undefined, headers);
+  res.end(text);
 }
 
 /** The same answer written on a raw socket, for an upgrade request that cannot be tunnelled. */
