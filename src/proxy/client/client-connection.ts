@@ -56,7 +56,14 @@ export class ClientConnection implements RequestReader, ResponseWriter {
   readonly #limits: ClientLimits;
   readonly #remoteAddress: string | undefined;
   readonly #parser: RequestParser;
-  readonly #onData = (data: Buffer): void => this.#read(data);
+  readonly #onData = (data: Buffer): void => {
+    // A throw here would end the process, and every other connection with it: this one alone ends.
+    try {
+      this.#read(data);
+    } catch (error) {
+      this.#refuse(error);
+    }
+  };
   readonly #onEnd = (): void => this.#clientEnded();
   readonly #onDrain = (): void => {
     this.#writeBlockedSince = 0;
@@ -68,7 +75,9 @@ export class ClientConnection implements RequestReader, ResponseWriter {
   #dispatched = false;
   /** The current response ended (the request's body may still be arriving, to be dropped). */
   #answered = false;
-  /** The discarded body ended inside a feed: the next request starts once that feed returns. */
+  /** Inside the parser's feed(): the next request may not start until it returns. */
+  #feeding = false;
+  /** The request was answered and read whole inside a feed: the next request starts once that feed returns. */
   #nextAfterFeed = false;
   #sentContinue = false;
   /** Bytes read after the current request: the next requests', parsed once it is answered. */
@@ -186,7 +195,8 @@ export class ClientConnection implements RequestReader, ResponseWriter {
       if (!request.discarding) request.discardBody(); // the next request starts when this body ends
       return;
     }
-    this.#next();
+    if (this.#feeding) this.#nextAfterFeed = true;
+    else this.#next();
   }
 
   #wait(what: Waiting, ms: number): void {
@@ -211,11 +221,14 @@ export class ClientConnection implements RequestReader, ResponseWriter {
   #parse(data: Buffer): void {
     if (!this.#request && this.#waiting === Waiting.NextRequest) this.#wait(Waiting.Head, this.#limits.headTimeoutMs);
     let end: number;
+    this.#feeding = true;
     try {
       end = this.#parser.feed(data);
     } catch (error) {
       this.#refuse(error);
       return;
+    } finally {
+      this.#feeding = false;
     }
     if (end < data.length) this.#backlog = this.#backlog ? Buffer.concat([data.subarray(end), this.#backlog]) : data.subarray(end);
     const request = this.#request;
@@ -244,6 +257,7 @@ export class ClientConnection implements RequestReader, ResponseWriter {
 
   /** The current request is answered and read whole: on to the next one. */
   #next(): void {
+    if (!this.#request || this.#closing) return;
     this.#request = undefined;
     this.#response = undefined;
     this.#dispatched = false;
