@@ -114,6 +114,7 @@ describe("Pith's HTTP server (the proxy's client side)", () => {
     assert.ok(text.indexOf("POST /1 one") < text.indexOf("GET /2 ") && text.indexOf("GET /2 ") < text.indexOf("POST /3 three"), text);
     assert.deepEqual(c.statuses(), ["200", "200", "200"]);
     assert.match(text, /Keep-Alive: timeout=5/);
+    assert.match(text, /\r\nDate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\r\n/);
   });
 
   test("a smuggling attempt (Content-Length with Transfer-Encoding) is a 400; nothing after it is read as a request", async () => {
@@ -229,6 +230,26 @@ describe("Pith's HTTP server: time limits and bounds", () => {
     answer?.();
     await until(() => s.seen.length === 2, 3000, "the second request, once the first is answered");
     void sent;
+  });
+
+  test("a body nobody reads yet (a held request) is read only up to a bound: the rest waits in the client's socket", async (t) => {
+    let req: IncomingRequest | undefined;
+    const s = await startServer({}, (r) => {
+      req = r;
+      return true;
+    });
+    t.after(() => s.close());
+    const c = s.client();
+    const body = Buffer.alloc(16 * 1024 * 1024, 97);
+    c.send(`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\n\r\n`);
+    c.socket.write(body);
+    await until(() => req !== undefined, 3000, "the request");
+    await until(() => c.socket.writableLength > 0, 3000, "the client's writes to back up");
+    await new Promise((resolve) => setTimeout(resolve, 100)); // time for any unbounded reading to show
+    assert.ok(c.socket.writableLength > 8 * 1024 * 1024, `the server stopped reading (client still holds ${c.socket.writableLength} bytes)`);
+    let received = 0;
+    await new Promise<void>((resolve) => req?.readBody((chunk) => (received += chunk.length), resolve));
+    assert.equal(received, body.length, "and reads it all once the body is wanted");
   });
 
   test("a client that does not read its response is cut after clientTimeoutMs", async (t) => {

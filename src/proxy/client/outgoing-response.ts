@@ -17,12 +17,25 @@ export interface ResponseWriter {
 /** Bodies up to this size go out in one buffer with their framing (one copy); larger ones in one corked writev. */
 const COPY_LIMIT = 16 * 1024;
 
+let dateText = "";
+let dateSecond = -1;
+/** The Date field's value (RFC 9110 6.6.1: a proxy adds one to a response that has none), made once a second. */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
 /**
  * One response of Pith's HTTP server, framed for the client: Content-Length as given, else chunked
  * (HTTP/1.1) or until the close (HTTP/1.0); no body for HEAD, 1xx, 204 and 304. The head is held
  * until the first body bytes or the end, so a small response is one socket write. Connection:
  * close goes out when the connection ends after it; Connection: keep-alive to an HTTP/1.0 client
- * that asked for it.
+ * that asked for it. A Date is added when the response has none, as node's server did.
  */
 export class OutgoingResponse {
   statusCode = 200;
@@ -50,11 +63,14 @@ export class OutgoingResponse {
     if (!Number.isInteger(status) || status < 200 || status > 999) throw new RangeError(`invalid response status ${status}`);
     let head = `HTTP/1.1 ${status} ${reason ?? STATUS_CODES[status] ?? ""}\r\n`;
     let hasLength = false;
+    let hasDate = false;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i] as string;
       if (name.length === 14 && name.toLowerCase() === "content-length") hasLength = true;
+      else if (name.length === 4 && name.toLowerCase() === "date") hasDate = true;
       head += `${name}: ${headers[i + 1]}\r\n`;
     }
+    if (!hasDate) head += `Date: ${httpDate()}\r\n`;
     let keepAlive = this.#writer.keepAliveAfterResponse();
     this.#bodiless = this.#method === "HEAD" || status === 204 || status === 304;
     if (!this.#bodiless && !hasLength) {
