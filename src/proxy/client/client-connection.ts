@@ -38,6 +38,8 @@ const enum Waiting {
   Body,
   /** The end of a body nobody wants, after its response. */
   DiscardedBody,
+  /** The client's FIN, after this side ended the connection: a client that never sends it does not keep the socket. */
+  Close,
 }
 
 /**
@@ -319,16 +321,19 @@ export class ClientConnection implements RequestReader, ResponseWriter {
       return;
     }
     this.#closing = true;
-    this.#wait(Waiting.Nothing, 0);
+    this.#wait(Waiting.Close, this.#limits.keepAliveTimeoutMs);
     this.#backlog = undefined;
     this.#handlers.onClientError(this.socket, error.status, error.message);
   }
 
-  /** Ends the connection once what is written has gone. */
+  /** Ends the connection once what is written has gone; reading goes on (and drops) until the client's FIN. */
   #close(): void {
     this.#closing = true;
     this.#backlog = undefined;
-    this.#wait(Waiting.Nothing, 0);
+    this.#bodyPaused = false;
+    this.#backlogFull = false;
+    if (this.socket.isPaused()) this.socket.resume();
+    this.#wait(Waiting.Close, this.#limits.keepAliveTimeoutMs);
     if (!this.socket.destroyed) this.socket.end();
   }
 

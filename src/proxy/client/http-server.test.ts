@@ -187,6 +187,25 @@ describe("Pith's HTTP server: time limits and bounds", () => {
     assert.equal(silent.text, "");
   });
 
+  test("a client that never sends its FIN after a refusal or a Connection: close does not keep the socket", async (t) => {
+    const s = await startServer({ keepAliveTimeoutMs: 100 });
+    t.after(() => s.close());
+    for (const request of ["GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"]) {
+      const c = s.client();
+      c.socket.allowHalfOpen = true; // reads our FIN and keeps its own side open, as a hostile client would
+      c.send(request);
+      await c.waitFor(/^HTTP\/1\.1 (400|200) /);
+      await until(() => c.socket.readableEnded, 3000, "the server's FIN");
+      const open = (): Promise<number> => new Promise((resolve, reject) => s.server.getConnections((e, n) => (e ? reject(e) : resolve(n))));
+      const deadline = Date.now() + 3000;
+      while ((await open()) > 0) {
+        assert.ok(Date.now() < deadline, "the server let go of the half-open socket");
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      c.socket.destroy();
+    }
+  });
+
   test("an idle kept-alive connection closes after keepAliveTimeoutMs", async (t) => {
     const s = await startServer({ keepAliveTimeoutMs: 100 });
     t.after(() => s.close());

@@ -28,7 +28,14 @@ export function sendError(res: ClientResponse, error: ProxyErrorResponse, reques
   res.end(text);
 }
 
-/** The same answer written on a raw socket, for an upgrade request that cannot be tunnelled. */
+/** How long a socket answered with an error may wait for the client's FIN before it is cut. */
+const LINGER_MS = 5_000;
+
+/**
+ * The same answer written on a raw socket, for an upgrade request that cannot be tunnelled or a
+ * request the server refused; then the socket is ended. What the client still sends is read and
+ * dropped until its FIN (so the answer is not lost to a reset), for at most LINGER_MS.
+ */
 export function writeErrorToSocket(socket: Duplex, error: ProxyErrorResponse, requestId: string): void {
   if (socket.destroyed || !socket.writable) {
     socket.destroy();
@@ -40,4 +47,7 @@ export function writeErrorToSocket(socket: Duplex, error: ProxyErrorResponse, re
     `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ""}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
       `X-Request-Id: ${requestId}\r\n${retryAfter}Connection: close\r\n\r\n${text}`,
   );
+  socket.resume();
+  const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  socket.once("close", () => clearTimeout(linger));
 }
