@@ -208,8 +208,8 @@ export class ClientConnection implements RequestReader, ResponseWriter {
 
   #read(data: Buffer): void {
     if (this.#closing) return;
-    if (this.#request && this.#parser.done) {
-      // A pipelined request, while the one before it is being answered: held, bounded.
+    if ((this.#request && this.#parser.done) || this.#backlogScheduled) {
+      // A pipelined request, while the one before it is being answered (or read-ahead bytes wait their turn): held, bounded.
       this.#backlog = this.#backlog ? Buffer.concat([this.#backlog, data]) : data;
       if (this.#backlog.length > MAX_PIPELINED_BYTES && !this.#backlogFull) {
         this.#backlogFull = true;
