@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
+import fc from "fast-check";
 import { until } from "../test-support.ts";
-import { type ClientLimits, HttpServer, type HttpHandlers, type IncomingRequest, type OutgoingResponse } from "./http-server.ts";
 import { MAX_PIPELINED_BYTES } from "./client-connection.ts";
+import { type ClientLimits, type HttpHandlers, HttpServer, type IncomingRequest, type OutgoingResponse } from "./http-server.ts";
 
 /** A connection to the server, reading everything it answers. */
 class RawClient {
@@ -289,5 +290,43 @@ describe("Pith's HTTP server: time limits and bounds", () => {
     c.socket.pause();
     c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     await until(() => closed, 5000, "the unread response to be cut");
+  });
+});
+
+describe("Pith's HTTP server: pipelined streams, fuzzed", () => {
+  test("any sequence of requests, split into writes anywhere, is answered in order, each with its own body", async (t) => {
+    const s = await startServer();
+    t.after(() => s.close());
+    const requestArb = fc.record({
+      path: fc.stringMatching(/^\/[a-z0-9]{0,8}$/),
+      body: fc.stringMatching(/^[a-z]{0,30}$/),
+      chunked: fc.boolean(),
+      expect: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(requestArb, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 5 }), async (requests, cuts) => {
+        const wire = requests
+          .map((r) => {
+            const framing = r.chunked
+              ? `Transfer-Encoding: chunked\r\n\r\n${r.body.length > 0 ? `${r.body.length.toString(16)}\r\n${r.body}\r\n` : ""}0\r\n\r\n`
+              : `Content-Length: ${r.body.length}\r\n\r\n${r.body}`;
+            return `POST ${r.path} HTTP/1.1\r\nHost: a\r\n${r.expect && r.body.length > 0 ? "Expect: 100-continue\r\n" : ""}${framing}`;
+          })
+          .join("");
+        const c = s.client();
+        const points = [...new Set(cuts.map((x) => x % (wire.length + 1)))].sort((a, b) => a - b);
+        let from = 0;
+        for (const p of [...points, wire.length]) {
+          if (p > from) c.send(wire.slice(from, p));
+          from = p;
+        }
+        const expected = requests.map((r) => `POST ${r.path} ${r.body}`);
+        await until(() => expected.every((e) => c.text.includes(e)), 5000, "every answer");
+        const answers = c.text.split(/HTTP\/1\.1 200 OK\r\n/).slice(1).map((a) => a.slice(a.indexOf("\r\n\r\n") + 4).replace(/HTTP\/1\.1 100 Continue\r\n\r\n/g, ""));
+        assert.deepEqual(answers, expected);
+        c.socket.destroy();
+      }),
+      { numRuns: 60, interruptAfterTimeLimit: 15_000 },
+    );
   });
 });
