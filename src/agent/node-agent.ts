@@ -3,13 +3,16 @@ import { join } from "node:path";
 import { isApiError, type PithClient } from "../client/index.ts";
 import { apiSource } from "../client/api-source.ts";
 import { Informer, untilSynced } from "../client/informer.ts";
+import { EventRecorder } from "../controller/event-recorder.ts";
 import { type WorkOutcome, WorkQueue } from "../controller/work-queue.ts";
 import type { Hypervisor, Machine as RunningMachine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import { bootFiles, resolveImage } from "../image/image-store.ts";
 import { API_VERSION } from "../model/resource.ts";
-import type { Machine, MachineStatus, PithNode } from "../model/kinds.ts";
+import type { Machine, MachinePull, MachineStatus, PithNode } from "../model/kinds.ts";
+import { pullForMachine, pullIfMissing, type ImagePuller } from "./image-pull.ts";
 import { bootToReadySeconds } from "../shared/metrics.ts";
 import { readAgentState, writeAgentState } from "./agent-state.ts";
+import { attachVolumes, detachVolumes } from "./volume-attachments.ts";
 import { messageOf } from "../shared/errors.ts";
 import { machinesDir } from "../shared/paths.ts";
 import { MachineStarter, type StartNotice } from "../snapshot/machine-starter.ts";
@@ -23,6 +26,9 @@ const BY_NODE = "node";
  * ten thousand concurrent requests that timed out against the control plane.
  */
 const AGENT_WORKERS = 32;
+
+/** A start that takes longer than this is reported as booting before it has a pid. */
+const QUICK_START_MS = 200;
 
 /** An image from this host's image store, unpacked for booting. */
 async function localBootSource(digest: string): Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">> {
@@ -38,6 +44,12 @@ export interface NodeAgentOptions {
   hypervisor: Hypervisor;
   nodeName?: string;
   accelerator: "kvm" | "tcg";
+  /**
+   * Where other hosts reach this node's machines (`pith agent --address`): registered on the Node,
+   * where proxies look it up. The hypervisor must forward listen ports there. Default: none
+   * (loopback: proxies on this host only).
+   */
+  address?: string;
   /** What this node offers; defaults: host memory less 1 GiB, 4 vCPUs per core (machines mostly idle). */
   capacity?: { memoryMiB: number; vcpus: number };
   heartbeatMs?: number;
@@ -48,6 +60,8 @@ export interface NodeAgentOptions {
   drainMs?: number;
   /** Where a machine's image comes from; default: the local image store. */
   bootSource?: (digest: string) => Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">>;
+  /** Gets a machine's image from its registry when this node lacks it; default: pullIfMissing. */
+  imagePuller?: ImagePuller;
   /** Starts machines in their start mode; default: snapshots in the local image store. */
   starter?: MachineStarter;
   resyncMs?: number;
@@ -86,9 +100,12 @@ export class NodeAgent {
   private timers: NodeJS.Timeout[] = [];
   private readonly log: (message: string) => void;
   private readonly starter: MachineStarter;
+  private readonly events: EventRecorder;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.client = options.client;
+    // Through the API: an agent holds no store, and its token may write only what a node may.
+    this.events = new EventRecorder(this.client);
     this.hypervisor = options.hypervisor;
     this.starter = options.starter ?? new MachineStarter({ hypervisor: options.hypervisor });
     this.nodeName = options.nodeName ?? defaultNodeName();
@@ -217,6 +234,7 @@ export class NodeAgent {
         this.running.delete(name);
         await this.saveState();
       }
+      if (latest) await this.releaseVolumes(latest);
       if (latest) await this.client.delete("Machine", name).catch((e) => (isApiError(e, 404) ? undefined : Promise.reject(e)));
       return;
     }
@@ -238,20 +256,42 @@ export class NodeAgent {
 
   private async startMachine(machine: Machine): Promise<void> {
     const name = machine.metadata.name;
-    await this.setStatus(name, { phase: "booting", node: this.nodeName, startedAt: new Date().toISOString() });
+    const startedAt = new Date().toISOString();
+    // A quick start is reported once, with its pid. Only a slow one (an image to pull or unpack,
+    // a snapshot to make) says "booting" first, so the start is visible while it lasts.
+    let early: Promise<void> | undefined;
+    const sayBooting = (): Promise<void> =>
+      (early ??= this.setStatus(name, { phase: "booting", node: this.nodeName, startedAt }).catch((e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`)));
+    const slow = setTimeout(() => void sayBooting(), QUICK_START_MS);
+    const settled = async () => {
+      clearTimeout(slow);
+      await early;
+    };
     let running: RunningMachine;
+    let pull: MachinePull | undefined;
     try {
+      pull = await this.pullImage(machine, sayBooting);
+      // Secret values are asked for at each start and kept only in the hypervisor's spec: the
+      // agent's saved handles and the Machine object never hold them.
+      const secrets = machine.spec.secretEnv && Object.keys(machine.spec.secretEnv).length > 0 ? await this.client.secretEnv(name) : undefined;
+      const volumes = machine.spec.volumes?.length ? await attachVolumes(this.client, this.nodeName, machine) : [];
       const spec: MachineSpec = {
         id: name,
         ...(await (this.options.bootSource ?? localBootSource)(machine.spec.image)),
         stateDir: join(machinesDir(), name),
-        env: machine.spec.env ?? {},
+        env: { ...machine.spec.env, ...secrets?.env },
+        ...(secrets ? { secretHashes: secrets.hashes } : {}),
+        ...(volumes.length ? { volumes } : {}),
       };
       running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
     } catch (e) {
-      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, stoppedAt: new Date().toISOString() });
+      await settled();
+      const pulling = this.latest(name)?.status.pull;
+      await this.setStatus(name, { phase: "failed", node: this.nodeName, reason: `cannot start: ${messageOf(e)}`, ...(pulling ? { pull: pulling } : {}), startedAt, stoppedAt: new Date().toISOString() });
+      await this.releaseVolumes(machine);
       return;
     }
+    await settled();
     this.running.set(name, running);
     await this.saveState();
     this.log(`started machine ${name} (pid ${running.pid}, ${running.accelerator})`);
@@ -263,9 +303,25 @@ export class NodeAgent {
       startedFrom: running.startedFrom,
       addresses: running.ports,
       ...(running.jail ? { jail: running.jail } : {}),
-      startedAt: new Date().toISOString(),
+      ...(pull ? { pull } : {}),
+      startedAt,
     });
     this.watchMachine(this.latest(name), running);
+  }
+
+  /** The machine's image from its registry, if this node lacks it: progress on its status, start and end on its events. */
+  private pullImage(machine: Machine, sayBooting: () => Promise<void>): Promise<MachinePull | undefined> {
+    const name = machine.metadata.name;
+    return pullForMachine(machine, this.options.imagePuller ?? pullIfMissing, {
+      status: async (pull) => {
+        // A pull is a slow start: it is booting from its first progress on.
+        await sayBooting();
+        const current = this.latest(name);
+        if (current?.status.phase === "booting") await this.setStatus(name, { ...current.status, pull });
+      },
+      event: (type, reason, message) => this.recordEvent(name, { type, reason, message }),
+      log: (message) => this.log(`machine ${name}: ${message}`),
+    });
   }
 
   private readonly watched = new WeakSet<RunningMachine>();
@@ -310,6 +366,7 @@ export class NodeAgent {
           await this.saveState();
         }
         const current = this.latest(name);
+        if (current) await this.releaseVolumes(current);
         if (!current) return;
         if (current.spec.desiredState === "stopped") {
           await this.client.delete("Machine", name).catch(() => {});
@@ -327,17 +384,18 @@ export class NodeAgent {
     }, (e: unknown) => this.log(`machine ${name}: ${messageOf(e)}`));
   }
 
-  /** Snapshot outcomes go on the machine's events, where `pith describe` and the GUI show them. */
-  private recordEvent(machine: string, notice: StartNotice): void {
+  /** Snapshot and pull outcomes go on the machine's events, where `pith describe` and the GUI show them. */
+  private recordEvent(machine: string, notice: Omit<StartNotice, "reason"> & { reason: StartNotice["reason"] | "Pulling" | "Pulled" | "PullFailed" }): void {
     this.log(`machine ${machine}: ${notice.reason}: ${notice.message}`);
-    this.client
-      .create({
-        apiVersion: API_VERSION,
-        kind: "Event",
-        metadata: { name: `${machine}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`, labels: { "pith.dev/involved-kind": "Machine" } },
-        spec: { involved: { kind: "Machine", name: machine }, type: notice.type, reason: notice.reason, message: notice.message, at: new Date().toISOString() },
-      })
+    this.events
+      .record({ kind: "Machine", name: machine }, notice.type, notice.reason, notice.message)
       .catch((e: Error) => this.log(`cannot record event for ${machine}: ${e.message}`));
+  }
+
+  /** A failed release is logged: the API lets the next machine take a volume whose holder is gone anyway. */
+  private async releaseVolumes(machine: Machine): Promise<void> {
+    if (!machine.spec.volumes?.length) return;
+    await detachVolumes(this.client, machine).catch((e: unknown) => this.log(`machine ${machine.metadata.name}: cannot release its volumes: ${messageOf(e)}`));
   }
 
   private enqueueStep(name: string, step: () => Promise<void>): void {
@@ -363,12 +421,29 @@ export class NodeAgent {
   }
 
   private async register(): Promise<void> {
-    const spec = { capacity: this.capacity(), accelerator: this.options.accelerator };
-    const existing = await this.client.get("Node", this.nodeName);
-    if (!existing) {
-      await this.client.create({ apiVersion: API_VERSION, kind: "Node", metadata: { name: this.nodeName }, spec, status: this.nodeStatus() });
-    } else {
-      await this.client.update({ apiVersion: API_VERSION, kind: "Node", metadata: { name: this.nodeName, labels: existing.metadata.labels }, spec, status: this.nodeStatus() });
+    for (let attempt = 1; ; attempt++) {
+      const existing = await this.client.get("Node", this.nodeName);
+      // Cordon and drain are the operator's (`pith cordon`, `pith drain`): a restart keeps them.
+      const { unschedulable, drain } = existing?.spec ?? {};
+      const spec: PithNode["spec"] = {
+        capacity: this.capacity(),
+        accelerator: this.options.accelerator,
+        ...(this.options.address ? { address: this.options.address } : {}),
+        ...(unschedulable !== undefined ? { unschedulable } : {}),
+        ...(drain !== undefined ? { drain } : {}),
+      };
+      try {
+        if (!existing) {
+          await this.client.create({ apiVersion: API_VERSION, kind: "Node", metadata: { name: this.nodeName }, spec, status: this.nodeStatus() });
+        } else {
+          const { labels, resourceVersion } = existing.metadata;
+          await this.client.update({ apiVersion: API_VERSION, kind: "Node", metadata: { name: this.nodeName, labels, resourceVersion }, spec, status: this.nodeStatus() });
+        }
+        return;
+      } catch (e) {
+        // An operator cordoned or drained the node between our read and write: read it again.
+        if (attempt >= 3 || !(isApiError(e, 409) || isApiError(e, 403))) throw e;
+      }
     }
   }
 

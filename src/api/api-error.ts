@@ -6,7 +6,7 @@ import { MAX_BODY_BYTES } from "./limits.ts";
  * Every error response has one shape: `{ error: { code, message, hint?, details? } }`. Handlers
  * throw ApiError (or let a StoreError through); the error handler turns anything into that shape.
  */
-export type ApiErrorCode = "Invalid" | "Unauthorized" | "Forbidden" | "NotFound" | "Conflict" | "AlreadyExists" | "Gone" | "TooLarge" | "TooManyRequests" | "Internal";
+export type ApiErrorCode = "Invalid" | "Unauthorized" | "Forbidden" | "NotFound" | "Conflict" | "AlreadyExists" | "Gone" | "TooLarge" | "TooManyRequests" | "Internal" | "Unavailable";
 
 export interface ErrorDetail {
   /** A JSON pointer into the request part that was wrong, e.g. /spec/replicas. */
@@ -29,6 +29,7 @@ const STATUS: Record<ApiErrorCode, number> = {
   TooLarge: 413,
   TooManyRequests: 429,
   Internal: 500,
+  Unavailable: 503,
 };
 
 export class ApiError extends Error {
@@ -61,6 +62,7 @@ const STORE_HINTS: Partial<Record<StoreErrorCode, string>> = {
   Conflict: "the object changed since you read it: GET it again, reapply your change and retry",
   AlreadyExists: "use PUT /api/v1/<plural>/<name> to change an existing object",
   Gone: "list the objects again and watch from the list's metadata.resourceVersion",
+  Unavailable: "the control plane's store is unreachable or has no quorum: retry shortly; if it persists, check the etcd members",
 };
 
 export function fromStoreError(error: StoreError): ApiError {

@@ -101,6 +101,8 @@ describe("objects", () => {
       Image: { digest: "sha256:abc", runtime: "node", memoryMiB: 64, vcpus: 1, listen: [8080], egress: [], storedBytes: 1 },
       Event: { involved: { kind: "Service", name: "web" }, type: "Normal", reason: "Scaled", message: "to 2", at: new Date().toISOString() },
       Service: { image: "hello" },
+      Secret: { stringData: { password: "x" } },
+      Volume: { sizeMiB: 64 },
     };
     for (const kind of KINDS) {
       const response = await server.call("POST", `/api/v1/${PLURALS[kind]}`, { apiVersion: "pith.dev/v1", kind, metadata: { name: "every" }, spec: bodies[kind] });

@@ -12,6 +12,7 @@ import { StreamQuota } from "./stream-quota.ts";
 import { registerConsoleRoute } from "./routes/console.ts";
 import { registerInspectRoute } from "./routes/inspect.ts";
 import { registerResourceRoutes } from "./routes/resources.ts";
+import { registerSecretEnvRoute } from "./routes/secret-env.ts";
 import { registerServiceRoutes } from "./routes/services.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
 import { registerTokenRoutes } from "./routes/tokens.ts";
@@ -20,6 +21,7 @@ import { registerWatchAllRoute } from "./routes/watch.ts";
 import { openApiComponents, OPENAPI_DESCRIPTION } from "./schemas/openapi.ts";
 import type { ResponseStream } from "./streaming.ts";
 import type { TokenRegistry } from "../store/token-registry.ts";
+import type { SecretBox } from "../secrets/secret-box.ts";
 import { TokenSessions } from "./token-sessions.ts";
 import { validatorCompiler } from "./validation.ts";
 
@@ -33,6 +35,8 @@ export interface ApiServerOptions {
   consoleLogPath?: (machineName: string) => Promise<string | undefined>;
   /** Receives proxies' load reports (PUT /api/v1/services/:name/load) for the autoscaler. */
   onLoadReport?: (service: string, load: { inFlight: number; waiting: number }) => void;
+  /** Seals Secret values at rest ($PITH_HOME/secrets.key); without it, Secrets cannot be written. */
+  secrets?: SecretBox;
   /** Fastify's request logging (default off). */
   logger?: boolean;
   /** Interval of watch bookmarks and SSE pings (default 10 s; tests shorten it). */
@@ -99,6 +103,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
     streams,
     streamQuota: new StreamQuota(options.maxStreamsPerClient ?? MAX_STREAMS_PER_CLIENT),
     onLoadReport: options.onLoadReport,
+    secrets: options.secrets,
   };
 
   app.setValidatorCompiler(validatorCompiler);
@@ -131,6 +136,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
   registerWatchAllRoute(app, ctx);
   for (const kind of KINDS) registerResourceRoutes(app, ctx, kind);
   registerServiceRoutes(app, ctx);
+  registerSecretEnvRoute(app, ctx);
   registerConsoleRoute(app, ctx);
   registerInspectRoute(app, ctx);
   registerTunnelRoute(app, ctx);

@@ -1,3 +1,4 @@
+import type { SecretBox } from "../secrets/secret-box.ts";
 import type { Store } from "../store/store.ts";
 import type { StreamQuota } from "./stream-quota.ts";
 import type { OpenStreams } from "./streaming.ts";
@@ -16,4 +17,6 @@ export interface ApiContext {
   streamQuota: StreamQuota;
   /** Where proxies' load reports go (the autoscaler); undefined: the route answers 404. */
   onLoadReport: ((service: string, load: { inFlight: number; waiting: number }) => void) | undefined;
+  /** Seals and opens Secret values; undefined: Secrets cannot be written or opened. */
+  secrets: SecretBox | undefined;
 }

@@ -13,6 +13,8 @@ export const VALID_INPUTS: Record<Kind, Record<string, unknown>> = {
   Machine: { apiVersion: "pith.dev/v1", kind: "Machine", metadata: { name: "web-1" }, spec: { image: "sha256:abc", memoryMiB: 128, vcpus: 1, desiredState: "running", env: { A: "b" } }, status: { phase: "pending" } },
   Node: { apiVersion: "pith.dev/v1", kind: "Node", metadata: { name: "n1" }, spec: { capacity: { memoryMiB: 1024, vcpus: 4 }, accelerator: "tcg" }, status: { ready: true } },
   Image: { apiVersion: "pith.dev/v1", kind: "Image", metadata: { name: "hello-abc" }, spec: { digest: "sha256:abc", runtime: "node", memoryMiB: 128, vcpus: 1, listen: [8080], egress: [], storedBytes: 10 } },
+  Secret: { apiVersion: "pith.dev/v1", kind: "Secret", metadata: { name: "db" }, spec: { stringData: { password: "s3cret", "tls.key": "k" } } },
+  Volume: { apiVersion: "pith.dev/v1", kind: "Volume", metadata: { name: "db-data-0" }, spec: { sizeMiB: 1024 }, status: { attachedTo: "db-1", node: "n1" } },
   Event: { apiVersion: "pith.dev/v1", kind: "Event", metadata: { name: "e1" }, spec: { involved: { kind: "Machine", name: "web-1" }, type: "Normal", reason: "Started", message: "ok", at: "2026-01-01T00:00:00Z" } },
 };
 

@@ -128,9 +128,9 @@ describe("roles", () => {
     assert.equal((await server.call("POST", "/api/v1/machines", machine("m1", "n1"))).status, 201);
   });
 
-  test("a proxy token reads services and machines, watches them, reports load and nothing else", async () => {
+  test("a proxy token reads services, machines and nodes, watches them, reports load and nothing else", async () => {
     const token = tokens.proxy!;
-    for (const path of ["/api/v1/services", "/api/v1/services/web", "/api/v1/machines", "/api/v1/machines/m1"]) assert.equal((await as(token, "GET", path)).status, 200, path);
+    for (const path of ["/api/v1/services", "/api/v1/services/web", "/api/v1/machines", "/api/v1/machines/m1", "/api/v1/nodes"]) assert.equal((await as(token, "GET", path)).status, 200, path);
     const watch = await as(token, "GET", "/api/v1/machines?watch=true");
     assert.equal(watch.status, 200);
     await watch.body?.cancel();
@@ -139,7 +139,7 @@ describe("roles", () => {
     await refused(await as(token, "POST", "/api/v1/services", service("evil")), /a proxy token \("edge"\)/, /report load .* open tunnels/);
     await refused(await as(token, "PUT", "/api/v1/machines/m1/status", { status: { phase: "ready" } }), /proxy/, /status/);
     await refused(await as(token, "POST", "/api/v1/services/web/scale", { replicas: 5 }), /proxy/, /scale/);
-    for (const path of ["/api/v1/nodes", "/api/v1/events", "/api/v1/images", "/api/v1/watch", "/metrics", "/api/v1/machines/m1/console"]) {
+    for (const path of ["/api/v1/events", "/api/v1/images", "/api/v1/watch", "/metrics", "/api/v1/machines/m1/console"]) {
       await refused(await as(token, "GET", path), /proxy/, /GET/);
     }
   });

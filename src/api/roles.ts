@@ -1,5 +1,5 @@
 import type { FastifyRequest } from "fastify";
-import type { EventSpec, Machine } from "../model/kinds.ts";
+import type { EventSpec, Machine, MachineStatus, NodeSpec, PithNode, Volume, VolumeStatus } from "../model/kinds.ts";
 import type { Role } from "../model/token.ts";
 import type { Store } from "../store/store.ts";
 import { ApiError } from "./api-error.ts";
@@ -16,28 +16,30 @@ import type { Principal } from "./principal.ts";
  *   and handing it to one must not hand over what the apps log. Not tunnels (they reach the apps
  *   themselves), not tokens.
  * - node: an agent. Reads every kind (not consoles, tunnels or tokens); creates and replaces its
- *   own Node object; writes the status of, deletes, and records Events about Machines whose
- *   spec.node is its node. Never a Machine's spec, never a Service.
- * - proxy: reads and watches Services and Machines, reports load, opens tunnels. Nothing else.
+ *   own Node object (not its cordon or drain, not another node's address); writes the status
+ *   (addresses only at loopback or its Node's address) of, deletes, and records Events about
+ *   Machines whose spec.node is its node, and opens the Secret values those Machines' env refers
+ *   to (routes/secret-env.ts). Never a Machine's spec, never a Service.
+ * - proxy: reads and watches Services, Machines and Nodes, reports load, opens tunnels. Nothing else.
  *
  * What a role may read of an object is narrower still for env values (redaction.ts).
  */
 export const ROLE_SUMMARY: Record<Role, string> = {
   admin: "do everything",
   "read-only": "read and watch objects, inspect images and read /metrics, but not write anything, read consoles, open tunnels or manage tokens",
-  node: "read and watch objects, register and update its own Node, and write the status of, delete and record events about Machines placed on its node",
-  proxy: "read and watch Services and Machines, report load (PUT /api/v1/services/NAME/load) and open tunnels",
+  node: "read and watch objects, register and update its own Node, and write the status of, delete, record events about and open the Secret env of Machines placed on its node, and attach Volumes to them",
+  proxy: "read and watch Services, Machines and Nodes, report load (PUT /api/v1/services/NAME/load) and open tunnels",
 };
 
 /** A check that needs the body or the stored object: run once the request is parsed. */
-type ObjectCheck = "own-node-create" | "own-machine" | "event-about-own";
+type ObjectCheck = "own-node-create" | "own-node-replace" | "own-machine" | "own-machine-status" | "event-about-own" | "own-volume";
 
 type Access = { allow: true } | { check: ObjectCheck } | { deny: true };
 
 const ALLOW: Access = { allow: true };
 const DENY: Access = { deny: true };
 
-const RESOURCE = /^\/api\/v1\/(services|machines|nodes|images|events)(\/:name)?(\/status)?$/;
+const RESOURCE = /^\/api\/v1\/(services|machines|nodes|images|events|secrets|volumes)(\/:name)?(\/status)?$/;
 
 function access(principal: Principal, method: string, url: string, params: Record<string, unknown>): Access {
   const role = principal.role;
@@ -47,7 +49,8 @@ function access(principal: Principal, method: string, url: string, params: Recor
   if (url.startsWith("/api/v1/tokens")) return DENY;
   const resource = RESOURCE.exec(url);
   if (role === "proxy") {
-    if (method === "GET" && resource && (resource[1] === "services" || resource[1] === "machines") && !resource[3]) return ALLOW;
+    // Nodes too: a proxy dials a machine only at its node's registered address (or loopback).
+    if (method === "GET" && resource && (resource[1] === "services" || resource[1] === "machines" || resource[1] === "nodes") && !resource[3]) return ALLOW;
     return route === "PUT /api/v1/services/:name/load" || route === "GET /api/v1/machines/:name/tunnel/:port" ? ALLOW : DENY;
   }
   // read-only and node read alike.
@@ -57,13 +60,18 @@ function access(principal: Principal, method: string, url: string, params: Recor
     case "POST /api/v1/nodes":
       return { check: "own-node-create" };
     case "PUT /api/v1/nodes/:name":
+      return params.name === principal.node ? { check: "own-node-replace" } : DENY;
     case "PUT /api/v1/nodes/:name/status":
       return params.name === principal.node ? ALLOW : DENY;
     case "PUT /api/v1/machines/:name/status":
+      return { check: "own-machine-status" };
     case "DELETE /api/v1/machines/:name":
+    case "GET /api/v1/machines/:name/secret-env":
       return { check: "own-machine" };
     case "POST /api/v1/events":
       return { check: "event-about-own" };
+    case "PUT /api/v1/volumes/:name/status":
+      return { check: "own-volume" };
     default:
       return DENY;
   }
@@ -89,17 +97,40 @@ export async function authorizeObject(principal: Principal, request: FastifyRequ
   if (!("check" in decision)) return;
   const node = principal.node;
   const what = `${request.method} ${url}`;
-  if (decision.check === "own-node-create") {
-    const name = (request.body as { metadata?: { name?: unknown } } | undefined)?.metadata?.name;
-    if (name !== node) throw forbidden(principal, what, `it may create only its own Node, ${node}, not ${String(name)}`);
+  if (decision.check === "own-node-create" || decision.check === "own-node-replace") {
+    const body = request.body as { metadata?: { name?: unknown }; spec?: Partial<NodeSpec> } | undefined;
+    if (decision.check === "own-node-create" && body?.metadata?.name !== node) throw forbidden(principal, what, `it may create only its own Node, ${node}, not ${String(body?.metadata?.name)}`);
+    const problem = await nodeSpecRefusal(store, node, body?.spec);
+    if (problem) throw forbidden(principal, what, problem);
     return;
   }
-  if (decision.check === "own-machine") {
+  if (decision.check === "own-machine" || decision.check === "own-machine-status") {
     const name = String((request.params as { name?: unknown }).name);
     const machine = await store.get<Machine>("Machine", name);
     // A missing machine is the handler's 404 to give.
     if (machine && machine.spec.node !== node) {
       throw forbidden(principal, what, `Machine ${name} is placed on ${machine.spec.node ? `node ${machine.spec.node}` : "no node yet"}, not on ${node}`);
+    }
+    if (machine && decision.check === "own-machine-status") {
+      const addresses = (request.body as { status?: Partial<MachineStatus> } | undefined)?.status?.addresses ?? [];
+      const registered = node ? (await store.get<PithNode>("Node", node))?.spec.address : undefined;
+      const foreign = addresses.find((a) => !isPublishable(a.url, registered));
+      if (foreign) throw forbidden(principal, what, `a machine's addresses must be http://IP:PORT/ at node ${node}'s registered address (${registered ?? "none: loopback"}), not ${foreign.url}`);
+    }
+    return;
+  }
+  if (decision.check === "own-volume") {
+    // An agent attaches a volume on its own node to a machine placed there, and detaches only
+    // what a machine of its node holds.
+    const name = String((request.params as { name?: unknown }).name);
+    const status = (request.body as { status?: VolumeStatus } | undefined)?.status ?? {};
+    const stored = await store.get<Volume>("Volume", name);
+    const onNode = async (machine: string | undefined): Promise<boolean> => machine === undefined || (await store.get<Machine>("Machine", machine))?.spec.node === node;
+    if (status.node !== node) throw forbidden(principal, what, `it may record volumes only on its own node, ${node}`);
+    if (!(await onNode(status.attachedTo))) throw forbidden(principal, what, `Machine ${status.attachedTo} is not placed on node ${node}`);
+    const holder = stored?.status.attachedTo;
+    if (holder !== undefined && holder !== status.attachedTo && (await store.get<Machine>("Machine", holder)) && !(await onNode(holder))) {
+      throw forbidden(principal, what, `Volume ${name} is held by machine ${holder}, which is not on node ${node}`);
     }
     return;
   }
@@ -110,6 +141,33 @@ export async function authorizeObject(principal: Principal, request: FastifyRequ
     if (machine?.spec.node === node) return;
   }
   throw forbidden(principal, what, `it may record events only about its own Node and the Machines placed on node ${node}`);
+}
+
+/**
+ * What a node token may not put in its own Node's spec: cordon and drain are the operator's, and
+ * an address another node registered would let it point proxies at that node's forwards.
+ */
+async function nodeSpecRefusal(store: Store, node: string | undefined, spec: Partial<NodeSpec> | undefined): Promise<string | undefined> {
+  const stored = node ? await store.get<PithNode>("Node", node) : undefined;
+  if ((spec?.unschedulable ?? false) !== (stored?.spec.unschedulable ?? false) || (spec?.drain ?? false) !== (stored?.spec.drain ?? false)) {
+    return "cordon and drain (spec.unschedulable, spec.drain) are changed by admins only (`pith cordon`, `pith uncordon`, `pith drain`)";
+  }
+  if (spec?.address === undefined) return undefined;
+  const holder = (await store.list<PithNode>("Node")).items.find((n) => n.metadata.name !== node && n.spec.address === spec.address);
+  return holder ? `address ${spec.address} is already registered by node ${holder.metadata.name}` : undefined;
+}
+
+/** A machine address a node may publish, as http://IP:PORT/: its registered address, or loopback if it has none. */
+function isPublishable(url: string, registered: string | undefined): boolean {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return false;
+  }
+  const host = parsed.hostname;
+  const allowed = registered === undefined ? host.startsWith("127.") || host === "[::1]" : host === registered;
+  return parsed.protocol === "http:" && !parsed.username && !parsed.password && allowed;
 }
 
 function forbidden(principal: Principal, what: string, why?: string): ApiError {

@@ -1,4 +1,6 @@
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
+import { SecretBox } from "../secrets/secret-box.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -23,7 +25,7 @@ export async function startTestServer(
   const dir = await mkdtemp(join(tmpdir(), "pith-api-"));
   const store = SqliteStore.open(join(dir, "store.db"), options.store);
   const token = "a".repeat(64);
-  const app = await createApiServer({ store, token, tokens: store.tokens, ...options.server });
+  const app = await createApiServer({ store, token, tokens: store.tokens, secrets: new SecretBox(randomBytes(32)), ...options.server });
   await app.listen({ host: "127.0.0.1", port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === "string") throw new Error("no TCP address");

@@ -8,6 +8,8 @@ export const KIND_ALIASES: Record<Kind, readonly string[]> = {
   Node: ["node", "nodes", "no"],
   Image: ["image", "images", "img"],
   Event: ["event", "events", "ev"],
+  Secret: ["secret", "secrets"],
+  Volume: ["volume", "volumes", "vol"],
 };
 
 const BY_ALIAS = new Map<string, Kind>(KINDS.flatMap((kind) => KIND_ALIASES[kind].map((alias) => [alias, kind] as const)));

@@ -59,18 +59,23 @@ function defaultHint(status: number): string | undefined {
 
 /** Turns a non-2xx response into an ApiError, using the API's error body when there is one. */
 export async function apiErrorFromResponse(response: Response, what: string): Promise<ApiError> {
-  const text = await response.text().catch(() => "");
+  return apiErrorFromAnswer({ status: response.status, statusText: response.statusText, text: await response.text().catch(() => "") }, what);
+}
+
+/** The same, from an answer already read whole. */
+export function apiErrorFromAnswer(answer: { status: number; statusText: string; text: string }, what: string): ApiError {
+  const { status, statusText, text } = answer;
   const body = parseErrorBody(text);
   if (body) {
     const { code, message, hint, details } = body.error;
-    return new ApiError(response.status, code, message, { ...(hint ? { hint } : {}), ...(details ? { details } : {}) });
+    return new ApiError(status, code, message, { ...(hint ? { hint } : {}), ...(details ? { details } : {}) });
   }
-  const code = response.status === 401 ? "Unauthorized" : response.status === 404 ? "NotFound" : `HTTP${response.status}`;
+  const code = status === 401 ? "Unauthorized" : status === 404 ? "NotFound" : `HTTP${status}`;
   const snippet = text.trim().slice(0, 200);
-  const message = response.status === 401
+  const message = status === 401
     ? `the control plane refused the token (${what})`
-    : `${what}: HTTP ${response.status} ${response.statusText}${snippet ? `: ${snippet}` : ""}`;
-  return new ApiError(response.status, code, message);
+    : `${what}: HTTP ${status} ${statusText}${snippet ? `: ${snippet}` : ""}`;
+  return new ApiError(status, code, message);
 }
 
 function parseErrorBody(text: string): ApiErrorBody | undefined {

@@ -109,7 +109,7 @@ describe("resource documents", () => {
       return undefined;
     })();
     assert.match(error!.message, /^web\.yaml: document 2 \(line 6\): apiVersion is missing\n  fix: add apiVersion: pith\.dev\/v1/);
-    assert.match(error!.message, /web\.yaml: document 3 \(line 11\): unknown kind "Servce"\n  fix: did you mean kind: Service\? \(kind is one of Service, Machine, Node, Image, Event\)/);
+    assert.match(error!.message, /web\.yaml: document 3 \(line 11\): unknown kind "Servce"\n  fix: did you mean kind: Service\? \(kind is one of Service, Machine, Node, Image, Event, Secret\)/);
     assert.match(error!.message, /web\.yaml: document 4 \(line 18\): YAML syntax error/);
   });
 

@@ -2,8 +2,9 @@ import type { Service, PithEvent } from "../model/kinds.ts";
 import { PLURALS, type Kind } from "../model/resource.ts";
 import type { Role, TokenRecord } from "../model/token.ts";
 import { userError } from "../shared/errors.ts";
-import { ApiError, apiErrorFromNetwork, apiErrorFromResponse, isApiError, networkErrorCode } from "./api-error.ts";
+import { ApiError, apiErrorFromAnswer, apiErrorFromNetwork, apiErrorFromResponse, isApiError, networkErrorCode } from "./api-error.ts";
 import { textChunks } from "./body-stream.ts";
+import { JsonExchange } from "./json-exchange.ts";
 import type { InputOf, ResourceList, ResourceOf, StatusOf } from "./types.ts";
 import { runWatch, type WatchHandler, type WatchOptions } from "./watch.ts";
 
@@ -32,11 +33,26 @@ export class PithClient {
   readonly server: string;
   readonly #token: string;
   readonly #timeoutMs: number;
+  readonly #exchange: JsonExchange;
 
   constructor(options: PithClientOptions) {
     this.server = normaliseServer(options.server);
     this.#token = options.token;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#exchange = new JsonExchange(this.server);
+  }
+
+  /**
+   * The Secret values a machine's env refers to (`GET /api/v1/machines/NAME/secret-env`): for
+   * the agent of the machine's node, which passes them to the hypervisor and nowhere else.
+   */
+  secretEnv(machine: string): Promise<{ env: Record<string, string>; hashes: Record<string, string> }> {
+    return this.#json("GET", `${member("Machine", machine)}/secret-env`);
+  }
+
+  /** `POST /api/v1/services/NAME/rollout/restart|undo`: a new template (restart) or the previous one (undo, or `toRevision`). */
+  rollout(service: string, action: "restart" | "undo", options: { toRevision?: number } = {}): Promise<Service> {
+    return this.#json("POST", `${member("Service", service)}/rollout/${action}`, { body: options });
   }
 
   /** `GET /healthz` (no token needed): the server's answer; throws ApiError when unreachable or unhealthy. */
@@ -183,8 +199,7 @@ export class PithClient {
   }
 
   async #json<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const response = await this.#fetch(method, path, options);
-    const text = await this.#text(response, options.signal);
+    const text = await this.#send(method, path, options);
     try {
       return JSON.parse(text) as T;
     } catch {
@@ -201,6 +216,31 @@ export class PithClient {
     } catch (e) {
       if (signal?.aborted) throw e;
       throw apiErrorFromNetwork(e, this.server);
+    }
+  }
+
+  /**
+   * One short exchange (not a stream), the answer's text; non-2xx answers and transport failures
+   * become ApiErrors, as from #fetch.
+   */
+  async #send(method: string, path: string, options: RequestOptions): Promise<string> {
+    const headers: Record<string, string> = { accept: "application/json", authorization: `Bearer ${this.#token}` };
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    for (let attempt = 1; ; attempt++) {
+      let answer;
+      try {
+        answer = await this.#exchange.send(method, path, headers, body, signal);
+      } catch (e) {
+        if (options.signal?.aborted) throw e; // the caller cancelled: not a network problem
+        // As in #fetch: a pooled connection the server closed meanwhile fails the first request.
+        if (attempt === 1 && STALE_CONNECTION.has(networkErrorCode(e) ?? "")) continue;
+        throw apiErrorFromNetwork(e, this.server);
+      }
+      if (answer.status >= 200 && answer.status < 300) return answer.text;
+      throw apiErrorFromAnswer(answer, `${method} ${path}`);
     }
   }
 

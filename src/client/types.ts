@@ -1,4 +1,4 @@
-import type { Image, Machine, PithEvent, PithNode, Service } from "../model/kinds.ts";
+import type { Image, Machine, PithEvent, PithNode, Secret, Service, Volume } from "../model/kinds.ts";
 import type { Kind, ResourceInput, WatchEventType } from "../model/resource.ts";
 
 /** The typed object for each kind, so `client.get("Service", "web")` is a Service. */
@@ -8,6 +8,8 @@ export interface ResourceByKind {
   Node: PithNode;
   Image: Image;
   Event: PithEvent;
+  Secret: Secret;
+  Volume: Volume;
 }
 
 export type ResourceOf<K extends Kind> = ResourceByKind[K];

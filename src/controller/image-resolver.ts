@@ -1,5 +1,6 @@
 import type { Image } from "../model/kinds.ts";
-import { imageObject, IMAGE_NAME_LABEL } from "../image/image-object.ts";
+import { imageObject } from "../image/image-object.ts";
+import { IMAGE_NAME_LABEL } from "../model/labels.ts";
 import { resolveImage } from "../image/image-store.ts";
 import type { Store } from "../store/store.ts";
 

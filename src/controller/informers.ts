@@ -1,11 +1,9 @@
 import { Informer, untilSynced } from "../client/informer.ts";
-import type { Image, Machine, PithEvent, PithNode, Service } from "../model/kinds.ts";
+import type { Image, Machine, PithEvent, PithNode, Secret, Service } from "../model/kinds.ts";
 import type { Kind, Resource } from "../model/resource.ts";
+import { serviceOf } from "../model/service-rules.ts";
 import { storeSource } from "../store/store-source.ts";
 import type { Store } from "../store/store.ts";
-
-/** The label the service reconciler puts on its machines (and the machines' index). */
-export const SERVICE_LABEL = "pith.dev/service";
 
 /** Machine indexes: by owning service (its label), by the node it is placed on, and those waiting for one. */
 export const BY_SERVICE = "service";
@@ -22,6 +20,8 @@ export class ControllerInformers {
   readonly services: Informer<Service>;
   readonly nodes: Informer<PithNode>;
   readonly images: Informer<Image>;
+  /** Secrets, for the keyed hashes that enter machine templates (the values stay sealed). */
+  readonly secrets: Informer<Secret>;
   /** Events, for pruning the oldest (EventRecorder), not for queueing work. */
   readonly events: Informer<PithEvent>;
   readonly #abort = new AbortController();
@@ -32,7 +32,10 @@ export class ControllerInformers {
     this.machines = new Informer(storeSource<Machine>(store, "Machine"), {
       ...options,
       indexes: {
-        [BY_SERVICE]: (m) => (m.metadata.labels[SERVICE_LABEL] ? [m.metadata.labels[SERVICE_LABEL]] : []),
+        [BY_SERVICE]: (m) => {
+          const service = serviceOf(m);
+          return service ? [service] : [];
+        },
         [BY_NODE]: (m) => (m.spec.node ? [m.spec.node] : []),
         [UNSCHEDULED]: (m) => (isUnscheduled(m) ? [UNSCHEDULED] : []),
       },
@@ -40,6 +43,7 @@ export class ControllerInformers {
     this.services = new Informer(storeSource<Service>(store, "Service"), options);
     this.nodes = new Informer(storeSource<PithNode>(store, "Node"), options);
     this.images = new Informer(storeSource<Image>(store, "Image"), options);
+    this.secrets = new Informer(storeSource<Secret>(store, "Secret"), options);
     this.events = new Informer(storeSource<PithEvent>(store, "Event"), options);
   }
 
@@ -66,6 +70,7 @@ export class ControllerInformers {
       Service: this.services as unknown as Informer<Resource>,
       Node: this.nodes as unknown as Informer<Resource>,
       Image: this.images as unknown as Informer<Resource>,
+      Secret: this.secrets as unknown as Informer<Resource>,
     };
     return byKind[kind];
   }
@@ -75,7 +80,7 @@ export class ControllerInformers {
   }
 
   private all(): Informer<Resource>[] {
-    return [this.machines, this.services, this.nodes, this.images, this.events] as unknown as Informer<Resource>[];
+    return [this.machines, this.services, this.nodes, this.images, this.secrets, this.events] as unknown as Informer<Resource>[];
   }
 }
 

@@ -9,8 +9,10 @@ import type { Outcome, Reconciler } from "./runner.ts";
 import { isNodeLive } from "./scheduler.ts";
 
 /**
- * Marks nodes whose agent stopped reporting as not ready (their machines stay where they are:
- * a restarted agent re-adopts them) and keeps the machines-by-phase gauge current.
+ * Marks nodes whose agent stopped reporting for NODE_STALE_MS as NotReady, and keeps the
+ * machines-by-phase gauge current. A NotReady node is "lost" (model/node-placement.ts): the service
+ * reconciler replaces its machines elsewhere, and its agent, if it returns, re-adopts the machines
+ * that were not replaced and stops those that were.
  */
 export class NodeHealth implements Reconciler {
   readonly name = "node-health";

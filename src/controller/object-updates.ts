@@ -14,6 +14,3 @@ export function writeBack<R extends Resource>(store: Store, object: R, change: {
     status: change.status ?? object.status,
   });
 }
-
-/** JSON equality, for "did anything change" before writing a status. */
-export const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);

@@ -3,7 +3,9 @@ import type { Machine, PithNode } from "../model/kinds.ts";
 import { type Store, StoreError } from "../store/store.ts";
 import { AllocationTracker } from "./allocations.ts";
 import type { EventRecorder } from "./event-recorder.ts";
-import { type ControllerInformers, informersFor, isUnscheduled, UNSCHEDULED } from "./informers.ts";
+import { BY_SERVICE, type ControllerInformers, informersFor, isUnscheduled, UNSCHEDULED } from "./informers.ts";
+import { SERVICE_LABEL } from "../model/labels.ts";
+import { acceptsMachines } from "../model/node-placement.ts";
 import { writeBack } from "./object-updates.ts";
 import type { Outcome, Reconciler } from "./runner.ts";
 
@@ -22,8 +24,10 @@ export const isNodeLive = (node: PithNode, now = Date.now()): boolean =>
   node.status.ready === true && node.status.heartbeatAt !== undefined && now - Date.parse(node.status.heartbeatAt) < NODE_STALE_MS;
 
 /**
- * Places each unscheduled machine on the live node with the most free memory that fits both its
- * memory and its vCPUs. A machine that fits nowhere waits, with an event saying why.
+ * Places each unscheduled machine on a live, uncordoned node that fits both its memory and its
+ * vCPUs: the one holding the fewest machines of its service (so a service survives losing a host:
+ * no two on one node while another has room), then the one with the most free memory. A machine
+ * that fits nowhere waits, with an event saying why.
  *
  * One pass (PLACEMENT_KEY) places every waiting machine, oldest first, reading node
  * allocations the cache keeps current: a thousand new machines cost one or a few passes, and
@@ -60,14 +64,16 @@ export class Scheduler implements Reconciler {
       (a, b) => a.metadata.createdAt.localeCompare(b.metadata.createdAt) || a.metadata.name.localeCompare(b.metadata.name),
     );
     if (pending.length === 0) return;
-    const nodes = this.informers.nodes.list().filter((n) => isNodeLive(n)).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    const live = this.informers.nodes.list().filter((n) => isNodeLive(n));
+    const nodes = live.filter(acceptsMachines).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    const nowhere = live.length === 0 ? "no live node" : nodes.length === 0 ? "every live node is cordoned or draining" : undefined;
     let unplaced = false;
     for (const queued of pending) {
       // The newest state: a write earlier in this pass (or during its awaits) may have changed it.
       const machine = machines.get(queued.metadata.name);
       if (!machine || !isUnscheduled(machine)) continue;
       try {
-        if (!(await this.place(machine, nodes))) unplaced = true;
+        if (!(await this.place(machine, nodes, nowhere))) unplaced = true;
       } catch (e) {
         // Someone else changed or removed it meanwhile: its change queues another pass.
         if (e instanceof StoreError && (e.code === "Conflict" || e.code === "NotFound")) continue;
@@ -78,19 +84,21 @@ export class Scheduler implements Reconciler {
   }
 
   /** Places one machine; false if it fits nowhere (said once per reason, on the machine). */
-  private async place(machine: Machine, nodes: PithNode[]): Promise<boolean> {
+  private async place(machine: Machine, nodes: PithNode[], nowhere: string | undefined): Promise<boolean> {
     const name = machine.metadata.name;
-    let choice: { node: string; freeMemory: number } | undefined;
+    const siblings = this.siblingsByNode(machine);
+    let choice: { node: string; siblings: number; freeMemory: number } | undefined;
     for (const n of nodes) {
       const used = this.allocations.of(n.metadata.name);
       const freeMemory = n.spec.capacity.memoryMiB - used.memoryMiB;
       const freeVcpus = n.spec.capacity.vcpus - used.vcpus;
       if (freeMemory < machine.spec.memoryMiB || freeVcpus < machine.spec.vcpus) continue;
-      // Most free memory wins; on a tie, the first by name (nodes are sorted).
-      if (!choice || freeMemory > choice.freeMemory) choice = { node: n.metadata.name, freeMemory };
+      const candidate = { node: n.metadata.name, siblings: siblings.get(n.metadata.name) ?? 0, freeMemory };
+      // Fewest of its service, then most free memory; on a tie, the first by name (nodes are sorted).
+      if (!choice || candidate.siblings < choice.siblings || (candidate.siblings === choice.siblings && freeMemory > choice.freeMemory)) choice = candidate;
     }
     if (!choice) {
-      const reason = nodes.length === 0 ? "no live node" : `no node has ${machine.spec.memoryMiB} MiB and ${machine.spec.vcpus} vCPU free`;
+      const reason = nowhere ?? `no node has ${machine.spec.memoryMiB} MiB and ${machine.spec.vcpus} vCPU free`;
       if (machine.status.reason !== reason) {
         await writeBack(this.store, machine, { status: { ...machine.status, reason } });
         await this.events.record({ kind: "Machine", name }, "Warning", "FailedScheduling", reason);
@@ -102,5 +110,17 @@ export class Scheduler implements Reconciler {
     await writeBack(this.store, machine, { spec: { ...machine.spec, node }, status: { ...status, node } });
     await this.events.record({ kind: "Machine", name }, "Normal", "Scheduled", `placed on ${node}`);
     return true;
+  }
+
+  /** How many running machines of the same service each node holds (none for a machine without one). */
+  private siblingsByNode(machine: Machine): Map<string, number> {
+    const counts = new Map<string, number>();
+    const service = machine.metadata.labels[SERVICE_LABEL];
+    if (!service) return counts;
+    for (const m of this.informers.machines.byIndex(BY_SERVICE, service)) {
+      if (!m.spec.node || m.spec.desiredState !== "running" || m.status.phase === "stopped" || m.status.phase === "failed") continue;
+      counts.set(m.spec.node, (counts.get(m.spec.node) ?? 0) + 1);
+    }
+    return counts;
   }
 }

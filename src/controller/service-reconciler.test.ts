@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { Machine } from "../model/kinds.ts";
 import type { Outcome } from "./runner.ts";
-import { crashBackoffMs, SERVICE_LABEL, STABLE_AFTER_MS } from "./service-reconciler.ts";
+import { SERVICE_LABEL } from "../model/labels.ts";
+import { crashBackoffMs, STABLE_AFTER_MS } from "./service-reconciler.ts";
 import { ControllerWorld } from "./test-support.ts";
 
 const isRunning = (m: Machine) => m.spec.desiredState === "running" && m.status.phase !== "failed" && m.status.phase !== "stopped";

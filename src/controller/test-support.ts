@@ -8,7 +8,8 @@ import { NodeHealth } from "./node-health.ts";
 import { writeBack } from "./object-updates.ts";
 import type { Outcome } from "./runner.ts";
 import { Scheduler } from "./scheduler.ts";
-import { SERVICE_LABEL, ServiceReconciler } from "./service-reconciler.ts";
+import { SERVICE_LABEL } from "../model/labels.ts";
+import { ServiceReconciler } from "./service-reconciler.ts";
 
 /** A clock that moves only when a test says so. */
 export class ManualClock {
@@ -40,7 +41,7 @@ export class ControllerWorld {
 
   /** `store`: one a test already runs (e.g. a test server's); by default a new in-memory one, closed after the test. */
   private constructor(readonly store: Store) {
-    const recorder = new EventRecorder(store);
+    const recorder = new EventRecorder(store, { store });
     this.services = new ServiceReconciler(store, recorder, undefined, this.clock.now);
     this.scheduler = new Scheduler(store, recorder);
     this.health = new NodeHealth(store, recorder, this.clock.now);

@@ -31,10 +31,22 @@ export interface MachineSpec {
   kernel: string;
   initrd: string;
   disk?: string;
+  /**
+   * A file for each of the image's declared volumes, in its order (the volume's name checks
+   * the pairing). Each is attached read-write to this machine alone; a start is refused if
+   * another machine on this host holds one.
+   */
+  volumes?: VolumeAttachment[];
   /** Console log, sockets and pid file live here. */
   stateDir: string;
   /** Overrides and additions to the image's env, delivered at boot. */
   env?: Record<string, string>;
+  /**
+   * The keyed hash of each env value that came from a Secret. Anything that identifies the env
+   * by a hash (snapshot keys) uses these instead of the values, which are sent to the guest and
+   * nowhere else.
+   */
+  secretHashes?: Record<string, string>;
   /** Host port for a listen port; a free one is chosen for each port not given. */
   hostPorts?: Record<number, number>;
   /**
@@ -49,6 +61,13 @@ export interface MachineSpec {
    * reseed intervals of userspace generators (OpenSSL's), which then reseed from the kernel.
    */
   snapshotSource?: boolean;
+}
+
+export interface VolumeAttachment {
+  /** The volume's name in the image's manifest. */
+  name: string;
+  /** The volume's ext4 file on this host (see src/volume/volume-file.ts). */
+  path: string;
 }
 
 /** Milliseconds spent in each stage of a boot; a stage not reached yet is absent. */

@@ -2,9 +2,10 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureKernel } from "../kernel/kernel-builder.ts";
-import { fragmentsFor } from "../kernel/kernel-fragments.ts";
+import { fragmentsFor, kernelNeedsOf } from "../kernel/kernel-fragments.ts";
 import type { AppManifest } from "../manifest/app-manifest.ts";
 import { userError } from "../shared/errors.ts";
+import { canonicalJson } from "../shared/canonical-json.ts";
 import { sha256, sha256File } from "../shared/hash.ts";
 import { silentProgress, type Progress } from "../shared/progress.ts";
 import { writeCpio } from "./cpio/newc-writer.ts";
@@ -18,12 +19,7 @@ import { writeRuntimeDisk } from "./runtime-disk.ts";
  * filesystem with only what it runs, and a record whose digest covers both.
  */
 export async function buildImage(manifest: AppManifest, progress: Progress = silentProgress): Promise<StoredImage> {
-  const runtime = manifest.source.kind === "entry" ? "node" : "native";
-  const fragments = fragmentsFor({
-    network: manifest.listen.length > 0 || manifest.egress.length > 0,
-    runtime,
-    vcpus: manifest.vcpus,
-  });
+  const fragments = fragmentsFor(kernelNeedsOf(manifest));
   const kernel = await ensureKernel(fragments, progress);
 
   const plan = await planRootfs(manifest);
@@ -41,7 +37,7 @@ export async function buildImage(manifest: AppManifest, progress: Progress = sil
       capabilities: {
         listen: manifest.listen,
         egress: manifest.egress,
-        volumes: [],
+        volumes: manifest.volumes,
         memoryMiB: manifest.memoryMiB,
         vcpus: manifest.vcpus,
       },
@@ -84,14 +80,5 @@ function checkMemoryFits(manifest: AppManifest, rootfsBytes: number): void {
     "MEMORY_TOO_SMALL",
     `${join(manifest.dir, "pith.yaml")}: memory: ${manifest.memoryMiB}M is too small for this image: its root filesystem is ${Math.ceil(rootfsBytes / 1024 / 1024)} MiB and is unpacked into RAM at boot`,
     `set memory to at least ${minimum}M`,
-  );
-}
-
-/** JSON with keys sorted at every level, so the digest does not depend on property order. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
   );
 }

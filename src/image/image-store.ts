@@ -45,12 +45,18 @@ export async function saveImage(record: ImageRecord, kernelPath: string, rootfsP
     await rm(dir, { recursive: true, force: true });
     await rename(staging, dir);
   }
-  await ensurePrivateDir(join(imageStoreDir(), "names"));
-  await writeFile(join(imageStoreDir(), "names", imageName(record.name)), record.digest + "\n");
+  await nameImage(record);
   return (await readStoredImage(record.digest))!;
 }
 
-async function readStoredImage(digest: string): Promise<StoredImage | undefined> {
+/** Makes `record` the image its name resolves to (names/<name>), as a build or a pull does. */
+export async function nameImage(record: ImageRecord): Promise<void> {
+  await ensurePrivateDir(join(imageStoreDir(), "names"));
+  await writeFile(join(imageStoreDir(), "names", imageName(record.name)), record.digest + "\n");
+}
+
+/** The image with this full digest, if this host stores it. */
+export async function readStoredImage(digest: string): Promise<StoredImage | undefined> {
   const dir = imageDir(digest);
   const text = await readFile(join(dir, "image.json"), "utf8").catch(() => undefined);
   if (!text) return undefined;

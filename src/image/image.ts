@@ -1,4 +1,4 @@
-import type { EgressRule, ListenPort, Readiness } from "../manifest/app-manifest.ts";
+import type { EgressRule, ListenPort, Readiness, VolumeDeclaration } from "../manifest/app-manifest.ts";
 import type { FragmentName } from "../kernel/kernel-fragments.ts";
 
 /**
@@ -40,7 +40,8 @@ export interface ImageRecord {
 export interface Capabilities {
   listen: ListenPort[];
   egress: EgressRule[];
-  volumes: never[];
+  /** Writable disks the machine mounts (each attached to one machine at a time). */
+  volumes: VolumeDeclaration[];
   memoryMiB: number;
   vcpus: number;
 }
@@ -49,8 +50,13 @@ export interface ImageFile {
   path: string;
   kind: "file" | "dir" | "symlink" | "chardev";
   size: number;
-  /** Why it is there: the app, its runtime, a shared library, or Pith's init. */
-  role: "app" | "runtime" | "library" | "init" | "config" | "system";
+  /**
+   * Why it is there: the app, its runtime, a shared library, Pith's init, declared in `files:`
+   * (data), or a Node package shipped beside the bundle (module).
+   */
+  role: "app" | "runtime" | "library" | "init" | "config" | "system" | "data" | "module";
+  /** For `files:`, the path in the app directory it was copied from. */
+  from?: string;
   /** Where it lives: the initramfs (default, in RAM) or the read-only runtime disk. */
   on?: "disk";
 }

@@ -32,3 +32,12 @@ test("without a root, no paths are bound; without a uid, none is dropped to", ()
   const argv = jailArgv({ cgroupDirs: [], readOnly: ["/usr"], readWrite: ["/s"], devices: [], links: [], netns: false, rlimits: {}, seccomp: false }, "prog", []);
   assert.deepEqual(argv, ["--", "prog"]);
 });
+
+test("a volume is bound read-write, and the file-size limit grows to the largest volume", async () => {
+  const { fileSizeLimit, CONSOLE_FILE_LIMIT_BYTES } = await import("./jailer.ts");
+  const argv = jailArgv({ cgroupDirs: [], root: "/m/root", readOnly: ["/usr"], readWrite: ["/m/vm", "/v/data.ext4"], devices: [], links: [], netns: true, rlimits: { fsize: fileSizeLimit([{ bytes: 1 << 30 }]) }, seccomp: true }, "qemu", []);
+  assert.ok(argv.join(" ").includes("--rw /v/data.ext4"));
+  assert.ok(argv.join(" ").includes(`--rlimit fsize=${1 << 30}`));
+  assert.equal(fileSizeLimit([]), CONSOLE_FILE_LIMIT_BYTES, "without volumes the console's limit stays");
+  assert.equal(fileSizeLimit([{ bytes: 1024 }]), CONSOLE_FILE_LIMIT_BYTES);
+});

@@ -8,6 +8,8 @@ import { ensureStaticCProgram } from "../shared/static-c-program.ts";
 import { CgroupHost, type CgroupLimits, type MachineCgroup } from "./cgroups.ts";
 import { jailArgv, type JailSpec } from "./jail-argv.ts";
 import { processUid, UidPool } from "./uid-pool.ts";
+import { DEFAULT_CLAIMS_DIR, VolumeClaims } from "../volume/volume-claims.ts";
+import { pithHome } from "../shared/paths.ts";
 
 /** What confines one machine, as `pith describe machine` and the Machine's status show it. */
 export type JailReport = JailStatus;
@@ -45,6 +47,11 @@ export interface MachineJailRequest {
   memoryMiB: number;
   vcpus: number;
   accelerator: "kvm" | "tcg";
+  /**
+   * Volume files the VMM writes: claimed for this machine alone (refused if another machine on
+   * this host holds one), given to its uid, and bound read-write into the VMM's root only.
+   */
+  volumes?: { path: string; bytes: number }[];
 }
 
 /** A machine's jail as its driver keeps it: what it is, why it ended, and its clean-up. */
@@ -85,6 +92,7 @@ export class Jailer {
     readonly support: JailSupport,
     private readonly jailBinary: string,
     private readonly uids: UidPool,
+    private readonly volumeClaims: VolumeClaims,
   ) {}
 
   /** The host's jailer, detected once per process; prints what is missing once. */
@@ -92,7 +100,7 @@ export class Jailer {
     return (this.detected ??= this.detect());
   }
 
-  static async detect(options: { cgroupRoot?: string; uids?: UidPool; quiet?: boolean } = {}): Promise<Jailer> {
+  static async detect(options: { cgroupRoot?: string; uids?: UidPool; volumeClaims?: VolumeClaims; quiet?: boolean } = {}): Promise<Jailer> {
     const binary = await ensureStaticCProgram("pith-jail", join(pithRoot(), "src/jail/pith-jail.c"));
     const root = process.getuid?.() === 0;
     const missing: string[] = [];
@@ -107,7 +115,8 @@ export class Jailer {
     }
     const namespaces = root || userNamespacesAllowed();
     if (!namespaces) missing.push("namespaces: this kernel does not let an ordinary user create user namespaces, so machines see the host's files and network");
-    const jailer = new Jailer({ root, cgroups, namespaces, missing }, binary, options.uids ?? new UidPool());
+    const jailer = new Jailer({ root, cgroups, namespaces, missing }, binary, options.uids ?? new UidPool(),
+      options.volumeClaims ?? new VolumeClaims(root ? DEFAULT_CLAIMS_DIR : join(pithHome(), "volume-claims")));
     if (missing.length > 0 && !options.quiet) {
       console.warn(`pith: machines run with part of the jail missing:\n${missing.map((m) => `  - ${m}`).join("\n")}`);
     }
@@ -121,15 +130,24 @@ export class Jailer {
     const report: JailReport = { seccomp: false, mountNamespace: false, networkNamespace: false, missing: [...support.missing] };
     let uid: number | undefined;
     let cgroup: MachineCgroup | undefined;
-    const release = (): Promise<void> => this.release(request.key, cgroup, uid);
+    const volumes = request.volumes ?? [];
+    let volumesClaimed = false;
+    const release = async (): Promise<void> => {
+      await this.release(request.key, cgroup, uid);
+      if (volumesClaimed) await this.releaseVolumes(request.key, volumes.map((v) => v.path));
+    };
     try {
+      // Before anything else: a machine whose volume another machine holds must not start at all.
+      await this.volumeClaims.claimAll(request.key, volumes.map((v) => v.path));
+      volumesClaimed = true;
       if (support.root) {
         uid = await this.uids.claim(request.key);
         report.uid = uid;
         report.gid = uid;
-        // The VMM owns its sockets' directory and its console, nothing else of the state dir.
+        // The VMM owns its sockets' directory, its console and its volumes, nothing else.
         await chown(runDir, uid, uid);
         await chown(consoleLog, uid, uid);
+        for (const volume of volumes) await chown(volume.path, uid, uid);
       }
       if (support.cgroups) {
         await this.sweepCgroups(support.cgroups);
@@ -166,10 +184,11 @@ export class Jailer {
           ...(root ? { root: rootDir } : {}),
           links: systemLinks(),
           readOnly: ["/usr", ...systemDirs(), ...(options.readOnly ?? [])],
-          readWrite: [runDir, consoleLog],
+          // Volumes go to the VMM only, never to pith-net.
+          readWrite: [runDir, consoleLog, ...(options.vmm ? volumes.map((v) => v.path) : [])],
           devices: options.devices ?? [],
           netns,
-          rlimits: { ...RLIMITS, fsize: CONSOLE_FILE_LIMIT_BYTES },
+          rlimits: { ...RLIMITS, fsize: fileSizeLimit(options.vmm ? volumes : []) },
           // Beneath QEMU's own -sandbox, and the only filter pith-net has.
           seccomp: true,
         };
@@ -223,6 +242,15 @@ export class Jailer {
     }
   }
 
+  /** After its machine is gone: its volumes back to Pith's own user, then free for the next machine. */
+  private async releaseVolumes(key: string, paths: string[]): Promise<void> {
+    const owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    for (const path of paths) {
+      await chown(path, owner.uid, owner.gid).catch(() => {});
+      await this.volumeClaims.release(key, path);
+    }
+  }
+
   /** After its machine is gone: the cgroup removed (it may already be), the uid given back. */
   private async release(key: string, cgroup: MachineCgroup | undefined, uid: number | undefined): Promise<void> {
     if (cgroup) await this.support.cgroups?.remove(cgroup).catch(() => {});
@@ -236,6 +264,15 @@ export class Jailer {
     }
     return undefined;
   }
+}
+
+/**
+ * The file-size rlimit caps every file the VMM writes, its volumes too (a write past the limit
+ * kills it with SIGXFSZ, whatever the file's size). With volumes, it is the largest volume's size:
+ * the console log can then grow that far while nobody rotates it, a cost stated in README.
+ */
+export function fileSizeLimit(volumes: readonly { bytes: number }[]): number {
+  return Math.max(CONSOLE_FILE_LIMIT_BYTES, ...volumes.map((v) => v.bytes));
 }
 
 /**

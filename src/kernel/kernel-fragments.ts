@@ -1,12 +1,13 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { AppManifest } from "../manifest/app-manifest.ts";
 import { pithRoot } from "../shared/paths.ts";
 
 /**
  * A kernel starts from `make tinyconfig` and gains a fragment only for what the app declared.
  * The set of fragments is deliberately small: every distinct combination is a ~5-minute build.
  */
-export const FRAGMENTS = ["base", "network", "node-runtime", "runtime-disk", "smp"] as const;
+export const FRAGMENTS = ["base", "network", "node-runtime", "runtime-disk", "volume", "smp"] as const;
 export type FragmentName = (typeof FRAGMENTS)[number];
 
 export interface KernelNeeds {
@@ -15,12 +16,23 @@ export interface KernelNeeds {
   /** What runs the app: Node.js (V8) or a native ELF program. */
   runtime: "node" | "native";
   vcpus: number;
+  /** Declared `volumes`: writable ext4 disks. */
+  volumes: boolean;
 }
+
+/** What an app's manifest asks of its kernel. */
+export const kernelNeedsOf = (m: AppManifest): KernelNeeds => ({
+  network: m.listen.length + m.egress.length > 0,
+  runtime: m.source.kind === "entry" ? "node" : "native",
+  vcpus: m.vcpus,
+  volumes: m.volumes.length > 0,
+});
 
 export function fragmentsFor(needs: KernelNeeds): FragmentName[] {
   const fragments: FragmentName[] = ["base"];
   if (needs.network) fragments.push("network");
   if (needs.runtime === "node") fragments.push("node-runtime", "runtime-disk");
+  if (needs.volumes) fragments.push("volume");
   if (needs.vcpus > 1) fragments.push("smp");
   return fragments;
 }

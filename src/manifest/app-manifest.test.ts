@@ -1,14 +1,19 @@
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, test } from "node:test";
 import { isPithError } from "../shared/errors.ts";
 import { loadAppManifest, ManifestError, parseAppManifest } from "./app-manifest.ts";
 import { FAKE_ELF, problemsIn, tempApp, yaml } from "./test-support.ts";
 
+const identityOf = (file: string) => {
+  const { dev, ino } = statSync(file);
+  return { dev, ino };
+};
+
 describe("parseAppManifest", () => {
   test("normalises a full manifest", (t) => {
-    const dir = tempApp(t, { "src/main.ts": "export {};\n" });
+    const dir = tempApp(t, { "src/main.ts": "export {};\n", "config/app.conf": "x = 1\n" });
     const text = yaml(
       "# a comment",
       "name: web-app",
@@ -31,6 +36,8 @@ describe("parseAppManifest", () => {
       "    path: /healthz",
       "    port: 8080",
       "readyTimeout: 2m",
+      "files: [config/app.conf]",
+      "node: {}",
     );
     const file = path.join(dir, "pith.yaml");
     assert.deepEqual(parseAppManifest(text, file), {
@@ -45,6 +52,9 @@ describe("parseAppManifest", () => {
       env: { NODE_ENV: "production", PORT: "8080", EMPTY: "" },
       readiness: { kind: "http", port: 8080, path: "/healthz" },
       readyTimeoutMs: 120_000,
+      files: [{ from: "config/app.conf", source: path.join(dir, "config/app.conf"), dest: "/app/config/app.conf", executable: false, line: 22, identity: identityOf(path.join(dir, "config/app.conf")) }],
+      node: { external: [] },
+      volumes: [],
     });
   });
 

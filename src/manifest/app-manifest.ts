@@ -9,7 +9,7 @@ import { reportSyntaxError } from "./syntax.ts";
 import type { AppManifest } from "./types.ts";
 import { validateManifest } from "./validate.ts";
 
-export type { AppManifest, EgressRule, ListenPort, Protocol, Readiness } from "./types.ts";
+export type { AppManifest, EgressRule, ListenPort, Protocol, Readiness, VolumeDeclaration } from "./types.ts";
 export { ManifestError, formatProblem, type Problem } from "./problems.ts";
 
 export const MANIFEST_NAMES = ["pith.yaml", "pith.yml"] as const;

@@ -5,7 +5,7 @@
  */
 export const API_VERSION = "pith.dev/v1";
 
-export const KINDS = ["Service", "Machine", "Node", "Image", "Event"] as const;
+export const KINDS = ["Service", "Machine", "Node", "Image", "Event", "Secret", "Volume"] as const;
 export type Kind = (typeof KINDS)[number];
 
 /** URL path segment for each kind: /api/v1/<plural>. */
@@ -15,6 +15,8 @@ export const PLURALS: Record<Kind, string> = {
   Node: "nodes",
   Image: "images",
   Event: "events",
+  Secret: "secrets",
+  Volume: "volumes",
 };
 
 export interface ObjectMeta {

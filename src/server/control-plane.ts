@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { createApiServer } from "../api/api-server.ts";
 import { ensureToken } from "../api/token.ts";
@@ -11,17 +11,22 @@ import { ControllerRunner } from "../controller/runner.ts";
 import { Scheduler } from "../controller/scheduler.ts";
 import { ServiceReconciler } from "../controller/service-reconciler.ts";
 import { machinesDir, pithHome } from "../shared/paths.ts";
-import { SqliteStore } from "../store/sqlite/sqlite-store.ts";
 import type { Store } from "../store/store.ts";
+import type { LeaderTerm, Leadership } from "../controller/leadership.ts";
+import { controllersLeader } from "../shared/metrics.ts";
+import { openStoreBackend, type StoreConfig } from "./store-backend.ts";
 import { ensurePithHome } from "../shared/private-files.ts";
 import type { TokenRegistry } from "../store/token-registry.ts";
 import { webUi } from "../web/plugin.ts";
+import { SecretBox, secretsKeyPath } from "../secrets/secret-box.ts";
 
 export interface ControlPlaneOptions {
   host: string;
   port: number;
   /** Defaults to <PITH_HOME>/state.db. */
   databasePath?: string;
+  /** Where the state is; default SQLite at databasePath. With etcd, several control planes may share it. */
+  store?: StoreConfig;
   resyncMs?: number;
   log?: (message: string) => void;
 }
@@ -35,6 +40,8 @@ export interface ControlPlane {
   tokens: TokenRegistry;
   /** Where an in-process proxy reports load (a separate proxy uses PUT /api/v1/services/:name/load). */
   load: LoadBoard;
+  /** Whether this control plane runs the controllers now (always, with SQLite). */
+  leadership: Leadership;
   close(): Promise<void>;
 }
 
@@ -46,13 +53,17 @@ export interface ControlPlane {
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const log = options.log ?? (() => {});
   await ensurePithHome();
-  const store = SqliteStore.open(options.databasePath ?? join(pithHome(), "state.db"));
+  const backend = await openStoreBackend(options.store ?? { kind: "sqlite", path: options.databasePath ?? join(pithHome(), "state.db") });
+  const { store } = backend;
   const token = await ensureToken();
+  // Beside the store: the key that seals Secret values in it (a copy of state.db alone opens none).
+  const secrets = await SecretBox.forHome(options.databasePath && options.databasePath !== ":memory:" ? join(dirname(options.databasePath), "secrets.key") : secretsKeyPath());
   const load = new LoadBoard();
   const api: FastifyInstance = await createApiServer({
     store,
     token,
-    tokens: store.tokens,
+    tokens: backend.tokens,
+    secrets,
     openRoutes: webUi,
     onLoadReport: (service, report) => load.report(service, report),
     // Single host: a machine's console is in its state directory on this host.
@@ -62,27 +73,33 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     },
   });
   const url = await api.listen({ host: options.host, port: options.port });
-  // One cache per kind, shared by every controller, fed by the store's own watch.
-  const informers = informersFor(store);
-  const events = new EventRecorder(store, informers.events);
-  const services = new ServiceReconciler(store, events, load, Date.now, informers);
-  const controllers = new ControllerRunner(store, [services, new Scheduler(store, events, informers), new NodeHealth(store, events, Date.now, informers)], {
-    resyncMs: options.resyncMs ?? 5000,
-    informers,
-    onError: (controller, key, e) => log(`${controller} ${key}: ${(e as Error).message}`),
-  });
-  await controllers.start();
-  load.onReport((service) => controllers.enqueue(services, service));
-  log(`control plane listening on ${url} (state ${options.databasePath ?? join(pithHome(), "state.db")})`);
+  log(`control plane listening on ${url} (state in ${backend.description})`);
+
+  // The controllers run only while this control plane leads; a new term starts them afresh.
+  let current: { controllers: ControllerRunner; services: ServiceReconciler } | undefined;
+  let stopped: Promise<void> = Promise.resolve();
+  const leadership = backend.leadership(url, log);
+  const lead = (term: LeaderTerm): void => {
+    controllersLeader.set(1);
+    stopped = runControllers(term, options.resyncMs ?? 5000, load, log, (running) => (current = running))
+      .catch((e: unknown) => log(`controllers stopped: ${(e as Error).message}`))
+      .finally(() => {
+        current = undefined;
+        controllersLeader.set(0);
+      });
+  };
+  leadership.run(lead);
+  load.onReport((service) => current?.controllers.enqueue(current.services, service));
   return {
     url,
     token,
     store,
-    tokens: store.tokens,
+    tokens: backend.tokens,
     load,
+    leadership,
     async close() {
-      controllers.stop();
-      informers.stop();
+      await leadership.stop();
+      await stopped;
       // Idle keep-alive connections would hold close() open for seconds.
       const closing = api.close();
       api.server.closeAllConnections();
@@ -90,4 +107,39 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       await store.close();
     },
   };
+}
+
+/**
+ * The controllers of one leader term: caches over the term's (fenced) store, the reconcilers and
+ * their runner; stopped when the term ends. Resolves then.
+ */
+async function runControllers(
+  term: LeaderTerm,
+  resyncMs: number,
+  load: LoadBoard,
+  log: (message: string) => void,
+  running: (controllers: { controllers: ControllerRunner; services: ServiceReconciler }) => void,
+): Promise<void> {
+  if (term.signal.aborted) return;
+  const { store } = term;
+  // One cache per kind, shared by every controller, fed by the store's own watch.
+  const informers = informersFor(store);
+  const events = new EventRecorder(store, { store, cache: informers.events });
+  const services = new ServiceReconciler(store, events, load, Date.now, informers);
+  const controllers = new ControllerRunner(store, [services, new Scheduler(store, events, informers), new NodeHealth(store, events, Date.now, informers)], {
+    resyncMs,
+    informers,
+    onError: (controller, key, e) => log(`${controller} ${key}: ${(e as Error).message}`),
+  });
+  const ended = new Promise<void>((resolve) => term.signal.addEventListener("abort", () => resolve(), { once: true }));
+  const starting = controllers.start();
+  starting.catch(() => {}); // a start the term's end overtook must not be an unhandled rejection
+  try {
+    await Promise.race([starting, ended]);
+    if (!term.signal.aborted) running({ controllers, services });
+    await ended;
+  } finally {
+    controllers.stop();
+    informers.stop();
+  }
 }

@@ -184,3 +184,14 @@ test("PITH_SNAPSHOT_LIMIT takes bytes or K/M/G, and says what is wrong otherwise
   assert.equal(snapshotLimitBytes(undefined), 4 * 1024 ** 3);
   assert.throws(() => snapshotLimitBytes("lots"), /not a size/);
 });
+
+test("an image with volumes never starts from a snapshot: a clear error, no snapshot made, nothing booted", async () => {
+  let started = 0;
+  const hypervisor = { name: "counting", start: async () => { started++; throw new Error("must not start"); }, recover: async () => [], snapshotTag: async () => "t" };
+  const starter = new MachineStarter({ hypervisor: hypervisor as never, store, scratchDir: join(dir, "scratch") });
+  const withVolumes = { name: "db", digest: "sha256:d", capabilities: { listen: [], egress: [], volumes: [{ name: "data", mount: "/data", sizeMiB: 64 }], memoryMiB: 64, vcpus: 1 } };
+  const spec = { id: "m", image: withVolumes, kernel: "k", initrd: "i", stateDir: "/nonexistent" } as never;
+  await assert.rejects(starter.start(spec, "snapshot"), /SNAPSHOT_WITH_VOLUMES|cannot start from a snapshot/);
+  await assert.rejects(starter.prepare(spec), /cannot start from a snapshot/);
+  assert.equal(started, 0);
+});

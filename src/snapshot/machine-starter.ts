@@ -6,6 +6,7 @@ import { machinesDir } from "../shared/paths.ts";
 import { envKey, SnapshotStore, type StoredSnapshot } from "./snapshot-store.ts";
 import { warmUp } from "./warm-up.ts";
 import { ensurePrivateDir } from "../shared/private-files.ts";
+import { userError } from "../shared/errors.ts";
 
 /** How a machine is started: booted from its image, or restored from a snapshot of one. */
 export type StartMode = "boot" | "snapshot";
@@ -54,9 +55,10 @@ export class MachineStarter {
       return hypervisor.start(s);
     };
     if (mode === "boot") return launch(spec);
+    refuseVolumes(spec);
 
     const tag = await hypervisor.snapshotTag();
-    let snapshot = await store.find(spec.image, tag, spec.env);
+    let snapshot = await store.find(spec.image, tag, keyedEnv(spec));
     if (snapshot) {
       if (!(await this.keepIfValid(snapshot, notify, "; booting instead"))) return launch(spec);
     } else {
@@ -85,8 +87,9 @@ export class MachineStarter {
    * fails its checks: for `pith snapshots create`, ahead of the first start.
    */
   async prepare(spec: MachineSpec, notify: (notice: StartNotice) => void = () => {}): Promise<StoredSnapshot> {
+    refuseVolumes(spec);
     const tag = await this.hypervisor.snapshotTag();
-    const existing = await this.store.find(spec.image, tag, spec.env);
+    const existing = await this.store.find(spec.image, tag, keyedEnv(spec));
     if (existing && (await this.keepIfValid(existing, notify, ""))) return existing;
     return this.create(spec, tag, notify);
   }
@@ -103,7 +106,7 @@ export class MachineStarter {
 
   /** Makes the snapshot for `spec`'s image, or waits for the one being made (here or by another process). */
   private create(spec: MachineSpec, tag: string, notify: (notice: StartNotice) => void, signal?: AbortSignal): Promise<StoredSnapshot> {
-    const key = `${spec.image.digest} ${tag} ${envKey(spec.env)}`;
+    const key = `${spec.image.digest} ${tag} ${envKey(keyedEnv(spec))}`;
     let pending = this.creating.get(key);
     if (!pending) {
       pending = this.createOnce(spec, tag, notify, signal).finally(() => this.creating.delete(key));
@@ -118,7 +121,7 @@ export class MachineStarter {
     const lock = join(scratchDir, `snapshot-${image.digest.replace(/^sha256:/, "").slice(0, 16)}.lock`);
     await ensurePrivateDir(scratchDir);
     return withFileLock(lock, async () => {
-      const made = await store.find(image, tag, spec.env); // by another process while this one waited
+      const made = await store.find(image, tag, keyedEnv(spec)); // by another process while this one waited
       if (made && (await store.verify(made)).ok) return made;
 
       // Booted like the machine asked for (same files and env), but privately: it never serves.
@@ -138,7 +141,7 @@ export class MachineStarter {
         const timings = await source.whenReady();
         const warmed = await warmUp(source, image, this.options.warmUpRequests ?? 8);
         signal?.throwIfAborted();
-        const saved = await store.save(image, tag, spec.env, (file) => source.saveSnapshot(file));
+        const saved = await store.save(image, tag, keyedEnv(spec), (file) => source.saveSnapshot(file));
         notify({
           type: "Normal",
           reason: "SnapshotCreated",
@@ -154,3 +157,30 @@ export class MachineStarter {
 }
 
 const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+
+/**
+ * The env as snapshot keys see it: a value from a Secret is replaced by its keyed hash, so a key
+ * (a file name, shown by `pith snapshots`) never hashes a secret value that a short guess could
+ * be checked against, while a changed Secret still means another snapshot.
+ */
+export function keyedEnv(spec: MachineSpec): Record<string, string> | undefined {
+  if (!spec.secretHashes || Object.keys(spec.secretHashes).length === 0) return spec.env;
+  const env = { ...spec.env };
+  for (const [name, hash] of Object.entries(spec.secretHashes)) env[name] = `secret:${hash}`;
+  return env;
+}
+
+/**
+ * Snapshots and volumes do not mix, so a snapshot start of an image with volumes is refused,
+ * not quietly booted. A snapshot holds the guest's memory: its mounted filesystems' caches,
+ * journal position and dirty pages of the source machine's volume. Restored over any other
+ * volume, or over the same one after another machine wrote to it, that memory would write stale
+ * metadata back and corrupt the filesystem; and every restore would share the source's volume.
+ */
+export function refuseVolumes(spec: Pick<MachineSpec, "image">): void {
+  const volumes = spec.image.capabilities.volumes ?? [];
+  if (volumes.length === 0) return;
+  throw userError("SNAPSHOT_WITH_VOLUMES",
+    `image ${spec.image.name} declares volumes (${volumes.map((v) => v.name).join(", ")}), and machines with volumes cannot start from a snapshot: the snapshot's memory holds the state of another machine's mounted filesystem`,
+    "use startMode: boot for this service (or run without --snapshot)");
+}

@@ -6,7 +6,7 @@ import { digestHex } from "../image/image-reference.ts";
 import { userError } from "../shared/errors.ts";
 import { sha256, sha256File } from "../shared/hash.ts";
 import { imageStoreDir } from "../shared/paths.ts";
-import { canonicalJson } from "../store/canonical-json.ts";
+import { canonicalJson } from "../shared/canonical-json.ts";
 import { guestVersion } from "./guest-version.ts";
 import { ensurePrivateDir, tightenPrivateFiles, writePrivateFile } from "../shared/private-files.ts";
 

@@ -17,14 +17,15 @@ export async function warmUp(machine: Machine, image: ImageRecord, requests: num
   const path = readiness.kind === "http" ? readiness.path : "/";
   let answered = 0;
   for (let i = 0; i < requests; i++) {
-    if (await get(port.hostPort, path)) answered++;
+    // At the forward's own address: the node's address, on a host of several (loopback otherwise).
+    if (await get(new URL(port.url).hostname, port.hostPort, path)) answered++;
   }
   return answered;
 }
 
-function get(port: number, path: string): Promise<boolean> {
+function get(host: string, port: number, path: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request({ host: "127.0.0.1", port, path, headers: { connection: "close", "user-agent": "pith-snapshot-warm-up" }, timeout: 5000 }, (res) => {
+    const req = request({ host, port, path, headers: { connection: "close", "user-agent": "pith-snapshot-warm-up" }, timeout: 5000 }, (res) => {
       res.resume();
       res.once("end", () => resolve(true));
       res.once("error", () => resolve(false));

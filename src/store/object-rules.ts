@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { API_VERSION, type Resource, type ResourceInput } from "../model/resource.ts";
-import { canonicalJson } from "./canonical-json.ts";
+import { sameJson } from "../shared/canonical-json.ts";
 import { StoreError } from "./store.ts";
 
 /**
@@ -34,7 +34,7 @@ export function createdObject(input: ResourceInput, revision: number, now: Date)
  */
 export function updatedObject(existing: Resource, input: ResourceInput, revision: number, now: Date): Resource {
   checkExpectedVersion(existing, input.metadata.resourceVersion);
-  const specChanged = canonicalJson(existing.spec) !== canonicalJson(input.spec);
+  const specChanged = !sameJson(existing.spec, input.spec);
   return {
     apiVersion: API_VERSION,
     kind: existing.kind,

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, test } from "node:test";
 import { API_VERSION, type Kind, type ResourceInput, type WatchEvent } from "../model/resource.ts";
+import type { Machine } from "../model/kinds.ts";
 import { type Store, StoreError, type StoreErrorCode } from "./store.ts";
+import { MAX_OBJECT_BYTES } from "./validate.ts";
 
 /**
  * The behaviour every Store implementation must have: each backend's test file calls
@@ -162,6 +164,13 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         await rejectsWith(store.get("Machine", "Bad Name"), "Invalid");
         await rejectsWith(store.list("Nope" as Kind), "Invalid");
         await rejectsWith(store.watch("Nope" as Kind, undefined, () => {}), "Invalid");
+        // Too large to keep: refused, and nothing written.
+        const huge = { A: "x".repeat(MAX_OBJECT_BYTES) };
+        await rejectsWith(store.create(machine("huge", { spec: { env: huge } })), "Invalid");
+        assert.equal(await store.get("Machine", "huge"), undefined);
+        await store.create(machine("grows"));
+        await rejectsWith(store.update(machine("grows", { spec: { env: huge } })), "Invalid");
+        assert.equal((await store.get<Machine>("Machine", "grows"))?.metadata.generation, 1);
         // Valid edge cases.
         await store.create(machine("a"));
         await store.create(machine("a.b-c.0"));

@@ -2,7 +2,7 @@ import type { Kind, Resource, ResourceInput, WatchEvent } from "../model/resourc
 
 /**
  * Where the control plane keeps every object. Implementations: sqlite/ (embedded, the default)
- * and, later, etcd/. Every implementation passes store-contract.ts.
+ * and etcd/ (shared by several control planes). Every implementation passes store-contract.ts.
  *
  * Revisions: one counter across all kinds, incremented by every write; an object's
  * metadata.resourceVersion is the revision of its last write. Watches resume from a revision
@@ -26,14 +26,34 @@ export interface Store {
    * Calls onEvent for every change to objects of `kind` (all kinds if undefined) after revision
    * `fromResourceVersion` (from now if undefined): first the recorded history, in order, then live
    * events. If the history before that revision was compacted: StoreError "Gone".
+   *
+   * A watch lasts until its unsubscribe function is called, unless the store cannot keep it: then
+   * `onEnd` is called once with why, and no event follows. "Gone" means the history it must
+   * resume from was compacted meanwhile (etcd, after a lost connection): list again and watch from
+   * the list's revision, as after a Gone at the start. An in-process store never ends a watch.
+   * Watchers of one write may share its object: they must not mutate it.
    */
-  watch(kind: Kind | undefined, fromResourceVersion: string | undefined, onEvent: (event: WatchEvent & { resourceVersion: string }) => void): Promise<() => void>;
+  watch(kind: Kind | undefined, fromResourceVersion: string | undefined, onEvent: (event: StoreWatchEvent) => void, onEnd?: WatchEnd): Promise<() => void>;
   /** The current revision. */
   revision(): Promise<string>;
   close(): Promise<void>;
 }
 
-export type StoreErrorCode = "AlreadyExists" | "NotFound" | "Conflict" | "Gone" | "Invalid";
+/** A watch event from a store: its revision, and the object serialized, where the store has that at hand. */
+export type StoreWatchEvent = WatchEvent & {
+  resourceVersion: string;
+  /**
+   * JSON.stringify(object), as the store wrote it: a watcher that forwards the object unchanged
+   * (the API's watch route) sends this instead of serializing every event again per watcher.
+   */
+  json?: string;
+};
+
+/** Unavailable: the backend could not be reached or has no quorum (etcd); nothing was changed, or (a write that timed out) it is unknown whether it was. */
+/** Told why a watch ended by itself (see Store.watch). */
+export type WatchEnd = (error: StoreError) => void;
+
+export type StoreErrorCode = "AlreadyExists" | "NotFound" | "Conflict" | "Gone" | "Invalid" | "Unavailable";
 
 export class StoreError extends Error {
   constructor(

@@ -36,6 +36,15 @@ export function parseRevision(value: string, what: string): number {
 
 /** The minimal checks every write input gets before it reaches a backend. */
 export function validateInput(input: ResourceInput): void {
+  validateInputShape(input);
+  checkObjectSize(input.kind, input.metadata.name, JSON.stringify({ spec: input.spec, status: input.status, labels: input.metadata.labels }));
+}
+
+/**
+ * validateInput without the size: for a backend that checks the size on the JSON it stores
+ * (checkObjectSize), so an object is serialized once per write, not twice.
+ */
+export function validateInputShape(input: ResourceInput): void {
   if (input === null || typeof input !== "object") throw new StoreError("Invalid", "an object is required");
   validateKind(input.kind);
   if (input.metadata === null || typeof input.metadata !== "object") {
@@ -55,8 +64,13 @@ export function validateInput(input: ResourceInput): void {
   }
   if (input.spec === undefined) throw new StoreError("Invalid", `${input.kind} ${input.metadata.name} has no spec`);
   if (input.metadata.resourceVersion !== undefined) parseRevision(input.metadata.resourceVersion, "metadata.resourceVersion");
-  const bytes = Buffer.byteLength(JSON.stringify({ spec: input.spec, status: input.status, labels }));
+}
+
+/** An object's JSON must fit MAX_OBJECT_BYTES (UTF-8 is at most 3 bytes per UTF-16 unit: short ones are not counted). */
+export function checkObjectSize(kind: Kind, name: string, json: string): void {
+  if (json.length * 3 <= MAX_OBJECT_BYTES) return;
+  const bytes = Buffer.byteLength(json);
   if (bytes > MAX_OBJECT_BYTES) {
-    throw new StoreError("Invalid", `${input.kind} ${input.metadata.name} is ${bytes} bytes as JSON (at most ${MAX_OBJECT_BYTES}): keep large data out of objects`);
+    throw new StoreError("Invalid", `${kind} ${name} is ${bytes} bytes as JSON (at most ${MAX_OBJECT_BYTES}): keep large data out of objects`);
   }
 }

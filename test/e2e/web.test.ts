@@ -175,6 +175,20 @@ describe("web GUI", { skip, timeout: 900_000, concurrency: false }, () => {
       assert.equal(saved?.spec.env?.GREETING, "hello from the GUI");
       assert.equal(saved?.spec.replicas, 2);
 
+      // The env change rolled the machines: the rollout panel lists it as revision 2, by its key
+      // alone; Undo returns to revision 1's template, which becomes revision 3.
+      const rollout = page.locator("#rollout");
+      const current = (revision: number) => rollout.locator(`tr[data-revision="${revision}"][aria-current=true]`);
+      await current(2).waitFor({ timeout: BOOT_MS });
+      assert.match(await current(2).innerText(), /env GREETING/);
+      assert.ok(!(await rollout.innerText()).includes("hello from the GUI"), "the panel names env keys, not values");
+      await page.locator("[data-rollout=complete]").waitFor({ timeout: BOOT_MS });
+      await rollout.getByRole("button", { name: "Undo", exact: true }).click();
+      await current(3).waitFor({ timeout: 30_000 });
+      assert.equal((await client.get("Service", "web"))?.spec.env?.GREETING, undefined, "undo restored revision 1's env");
+      await page.locator("[data-rollout=complete]").waitFor({ timeout: BOOT_MS });
+      await screenshot("service-rollout");
+
       // Delete, confirmed in a dialog; the service disappears from the overview.
       await page.getByRole("button", { name: "Delete service…" }).click();
       const dialog = page.getByRole("dialog");

@@ -2,7 +2,8 @@ import { Agent, request } from "node:http";
 
 export interface LoadResult {
   ok: number;
-  failures: { status?: number; error?: string; body?: string }[];
+  /** `at`: when the failure was seen (ms since the epoch), to line it up with what the test did. */
+  failures: { status?: number; error?: string; body?: string; at?: number }[];
   bodies: Map<string, number>;
 }
 
@@ -37,9 +38,9 @@ export async function runLoad(options: { url: string; host: string; concurrency:
           result.ok++;
           const key = body.split(" (request")[0]!.trim();
           result.bodies.set(key, (result.bodies.get(key) ?? 0) + 1);
-        } else result.failures.push({ status, body: body.slice(0, 200) });
+        } else result.failures.push({ status, body: body.slice(0, 200), at: Date.now() });
       } catch (e) {
-        result.failures.push({ error: (e as Error).message });
+        result.failures.push({ error: (e as Error).message, at: Date.now() });
       }
     }
   };

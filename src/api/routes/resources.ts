@@ -1,8 +1,8 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
-import type { PithEvent } from "../../model/kinds.ts";
+import type { PithEvent, VolumeSpec, VolumeStatus } from "../../model/kinds.ts";
 import { API_VERSION, PLURALS, type Kind, type Resource, type ResourceInput } from "../../model/resource.ts";
-import { canonicalJson } from "../../store/canonical-json.ts";
+import { sameDeclaration } from "../../model/declaration.ts";
 import { StoreError } from "../../store/store.ts";
 import { ApiError } from "../api-error.ts";
 import type { ApiContext } from "../context.ts";
@@ -11,8 +11,10 @@ import { DeleteQuery, errorResponses, EventListQuery, ListQuery, listSchema, Nam
 import { invalid } from "../validation.ts";
 import { principalOf } from "../principal.ts";
 import { visibleTo } from "../redaction.ts";
+import { sealSecretInput } from "../secret-values.ts";
 import { notFound, readModifyWrite } from "./read-modify-write.ts";
 import { serveWatch } from "./watch.ts";
+import { deleteVolume, replaceVolume, writeVolumeStatus } from "./volume-guards.ts";
 
 /**
  * The uniform routes every kind has: list (or watch), create, get, replace, replace status, delete.
@@ -87,12 +89,13 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
     async (request, reply) => {
       const { resourceVersion: _ignored, ...metadata } = request.body.metadata;
       const input = { ...request.body, metadata };
+      const principal = principalOf(request);
       try {
-        return reply.code(201).send(await store.create(input));
+        return reply.code(201).send(visibleTo(principal, await store.create(sealSecretInput(ctx.secrets, input, undefined))));
       } catch (error) {
         if (!(error instanceof StoreError && error.code === "AlreadyExists")) throw error;
         const existing = await store.get(kind, metadata.name);
-        if (existing && sameDesiredState(existing, input)) return reply.code(200).send(existing);
+        if (existing && sameDeclaration(existing, sealSecretInput(ctx.secrets, input, existing))) return reply.code(200).send(visibleTo(principal, existing));
         throw new ApiError(
           "AlreadyExists",
           `${kind} ${metadata.name} already exists with a different spec or labels`,
@@ -136,7 +139,9 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
       if (request.body.metadata.name !== name) {
         throw invalid("request body", [{ path: "/metadata/name", message: `must be ${JSON.stringify(name)}, the name in the URL` }]);
       }
-      return store.update(request.body);
+      if (kind === "Volume") return replaceVolume(store, request.body as ResourceInput<"Volume", VolumeSpec, VolumeStatus>);
+      const existing = kind === "Secret" ? await store.get(kind, name) : undefined;
+      return visibleTo(principalOf(request), await store.update(sealSecretInput(ctx.secrets, request.body, existing)));
     },
   );
 
@@ -154,6 +159,9 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
     },
     async (request) => {
       const { name } = request.params;
+      if (kind === "Volume") {
+        return visibleTo(principalOf(request), await writeVolumeStatus(store, name, request.body.metadata?.resourceVersion, request.body.status as VolumeStatus));
+      }
       const written = await readModifyWrite(store, kind, name, request.body.metadata?.resourceVersion, (existing) => ({
         apiVersion: API_VERSION,
         kind,
@@ -178,16 +186,10 @@ export function registerResourceRoutes(app: FastifyInstance, ctx: ApiContext, ki
     },
     async (request) => {
       const { resourceVersion } = request.query;
-      return store.delete(kind, request.params.name, resourceVersion === undefined ? {} : { expectedResourceVersion: resourceVersion });
+      if (kind === "Volume") return deleteVolume(store, request.params.name, resourceVersion);
+      const deleted = await store.delete(kind, request.params.name, resourceVersion === undefined ? {} : { expectedResourceVersion: resourceVersion });
+      return visibleTo(principalOf(request), deleted);
     },
-  );
-}
-
-/** An identical create: same spec and labels (status is the agents' business). */
-function sameDesiredState(existing: Resource, input: ResourceInput): boolean {
-  return (
-    canonicalJson(existing.spec) === canonicalJson(input.spec) &&
-    canonicalJson(existing.metadata.labels) === canonicalJson(input.metadata.labels ?? {})
   );
 }
 

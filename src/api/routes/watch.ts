@@ -1,12 +1,14 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { Kind, Resource, WatchEvent } from "../../model/resource.ts";
+import type { Kind, Resource } from "../../model/resource.ts";
+import type { StoreWatchEvent } from "../../store/store.ts";
 import { wantsEventStream } from "../auth.ts";
 import type { ApiContext } from "../context.ts";
 import { principalOf } from "../principal.ts";
 import { visibleTo } from "../redaction.ts";
 import { errorResponses, WatchAllQuery, WatchEventSchema } from "../schemas/requests.ts";
 import { ResponseStream } from "../streaming.ts";
+import type { StoreError } from "../../store/store.ts";
 import { invalid } from "../validation.ts";
 
 /**
@@ -24,7 +26,7 @@ import { invalid } from "../validation.ts";
  * A client resumes by watching from the last resourceVersion it saw (event or bookmark); if the
  * history has been compacted past it, the answer is 410 Gone (before any streaming starts).
  */
-type StoreEvent = WatchEvent & { resourceVersion: string };
+type StoreEvent = StoreWatchEvent;
 
 export interface WatchRequest {
   kind: Kind | undefined;
@@ -44,11 +46,15 @@ export async function serveWatch(ctx: ApiContext, request: FastifyRequest, reply
   // there is no await until `deliver` writes straight to the stream, so none can fall in between.
   const pending: StoreEvent[] = [];
   let deliver = (event: StoreEvent): void => void pending.push(event);
+  // The store ended the watch (etcd: its history was compacted while reconnecting): say why in
+  // the stream, as Kubernetes does, and close it; the client lists again on Gone.
+  let endedBy: StoreError | undefined;
+  let ended = (error: StoreError): void => void (endedBy = error);
   // The store is asked for every kind, and the kind filtered here: then `sent` passes every
   // revision, and a bookmark at `sent` is exact however late the store delivers events.
   let stop: () => void;
   try {
-    stop = await ctx.store.watch(undefined, from, (event) => deliver(event));
+    stop = await ctx.store.watch(undefined, from, (event) => deliver(event), (error) => ended(error));
   } catch (error) {
     release();
     throw error;
@@ -72,10 +78,18 @@ export async function serveWatch(ctx: ApiContext, request: FastifyRequest, reply
     sent = event.resourceVersion;
     if (watch.kind !== undefined && event.object.kind !== watch.kind) return;
     if (watch.filter && !watch.filter(event.object)) return;
-    const visible = { ...event, object: visibleTo(principal, event.object) };
-    stream.write(sse ? sseEvent(visible) : ndjsonEvent(visible));
+    const object = visibleTo(principal, event.object);
+    // Unredacted, the stored JSON is the object's JSON: no serializing per watcher and event.
+    const json = object === event.object && event.json !== undefined ? event.json : JSON.stringify(object);
+    stream.write(sse ? sseEvent(event, json) : ndjsonEvent(event, json));
   };
   for (const event of pending.splice(0)) deliver(event);
+  ended = (error) => {
+    const code = error.code === "Gone" ? "Gone" : "Unavailable";
+    stream.write(sse ? `event: ERROR\ndata: ${JSON.stringify({ error: { code, message: error.message } })}\n\n` : `${JSON.stringify({ type: "ERROR", object: { error: { code, message: error.message } } })}\n`);
+    stream.end();
+  };
+  if (endedBy) ended(endedBy);
   stream.every(ctx.heartbeatMs, () => stream.write(sse ? `: ping\nid: ${sent}\n\n` : bookmark(sent)));
   return reply;
 }
@@ -91,9 +105,9 @@ function startRevision(request: FastifyRequest, sse: boolean, fromQuery: string 
   return lastEventId;
 }
 
-const ndjsonEvent = (event: StoreEvent): string => `${JSON.stringify({ type: event.type, object: event.object })}\n`;
+const ndjsonEvent = (event: StoreEvent, objectJson: string): string => `{"type":${JSON.stringify(event.type)},"object":${objectJson}}\n`;
 const bookmark = (resourceVersion: string): string => `${JSON.stringify({ type: "BOOKMARK", object: { metadata: { resourceVersion } } })}\n`;
-const sseEvent = (event: StoreEvent): string => `id: ${event.resourceVersion}\nevent: ${event.type}\ndata: ${JSON.stringify(event.object)}\n\n`;
+const sseEvent = (event: StoreEvent, objectJson: string): string => `id: ${event.resourceVersion}\nevent: ${event.type}\ndata: ${objectJson}\n\n`;
 
 /** `GET /api/v1/watch`: changes to objects of every kind. */
 export function registerWatchAllRoute(app: FastifyInstance, ctx: ApiContext): void {

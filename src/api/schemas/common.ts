@@ -38,19 +38,19 @@ export const Labels = Type.Record(
  * apply for what JSON Schema cannot count: UTF-8 bytes and the total); PITH_ is reserved.
  */
 export const ENV_NAME_PATTERN = `^[A-Za-z_][A-Za-z0-9_]{0,${ENV_LIMITS.nameLength - 1}}$`;
-export const EnvMap = Type.Record(
-  Type.String({ pattern: ENV_NAME_PATTERN }),
-  Type.String({
-    pattern: ENV_VALUE_PATTERN,
-    maxLength: ENV_LIMITS.valueBytes,
-    errorMessage: `must be one line (no line break, CR or NUL) of at most ${ENV_LIMITS.valueBytes} bytes`,
-  }),
-  {
-    ...closed,
-    maxProperties: ENV_LIMITS.entries,
-    "x-key-rule": `names must be 1-${ENV_LIMITS.nameLength} letters, digits and '_', not starting with a digit`,
-  },
-);
+export const EnvName = Type.String({ pattern: ENV_NAME_PATTERN });
+/** One env value (also what a Secret's key may hold, since it reaches the guest as env). */
+export const EnvValueString = Type.String({
+  pattern: ENV_VALUE_PATTERN,
+  maxLength: ENV_LIMITS.valueBytes,
+  errorMessage: `must be one line (no line break, CR or NUL) of at most ${ENV_LIMITS.valueBytes} bytes`,
+});
+export const ENV_MAP_OPTIONS = {
+  ...closed,
+  maxProperties: ENV_LIMITS.entries,
+  "x-key-rule": `names must be 1-${ENV_LIMITS.nameLength} letters, digits and '_', not starting with a digit`,
+} as const;
+export const EnvMap = Type.Record(EnvName, EnvValueString, ENV_MAP_OPTIONS);
 
 /** Metadata a client may send: the store assigns everything else. */
 export const InputMetadata = Type.Object(
@@ -112,7 +112,7 @@ export const ErrorBody = Type.Object(
   {
     error: Type.Object(
       {
-        code: Enum(["Invalid", "Unauthorized", "NotFound", "Conflict", "AlreadyExists", "Gone", "TooLarge", "TooManyRequests", "Internal"] as const),
+        code: Enum(["Invalid", "Unauthorized", "NotFound", "Conflict", "AlreadyExists", "Gone", "TooLarge", "TooManyRequests", "Internal", "Unavailable"] as const),
         message: Type.String(),
         hint: Type.Optional(Type.String()),
         details: Type.Optional(Type.Array(ErrorDetail)),

@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { IMAGE_REFERENCE_PATTERN, IMAGE_REFERENCE_RULE } from "../../image/image-reference.ts";
+import { PINNED_REFERENCE_PATTERN, REGISTRY_REFERENCE_PATTERN, REGISTRY_REFERENCE_RULE } from "../../registry/registry-reference.ts";
 import type { Kind } from "../../model/resource.ts";
 import {
   MACHINE_PHASES,
@@ -9,13 +10,18 @@ import {
   type MachineStatus,
   type NodeSpec,
   type NodeStatus,
+  type SecretSpec,
   type ServiceSpec,
   type ServiceStatus,
+  type VolumeSpec,
+  type VolumeStatus,
 } from "../../model/kinds.ts";
+import { MAX_VOLUME_MIB, MAX_VOLUMES, MIN_VOLUME_MIB, VOLUME_NAME_PATTERN } from "../../model/volume-rules.ts";
 import type { ErrorDetail } from "../api-error.ts";
 import { refine } from "./problems.ts";
-import { machineSpecRules, serviceSpecRules } from "./rules.ts";
+import { machineSpecRules, nodeSpecRules, secretSpecRules, serviceSpecRules } from "./rules.ts";
 import { closed, EnvMap, Enum, inputSchema, NonNegativeInt, resourceSchema } from "./common.ts";
+import { SecretKeyRefSchema, SecretSpecSchema, ServiceEnvMap } from "./secrets.ts";
 
 /**
  * Spec and status schemas for every kind, mirroring src/model/kinds.ts field for field (the
@@ -33,14 +39,21 @@ const Host = Type.String({ minLength: 1, maxLength: 253, pattern: "^[^\\s/,\\u00
 const Timestamp = Type.String({ description: "RFC 3339 time" });
 const Accelerator = Enum(["kvm", "tcg"] as const);
 const StartMode = Enum(["boot", "snapshot"] as const);
+/** `registry/repo@sha256:...`: an image pinned in a registry. */
+const PinnedSource = Type.String({ maxLength: 253, pattern: PINNED_REFERENCE_PATTERN, errorMessage: "must be REGISTRY[:PORT]/REPO@sha256:<64 hex>" });
 
 export const ServiceSpecSchema = Type.Object(
   {
-    image: Type.String({ pattern: IMAGE_REFERENCE_PATTERN, errorMessage: IMAGE_REFERENCE_RULE, description: "an image name (its latest build), digest or digest prefix" }),
+    image: Type.String({
+      maxLength: 253,
+      pattern: `${IMAGE_REFERENCE_PATTERN}|${REGISTRY_REFERENCE_PATTERN}`,
+      errorMessage: `${IMAGE_REFERENCE_RULE}, or ${REGISTRY_REFERENCE_RULE}`,
+      description: "an image name (its latest build), digest or digest prefix, or a registry reference",
+    }),
     replicas: Type.Optional(Replicas),
     min: Type.Optional(Replicas),
     max: Type.Optional(Replicas),
-    env: Type.Optional(EnvMap),
+    env: Type.Optional(ServiceEnvMap),
     hosts: Type.Optional(Type.Array(Host, { maxItems: 64 })),
     startMode: Type.Optional({ ...StartMode, description: "boot (default), or restore machines from a snapshot of a ready one" }),
     update: Type.Optional(
@@ -56,8 +69,23 @@ export const ServiceSpecSchema = Type.Object(
         closed,
       ),
     ),
+    restartedAt: Type.Optional({ ...Timestamp, description: "set by `pith rollout restart`; changing it replaces every machine" }),
+    volumes: Type.Optional({ ...Enum(["perMachine", "single"] as const), description: "perMachine (default): a Volume per machine index; single: one shared Volume, at most one machine" }),
   },
   { ...closed, description: "replicas, or min/max (not both); env names starting with PITH_ are reserved" },
+);
+
+const RevisionSchema = Type.Object(
+  {
+    revision: NonNegativeInt(),
+    templateHash: Type.String({ maxLength: 64 }),
+    image: Type.String({ maxLength: 253 }),
+    env: Type.Optional(ServiceEnvMap),
+    startMode: Type.Optional(StartMode),
+    restartedAt: Type.Optional(Timestamp),
+    createdAt: Timestamp,
+  },
+  { ...closed, description: "a machine template the service rolled out" },
 );
 
 const PhaseCount = Type.Optional(NonNegativeInt());
@@ -70,6 +98,7 @@ export const ServiceStatusSchema = Type.Object(
   {
     observedGeneration: Type.Optional(NonNegativeInt()),
     imageDigest: Type.Optional(Type.String()),
+    imageSource: Type.Optional(Type.Object({ reference: Type.String({ maxLength: 253 }), pinned: PinnedSource }, closed)),
     desired: Type.Optional(NonNegativeInt()),
     ready: Type.Optional(NonNegativeInt()),
     phases: Type.Optional(PhaseCounts),
@@ -80,6 +109,10 @@ export const ServiceStatusSchema = Type.Object(
       Type.Object({ desired: NonNegativeInt(), lastScaleAt: Timestamp, lastActiveAt: Type.Optional(Timestamp), pressureSince: Type.Optional(Timestamp) }, closed),
     ),
     message: Type.Optional(Type.String()),
+    templateHash: Type.Optional(Type.String({ maxLength: 64 })),
+    updated: Type.Optional(NonNegativeInt()),
+    revision: Type.Optional(NonNegativeInt()),
+    revisions: Type.Optional(Type.Array(RevisionSchema, { maxItems: 32 })),
   },
   closed,
 );
@@ -88,12 +121,15 @@ export const MachineSpecSchema = Type.Object(
   {
     service: Type.Optional(Type.String({ maxLength: 253 })),
     image: Reference("an image digest"),
+    imageSource: Type.Optional(PinnedSource),
     node: Type.Optional(Type.String({ maxLength: 253 })),
     memoryMiB: MemoryMiB,
     vcpus: Vcpus,
     env: Type.Optional(EnvMap),
+    secretEnv: Type.Optional(Type.Record(Type.String(), SecretKeyRefSchema, { ...closed, maxProperties: 128 })),
     startMode: Type.Optional(StartMode),
     desiredState: Enum(["running", "stopped"] as const),
+    volumes: Type.Optional(Type.Array(Type.Object({ name: Type.String({ pattern: VOLUME_NAME_PATTERN }), volume: Reference("a Volume's name") }, closed), { maxItems: MAX_VOLUMES })),
   },
   closed,
 );
@@ -137,6 +173,12 @@ export const MachineStatusSchema = Type.Object(
         closed,
       ),
     ),
+    pull: Type.Optional(
+      Type.Object(
+        { source: Type.String({ maxLength: 253 }), bytes: NonNegativeInt(), totalBytes: NonNegativeInt(), ms: Type.Optional(Type.Number({ minimum: 0 })) },
+        { ...closed, description: "the image's pull from its registry, when the node lacked it" },
+      ),
+    ),
     exitCode: Type.Optional(Type.Integer()),
     startedAt: Type.Optional(Timestamp),
     readyAt: Type.Optional(Timestamp),
@@ -149,6 +191,9 @@ export const NodeSpecSchema = Type.Object(
   {
     capacity: Type.Object({ memoryMiB: NonNegativeInt(), vcpus: NonNegativeInt() }, closed),
     accelerator: Accelerator,
+    address: Type.Optional(Type.String({ maxLength: 45, description: "a literal IP address where this node's machines are reachable" })),
+    unschedulable: Type.Optional(Type.Boolean()),
+    drain: Type.Optional(Type.Boolean()),
   },
   closed,
 );
@@ -175,6 +220,12 @@ export const ImageSpecSchema = Type.Object(
     listen: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 64 }),
     egress: Type.Array(Type.String({ maxLength: 261 }), { maxItems: 64 }),
     storedBytes: NonNegativeInt(),
+    source: Type.Optional(PinnedSource),
+    volumes: Type.Optional(Type.Array(Type.Object({
+      name: Type.String({ pattern: VOLUME_NAME_PATTERN }),
+      mount: Type.String({ minLength: 2, maxLength: 255 }),
+      sizeMiB: Type.Integer({ minimum: MIN_VOLUME_MIB, maximum: MAX_VOLUME_MIB }),
+    }, closed), { maxItems: MAX_VOLUMES })),
   },
   closed,
 );
@@ -186,6 +237,24 @@ export const EventSpecSchema = Type.Object(
     reason: NonEmpty,
     message: Type.String({ maxLength: 16 * 1024 }),
     at: Timestamp,
+  },
+  closed,
+);
+
+export const VolumeSpecSchema = Type.Object(
+  {
+    sizeMiB: Type.Integer({ minimum: MIN_VOLUME_MIB, maximum: MAX_VOLUME_MIB, description: `size in MiB (${MIN_VOLUME_MIB} to ${MAX_VOLUME_MIB})` }),
+    node: Type.Optional(Type.String({ maxLength: 253, description: "the node holding its file (set when first attached)" })),
+  },
+  { ...closed, description: "a writable ext4 disk, attached read-write to at most one machine at a time" },
+);
+
+export const VolumeStatusSchema = Type.Object(
+  {
+    attachedTo: Type.Optional(Type.String({ maxLength: 253 })),
+    node: Type.Optional(Type.String({ maxLength: 253 })),
+    created: Type.Optional(Type.Boolean()),
+    message: Type.Optional(Type.String({ maxLength: 4096 })),
   },
   closed,
 );
@@ -210,9 +279,11 @@ const kindSchemas = <K extends Kind>(kind: K, spec: TSchema, status: TSchema, ru
 export const KIND_SCHEMAS: Record<Kind, KindSchemas> = {
   Service: kindSchemas("Service", ServiceSpecSchema, ServiceStatusSchema, (spec: ServiceSpec) => serviceSpecRules(spec)),
   Machine: kindSchemas("Machine", MachineSpecSchema, MachineStatusSchema, (spec: MachineSpec) => machineSpecRules(spec)),
-  Node: kindSchemas("Node", NodeSpecSchema, NodeStatusSchema),
+  Node: kindSchemas("Node", NodeSpecSchema, NodeStatusSchema, (spec: NodeSpec) => nodeSpecRules(spec)),
   Image: kindSchemas("Image", ImageSpecSchema, EmptyStatusSchema),
   Event: kindSchemas("Event", EventSpecSchema, EmptyStatusSchema),
+  Secret: kindSchemas("Secret", SecretSpecSchema, EmptyStatusSchema, (spec: SecretSpec) => secretSpecRules(spec)),
+  Volume: kindSchemas("Volume", VolumeSpecSchema, VolumeStatusSchema),
 };
 
 // Compile-time proof that the schemas describe exactly the model's types.
@@ -226,3 +297,6 @@ same<Same<Static<typeof NodeSpecSchema>, NodeSpec>>();
 same<Same<Static<typeof NodeStatusSchema>, NodeStatus>>();
 same<Same<Static<typeof ImageSpecSchema>, ImageSpec>>();
 same<Same<Static<typeof EventSpecSchema>, EventSpec>>();
+same<Same<Static<typeof SecretSpecSchema>, SecretSpec>>();
+same<Same<Static<typeof VolumeSpecSchema>, VolumeSpec>>();
+same<Same<Static<typeof VolumeStatusSchema>, VolumeStatus>>();

@@ -101,6 +101,12 @@ function describe(error: ValueError): string {
     case ValueErrorType.ObjectRequiredProperty:
       return "is required";
   }
+  if (error.type === ValueErrorType.Union) {
+    // A value of the type only one form takes gets that form's words (a string env value: the string rule).
+    const kind = error.value === null ? "null" : Array.isArray(error.value) ? "array" : typeof error.value;
+    const forms = (Array.isArray(s.anyOf) ? (s.anyOf as Record<string, unknown>[]) : []).filter((o) => o.type === kind);
+    if (forms.length === 1 && typeof forms[0]!.errorMessage === "string") return forms[0]!.errorMessage;
+  }
   if (typeof s.errorMessage === "string") return s.errorMessage;
   const typeName = TYPE_NAMES[error.type];
   if (typeName) return `must be ${typeName}`;

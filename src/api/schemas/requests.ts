@@ -62,6 +62,10 @@ export const statusBody = (status: TSchema) =>
 
 export const ScaleBody = Type.Object({ replicas: Replicas }, closed);
 
+/** `pith rollout undo [--to-revision N]`: without a revision, the one before the current. */
+export const RolloutBody = Type.Object({ toRevision: Type.Optional(Type.Integer({ minimum: 1 })) }, closed);
+export const RolloutParams = Type.Object({ name: Name, action: Type.Union([Type.Literal("restart"), Type.Literal("undo")]) }, closed);
+
 export const listSchema = (kind: Kind, resource: TSchema) =>
   Type.Object(
     {

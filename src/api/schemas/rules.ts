@@ -1,5 +1,7 @@
 import { envProblems } from "../../model/env-rules.ts";
-import type { MachineSpec, ServiceSpec } from "../../model/kinds.ts";
+import { isSecretRef, type EnvValue, type MachineSpec, type NodeSpec, type SecretSpec, type ServiceSpec } from "../../model/kinds.ts";
+import { nodeAddressProblem } from "../../model/node-address.ts";
+import { serviceSpecProblems } from "../../model/service-rules.ts";
 import type { ErrorDetail } from "../api-error.ts";
 
 /**
@@ -8,19 +10,36 @@ import type { ErrorDetail } from "../api-error.ts";
  */
 
 export function serviceSpecRules(spec: ServiceSpec, at = "/spec"): ErrorDetail[] {
+  const details: ErrorDetail[] = serviceSpecProblems(spec).map((p) => ({ path: `${at}/${p.field}`, message: p.message }));
+  if (spec.volumes === "single" && ((spec.replicas ?? 1) > 1 || (spec.max ?? 0) > 1)) {
+    details.push({ path: `${at}/volumes`, message: "single: one shared volume has one writer, so at most one machine (replicas or max <= 1)" });
+  }
+  details.push(...envRules(plainEnv(spec.env), `${at}/env`));
+  return details;
+}
+
+/** The values a service sets itself; secretRef values are checked when the Secret is written. */
+const plainEnv = (env: Record<string, EnvValue> | undefined): Record<string, string> =>
+  Object.fromEntries(Object.entries(env ?? {}).filter((entry): entry is [string, string] => !isSecretRef(entry[1])));
+
+/** A client sends values; the hashes and sealed values are the server's to write. */
+export function secretSpecRules(spec: SecretSpec, at = "/spec"): ErrorDetail[] {
   const details: ErrorDetail[] = [];
-  if (spec.replicas !== undefined && (spec.min !== undefined || spec.max !== undefined)) {
-    details.push({ path: `${at}/replicas`, message: "must not be set together with min/max: use a fixed replicas count, or min and max" });
+  for (const field of ["keys", "sealed"] as const) {
+    if (spec[field] !== undefined) details.push({ path: `${at}/${field}`, message: "is set by the server: send the values as spec.stringData (all of them: a write replaces the Secret's keys)" });
   }
-  if (spec.min !== undefined && spec.max !== undefined && spec.min > spec.max) {
-    details.push({ path: `${at}/min`, message: `must be <= max (${spec.max})` });
-  }
-  details.push(...envRules(spec.env, `${at}/env`));
+  const bytes = Object.entries(spec.stringData ?? {}).reduce((sum, [k, v]) => sum + new TextEncoder().encode(k + v).length, 0);
+  if (bytes > 16 * 1024) details.push({ path: `${at}/stringData`, message: `the values take ${bytes} bytes together (at most 16384, the most env a machine takes)` });
   return details;
 }
 
 export function machineSpecRules(spec: MachineSpec, at = "/spec"): ErrorDetail[] {
   return envRules(spec.env, `${at}/env`);
+}
+
+export function nodeSpecRules(spec: NodeSpec, at = "/spec"): ErrorDetail[] {
+  const problem = spec.address === undefined ? undefined : nodeAddressProblem(spec.address);
+  return problem ? [{ path: `${at}/address`, message: problem }] : [];
 }
 
 /** What the schema cannot count: UTF-8 bytes, the total size; and the reserved PITH_ names. */

@@ -1,3 +1,4 @@
+import { canonicalJson } from "../../shared/canonical-json.ts";
 import type { Command } from "commander";
 import { readFile, stat } from "node:fs/promises";
 import { resolve } from "node:path";
@@ -5,7 +6,8 @@ import { isApiError } from "../../client/api-error.ts";
 import { parseResourceDocuments, type ParseOptions, type ResourceDocument } from "../../client/documents.ts";
 import type { PithClient } from "../../client/pith-client.ts";
 import type { InputOf } from "../../client/types.ts";
-import { buildImage, canonicalJson } from "../../image/image-builder.ts";
+import { buildImage } from "../../image/image-builder.ts";
+import { sameDeclaration } from "../../model/declaration.ts";
 import { imageObject } from "../../image/image-object.ts";
 import { shortDigest } from "../../image/image.ts";
 import { API_VERSION, type Kind, type ResourceInput } from "../../model/resource.ts";
@@ -66,9 +68,10 @@ async function readStdin(): Promise<string> {
  * left as the server has it). "unchanged" when spec and labels already match. Retries when
  * another writer got in between.
  */
-export async function applyObject(client: PithClient, input: ResourceInput): Promise<ApplyResult> {
+export async function applyObject(client: PithClient, declared: ResourceInput): Promise<ApplyResult> {
   for (let attempt = 1; ; attempt++) {
-    const existing = await client.get(input.kind, input.metadata.name);
+    const existing = await client.get(declared.kind, declared.metadata.name);
+    const input = keepRestart(declared, existing);
     try {
       if (!existing) {
         await client.create(input as InputOf<Kind>); // shape checked by the server (400 with details)
@@ -76,7 +79,9 @@ export async function applyObject(client: PithClient, input: ResourceInput): Pro
       }
       if (sameDeclaration(existing, input)) return "unchanged";
       const { status: _status, ...update } = input;
-      await client.update({ ...update, metadata: { ...update.metadata, resourceVersion: existing.metadata.resourceVersion } } as InputOf<Kind>);
+      const updated = await client.update({ ...update, metadata: { ...update.metadata, resourceVersion: existing.metadata.resourceVersion } } as InputOf<Kind>);
+      // A Secret's values are write-only, so only the server can say whether they changed.
+      if (input.kind === "Secret" && updated.metadata.generation === existing.metadata.generation && canonicalJson(updated.metadata.labels) === canonicalJson(existing.metadata.labels)) return "unchanged";
       return "configured";
     } catch (e) {
       const raced = isApiError(e, 409) && (e.code === "Conflict" || (e.code === "AlreadyExists" && !existing));
@@ -85,9 +90,15 @@ export async function applyObject(client: PithClient, input: ResourceInput): Pro
   }
 }
 
-/** True if applying `input` would change nothing: same spec and labels (no labels = none). */
-export function sameDeclaration(existing: { spec: unknown; metadata: { labels?: Record<string, string> } }, input: ResourceInput): boolean {
-  return canonicalJson(existing.spec) === canonicalJson(input.spec) && canonicalJson(existing.metadata.labels ?? {}) === canonicalJson(input.metadata.labels ?? {});
+/**
+ * `pith rollout restart` sets spec.restartedAt, which no file declares: applying the file again
+ * keeps it, or every apply after a restart would roll the machines once more.
+ */
+function keepRestart(input: ResourceInput, existing: { spec: unknown } | undefined): ResourceInput {
+  const restartedAt = (existing?.spec as { restartedAt?: unknown } | undefined)?.restartedAt;
+  const spec = input.spec as { restartedAt?: unknown } | undefined;
+  if (input.kind !== "Service" || restartedAt === undefined || !spec || spec.restartedAt !== undefined) return input;
+  return { ...input, spec: { ...spec, restartedAt } };
 }
 
 /** Builds a Service's `spec.app`, registers the Image object, and returns the Service running it. */

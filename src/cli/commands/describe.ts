@@ -1,7 +1,9 @@
 import type { Command } from "commander";
 import type { PithClient } from "../../client/pith-client.ts";
 import type { PithEvent } from "../../model/kinds.ts";
+import { SERVICE_LABEL } from "../../model/labels.ts";
 import type { Resource } from "../../model/resource.ts";
+import { secretsUsedBy } from "../../model/machine-template.ts";
 import { userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
 import { parseKindAndName } from "../kinds.ts";
@@ -12,7 +14,7 @@ export function registerDescribe(program: Command): void {
   program
     .command("describe")
     .description("show one object in detail, with its recent events (and a service's machines)")
-    .argument("<kind>", "service (svc), machine (m), node (no), image (img), event (ev); or KIND/NAME")
+    .argument("<kind>", "service (svc), machine (m), node (no), image (img), event (ev), secret; or KIND/NAME")
     .argument("[name]", "the object's name")
     .action(async (kindArg: string, nameArg: string | undefined, _options: unknown, command: Command) => {
       const { kind, name } = parseKindAndName(kindArg, nameArg);
@@ -27,12 +29,17 @@ export function registerDescribe(program: Command): void {
 async function describeObject(client: PithClient, object: Resource): Promise<string> {
   const [events, machines] = await Promise.all([
     client.events(object.kind, object.metadata.name),
-    object.kind === "Service" ? client.list("Machine", { labels: { "pith.dev/service": object.metadata.name } }).then((l) => l.items) : undefined,
+    object.kind === "Service" ? client.list("Machine", { labels: { [SERVICE_LABEL]: object.metadata.name } }).then((l) => l.items) : undefined,
   ]);
   const out = [renderObject(object)];
   if (machines) {
     const printer = printerFor("Machine", false);
     out.push(machines.length ? `Machines:\n${indent(table(printer.headers, machines.map((m) => printer.row(m))))}` : "Machines:  <none>\n");
+  }
+  if (object.kind === "Secret") {
+    // Which services a change to this Secret rolls.
+    const users = (await client.list("Service")).items.filter((svc) => secretsUsedBy(svc.spec).includes(object.metadata.name)).map((svc) => `service/${svc.metadata.name}`);
+    out.push(`Used by:  ${users.join(", ") || "<none>"}\n`);
   }
   out.push(renderEvents(events));
   return out.join("");

@@ -77,7 +77,12 @@ test("machine and node rows", () => {
     spec: { capacity: { memoryMiB: 4096, vcpus: 4 }, accelerator: "tcg" },
     status: { ready: true, heartbeatAt: ago(3), allocated: { memoryMiB: 512, vcpus: 2, machines: 2 } },
   };
-  assert.deepEqual(printerFor("Node", false, () => NOW).row(node), ["n1", "Ready", "tcg", "2", "512/4096 MiB", "3s"]);
+  assert.deepEqual(printerFor("Node", false, () => NOW).row(node), ["n1", "Ready", "loopback", "tcg", "2", "512/4096 MiB", "3s"]);
+  // On a host of several: its address, and whether it is cordoned or draining.
+  const cordoned = { ...node, spec: { ...node.spec, address: "10.213.0.11", unschedulable: true } };
+  assert.deepEqual(printerFor("Node", false, () => NOW).row(cordoned).slice(0, 3), ["n1", "Ready,SchedulingDisabled", "10.213.0.11"]);
+  const draining = { ...cordoned, spec: { ...cordoned.spec, drain: true }, status: { ...node.status, ready: false } };
+  assert.equal(printerFor("Node", false, () => NOW).row(draining)[1], "NotReady,SchedulingDisabled,Draining");
   // The wide table says which parts of the jail a node's machines go without.
   assert.equal(printerFor("Node", true, () => NOW).row(node).at(-1), "-");
   assert.equal(printerFor("Node", true, () => NOW).row({ ...node, status: { ...node.status, jailMissing: [] } }).at(-1), "full");

@@ -2,8 +2,10 @@ import type { Command } from "commander";
 import { stringify } from "yaml";
 import type { ResourceList, ResourceOf } from "../../client/types.ts";
 import { shortDigest } from "../../image/image.ts";
-import type { Image, Machine, PithEvent, PithNode, Service } from "../../model/kinds.ts";
+import type { Image, Machine, PithEvent, PithNode, Secret, Service, Volume } from "../../model/kinds.ts";
+import { IMAGE_NAME_LABEL } from "../../model/labels.ts";
 import { PLURALS, type Kind, type Resource } from "../../model/resource.ts";
+import { desiredMachines } from "../../model/service-rules.ts";
 import { userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
 import { kindWord, parseKindAndName } from "../kinds.ts";
@@ -129,7 +131,7 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
         (s) => [
           s.metadata.name,
           imageColumn(s),
-          `${s.status?.ready ?? 0}/${desiredReplicas(s)}`,
+          `${s.status?.ready ?? 0}/${desiredMachines(s)}`,
           serviceState(s),
           age(s.metadata.createdAt),
           ...(wide ? [s.spec.hosts?.join(",") || "-", String(Object.keys(s.spec.env ?? {}).length)] : []),
@@ -157,9 +159,10 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
         ],
       );
     case "Node":
-      return printer<PithNode>(["NAME", "READY", "ACCEL", "MACHINES", "MEMORY", "HEARTBEAT", ...(wide ? ["VCPUS", "VERSION", "AGE", "JAIL"] : [])], (n) => [
+      return printer<PithNode>(["NAME", "READY", "ADDRESS", "ACCEL", "MACHINES", "MEMORY", "HEARTBEAT", ...(wide ? ["VCPUS", "VERSION", "AGE", "JAIL"] : [])], (n) => [
         n.metadata.name,
-        n.status?.ready === true ? "Ready" : n.status?.ready === false ? "NotReady" : "Unknown",
+        nodeState(n),
+        n.spec.address ?? "loopback",
         n.spec.accelerator,
         String(n.status?.allocated?.machines ?? 0),
         `${n.status?.allocated?.memoryMiB ?? 0}/${n.spec.capacity.memoryMiB} MiB`,
@@ -168,7 +171,7 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
       ]);
     case "Image":
       return printer<Image>(["NAME", "DIGEST", "RUNTIME", "SIZE", "LISTEN", ...(wide ? ["EGRESS", "MEMORY", "VCPUS", "AGE"] : [])], (i) => [
-        i.metadata.labels["pith.dev/name"] ?? i.metadata.name,
+        i.metadata.labels[IMAGE_NAME_LABEL] ?? i.metadata.name,
         shortDigest(i.spec.digest),
         i.spec.runtime,
         formatBytes(i.spec.storedBytes),
@@ -183,25 +186,37 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
         `${e.spec.involved.kind.toLowerCase()}/${e.spec.involved.name}`,
         e.spec.message,
       ]);
+    case "Secret":
+      // Keys and their hashes are all the API shows of a Secret.
+      return printer<Secret>(["NAME", "KEYS", "AGE", ...(wide ? ["HASHES"] : [])], (s) => [
+        s.metadata.name,
+        Object.keys(s.spec.keys ?? {}).join(",") || "-",
+        age(s.metadata.createdAt),
+        ...(wide ? [Object.entries(s.spec.keys ?? {}).map(([k, v]) => `${k}=${v.hash}`).join(",") || "-"] : []),
+      ]);
+    case "Volume":
+      return printer<Volume>(["NAME", "SIZE", "NODE", "ATTACHED-TO", "AGE", ...(wide ? ["MESSAGE"] : [])], (v) => [
+        v.metadata.name,
+        `${v.spec.sizeMiB} MiB`,
+        v.status?.node ?? v.spec.node ?? "-",
+        v.status?.attachedTo ?? "-",
+        age(v.metadata.createdAt),
+        ...(wide ? [v.status?.message ?? "-"] : []),
+      ]);
   }
 }
 
 // The API hands back objects of the kind asked for; the cast picks that kind's fields.
 const printer = <R extends Resource>(headers: string[], row: (object: R) => string[]): Printer => ({ headers, row: (o) => row(o as R) });
 
-/** The desired machine count: what the controller decided, else what the spec asks for. */
-export function desiredReplicas(s: Service): number {
-  return s.status?.desired ?? s.spec.replicas ?? s.spec.min ?? 1;
-}
-
 /** One word for a service's state, for STATUS. */
 export function serviceState(s: Service): string {
   const status = s.status ?? {};
   if (status.crashLoop) return "CrashLoopBackOff";
-  if (desiredReplicas(s) === 0) return "ScaledToZero";
+  if (desiredMachines(s) === 0) return "ScaledToZero";
   if (status.observedGeneration === undefined) return "Pending";
   if (status.observedGeneration < s.metadata.generation) return "Updating";
-  return (status.ready ?? 0) >= desiredReplicas(s) ? "Running" : "Starting";
+  return (status.ready ?? 0) >= desiredMachines(s) ? "Running" : "Starting";
 }
 
 function imageColumn(s: Service): string {
@@ -247,4 +262,10 @@ export function jailSummary(missing: string[] | undefined): string {
   if (missing === undefined) return "-";
   if (missing.length === 0) return "full";
   return `without ${missing.map((m) => m.split(":")[0]).join(",")}`;
+}
+
+/** kubectl's way: Ready, NotReady or Unknown, then what an operator set (cordoned, draining). */
+export function nodeState(n: PithNode): string {
+  const ready = n.status?.ready === true ? "Ready" : n.status?.ready === false ? "NotReady" : "Unknown";
+  return [ready, ...(n.spec.unschedulable ? ["SchedulingDisabled"] : []), ...(n.spec.drain ? ["Draining"] : [])].join(",");
 }

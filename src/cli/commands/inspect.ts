@@ -25,7 +25,7 @@ export function registerInspect(program: Command): void {
         "capabilities (everything else is denied)",
         `  listen    ${caps.listen.map((l) => `${l.port}/${l.protocol}`).join(", ") || "none: no network device"}`,
         `  egress    ${caps.egress.map((e) => `${e.host}:${e.port}`).join(", ") || "none"}`,
-        `  volumes   none`,
+        `  volumes   ${(caps.volumes ?? []).map((v) => `${v.name} at ${v.mount} (${v.sizeMiB} MiB, ext4, one machine at a time)`).join(", ") || "none: no block device for data"}`,
         `  memory    ${caps.memoryMiB} MiB, ${caps.vcpus} vCPU${caps.vcpus > 1 ? "s" : ""}`,
         "",
         `kernel    ${info.kernel.options} options enabled (Linux ${info.kernel.sourceVersion}, config ${info.kernel.configHash.slice(0, 12)})` +
@@ -35,7 +35,9 @@ export function registerInspect(program: Command): void {
         `files (${info.files.filter((f) => f.kind === "file").length}; no shell, no coreutils, no package manager)`,
       ];
       process.stdout.write(out.join("\n") + "\n");
-      const rows = info.files.map((f) => [f.path + (f.kind === "dir" ? "/" : ""), f.kind === "file" ? formatBytes(f.size) : f.kind, f.role, f.on === "disk" ? "runtime disk" : "initramfs"]);
-      process.stdout.write(table(["PATH", "SIZE", "ROLE", "ON"], rows).replace(/^/gm, "  "));
+      // Files declared in pith.yaml's files: say where in the app they came from.
+      const rows = info.files.map((f) => [f.path + (f.kind === "dir" ? "/" : ""), f.kind === "file" ? formatBytes(f.size) : f.kind, f.role,
+        f.on === "disk" ? "runtime disk" : "initramfs", f.from ?? ""]);
+      process.stdout.write(table(["PATH", "SIZE", "ROLE", "ON", "FROM"], rows).replace(/^/gm, "  "));
     });
 }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { listKernels } from "../../kernel/kernel-cache.ts";
 import { ensureKernel } from "../../kernel/kernel-builder.ts";
-import { fragmentsFor, FRAGMENTS, parseFragmentNames } from "../../kernel/kernel-fragments.ts";
+import { fragmentsFor, FRAGMENTS, kernelNeedsOf, parseFragmentNames } from "../../kernel/kernel-fragments.ts";
 import { loadAppManifest } from "../../manifest/app-manifest.ts";
 import { userError } from "../../shared/errors.ts";
 import { formatSeconds, streamProgress } from "../../shared/progress.ts";
@@ -23,8 +23,7 @@ export function registerKernel(program: Command): void {
           throw userError("BAD_FRAGMENTS", (e as Error).message, `choose from: ${FRAGMENTS.join(", ")}`);
         }
       } else if (dir) {
-        const m = await loadAppManifest(dir);
-        fragments = fragmentsFor({ network: m.listen.length + m.egress.length > 0, runtime: m.source.kind === "entry" ? "node" : "native", vcpus: m.vcpus });
+        fragments = fragmentsFor(kernelNeedsOf(await loadAppManifest(dir)));
       } else {
         throw userError("NOTHING_TO_BUILD", "give an app directory or --fragments", "e.g. pith kernel build examples/hello-ts");
       }

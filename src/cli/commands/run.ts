@@ -8,7 +8,8 @@ import { envNameProblem, envProblems, envValueProblem } from "../../model/env-ru
 import { userError } from "../../shared/errors.ts";
 import { followFile } from "../../shared/follow-file.ts";
 import { machinesDir } from "../../shared/paths.ts";
-import { MachineStarter } from "../../snapshot/machine-starter.ts";
+import { MachineStarter, refuseVolumes } from "../../snapshot/machine-starter.ts";
+import { ensureVolumeFile, runVolumePath } from "../../volume/volume-file.ts";
 import { readEnvFile } from "../env-file.ts";
 import { imageFromArgument } from "../image-argument.ts";
 
@@ -44,7 +45,14 @@ export function registerRun(program: Command): void {
       const id = `${image.record.name}-${randomBytes(3).toString("hex")}`;
       const hypervisor = new QemuHypervisor();
       const starter = new MachineStarter({ hypervisor });
-      const spec = { id, image: image.record, ...(await bootFiles(image)), stateDir: join(machinesDir(), id), env, hostPorts };
+      if (options.snapshot) refuseVolumes({ image: image.record });
+      const volumes = [];
+      for (const v of image.record.capabilities.volumes ?? []) {
+        const path = runVolumePath(image.record.name, v.name);
+        if (await ensureVolumeFile(path, v.sizeMiB)) process.stderr.write(`volume ${v.name}: made ${path} (${v.sizeMiB} MiB)\n`);
+        volumes.push({ name: v.name, path });
+      }
+      const spec = { id, image: image.record, ...(await bootFiles(image)), stateDir: join(machinesDir(), id), env, hostPorts, ...(volumes.length ? { volumes } : {}) };
       // Interrupted while starting (a snapshot source may be running too): stop what this process
       // started, found by name, since QEMU runs in its own process group and would outlive us.
       const abandon = new AbortController();

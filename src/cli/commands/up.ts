@@ -13,6 +13,8 @@ import { join } from "node:path";
 import { userError } from "../../shared/errors.ts";
 import { execFile } from "../../shared/exec.ts";
 import { globalClientFlags, resolveClientConfig } from "../client-config.ts";
+import { addStoreFlags, storeConfigFromFlags, type StoreFlags } from "../store-flags.ts";
+import { checkAgentAddress } from "../agent-address.ts";
 
 const log = (component: string) => (message: string) => process.stderr.write(`${new Date().toISOString()} ${component}: ${message}\n`);
 
@@ -30,14 +32,15 @@ function parsePort(text: string): number {
   return port;
 }
 
-async function startAgent(server: string, token: string, node: string): Promise<NodeAgent> {
+async function startAgent(server: string, token: string, node: string, address?: string): Promise<NodeAgent> {
   const { stdout } = await execFile("qemu-system-x86_64", ["--version"], { code: "QEMU_MISSING" });
   const choice = await chooseAccelerator(stdout.split("\n")[0] ?? "");
   const agent = new NodeAgent({
     client: new PithClient({ server, token }),
-    hypervisor: new QemuHypervisor({ owner: `agent.${node}` }),
+    hypervisor: new QemuHypervisor({ owner: `agent.${node}`, ...(address ? { forwardAddress: address } : {}) }),
     accelerator: choice.accelerator,
     nodeName: node,
+    ...(address ? { address } : {}),
     log: log("agent"),
   });
   await agent.start();
@@ -114,23 +117,28 @@ export function registerUp(program: Command): void {
       onExit(() => proxy.close());
     });
 
-  program
-    .command("server")
-    .description("run only the control plane (API, store, controllers)")
-    .option("--host <address>", "address the API listens on", "127.0.0.1")
-    .option("--port <port>", "port the API listens on", "7070")
-    .action(async (options: { host: string; port: string }) => {
-      const plane = await startControlPlane({ host: options.host, port: parsePort(options.port), log: log("control-plane") });
-      onExit(() => plane.close());
-    });
+  addStoreFlags(
+    program
+      .command("server")
+      .description("run only the control plane (API, store, controllers); with --store etcd://..., several may share one etcd and elect who runs the controllers")
+      .option("--host <address>", "address the API listens on", "127.0.0.1")
+      .option("--port <port>", "port the API listens on", "7070"),
+  ).action(async (options: { host: string; port: string } & StoreFlags) => {
+    const store = storeConfigFromFlags(options);
+    const plane = await startControlPlane({ host: options.host, port: parsePort(options.port), store, log: log("control-plane") });
+    onExit(() => plane.close());
+  });
 
   program
     .command("agent")
     .description("run only the node agent for this host, against a control plane (--server, --token-file)")
     .option("--node <name>", "this node's name (default: the host name)")
-    .action(async (options: { node?: string }, command: Command) => {
+    .option("--address <ip>", "this host's address that proxies on other hosts reach its machines at (their ports are forwarded there instead of 127.0.0.1)")
+    .option("--allow-public-address", "let --address be an address outside loopback and the private ranges, publishing machines' ports there")
+    .action(async (options: { node?: string; address?: string; allowPublicAddress?: boolean }, command: Command) => {
+      const address = options.address === undefined ? undefined : checkAgentAddress(options.address, options.allowPublicAddress === true);
       const { server, token } = resolveClientConfig({ flags: globalClientFlags(command) });
-      const agent = await startAgent(server, token, options.node ?? defaultNodeName());
+      const agent = await startAgent(server, token, options.node ?? defaultNodeName(), address);
       onExit(() => agent.stop());
     });
 }

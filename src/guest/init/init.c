@@ -37,8 +37,10 @@
  *   none                 as soon as it starts
  *   tcp <port>           when 127.0.0.1:<port> accepts a connection
  *   http <port> <path>   when GET <path> on that port answers 2xx or 3xx
- * /pith/mounts, if present, lists read-only disks to mount first, one "<device> <dir> <fstype>"
- * per line (the runtime disk: "vda /runtime ext2").
+ * /pith/mounts, if present, lists disks to mount first, one "<device> <dir> <fstype> [rw]" per
+ * line: the read-only runtime disk ("vda /runtime ext2"), and the app's volumes ("vdb /data ext4
+ * rw"), writable ext4 whose journal the mount replays after a machine was killed (no fsck).
+ * Volumes are synced and unmounted before the machine powers off.
  * Probes run here, inside the machine, so they see the app itself and never the host's port
  * forwarder (which accepts connections before anything listens behind it).
  */
@@ -111,10 +113,27 @@ static void send_line(const char *fmt, ...) {
 	}
 }
 
+#define MAX_VOLUMES 8
+static char volume_dirs[MAX_VOLUMES][256];
+static int volume_count;
+
+/*
+ * A volume outlives the machine: unmount it so its journal is clean for the next one. If
+ * something still holds it open, read-only is the next best thing (no write is left half-done).
+ */
+static void unmount_volumes(void) {
+	for (int i = volume_count - 1; i >= 0; i--) {
+		if (umount(volume_dirs[i]) == 0) continue;
+		if (mount(NULL, volume_dirs[i], NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+			fprintf(stderr, "pith-init: unmount %s: %s\n", volume_dirs[i], strerror(errno));
+	}
+}
+
 /* Reboot is how a machine without ACPI ends: QEMU runs with -no-reboot, so the reset exits it. */
 static void power_off(void) {
 	if (control >= 0) tcdrain(control);
 	sync();
+	unmount_volumes();
 	reboot(RB_AUTOBOOT);
 	for (;;) pause();
 }
@@ -301,16 +320,21 @@ static void mount_or_warn(const char *source, const char *target, const char *ty
 		fprintf(stderr, "pith-init: mount %s: %s\n", target, strerror(errno));
 }
 
-/* Mounts the image's read-only disks; without them the app cannot run, so a failure is fatal. */
+/* Mounts the image's disks; without them the app cannot run (or would lose data), so a failure is fatal. */
 static void mount_disks(void) {
 	FILE *f = fopen("/pith/mounts", "re");
 	if (!f) return;
-	char device[64], dir[256], fstype[32];
-	while (fscanf(f, "%63s %255s %31s", device, dir, fstype) == 3) {
+	char line[512], device[64], dir[256], fstype[32], mode[8];
+	while (fgets(line, sizeof line, f)) {
+		int fields = sscanf(line, "%63s %255s %31s %7s", device, dir, fstype, mode);
+		if (fields < 3) continue;
+		int writable = fields == 4 && strcmp(mode, "rw") == 0;
 		char path[80];
 		snprintf(path, sizeof path, "/dev/%s", device);
 		mkdir(dir, 0755);
-		if (mount(path, dir, fstype, MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0) fail(path);
+		unsigned long flags = MS_NOSUID | MS_NODEV | (writable ? 0 : MS_RDONLY);
+		if (mount(path, dir, fstype, flags, NULL) < 0) fail(path);
+		if (writable && volume_count < MAX_VOLUMES) snprintf(volume_dirs[volume_count++], sizeof volume_dirs[0], "%s", dir);
 	}
 	fclose(f);
 }

@@ -13,12 +13,17 @@ import { spawnVm, type VmProcess } from "./vm-process.ts";
  */
 export const NET_HELPER = "pith-net";
 
-/** Listen ports are forwarded from the host's loopback only, never from other interfaces. */
+/**
+ * Listen ports are forwarded from one address only, never from every interface: the host's
+ * loopback, or on a host of several, the node's own address (`pith agent --address`).
+ */
 export const FORWARD_ADDRESS = "127.0.0.1";
 
 export interface HostForward {
   hostPort: number;
   guestPort: number;
+  /** Where the forward listens; default FORWARD_ADDRESS. */
+  address?: string;
 }
 
 /** A declared egress destination, reachable by the guest only at `guestAddress:guestPort`. */
@@ -44,7 +49,7 @@ export function netHelperArgv(spec: NetHelperSpec): string[] {
   return [
     "--machine", `${spec.owner}/${spec.machineId}`,
     "--socket", spec.socketPath,
-    ...spec.forwards.flatMap((f) => ["--forward", `${FORWARD_ADDRESS}:${f.hostPort}:${f.guestPort}`]),
+    ...spec.forwards.flatMap((f) => ["--forward", `${f.address ?? FORWARD_ADDRESS}:${f.hostPort}:${f.guestPort}`]),
     ...spec.egress.flatMap((e) => ["--egress", `${e.guestAddress}:${e.guestPort}=${e.host}:${e.port}`]),
   ];
 }
@@ -56,8 +61,8 @@ export function parseNetHelperArgv(argv: string[]): Pick<NetHelperSpec, "owner" 
   const name = /^([^/]+)\/(.+)$/.exec(values("--machine")[0] ?? "");
   if (!name) return undefined;
   const forwards = values("--forward").flatMap((f) => {
-    const m = /^[\d.]+:(\d+):(\d+)$/.exec(f);
-    return m ? [{ hostPort: Number(m[1]), guestPort: Number(m[2]) }] : [];
+    const m = /^([\d.]+):(\d+):(\d+)$/.exec(f);
+    return m ? [{ address: m[1]!, hostPort: Number(m[2]), guestPort: Number(m[3]) }] : [];
   });
   return { owner: name[1]!, machineId: name[2]!, forwards };
 }

@@ -87,3 +87,15 @@ test("a restore is the same machine, paused, reading its snapshot from an inheri
   assert.deepEqual(restore.slice(0, boot.length), boot, "every device and option as at boot");
   assert.deepEqual(restore.slice(boot.length), ["-S", "-incoming", "fd:3"]);
 });
+
+test("volumes are writable virtio-blk disks after the read-only runtime disk, in declaration order; none without volumes", () => {
+  assert.ok(!qemuArgv(spec).some((a) => a.startsWith("virtio-blk")), "no block device at all");
+  const argv = qemuArgv({ ...spec, disk: "/img/runtime.ext2", volumes: ["/v/data.ext4", "/v/a,b.ext4"] });
+  const drives = valueOf(argv, "-drive");
+  assert.equal(drives.length, 3);
+  assert.match(drives[0]!, /^file=\/img\/runtime\.ext2,.*readonly=on/);
+  assert.match(drives[1]!, /^file=\/v\/data\.ext4,if=none,id=volume0,format=raw/);
+  assert.match(drives[2]!, /^file=\/v\/a,,b\.ext4,if=none,id=volume1,/, "a comma in a path is escaped");
+  for (const drive of drives.slice(1)) assert.doesNotMatch(drive, /readonly|locking=off|share-rw/, "writable, and QEMU keeps its write lock");
+  assert.deepEqual(valueOf(argv, "-device").filter((d) => d.startsWith("virtio-blk")), ["virtio-blk-device,drive=runtime", "virtio-blk-device,drive=volume0", "virtio-blk-device,drive=volume1"]);
+});

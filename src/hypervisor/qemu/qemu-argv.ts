@@ -23,6 +23,11 @@ export interface QemuMachineSpec {
   initrd: string;
   /** A read-only disk image, shared by every machine of the image (virtio-blk, /dev/vda). */
   disk?: string;
+  /**
+   * Writable volume files, in the image's declaration order: after the runtime disk, so the
+   * guest names them vdb, vdc... (vda, vdb... without one), as the image's mount lines expect.
+   */
+  volumes?: string[];
   /** Extra kernel parameters (Pith's own, e.g. the machine id). */
   kernelArgs: string[];
   consoleLog: string;
@@ -84,6 +89,13 @@ export function qemuArgv(spec: QemuMachineSpec): string[] {
   ];
   // Read-only: QEMU takes a shared lock, so every machine of the image can use the same file.
   if (spec.disk) argv.push("-drive", `file=${optValue(spec.disk)},if=none,id=runtime,format=raw,readonly=on`, "-device", "virtio-blk-device,drive=runtime");
+  // Writable, one machine at a time: QEMU's default image locking takes the file's write lock,
+  // so even a second QEMU started past Pith's claims could not open it. QEMU writes through to
+  // the host's page cache, so what the guest wrote survives QEMU's kill -9; the guest's flushes
+  // become fdatasync on the host.
+  (spec.volumes ?? []).forEach((path, i) => {
+    argv.push("-drive", `file=${optValue(path)},if=none,id=volume${i},format=raw,discard=unmap`, "-device", `virtio-blk-device,drive=volume${i}`);
+  });
   if (spec.network) argv.push(...networkArgs(spec.network));
   if (spec.incomingFd !== undefined) argv.push("-S", "-incoming", `fd:${spec.incomingFd}`);
   if (spec.sandbox) argv.push("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");

@@ -1,13 +1,14 @@
 import { closeSync, existsSync, openSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { lstat, rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
-import { isPithError, systemError } from "../../shared/errors.ts";
+import { isPithError, systemError, userError } from "../../shared/errors.ts";
 import { logTailText } from "../../shared/file-tail.ts";
 import { execFile } from "../../shared/exec.ts";
 import type { Hypervisor, Machine, MachineSpec, PortForward } from "../hypervisor.ts";
 import { chooseAccelerator, KVM_PROBE_TIMEOUT_MS, recordVerdict } from "./accelerator.ts";
-import { startNetHelper, type EgressRoute } from "./net-helper.ts";
+import { FORWARD_ADDRESS, startNetHelper, type EgressRoute } from "./net-helper.ts";
+import { nodeAddressProblem } from "../../model/node-address.ts";
 import { qemuArgv, type Accelerator, type QemuMachineSpec } from "./qemu-argv.ts";
 import { QEMU_BINARY } from "./qemu-binary.ts";
 import { discoverMachines, inspectProcesses } from "./qemu-discovery.ts";
@@ -17,6 +18,7 @@ import { QmpClient } from "./qmp-client.ts";
 import { adoptVm, goneVm, spawnVm, type VmProcess } from "./vm-process.ts";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
 import { Jailer, type MachineJail } from "../../jail/jailer.ts";
+import { refuseVolumes } from "../../snapshot/machine-starter.ts";
 import { ensurePrivateDir } from "../../shared/private-files.ts";
 
 /** qboot: a firmware that does nothing but load the kernel, from Debian's qemu package. */
@@ -36,8 +38,11 @@ export class QemuHypervisor implements Hypervisor {
 
   /** `owner` scopes recover(): each manager of machines (pith run, an agent) sees only its own. */
   /** `unconfined` runs QEMU without the jail: only bench/jail uses it, to measure the jail's cost. */
-  constructor(private readonly options: { owner: string; unconfined?: boolean } = { owner: "run" }) {
+  /** `forwardAddress`: where listen ports are forwarded (an agent's --address); default loopback. */
+  constructor(private readonly options: { owner: string; unconfined?: boolean; forwardAddress?: string } = { owner: "run" }) {
     if (!/^[a-z0-9][a-z0-9.-]*$/.test(options.owner)) throw new Error(`invalid machine owner "${options.owner}"`);
+    const problem = options.forwardAddress === undefined ? undefined : nodeAddressProblem(options.forwardAddress);
+    if (problem) throw new Error(`invalid forward address: ${problem}`);
   }
 
   async start(spec: MachineSpec): Promise<Machine> {
@@ -89,7 +94,7 @@ export class QemuHypervisor implements Hypervisor {
         process: adoptVm(found.pid),
         // A machine whose network helper is gone has no network: it is failed at once.
         ...(found.hasNetwork ? { network: found.netHelper ? adoptVm(found.netHelper.pid) : goneVm() } : {}),
-        ports: (found.netHelper?.forwards ?? []).map((f) => ({ ...f, url: `http://127.0.0.1:${f.hostPort}/` })),
+        ports: (found.netHelper?.forwards ?? []).map(({ hostPort, guestPort, address }) => ({ hostPort, guestPort, url: `http://${address ?? FORWARD_ADDRESS}:${hostPort}/` })),
         consoleLog: found.consoleLog,
         controlSocket: found.controlSocket,
         qmpSocket: found.qmpSocket,
@@ -112,8 +117,11 @@ export class QemuHypervisor implements Hypervisor {
   private async launch(spec: MachineSpec, accelerator: Accelerator, initTimeoutMs?: number): Promise<QemuMachine> {
     const requestedAt = performance.now();
     const { image } = spec;
+    const volumes = await volumeFiles(spec);
     await rm(spec.stateDir, { recursive: true, force: true });
     await ensurePrivateDir(spec.stateDir);
+    if (spec.restoreFrom && volumes.length > 0) refuseVolumes(spec);
+    if (this.options.unconfined && volumes.length > 0) throw userError("VOLUMES_NEED_JAIL", "an unconfined machine cannot have volumes: only the jail claims them for one machine", "run it jailed");
     const jail = this.options.unconfined ? await Jailer.unconfined(spec) : await (await Jailer.forHost()).prepare({
       key: this.jailKey(spec.id),
       name: spec.id,
@@ -121,6 +129,7 @@ export class QemuHypervisor implements Hypervisor {
       memoryMiB: image.capabilities.memoryMiB,
       vcpus: image.capabilities.vcpus,
       accelerator,
+      volumes,
     });
     try {
       return await this.launchIn(jail, spec, accelerator, requestedAt, initTimeoutMs);
@@ -136,7 +145,7 @@ export class QemuHypervisor implements Hypervisor {
     const ports: PortForward[] = [];
     for (const { port } of image.capabilities.listen) {
       const hostPort = spec.hostPorts?.[port] ?? (await freeLoopbackPort());
-      ports.push({ guestPort: port, hostPort, url: `http://127.0.0.1:${hostPort}/` });
+      ports.push({ guestPort: port, hostPort, url: `http://${this.options.forwardAddress ?? FORWARD_ADDRESS}:${hostPort}/` });
     }
     const egress: EgressRoute[] = [];
     const egressEnv: Record<string, string> = {};
@@ -157,6 +166,7 @@ export class QemuHypervisor implements Hypervisor {
       kernel: spec.kernel,
       initrd: spec.initrd,
       ...(spec.disk ? { disk: spec.disk } : {}),
+      ...(spec.volumes?.length ? { volumes: spec.volumes.map((v) => v.path) } : {}),
       kernelArgs: [],
       consoleLog: jail.consoleLog,
       controlSocket: join(jail.runDir, "control.sock"),
@@ -185,7 +195,7 @@ export class QemuHypervisor implements Hypervisor {
           owner: this.options.owner,
           machineId: spec.id,
           socketPath: qemuSpec.network.socketPath,
-          forwards: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })),
+          forwards: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort, ...(this.options.forwardAddress ? { address: this.options.forwardAddress } : {}) })),
           egress,
         },
         join(spec.stateDir, "net.log"),
@@ -316,4 +326,25 @@ async function detectQemuVersion(): Promise<string> {
 /** What getaddrinfo reads on this host, for pith-net's private root: the hosts file, DNS, NSS. */
 function resolverFiles(): string[] {
   return ["/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/host.conf"].filter((f) => existsSync(f));
+}
+
+/**
+ * The volume files for a machine: exactly one for each volume its image declares, paired by
+ * name in the image's order (the guest mounts them by position), each an existing regular file.
+ */
+async function volumeFiles(spec: MachineSpec): Promise<{ path: string; bytes: number }[]> {
+  const declared = spec.image.capabilities.volumes ?? [];
+  const given = spec.volumes ?? [];
+  const names = (list: readonly { name: string }[]): string => list.map((v) => v.name).join(", ") || "none";
+  if (declared.length !== given.length || declared.some((v, i) => v.name !== given[i]!.name)) {
+    throw userError("VOLUMES_MISMATCH", `image ${spec.image.name} declares volumes [${names(declared)}], the machine was given [${names(given)}]`,
+      "give one volume file per declared volume, in the image's order");
+  }
+  const files: { path: string; bytes: number }[] = [];
+  for (const volume of given) {
+    const info = await lstat(volume.path).catch(() => undefined);
+    if (!info?.isFile()) throw userError("VOLUME_FILE_INVALID", `volume ${volume.name}: ${volume.path} is not a regular file`, "Pith makes volume files itself (src/volume/volume-file.ts)");
+    files.push({ path: volume.path, bytes: info.size });
+  }
+  return files;
 }

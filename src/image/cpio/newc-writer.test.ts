@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isPithError } from "../../shared/errors.ts";
@@ -204,4 +204,15 @@ describe("writeCpio rejects bad entries", () => {
 
   test("a directory as source", () =>
     rejects([{ path: "z", kind: "file", mode: 0o644, source: dir }], "CPIO_SOURCE_UNREADABLE", /is not a regular file/));
+
+  test("a checked file swapped (for a symlink to a host file) before it is copied", async () => {
+    const checked = join(dir, "checked.conf");
+    await writeFile(checked, "app config\n");
+    const { dev, ino } = await stat(checked);
+    const entry: CpioEntry = { path: "etc/app.conf", kind: "file", mode: 0o444, source: checked, identity: { dev, ino } };
+    await writeCpio([entry], join(dir, "unchanged.cpio"));
+    await rm(checked);
+    await symlink("/etc/hostname", checked);
+    await rejects([entry], "CPIO_SOURCE_CHANGED", /checked\.conf \(for etc\/app\.conf in the image\) is no longer the file that was checked/);
+  });
 });

@@ -16,6 +16,11 @@ export type CpioEntry = {
   mode: number;
   /** For "file": host file whose contents to store (exactly one of source and data). */
   source?: string;
+  /**
+   * For "file" with a source: the device and inode it must still be when it is copied. A path
+   * checked earlier (a file the manifest declared) and swapped since is refused, not followed.
+   */
+  identity?: { dev: number; ino: number };
   /** For "file": inline contents. */
   data?: Uint8Array;
   /** For "symlink": the link target, stored verbatim. */
@@ -144,7 +149,7 @@ async function writeEntry(writer: BufferedWriter, entry: CpioEntry, ino: number)
     rdevMinor: entry.kind === "chardev" ? entry.minor! : 0,
     name: entry.path,
   };
-  if (entry.kind === "file" && entry.source !== undefined) return copyFile(writer, entry.source, base);
+  if (entry.kind === "file" && entry.source !== undefined) return copyFile(writer, entry.source, base, entry.identity);
 
   const data = entry.kind === "symlink" ? Buffer.from(entry.target!) : entry.kind === "file" ? entry.data! : new Uint8Array(0);
   await writer.write(header({ ...base, fileSize: data.length }));
@@ -152,7 +157,7 @@ async function writeEntry(writer: BufferedWriter, entry: CpioEntry, ino: number)
   await writer.write(padding(data.length));
 }
 
-async function copyFile(writer: BufferedWriter, source: string, base: Omit<HeaderFields, "fileSize">): Promise<void> {
+async function copyFile(writer: BufferedWriter, source: string, base: Omit<HeaderFields, "fileSize">, identity?: CpioEntry["identity"]): Promise<void> {
   let input: FileHandle;
   try {
     input = await open(source, "r");
@@ -162,6 +167,9 @@ async function copyFile(writer: BufferedWriter, source: string, base: Omit<Heade
   try {
     const stats = await input.stat();
     if (!stats.isFile()) throw userError("CPIO_SOURCE_UNREADABLE", `${source} (for ${base.name} in the image) is not a regular file`, "Point the entry at a file, or make it a dir or symlink entry.");
+    if (identity && (stats.dev !== identity.dev || stats.ino !== identity.ino)) {
+      throw userError("CPIO_SOURCE_CHANGED", `${source} (for ${base.name} in the image) is no longer the file that was checked`, "Build again once nothing changes the app's files.");
+    }
     if (stats.size > MAX_FILE_SIZE) throw userError("CPIO_FILE_TOO_LARGE", `${source} is ${stats.size} bytes; a newc archive holds files up to 4 GiB`, "Leave this file out of the initramfs.");
     const size = stats.size;
     await writer.write(header({ ...base, fileSize: size }));

@@ -22,6 +22,11 @@ export type ResolvedLibrary = {
 export type ResolveOptions = {
   /** Replaces the default library directories (searched after each object's RUNPATH/RPATH). */
   searchDirs?: string[];
+  /**
+   * Sonames the process has loaded already, for a library opened with dlopen (a Node addon in
+   * node's process): ld.so reuses those, so they are neither looked up nor returned again.
+   */
+  loaded?: Iterable<string>;
 };
 
 /** ld.so's built-in directories plus the usual ld.so.conf ones, in the order a Debian-style host searches them. */
@@ -49,7 +54,7 @@ export async function resolveSharedLibraries(executable: string, options: Resolv
   const result: ResolvedLibrary[] = [];
   // Keyed by soname because that is how ld.so decides a library is already loaded: e.g. libc.so.6
   // lists ld-linux-x86-64.so.2 as DT_NEEDED, and it must match the loader rather than load twice.
-  const seen = new Set<string>();
+  const seen = new Set<string>(options.loaded);
   // $ORIGIN of the main program is where /proc/self/exe points, i.e. its resolved path.
   const queue: LoadedObject[] = [{ hostPath: executable, origin: dirname(await realpath(executable)), info: exeInfo }];
 

@@ -192,7 +192,7 @@ export class SlotPlan {
     // A backend the route source should never have given (backend-address.ts) gets no slot.
     const current = new Map<string, BackendEndpoint>();
     for (const backend of route.backends) {
-      const endpoint = backendEndpoint(backend.url);
+      const endpoint = backendEndpoint(backend.url, backend.nodeAddress);
       if ("refused" in endpoint) warn(`backend:${backend.machine}:${backend.url.href}`, `machine ${backend.machine} gets no HAProxy slot: ${endpoint.refused}`);
       else current.set(backend.machine, endpoint);
     }

@@ -12,6 +12,14 @@ test("a backend is a literal loopback IP with an explicit port, nothing else", (
   }
 });
 
+test("a machine on a node with an address is dialled at that address only", () => {
+  assert.deepEqual(backendEndpoint(new URL("http://10.213.0.11:20001/"), "10.213.0.11"), { address: "10.213.0.11", port: 20001 });
+  assert.ok("refused" in backendEndpoint(new URL("http://127.0.0.1:20001/"), "10.213.0.11"), "not loopback either: that would be the proxy's own host");
+  assert.ok("refused" in backendEndpoint(new URL("http://10.213.0.12:20001/"), "10.213.0.11"), "another node's address");
+  assert.ok("refused" in backendEndpoint(new URL("http://10.213.0.11:20001/")), "a node that registered none");
+  assert.ok("refused" in backendEndpoint(new URL("http://0.0.0.0:20001/"), "0.0.0.0"), "a registered address that is no address");
+});
+
 test("host names for HAProxy's map follow RFC 1123 and nothing more", () => {
   for (const ok of ["a", "web.localhost", "www.example.com", "x-1.y2", `${"a".repeat(63)}.com`]) assert.equal(isHostName(ok), true, ok);
   for (const bad of ["", "a b", "a\nb", "a;b", "a\tb", "-a.com", "a-.com", "a..b", ".a", "A.com", "a_b.com", "a:80", "[::1]", `${"a".repeat(64)}.com`, `${"a.".repeat(127)}a`]) {

@@ -245,11 +245,11 @@ test("a backend that is not a literal loopback address and port is refused and r
     await client.updateStatus("Machine", "web-ok", { phase: "ready", addresses: [{ guestPort: 8080, hostPort: 8080, url: "http://[fe80::1]:8080/" }] });
     await until(() => table.lookup("web.localhost", "/")?.backends.length === 0, 2000, "web-ok to be dropped");
     for (const [name, reason] of [
-      ["web-lan", /10\.1\.2\.3 is not a loopback address/],
+      ["web-lan", /10\.1\.2\.3 is not loopback, and its node registered no address/],
       ["web-name", /localhost is not a literal IP address/],
       ["web-dns", /evil\.example\.com is not a literal IP address/],
       ["web-noport", /no explicit port/],
-      ["web-ok", /fe80::1 is not a loopback address/],
+      ["web-ok", /fe80::1 is not loopback/],
     ] as const) {
       assert.ok(errors.some((e) => e.includes(`machine ${name} is not routed`) && reason.test(e)), `${name}: ${JSON.stringify(errors)}`);
     }

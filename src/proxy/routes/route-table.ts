@@ -1,7 +1,8 @@
 import { apiSource } from "../../client/api-source.ts";
 import type { PithClient } from "../../client/index.ts";
 import { Informer, untilSynced } from "../../client/informer.ts";
-import type { Machine, Service } from "../../model/kinds.ts";
+import type { Machine, PithNode, Service } from "../../model/kinds.ts";
+import { nodePlacement } from "../../model/node-placement.ts";
 import { backendEndpoint } from "./backend-address.ts";
 import { type Backend, localhostService, normaliseHost, type Route, type RouteListener, type RouteSource } from "./route.ts";
 
@@ -34,7 +35,9 @@ interface ServiceEntry {
  * A host routes to the service whose spec.hosts lists it (exact name, case-insensitive, port
  * ignored; if two services claim one, the name first in order wins); `<service>.localhost`
  * always routes to that service. A machine's backend URL is its first address, and only if it is
- * a literal loopback IP and port (backend-address.ts): anything else is reported and not routed.
+ * a literal loopback IP, or the address its node registered, and a port (backend-address.ts):
+ * anything else is reported and not routed. Nodes are watched for those addresses, and so that a
+ * machine on a node marked NotReady (its host is lost) is not routed to meanwhile.
  */
 export class RouteTable implements RouteSource {
   readonly #client: PithClient;
@@ -53,6 +56,9 @@ export class RouteTable implements RouteSource {
   readonly #refused = new Set<string>();
   #hostsDirty = false;
   #started = false;
+  /** Nodes by name, and the newest version of every machine (re-judged when its node changes). */
+  #nodes: Informer<PithNode> | undefined;
+  #machines: Informer<Machine> | undefined;
   #done: Promise<void> = Promise.resolve();
 
   constructor(client: PithClient, options: RouteTableOptions = {}) {
@@ -73,13 +79,17 @@ export class RouteTable implements RouteSource {
     const stop = new AbortController();
     const watching = AbortSignal.any([signal, stop.signal]);
     const services = new Informer(apiSource(this.#client, "Service"), { onError: this.#onError });
-    const machines = new Informer(apiSource(this.#client, "Machine"), { onError: this.#onError });
+    const machines = new Informer(apiSource(this.#client, "Machine"), { onError: this.#onError, indexes: { [BY_NODE]: (m) => (m.spec.node ? [m.spec.node] : []) } });
+    const nodes = new Informer(apiSource(this.#client, "Node"), { onError: this.#onError });
+    this.#nodes = nodes;
+    this.#machines = machines;
     const serviceWatch = services.run(watching);
     const machineWatch = machines.run(watching);
-    const ended = Promise.all([serviceWatch, machineWatch]);
-    // Until both are listed, a failure (or the abort) fails the start.
+    const nodeWatch = nodes.run(watching);
+    const ended = Promise.all([serviceWatch, machineWatch, nodeWatch]);
+    // Until all are listed, a failure (or the abort) fails the start.
     try {
-      await untilSynced([services, machines], ended);
+      await untilSynced([services, machines, nodes], ended);
     } catch (error) {
       stop.abort();
       ended.catch(() => undefined);
@@ -108,6 +118,14 @@ export class RouteTable implements RouteSource {
           this.#removeBackend(machine.metadata.name);
           this.#flush();
         },
+      },
+      { replay: false },
+    );
+    nodes.addHandler(
+      {
+        added: (node) => this.#onNode(undefined, node),
+        updated: (old, node) => this.#onNode(old, node),
+        deleted: (node) => this.#onNode(node, undefined),
       },
       { replay: false },
     );
@@ -152,6 +170,14 @@ export class RouteTable implements RouteSource {
 
   #onMachine(machine: Machine): void {
     this.#applyMachine(machine);
+    this.#flush();
+  }
+
+  /** A node's address or readiness changed: its machines are judged again (heartbeats change neither). */
+  #onNode(old: PithNode | undefined, node: PithNode | undefined): void {
+    const name = (node ?? old)!.metadata.name;
+    if (old && node && old.spec.address === node.spec.address && nodePlacement(old) === nodePlacement(node)) return;
+    for (const machine of this.#machines?.byIndex(BY_NODE, name) ?? []) this.#applyMachine(machine);
     this.#flush();
   }
 
@@ -201,20 +227,23 @@ export class RouteTable implements RouteSource {
   #applyMachine(machine: Machine): void {
     const name = machine.metadata.name;
     const service = machine.spec.service;
-    const url = service && machine.spec.desiredState === "running" && machine.status?.phase === "ready" ? this.#backendUrl(machine) : undefined;
+    const node = machine.spec.node === undefined ? undefined : this.#nodes?.get(machine.spec.node);
+    const routable = service && machine.spec.desiredState === "running" && machine.status?.phase === "ready" && nodePlacement(node) !== "lost";
+    const url = routable ? this.#backendUrl(machine, node?.spec.address) : undefined;
     const filedUnder = this.#machineService.get(name);
     if (filedUnder !== undefined && (url === undefined || filedUnder !== service)) this.#removeBackend(name);
     if (url === undefined || !service) return;
     let backends = this.#backends.get(service);
     if (!backends) this.#backends.set(service, (backends = new Map()));
     if (backends.get(name)?.url.href === url.href) return; // unchanged: keep the object (and its inFlight)
-    backends.set(name, { machine: name, url, inFlight: 0 });
+    const nodeAddress = node?.spec.address;
+    backends.set(name, { machine: name, url, ...(nodeAddress ? { nodeAddress } : {}), inFlight: 0 });
     this.#machineService.set(name, service);
     this.#changed.add(service);
   }
 
   /** A machine's first address as an http URL, or undefined if it has none a proxy may dial (said once). */
-  #backendUrl(machine: Machine): URL | undefined {
+  #backendUrl(machine: Machine, nodeAddress: string | undefined): URL | undefined {
     const address = machine.status?.addresses?.[0];
     if (!address) return undefined;
     let url: URL;
@@ -223,7 +252,7 @@ export class RouteTable implements RouteSource {
     } catch {
       return undefined;
     }
-    const endpoint = backendEndpoint(url);
+    const endpoint = backendEndpoint(url, nodeAddress);
     if (!("refused" in endpoint)) return url;
     const report = `${machine.metadata.name} ${url.href}`;
     if (!this.#refused.has(report)) {
@@ -279,6 +308,9 @@ export class RouteTable implements RouteSource {
     }
   }
 }
+
+/** The route table's machine index: by the node a machine is placed on. */
+const BY_NODE = "node";
 
 const byMachine = (a: Backend, b: Backend): number => (a.machine < b.machine ? -1 : a.machine > b.machine ? 1 : 0);
 

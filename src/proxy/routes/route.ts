@@ -7,6 +7,8 @@
 export interface Backend {
   readonly machine: string;
   readonly url: URL;
+  /** The registered address of the machine's node, which `url` may use instead of loopback (backend-address.ts). */
+  readonly nodeAddress?: string;
   /** Requests (and upgraded connections) the proxy has outstanding on this machine; the proxy updates it. */
   inFlight: number;
 }

@@ -1,8 +1,8 @@
 import Database, { type Statement } from "better-sqlite3";
 import type { Kind, Resource, ResourceInput, WatchEvent, WatchEventType } from "../../model/resource.ts";
 import { createdObject, deletedObject, matchesLabels, updatedObject } from "../object-rules.ts";
-import { type Store, StoreError } from "../store.ts";
-import { parseRevision, validateInput, validateKind, validateName } from "../validate.ts";
+import { type Store, StoreError, type StoreWatchEvent, type WatchEnd } from "../store.ts";
+import { checkObjectSize, parseRevision, validateInput, validateInputShape, validateKind, validateName } from "../validate.ts";
 import { migrate } from "./schema.ts";
 import { SqliteTokenRegistry } from "./token-registry.ts";
 import { type CommittedEvent, WatchHub } from "./watch-hub.ts";
@@ -17,6 +17,9 @@ export interface SqliteStoreOptions {
 
 const DEFAULT_HISTORY_LIMIT = 10_000;
 
+/** What a write does, given the current object (or undefined) and the revision it will get; may throw a StoreError. */
+type Decide = (existing: Resource | undefined, revision: number) => { type: WatchEventType; object: Resource };
+
 /**
  * The embedded Store: one SQLite file, owned by one process. Watchers are notified in-process,
  * so a second process writing to the same file would not be seen by this one's watchers.
@@ -30,6 +33,8 @@ const DEFAULT_HISTORY_LIMIT = 10_000;
 export class SqliteStore implements Store {
   private readonly hub: WatchHub;
   private readonly statements;
+  /** One write's transaction, made once (better-sqlite3 builds a wrapper per `transaction()` call). */
+  private readonly writeTransaction: (kind: Kind, name: string, decide: Decide) => CommittedEvent;
   /** API tokens, in the same file (not a resource kind; see token-registry.ts). */
   readonly tokens: SqliteTokenRegistry;
 
@@ -82,10 +87,25 @@ export class SqliteStore implements Store {
         "SELECT revision, kind, type, json FROM events WHERE revision > ? AND kind = ? ORDER BY revision",
       ),
     };
+    const s = this.statements;
+    this.writeTransaction = db.transaction((kind: Kind, name: string, decide: Decide): CommittedEvent => {
+      const current = s.get.get(kind, name);
+      const revision = s.revision.get()! + 1;
+      const { type, object } = decide(current === undefined ? undefined : (JSON.parse(current) as Resource), revision);
+      const json = JSON.stringify(object);
+      // Checked here, on the JSON that is stored, so each write serializes its object once.
+      if (type !== "DELETED") checkObjectSize(kind, name, json);
+      if (type === "DELETED") s.remove.run(kind, name);
+      else s.put.run(kind, name, object.metadata.uid, revision, json);
+      s.append.run(revision, kind, name, type, json);
+      s.setRevision.run(revision);
+      s.compact.run(revision - historyLimit);
+      return { revision, kind, type, json };
+    }).immediate;
   }
 
   async create<R extends Resource>(input: ResourceInput<R["kind"], R["spec"], R["status"]>): Promise<R> {
-    validateInput(input);
+    validateInputShape(input);
     return this.write(input.kind, input.metadata.name, (existing, revision) => {
       if (existing) throw new StoreError("AlreadyExists", `${input.kind} ${input.metadata.name} already exists`);
       return { type: "ADDED", object: createdObject(input, revision, new Date()) };
@@ -131,7 +151,7 @@ export class SqliteStore implements Store {
   private readonly labelQueries = new Map<number, Statement<unknown[], string>>();
 
   async update<R extends Resource>(input: ResourceInput<R["kind"], R["spec"], R["status"]>): Promise<R> {
-    validateInput(input);
+    validateInputShape(input);
     return this.write(input.kind, input.metadata.name, (existing, revision) => {
       if (!existing) throw new StoreError("NotFound", `${input.kind} ${input.metadata.name} not found`);
       return { type: "MODIFIED", object: updatedObject(existing, input, revision, new Date()) };
@@ -153,6 +173,7 @@ export class SqliteStore implements Store {
     kind: Kind | undefined,
     fromResourceVersion: string | undefined,
     onEvent: (event: WatchEvent & { resourceVersion: string }) => void,
+    _onEnd?: WatchEnd, // in-process watches never end by themselves: nothing to say
   ): Promise<() => void> {
     if (kind !== undefined) validateKind(kind);
     const from = fromResourceVersion === undefined ? undefined : parseRevision(fromResourceVersion, "fromResourceVersion");
@@ -183,23 +204,9 @@ export class SqliteStore implements Store {
    * history compaction. `decide` sees the current object (or undefined) and may throw a
    * StoreError, which rolls everything back. Watchers hear of it only after the commit.
    */
-  private write(kind: Kind, name: string, decide: (existing: Resource | undefined, revision: number) => { type: WatchEventType; object: Resource }): Resource {
-    const s = this.statements;
+  private write(kind: Kind, name: string, decide: Decide): Resource {
     // IMMEDIATE takes the write lock before reading, so the revision read cannot go stale.
-    const committed = this.db
-      .transaction((): CommittedEvent => {
-        const current = s.get.get(kind, name);
-        const revision = s.revision.get()! + 1;
-        const { type, object } = decide(current === undefined ? undefined : (JSON.parse(current) as Resource), revision);
-        const json = JSON.stringify(object);
-        if (type === "DELETED") s.remove.run(kind, name);
-        else s.put.run(kind, name, object.metadata.uid, revision, json);
-        s.append.run(revision, kind, name, type, json);
-        s.setRevision.run(revision);
-        s.compact.run(revision - this.historyLimit);
-        return { revision, kind, type, json };
-      })
-      .immediate();
+    const committed = this.writeTransaction(kind, name, decide);
     this.hub.publish(committed);
     return JSON.parse(committed.json) as Resource;
   }

@@ -1,15 +1,18 @@
-import type { Kind, Resource, WatchEvent, WatchEventType } from "../../model/resource.ts";
+import type { Kind, Resource, WatchEventType } from "../../model/resource.ts";
+import type { StoreWatchEvent } from "../store.ts";
 
 /** One committed write, as the events table and the live fan-out carry it. */
 export interface CommittedEvent {
   revision: number;
   kind: Kind;
   type: WatchEventType;
-  /** The object as stored, serialized: each watcher gets its own parsed copy to mutate freely. */
+  /** The object as stored, serialized. */
   json: string;
+  /** `json` parsed, once for every watcher of this write (they share it and must not mutate it). */
+  object?: Resource;
 }
 
-export type OnEvent = (event: WatchEvent & { resourceVersion: string }) => void;
+export type OnEvent = (event: StoreWatchEvent) => void;
 
 /**
  * In-process fan-out of committed writes to watchers, in revision order, each revision at most
@@ -99,7 +102,8 @@ export class Watcher {
     this.last = event.revision;
     if (this.kind !== undefined && event.kind !== this.kind) return;
     try {
-      this.onEvent({ type: event.type, object: JSON.parse(event.json) as Resource, resourceVersion: String(event.revision) });
+      event.object ??= JSON.parse(event.json) as Resource;
+      this.onEvent({ type: event.type, object: event.object, resourceVersion: String(event.revision), json: event.json });
     } catch (error) {
       // One broken watcher must not stop the others, nor fail the write that triggered it.
       this.onError(error);

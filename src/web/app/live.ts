@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, getToken } from "./api.ts";
-import { PLURALS, type Image, type Kind, type Machine, type PithEvent, type PithNode, type Resource, type Service } from "./types.ts";
+import { PLURALS, serviceOf, type Image, type Kind, type Machine, type PithEvent, type PithNode, type Resource, type Service } from "./types.ts";
 
 /**
  * Everything the GUI shows, kept current by one Server-Sent Events watch of every kind
@@ -23,7 +23,7 @@ export interface ReadySample {
   readyMs: number;
 }
 
-const KINDS: Kind[] = ["Service", "Machine", "Node", "Image", "Event"];
+const KINDS: Kind[] = ["Service", "Machine", "Node", "Image", "Event", "Secret", "Volume"];
 const rv = (object: Resource): number => Number(object.metadata.resourceVersion);
 
 export class LiveState {
@@ -33,6 +33,8 @@ export class LiveState {
     Node: new Map(),
     Image: new Map(),
     Event: new Map(),
+    Secret: new Map(),
+    Volume: new Map(),
   };
   /** Boot-to-ready times of every machine seen since the page opened, also after it is gone. */
   readonly readySamples = new Map<string, ReadySample>();
@@ -81,7 +83,7 @@ export class LiveState {
     return this.images.find((i) => i.spec.digest === digest);
   }
   machinesOf(service: string): Machine[] {
-    return this.machines.filter((m) => m.spec.service === service || m.metadata.labels["pith.dev/service"] === service);
+    return this.machines.filter((m) => serviceOf(m) === service);
   }
 
   subscribe(listener: () => void): () => void {

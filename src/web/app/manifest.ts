@@ -121,7 +121,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 
 /** YAML reads `8080`, `true` and an empty value as a number, a boolean and null: where a string is due, say how to write one. */
 function quoteHint({ type, value }: SchemaProblem): string {
-  if (type !== ValueErrorType.String) return "";
+  // A union (an env value: a string, or a secretRef) reports its own type error.
+  if (type !== ValueErrorType.String && type !== ValueErrorType.Union) return "";
   if (typeof value === "number" || typeof value === "boolean") return `: quote it, e.g. "${String(value)}"`;
   return value === null ? " (it is empty)" : "";
 }

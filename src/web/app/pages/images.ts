@@ -8,7 +8,7 @@ import { fieldProblems, REPLICAS } from "../field-rules.ts";
 import { bytes, shortDigest } from "../format.ts";
 import { useLive } from "../live.ts";
 import { href, navigate } from "../router.ts";
-import { API_VERSION, type Image, type ImageInspection } from "../types.ts";
+import { API_VERSION, IMAGE_NAME_LABEL, type Image, type ImageInspection } from "../types.ts";
 
 export function ImagesPage(): VNode {
   const live = useLive();
@@ -144,7 +144,7 @@ function Files({ data }: { data: ImageInspection }): VNode {
  */
 function CreateService({ image }: { image: Image }): VNode {
   const live = useLive();
-  const base = image.metadata.labels["pith.dev/name"] ?? image.metadata.name.replace(/-[0-9a-f]{12}$/, "");
+  const base = image.metadata.labels[IMAGE_NAME_LABEL] ?? image.metadata.name.replace(/-[0-9a-f]{12}$/, "");
   const capabilities = [
     ...image.spec.listen.map((port) => ({ id: `listen-${port}`, text: `Accept connections on port ${port} (forwarded to 127.0.0.1 on its node, and routable by the proxy)` })),
     ...image.spec.egress.map((dest) => ({ id: `egress-${dest}`, text: `Connect out to ${dest}` })),

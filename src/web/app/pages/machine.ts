@@ -40,6 +40,7 @@ export function MachinePage({ name }: { name: string }): VNode {
       <div><dt>Size</dt><dd>${shown.spec.memoryMiB} MiB, ${shown.spec.vcpus} vCPU</dd></div>
       <div><dt>Accelerator</dt><dd>${status.accelerator ?? "–"}${status.pid ? html` <span class="muted small">(pid ${status.pid})</span>` : null}</dd></div>
       <div><dt>Started from</dt><dd>${status.startedFrom === "snapshot" ? html`a snapshot${status.timings?.restoreMs !== undefined ? html` <span class="muted small">(loaded in ${Math.round(status.timings.restoreMs)} ms)</span>` : null}` : (status.startedFrom ?? "–")}</dd></div>
+      ${status.pull ? html`<div><dt>Image pull</dt><dd>${pullText(status.pull)} <span class="muted small mono">from ${status.pull.source}</span></dd></div>` : null}
       <div><dt>Started / ready</dt><dd>${time(status.startedAt)} / ${time(status.readyAt)}</dd></div>
       <div><dt>Address</dt><dd>${(status.addresses ?? []).length ? status.addresses!.map((a) => html`<a class="mono" href=${a.url} target="_blank" rel="noopener noreferrer">${a.url}</a> <span class="small muted">(guest :${a.guestPort})</span> `) : "–"}</dd></div>
       ${status.exitCode !== undefined ? html`<div><dt>Exit code</dt><dd>${status.exitCode}</dd></div>` : null}
@@ -176,4 +177,10 @@ function StopMachine({ machine }: { machine: Machine }): VNode {
       onConfirm=${confirm} onCancel=${() => { setOpen(false); setError(""); }}>
       <p>The app in ${name} is stopped and the machine's object deleted${service ? `; ${service} boots a replacement with a new name` : ""}. Its console log stays on the node.</p>
     <//>`;
+}
+
+/** A pull in progress (bytes of the total) or done (its size and time). */
+function pullText(pull: NonNullable<Machine["status"]["pull"]>): string {
+  const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+  return pull.ms !== undefined ? `${mib(pull.bytes)} MiB in ${(pull.ms / 1000).toFixed(1)} s, verified` : `pulling: ${mib(pull.bytes)} of ${mib(pull.totalBytes)} MiB`;
 }

@@ -4,7 +4,7 @@ import { Meter, PhaseBadge, Section, Table } from "../components.ts";
 import { ago, shortDigest, time } from "../format.ts";
 import { useLive, useNow } from "../live.ts";
 import { href } from "../router.ts";
-import { MACHINE_PHASES, type Machine, type PithEvent, type PithNode, type Service } from "../types.ts";
+import { desiredMachines, MACHINE_PHASES, type Machine, type PithEvent, type PithNode, type Service } from "../types.ts";
 
 export function Overview(): VNode {
   const live = useLive();
@@ -92,7 +92,7 @@ export function Overview(): VNode {
 }
 
 function readyCell(s: Service): VNode {
-  const desired = s.status?.desired ?? s.spec.replicas ?? 0;
+  const desired = desiredMachines(s);
   const ready = s.status?.ready ?? 0;
   return html`<span class="ready-cell" data-ready=${ready} data-desired=${desired}>
     <${Meter} kind="progress" value=${ready} max=${desired} label=${`${ready}/${desired}`} />

@@ -9,7 +9,10 @@ import { shortDigest } from "../format.ts";
 import { useLive, type LiveState } from "../live.ts";
 import { checkServiceManifest, describePath, locateServerDetails, serviceToYaml, type Problem } from "../manifest.ts";
 import { href, navigate } from "../router.ts";
-import type { Machine, Service } from "../types.ts";
+import { declarationOf, desiredMachines, isAutoscaled, type Machine, type Service, type ServiceRevision } from "../types.ts";
+import { rolloutProgress } from "../../../model/rollout-progress.ts";
+import { changeFrom } from "../../../model/revision-history.ts";
+import { isOfTemplate } from "../../../model/template-label.ts";
 import { EventList } from "./overview.ts";
 
 export function ServicePage({ name }: { name: string }): VNode {
@@ -28,7 +31,7 @@ export function ServicePage({ name }: { name: string }): VNode {
   const events = live.events.filter(
     (e) => (e.spec.involved.kind === "Service" && e.spec.involved.name === name) || (e.spec.involved.kind === "Machine" && machines.some((m) => m.metadata.name === e.spec.involved.name)),
   );
-  const desired = service.status?.desired ?? service.spec.replicas ?? 0;
+  const desired = desiredMachines(service);
   const ready = service.status?.ready ?? 0;
   const slowest = Math.max(0, ...machines.map((m) => m.status?.timings?.readyMs ?? 0));
 
@@ -59,7 +62,7 @@ export function ServicePage({ name }: { name: string }): VNode {
           { label: "Machine", render: (m: Machine) => html`<a href=${href.machine(m.metadata.name)}>${m.metadata.name}</a>` },
           { label: "Phase", render: (m: Machine) => html`<${PhaseBadge} phase=${m.status?.phase} />${m.status?.reason ? html` <span class="small muted">${m.status.reason}</span>` : null}` },
           { label: "Node", render: (m: Machine) => m.spec.node ?? html`<span class="muted">unscheduled</span>` },
-          { label: "Image", render: (m: Machine) => html`<span class="mono">${shortDigest(m.spec.image)}</span> ${m.spec.image === digest ? html`<span class="badge ok">current</span>` : html`<span class="badge warn">old</span>`}` },
+          { label: "Image", render: (m: Machine) => html`<span class="mono">${shortDigest(m.spec.image)}</span> ${isOfTemplate(m, service.status?.templateHash, digest) ? html`<span class="badge ok">current</span>` : html`<span class="badge warn">old</span>`}` },
           { label: "Boot (vmm, kernel, init, app)", render: (m: Machine) => html`<${BootBar} timings=${m.status?.timings} scaleMs=${slowest} compact />` },
           { label: "Address", render: (m: Machine) => addresses(m) },
         ]}
@@ -99,7 +102,7 @@ function ScaleControl({ service }: { service: Service }): VNode {
     }
   }, [replicas]);
 
-  if (service.spec.min !== undefined || service.spec.max !== undefined) {
+  if (isAutoscaled(service.spec)) {
     return html`<p>Autoscaled between <strong>min ${service.spec.min ?? 0}</strong> and <strong>max ${service.spec.max ?? "–"}</strong> machines${service.status?.autoscale ? html`; the autoscaler wants <strong>${service.status.autoscale.desired}</strong> now` : null}.</p>
       <p class="muted small">Change min and max in the manifest below.</p>`;
   }
@@ -134,24 +137,57 @@ function ScaleControl({ service }: { service: Service }): VNode {
   </form>`;
 }
 
+/**
+ * Where the rollout stands (the same rule as `pith rollout status`), the revisions kept, and
+ * restart / undo, which the API refuses (and this shows why) to a token that may not write.
+ */
 function Rollout({ service, machines, live }: { service: Service; machines: Machine[]; live: LiveState }): VNode {
+  const [busy, setBusy] = useState("");
+  const [error, setError] = useState("");
   const digest = service.status?.imageDigest;
   if (!digest) return html`<p class="muted">The image is not resolved yet.</p>`;
-  const running = machines.filter((m) => m.spec.desiredState !== "stopped");
-  const current = running.filter((m) => m.spec.image === digest);
-  const old = machines.filter((m) => m.spec.image !== digest);
-  const currentReady = current.filter((m) => m.status?.phase === "ready").length;
-  const desired = service.status?.desired ?? service.spec.replicas ?? 0;
-  const oldDigests = [...new Set(old.map((m) => m.spec.image))];
-  const complete = old.length === 0 && currentReady === desired;
+  const progress = rolloutProgress(service, machines);
+  const oldMachines = machines.filter((m) => m.spec.desiredState !== "stopped" && !isOfTemplate(m, service.status?.templateHash, digest));
   const name = (d: string) => live.imageByDigest(d)?.metadata.name ?? shortDigest(d);
-  return html`<div class="rollout" data-rollout=${complete ? "complete" : "in-progress"}>
-    <p><strong>${complete ? "Up to date" : "Rolling out"}</strong>: ${currentReady} of ${desired} machines ready on the current image <span class="mono">${name(digest)}</span>.</p>
-    <${Meter} kind="progress" value=${currentReady} max=${desired} label=${`${currentReady}/${desired} current and ready`} />
-    ${old.length > 0
-      ? html`<p>${old.length} ${old.length === 1 ? "machine" : "machines"} still on ${oldDigests.map((d) => html`<span class="mono">${name(d)}</span> `)}(${old.filter((m) => m.status?.phase === "draining").length} draining).</p>`
-      : html`<p class="muted small">No machines of older images.</p>`}
+  const revisions = service.status?.revisions ?? [];
+  const act = async (action: "restart" | "undo", toRevision?: number) => {
+    setBusy(action);
+    setError("");
+    try {
+      await api("POST", `/api/v1/services/${encodeURIComponent(service.metadata.name)}/rollout/${action}`, toRevision === undefined ? {} : { toRevision });
+    } catch (e) {
+      setError(describeError(e));
+    } finally {
+      setBusy("");
+    }
+  };
+  return html`<div class="rollout" data-rollout=${progress.done ? "complete" : "in-progress"}>
+    <p><strong>${progress.done ? "Up to date" : "Rolling out"}</strong>: ${progress.updatedReady} of ${progress.desired} machines ready on the current template${service.status?.revision ? ` (revision ${service.status.revision})` : ""}, image <span class="mono">${name(digest)}</span>.</p>
+    <${Meter} kind="progress" value=${progress.updatedReady} max=${progress.desired} label=${`${progress.updatedReady}/${progress.desired} current and ready`} />
+    ${progress.done ? null : html`<p class="small" data-testid="rollout-message">${progress.message}</p>`}
+    ${oldMachines.length > 0
+      ? html`<p>${oldMachines.length} ${oldMachines.length === 1 ? "machine" : "machines"} of an older template (${oldMachines.filter((m) => m.status?.phase === "draining").length} draining).</p>`
+      : html`<p class="muted small">No machines of older templates.</p>`}
     ${service.spec.update ? html`<p class="muted small">Strategy: rolling, maxSurge ${service.spec.update.maxSurge}, maxUnavailable ${service.spec.update.maxUnavailable}.</p>` : null}
+    <p>
+      <button type="button" class="button" disabled=${busy !== ""} onClick=${() => act("restart")}>${busy === "restart" ? "Restarting…" : "Restart"}</button>
+      ${" "}<button type="button" class="button" disabled=${busy !== "" || revisions.length < 2} onClick=${() => act("undo")}>${busy === "undo" ? "Undoing…" : "Undo"}</button>
+    </p>
+    ${error ? html`<${ErrorNote}>${error}<//>` : null}
+    <${Table}
+      caption=${`Revisions of service ${service.metadata.name}, newest first`}
+      rows=${revisions}
+      rowKey=${(r: ServiceRevision) => String(r.revision)}
+      rowProps=${(r: ServiceRevision) => ({ "data-revision": String(r.revision), ...(r.revision === service.status?.revision ? { "aria-current": "true" } : {}) })}
+      empty="No revisions yet."
+      columns=${[
+        { label: "Revision", render: (r: ServiceRevision) => `${r.revision}${r.revision === service.status?.revision ? " (current)" : ""}` },
+        { label: "Template", render: (r: ServiceRevision) => html`<span class="mono">${r.templateHash}</span>` },
+        { label: "Image", render: (r: ServiceRevision) => html`<span class="mono">${name(r.image)}</span>` },
+        { label: "Change", render: (r: ServiceRevision) => changeFrom(revisions[revisions.indexOf(r) + 1], r) },
+        { label: "Created", render: (r: ServiceRevision) => new Date(r.createdAt).toLocaleTimeString() },
+      ]}
+    />
   </div>`;
 }
 
@@ -173,7 +209,7 @@ function Routes({ service, ready }: { service: Service; ready: number }): VNode 
  */
 function ManifestEditor({ service }: { service: Service }): VNode {
   const name = service.metadata.name;
-  const serverText = useMemo(() => serviceToYaml(service), [service.metadata.generation, service.metadata.name, JSON.stringify(service.metadata.labels)]);
+  const serverText = useMemo(() => serviceToYaml(service), [service.metadata.name, declarationOf(service)]);
   const [text, setText] = useState(serverText);
   const [dirty, setDirty] = useState(false);
   const [base, setBase] = useState(service.metadata.generation);
@@ -232,7 +268,7 @@ function ManifestEditor({ service }: { service: Service }): VNode {
   const hasProblems = problems.length > 0;
   return html`<form class="editor" onSubmit=${save} novalidate>
     <label for="manifest-text">Service manifest (YAML)</label>
-    <p class="muted small" id="manifest-help">Checked as you type. A new image rolls the machines over; env changes apply to machines started from then on.</p>
+    <p class="muted small" id="manifest-help">Checked as you type. A change to the image, env or start mode rolls the machines over under the update strategy; replicas and hosts apply in place.</p>
     <textarea id="manifest-text" class="code" rows=${Math.min(24, Math.max(8, text.split("\n").length + 1))} spellcheck="false" autocapitalize="off" autocomplete="off"
       value=${text} onInput=${onInput} aria-invalid=${hasProblems ? "true" : "false"} aria-describedby="manifest-help manifest-problems manifest-status"></textarea>
     <div id="manifest-problems" aria-live="polite">

@@ -1,7 +1,7 @@
 /**
  * JSON with object keys sorted at every depth, so two values that are deeply equal serialize to
- * the same string whatever order their keys were written in. The store compares specs this way to
- * decide whether a write changed `spec` (and so bumps `generation`).
+ * the same string whatever order their keys were written in: what an image's digest and a
+ * snapshot's key hash, and how declarations are compared (model/declaration.ts).
  * Like JSON.stringify, it drops undefined-valued keys: `{a: undefined}` equals `{}`.
  */
 export function canonicalJson(value: unknown): string {
@@ -12,3 +12,6 @@ export function canonicalJson(value: unknown): string {
     return sorted;
   });
 }
+
+/** Deeply equal as JSON, key order aside: "did anything change" before a write. */
+export const sameJson = (a: unknown, b: unknown): boolean => canonicalJson(a) === canonicalJson(b);

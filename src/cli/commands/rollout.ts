@@ -1,0 +1,113 @@
+import type { Command } from "commander";
+import { isApiError } from "../../client/api-error.ts";
+import type { PithClient } from "../../client/pith-client.ts";
+import type { Service } from "../../model/kinds.ts";
+import { changeFrom } from "../../model/revision-history.ts";
+import { rolloutProgress } from "../../model/rollout-progress.ts";
+import { SERVICE_LABEL } from "../../model/labels.ts";
+import { userError } from "../../shared/errors.ts";
+import { clientFor } from "../client-config.ts";
+import { objectRef } from "../kinds.ts";
+import { table } from "../output.ts";
+import { formatAge, notFound } from "./get.ts";
+
+/** `pith rollout status|restart|undo|history SERVICE`, after kubectl's. */
+export function registerRollout(program: Command): void {
+  const rollout = program.command("rollout").description("follow, restart or undo a service's rollout, and list its revisions");
+
+  rollout
+    .command("status")
+    .description("wait until the service runs only machines of its current template, all ready (exit 1 if it does not in time)")
+    .argument("<service>")
+    .option("--timeout <seconds>", "how long to wait", "300")
+    .option("--no-watch", "print where the rollout stands once, without waiting")
+    .action(async (name: string, options: { timeout: string; watch: boolean }, command: Command) => {
+      const client = clientFor(command);
+      const timeoutMs = parseSeconds(options.timeout) * 1000;
+      const deadline = Date.now() + timeoutMs;
+      let last = "";
+      for (;;) {
+        const progress = await progressOf(client, name);
+        if (progress.message !== last) process.stdout.write(`${progress.message}\n`);
+        last = progress.message;
+        if (progress.done || !options.watch) {
+          if (!progress.done) process.exitCode = 1;
+          return;
+        }
+        if (Date.now() >= deadline) throw userError("ROLLOUT_TIMEOUT", `the rollout of ${name} did not finish within ${options.timeout} s: ${progress.message}`, `pith describe service ${name} shows its machines and events; pith rollout undo ${name} returns to the previous revision`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    });
+
+  rollout
+    .command("restart")
+    .description("replace every machine of the service (same settings, new machines), under its update strategy")
+    .argument("<service>")
+    .action(async (name: string, _options: unknown, command: Command) => {
+      await act(clientFor(command), name, "restart");
+      process.stdout.write(`${objectRef("Service", name)} restarted\n`);
+    });
+
+  rollout
+    .command("undo")
+    .description("return the service to its previous template (or --to-revision N): image digest, env, start mode")
+    .argument("<service>")
+    .option("--to-revision <n>", "a revision from `pith rollout history`")
+    .action(async (name: string, options: { toRevision?: string }, command: Command) => {
+      const toRevision = options.toRevision === undefined ? undefined : parseRevision(options.toRevision);
+      const service = await act(clientFor(command), name, "undo", toRevision);
+      const target = toRevision ?? service.status.revisions?.[1]?.revision;
+      process.stdout.write(`${objectRef("Service", name)} rolled back${target ? ` to the template of revision ${target}` : ""}\n`);
+    });
+
+  rollout
+    .command("history")
+    .description("the templates the service rolled out, newest first (kept: the last 10)")
+    .argument("<service>")
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const service = await clientFor(command).get("Service", name);
+      if (!service) throw notFound("Service", name);
+      process.stdout.write(historyTable(service));
+    });
+}
+
+async function progressOf(client: PithClient, name: string) {
+  const service = await client.get("Service", name);
+  if (!service) throw notFound("Service", name);
+  const machines = await client.list("Machine", { labels: { [SERVICE_LABEL]: name } });
+  return rolloutProgress(service, machines.items);
+}
+
+async function act(client: PithClient, name: string, action: "restart" | "undo", toRevision?: number): Promise<Service> {
+  try {
+    return await client.rollout(name, action, toRevision === undefined ? {} : { toRevision });
+  } catch (e) {
+    if (isApiError(e, 404)) throw notFound("Service", name);
+    throw e;
+  }
+}
+
+/** REVISION, TEMPLATE, IMAGE, CHANGE (from the revision before it), AGE; the current one marked. */
+export function historyTable(service: Service, now = Date.now()): string {
+  const revisions = service.status.revisions ?? [];
+  const rows = revisions.map((r, i) => [
+    `${r.revision}${r.revision === service.status.revision ? " (current)" : ""}`,
+    r.templateHash,
+    r.image.replace(/^sha256:/, "").slice(0, 12),
+    changeFrom(revisions[i + 1], r),
+    formatAge(r.createdAt, now),
+  ]);
+  return table(["REVISION", "TEMPLATE", "IMAGE", "CHANGE", "AGE"], rows);
+}
+
+function parseSeconds(text: string): number {
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86400) throw userError("BAD_FLAG", `--timeout ${text}: not a number of seconds (1-86400)`, "e.g. --timeout 120");
+  return seconds;
+}
+
+function parseRevision(text: string): number {
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw userError("BAD_FLAG", `--to-revision ${text}: not a revision number`, "pith rollout history SERVICE lists them");
+  return n;
+}

@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { nodesOf, scheduleAll, setNodeSpec, settle, worldOfNodes } from "./hosts-test-support.ts";
+
+test("a service's machines are spread one per node while another node has room", async (t) => {
+  // b has by far the most memory: most-free-memory alone would put every machine there.
+  const world = await worldOfNodes(t, ["a", "c"]);
+  await world.node("b", { memoryMiB: 65_536, vcpus: 64 });
+  const digest = await world.image("x", { memoryMiB: 256 });
+  await world.applyService("web", { image: digest, replicas: 3 });
+  await settle(world);
+  assert.deepEqual(nodesOf(await world.machines("web")), ["a", "b", "c"]);
+
+  // A fourth goes where the most memory is free, since every node has one already.
+  await world.applyService("web", { image: digest, replicas: 4 });
+  await settle(world);
+  assert.deepEqual(nodesOf(await world.machines("web")), ["a", "b", "b", "c"]);
+
+  // Another service spreads on its own: b holds two of web's, none of api's.
+  await world.applyService("api", { image: digest, replicas: 3 });
+  await settle(world, "api");
+  assert.deepEqual(nodesOf(await world.machines("api")), ["a", "b", "c"]);
+});
+
+test("spread never overrides capacity: a full node gets none, the others take two", async (t) => {
+  const world = await worldOfNodes(t, ["a", "b"]);
+  await world.node("tiny", { memoryMiB: 100, vcpus: 8 });
+  const digest = await world.image("x", { memoryMiB: 256 });
+  await world.applyService("web", { image: digest, replicas: 4 });
+  await settle(world);
+  assert.deepEqual(nodesOf(await world.machines("web")), ["a", "a", "b", "b"]);
+});
+
+test("a cordoned node gets no new machine, keeps its own, and is used again once uncordoned", async (t) => {
+  const world = await worldOfNodes(t, ["a", "b"]);
+  const digest = await world.image("x");
+  await world.applyService("web", { image: digest, replicas: 2 });
+  await settle(world);
+  assert.deepEqual(nodesOf(await world.machines("web")), ["a", "b"]);
+
+  await setNodeSpec(world, "a", { unschedulable: true });
+  await world.applyService("web", { image: digest, replicas: 4 });
+  await settle(world);
+  assert.deepEqual(nodesOf(await world.machines("web")), ["a", "b", "b", "b"], "a keeps its machine; new ones go to b");
+
+  await setNodeSpec(world, "b", { unschedulable: true });
+  await world.applyService("web", { image: digest, replicas: 5 });
+  await world.reconcileService("web");
+  await scheduleAll(world);
+  const waiting = (await world.machines("web")).filter((m) => !m.spec.node);
+  assert.equal(waiting.length, 1);
+  assert.equal(waiting[0]!.status.reason, "every live node is cordoned or draining");
+
+  await setNodeSpec(world, "a", { unschedulable: false });
+  await scheduleAll(world);
+  assert.deepEqual(nodesOf(await world.machines("web")), ["a", "a", "b", "b", "b"]);
+});
