@@ -1,9 +1,11 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo, Server } from "node:net";
 import type { Duplex } from "node:stream";
+import { type ClientLimits, DEFAULT_CLIENT_LIMITS, HttpServer } from "./client/http-server.ts";
+import type { ClientRequest, ClientResponse } from "./exchange/client-side.ts";
 import { type AccessLog, type AccessLogEntry, roundMs } from "./exchange/access-log.ts";
 import type { ExchangeConfig } from "./exchange/exchange.ts";
-import { type ForwardRequest, forwardRequest } from "./exchange/forward-headers.ts";
+import { type ForwardRequest, forwardRequest, newRequestId } from "./exchange/forward-headers.ts";
 import { HttpExchange } from "./exchange/http-exchange.ts";
 import { ServiceMetrics, UNROUTED } from "./exchange/proxy-metrics.ts";
 import { type ProxyErrorResponse, sendError, writeErrorToSocket } from "./exchange/proxy-responses.ts";
@@ -43,9 +45,25 @@ export interface ProxyServerOptions {
   accessLog?: AccessLog;
   /** Told about an onDemand callback that threw (default: console.error). */
   onError?: (error: unknown) => void;
+  /**
+   * What serves the clients: `pith`, Pith's own HTTP/1.1 server on raw sockets (client/, the
+   * default), or `node`, node's http.Server (the earlier client side, kept for comparison).
+   */
+  clientServer?: ClientServerName;
+  /** From a request's first byte to the end of its head, before a 408 (slowloris); default 10 s. Pith's server only. */
+  headTimeoutMs?: number;
+  /** How long a kept-alive client connection may stay idle; default 5 s. */
+  keepAliveTimeoutMs?: number;
+  /** How long a client may leave a body unsent or a response unread; default 60 s. Pith's server only. */
+  clientTimeoutMs?: number;
 }
 
+export const CLIENT_SERVERS = ["pith", "node"] as const;
+export type ClientServerName = (typeof CLIENT_SERVERS)[number];
+
 export interface ProxyServer extends Server {
+  /** Cuts every client connection (upgraded ones too with Pith's server). */
+  closeAllConnections(): void;
   /** Per-service load, for autoscaling: services the proxy has seen requests for. */
   proxyLoad(): Record<string, ServiceLoad>;
   /** Listens on host:port (0: any free port); resolves with the port, or rejects if it cannot listen there. */
@@ -100,7 +118,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   });
 
   /** No service for this host: 404, counted and logged like any request. */
-  const noRoute = (req: IncomingMessage, forward: ForwardRequest, send: (error: ProxyErrorResponse) => void): void => {
+  const noRoute = (method: string, target: string, forward: ForwardRequest, send: (error: ProxyErrorResponse) => void): void => {
     const startedAt = Date.now();
     const started = performance.now();
     const error: ProxyErrorResponse = {
@@ -114,9 +132,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     const entry: AccessLogEntry | undefined = config.accessLog && {
       time: new Date(startedAt).toISOString(),
       requestId: forward.requestId,
-      method: req.method ?? "GET",
+      method,
       host: forward.host ?? "",
-      path: req.url ?? "/",
+      path: target,
       status: 404,
       durationMs: roundMs(ms),
       service: undefined,
@@ -134,28 +152,46 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
 
   // A throw while handling one request would otherwise escape the server's event handler and end
   // the process, and every other request with it: that request alone gets a 500.
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const onRequest = (req: ClientRequest, res: ClientResponse): void => {
     try {
       const forward = forwardRequest(req, "http", false);
-      const route = lookup(forward, req.url ?? "/");
-      if (!route) noRoute(req, forward, (error) => sendError(res, error, forward.requestId));
+      const route = lookup(forward, req.target);
+      if (!route) noRoute(req.method, req.target, forward, (error) => sendError(res, error, forward.requestId));
       else new HttpExchange(config, stateFor(route), req, res, forward).dispatch();
     } catch (e) {
       failRequest(e, () => sendError(res, INTERNAL, ""));
     }
-  });
+  };
 
-  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  const onUpgrade = (req: Pick<ClientRequest, "method" | "target" | "rawHeaders" | "remoteAddress">, socket: Duplex, head: Buffer): void => {
     socket.on("error", ignore); // a reset client: its 'close' is what matters
     try {
       const forward = forwardRequest(req, "http", true);
-      const route = lookup(forward, req.url ?? "/");
-      if (!route) noRoute(req, forward, (error) => writeErrorToSocket(socket, error, forward.requestId));
-      else new UpgradeExchange(config, stateFor(route), req, socket, head, forward).dispatch();
+      const route = lookup(forward, req.target);
+      if (!route) noRoute(req.method, req.target, forward, (error) => writeErrorToSocket(socket, error, forward.requestId));
+      else new UpgradeExchange(config, stateFor(route), req.method, req.target, socket, head, forward).dispatch();
     } catch (e) {
       failRequest(e, () => writeErrorToSocket(socket, INTERNAL, ""));
     }
-  });
+  };
+
+  const limits: ClientLimits = {
+    headTimeoutMs: options.headTimeoutMs ?? DEFAULT_CLIENT_LIMITS.headTimeoutMs,
+    keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? DEFAULT_CLIENT_LIMITS.keepAliveTimeoutMs,
+    clientTimeoutMs: options.clientTimeoutMs ?? DEFAULT_CLIENT_LIMITS.clientTimeoutMs,
+  };
+  const server: Server & { closeAllConnections(): void } =
+    (options.clientServer ?? "pith") === "pith"
+      ? new HttpServer(
+          {
+            onRequest,
+            onUpgrade,
+            onClientError: (socket, status, message) =>
+              writeErrorToSocket(socket, { status, code: CLIENT_ERROR_CODES[status] ?? "BadRequest", message }, newRequestId()),
+          },
+          limits,
+        )
+      : nodeClientServer(onRequest, onUpgrade, limits);
 
   const failRequest = (e: unknown, answer: () => void): void => {
     process.stderr.write(`pith proxy: a request failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
@@ -194,4 +230,43 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       });
     },
   });
+}
+
+/** The proxy's error codes for requests its HTTP server refuses, by status. */
+const CLIENT_ERROR_CODES: Record<number, string> = {
+  400: "BadRequest",
+  405: "MethodNotAllowed",
+  408: "RequestTimeout",
+  417: "ExpectationFailed",
+  431: "RequestHeaderFieldsTooLarge",
+  501: "NotImplemented",
+  505: "HttpVersionNotSupported",
+};
+
+/** node's http.Server as the client side (clientServer: "node"). */
+function nodeClientServer(
+  onRequest: (req: ClientRequest, res: ClientResponse) => void,
+  onUpgrade: (req: Pick<ClientRequest, "method" | "target" | "rawHeaders" | "remoteAddress">, socket: Duplex, head: Buffer) => void,
+  limits: ClientLimits,
+): Server & { closeAllConnections(): void } {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => onRequest(nodeClientRequest(req), res));
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(nodeClientRequest(req), socket, head));
+  return server;
+}
+
+function nodeClientRequest(req: IncomingMessage): ClientRequest {
+  return {
+    method: req.method ?? "GET",
+    target: req.url ?? "/",
+    rawHeaders: req.rawHeaders,
+    remoteAddress: req.socket.remoteAddress,
+    readBody(onData, onEnd) {
+      req.on("data", onData);
+      req.once("end", onEnd);
+    },
+    pause: () => void req.pause(),
+    resume: () => void req.resume(),
+    discardBody: () => void req.resume(),
+  };
 }

@@ -1,5 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
-import { type AddressInfo, createServer as createNetServer } from "node:net";
+import { type AddressInfo, createServer as createNetServer, type Server as NetServer } from "node:net";
 import type { AccessLogEntry } from "./exchange/access-log.ts";
 import { createProxyServer, type ProxyServer, type ProxyServerOptions } from "./proxy-server.ts";
 import { type Backend, localhostService, normaliseHost, type Route, type RouteListener, type RouteSource } from "./routes/route.ts";
@@ -134,11 +134,11 @@ export function send(
   });
 }
 
-export const listen = (server: Server): Promise<void> => new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+export const listen = (server: NetServer): Promise<void> => new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 
-export const urlOf = (server: Server): string => `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+export const urlOf = (server: NetServer): string => `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 
-export function closeServer(server: Server): Promise<void> {
+export function closeServer(server: NetServer & { closeAllConnections(): void }): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
     server.closeAllConnections();

@@ -1,10 +1,10 @@
 import { randomFillSync } from "node:crypto";
-import type { IncomingMessage } from "node:http";
+import type { ClientRequest } from "./client-side.ts";
 
 /**
  * Request and response headers as they cross the proxy, as flat [name, value, ...] arrays (what
  * http.request and writeHead take), built in one pass over rawHeaders: reading `req.headers` would
- * build another object per request. Hop-by-hop headers stop here (node frames the body itself);
+ * build another object per request. Hop-by-hop headers stop here (the server frames the body itself);
  * X-Forwarded-For is appended to, X-Forwarded-Proto/-Host are set, X-Request-Id kept or made.
  */
 
@@ -14,7 +14,7 @@ export interface ForwardRequest {
   requestId: string;
   /** Content-Length other than 0, or Transfer-Encoding: the request streams a body. */
   hasBody: boolean;
-  /** A body without a Content-Length: it goes upstream chunked (node decoded the client's framing). */
+  /** A body without a Content-Length: it goes upstream chunked (the server decoded the client's framing). */
   chunked: boolean;
   /** The headers for the upstream request. */
   headers: string[];
@@ -54,7 +54,7 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
  * Reads a client request's headers into what goes upstream. For an upgrade, Upgrade is kept and
  * Connection is `Upgrade`.
  */
-export function forwardRequest(req: IncomingMessage, proto: string, upgrade: boolean): ForwardRequest {
+export function forwardRequest(req: Pick<ClientRequest, "rawHeaders" | "remoteAddress">, proto: string, upgrade: boolean): ForwardRequest {
   const raw = req.rawHeaders;
   const headers: string[] = [];
   let host: string | undefined;
@@ -100,7 +100,7 @@ export function forwardRequest(req: IncomingMessage, proto: string, upgrade: boo
   }
   const extra = connectionTokens(connection);
   const kept = extra ? withoutNames(headers, extra) : headers;
-  const remote = req.socket.remoteAddress ?? "unknown";
+  const remote = req.remoteAddress ?? "unknown";
   const id = requestId ?? newRequestId();
   kept.push("X-Forwarded-For", forwardedFor === undefined ? remote : `${forwardedFor}, ${remote}`, "X-Forwarded-Proto", proto);
   if (host !== undefined) kept.push("X-Forwarded-Host", host);
@@ -111,7 +111,7 @@ export function forwardRequest(req: IncomingMessage, proto: string, upgrade: boo
 
 /**
  * A request head for a machine: request line, the forwarded headers, Transfer-Encoding for a
- * chunked body, the blank line. Written as is: node's server parser let no CR, LF or NUL into
+ * chunked body, the blank line. Written as is: the server's parser let no CR, LF or NUL into
  * the method, the headers or the path.
  */
 export function requestHead(method: string, path: string, headers: readonly string[], chunked = false): string {

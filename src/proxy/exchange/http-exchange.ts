@@ -1,10 +1,10 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Backend } from "../routes/route.ts";
 import { type ResponseHead, ResponseParseError } from "../upstream/response-parser.ts";
 import type { UpstreamConnection, UpstreamUser } from "../upstream/upstream-connection.ts";
 import { classifyFailure } from "../upstream/upstream-errors.ts";
 import type { Lease, Upstream } from "../upstream/upstream.ts";
 import { CLIENT_CLOSED } from "./access-log.ts";
+import type { ClientRequest, ClientResponse } from "./client-side.ts";
 import { Exchange, type ExchangeConfig, isIdempotent } from "./exchange.ts";
 import { type ForwardRequest, requestHead, responseHeaders } from "./forward-headers.ts";
 import { type ProxyErrorResponse, sendError } from "./proxy-responses.ts";
@@ -15,13 +15,13 @@ const UNSAFE_PATH = /[^\u0021-\u00ff]/;
 
 /**
  * A plain HTTP request: its head written on a kept-alive connection of the backend's pool, the
- * response parsed there and streamed back through the client's ServerResponse. A request body is
+ * response parsed there and streamed back through the client's response. A request body is
  * streamed only once a connection to the machine is up, so a refused or timed-out connect leaves
  * it unread and another machine can still take the request.
  */
 export class HttpExchange extends Exchange implements Lease, UpstreamUser {
-  readonly #req: IncomingMessage;
-  readonly #res: ServerResponse;
+  readonly #req: ClientRequest;
+  readonly #res: ClientResponse;
   #upstream: Upstream | undefined;
   #connection: UpstreamConnection | undefined;
   #bodyStarted = false;
@@ -33,8 +33,8 @@ export class HttpExchange extends Exchange implements Lease, UpstreamUser {
   /** Reading from the machine is paused until the client's response drains. */
   #paused = false;
 
-  constructor(config: ExchangeConfig, state: ServiceState, req: IncomingMessage, res: ServerResponse, forward: ForwardRequest) {
-    super(config, state, req.method ?? "GET", req.url ?? "/", forward);
+  constructor(config: ExchangeConfig, state: ServiceState, req: ClientRequest, res: ClientResponse, forward: ForwardRequest) {
+    super(config, state, req.method, req.target, forward);
     this.#req = req;
     this.#res = res;
     res.once("close", () => this.#closed());
@@ -82,8 +82,8 @@ export class HttpExchange extends Exchange implements Lease, UpstreamUser {
   #sendBody(connection: UpstreamConnection, chunked: boolean): void {
     this.#bodyStarted = true;
     const req = this.#req;
-    const resume = (): void => void req.resume();
-    req.on("data", (chunk: Buffer) => {
+    const resume = (): void => req.resume();
+    const onData = (chunk: Buffer): void => {
       if (this.#connection !== connection || chunk.length === 0) return;
       let ok: boolean;
       if (chunked) {
@@ -95,8 +95,8 @@ export class HttpExchange extends Exchange implements Lease, UpstreamUser {
         req.pause();
         connection.socket.once("drain", resume);
       }
-    });
-    req.once("end", () => {
+    };
+    req.readBody(onData, () => {
       if (this.#connection !== connection) return;
       if (chunked) connection.write("0\r\n\r\n");
       this.#bodyDone = true;
@@ -146,8 +146,8 @@ export class HttpExchange extends Exchange implements Lease, UpstreamUser {
 
   onUpstreamFailure(error: Error, connected: boolean): void {
     this.#connection = undefined;
-    // The rest of a body the machine will never read: let node's server consume it, or the client's connection stalls.
-    if (this.#bodyStarted && !this.#bodyDone) this.#req.resume();
+    // The rest of a body the machine will never read: let the server drop it, or the client's connection stalls.
+    if (this.#bodyStarted && !this.#bodyDone) this.#req.discardBody();
     if (this.#responded) {
       this.#res.destroy(); // the machine cut the body short: so does the client's response
       this.endAttempt();

@@ -1,5 +1,6 @@
-import { STATUS_CODES, type ServerResponse } from "node:http";
+import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
+import type { ClientResponse } from "./client-side.ts";
 
 /**
  * The proxy's own answers (no route, no machine, machine unreachable), in the control plane's
@@ -15,7 +16,7 @@ export interface ProxyErrorResponse {
 
 const body = (error: ProxyErrorResponse): string => JSON.stringify({ error: { code: error.code, message: error.message } });
 
-export function sendError(res: ServerResponse, error: ProxyErrorResponse, requestId: string): void {
+export function sendError(res: ClientResponse, error: ProxyErrorResponse, requestId: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -23,10 +24,18 @@ export function sendError(res: ServerResponse, error: ProxyErrorResponse, reques
   const text = body(error);
   const headers: string[] = ["Content-Type", "application/json", "Content-Length", String(Buffer.byteLength(text)), "X-Request-Id", requestId];
   if (error.retryAfter !== undefined) headers.push("Retry-After", String(error.retryAfter));
-  res.writeHead(error.status, headers).end(text);
+  res.writeHead(error.status, undefined, headers);
+  res.end(text);
 }
 
-/** The same answer written on a raw socket, for an upgrade request that cannot be tunnelled. */
+/** How long a socket answered with an error may wait for the client's FIN before it is cut. */
+const LINGER_MS = 5_000;
+
+/**
+ * The same answer written on a raw socket, for an upgrade request that cannot be tunnelled or a
+ * request the server refused; then the socket is ended. What the client still sends is read and
+ * dropped until its FIN (so the answer is not lost to a reset), for at most LINGER_MS.
+ */
 export function writeErrorToSocket(socket: Duplex, error: ProxyErrorResponse, requestId: string): void {
   if (socket.destroyed || !socket.writable) {
     socket.destroy();
@@ -38,4 +47,7 @@ export function writeErrorToSocket(socket: Duplex, error: ProxyErrorResponse, re
     `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ""}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
       `X-Request-Id: ${requestId}\r\n${retryAfter}Connection: close\r\n\r\n${text}`,
   );
+  socket.resume();
+  const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  socket.once("close", () => clearTimeout(linger));
 }

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Backend } from "../routes/route.ts";
 import { classifyFailure, type FailureKind, UpstreamTimeout } from "../upstream/upstream-errors.ts";
@@ -19,7 +18,6 @@ const EMPTY = Buffer.alloc(0);
  * the tunnel has closed. The tunnel counts as one request in flight on its machine while open.
  */
 export class UpgradeExchange extends Exchange {
-  readonly #req: IncomingMessage;
   readonly #client: Duplex;
   #head: Buffer;
   #upstream: Duplex | undefined;
@@ -27,9 +25,8 @@ export class UpgradeExchange extends Exchange {
   /** Sides of the tunnel still open (0 before it exists). */
   #open = 0;
 
-  constructor(config: ExchangeConfig, state: ServiceState, req: IncomingMessage, client: Duplex, head: Buffer, forward: ForwardRequest) {
-    super(config, state, req.method ?? "GET", req.url ?? "/", forward);
-    this.#req = req;
+  constructor(config: ExchangeConfig, state: ServiceState, method: string, target: string, client: Duplex, head: Buffer, forward: ForwardRequest) {
+    super(config, state, method, target, forward);
     this.#client = client;
     this.#head = head;
     client.once("close", () => this.#clientClosed());

@@ -7,6 +7,8 @@
  * response smuggling). Bodies are handed on as slices of the input, never copied.
  */
 
+import { checkControl, MAX_HEAD_BYTES, scanFields } from "../http/field-lines.ts";
+
 /** The final (non-1xx) response's head. */
 export interface ResponseHead {
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
@@ -32,8 +34,7 @@ export class ResponseParseError extends Error {
   readonly code = "EBADRESPONSE";
 }
 
-/** The same limit as node's http parser (--max-http-header-size): status line and headers, and trailers. */
-export const MAX_HEAD_BYTES = 16 * 1024;
+export { MAX_HEAD_BYTES };
 /** A chunk-size line with its extensions. */
 const MAX_CHUNK_LINE = 1024;
 
@@ -60,9 +61,7 @@ const CRLFCRLF = Buffer.from("\r\n\r\n", "latin1");
 /** The CRLF ending the last chunk's size line, which the trailer section is searched with: it ends at the first CRLFCRLF. */
 const CRLF = Buffer.from("\r\n", "latin1");
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
-/** tchar (RFC 9110 5.6.2), by latin1 code: what a field name is made of. */
-const TCHAR = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+const parseError = (message: string): Error => new ResponseParseError(message);
 const DIGITS = /^\d{1,15}$/;
 const CHUNK_LINE = /^([0-9A-Fa-f]{1,13})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
 
@@ -249,7 +248,7 @@ export class ResponseParser {
     if (this.#state === State.Trailers) {
       // The block is "" (no trailers) or "\r\nName: value..." (see CRLF). Trailers are checked, not
       // forwarded: the client's response is framed anew.
-      if (block.length > 0) scanFields(block.toString("latin1", 2), 0, [], "the trailers");
+      if (block.length > 0) scanFields(block.toString("latin1", 2), 0, [], "the trailers", parseError);
       this.#finish();
       return end;
     }
@@ -262,7 +261,7 @@ export class ResponseParser {
     let lineEnd = text.indexOf("\r\n");
     if (lineEnd < 0) lineEnd = text.length;
     const statusLine = text.slice(0, lineEnd);
-    checkControl(statusLine, 0, statusLine.length, "the status line");
+    checkControl(statusLine, 0, statusLine.length, "the status line", parseError);
     const status = STATUS_LINE.exec(statusLine);
     if (!status) throw new ResponseParseError(`malformed status line: ${JSON.stringify(statusLine.slice(0, 80))}`);
     const minorVersion = Number(status[1]);
@@ -273,7 +272,7 @@ export class ResponseParser {
     let transferEncoding = false;
     let connection: string | undefined;
     let keepAliveTimeoutMs: number | undefined;
-    scanFields(text, lineEnd + 2, rawHeaders, "the response head");
+    scanFields(text, lineEnd + 2, rawHeaders, "the response head", parseError);
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i] as string;
       const value = rawHeaders[i + 1] as string;
@@ -343,51 +342,9 @@ export class ResponseParser {
   }
 }
 
-/**
- * Checks the field lines of `text` from `at` (`name: value` separated by CRLF, no final CRLF) and
- * appends [name, value, ...] to `into`, values without the surrounding whitespace. `where` names
- * the section in errors.
- */
-function scanFields(text: string, at: number, into: string[], where: string): void {
-  const n = text.length;
-  while (at < n) {
-    let end = text.indexOf("\r\n", at);
-    if (end < 0) end = n;
-    let i = at;
-    while (i < end && TCHAR[text.charCodeAt(i)] === 1) i++;
-    if (i === end || i === at || text.charCodeAt(i) !== 58 /* : */) throw fieldError(text.slice(at, end), i - at);
-    const name = text.slice(at, i);
-    i++;
-    while (i < end && isWhitespace(text.charCodeAt(i))) i++;
-    let valueEnd = end;
-    while (valueEnd > i && isWhitespace(text.charCodeAt(valueEnd - 1))) valueEnd--;
-    checkControl(text, i, valueEnd, where);
-    into.push(name, i === valueEnd ? "" : text.slice(i, valueEnd));
-    at = end + 2;
-  }
-}
-
-/** Characters other than HTAB below 0x20, and DEL, have no place in a head: bare CRs and LFs among them. */
-function checkControl(text: string, from: number, to: number, where: string): void {
-  for (let k = from; k < to; k++) {
-    const c = text.charCodeAt(k);
-    if ((c < 32 && c !== 9) || c === 127) throw new ResponseParseError(`a control character (0x${c.toString(16).padStart(2, "0")}) in ${where}`);
-  }
-}
-
-function fieldError(line: string, nameLength: number): ResponseParseError {
-  const first = line.charCodeAt(0);
-  const shown = JSON.stringify(line.slice(0, 80));
-  if (first === 32 || first === 9) return new ResponseParseError(`obsolete line folding: ${shown}`);
-  if (nameLength === line.length) return new ResponseParseError(`a header line without a colon: ${shown}`);
-  if (nameLength === 0 && first === 58) return new ResponseParseError(`a header line without a name: ${shown}`);
-  return new ResponseParseError(`invalid header name: ${shown}`);
-}
-
 /** Keep-Alive: timeout=N (seconds) in ms, or undefined. */
 function keepAliveTimeout(value: string): number | undefined {
   const match = /(?:^|[,;\s])timeout\s*=\s*(\d{1,9})/i.exec(value);
   return match ? Number(match[1]) * 1000 : undefined;
 }
 
-const isWhitespace = (c: number): boolean => c === 32 || c === 9;

@@ -1,0 +1,147 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import { requestHead } from "../exchange/forward-headers.ts";
+import { type RequestHead, RequestParseError, RequestParser } from "./request-parser.ts";
+
+/**
+ * What a client sends is the client's to choose. Whatever the bytes, the parser either frames a
+ * sequence of requests or throws RequestParseError (the proxy's 4xx), never anything else; how the
+ * bytes are split into reads never changes where one request ends and the next begins (the
+ * route is decided per request, so a disagreement there is a smuggled request); and what it reads,
+ * written again as the proxy writes it to a machine, reads back the same.
+ */
+const RUNS = { numRuns: 1500, interruptAfterTimeLimit: 8_000 };
+
+interface Message {
+  method: string;
+  target: string;
+  rawHeaders: string[];
+  body: string;
+  upgrade: boolean;
+}
+
+interface Outcome {
+  messages: Message[];
+  error: string | undefined;
+}
+
+/** Parses every request in the stream, pipelined, as a connection does (reset after each). */
+function run(pieces: Buffer[]): Outcome {
+  const out: Outcome = { messages: [], error: undefined };
+  let current: Message | undefined;
+  let upgraded = false;
+  const parser = new RequestParser({
+    onHead: (head: RequestHead) => {
+      current = { method: head.method, target: head.target, rawHeaders: head.rawHeaders, body: "", upgrade: head.upgrade };
+      out.messages.push(current);
+    },
+    onBody: (chunk) => {
+      if (current) current.body += chunk.toString("latin1");
+    },
+    onEnd: () => {
+      if (current?.upgrade) upgraded = true;
+    },
+  });
+  try {
+    for (const piece of pieces) {
+      let at = 0;
+      while (at < piece.length && !upgraded) {
+        at = parser.feed(piece, at);
+        if (parser.done && !upgraded) parser.reset();
+      }
+      if (upgraded) break;
+    }
+  } catch (e) {
+    assert.ok(e instanceof RequestParseError, `threw ${e instanceof Error ? e.stack : String(e)}`);
+    assert.ok([400, 405, 417, 431, 501, 505].includes(e.status), `status ${e.status}`);
+    out.error = "refused";
+  }
+  return out;
+}
+
+const split = (bytes: Buffer, cuts: number[]): Buffer[] => {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const pieces: Buffer[] = [];
+  let from = 0;
+  for (const p of points) {
+    pieces.push(bytes.subarray(from, p));
+    from = p;
+  }
+  pieces.push(bytes.subarray(from));
+  return pieces.filter((p) => p.length > 0);
+};
+
+const part = fc.constantFrom(
+  "GET / HTTP/1.1\r\n", "POST /p HTTP/1.1\r\n", "GET / HTTP/1.0\r\n", "GET http://x/ HTTP/1.1\r\n", "GET / HTTP/2.0\r\n", "CONNECT a:1 HTTP/1.1\r\n",
+  "Host: a\r\n", "Host: b\r\n", "Host: a b\r\n", "Content-Length: 5\r\n", "Content-Length: 0\r\n", "Content-Length: -1\r\n", "Content-Length: 5, 5\r\n",
+  "Transfer-Encoding: chunked\r\n", "Transfer-Encoding: gzip, chunked\r\n", "Transfer-Encoding: chunked, identity\r\n", "Connection: close\r\n",
+  "Connection: upgrade\r\n", "Upgrade: websocket\r\n", "Expect: 100-continue\r\n", "Expect: x\r\n",
+  " folded\r\n", "X: \u0000\r\n", "Bad Name: x\r\n", "X:y\n", "\r\n", "\n", "\r",
+  "5\r\nhello\r\n", "0\r\n\r\n", "fffffffffffff\r\n", "5;ext=1\r\nhello\r\n", "0\r\nTrailer: x\r\n\r\n", "hello", "x".repeat(20_000),
+);
+const stream = fc.oneof(
+  fc.array(part, { maxLength: 14 }).map((parts) => Buffer.from(parts.join(""), "latin1")),
+  fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+  fc.tuple(fc.array(part, { maxLength: 10 }), fc.uint8Array({ maxLength: 20 }), fc.nat()).map(([parts, noise, at]) => {
+    const text = Buffer.from(parts.join(""), "latin1");
+    const i = at % (text.length + 1);
+    return Buffer.concat([text.subarray(0, i), Buffer.from(noise), text.subarray(i)]);
+  }),
+);
+
+test("any bytes: requests or a RequestParseError, the same however they are split into reads", () => {
+  fc.assert(
+    fc.property(stream, fc.array(fc.nat(), { maxLength: 6 }), (bytes, cuts) => {
+      const whole = run([bytes]);
+      assert.deepEqual(run(split(bytes, cuts)), whole);
+      assert.deepEqual(run([...bytes].map((b) => Buffer.from([b]))), whole);
+    }),
+    RUNS,
+  );
+});
+
+const token = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}$/);
+const fieldValue = fc.stringMatching(/^[\x21-\x7e]([\x20-\x7e]{0,20}[\x21-\x7e])?$/);
+const request = fc.record({
+  method: fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH"),
+  target: fc.stringMatching(/^\/[\x21-\x7e]{0,30}$/),
+  fields: fc.array(fc.tuple(token, fieldValue), { maxLength: 6 }),
+  body: fc.string({ maxLength: 40 }),
+  chunked: fc.boolean(),
+});
+
+test("a request read, then written as the proxy writes it upstream, reads back the same (head, body, and where it ends)", () => {
+  const framing = new Set(["host", "content-length", "transfer-encoding", "connection", "upgrade", "expect"]);
+  fc.assert(
+    fc.property(fc.array(request, { minLength: 1, maxLength: 3 }), fc.array(fc.nat(), { maxLength: 6 }), (requests, cuts) => {
+      const wire = requests
+        .map((r) => {
+          const fields: string[] = ["Host", "svc.test"];
+          for (const [name, value] of r.fields) if (!framing.has(name.toLowerCase())) fields.push(name, value);
+          const body = Buffer.from(r.body, "latin1");
+          if (!r.chunked) fields.push("Content-Length", String(body.length));
+          const chunkedBody = body.length > 0 ? `${body.length.toString(16)}\r\n${r.body}\r\n0\r\n\r\n` : "0\r\n\r\n";
+          return requestHead(r.method, r.target, fields, r.chunked) + (r.chunked ? chunkedBody : r.body);
+        })
+        .join("");
+      const bytes = Buffer.from(wire, "latin1");
+      const first = run(split(bytes, cuts));
+      assert.equal(first.error, undefined);
+      assert.equal(first.messages.length, requests.length);
+      // Written again as HttpExchange does (the parser's fields, the body re-chunked when it came chunked): the same messages.
+      const again = first.messages
+        .map((m, i) => {
+          const chunked = requests[i]?.chunked === true;
+          const fields = m.rawHeaders;
+          const pairs: string[] = [];
+          for (let k = 0; k < fields.length; k += 2) if (!/^transfer-encoding$/i.test(fields[k] ?? "")) pairs.push(fields[k] as string, fields[k + 1] as string);
+          const body = m.body.length > 0 ? `${Buffer.byteLength(m.body, "latin1").toString(16)}\r\n${m.body}\r\n0\r\n\r\n` : "0\r\n\r\n";
+          return requestHead(m.method, m.target, pairs, chunked) + (chunked ? body : m.body);
+        })
+        .join("");
+      assert.deepEqual(run([Buffer.from(again, "latin1")]), first);
+    }),
+    { numRuns: 300, interruptAfterTimeLimit: 8_000 },
+  );
+});
