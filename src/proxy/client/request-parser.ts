@@ -103,6 +103,8 @@ export class RequestParser {
   #partial: Buffer | undefined;
   #remaining = 0;
   #crlfSeen = 0;
+  /** The last read ended with a CR before any request line: the next byte must be its LF. */
+  #crBeforeStart = false;
 
   constructor(events: RequestEvents) {
     this.#events = events;
@@ -128,6 +130,7 @@ export class RequestParser {
     if (this.#state !== State.Done) throw new Error(`RequestParser.reset() before the message ended (state ${this.#state})`);
     this.#state = State.Start;
     this.#partial = undefined;
+    this.#crBeforeStart = false;
   }
 
   /**
@@ -155,8 +158,24 @@ export class RequestParser {
           throw badRequest("the request was already refused");
         case State.Start:
           // RFC 9112 2.2: empty lines before a request line are ignored (some clients send one after a POST body).
+          // An empty line may span reads: a CR that ended the last one is taken with the LF that starts this one.
+          if (this.#crBeforeStart) {
+            this.#crBeforeStart = false;
+            if (data[at] === LF) {
+              at += 1;
+              continue;
+            }
+            // Not an empty line: the CR starts the head, judged with it as if it came in one read.
+            this.#partial = Buffer.from([CR]);
+            this.#state = State.Head;
+            continue;
+          }
           while (at + 1 < n && data[at] === CR && data[at + 1] === LF) at += 2;
           if (at === n) return at;
+          if (at + 1 === n && data[at] === CR) {
+            this.#crBeforeStart = true;
+            return n;
+          }
           this.#state = State.Head;
           break;
         case State.Head:
