@@ -1,0 +1,44 @@
+/**
+ * The settings compared by bench/density: today's defaults ("before"), each change alone, then
+ * all together. Each says what it changes and which apps it applies to (a V8 flag means nothing
+ * to a static C program).
+ */
+import type { FragmentName } from "../../src/kernel/kernel-fragments.ts";
+
+export interface DensityVariant {
+  name: string;
+  what: string;
+  /** QemuHypervisor's density options. */
+  tcgTranslationCacheMiB?: number;
+  freePageReporting?: boolean;
+  /** Kernel fragments added to the image's own. */
+  kernelFragments?: FragmentName[];
+  /** Env for the app (NODE_OPTIONS for node's V8 flags). */
+  env?: Record<string, string>;
+  /** Turn KSM on for this variant's machines (and back off after). */
+  ksm?: boolean;
+  /** Only for apps of this runtime. */
+  runtime?: "node";
+}
+
+/** Small V8 heaps: a 1 MiB young generation (node 20 allows up to 16 MiB per semi-space) and one V8 worker thread. */
+export const SMALL_HEAP_NODE_OPTIONS = "--max-semi-space-size=1 --v8-pool-size=1";
+
+export const VARIANTS: DensityVariant[] = [
+  { name: "before", what: "today's defaults: tb-size=256, HZ=250 periodic, no balloon, KSM off" },
+  { name: "tb-64", what: "TCG translation cache 64 MiB", tcgTranslationCacheMiB: 64 },
+  { name: "tb-32", what: "TCG translation cache 32 MiB", tcgTranslationCacheMiB: 32 },
+  { name: "v8-small", what: `NODE_OPTIONS=${SMALL_HEAP_NODE_OPTIONS}`, env: { NODE_OPTIONS: SMALL_HEAP_NODE_OPTIONS }, runtime: "node" },
+  { name: "tickless", what: "kernel: NO_HZ_IDLE, HZ=100 (tickless fragment)", kernelFragments: ["tickless"] },
+  { name: "balloon", what: "kernel virtio-balloon + QEMU free-page-reporting=on", kernelFragments: ["balloon"], freePageReporting: true },
+  { name: "ksm", what: "KSM on (4000 pages / 50 ms) while the machines run", ksm: true },
+  {
+    name: "all",
+    what: "all of the above, tb-size 32",
+    tcgTranslationCacheMiB: 32,
+    freePageReporting: true,
+    kernelFragments: ["tickless", "balloon"],
+    env: { NODE_OPTIONS: SMALL_HEAP_NODE_OPTIONS },
+    ksm: true,
+  },
+];
