@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { applyKsmSettings, KSM_DENSITY_SETTINGS, ksmAvailable, readKsmSettings, readKsmStats } from "./ksm.ts";
+import { applyKsmSettings, enableKsmForMachines, KSM_DENSITY_SETTINGS, ksmAvailable, readKsmSettings, readKsmStats } from "./ksm.ts";
 
 /** A stand-in for /sys/kernel/mm/ksm: the same files, in a temp dir. */
 function fakeKsmDir(values: Record<string, string>): string {
@@ -35,4 +35,13 @@ test("KSM statistics are read from their files; a host without KSM says so", (t)
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   assert.deepEqual(readKsmStats(dir), { pagesShared: 10, pagesSharing: 250, fullScans: 3 });
   assert.equal(ksmAvailable(join(dir, "absent")), false);
+});
+
+test("--ksm on a host without KSM, or whose settings cannot be written, is a clear error and changes nothing", (t) => {
+  const dir = fakeKsmDir({ run: "0", pages_to_scan: "100", sleep_millisecs: "20" });
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  assert.throws(() => enableKsmForMachines(join(dir, "absent")), /--ksm: this host's kernel has no KSM/);
+  rmSync(join(dir, "sleep_millisecs"));
+  assert.throws(() => enableKsmForMachines(dir), /--ksm: cannot set/);
+  assert.equal(readFileSync(join(dir, "run"), "utf8").trim(), "0", "ksmd was not started");
 });

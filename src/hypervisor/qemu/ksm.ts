@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { userError } from "../../shared/errors.ts";
 
 /**
  * Kernel samepage merging, an operator's opt-in: QEMU marks guest RAM mergeable (mem-merge is on
@@ -57,4 +58,18 @@ export function applyKsmSettings(settings: KsmSettings, dir = KSM_DIR): () => vo
   return () => {
     for (const knob of [...order].reverse()) writeFileSync(join(dir, knob), String(before[knob]));
   };
+}
+
+/**
+ * `pith up --ksm` / `pith agent --ksm`: KSM on at Pith's pace while the process runs; the undo
+ * puts the host's settings back. A host without KSM, or a user who may not write its settings,
+ * gets an error saying so before anything starts.
+ */
+export function enableKsmForMachines(dir = KSM_DIR): () => void {
+  if (!ksmAvailable(dir)) throw userError("KSM_UNAVAILABLE", `--ksm: this host's kernel has no KSM (${dir} is missing)`);
+  try {
+    return applyKsmSettings(KSM_DENSITY_SETTINGS, dir);
+  } catch (e) {
+    throw userError("KSM_UNAVAILABLE", `--ksm: cannot set ${dir}: ${(e as Error).message}`, "run as root, or drop --ksm");
+  }
 }
