@@ -6,7 +6,7 @@
  * over a window after all are ready), and stop them before the next variant.
  *
  *   npx tsx bench/density/run.ts [--count N (4)] [--apps hello-ts,static-c] [--variants before,tb-32,...]
- *                                [--idle-seconds S (20)] [--reserve-mib M (4096)] [--max-ready-seconds S (90)]
+ *                                [--idle-seconds S (20)] [--reserve-mib M (4096)] [--max-ready-seconds S (90)] [--build-kernels]
  *
  * Bounds: no new machine once the host's MemAvailable is below --reserve-mib, or once a machine
  * took longer than --max-ready-seconds to be ready (the host's CPU is saturated). Machines per
@@ -25,7 +25,7 @@ import { QemuHypervisor } from "../../src/hypervisor/qemu/qemu-hypervisor.ts";
 import { inspectProcesses } from "../../src/hypervisor/qemu/qemu-discovery.ts";
 import { buildImage } from "../../src/image/image-builder.ts";
 import { bootFiles } from "../../src/image/image-store.ts";
-import { ensureKernel } from "../../src/kernel/kernel-builder.ts";
+import { cachedKernel, ensureKernel } from "../../src/kernel/kernel-builder.ts";
 import { loadAppManifest } from "../../src/manifest/app-manifest.ts";
 import { pithRoot } from "../../src/shared/paths.ts";
 import { streamProgress } from "../../src/shared/progress.ts";
@@ -41,11 +41,12 @@ const { values: flags } = parseArgs({
     "idle-seconds": { type: "string", default: "20" },
     "reserve-mib": { type: "string", default: "4096" },
     "max-ready-seconds": { type: "string", default: "90" },
+    "build-kernels": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (flags.help) {
-  process.stdout.write(`usage: npx tsx bench/density/run.ts [--count N] [--apps a,b] [--variants ${VARIANTS.map((v) => v.name).join(",")}] [--idle-seconds S] [--reserve-mib M] [--max-ready-seconds S]\n`);
+  process.stdout.write(`usage: npx tsx bench/density/run.ts [--count N] [--apps a,b] [--variants ${VARIANTS.map((v) => v.name).join(",")}] [--idle-seconds S] [--reserve-mib M] [--max-ready-seconds S] [--build-kernels]\n`);
   process.exit(0);
 }
 const wholeNumber = (name: string, text: string, min: number): number => {
@@ -112,12 +113,16 @@ async function ksmSettled(): Promise<void> {
   log(`  ksm: ${pagesShared} pages shared, ${pagesSharing} sharing (${mib((pagesSharing * 4096) / 1024)} MiB saved)`);
 }
 
-async function measure(app: string, variant: DensityVariant, runtime: "node" | "native"): Promise<Result> {
+/** The variant's measurements, or why it was skipped. */
+async function measure(app: string, variant: DensityVariant, runtime: "node" | "native"): Promise<Result | string> {
   const dir = join(pithRoot(), "examples", app);
   const image = await buildImage(await loadAppManifest(dir), streamProgress(`building ${app}`));
   let files = await bootFiles(image);
   if (variant.kernelFragments) {
-    const kernel = await ensureKernel([...image.record.kernel.fragments, ...variant.kernelFragments], streamProgress(`kernel for ${app} ${variant.name}`));
+    const fragments = [...image.record.kernel.fragments, ...variant.kernelFragments];
+    // A kernel build takes 5-45 minutes here: only with --build-kernels does the bench wait for one.
+    const kernel = flags["build-kernels"] ? await ensureKernel(fragments, streamProgress(`kernel for ${app} ${variant.name}`)) : await cachedKernel(fragments);
+    if (!kernel) return `no kernel built for ${fragments.join("+")} (build it with \`pith kernel build -f ${fragments.join(",")}\` or pass --build-kernels)`;
     files = { ...files, kernel: kernel.vmlinux };
   }
   const hypervisor = new QemuHypervisor({
@@ -188,12 +193,18 @@ log(`density: ${count} machine(s) per app and variant, idle window ${idleSeconds
 for (const app of flags.apps.split(",")) if (app === "static-c") execFileSync("make", ["-s", "-C", join(pithRoot(), "examples", app)]);
 
 const results: Result[] = [];
+const skipped: string[] = [];
 for (const app of flags.apps.split(",")) {
   const runtime = (await loadAppManifest(join(pithRoot(), "examples", app))).source.kind === "entry" ? "node" : "native";
   for (const variant of variants) {
     if (variant.runtime && variant.runtime !== runtime) continue;
     log(`${app} ${variant.name}: ${variant.what}`);
     const result = await measure(app, variant, runtime);
+    if (typeof result === "string") {
+      log(`  skipped: ${result}`);
+      skipped.push(`${app} ${variant.name}: ${result}`);
+      continue;
+    }
     results.push(result);
     log(`  -> PSS median ${mib(median(result.pssKiB))} MiB, idle CPU median ${(median(result.cpuFraction) * 100).toFixed(2)}% of a core`);
   }
@@ -212,4 +223,5 @@ for (const r of results) {
       `${(cpu * 100).toFixed(2)}% (${(Math.max(...r.cpuFraction) * 100).toFixed(2)}%) | ${Math.floor(host.total / pss)} | ${cpu > 0 ? Math.floor(cores / cpu) : "inf"} |`,
   );
 }
+for (const line of skipped) lines.push(`skipped: ${line}`);
 process.stdout.write(`${lines.join("\n")}\n`);
