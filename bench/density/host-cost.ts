@@ -3,7 +3,7 @@
  * processes counts 1/n to each, so the sum over machines is what they take together) and CPU as
  * utime+stime, of its QEMU and its pith-net.
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 
 /** Clock ticks per second, the unit of utime and stime in /proc/PID/stat. */
@@ -36,4 +36,17 @@ export function hostMemoryKiB(): { total: number; available: number } {
   const text = readFileSync("/proc/meminfo", "utf8");
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB$`, "m").exec(text)?.[1] ?? NaN);
   return { total: field("MemTotal"), available: field("MemAvailable") };
+}
+
+/** The pid of a kernel thread by name (ksmd), or undefined. */
+export function kernelThreadPid(name: string): number | undefined {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() === name) return Number(entry);
+    } catch {
+      // gone while we looked
+    }
+  }
+  return undefined;
 }

@@ -3,7 +3,8 @@
  * defaults, each density change alone, all together), start idle machines with Pith's
  * QemuHypervisor, jailed as in production, one after another until --count or a bound, then
  * measure each machine's memory (PSS of its QEMU and its pith-net) and idle CPU (utime+stime
- * over a window after all are ready), and stop them before the next variant.
+ * over a window after all are ready, plus its share of ksmd's where KSM is on), and stop them
+ * before the next variant.
  *
  *   npx tsx bench/density/run.ts [--count N (4)] [--apps hello-ts,static-c] [--variants before,tb-32,...]
  *                                [--idle-seconds S (20)] [--reserve-mib M (4096)] [--max-ready-seconds S (90)] [--build-kernels]
@@ -30,7 +31,7 @@ import { loadAppManifest } from "../../src/manifest/app-manifest.ts";
 import { pithRoot } from "../../src/shared/paths.ts";
 import { streamProgress } from "../../src/shared/progress.ts";
 import { cleanupOnExit, killProcessGroup } from "../bench-process.ts";
-import { CLOCK_TICKS_PER_SECOND, cpuTicks, hostMemoryKiB, pssKiB } from "./host-cost.ts";
+import { CLOCK_TICKS_PER_SECOND, cpuTicks, hostMemoryKiB, kernelThreadPid, pssKiB } from "./host-cost.ts";
 import { VARIANTS, type DensityVariant } from "./variants.ts";
 
 const { values: flags } = parseArgs({
@@ -160,11 +161,16 @@ async function measure(app: string, variant: DensityVariant, runtime: "node" | "
     await sleep(5000);
     if (variant.ksm) await ksmSettled();
     const pids = await Promise.all(machines.map(hostPids));
+    // ksmd works for the machines: its CPU is theirs, shared equally.
+    const ksmd = variant.ksm ? kernelThreadPid("ksmd") : undefined;
+    const ksmdBefore = ksmd ? cpuTicks(ksmd) : 0;
     const ticksBefore = pids.map((ps) => ps.reduce((sum, pid) => sum + cpuTicks(pid), 0));
     const windowStart = performance.now();
     await sleep(idleSeconds * 1000);
     const windowSeconds = (performance.now() - windowStart) / 1000;
-    const cpuFraction = pids.map((ps, i) => (ps.reduce((sum, pid) => sum + cpuTicks(pid), 0) - ticksBefore[i]!) / CLOCK_TICKS_PER_SECOND / windowSeconds);
+    const ksmdShare = ksmd ? (cpuTicks(ksmd) - ksmdBefore) / CLOCK_TICKS_PER_SECOND / windowSeconds / machines.length : 0;
+    if (ksmd) log(`  ksmd: ${(ksmdShare * machines.length * 100).toFixed(1)}% of a core, ${(ksmdShare * 100).toFixed(2)}% per machine`);
+    const cpuFraction = pids.map((ps, i) => (ps.reduce((sum, pid) => sum + cpuTicks(pid), 0) - ticksBefore[i]!) / CLOCK_TICKS_PER_SECOND / windowSeconds + ksmdShare);
     const pss = pids.map((ps) => ps.reduce((sum, pid) => sum + pssKiB(pid), 0));
     // Every machine must still be alive and serving: a cost measured on a dead machine is no cost.
     for (const machine of machines) {

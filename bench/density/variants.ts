@@ -32,7 +32,7 @@ export const VARIANTS: DensityVariant[] = [
   { name: "v8-small", what: `NODE_OPTIONS=${SMALL_HEAP_NODE_OPTIONS}`, env: { NODE_OPTIONS: SMALL_HEAP_NODE_OPTIONS }, runtime: "node" },
   { name: "tickless", what: "kernel: NO_HZ_IDLE, HZ=100 (tickless fragment)", kernelFragments: ["tickless"] },
   { name: "balloon", what: "kernel virtio-balloon + QEMU free-page-reporting=on", kernelFragments: ["balloon"], freePageReporting: true },
-  { name: "ksm", what: "KSM on (4000 pages / 50 ms) while the machines run", ksm: true },
+  { name: "ksm", what: "KSM on (1000 pages / 100 ms) while the machines run; ksmd's CPU shared among them", ksm: true },
   {
     // No kernel change: neither opt-in kernel had finished building on this host for the first
     // measured run (2026-12-06); "all-kernels" adds them.
