@@ -43,6 +43,14 @@ export const VARIANTS: DensityVariant[] = [
     ksm: true,
   },
   {
+    name: "all-tickless",
+    what: "all, with the tickless kernel",
+    tcgTranslationCacheMiB: 32,
+    kernelFragments: ["tickless"],
+    env: { NODE_OPTIONS: SMALL_HEAP_NODE_OPTIONS },
+    ksm: true,
+  },
+  {
     name: "all-kernels",
     what: "all, with the tickless and balloon kernel and free page reporting",
     tcgTranslationCacheMiB: 32,
