@@ -33,14 +33,9 @@ const DEFAULT_EXPECTED_STEPS = 1000;
  */
 export async function ensureKernel(fragments: FragmentName[], progress: Progress = silentProgress): Promise<KernelInfo> {
   const source = await ensureLinuxSource(progress);
-  const texts = await Promise.all(fragments.map(readFragment));
-  const fragmentsKey = sha256(JSON.stringify([source.version, fragments, texts]));
-  const indexFile = join(kernelCacheDir(), "by-fragments", fragmentsKey);
-  const indexed = await readFile(indexFile, "utf8").catch(() => undefined);
-  if (indexed) {
-    const cached = await readKernelInfo(indexed.trim());
-    if (cached) return cached;
-  }
+  const { fragmentsKey, indexFile } = await fragmentsIndex(source.version, fragments);
+  const cached = await indexedKernel(indexFile);
+  if (cached) return cached;
 
   const workDir = join(kernelCacheDir(), "build", `${fragmentsKey.slice(0, 16)}-${process.pid}`);
   await rm(workDir, { recursive: true, force: true });
@@ -57,6 +52,24 @@ export async function ensureKernel(fragments: FragmentName[], progress: Progress
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/** The kernel already built for these fragments, or undefined: never builds (bench/density skips what is not built). */
+export async function cachedKernel(fragments: FragmentName[]): Promise<KernelInfo | undefined> {
+  const source = await ensureLinuxSource();
+  return indexedKernel((await fragmentsIndex(source.version, fragments)).indexFile);
+}
+
+/** The fragments' text names their kernel in a small index, so a cached kernel is found without configuring one. */
+async function fragmentsIndex(sourceVersion: string, fragments: FragmentName[]): Promise<{ fragmentsKey: string; indexFile: string }> {
+  const texts = await Promise.all(fragments.map(readFragment));
+  const fragmentsKey = sha256(JSON.stringify([sourceVersion, fragments, texts]));
+  return { fragmentsKey, indexFile: join(kernelCacheDir(), "by-fragments", fragmentsKey) };
+}
+
+async function indexedKernel(indexFile: string): Promise<KernelInfo | undefined> {
+  const indexed = await readFile(indexFile, "utf8").catch(() => undefined);
+  return indexed ? readKernelInfo(indexed.trim()) : undefined;
 }
 
 interface MakeOptions {

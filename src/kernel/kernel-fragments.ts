@@ -7,7 +7,11 @@ import { pithRoot } from "../shared/paths.ts";
  * A kernel starts from `make tinyconfig` and gains a fragment only for what the app declared.
  * The set of fragments is deliberately small: every distinct combination is a ~5-minute build.
  */
-export const FRAGMENTS = ["base", "network", "node-runtime", "runtime-disk", "volume", "smp"] as const;
+/**
+ * `tickless` and `balloon` are density opt-ins no manifest asks for (yet): bench/density builds
+ * kernels with them to measure what an idle machine costs the host.
+ */
+export const FRAGMENTS = ["base", "network", "node-runtime", "runtime-disk", "volume", "smp", "tickless", "balloon"] as const;
 export type FragmentName = (typeof FRAGMENTS)[number];
 
 export interface KernelNeeds {

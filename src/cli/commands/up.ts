@@ -3,6 +3,7 @@ import { defaultNodeName, NodeAgent } from "../../agent/node-agent.ts";
 import { PithClient } from "../../client/index.ts";
 import { chooseAccelerator } from "../../hypervisor/qemu/accelerator.ts";
 import { QemuHypervisor } from "../../hypervisor/qemu/qemu-hypervisor.ts";
+import { enableKsmForMachines } from "../../hypervisor/qemu/ksm.ts";
 import { findHaproxy } from "../../proxy/haproxy/haproxy-process.ts";
 import { PROXY_ENGINES, type ProxyEngineName } from "../../proxy/proxy-engine.ts";
 import { startProxy } from "../../proxy/run-proxy.ts";
@@ -25,6 +26,8 @@ function parseEngine(flag: string, text: string): ProxyEngineName {
   if (engine === "haproxy") findHaproxy();
   return engine;
 }
+
+const KSM_HELP = "share identical memory pages between machines (KSM) while this runs; only where machines trust each other (see the security model)";
 
 function parsePort(text: string): number {
   const port = Number(text);
@@ -70,8 +73,10 @@ export function registerUp(program: Command): void {
     .option("--node <name>", "this node's name (default: the host name)")
     .option("--proxy-port <port>", "port the HTTP proxy listens on (127.0.0.1 unless --host says otherwise)", "8080")
     .option("--proxy-engine <engine>", "the proxy's data path: node (in this process) or haproxy (HAProxy 2.6, driven by Pith)", "node")
-    .action(async (options: { host: string; port: string; node?: string; proxyPort: string; proxyEngine: string }) => {
+    .option("--ksm", KSM_HELP)
+    .action(async (options: { host: string; port: string; node?: string; proxyPort: string; proxyEngine: string; ksm?: boolean }) => {
       const engine = parseEngine("--proxy-engine", options.proxyEngine);
+      const undoKsm = options.ksm ? enableKsmForMachines() : undefined;
       const plane = await startControlPlane({ host: options.host, port: parsePort(options.port), log: log("control-plane") });
       // The in-process agent and proxy hold only what their roles allow, like remote ones would.
       const node = options.node ?? defaultNodeName();
@@ -92,6 +97,7 @@ export function registerUp(program: Command): void {
         agent.stop();
         await proxy.close();
         await plane.close();
+        undoKsm?.();
       });
     });
 
@@ -135,10 +141,15 @@ export function registerUp(program: Command): void {
     .option("--node <name>", "this node's name (default: the host name)")
     .option("--address <ip>", "this host's address that proxies on other hosts reach its machines at (their ports are forwarded there instead of 127.0.0.1)")
     .option("--allow-public-address", "let --address be an address outside loopback and the private ranges, publishing machines' ports there")
-    .action(async (options: { node?: string; address?: string; allowPublicAddress?: boolean }, command: Command) => {
+    .option("--ksm", KSM_HELP)
+    .action(async (options: { node?: string; address?: string; allowPublicAddress?: boolean; ksm?: boolean }, command: Command) => {
       const address = options.address === undefined ? undefined : checkAgentAddress(options.address, options.allowPublicAddress === true);
       const { server, token } = resolveClientConfig({ flags: globalClientFlags(command) });
+      const undoKsm = options.ksm ? enableKsmForMachines() : undefined;
       const agent = await startAgent(server, token, options.node ?? defaultNodeName(), address);
-      onExit(() => agent.stop());
+      onExit(() => {
+        agent.stop();
+        undoKsm?.();
+      });
     });
 }

@@ -49,6 +49,12 @@ test("TCG gets a TSC rate and RDRAND; KVM gets the host CPU and no TSC override"
   assert.deepEqual(valueOf(qemuArgv({ ...spec, vcpus: 2 }), "-accel"), ["tcg,tb-size=256,thread=multi"]);
 });
 
+test("density settings: a chosen translation cache size, and a free-page-reporting balloon only when asked", () => {
+  assert.deepEqual(valueOf(qemuArgv({ ...spec, tcgTranslationCacheMiB: 32 }), "-accel"), ["tcg,tb-size=32"]);
+  assert.ok(!valueOf(qemuArgv(spec), "-device").some((d) => d.startsWith("virtio-balloon")), "no balloon by default");
+  assert.ok(valueOf(qemuArgv({ ...spec, freePageReporting: true }), "-device").includes("virtio-balloon-device,free-page-reporting=on"));
+});
+
 test("the machine is findable by name, boots the PVH kernel with qboot, and exits instead of rebooting", () => {
   const argv = qemuArgv(spec);
   assert.deepEqual(valueOf(argv, "-name"), ["pith:agent.node-a/web-1"]);

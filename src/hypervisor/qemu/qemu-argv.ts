@@ -50,6 +50,13 @@ export interface QemuMachineSpec {
    * calls, no fork or exec. Off only where the jail's cost is measured (bench/jail).
    */
   sandbox?: boolean;
+  /** The TCG translation cache in MiB; TCG_TRANSLATION_CACHE_MIB when absent. */
+  tcgTranslationCacheMiB?: number;
+  /**
+   * A virtio-balloon device with free page reporting: a guest kernel with the driver (the
+   * `balloon` fragment) reports the pages it freed, and QEMU hands them back to the host.
+   */
+  freePageReporting?: boolean;
 }
 
 /** The TCG translation cache, in MiB (part of a machine's stated VMM overhead). */
@@ -67,7 +74,7 @@ export function qemuArgv(spec: QemuMachineSpec): string[] {
     // microvm: no PCI, no ACPI, virtio-mmio only. The legacy PIT/PIC/RTC and ISA serial are
     // what the guest's clock and console need to boot reliably under TCG.
     "-M", "microvm,x-option-roms=off,isa-serial=on,pit=on,pic=on,rtc=on,acpi=off",
-    ...acceleratorArgs(spec.accelerator, spec.vcpus),
+    ...acceleratorArgs(spec.accelerator, spec.vcpus, spec.tcgTranslationCacheMiB ?? TCG_TRANSLATION_CACHE_MIB),
     "-m", `${spec.memoryMiB}M`,
     "-smp", String(spec.vcpus),
     // The guest ends by rebooting (it has no ACPI to power off): make that an exit.
@@ -97,18 +104,19 @@ export function qemuArgv(spec: QemuMachineSpec): string[] {
     argv.push("-drive", `file=${optValue(path)},if=none,id=volume${i},format=raw,discard=unmap`, "-device", `virtio-blk-device,drive=volume${i}`);
   });
   if (spec.network) argv.push(...networkArgs(spec.network));
+  if (spec.freePageReporting) argv.push("-device", "virtio-balloon-device,free-page-reporting=on");
   if (spec.incomingFd !== undefined) argv.push("-S", "-incoming", `fd:${spec.incomingFd}`);
   if (spec.sandbox) argv.push("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
   return argv;
 }
 
-function acceleratorArgs(accelerator: Accelerator, vcpus: number): string[] {
+function acceleratorArgs(accelerator: Accelerator, vcpus: number, translationCacheMiB: number): string[] {
   if (accelerator === "kvm") return ["-accel", "kvm", "-cpu", "host"];
   // `max` gives the guest RDRAND, which seeds its random pool at once instead of stalling
   // getrandom() in early userspace. Multi-threaded TCG spreads vCPUs over host cores. The
   // translation cache is capped (QEMU's default reserves up to 1 GiB), so a machine's host memory
   // has a bound its cgroup can state: guest RAM plus this plus QEMU itself.
-  return ["-accel", `tcg,tb-size=${TCG_TRANSLATION_CACHE_MIB}${vcpus > 1 ? ",thread=multi" : ""}`, "-cpu", "max"];
+  return ["-accel", `tcg,tb-size=${translationCacheMiB}${vcpus > 1 ? ",thread=multi" : ""}`, "-cpu", "max"];
 }
 
 export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "kernelArgs" | "network">): string {

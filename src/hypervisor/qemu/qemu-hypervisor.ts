@@ -38,8 +38,11 @@ export class QemuHypervisor implements Hypervisor {
 
   /** `owner` scopes recover(): each manager of machines (pith run, an agent) sees only its own. */
   /** `unconfined` runs QEMU without the jail: only bench/jail uses it, to measure the jail's cost. */
-  /** `forwardAddress`: where listen ports are forwarded (an agent's --address); default loopback. */
-  constructor(private readonly options: { owner: string; unconfined?: boolean; forwardAddress?: string } = { owner: "run" }) {
+  /**
+   * `forwardAddress`: where listen ports are forwarded (an agent's --address); default loopback.
+   * `tcgTranslationCacheMiB` and `freePageReporting` are density settings (see QemuMachineSpec); bench/density compares them.
+   */
+  constructor(private readonly options: { owner: string; unconfined?: boolean; forwardAddress?: string; tcgTranslationCacheMiB?: number; freePageReporting?: boolean } = { owner: "run" }) {
     if (!/^[a-z0-9][a-z0-9.-]*$/.test(options.owner)) throw new Error(`invalid machine owner "${options.owner}"`);
     const problem = options.forwardAddress === undefined ? undefined : nodeAddressProblem(options.forwardAddress);
     if (problem) throw new Error(`invalid forward address: ${problem}`);
@@ -175,6 +178,8 @@ export class QemuHypervisor implements Hypervisor {
       // In the run dir, which both QEMU (inside its root) and pith-net may reach.
       ...(hasNetwork ? { network: { socketPath: join(jail.runDir, "net.sock") } } : {}),
       ...(this.options.unconfined ? {} : { sandbox: true }),
+      ...(this.options.tcgTranslationCacheMiB !== undefined ? { tcgTranslationCacheMiB: this.options.tcgTranslationCacheMiB } : {}),
+      ...(this.options.freePageReporting ? { freePageReporting: true } : {}),
     };
     jail.report.seccomp = qemuSpec.sandbox === true;
     // QEMU opens these before the guest runs; inside the jail they are all it can see of the host
