@@ -140,7 +140,7 @@ spec: { capacity: { memoryMiB: 4096, vcpus: 4 }, accelerator: tcg }
     const machines = await pith(["get", "m", "-o", "wide"]);
     assert.match(machines.stdout, /^NAME\s+SERVICE\s+PHASE\s+NODE\s+READY-IN\s+AGE\s+PID\s+ADDRESS\s+ACCEL\s+FROM\s+REASON\n/);
     assert.match(machines.stdout, /web-abc12\s+web\s+ready\s+n1\s+1\.2s\s+\d+s\s+4242\s+http:\/\/127\.0\.0\.1:41000\s+tcg\s+-\s+-\n/);
-    assert.match((await pith(["get", "nodes"])).stdout, /n1\s+Ready\s+tcg\s+1\s+512\/4096 MiB\s+\d+s\n/);
+    assert.match((await pith(["get", "nodes"])).stdout, /n1\s+Ready\s+loopback\s+tcg\s+1\s+512\/4096 MiB\s+\d+s\n/);
 
     const json = JSON.parse((await pith(["get", "service", "-o", "json"])).stdout) as { kind: string; items: Service[]; metadata: { resourceVersion: string } };
     assert.equal(json.kind, "ServiceList");
