@@ -38,7 +38,7 @@ describe("examples/static-c on QEMU", { skip, timeout: 600_000 }, () => {
     const machine = await startMachine(t, image, { env: { PORT: "9090" } });
     await machine.whenReady();
     const helper = await netHelperOf(machine);
-    assert.deepEqual(helper.forwards, [{ hostPort: machine.ports[0]!.hostPort, guestPort: 8080 }]);
+    assert.deepEqual(helper.forwards, [{ address: "127.0.0.1", hostPort: machine.ports[0]!.hostPort, guestPort: 8080 }]);
     assert.deepEqual(await listeningTcp(helper.pid), [`127.0.0.1:${machine.ports[0]!.hostPort}`], "the one declared port, on loopback only");
     // The declared port's forward finds nothing listening behind it: no HTTP answer comes back.
     await assert.rejects(httpGet(machine.ports[0]!.url, 3000));
