@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { CLIENT_SERVERS } from "./proxy-server.ts";
-import { FakeRoutes, send, startBackend, startProxy, type TestBackend, type TestProxy, until } from "./test-support.ts";
+import { closedAfterSuite, FakeRoutes, send, startBackend, startProxy, type TestBackend, type TestProxy, until } from "./test-support.ts";
 
 /** A raw client connection to the proxy, collecting what it answers. */
 function rawClient(port: number): { socket: Socket; text: () => string; closed: () => boolean } {
@@ -18,20 +18,7 @@ function rawClient(port: number): { socket: Socket; text: () => string; closed: 
 
 /** What reaches machines and clients through the proxy's client side: what a hostile client can and cannot do. */
 describe("proxy client side", () => {
-  const cleanup: (() => Promise<void>)[] = [];
-  after(async () => {
-    for (const close of cleanup.reverse()) await close();
-  });
-  const backend = async (...args: Parameters<typeof startBackend>): Promise<TestBackend> => {
-    const b = await startBackend(...args);
-    cleanup.push(b.close);
-    return b;
-  };
-  const proxyFor = async (routes: FakeRoutes, options: Parameters<typeof startProxy>[1] = {}): Promise<TestProxy> => {
-    const p = await startProxy(routes, options);
-    cleanup.push(p.close);
-    return p;
-  };
+  const { backend, proxyFor } = closedAfterSuite();
 
   test("a request smuggled behind Content-Length and Transfer-Encoding never reaches a machine: 400, connection closed", async () => {
     const a = await backend("a");

@@ -3,27 +3,14 @@ import { once } from "node:events";
 import { type IncomingMessage, request } from "node:http";
 import { connect, createServer as createTcpServer, type Socket } from "node:net";
 import { PassThrough } from "node:stream";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { metricsRegistry } from "../shared/metrics.ts";
-import { FakeRoutes, refusedUrl, send, startBackend, startProxy, type TestBackend, type TestProxy, until } from "./test-support.ts";
+import { closedAfterSuite, FakeRoutes, refusedUrl, send, startBackend, startProxy, type TestBackend, type TestProxy, until } from "./test-support.ts";
 import { directConnector, type UpstreamConnector, type UpstreamTarget } from "./upstream/upstream-connector.ts";
 import { classifyFailure, UpstreamTimeout } from "./upstream/upstream-errors.ts";
 
 describe("proxy server", () => {
-  const cleanup: (() => Promise<void>)[] = [];
-  after(async () => {
-    for (const close of cleanup.reverse()) await close();
-  });
-  const backend = async (...args: Parameters<typeof startBackend>): Promise<TestBackend> => {
-    const b = await startBackend(...args);
-    cleanup.push(b.close);
-    return b;
-  };
-  const proxyFor = async (routes: FakeRoutes, options: Parameters<typeof startProxy>[1] = {}): Promise<TestProxy> => {
-    const p = await startProxy(routes, options);
-    cleanup.push(p.close);
-    return p;
-  };
+  const { backend, proxyFor, cleanup } = closedAfterSuite();
 
   test("routes by spec host (case and port ignored) and by <service>.localhost; unknown hosts get a 404 JSON error", async () => {
     const web = await backend("web");

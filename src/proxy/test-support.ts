@@ -1,4 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
+import { after } from "node:test";
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer } from "node:net";
 import type { AccessLogEntry } from "./exchange/access-log.ts";
 import { createProxyServer, type ProxyServer, type ProxyServerOptions } from "./proxy-server.ts";
@@ -163,4 +164,32 @@ export async function until(check: () => boolean, timeoutMs = 2000, what = "cond
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/**
+ * Backends and proxies a describe block starts, closed after it (newest first); `cleanup` takes
+ * anything else the block opens.
+ */
+export function closedAfterSuite(): {
+  backend: (...args: Parameters<typeof startBackend>) => Promise<TestBackend>;
+  proxyFor: (routes: FakeRoutes, options?: Parameters<typeof startProxy>[1]) => Promise<TestProxy>;
+  cleanup: (() => Promise<void>)[];
+} {
+  const cleanup: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const close of cleanup.reverse()) await close();
+  });
+  return {
+    cleanup,
+    backend: async (...args) => {
+      const b = await startBackend(...args);
+      cleanup.push(b.close);
+      return b;
+    },
+    proxyFor: async (routes, options = {}) => {
+      const p = await startProxy(routes, options);
+      cleanup.push(p.close);
+      return p;
+    },
+  };
 }

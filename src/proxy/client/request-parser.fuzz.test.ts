@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
+import { splitReads as split } from "../http/split-reads.ts";
 import { requestHead } from "../exchange/forward-headers.ts";
 import { type RequestHead, RequestParseError, RequestParser } from "./request-parser.ts";
 
@@ -59,18 +60,6 @@ function run(pieces: Buffer[]): Outcome {
   }
   return out;
 }
-
-const split = (bytes: Buffer, cuts: number[]): Buffer[] => {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const pieces: Buffer[] = [];
-  let from = 0;
-  for (const p of points) {
-    pieces.push(bytes.subarray(from, p));
-    from = p;
-  }
-  pieces.push(bytes.subarray(from));
-  return pieces.filter((p) => p.length > 0);
-};
 
 const part = fc.constantFrom(
   "GET / HTTP/1.1\r\n", "POST /p HTTP/1.1\r\n", "GET / HTTP/1.0\r\n", "GET http://x/ HTTP/1.1\r\n", "GET / HTTP/2.0\r\n", "CONNECT a:1 HTTP/1.1\r\n",

@@ -24,6 +24,7 @@
  */
 
 import { checkControl, listTokens, MAX_HEAD_BYTES, scanFields } from "../http/field-lines.ts";
+import { CR, CRLF, CRLFCRLF, LF } from "../http/octets.ts";
 
 /** Most fields in one head (HAProxy's default is 101 including the start line). */
 export const MAX_FIELDS = 100;
@@ -86,10 +87,6 @@ const enum State {
   Dead,
 }
 
-const CR = 13;
-const LF = 10;
-const CRLFCRLF = Buffer.from("\r\n\r\n", "latin1");
-const CRLF = Buffer.from("\r\n", "latin1");
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP\/(\d)\.(\d)$/;
 /** URI host and port characters (RFC 3986 reg-name, IP-literal, port): nothing that could split or re-route a request. */
 const HOST = /^[A-Za-z0-9.\-_~!$&'()*+;=:%[\]]*$/;

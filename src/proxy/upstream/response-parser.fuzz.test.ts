@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
+import { splitReads as split } from "../http/split-reads.ts";
 import { type ResponseHead, ResponseParseError, ResponseParser } from "./response-parser.ts";
 
 /**
@@ -34,18 +35,6 @@ function run(pieces: Buffer[], method: string, close: boolean): Outcome {
   }
   return out;
 }
-
-const split = (bytes: Buffer, cuts: number[]): Buffer[] => {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const pieces: Buffer[] = [];
-  let from = 0;
-  for (const p of points) {
-    pieces.push(bytes.subarray(from, p));
-    from = p;
-  }
-  pieces.push(bytes.subarray(from));
-  return pieces.filter((p) => p.length > 0);
-};
 
 const part = fc.constantFrom(
   "HTTP/1.1 200 OK\r\n", "HTTP/1.0 204 No Content\r\n", "HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 304 Not Modified\r\n", "HTTP/1.1 999 X\r\n", "HTTP/2 200\r\n",

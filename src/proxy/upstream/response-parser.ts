@@ -8,6 +8,7 @@
  */
 
 import { checkControl, MAX_HEAD_BYTES, scanFields } from "../http/field-lines.ts";
+import { CR, CRLF, CRLFCRLF, LF } from "../http/octets.ts";
 
 /** The final (non-1xx) response's head. */
 export interface ResponseHead {
@@ -55,11 +56,6 @@ const enum State {
   Dead,
 }
 
-const CR = 13;
-const LF = 10;
-const CRLFCRLF = Buffer.from("\r\n\r\n", "latin1");
-/** The CRLF ending the last chunk's size line, which the trailer section is searched with: it ends at the first CRLFCRLF. */
-const CRLF = Buffer.from("\r\n", "latin1");
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 const parseError = (message: string): Error => new ResponseParseError(message);
 const DIGITS = /^\d{1,15}$/;
