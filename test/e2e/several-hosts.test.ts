@@ -13,7 +13,8 @@ import type { Machine } from "../../src/model/kinds.ts";
 import { API_VERSION } from "../../src/model/resource.ts";
 import { pithHome, pithRoot } from "../../src/shared/paths.ts";
 import { waitFor } from "../support/cluster.ts";
-import { HostNetwork, machinePidsOf, missingForHosts, type NamespaceHost } from "../support/hosts-netns.ts";
+import { HostNetwork, machinePidsOf, type NamespaceHost } from "../support/hosts-netns.ts";
+import { missingForNamespaces } from "../support/netns.ts";
 import { appImage } from "../support/images.ts";
 import { get } from "../support/load.ts";
 import { missingForMachines } from "../support/machines.ts";
@@ -25,7 +26,7 @@ import { missingForMachines } from "../support/machines.ts";
  * request; then a host is torn down (agent and QEMUs killed, namespace deleted) and the service
  * is back to 3 ready machines on the other hosts within the stated bound.
  */
-const skip = missingForHosts() ?? missingForMachines();
+const skip = missingForNamespaces() ?? missingForMachines();
 const PITH = join(pithRoot(), "bin/pith.js");
 const API_PORT = 7070;
 const PROXY_PORT = 8080;

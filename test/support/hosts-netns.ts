@@ -22,17 +22,6 @@ export interface NamespaceHost {
 
 const ip = (...args: string[]): string => execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 
-/** Why this cannot run here, or undefined when it can. */
-export function missingForHosts(): string | undefined {
-  if (process.getuid?.() !== 0) return "needs root, for ip netns";
-  try {
-    ip("netns", "list");
-  } catch {
-    return "needs iproute2's ip with netns support";
-  }
-  return undefined;
-}
-
 export class HostNetwork {
   readonly hosts = new Map<string, NamespaceHost>();
   private readonly bridgeNs: string;
