@@ -68,13 +68,19 @@ describe("control plane, agent and machines", { skip, timeout: 900_000, concurre
       await TestCluster.kill9(cluster.agents.get("node-a"));
       assert.deepEqual(cluster.qemuPids("node-a"), pids, "the machines outlive their agent");
       if (!withState) rmSync(join(cluster.home, "agent"), { recursive: true, force: true });
+      const mark = cluster.logMark();
       await cluster.startAgent("node-a");
-      // Give the agent a few reconcile rounds to do anything wrong.
-      await new Promise((r) => setTimeout(r, 6000));
+      const adopted = withState ? /re-adopted machine web-\w+ \(pid \d+, from saved handles\)/g : /re-adopted machine web-\w+ \(pid \d+, discovered on the host\)/g;
+      await waitFor(async () => ((cluster.logSince(mark).match(adopted) ?? []).length >= 2 ? true : undefined), 60_000, "the restarted agent re-adopts both machines", () => cluster.log());
+      // Then two of its heartbeats: rounds in which it could still do something wrong.
+      const heartbeatOf = async () => (await client.get("Node", cluster.node("node-a")))?.status.heartbeatAt;
+      for (let beat = 0; beat < 2; beat++) {
+        const last = await heartbeatOf();
+        await waitFor(async () => ((await heartbeatOf()) !== last ? true : undefined), 30_000, "the agent's next heartbeat", () => cluster.log());
+      }
       const after = await readyMachines(client, "web", 2, cluster);
       assert.deepEqual(cluster.qemuPids("node-a"), pids, `same QEMU processes, no duplicates (${withState ? "with" : "without"} saved state)`);
       assert.deepEqual(after.map((m) => m.metadata.name).sort(), before.map((m) => m.metadata.name).sort(), "no machine replaced");
-      assert.match(cluster.log(), withState ? /re-adopted machine web-\w+ \(pid \d+, from saved handles\)/ : /re-adopted machine web-\w+ \(pid \d+, discovered on the host\)/);
       for (const m of after) assert.equal((await httpGet(m.status.addresses![0]!.url)).status, 200);
     }
   });
