@@ -21,7 +21,7 @@ function home(t: TestContext): string {
 /** A log and the handles it is the record of, changed together as the agent does. */
 function logOf(node: string) {
   const live = new Map<string, number>();
-  const log = new AgentStateLog(node, () => Object.fromEntries([...live].map(([name, pid]) => [name, { pid }])));
+  const log = new AgentStateLog(node, { handles: () => Object.fromEntries([...live].map(([name, pid]) => [name, { pid }])), count: () => live.size });
   return {
     log,
     start(name: string, pid: number) {

@@ -79,8 +79,8 @@ export class AgentStateLog {
 
   constructor(
     private readonly node: string,
-    /** The handles as they are now: what a rewrite records. */
-    private readonly live: () => AgentState["machines"],
+    /** The handles as they are now (what a rewrite records), and how many there are, without listing them. */
+    private readonly live: { handles(): AgentState["machines"]; count(): number },
   ) {}
 
   started(name: string, pid: number): void {
@@ -108,10 +108,8 @@ export class AgentStateLog {
     const entries = this.pending;
     this.pending = [];
     const path = agentStatePath(this.node);
-    const live = this.live();
-    const liveCount = Object.keys(live).length;
-    if (this.lines === 0 || this.lines + entries.length > Math.max(COMPACT_AT_LEAST, 2 * liveCount)) {
-      await this.rewrite(path, live);
+    if (this.lines === 0 || this.lines + entries.length > Math.max(COMPACT_AT_LEAST, 2 * this.live.count())) {
+      await this.rewrite(path, this.live.handles());
       return;
     }
     if (entries.length === 0) return;

@@ -12,6 +12,7 @@ import type { Machine, MachinePull, MachineStatus, PithNode } from "../model/kin
 import { pullForMachine, pullIfMissing, type ImagePuller } from "./image-pull.ts";
 import { bootToReadySeconds } from "../shared/metrics.ts";
 import { AgentStateLog, readAgentState } from "./agent-state.ts";
+import { StatusReports } from "./status-reports.ts";
 import { attachVolumes, detachVolumes } from "./volume-attachments.ts";
 import { messageOf } from "../shared/errors.ts";
 import { machinesDir } from "../shared/paths.ts";
@@ -107,15 +108,21 @@ export class NodeAgent {
   private readonly log: (message: string) => void;
   private readonly starter: MachineStarter;
   private readonly events: EventRecorder;
+  /** Machine status writes, sent several to a request (status-reports.ts). */
+  private readonly statusReports: StatusReports;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.client = options.client;
     // Through the API: an agent holds no store, and its token may write only what a node may.
     this.events = new EventRecorder(this.client);
+    this.statusReports = new StatusReports(this.client);
     this.hypervisor = options.hypervisor;
     this.starter = options.starter ?? new MachineStarter({ hypervisor: options.hypervisor });
     this.nodeName = options.nodeName ?? defaultNodeName();
-    this.stateLog = new AgentStateLog(this.nodeName, () => Object.fromEntries([...this.running].map(([name, m]) => [name, { pid: m.pid }])));
+    this.stateLog = new AgentStateLog(this.nodeName, {
+      handles: () => Object.fromEntries([...this.running].map(([name, m]) => [name, { pid: m.pid }])),
+      count: () => this.running.size,
+    });
     this.log = options.log ?? (() => {});
     this.machines = new Informer(apiSource(this.client, "Machine"), {
       indexes: { [BY_NODE]: (m) => (m.spec.node ? [m.spec.node] : []) },
@@ -415,7 +422,7 @@ export class NodeAgent {
   private async setStatus(name: string, status: MachineStatus): Promise<void> {
     try {
       // What we wrote is the newest state: later reconciles must not act on the older one.
-      this.machines.observe(await this.client.updateStatus("Machine", name, status));
+      this.machines.observe(await this.statusReports.write(name, status));
     } catch (e) {
       if (!isApiError(e, 404)) throw e;
     }
