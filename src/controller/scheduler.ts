@@ -20,6 +20,9 @@ export const NODE_STALE_MS = 20_000;
  */
 export const PLACEMENT_KEY = "(pending)";
 
+/** The same promise, marked handled now: its rejection is seen later, by whoever awaits it (or by nobody, after an error). */
+const handled = <T>(promise: Promise<T>): Promise<T> => (promise.catch(() => {}), promise);
+
 export const isNodeLive = (node: PithNode, now = Date.now()): boolean =>
   node.status.ready === true && node.status.heartbeatAt !== undefined && now - Date.parse(node.status.heartbeatAt) < NODE_STALE_MS;
 
@@ -68,23 +71,27 @@ export class Scheduler implements Reconciler {
     const nodes = live.filter(acceptsMachines).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     const nowhere = live.length === 0 ? "no live node" : nodes.length === 0 ? "every live node is cordoned or draining" : undefined;
     let unplaced = false;
+    // Events are not awaited one by one: the recorder writes a pass's events together. Each is
+    // marked handled at once, so a pass that throws midway leaves no unhandled rejection.
+    const recorded: Promise<void>[] = [];
     for (const queued of pending) {
       // The newest state: a write earlier in this pass (or during its awaits) may have changed it.
       const machine = machines.get(queued.metadata.name);
       if (!machine || !isUnscheduled(machine)) continue;
       try {
-        if (!(await this.place(machine, nodes, nowhere))) unplaced = true;
+        if (!(await this.place(machine, nodes, nowhere, recorded))) unplaced = true;
       } catch (e) {
         // Someone else changed or removed it meanwhile: its change queues another pass.
         if (e instanceof StoreError && (e.code === "Conflict" || e.code === "NotFound")) continue;
         throw e;
       }
     }
+    await Promise.all(recorded);
     return unplaced ? { requeueAfterMs: 2000 } : undefined;
   }
 
   /** Places one machine; false if it fits nowhere (said once per reason, on the machine). */
-  private async place(machine: Machine, nodes: PithNode[], nowhere: string | undefined): Promise<boolean> {
+  private async place(machine: Machine, nodes: PithNode[], nowhere: string | undefined, recorded: Promise<void>[]): Promise<boolean> {
     const name = machine.metadata.name;
     const siblings = this.siblingsByNode(machine);
     // A volume's file lives on one node's disk: a machine holding it can run only there.
@@ -109,14 +116,14 @@ export class Scheduler implements Reconciler {
           : `its volume ${pinned.volume} is on node ${pinned.node}, which is not ready, is cordoned or draining, or has no ${machine.spec.memoryMiB} MiB and ${machine.spec.vcpus} vCPU free`);
       if (machine.status.reason !== reason) {
         await writeBack(this.store, machine, { status: { ...machine.status, reason } });
-        await this.events.record({ kind: "Machine", name }, "Warning", "FailedScheduling", reason);
+        recorded.push(handled(this.events.record({ kind: "Machine", name }, "Warning", "FailedScheduling", reason)));
       }
       return false;
     }
     const node = choice.node;
     const { reason: _unscheduled, ...status } = machine.status;
     await writeBack(this.store, machine, { spec: { ...machine.spec, node }, status: { ...status, node } });
-    await this.events.record({ kind: "Machine", name }, "Normal", "Scheduled", `placed on ${node}`);
+    recorded.push(handled(this.events.record({ kind: "Machine", name }, "Normal", "Scheduled", `placed on ${node}`)));
     return true;
   }
 
