@@ -73,6 +73,18 @@ describe("POST /api/v1/machine-statuses", () => {
     assert.equal(elsewhere.status.phase, "pending");
   });
 
+  test("two entries for one machine are both written, in order: the later one is its status", async () => {
+    const { body } = await post([
+      { name: "m2", status: { phase: "booting", pid: 21 } },
+      { name: "m2", status: { phase: "ready", pid: 21 } },
+    ]);
+    const [first, second] = body.items;
+    assert.ok(first && "object" in first && second && "object" in second, JSON.stringify(body));
+    assert.ok(BigInt(second.object.metadata.resourceVersion) > BigInt(first.object.metadata.resourceVersion));
+    const m2 = (await (await server.call("GET", "/api/v1/machines/m2")).json()) as Machine;
+    assert.equal(m2.status.phase, "ready");
+  });
+
   test("too many entries, or not a list, are refused whole", async () => {
     const many = Array.from({ length: MAX_MACHINE_STATUSES + 1 }, () => ({ name: "m1", status: { phase: "ready" } }));
     assert.equal((await server.call("POST", "/api/v1/machine-statuses", { items: many })).status, 400);

@@ -2,7 +2,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import type { FastifyInstance } from "fastify";
 import type { Machine, MachineStatus } from "../../model/kinds.ts";
-import { API_VERSION } from "../../model/resource.ts";
+import { API_VERSION, type ResourceInput } from "../../model/resource.ts";
 import { toApiError, type ErrorBody } from "../api-error.ts";
 import type { ApiContext } from "../context.ts";
 import { principalOf } from "../principal.ts";
@@ -13,7 +13,7 @@ import { KIND_SCHEMAS } from "../schemas/kinds.ts";
 import { errorResponses } from "../schemas/requests.ts";
 import { schemaProblems } from "../schemas/problems.ts";
 import { invalid } from "../validation.ts";
-import { readModifyWrite } from "./read-modify-write.ts";
+import { notFound, readModifyWrite } from "./read-modify-write.ts";
 
 /** Entries one request may carry: an agent sends what piled up while its previous batch was answered. */
 export const MAX_MACHINE_STATUSES = 256;
@@ -69,36 +69,68 @@ export function registerMachineStatusesRoute(app: FastifyInstance, ctx: ApiConte
     },
     async (request) => {
       const principal = principalOf(request);
-      const items: EntryAnswer[] = [];
-      for (const [i, raw] of request.body.items.entries()) {
-        const name = typeof (raw as { name?: unknown })?.name === "string" ? (raw as { name: string }).name : `(entry ${i})`;
+      const answers: (EntryAnswer | undefined)[] = [];
+      const failed = (index: number, name: string, error: unknown) => {
+        const apiError = toApiError(error);
+        if (apiError.code === "Internal") request.log.error({ err: error }, `machine status ${name} failed`);
+        answers[index] = { name, status: apiError.statusCode, ...apiError.body() };
+      };
+      // Checked and read one by one, written together (one writeMany: for SQLite one commit).
+      const writes: { index: number; entry: Entry; update: ResourceInput }[] = [];
+      for (const [index, raw] of request.body.items.entries()) {
+        const name = typeof (raw as { name?: unknown })?.name === "string" ? (raw as { name: string }).name : `(entry ${index})`;
         try {
-          items.push({ name, object: await writeEntry(ctx, principal, raw) });
+          const entry = await checkEntry(ctx, principal, raw);
+          const existing = await ctx.store.get<Machine>("Machine", entry.name);
+          if (!existing) throw notFound("Machine", entry.name);
+          writes.push({ index, entry, update: statusUpdate(existing, entry, entry.metadata?.resourceVersion ?? existing.metadata.resourceVersion) });
         } catch (error) {
-          const apiError = toApiError(error);
-          if (apiError.code === "Internal") request.log.error({ err: error }, `machine status ${name} failed`);
-          items.push({ name, status: apiError.statusCode, ...apiError.body() });
+          failed(index, name, error);
         }
       }
-      return { items };
+      const results = await ctx.store.writeMany(writes.map(({ update }) => ({ update })));
+      for (const [i, { index, entry }] of writes.entries()) {
+        const result = results[i]!;
+        try {
+          if ("object" in result) answers[index] = { name: entry.name, object: visibleTo(principal, result.object as Machine) };
+          // Written meanwhile by someone else, and the agent named no revision: read again, as the single route does.
+          else if (result.error.code === "Conflict" && entry.metadata?.resourceVersion === undefined) answers[index] = { name: entry.name, object: await writeAlone(ctx, principal, entry) };
+          else throw result.error;
+        } catch (error) {
+          failed(index, entry.name, error);
+        }
+      }
+      return { items: answers };
     },
   );
 }
 
-async function writeEntry(ctx: ApiContext, principal: ReturnType<typeof principalOf>, raw: unknown): Promise<Machine> {
+type Entry = Static<typeof Entry>;
+
+/** The entry, valid and allowed for this principal (a node token: machines on its node, addresses at its address). */
+async function checkEntry(ctx: ApiContext, principal: ReturnType<typeof principalOf>, raw: unknown): Promise<Entry> {
   const problems = schemaProblems(Entry, raw, entryChecker);
   if (problems.length > 0) throw invalid("entry", problems.map(({ path, message }) => ({ path, message })));
-  const entry = raw as Static<typeof Entry>;
+  const entry = raw as Entry;
   if (principal && principal.role !== "admin") {
     const refusal = await machineRefusal(principal, ctx.store, entry.name, entry.status as Partial<MachineStatus>);
     if (refusal) throw forbidden(principal, `PUT /api/v1/machines/${entry.name}/status`, refusal);
   }
-  const written = await readModifyWrite<Machine>(ctx.store, "Machine", entry.name, entry.metadata?.resourceVersion, (existing) => ({
+  return entry;
+}
+
+/** What the single status route writes: the stored machine with this status, at `resourceVersion`. */
+function statusUpdate(existing: Machine, entry: Entry, resourceVersion: string): ResourceInput {
+  return {
     apiVersion: API_VERSION,
     kind: "Machine",
-    metadata: { name: entry.name, labels: existing.metadata.labels },
+    metadata: { name: entry.name, labels: existing.metadata.labels, resourceVersion },
     spec: existing.spec,
     status: entry.status as MachineStatus,
-  }));
-  return visibleTo(principal, written) as Machine;
+  };
+}
+
+async function writeAlone(ctx: ApiContext, principal: ReturnType<typeof principalOf>, entry: Entry): Promise<Machine> {
+  const written = await readModifyWrite<Machine>(ctx.store, "Machine", entry.name, entry.metadata?.resourceVersion, (existing) => statusUpdate(existing, entry, existing.metadata.resourceVersion) as ResourceInput<"Machine", Machine["spec"], Machine["status"]>);
+  return visibleTo(principal, written);
 }
