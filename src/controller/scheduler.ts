@@ -106,7 +106,7 @@ export class Scheduler implements Reconciler {
   private async place(machine: Machine, nodes: PithNode[], nowhere: string | undefined, claims: PassClaims, recorded: Promise<void>[]): Promise<boolean> {
     const name = machine.metadata.name;
     const service = machine.metadata.labels[SERVICE_LABEL];
-    const siblings = this.siblingsByNode(machine);
+    const siblings = claims.siblingsOf(service, () => this.siblingsByNode(machine));
     // A volume's file lives on one node's disk: a machine holding it can run only there.
     const pinned = await this.volumeNode(machine);
     const eligible = pinned.node === undefined ? nodes : nodes.filter((n) => n.metadata.name === pinned.node);
@@ -117,7 +117,7 @@ export class Scheduler implements Reconciler {
       const freeMemory = n.spec.capacity.memoryMiB - used.memoryMiB - claimed.memoryMiB;
       const freeVcpus = n.spec.capacity.vcpus - used.vcpus - claimed.vcpus;
       if (freeMemory < machine.spec.memoryMiB || freeVcpus < machine.spec.vcpus) continue;
-      const candidate = { node: n.metadata.name, siblings: (siblings.get(n.metadata.name) ?? 0) + claims.siblings(service, n.metadata.name), freeMemory };
+      const candidate = { node: n.metadata.name, siblings: siblings.get(n.metadata.name) ?? 0, freeMemory };
       // Fewest of its service, then most free memory; on a tie, the first by name (nodes are sorted).
       if (!choice || candidate.siblings < choice.siblings || (candidate.siblings === choice.siblings && freeMemory > choice.freeMemory)) choice = candidate;
     }
@@ -171,20 +171,26 @@ export class Scheduler implements Reconciler {
 class PassClaims {
   readonly placements: { machine: Machine; node: string }[] = [];
   readonly #byNode = new Map<string, { memoryMiB: number; vcpus: number }>();
-  readonly #siblings = new Map<string, number>();
+  /** Per service, its machines per node: counted from the cache once per pass, then kept by add(). */
+  readonly #siblings = new Map<string, Map<string, number>>();
 
   add(machine: Machine, node: string, service: string | undefined): void {
     this.placements.push({ machine, node });
     const claimed = this.on(node);
     this.#byNode.set(node, { memoryMiB: claimed.memoryMiB + machine.spec.memoryMiB, vcpus: claimed.vcpus + machine.spec.vcpus });
-    if (service) this.#siblings.set(`${service}\0${node}`, this.siblings(service, node) + 1);
+    const counts = service === undefined ? undefined : this.#siblings.get(service);
+    if (counts) counts.set(node, (counts.get(node) ?? 0) + 1);
   }
 
   on(node: string): { memoryMiB: number; vcpus: number } {
     return this.#byNode.get(node) ?? { memoryMiB: 0, vcpus: 0 };
   }
 
-  siblings(service: string | undefined, node: string): number {
-    return service ? (this.#siblings.get(`${service}\0${node}`) ?? 0) : 0;
+  /** The service's machines per node, this pass's placements included (`count` reads the cache, once per service). */
+  siblingsOf(service: string | undefined, count: () => Map<string, number>): Map<string, number> {
+    if (service === undefined) return count();
+    let counts = this.#siblings.get(service);
+    if (!counts) this.#siblings.set(service, (counts = count()));
+    return counts;
   }
 }

@@ -221,7 +221,10 @@ export class SqliteStore implements Store {
     let next = 0;
     return planned.map((p) => {
       const outcome = p instanceof StoreError ? p : outcomes[next++]!;
-      return outcome instanceof StoreError ? { error: outcome } : { object: JSON.parse(outcome.json) as Resource };
+      if (outcome instanceof StoreError) return { error: outcome };
+      // Parsed when read (the caller's own copy): a scale-out's writer rarely reads them all.
+      let object: Resource | undefined;
+      return { get object() { return (object ??= JSON.parse(outcome.json) as Resource); } };
     });
   }
 
