@@ -85,6 +85,17 @@ describe("POST /api/v1/machine-statuses", () => {
     assert.equal(m2.status.phase, "ready");
   });
 
+  test("read-only and proxy tokens may not use it at all", async () => {
+    for (const role of ["read-only", "proxy"]) {
+      const minted = await server.call("POST", "/api/v1/tokens", { role, name: `t-${role}` });
+      const token = ((await minted.json()) as { secret: string }).secret;
+      const response = await server.call("POST", "/api/v1/machine-statuses", { items: [{ name: "m1", status: { phase: "failed" } }] }, { authorization: `Bearer ${token}` });
+      assert.equal(response.status, 403, role);
+    }
+    const m1 = (await (await server.call("GET", "/api/v1/machines/m1")).json()) as Machine;
+    assert.notEqual(m1.status.phase, "failed");
+  });
+
   test("too many entries, or not a list, are refused whole", async () => {
     const many = Array.from({ length: MAX_MACHINE_STATUSES + 1 }, () => ({ name: "m1", status: { phase: "ready" } }));
     assert.equal((await server.call("POST", "/api/v1/machine-statuses", { items: many })).status, 400);
