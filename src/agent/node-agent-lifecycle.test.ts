@@ -80,9 +80,9 @@ class DeafClient extends PithClient {
   }
 }
 
-test("resync: machines whose watch events were missed are still started and stopped", async (t) => {
+test("relist: machines whose watch events were missed are still started and stopped", async (t) => {
   const world = await AgentWorld.start(t);
-  await world.startAgent({ client: new DeafClient({ server: world.server.url, token: world.server.token }), resyncMs: 100 });
+  await world.startAgent({ client: new DeafClient({ server: world.server.url, token: world.server.token }), resyncMs: 100, relistMs: 100 });
   // Placed after the agent's first full list: only a resync can find it.
   await world.place("m1");
   await world.reaches("m1", "ready");

@@ -11,7 +11,8 @@ import { API_VERSION } from "../model/resource.ts";
 import type { Machine, MachinePull, MachineStatus, PithNode } from "../model/kinds.ts";
 import { pullForMachine, pullIfMissing, type ImagePuller } from "./image-pull.ts";
 import { bootToReadySeconds } from "../shared/metrics.ts";
-import { readAgentState, writeAgentState } from "./agent-state.ts";
+import { AgentStateLog, readAgentState } from "./agent-state.ts";
+import { StatusReports } from "./status-reports.ts";
 import { attachVolumes, detachVolumes } from "./volume-attachments.ts";
 import { messageOf } from "../shared/errors.ts";
 import { machinesDir } from "../shared/paths.ts";
@@ -64,7 +65,13 @@ export interface NodeAgentOptions {
   imagePuller?: ImagePuller;
   /** Starts machines in their start mode; default: snapshots in the local image store. */
   starter?: MachineStarter;
+  /** How often every machine of this node is looked at again, from the cache (default 10 s). */
   resyncMs?: number;
+  /**
+   * How often the cache is listed afresh, the safety net against a watch that missed something
+   * (default 5 min): at 10,000 machines a list costs the control plane about a second of CPU.
+   */
+  relistMs?: number;
   log?: (message: string) => void;
 }
 
@@ -101,14 +108,21 @@ export class NodeAgent {
   private readonly log: (message: string) => void;
   private readonly starter: MachineStarter;
   private readonly events: EventRecorder;
+  /** Machine status writes, sent several to a request (status-reports.ts). */
+  private readonly statusReports: StatusReports;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.client = options.client;
     // Through the API: an agent holds no store, and its token may write only what a node may.
     this.events = new EventRecorder(this.client);
+    this.statusReports = new StatusReports(this.client);
     this.hypervisor = options.hypervisor;
     this.starter = options.starter ?? new MachineStarter({ hypervisor: options.hypervisor });
     this.nodeName = options.nodeName ?? defaultNodeName();
+    this.stateLog = new AgentStateLog(this.nodeName, {
+      handles: () => Object.fromEntries([...this.running].map(([name, m]) => [name, { pid: m.pid }])),
+      count: () => this.running.size,
+    });
     this.log = options.log ?? (() => {});
     this.machines = new Informer(apiSource(this.client, "Machine"), {
       indexes: { [BY_NODE]: (m) => (m.spec.node ? [m.spec.node] : []) },
@@ -127,7 +141,7 @@ export class NodeAgent {
     const saved = await readAgentState(this.nodeName);
     const handles = saved ? Object.values(saved.machines).map((m) => m.pid) : undefined;
     for (const machine of await this.hypervisor.recover(handles)) {
-      this.running.set(machine.id, machine);
+      this.setRunning(machine.id, machine);
       this.log(`re-adopted machine ${machine.id} (pid ${machine.pid}, ${saved ? "from saved handles" : "discovered on the host"})`);
     }
     await this.saveState();
@@ -145,11 +159,12 @@ export class NodeAgent {
     await untilSynced([this.machines], watching);
     this.enqueueAll();
     this.timers.push(setInterval(() => void this.heartbeat().catch((e: Error) => this.log(`heartbeat failed: ${e.message}`)), this.options.heartbeatMs ?? 5000));
-    this.timers.push(setInterval(() => void this.resync().catch((e: Error) => this.log(`resync failed: ${e.message}`)), this.options.resyncMs ?? 10_000));
+    this.timers.push(setInterval(() => this.enqueueAll(), this.options.resyncMs ?? 10_000));
+    this.timers.push(setInterval(() => void this.relist().catch((e: Error) => this.log(`relist failed: ${e.message}`)), this.options.relistMs ?? 300_000));
   }
 
   /** A fresh list into the cache, in case the watch missed something, then a look at every machine. */
-  private async resync(): Promise<void> {
+  private async relist(): Promise<void> {
     const { items, metadata } = await this.client.list("Machine");
     this.machines.relist(items, metadata.resourceVersion);
     this.enqueueAll();
@@ -169,25 +184,23 @@ export class NodeAgent {
     for (const machine of this.running.values()) machine.detach();
   }
 
-  /** Records the running machines' handles after every start and stop. */
+  /** Writes the handles recorded since the last save (coalesced: a thousand starts cost a few appends). */
   private saveState(): Promise<void> {
-    // Writes are coalesced: whoever asks gets the next write not yet started, which records the
-    // handles as they are when it starts, so a thousand starts cost a few writes, not a thousand.
-    if (!this.nextStateWrite) {
-      this.nextStateWrite = this.stateWrite
-        .then(() => {
-          this.nextStateWrite = undefined;
-          const machines = Object.fromEntries([...this.running].map(([name, m]) => [name, { pid: m.pid }]));
-          return writeAgentState({ node: this.nodeName, machines });
-        })
-        .catch((e: Error) => this.log(`cannot save agent state: ${e.message}`));
-      this.stateWrite = this.nextStateWrite;
-    }
-    return this.nextStateWrite;
+    return this.stateLog.save().catch((e: Error) => this.log(`cannot save agent state: ${e.message}`));
   }
 
-  private stateWrite: Promise<void> = Promise.resolve();
-  private nextStateWrite: Promise<void> | undefined;
+  /** The running machines' handles, on disk for a restarted agent (agent-state.ts). */
+  private readonly stateLog: AgentStateLog;
+
+  private setRunning(name: string, machine: RunningMachine): void {
+    this.running.set(name, machine);
+    this.stateLog.started(name, machine.pid);
+  }
+
+  private forgetRunning(name: string): void {
+    this.running.delete(name);
+    this.stateLog.stopped(name);
+  }
 
   /** One turn of a machine: its pending reports first, then a reconcile from the newest state. */
   private async process(name: string): Promise<WorkOutcome> {
@@ -231,7 +244,7 @@ export class NodeAgent {
         }
         this.drainEnds.delete(name);
         await local.stop();
-        this.running.delete(name);
+        this.forgetRunning(name);
         await this.saveState();
       }
       if (latest) await this.releaseVolumes(latest);
@@ -292,7 +305,7 @@ export class NodeAgent {
       return;
     }
     await settled();
-    this.running.set(name, running);
+    this.setRunning(name, running);
     await this.saveState();
     this.log(`started machine ${name} (pid ${running.pid}, ${running.accelerator})`);
     await this.setStatus(name, {
@@ -362,7 +375,7 @@ export class NodeAgent {
     machine.whenExited().then((exit) => {
       this.enqueueStep(name, async () => {
         if (this.running.get(name) === machine) {
-          this.running.delete(name);
+          this.forgetRunning(name);
           await this.saveState();
         }
         const current = this.latest(name);
@@ -409,7 +422,7 @@ export class NodeAgent {
   private async setStatus(name: string, status: MachineStatus): Promise<void> {
     try {
       // What we wrote is the newest state: later reconciles must not act on the older one.
-      this.machines.observe(await this.client.updateStatus("Machine", name, status));
+      this.machines.observe(await this.statusReports.write(name, status));
     } catch (e) {
       if (!isApiError(e, 404)) throw e;
     }

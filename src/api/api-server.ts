@@ -11,6 +11,7 @@ import { metricsHook } from "./metrics-hook.ts";
 import { StreamQuota } from "./stream-quota.ts";
 import { registerConsoleRoute } from "./routes/console.ts";
 import { registerInspectRoute } from "./routes/inspect.ts";
+import { registerMachineStatusesRoute } from "./routes/machine-statuses.ts";
 import { registerResourceRoutes } from "./routes/resources.ts";
 import { registerSecretEnvRoute } from "./routes/secret-env.ts";
 import { registerServiceRoutes } from "./routes/services.ts";
@@ -136,6 +137,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
   registerWatchAllRoute(app, ctx);
   for (const kind of KINDS) registerResourceRoutes(app, ctx, kind);
   registerServiceRoutes(app, ctx);
+  registerMachineStatusesRoute(app, ctx);
   registerSecretEnvRoute(app, ctx);
   registerConsoleRoute(app, ctx);
   registerInspectRoute(app, ctx);

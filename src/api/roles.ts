@@ -65,6 +65,8 @@ function access(principal: Principal, method: string, url: string, params: Recor
       return params.name === principal.node ? ALLOW : DENY;
     case "PUT /api/v1/machines/:name/status":
       return { check: "own-machine-status" };
+    case "POST /api/v1/machine-statuses":
+      return ALLOW; // each entry is checked by the route (machineRefusal), so one refusal fails only itself
     case "DELETE /api/v1/machines/:name":
     case "GET /api/v1/machines/:name/secret-env":
       return { check: "own-machine" };
@@ -106,17 +108,9 @@ export async function authorizeObject(principal: Principal, request: FastifyRequ
   }
   if (decision.check === "own-machine" || decision.check === "own-machine-status") {
     const name = String((request.params as { name?: unknown }).name);
-    const machine = await store.get<Machine>("Machine", name);
-    // A missing machine is the handler's 404 to give.
-    if (machine && machine.spec.node !== node) {
-      throw forbidden(principal, what, `Machine ${name} is placed on ${machine.spec.node ? `node ${machine.spec.node}` : "no node yet"}, not on ${node}`);
-    }
-    if (machine && decision.check === "own-machine-status") {
-      const addresses = (request.body as { status?: Partial<MachineStatus> } | undefined)?.status?.addresses ?? [];
-      const registered = node ? (await store.get<PithNode>("Node", node))?.spec.address : undefined;
-      const foreign = addresses.find((a) => !isPublishable(a.url, registered));
-      if (foreign) throw forbidden(principal, what, `a machine's addresses must be http://IP:PORT/ at node ${node}'s registered address (${registered ?? "none: loopback"}), not ${foreign.url}`);
-    }
+    const status = decision.check === "own-machine-status" ? ((request.body as { status?: Partial<MachineStatus> } | undefined)?.status ?? {}) : undefined;
+    const refusal = await machineRefusal(principal, store, name, status);
+    if (refusal) throw forbidden(principal, what, refusal);
     return;
   }
   if (decision.check === "own-volume") {
@@ -141,6 +135,25 @@ export async function authorizeObject(principal: Principal, request: FastifyRequ
     if (machine?.spec.node === node) return;
   }
   throw forbidden(principal, what, `it may record events only about its own Node and the Machines placed on node ${node}`);
+}
+
+/**
+ * Why a node token may not touch this Machine (write `status` to it, if given), or undefined if
+ * it may: the machine must be placed on its node, and the addresses it publishes must be at that
+ * node's registered address. A missing machine is not refused: that is the handler's 404 to give.
+ * Admins are never refused. The single status route and the batch route (machine-statuses.ts) both ask.
+ */
+export async function machineRefusal(principal: Principal, store: Store, name: string, status: Partial<MachineStatus> | undefined): Promise<string | undefined> {
+  if (principal.role === "admin") return undefined;
+  const node = principal.node;
+  const machine = await store.get<Machine>("Machine", name);
+  if (!machine) return undefined;
+  if (machine.spec.node !== node) return `Machine ${name} is placed on ${machine.spec.node ? `node ${machine.spec.node}` : "no node yet"}, not on ${node}`;
+  const addresses = status?.addresses ?? [];
+  if (addresses.length === 0) return undefined;
+  const registered = node ? (await store.get<PithNode>("Node", node))?.spec.address : undefined;
+  const foreign = addresses.find((a) => !isPublishable(a.url, registered));
+  return foreign ? `a machine's addresses must be http://IP:PORT/ at node ${node}'s registered address (${registered ?? "none: loopback"}), not ${foreign.url}` : undefined;
 }
 
 /**
@@ -170,7 +183,7 @@ function isPublishable(url: string, registered: string | undefined): boolean {
   return parsed.protocol === "http:" && !parsed.username && !parsed.password && allowed;
 }
 
-function forbidden(principal: Principal, what: string, why?: string): ApiError {
+export function forbidden(principal: Principal, what: string, why?: string): ApiError {
   const who = principal.role === "node" ? `a node token (for node ${principal.node}, "${principal.name}")` : `a ${principal.role} token ("${principal.name}")`;
   return new ApiError(
     "Forbidden",

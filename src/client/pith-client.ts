@@ -1,8 +1,8 @@
-import type { Service, PithEvent } from "../model/kinds.ts";
+import type { Machine, MachineStatus, Service, PithEvent } from "../model/kinds.ts";
 import { PLURALS, type Kind } from "../model/resource.ts";
 import type { Role, TokenRecord } from "../model/token.ts";
 import { userError } from "../shared/errors.ts";
-import { ApiError, apiErrorFromAnswer, apiErrorFromNetwork, apiErrorFromResponse, isApiError, networkErrorCode } from "./api-error.ts";
+import { ApiError, type ApiErrorDetail, apiErrorFromAnswer, apiErrorFromNetwork, apiErrorFromResponse, isApiError, networkErrorCode } from "./api-error.ts";
 import { textChunks } from "./body-stream.ts";
 import { JsonExchange } from "./json-exchange.ts";
 import type { InputOf, ResourceList, ResourceOf, StatusOf } from "./types.ts";
@@ -100,6 +100,28 @@ export class PithClient {
   updateStatus<K extends Kind>(kind: K, name: string, status: StatusOf<K>, resourceVersion?: string): Promise<ResourceOf<K>> {
     const body = resourceVersion === undefined ? { status } : { metadata: { resourceVersion }, status };
     return this.#json("PUT", `${member(kind, name)}/status`, { body });
+  }
+
+  /**
+   * Several Machines' statuses in one request (`POST /api/v1/machine-statuses`), each written or
+   * refused on its own: the answer has, in each entry's position, the written Machine or the
+   * ApiError `updateStatus` would have thrown for it. A failure of the whole request throws.
+   */
+  async updateMachineStatuses(entries: readonly { name: string; status: MachineStatus; resourceVersion?: string }[]): Promise<(Machine | ApiError)[]> {
+    const items = entries.map(({ name, status, resourceVersion }) => (resourceVersion === undefined ? { name, status } : { name, metadata: { resourceVersion }, status }));
+    const answer = await this.#json<{ items?: unknown }>("POST", "/api/v1/machine-statuses", { body: { items } });
+    const answers = Array.isArray(answer.items) ? (answer.items as { object?: Machine; status?: number; error?: { code?: string; message?: string; hint?: string; details?: ApiErrorDetail[] } }[]) : [];
+    if (answers.length !== entries.length) {
+      throw new ApiError(502, "BadResponse", `POST /api/v1/machine-statuses: ${answers.length} answers for ${entries.length} entries`, { hint: "check that --server / PITH_SERVER points at the Pith control plane" });
+    }
+    return answers.map((a, i) => {
+      if (a?.object && typeof a.object === "object") return a.object;
+      const what = `PUT ${member("Machine", entries[i]!.name)}/status`;
+      return new ApiError(typeof a?.status === "number" ? a.status : 502, a?.error?.code ?? "BadResponse", a?.error?.message ?? `${what}: no answer for this entry`, {
+        ...(a?.error?.hint ? { hint: a.error.hint } : {}),
+        ...(Array.isArray(a?.error?.details) ? { details: a.error.details } : {}),
+      });
+    });
   }
 
   /** Deletes an object; ApiError 404 if there is none. */

@@ -6,7 +6,7 @@ import type { EventRecorder } from "./event-recorder.ts";
 import { BY_SERVICE, type ControllerInformers, informersFor, isUnscheduled, UNSCHEDULED } from "./informers.ts";
 import { SERVICE_LABEL } from "../model/labels.ts";
 import { acceptsMachines } from "../model/node-placement.ts";
-import { writeBack } from "./object-updates.ts";
+import { changedCopy, writeBack } from "./object-updates.ts";
 import type { Outcome, Reconciler } from "./runner.ts";
 
 export { allocations } from "./allocations.ts";
@@ -19,6 +19,9 @@ export const NODE_STALE_MS = 20_000;
  * is one machine's name, placed alone; no object name has parentheses.)
  */
 export const PLACEMENT_KEY = "(pending)";
+
+/** The same promise, marked handled now: its rejection is seen later, by whoever awaits it (or by nobody, after an error). */
+const handled = <T>(promise: Promise<T>): Promise<T> => (promise.catch(() => {}), promise);
 
 export const isNodeLive = (node: PithNode, now = Date.now()): boolean =>
   node.status.ready === true && node.status.heartbeatAt !== undefined && now - Date.parse(node.status.heartbeatAt) < NODE_STALE_MS;
@@ -68,33 +71,51 @@ export class Scheduler implements Reconciler {
     const nodes = live.filter(acceptsMachines).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     const nowhere = live.length === 0 ? "no live node" : nodes.length === 0 ? "every live node is cordoned or draining" : undefined;
     let unplaced = false;
+    // Placements are decided first, each counting those before it (claims), then written
+    // together: one writeMany (for SQLite one commit) and their events after it, together too.
+    // Events are marked handled at once, so a pass that throws midway leaves no unhandled rejection.
+    const claims = new PassClaims();
+    const recorded: Promise<void>[] = [];
     for (const queued of pending) {
       // The newest state: a write earlier in this pass (or during its awaits) may have changed it.
       const machine = machines.get(queued.metadata.name);
       if (!machine || !isUnscheduled(machine)) continue;
       try {
-        if (!(await this.place(machine, nodes, nowhere))) unplaced = true;
+        if (!(await this.place(machine, nodes, nowhere, claims, recorded))) unplaced = true;
       } catch (e) {
         // Someone else changed or removed it meanwhile: its change queues another pass.
         if (e instanceof StoreError && (e.code === "Conflict" || e.code === "NotFound")) continue;
         throw e;
       }
     }
+    const results = await this.store.writeMany(claims.placements.map(({ machine, node }) => {
+      const { reason: _unscheduled, ...status } = machine.status;
+      return { update: changedCopy(machine, { spec: { ...machine.spec, node }, status: { ...status, node } }) };
+    }));
+    for (const [i, result] of results.entries()) {
+      const { machine, node } = claims.placements[i]!;
+      if ("object" in result) recorded.push(handled(this.events.record({ kind: "Machine", name: machine.metadata.name }, "Normal", "Scheduled", `placed on ${node}`)));
+      // Someone else changed or removed it meanwhile: its change queues another pass.
+      else if (result.error.code !== "Conflict" && result.error.code !== "NotFound") throw result.error;
+    }
+    await Promise.all(recorded);
     return unplaced ? { requeueAfterMs: 2000 } : undefined;
   }
 
-  /** Places one machine; false if it fits nowhere (said once per reason, on the machine). */
-  private async place(machine: Machine, nodes: PithNode[], nowhere: string | undefined): Promise<boolean> {
+  /** Decides where one machine goes (written by the pass); false if it fits nowhere (said once per reason, on the machine). */
+  private async place(machine: Machine, nodes: PithNode[], nowhere: string | undefined, claims: PassClaims, recorded: Promise<void>[]): Promise<boolean> {
     const name = machine.metadata.name;
-    const siblings = this.siblingsByNode(machine);
+    const service = machine.metadata.labels[SERVICE_LABEL];
+    const siblings = claims.siblingsOf(service, () => this.siblingsByNode(machine));
     // A volume's file lives on one node's disk: a machine holding it can run only there.
     const pinned = await this.volumeNode(machine);
     const eligible = pinned.node === undefined ? nodes : nodes.filter((n) => n.metadata.name === pinned.node);
     let choice: { node: string; siblings: number; freeMemory: number } | undefined;
     for (const n of pinned.conflict ? [] : eligible) {
       const used = this.allocations.of(n.metadata.name);
-      const freeMemory = n.spec.capacity.memoryMiB - used.memoryMiB;
-      const freeVcpus = n.spec.capacity.vcpus - used.vcpus;
+      const claimed = claims.on(n.metadata.name);
+      const freeMemory = n.spec.capacity.memoryMiB - used.memoryMiB - claimed.memoryMiB;
+      const freeVcpus = n.spec.capacity.vcpus - used.vcpus - claimed.vcpus;
       if (freeMemory < machine.spec.memoryMiB || freeVcpus < machine.spec.vcpus) continue;
       const candidate = { node: n.metadata.name, siblings: siblings.get(n.metadata.name) ?? 0, freeMemory };
       // Fewest of its service, then most free memory; on a tie, the first by name (nodes are sorted).
@@ -109,14 +130,11 @@ export class Scheduler implements Reconciler {
           : `its volume ${pinned.volume} is on node ${pinned.node}, which is not ready, is cordoned or draining, or has no ${machine.spec.memoryMiB} MiB and ${machine.spec.vcpus} vCPU free`);
       if (machine.status.reason !== reason) {
         await writeBack(this.store, machine, { status: { ...machine.status, reason } });
-        await this.events.record({ kind: "Machine", name }, "Warning", "FailedScheduling", reason);
+        recorded.push(handled(this.events.record({ kind: "Machine", name }, "Warning", "FailedScheduling", reason)));
       }
       return false;
     }
-    const node = choice.node;
-    const { reason: _unscheduled, ...status } = machine.status;
-    await writeBack(this.store, machine, { spec: { ...machine.spec, node }, status: { ...status, node } });
-    await this.events.record({ kind: "Machine", name }, "Normal", "Scheduled", `placed on ${node}`);
+    claims.add(machine, choice.node, service);
     return true;
   }
 
@@ -142,6 +160,37 @@ export class Scheduler implements Reconciler {
       if (!m.spec.node || m.spec.desiredState !== "running" || m.status.phase === "stopped" || m.status.phase === "failed") continue;
       counts.set(m.spec.node, (counts.get(m.spec.node) ?? 0) + 1);
     }
+    return counts;
+  }
+}
+
+/**
+ * The placements a pass has decided but not written yet, and what they claim: the cache's
+ * allocations and sibling counts do not include them until the pass writes them.
+ */
+class PassClaims {
+  readonly placements: { machine: Machine; node: string }[] = [];
+  readonly #byNode = new Map<string, { memoryMiB: number; vcpus: number }>();
+  /** Per service, its machines per node: counted from the cache once per pass, then kept by add(). */
+  readonly #siblings = new Map<string, Map<string, number>>();
+
+  add(machine: Machine, node: string, service: string | undefined): void {
+    this.placements.push({ machine, node });
+    const claimed = this.on(node);
+    this.#byNode.set(node, { memoryMiB: claimed.memoryMiB + machine.spec.memoryMiB, vcpus: claimed.vcpus + machine.spec.vcpus });
+    const counts = service === undefined ? undefined : this.#siblings.get(service);
+    if (counts) counts.set(node, (counts.get(node) ?? 0) + 1);
+  }
+
+  on(node: string): { memoryMiB: number; vcpus: number } {
+    return this.#byNode.get(node) ?? { memoryMiB: 0, vcpus: 0 };
+  }
+
+  /** The service's machines per node, this pass's placements included (`count` reads the cache, once per service). */
+  siblingsOf(service: string | undefined, count: () => Map<string, number>): Map<string, number> {
+    if (service === undefined) return count();
+    let counts = this.#siblings.get(service);
+    if (!counts) this.#siblings.set(service, (counts = count()));
     return counts;
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { API_VERSION, type Kind } from "../model/resource.ts";
+import { API_VERSION, type Kind, type ResourceInput } from "../model/resource.ts";
 import type { Image, ImageSpec, Machine, MachinePhase, PithNode, Secret, Service, ServiceStatus, Volume } from "../model/kinds.ts";
 import { isOfTemplate, machineTemplate, secretsUsedBy, TEMPLATE_HASH_LABEL, type MachineTemplate } from "../model/machine-template.ts";
 import { recordRevision } from "../model/revision-history.ts";
@@ -167,7 +167,7 @@ export class ServiceReconciler implements Reconciler {
       const wanted = Math.min(desired - current.length, outdated.length > 0 ? room : desired - current.length);
       if (wanted > 0 && waitMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? waitMs, waitMs);
       // Named by digest or name, an image first seen in a registry is still pulled from there.
-      else if (volumes.length === 0) for (let i = 0; i < wanted; i++) await this.createMachine(service, template, hash, imageSource?.pinned ?? image.spec.source);
+      else if (volumes.length === 0) await this.createMachines(service, template, hash, wanted, imageSource?.pinned ?? image.spec.source);
       else {
         // Each machine holds its index's volumes; an index is free only once the machine that
         // had it is gone (stopped and deleted by its agent), so two never write one volume.
@@ -275,33 +275,24 @@ export class ServiceReconciler implements Reconciler {
    * someone else). Volumes come with the image, so its digest in the template covers them.
    */
   private async createMachine(service: Service, template: MachineTemplate, hash: string, source?: string, withVolumes?: { index: number; volumes: NonNullable<ImageSpec["volumes"]> }): Promise<boolean> {
-    const name = `${service.metadata.name}-${randomBytes(3).toString("hex")}`;
     const attached = withVolumes ? await this.ensureVolumes(service, withVolumes.index, withVolumes.volumes) : undefined;
     if (withVolumes && !attached) return false;
-    const { image, memoryMiB, vcpus, env, secretEnv, startMode } = template;
-    await this.store.create<Machine>({
-      apiVersion: API_VERSION,
-      kind: "Machine",
-      metadata: {
-        name,
-        labels: { [SERVICE_LABEL]: service.metadata.name, [TEMPLATE_HASH_LABEL]: hash, ...(withVolumes ? { [VOLUME_INDEX_LABEL]: String(withVolumes.index) } : {}) },
-      },
-      spec: {
-        service: service.metadata.name,
-        image,
-        ...(source ? { imageSource: source } : {}),
-        memoryMiB,
-        vcpus,
-        env,
-        ...(Object.keys(secretEnv).length > 0 ? { secretEnv } : {}),
-        ...(startMode !== "boot" || service.spec.startMode ? { startMode } : {}),
-        desiredState: "running",
-        ...(attached ? { volumes: attached } : {}),
-      },
-      status: { phase: "pending" },
-    });
-    await this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "MachineCreated", `created machine ${name}`);
+    const machine = await this.store.create<Machine>(machineInput(service, template, hash, source, withVolumes && attached ? { index: withVolumes.index, attached } : undefined));
+    await this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "MachineCreated", `created machine ${machine.metadata.name}`);
     return true;
+  }
+
+  /**
+   * `count` machines without volumes, written together (one writeMany: for SQLite one commit for
+   * a whole scale-out) and their events after them, together too. A name already taken (three
+   * random bytes can collide) is one machine fewer this time: the next reconcile makes it.
+   */
+  private async createMachines(service: Service, template: MachineTemplate, hash: string, count: number, source?: string): Promise<void> {
+    const results = await this.store.writeMany(Array.from({ length: count }, () => ({ create: machineInput(service, template, hash, source) })));
+    const created = results.flatMap((r) => ("object" in r ? [r.object] : []));
+    await Promise.all(created.map((m) => this.events.record({ kind: "Service", name: service.metadata.name }, "Normal", "MachineCreated", `created machine ${m.metadata.name}`)));
+    const refused = results.find((r): r is { error: StoreError } => "error" in r && r.error.code !== "AlreadyExists");
+    if (refused) throw refused.error;
   }
 
   /** The Volumes of one machine index, created (empty, by the node at first attach) if missing. */
@@ -338,6 +329,36 @@ export class ServiceReconciler implements Reconciler {
     }
     await this.events.record({ kind: "Machine", name: machine.metadata.name }, reason === "Failed" ? "Warning" : "Normal", reason, message);
   }
+}
+
+/**
+ * A new machine of the service's template. `source`: where a node lacking the image pulls it
+ * (`registry/repo@sha256:...`); not part of the template (same bytes). Volumes come with the
+ * image, so its digest in the template covers them.
+ */
+function machineInput(service: Service, template: MachineTemplate, hash: string, source: string | undefined, volumes?: { index: number; attached: { name: string; volume: string }[] }): ResourceInput<"Machine", Machine["spec"], Machine["status"]> {
+  const { image, memoryMiB, vcpus, env, secretEnv, startMode } = template;
+  return {
+    apiVersion: API_VERSION,
+    kind: "Machine",
+    metadata: {
+      name: `${service.metadata.name}-${randomBytes(3).toString("hex")}`,
+      labels: { [SERVICE_LABEL]: service.metadata.name, [TEMPLATE_HASH_LABEL]: hash, ...(volumes ? { [VOLUME_INDEX_LABEL]: String(volumes.index) } : {}) },
+    },
+    spec: {
+      service: service.metadata.name,
+      image,
+      ...(source ? { imageSource: source } : {}),
+      memoryMiB,
+      vcpus,
+      env,
+      ...(Object.keys(secretEnv).length > 0 ? { secretEnv } : {}),
+      ...(startMode !== "boot" || service.spec.startMode ? { startMode } : {}),
+      desiredState: "running",
+      ...(volumes ? { volumes: volumes.attached } : {}),
+    },
+    status: { phase: "pending" },
+  };
 }
 
 /** Which volume index a machine holds (services whose image declares volumes). */

@@ -178,6 +178,46 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
       }));
     });
 
+    describe("writeMany", () => {
+      test("each write succeeds or fails on its own, answered in its position, in revision order", withStore(async (store) => {
+        await store.create(machine("taken"));
+        // Not taken's revision: a stale one for it.
+        const stale = (await store.create(machine("goes"))).metadata.resourceVersion;
+        const events = collect();
+        const stop = await store.watch("Machine", await store.revision(), events.push);
+        const results = await store.writeMany([
+          { create: machine("new") },
+          { create: machine("taken") },
+          { update: machine("missing") },
+          { update: machine("taken", { status: { phase: "ready" }, resourceVersion: stale }) },
+          { create: machine("Bad Name") },
+          { create: machine("huge", { spec: { env: { A: "x".repeat(MAX_OBJECT_BYTES) } } }) },
+          { update: machine("taken", { status: { phase: "booting" } }) },
+          { delete: { kind: "Machine", name: "goes" } },
+          { delete: { kind: "Machine", name: "missing" } },
+        ]);
+        const codes = results.map((r) => ("error" in r ? r.error.code : "ok"));
+        assert.deepEqual(codes, ["ok", "AlreadyExists", "NotFound", "Conflict", "Invalid", "Invalid", "ok", "ok", "NotFound"]);
+        for (const r of results) if ("error" in r) assert.ok(r.error instanceof StoreError);
+        const written = results.flatMap((r) => ("object" in r ? [r.object] : []));
+        assertIncreasing(written.map((o) => o.metadata.resourceVersion));
+        assert.deepEqual(await store.get("Machine", "new"), written[0]);
+        assert.equal((await store.get<Machine>("Machine", "taken"))?.status.phase, "booting");
+        assert.equal(await store.get("Machine", "goes"), undefined);
+        assert.equal(await store.get("Machine", "huge"), undefined, "a refused write leaves nothing");
+        assert.equal(await store.revision(), written.at(-1)!.metadata.resourceVersion);
+        await events.waitFor(3);
+        await events.settle();
+        stop();
+        assert.deepEqual(events.summary(), [
+          ["ADDED", "new", written[0]!.metadata.resourceVersion],
+          ["MODIFIED", "taken", written[1]!.metadata.resourceVersion],
+          ["DELETED", "goes", written[2]!.metadata.resourceVersion],
+        ]);
+        assert.deepEqual(await store.writeMany([]), []);
+      }));
+    });
+
     describe("list", () => {
       test("returns one kind's objects sorted by name, at the current revision", withStore(async (store) => {
         for (const n of ["c", "a", "b"]) await store.create(machine(n));

@@ -1,4 +1,5 @@
 import type { Kind, Resource, ResourceInput, WatchEvent } from "../model/resource.ts";
+import type { StoreWrite, StoreWriteResult } from "./store-writes.ts";
 
 /**
  * Where the control plane keeps every object. Implementations: sqlite/ (embedded, the default)
@@ -22,6 +23,14 @@ export interface Store {
   update<R extends Resource>(input: ResourceInput<R["kind"], R["spec"], R["status"]>): Promise<R>;
   /** Deletes; with expectedResourceVersion, only if it matches ("Conflict" otherwise). Missing: "NotFound". */
   delete<R extends Resource>(kind: R["kind"], name: string, options?: { expectedResourceVersion?: string }): Promise<R>;
+  /**
+   * Several writes, each as create, update or delete would do it and answered in its position:
+   * one write's StoreError (AlreadyExists, NotFound, Conflict, Invalid) fails only that write.
+   * Their revisions increase in the order given. A backend may commit them together (SQLite: one
+   * transaction, so a thousand writes cost one commit); any other error rejects the whole call,
+   * and then nothing of it was written (SQLite) or what was is unknown (Unavailable, etcd).
+   */
+  writeMany(writes: readonly StoreWrite[]): Promise<StoreWriteResult[]>;
   /**
    * Calls onEvent for every change to objects of `kind` (all kinds if undefined) after revision
    * `fromResourceVersion` (from now if undefined): first the recorded history, in order, then live

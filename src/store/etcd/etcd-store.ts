@@ -2,6 +2,7 @@ import type { ICompare, IEvent, IKeyValue, IRequestOp, ITxnResponse } from "etcd
 import { API_VERSION, type Kind, type Resource, type ResourceInput, type WatchEvent } from "../../model/resource.ts";
 import { createdObject, deletedObject, matchesLabels, updatedObject } from "../object-rules.ts";
 import { type Store, StoreError, type WatchEnd } from "../store.ts";
+import { type StoreWrite, type StoreWriteResult, writeEach } from "../store-writes.ts";
 import { parseRevision, validateInput, validateKind, validateName } from "../validate.ts";
 import { EtcdConnection, type EtcdConnectionOptions, prefixRange, revisionOf } from "./etcd-connection.ts";
 import { EtcdKeys } from "./etcd-keys.ts";
@@ -112,6 +113,11 @@ export class EtcdStore implements Store {
     const response = await this.txn([{ key, target: "Create", result: "Equal", create_revision: 0 }], [{ request_put: { key, value: encode(object) } }]);
     if (!response.succeeded) throw new StoreError("AlreadyExists", `${input.kind} ${input.metadata.name} already exists`);
     return (await this.written(object, response)) as R;
+  }
+
+  /** One after another, each its own transaction (one raft round each, as before writeMany). */
+  writeMany(writes: readonly StoreWrite[]): Promise<StoreWriteResult[]> {
+    return writeEach(this, writes);
   }
 
   async get<R extends Resource>(kind: R["kind"], name: string): Promise<R | undefined> {

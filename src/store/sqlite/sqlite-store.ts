@@ -2,6 +2,7 @@ import Database, { type Statement } from "better-sqlite3";
 import type { Kind, Resource, ResourceInput, WatchEvent, WatchEventType } from "../../model/resource.ts";
 import { createdObject, deletedObject, matchesLabels, updatedObject } from "../object-rules.ts";
 import { type Store, StoreError, type StoreWatchEvent, type WatchEnd } from "../store.ts";
+import type { StoreWrite, StoreWriteResult } from "../store-writes.ts";
 import { checkObjectSize, parseRevision, validateInput, validateInputShape, validateKind, validateName } from "../validate.ts";
 import { migrate } from "./schema.ts";
 import { SqliteTokenRegistry } from "./token-registry.ts";
@@ -20,6 +21,13 @@ const DEFAULT_HISTORY_LIMIT = 10_000;
 /** What a write does, given the current object (or undefined) and the revision it will get; may throw a StoreError. */
 type Decide = (existing: Resource | undefined, revision: number) => { type: WatchEventType; object: Resource };
 
+/** A write ready for the transaction: its object's key, and what it does. */
+interface PlannedWrite {
+  kind: Kind;
+  name: string;
+  decide: Decide;
+}
+
 /**
  * The embedded Store: one SQLite file, owned by one process. Watchers are notified in-process,
  * so a second process writing to the same file would not be seen by this one's watchers.
@@ -33,8 +41,11 @@ type Decide = (existing: Resource | undefined, revision: number) => { type: Watc
 export class SqliteStore implements Store {
   private readonly hub: WatchHub;
   private readonly statements;
-  /** One write's transaction, made once (better-sqlite3 builds a wrapper per `transaction()` call). */
-  private readonly writeTransaction: (kind: Kind, name: string, decide: Decide) => CommittedEvent;
+  /**
+   * The write transaction, made once (better-sqlite3 builds a wrapper per `transaction()` call):
+   * one or several writes, each committed or refused on its own, in one commit.
+   */
+  private readonly writeTransaction: (writes: readonly PlannedWrite[]) => (CommittedEvent | StoreError)[];
   /** API tokens, in the same file (not a resource kind; see token-registry.ts). */
   readonly tokens: SqliteTokenRegistry;
 
@@ -88,28 +99,35 @@ export class SqliteStore implements Store {
       ),
     };
     const s = this.statements;
-    this.writeTransaction = db.transaction((kind: Kind, name: string, decide: Decide): CommittedEvent => {
-      const current = s.get.get(kind, name);
-      const revision = s.revision.get()! + 1;
-      const { type, object } = decide(current === undefined ? undefined : (JSON.parse(current) as Resource), revision);
-      const json = JSON.stringify(object);
-      // Checked here, on the JSON that is stored, so each write serializes its object once.
-      if (type !== "DELETED") checkObjectSize(kind, name, json);
-      if (type === "DELETED") s.remove.run(kind, name);
-      else s.put.run(kind, name, object.metadata.uid, revision, json);
-      s.append.run(revision, kind, name, type, json);
+    this.writeTransaction = db.transaction((writes: readonly PlannedWrite[]): (CommittedEvent | StoreError)[] => {
+      let revision = s.revision.get()!;
+      const outcomes = writes.map(({ kind, name, decide }): CommittedEvent | StoreError => {
+        try {
+          const current = s.get.get(kind, name);
+          const { type, object } = decide(current === undefined ? undefined : (JSON.parse(current) as Resource), revision + 1);
+          const json = JSON.stringify(object);
+          // Checked here, on the JSON that is stored, so each write serializes its object once.
+          if (type !== "DELETED") checkObjectSize(kind, name, json);
+          // Nothing is written before this point, so a write refused above leaves no trace.
+          revision++;
+          if (type === "DELETED") s.remove.run(kind, name);
+          else s.put.run(kind, name, object.metadata.uid, revision, json);
+          s.append.run(revision, kind, name, type, json);
+          return { revision, kind, type, json };
+        } catch (error) {
+          // A refusal fails its own write; anything else (SQLite itself) rolls back all of them.
+          if (error instanceof StoreError) return error;
+          throw error;
+        }
+      });
       s.setRevision.run(revision);
       s.compact.run(revision - historyLimit);
-      return { revision, kind, type, json };
+      return outcomes;
     }).immediate;
   }
 
   async create<R extends Resource>(input: ResourceInput<R["kind"], R["spec"], R["status"]>): Promise<R> {
-    validateInputShape(input);
-    return this.write(input.kind, input.metadata.name, (existing, revision) => {
-      if (existing) throw new StoreError("AlreadyExists", `${input.kind} ${input.metadata.name} already exists`);
-      return { type: "ADDED", object: createdObject(input, revision, new Date()) };
-    }) as R;
+    return this.write({ create: input }) as R;
   }
 
   async get<R extends Resource>(kind: R["kind"], name: string): Promise<R | undefined> {
@@ -151,22 +169,12 @@ export class SqliteStore implements Store {
   private readonly labelQueries = new Map<number, Statement<unknown[], string>>();
 
   async update<R extends Resource>(input: ResourceInput<R["kind"], R["spec"], R["status"]>): Promise<R> {
-    validateInputShape(input);
-    return this.write(input.kind, input.metadata.name, (existing, revision) => {
-      if (!existing) throw new StoreError("NotFound", `${input.kind} ${input.metadata.name} not found`);
-      return { type: "MODIFIED", object: updatedObject(existing, input, revision, new Date()) };
-    }) as R;
+    return this.write({ update: input }) as R;
   }
 
   async delete<R extends Resource>(kind: R["kind"], name: string, options: { expectedResourceVersion?: string } = {}): Promise<R> {
-    validateKind(kind);
-    validateName(kind, name);
     const expected = options.expectedResourceVersion;
-    if (expected !== undefined) parseRevision(expected, "expectedResourceVersion");
-    return this.write(kind, name, (existing, revision) => {
-      if (!existing) throw new StoreError("NotFound", `${kind} ${name} not found`);
-      return { type: "DELETED", object: deletedObject(existing, expected, revision) };
-    }) as R;
+    return this.write({ delete: { kind, name, ...(expected !== undefined ? { expectedResourceVersion: expected } : {}) } }) as R;
   }
 
   async watch(
@@ -199,16 +207,85 @@ export class SqliteStore implements Store {
     if (this.db.open) this.db.close();
   }
 
+  async writeMany(writes: readonly StoreWrite[]): Promise<StoreWriteResult[]> {
+    // Inputs are checked before the transaction; an invalid one is its own result.
+    const planned: (PlannedWrite | StoreError)[] = writes.map((write) => {
+      try {
+        return this.plan(write);
+      } catch (error) {
+        if (error instanceof StoreError) return error;
+        throw error;
+      }
+    });
+    const outcomes = this.commit(planned.filter((p): p is PlannedWrite => !(p instanceof StoreError)));
+    let next = 0;
+    return planned.map((p) => {
+      const outcome = p instanceof StoreError ? p : outcomes[next++]!;
+      if (outcome instanceof StoreError) return { error: outcome };
+      // Parsed when read (the caller's own copy): a scale-out's writer rarely reads them all.
+      let object: Resource | undefined;
+      return { get object() { return (object ??= JSON.parse(outcome.json) as Resource); } };
+    });
+  }
+
+  /** What a write will do, its input checked: what create, update and delete each hand to write(). */
+  private plan(write: StoreWrite): PlannedWrite {
+    if ("create" in write) {
+      const input = write.create;
+      validateInputShape(input);
+      return {
+        kind: input.kind,
+        name: input.metadata.name,
+        decide: (existing, revision) => {
+          if (existing) throw new StoreError("AlreadyExists", `${input.kind} ${input.metadata.name} already exists`);
+          return { type: "ADDED", object: createdObject(input, revision, new Date()) };
+        },
+      };
+    }
+    if ("update" in write) {
+      const input = write.update;
+      validateInputShape(input);
+      return {
+        kind: input.kind,
+        name: input.metadata.name,
+        decide: (existing, revision) => {
+          if (!existing) throw new StoreError("NotFound", `${input.kind} ${input.metadata.name} not found`);
+          return { type: "MODIFIED", object: updatedObject(existing, input, revision, new Date()) };
+        },
+      };
+    }
+    const { kind, name, expectedResourceVersion: expected } = write.delete;
+    validateKind(kind);
+    validateName(kind, name);
+    if (expected !== undefined) parseRevision(expected, "expectedResourceVersion");
+    return {
+      kind,
+      name,
+      decide: (existing, revision) => {
+        if (!existing) throw new StoreError("NotFound", `${kind} ${name} not found`);
+        return { type: "DELETED", object: deletedObject(existing, expected, revision) };
+      },
+    };
+  }
+
+  /** One write, alone in its transaction; its refusal is thrown. */
+  private write(write: StoreWrite): Resource {
+    const [outcome] = this.commit([this.plan(write)]);
+    if (outcome instanceof StoreError) throw outcome;
+    // The caller's own copy: the watchers share another, which nobody may mutate.
+    return JSON.parse(outcome!.json) as Resource;
+  }
+
   /**
-   * One write, in one transaction: next revision, object row, event row, revision counter,
-   * history compaction. `decide` sees the current object (or undefined) and may throw a
-   * StoreError, which rolls everything back. Watchers hear of it only after the commit.
+   * Writes in one transaction (see writeTransaction), then tells the watchers of each committed
+   * one, in order: only after the commit, so nobody hears of a write that was rolled back.
+   * IMMEDIATE takes the write lock before reading, so the revision read cannot go stale.
    */
-  private write(kind: Kind, name: string, decide: Decide): Resource {
-    // IMMEDIATE takes the write lock before reading, so the revision read cannot go stale.
-    const committed = this.writeTransaction(kind, name, decide);
-    this.hub.publish(committed);
-    return JSON.parse(committed.json) as Resource;
+  private commit(writes: readonly PlannedWrite[]): (CommittedEvent | StoreError)[] {
+    if (writes.length === 0) return [];
+    const outcomes = this.writeTransaction(writes);
+    for (const outcome of outcomes) if (!(outcome instanceof StoreError)) this.hub.publish(outcome);
+    return outcomes;
   }
 
   /**
