@@ -22,6 +22,7 @@ export class IncomingRequest {
   readonly method: string;
   readonly target: string;
   readonly rawHeaders: readonly string[];
+  readonly fields: string;
   readonly remoteAddress: string | undefined;
   readonly head: RequestHead;
   readonly #reader: RequestReader;
@@ -41,6 +42,7 @@ export class IncomingRequest {
     this.method = head.method;
     this.target = head.target;
     this.rawHeaders = head.rawHeaders;
+    this.fields = head.fields;
     this.remoteAddress = remoteAddress;
     this.#reader = reader;
   }

@@ -39,6 +39,8 @@ export interface RequestHead {
   minorVersion: number;
   /** [name, value, ...] as received (values without surrounding whitespace). */
   rawHeaders: string[];
+  /** The field lines as received, checked: `name: value` separated by CRLF, without the final CRLF ("" without fields). */
+  fields: string;
   /** The Host field's value, or undefined (HTTP/1.0 only). */
   host: string | undefined;
   /** The client allows another request on the connection after this one. */
@@ -371,6 +373,7 @@ export class RequestParser {
       target,
       minorVersion,
       rawHeaders,
+      fields: text.length > lineEnd + 2 ? text.slice(lineEnd + 2) : "",
       host,
       keepAlive,
       expectContinue,

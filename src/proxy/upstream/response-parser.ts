@@ -18,6 +18,8 @@ export interface ResponseHead {
   reason: string;
   /** [name, value, ...] as received (values without surrounding whitespace). */
   rawHeaders: string[];
+  /** The field lines as received, checked: `name: value` separated by CRLF, without the final CRLF ("" without fields). */
+  fields: string;
   /** After this response the connection may carry another request. */
   keepAlive: boolean;
   /** Keep-Alive: timeout=N, in ms, if the server sent one. */
@@ -308,7 +310,8 @@ export class ResponseParser {
     const bodiless = this.#headRequest || code === 204 || code === 304;
     if (!bodiless && !chunked && contentLength === undefined) keepAlive = false; // delimited by the close
     this.#keepAlive = keepAlive;
-    this.#events.onHead({ minorVersion, status: code, reason: status[3] ?? "", rawHeaders, keepAlive, keepAliveTimeoutMs });
+    const fields = text.length > lineEnd + 2 ? text.slice(lineEnd + 2) : "";
+    this.#events.onHead({ minorVersion, status: code, reason: status[3] ?? "", rawHeaders, fields, keepAlive, keepAliveTimeoutMs });
     if (this.#state !== State.Head) return; // aborted by the handler
     if (bodiless || contentLength === 0) this.#finish();
     else if (chunked) this.#state = State.ChunkSize;
