@@ -53,6 +53,8 @@ export class OutgoingResponse {
   #chunked = false;
   #bodiless = false;
   #keepAlive = false;
+  /** The first 'close' listener (the exchange's), then any others: no array for the usual one. */
+  #closeListener: (() => void) | undefined;
   #closeListeners: (() => void)[] | undefined;
   #closed = false;
 
@@ -137,6 +139,7 @@ export class OutgoingResponse {
   once(event: "drain" | "close", listener: () => void): this {
     if (event === "drain") this.#writer.socket.once("drain", listener);
     else if (this.#closed) process.nextTick(listener);
+    else if (!this.#closeListener) this.#closeListener = listener;
     else (this.#closeListeners ??= []).push(listener);
     return this;
   }
@@ -145,8 +148,11 @@ export class OutgoingResponse {
   emitClose(): void {
     if (this.#closed) return;
     this.#closed = true;
+    const first = this.#closeListener;
     const listeners = this.#closeListeners;
+    this.#closeListener = undefined;
     this.#closeListeners = undefined;
+    first?.();
     if (listeners) for (const listener of listeners) listener();
   }
 

@@ -34,7 +34,12 @@ export class UpstreamConnection {
   readonly #onEnded: (connection: UpstreamConnection) => void;
   readonly #onClosed: (connection: UpstreamConnection) => void;
   #user: UpstreamUser | undefined;
-  /** Started on the first request, refreshed by each request and read; inert while idle. */
+  /**
+   * performance.now() by which the machine must have sent something: moved on by each request and
+   * read. The timer is not moved with it (re-arming a timer per request costs more than the rest of
+   * the bookkeeping): when it fires early it is re-armed for what is left. Inert while idle.
+   */
+  #deadline = 0;
   #timer: NodeJS.Timeout | undefined;
   #ended = false;
   #closed = false;
@@ -93,8 +98,8 @@ export class UpstreamConnection {
     this.#user = user;
     this.#ended = false;
     this.#parser.start(method);
-    if (this.#timer) this.#timer.refresh();
-    else this.#timer = setTimeout(() => this.#timedOut(), this.#upstreamTimeoutMs).unref();
+    this.#deadline = performance.now() + this.#upstreamTimeoutMs;
+    this.#timer ??= setTimeout(() => this.#timedOut(), this.#upstreamTimeoutMs).unref();
     this.socket.write(head, "latin1");
   }
 
@@ -121,7 +126,7 @@ export class UpstreamConnection {
 
   #data(data: Buffer): void {
     const user = this.#user;
-    if (user) this.#timer?.refresh();
+    if (user) this.#deadline = performance.now() + this.#upstreamTimeoutMs;
     try {
       this.#parser.feed(data);
     } catch (error) {
@@ -155,6 +160,12 @@ export class UpstreamConnection {
   }
 
   #timedOut(): void {
+    const early = this.#deadline - performance.now();
+    if (early > 0) {
+      this.#timer = setTimeout(() => this.#timedOut(), Math.ceil(early)).unref();
+      return;
+    }
+    this.#timer = undefined; // the next request arms one again
     if (!this.#user) return;
     this.#fail(new UpstreamTimeout("EUPSTREAMTIMEOUT", `nothing received for ${this.#upstreamTimeoutMs} ms`));
   }
