@@ -3,7 +3,7 @@ import { test } from "node:test";
 import fc from "fast-check";
 import { splitReads as split } from "../http/split-reads.ts";
 import { requestHead } from "../exchange/forward-headers.ts";
-import { type RequestHead, RequestParseError, RequestParser } from "./request-parser.ts";
+import { type RequestHead, RequestParseError, RequestParser, scanRequestLine, slowRequestLine } from "./request-parser.ts";
 
 /**
  * What a client sends is the client's to choose. Whatever the bytes, the parser either frames a
@@ -137,5 +137,30 @@ test("a request read, then written as the proxy writes it upstream, reads back t
       assert.deepEqual(withoutFields(run([Buffer.from(again, "latin1")])), withoutFields(first));
     }),
     { numRuns: 300, interruptAfterTimeLimit: 8_000 },
+  );
+});
+
+test("the request line's fast scan takes exactly what the regex takes, with the same parts", () => {
+  // Mostly well-formed lines, each part sometimes replaced by something that is not.
+  const odd = fc.constantFrom("", " ", "\t", "\x7f", "\x00", "\r", "é");
+  const part = (...good: string[]) => fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...good) }, odd, fc.string({ maxLength: 3 }));
+  const method = part("GET", "OPTIONS", "M-1", "x~y");
+  const target = part("/", "/a?b=c", "*", "/\x80\xe9", "/%20");
+  const version = part("HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.", "HTTP/x.1", "HTTP/1.1 ");
+  const sp = part(" ");
+  fc.assert(
+    fc.property(fc.tuple(method, sp, target, sp, version), (parts) => {
+      const line = parts.join("");
+      const fast = scanRequestLine(line, line.length);
+      let slow: ReturnType<typeof slowRequestLine> | undefined;
+      try {
+        slow = slowRequestLine(line);
+      } catch {
+        slow = undefined;
+      }
+      if (fast) assert.deepEqual(fast, slow); // whatever the scan takes, the regex takes the same way
+      else assert.equal(slow, undefined, `the scan refused ${JSON.stringify(line)}, which the regex takes`);
+    }),
+    RUNS,
   );
 });

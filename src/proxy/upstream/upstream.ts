@@ -163,6 +163,7 @@ export class Upstream {
   }
 
   #nextQueued(): Lease | undefined {
+    if (this.#queue.size === 0) return undefined; // the usual case, without making an iterator
     for (const lease of this.#queue) {
       this.#queue.delete(lease);
       return lease;
