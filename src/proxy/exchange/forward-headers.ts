@@ -187,27 +187,30 @@ export interface ForwardResponse {
  * drop or replace, those lines are forwarded verbatim and only X-Request-Id is added.
  */
 export function responseHeaders(raw: readonly string[], requestId: string, fields?: string): ForwardResponse {
-  let headers: string[] = [];
+  if (fields !== undefined && !raw.some(isDroppedResponseField)) return { fields, headers: ["X-Request-Id", requestId] };
+  const headers: string[] = [];
   let connection: string | undefined;
-  let verbatim = fields !== undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
     const lower = notedName(name);
     if (lower !== undefined) {
       if (lower === "connection") connection = connection === undefined ? value : `${connection}, ${value}`;
-      if (lower === "x-request-id" || isHopByHop(lower)) {
-        verbatim = false;
-        continue;
-      }
+      if (lower === "x-request-id" || isHopByHop(lower)) continue;
     }
     headers.push(name, value);
   }
   const extra = connectionTokens(connection);
-  if (verbatim) headers = [];
-  else if (extra) headers = withoutNames(headers, extra);
-  headers.push("X-Request-Id", requestId);
-  return { fields: verbatim ? fields : undefined, headers };
+  const kept = extra ? withoutNames(headers, extra) : headers;
+  kept.push("X-Request-Id", requestId);
+  return { fields: undefined, headers: kept };
+}
+
+/** For raw.some over [name, value, ...]: a name (even index) the proxy does not pass on to the client as it is. */
+function isDroppedResponseField(name: string, index: number): boolean {
+  if (index % 2 === 1) return false;
+  const lower = notedName(name);
+  return lower !== undefined && (lower === "x-request-id" || isHopByHop(lower));
 }
 
 function withoutNames(headers: string[], names: Set<string>): string[] {
