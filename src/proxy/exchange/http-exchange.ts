@@ -107,11 +107,10 @@ export class HttpExchange extends Exchange implements Lease, UpstreamUser {
     if (this.done) return; // the proxy answered already (cannot happen while the connection is ours)
     try {
       const res = this.#res;
-      if (res.writeHeadWithFields) {
-        const { fields, headers } = responseHeaders(head.rawHeaders, this.forward.requestId, head.fields);
-        if (fields === undefined) res.writeHead(head.status, head.reason, headers);
-        else res.writeHeadWithFields(head.status, head.reason, fields, head.rawHeaders, headers);
-      } else res.writeHead(head.status, head.reason, responseHeaders(head.rawHeaders, this.forward.requestId).headers);
+      // The machine's field lines go verbatim when the client side can send them so and none needs an edit.
+      const { fields, headers } = responseHeaders(head.rawHeaders, this.forward.requestId, res.writeHeadWithFields ? head.fields : undefined);
+      if (fields !== undefined && res.writeHeadWithFields) res.writeHeadWithFields(head.status, head.reason, fields, head.rawHeaders, headers);
+      else res.writeHead(head.status, head.reason, headers);
     } catch (error) {
       this.#connection?.destroy();
       this.#connection = undefined;
