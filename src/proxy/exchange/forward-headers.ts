@@ -57,14 +57,16 @@ const NOTED = new Set([
   "upgrade",
   "expect",
 ]);
-const NOTED_LENGTHS = new Set([...NOTED].map((name) => name.length));
+/** By name length (every noted name is shorter than 32): 1 where some noted name has that length. */
+const NOTED_LENGTHS = new Uint8Array(32);
+for (const name of NOTED) NOTED_LENGTHS[name.length] = 1;
 
 /**
  * `name` lower-cased if the proxy reads, drops or sets that field, else undefined. By length
  * first: most fields are none of these, and lower-casing every name costs an allocation each.
  */
 function notedName(name: string): string | undefined {
-  if (NOTED_LENGTHS.has(name.length)) {
+  if (NOTED_LENGTHS[name.length] === 1) {
     const lower = name.toLowerCase();
     if (NOTED.has(lower)) return lower;
   }
