@@ -50,6 +50,7 @@ const { values: flags } = parseArgs({
     warmup: { type: "string", default: "3" },
     profile: { type: "boolean", default: false },
     baseline: { type: "string" },
+    only: { type: "string" },
     json: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -77,7 +78,11 @@ const TARGET_ADDED_P50_MS = 1;
 
 type Name = "direct" | "pith" | "pith-haproxy" | "pith-base" | "haproxy" | "nginx" | "node-bare" | "node-tcp";
 /** node-bare and node-tcp are references for the findings (what node costs), not held to a target; pith-base (--baseline) is an earlier Pith. */
-const PROXIES: Exclude<Name, "direct">[] = ["pith", "pith-haproxy", ...(flags.baseline ? (["pith-base"] as const) : []), "haproxy", "nginx", "node-bare", "node-tcp"];
+const ALL_PROXIES: Exclude<Name, "direct">[] = ["pith", "pith-haproxy", ...(flags.baseline ? (["pith-base"] as const) : []), "haproxy", "nginx", "node-bare", "node-tcp"];
+/** --only: a subset for quick interleaved comparisons; pith and haproxy (the target's two sides) are always measured. */
+const ONLY = flags.only === undefined ? undefined : new Set(["pith", "haproxy", ...flags.only.split(",").map((name) => name.trim())]);
+if (ONLY) for (const name of ONLY) if (!(ALL_PROXIES as string[]).includes(name)) fatal(`--only: no contender ${name} (one of ${ALL_PROXIES.join(", ")})`);
+const PROXIES = ONLY ? ALL_PROXIES.filter((name) => ONLY.has(name)) : ALL_PROXIES;
 const CONTENDERS: Name[] = [...PROXIES, "direct"];
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -200,15 +205,16 @@ async function main(): Promise<void> {
   const gcc = execFileSync("gcc", ["--version"], { encoding: "utf8" }).split("\n")[0] ?? "gcc";
   log(`work dir ${work}; compiling and starting the backend`);
   const backend = await startBackend(work);
-  const running: Partial<Record<Name, Running>> & Record<Exclude<Name, "pith-base">, Running> = {
+  const measured = (name: Name): boolean => PROXIES.includes(name as Exclude<Name, "direct">);
+  const running: Partial<Record<Name, Running>> & Record<"direct" | "pith" | "haproxy", Running> = {
     direct: backend,
     pith: await startPith(backend.port),
-    "pith-haproxy": await startPithHaproxy(backend.port),
+    ...(measured("pith-haproxy") ? { "pith-haproxy": await startPithHaproxy(backend.port) } : {}),
     ...(flags.baseline ? { "pith-base": await startPithBaseline(backend.port, resolve(flags.baseline)) } : {}),
     haproxy: await startHaproxy(work, backend.port),
-    nginx: await startNginx(work, backend.port),
-    "node-bare": await startNodeBare(backend.port),
-    "node-tcp": await startNodeTcp(backend.port),
+    ...(measured("nginx") ? { nginx: await startNginx(work, backend.port) } : {}),
+    ...(measured("node-bare") ? { "node-bare": await startNodeBare(backend.port) } : {}),
+    ...(measured("node-tcp") ? { "node-tcp": await startNodeTcp(backend.port) } : {}),
   };
   const contender = (name: Name): Running => running[name] ?? fatal(`no contender ${name}`);
   log(`backend :${backend.port}, ${PROXIES.map((name) => `${name} :${contender(name).port}`).join(", ")}`);
@@ -271,7 +277,7 @@ interface Row {
 function rows(samples: Sample[], phase: Sample["phase"]): Row[] {
   const of = (name: Name) => samples.filter((s) => s.phase === phase && s.contender === name);
   const med = (name: Name, key: "rps" | "p50" | "p99" | "cores" | "backendCores") => median(of(name).map((s) => s[key]));
-  return CONTENDERS.map((name) => ({
+  return CONTENDERS.filter((name) => of(name).length > 0).map((name) => ({
     contender: name,
     rps: med(name, "rps"),
     p50: med(name, "p50"),
@@ -304,8 +310,8 @@ function summarize(samples: Sample[], versions: ReturnType<typeof ensureTools>, 
       addedP50: { ms: pith.addedP50, target: TARGET_ADDED_P50_MS, pass: pith.addedP50 < TARGET_ADDED_P50_MS },
       ...(light ? { addedP50Light: { ms: light.find((r) => r.contender === "pith")!.addedP50, target: TARGET_ADDED_P50_MS } } : {}),
       haproxyEngine: (() => {
-        const r = load.find((x) => x.contender === "pith-haproxy")!;
-        return { ratio: r.rpsVsHaproxy, vsPith: r.rps / pith.rps, addedP50: r.addedP50, pass: r.rpsVsHaproxy >= TARGET_THROUGHPUT };
+        const r = load.find((x) => x.contender === "pith-haproxy");
+        return r && { ratio: r.rpsVsHaproxy, vsPith: r.rps / pith.rps, addedP50: r.addedP50, pass: r.rpsVsHaproxy >= TARGET_THROUGHPUT };
       })(),
     },
     profile,
@@ -357,12 +363,14 @@ function format(s: ReturnType<typeof summarize>): string {
   out.push(`  latency     pith added p50 at -c${s.settings.connections} = ${f(t.addedP50.ms, 3)} ms, target < ${t.addedP50.target} ms   ${verdict(t.addedP50.pass)}`);
   if (t.addedP50Light) out.push(`              (at -c1, for reference: pith added p50 = ${f(t.addedP50Light.ms, 3)} ms)`);
   const h = t.haproxyEngine;
-  out.push(`  pith-haproxy (pith proxy --engine haproxy): ${f(h.ratio)}x of haproxy req/s (${verdict(h.pass)}), ${f(h.vsPith)}x of pith's node engine, added p50 ${f(h.addedP50, 3)} ms`);
-  const row = (name: Name) => s.load.find((r) => r.contender === name)!;
-  const [pith, bare, tcp, haproxy] = [row("pith"), row("node-bare"), row("node-tcp"), row("haproxy")];
+  if (h) out.push(`  pith-haproxy (pith proxy --engine haproxy): ${f(h.ratio)}x of haproxy req/s (${verdict(h.pass)}), ${f(h.vsPith)}x of pith's node engine, added p50 ${f(h.addedP50, 3)} ms`);
+  const row = (name: Name) => s.load.find((r) => r.contender === name);
+  const [pith, bare, tcp, haproxy] = [row("pith")!, row("node-bare"), row("node-tcp"), row("haproxy")!];
   out.push("");
-  out.push(`CPU per request at -c${s.settings.connections} (median): pith ${f(pith.cpuUsPerRequest, 1)} us, node-bare ${f(bare.cpuUsPerRequest, 1)} us, node-tcp ${f(tcp.cpuUsPerRequest, 1)} us, haproxy ${f(haproxy.cpuUsPerRequest, 1)} us`);
-  out.push(`  pith/node-bare req/s = ${f(pith.rps / bare.rps)}x: what Pith adds on top of node's HTTP stack; node-tcp/haproxy req/s = ${f(tcp.rps / haproxy.rps)}x: node's sockets without it`);
+  const perRequest = s.load.filter((r) => r.contender !== "direct").map((r) => `${r.contender} ${f(r.cpuUsPerRequest, 1)} us`);
+  out.push(`CPU per request at -c${s.settings.connections} (median): ${perRequest.join(", ")}`);
+  if (bare) out.push(`  pith/node-bare req/s = ${f(pith.rps / bare.rps)}x: what Pith adds on top of node's HTTP stack`);
+  if (tcp) out.push(`  node-tcp/haproxy req/s = ${f(tcp.rps / haproxy.rps)}x: node's sockets without HTTP`);
   const base = s.load.find((r) => r.contender === "pith-base");
   if (base) out.push(`  pith/pith-base req/s = ${f(pith.rps / base.rps)}x (pith-base: ${f(base.rpsVsHaproxy)}x of haproxy, ${f(base.cpuUsPerRequest, 1)} us per request)`);
   if (s.profile) {

@@ -195,6 +195,69 @@ describe("proxy server", () => {
     assert.equal(reply.body, big.toUpperCase());
   });
 
+  test("large responses to clients that stop reading arrive intact (reads share one buffer; the paused one resumes)", async () => {
+    // Each body is its own pattern, so a byte from another response (or a later read) shows.
+    const size = 24 * 1024 * 1024; // more than loopback's socket buffers hold, so the proxy must hold (and pause)
+    const pattern = (seed: number): Buffer => {
+      const bytes = Buffer.allocUnsafe(size);
+      for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed * 7 + (i >> 12)) & 0xff;
+      return bytes;
+    };
+    const bodies = [pattern(1), pattern(2), pattern(3)];
+    const b = await backend("big", (req, res) => {
+      const body = bodies[Number(req.url?.slice(1))] as Buffer;
+      if (req.url === "/0") res.writeHead(200, { "content-length": size }).end(body);
+      else {
+        res.writeHead(200); // chunked, in pieces of odd sizes
+        for (let at = 0; at < size; at += 70_001) res.write(body.subarray(at, at + 70_001));
+        res.end();
+      }
+    });
+    const routes = new FakeRoutes();
+    routes.set("big", [b.url]);
+    const { port } = await proxyFor(routes);
+    const download = (index: number, paused: Promise<void> | undefined): Promise<Buffer> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(port, "127.0.0.1");
+        const chunks: Buffer[] = [];
+        socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+        socket.on("error", reject);
+        socket.on("end", () => resolve(Buffer.concat(chunks)));
+        socket.write(`GET /${index} HTTP/1.1\r\nHost: big.localhost\r\nConnection: close\r\n\r\n`);
+        if (paused) {
+          socket.pause();
+          void paused.then(() => socket.resume());
+        }
+      });
+    const bodyOf = (response: Buffer): Buffer => {
+      const end = response.indexOf("\r\n\r\n");
+      const head = response.toString("latin1", 0, end);
+      const rest = response.subarray(end + 4);
+      if (!/transfer-encoding: chunked/i.test(head)) return rest;
+      const parts: Buffer[] = [];
+      for (let at = 0; ; ) {
+        const lineEnd = rest.indexOf("\r\n", at);
+        const n = Number.parseInt(rest.toString("latin1", at, lineEnd), 16);
+        if (n === 0) return Buffer.concat(parts);
+        parts.push(rest.subarray(lineEnd + 2, lineEnd + 2 + n));
+        at = lineEnd + 2 + n + 2;
+      }
+    };
+    // The first two clients read nothing until the third has its whole body: meanwhile the proxy
+    // must stop reading their machine connections and keep what it holds intact.
+    let third!: Promise<Buffer>;
+    const thirdDone = new Promise<void>((resolve) => setImmediate(() => void third.then(() => resolve(), () => resolve())));
+    const first = download(0, thirdDone);
+    const second = download(1, thirdDone);
+    third = download(2, undefined);
+    const [a, c, d] = await Promise.all([first, second, third]);
+    for (const [i, response] of [a, c, d].entries()) {
+      const body = bodyOf(response);
+      assert.equal(body.length, size, `response ${i}: length`);
+      assert.ok(body.equals(bodies[i] as Buffer), `response ${i}: bytes differ`);
+    }
+  });
+
   test("a machine that does not answer within upstreamTimeoutMs is a 504", async () => {
     const b = await backend("mute", () => undefined);
     const routes = new FakeRoutes();

@@ -221,7 +221,7 @@ export class ClientConnection implements RequestReader, ResponseWriter {
   }
 
   #parse(data: Buffer): void {
-    if (!this.#request && this.#waiting === Waiting.NextRequest) this.#wait(Waiting.Head, this.#limits.headTimeoutMs);
+    const awaitingNext = !this.#request && this.#waiting === Waiting.NextRequest;
     let end: number;
     this.#feeding = true;
     try {
@@ -233,6 +233,9 @@ export class ClientConnection implements RequestReader, ResponseWriter {
       this.#feeding = false;
     }
     if (end < data.length) this.#backlog = this.#backlog ? Buffer.concat([data.subarray(end), this.#backlog]) : data.subarray(end);
+    // A head begun on a kept-alive connection but not finished in this read: from now, the head's time limit (a
+    // whole head in one read, the usual case, never needs that deadline).
+    if (awaitingNext && !this.#request && !this.#parser.idle && !this.#closing) this.#wait(Waiting.Head, this.#limits.headTimeoutMs);
     const request = this.#request;
     if (request && !this.#dispatched) {
       this.#dispatched = true;

@@ -22,12 +22,14 @@ export class IncomingRequest {
   readonly method: string;
   readonly target: string;
   readonly rawHeaders: readonly string[];
+  readonly fields: string;
   readonly remoteAddress: string | undefined;
   readonly head: RequestHead;
   readonly #reader: RequestReader;
   #onData: ((chunk: Buffer) => void) | undefined;
   #onEnd: (() => void) | undefined;
-  #held: Buffer[] = [];
+  /** Body chunks not handed over yet; made on the first one (most requests have no body). */
+  #held: Buffer[] | undefined;
   #heldBytes = 0;
   #paused = false;
   #discarding = false;
@@ -41,6 +43,7 @@ export class IncomingRequest {
     this.method = head.method;
     this.target = head.target;
     this.rawHeaders = head.rawHeaders;
+    this.fields = head.fields;
     this.remoteAddress = remoteAddress;
     this.#reader = reader;
   }
@@ -76,7 +79,7 @@ export class IncomingRequest {
 
   discardBody(): void {
     this.#discarding = true;
-    this.#held = [];
+    this.#held = undefined;
     this.#heldBytes = 0;
     this.#paused = false;
     this.#reader.bodyDiscarded();
@@ -89,7 +92,7 @@ export class IncomingRequest {
       this.#onData(chunk);
       return;
     }
-    this.#held.push(chunk);
+    (this.#held ??= []).push(chunk);
     this.#heldBytes += chunk.length;
     if (this.#heldBytes >= MAX_UNREAD_BODY_BYTES) this.#reader.bodyPaused(true);
   }
@@ -103,8 +106,9 @@ export class IncomingRequest {
   /** Hands over what was held, as long as the reader reads; then the end, or reading again. */
   #flush(): void {
     if (!this.#onData) return;
-    while (this.#held.length > 0 && !this.#paused && !this.#discarding) {
-      const chunk = this.#held.shift() as Buffer;
+    const held = this.#held;
+    while (held && held.length > 0 && !this.#paused && !this.#discarding) {
+      const chunk = held.shift() as Buffer;
       this.#heldBytes -= chunk.length;
       this.#onData(chunk);
     }

@@ -14,6 +14,10 @@ export interface ResponseWriter {
   responseEnded(keepAlive: boolean): void;
 }
 
+const NO_HEADERS: readonly string[] = [];
+const isContentLength = (name: string): boolean => name.length === 14 && name.toLowerCase() === "content-length";
+const isDate = (name: string): boolean => name.length === 4 && name.toLowerCase() === "date";
+
 /** Bodies up to this size go out in one buffer with their framing (one copy); larger ones in one corked writev. */
 const COPY_LIMIT = 16 * 1024;
 
@@ -49,6 +53,8 @@ export class OutgoingResponse {
   #chunked = false;
   #bodiless = false;
   #keepAlive = false;
+  /** The first 'close' listener (the exchange's), then any others: no array for the usual one. */
+  #closeListener: (() => void) | undefined;
   #closeListeners: (() => void)[] | undefined;
   #closed = false;
 
@@ -59,15 +65,29 @@ export class OutgoingResponse {
   }
 
   writeHead(status: number, reason: string | undefined, headers: readonly string[]): this {
+    return this.#writeHead(status, reason, "", NO_HEADERS, headers);
+  }
+
+  /** writeHead with field lines checked by a parser (`fieldHeaders` the same as [name, value, ...]) sent verbatim before `headers`. */
+  writeHeadWithFields(status: number, reason: string | undefined, fields: string, fieldHeaders: readonly string[], headers: readonly string[]): this {
+    return this.#writeHead(status, reason, fields, fieldHeaders, headers);
+  }
+
+  #writeHead(status: number, reason: string | undefined, fields: string, fieldHeaders: readonly string[], headers: readonly string[]): this {
     if (this.headersSent) throw new Error("writeHead() after the head was sent");
     if (!Number.isInteger(status) || status < 200 || status > 999) throw new RangeError(`invalid response status ${status}`);
-    let head = `HTTP/1.1 ${status} ${reason ?? STATUS_CODES[status] ?? ""}\r\n`;
+    let head = fields === "" ? `HTTP/1.1 ${status} ${reason ?? STATUS_CODES[status] ?? ""}\r\n` : `HTTP/1.1 ${status} ${reason ?? STATUS_CODES[status] ?? ""}\r\n${fields}\r\n`;
     let hasLength = false;
     let hasDate = false;
+    for (let i = 0; i < fieldHeaders.length; i += 2) {
+      const name = fieldHeaders[i] as string;
+      if (isContentLength(name)) hasLength = true;
+      else if (isDate(name)) hasDate = true;
+    }
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i] as string;
-      if (name.length === 14 && name.toLowerCase() === "content-length") hasLength = true;
-      else if (name.length === 4 && name.toLowerCase() === "date") hasDate = true;
+      if (isContentLength(name)) hasLength = true;
+      else if (isDate(name)) hasDate = true;
       head += `${name}: ${headers[i + 1]}\r\n`;
     }
     if (!hasDate) head += `Date: ${httpDate()}\r\n`;
@@ -119,6 +139,7 @@ export class OutgoingResponse {
   once(event: "drain" | "close", listener: () => void): this {
     if (event === "drain") this.#writer.socket.once("drain", listener);
     else if (this.#closed) process.nextTick(listener);
+    else if (!this.#closeListener) this.#closeListener = listener;
     else (this.#closeListeners ??= []).push(listener);
     return this;
   }
@@ -127,8 +148,11 @@ export class OutgoingResponse {
   emitClose(): void {
     if (this.#closed) return;
     this.#closed = true;
+    const first = this.#closeListener;
     const listeners = this.#closeListeners;
+    this.#closeListener = undefined;
     this.#closeListeners = undefined;
+    first?.();
     if (listeners) for (const listener of listeners) listener();
   }
 

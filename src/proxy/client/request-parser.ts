@@ -23,7 +23,7 @@
  * Body chunks are slices of the input, never copied.
  */
 
-import { checkControl, listTokens, MAX_HEAD_BYTES, scanFields } from "../http/field-lines.ts";
+import { checkControl, listTokens, MAX_HEAD_BYTES, scanFields, TCHAR } from "../http/field-lines.ts";
 import { CR, CRLF, CRLFCRLF, LF } from "../http/octets.ts";
 
 /** Most fields in one head (HAProxy's default is 101 including the start line). */
@@ -39,6 +39,8 @@ export interface RequestHead {
   minorVersion: number;
   /** [name, value, ...] as received (values without surrounding whitespace). */
   rawHeaders: string[];
+  /** The field lines as received, checked: `name: value` separated by CRLF, without the final CRLF ("" without fields). */
+  fields: string;
   /** The Host field's value, or undefined (HTTP/1.0 only). */
   host: string | undefined;
   /** The client allows another request on the connection after this one. */
@@ -92,6 +94,44 @@ const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP\/
 const HOST = /^[A-Za-z0-9.\-_~!$&'()*+;=:%[\]]*$/;
 const DIGITS = /^\d{1,15}$/;
 const CHUNK_LINE = /^([0-9A-Fa-f]{1,13})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
+
+interface RequestLine {
+  method: string;
+  target: string;
+  major: number;
+  minor: number;
+}
+
+/**
+ * The request line `text[0, end)` read character by character, as REQUEST_LINE would match it
+ * (tchar method, SP, target without controls or spaces, SP, HTTP/d.d); undefined when it does not
+ * match, for slowRequestLine to say why. No regex and no match array: this runs once per request.
+ */
+export function scanRequestLine(text: string, end: number): RequestLine | undefined {
+  let i = 0;
+  while (i < end && TCHAR[text.charCodeAt(i)] === 1) i++;
+  if (i === 0 || i === end || text.charCodeAt(i) !== 32) return undefined;
+  const targetStart = i + 1;
+  let j = targetStart;
+  for (; j < end; j++) {
+    const c = text.charCodeAt(j);
+    if (c <= 32 || c === 127 || c > 255) break;
+  }
+  // " HTTP/d.d" and nothing after it
+  if (j === targetStart || end - j !== 9 || !text.startsWith(" HTTP/", j) || text.charCodeAt(j + 7) !== 46 /* . */) return undefined;
+  const major = text.charCodeAt(j + 6) - 48;
+  const minor = text.charCodeAt(j + 8) - 48;
+  if (major < 0 || major > 9 || minor < 0 || minor > 9) return undefined;
+  return { method: text.slice(0, i), target: text.slice(targetStart, j), major, minor };
+}
+
+/** A request line scanRequestLine did not take: the error that says what is wrong with it (or, failing that, its parts). */
+export function slowRequestLine(requestLine: string): RequestLine {
+  checkControl(requestLine, 0, requestLine.length, "the request line", badRequest);
+  const line = REQUEST_LINE.exec(requestLine);
+  if (!line) throw badRequest(`malformed request line: ${JSON.stringify(requestLine.slice(0, 80))}`);
+  return { method: line[1] as string, target: line[2] as string, major: Number(line[3]), minor: Number(line[4]) };
+}
 
 export class RequestParser {
   readonly #events: RequestEvents;
@@ -282,14 +322,10 @@ export class RequestParser {
   #head(text: string): void {
     let lineEnd = text.indexOf("\r\n");
     if (lineEnd < 0) lineEnd = text.length;
-    const requestLine = text.slice(0, lineEnd);
-    checkControl(requestLine, 0, requestLine.length, "the request line", badRequest);
-    const line = REQUEST_LINE.exec(requestLine);
-    if (!line) throw badRequest(`malformed request line: ${JSON.stringify(requestLine.slice(0, 80))}`);
-    const method = line[1] as string;
-    const target = line[2] as string;
-    if (line[3] !== "1" || (line[4] !== "0" && line[4] !== "1")) throw new RequestParseError(505, `HTTP/${line[3]}.${line[4]} is not supported: send HTTP/1.1`);
-    const minorVersion = Number(line[4]);
+    const line = scanRequestLine(text, lineEnd) ?? slowRequestLine(text.slice(0, lineEnd));
+    const { method, target } = line;
+    if (line.major !== 1 || (line.minor !== 0 && line.minor !== 1)) throw new RequestParseError(505, `HTTP/${line.major}.${line.minor} is not supported: send HTTP/1.1`);
+    const minorVersion = line.minor;
     if (method === "CONNECT") throw new RequestParseError(405, "CONNECT is not supported: this is a reverse proxy");
     if (target.charCodeAt(0) !== 47 /* / */ && !(target === "*" && method === "OPTIONS")) {
       throw badRequest(`the request target must be a path starting with /: ${JSON.stringify(target.slice(0, 80))}`);
@@ -371,6 +407,7 @@ export class RequestParser {
       target,
       minorVersion,
       rawHeaders,
+      fields: text.length > lineEnd + 2 ? text.slice(lineEnd + 2) : "",
       host,
       keepAlive,
       expectContinue,

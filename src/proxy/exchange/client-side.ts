@@ -10,6 +10,11 @@ export interface ClientRequest {
   readonly target: string;
   /** [name, value, ...] as received. */
   readonly rawHeaders: readonly string[];
+  /**
+   * The same fields as received (`name: value` lines separated by CRLF, no final CRLF), when the
+   * server's parser checked them line by line: the proxy may forward them verbatim.
+   */
+  readonly fields?: string;
   /** The client's address (for X-Forwarded-For). */
   readonly remoteAddress: string | undefined;
   /**
@@ -30,6 +35,12 @@ export interface ClientResponse {
   readonly writableFinished: boolean;
   /** `headers` is [name, value, ...]; names are tokens and values hold no control characters (the caller's to ensure). */
   writeHead(status: number, reason: string | undefined, headers: string[]): unknown;
+  /**
+   * writeHead with `fields` (field lines as a parser checked them, `name: value` separated by CRLF,
+   * no final CRLF; `fieldHeaders` the same as [name, value, ...]) sent verbatim before `headers`.
+   * Optional: a server without it gets writeHead with every header.
+   */
+  writeHeadWithFields?(status: number, reason: string | undefined, fields: string, fieldHeaders: readonly string[], headers: readonly string[]): unknown;
   /** False when the caller should wait for 'drain'. */
   write(chunk: Buffer): boolean;
   end(chunk?: Buffer | string): unknown;

@@ -35,7 +35,7 @@ export abstract class Exchange implements Waiter {
   done = false;
   /** The machine of the latest attempt. */
   machine: string | undefined;
-  readonly #startedAt = Date.now();
+  /** performance.now() at the request's arrival (its wall-clock time for the log is timeOrigin + this). */
   readonly #started = performance.now();
   #current: Backend | undefined;
   /** Backends that failed for this request: not tried again by it. */
@@ -140,7 +140,7 @@ export abstract class Exchange implements Waiter {
     const ms = performance.now() - this.#started;
     this.state.metrics.request(status, ms / 1000);
     this.config.accessLog?.({
-      time: new Date(this.#startedAt).toISOString(),
+      time: new Date(performance.timeOrigin + this.#started).toISOString(),
       requestId: this.forward.requestId,
       method: this.method,
       host: this.forward.host ?? "",

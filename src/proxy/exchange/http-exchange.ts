@@ -74,9 +74,9 @@ export class HttpExchange extends Exchange implements Lease, UpstreamUser {
 
   #send(connection: UpstreamConnection): void {
     this.#connection = connection;
-    const { hasBody, chunked, headers } = this.forward;
-    connection.send(this, this.method, requestHead(this.method, this.path, headers, chunked));
-    if (hasBody) this.#sendBody(connection, chunked);
+    const forward = this.forward;
+    connection.send(this, this.method, requestHead(this.method, this.path, forward));
+    if (forward.hasBody) this.#sendBody(connection, forward.chunked);
   }
 
   #sendBody(connection: UpstreamConnection, chunked: boolean): void {
@@ -106,7 +106,11 @@ export class HttpExchange extends Exchange implements Lease, UpstreamUser {
   onResponseHead(head: ResponseHead): void {
     if (this.done) return; // the proxy answered already (cannot happen while the connection is ours)
     try {
-      this.#res.writeHead(head.status, head.reason, responseHeaders(head.rawHeaders, this.forward.requestId));
+      const res = this.#res;
+      // The machine's field lines go verbatim when the client side can send them so and none needs an edit.
+      const { fields, headers } = responseHeaders(head.rawHeaders, this.forward.requestId, res.writeHeadWithFields ? head.fields : undefined);
+      if (fields !== undefined && res.writeHeadWithFields) res.writeHeadWithFields(head.status, head.reason, fields, head.rawHeaders, headers);
+      else res.writeHead(head.status, head.reason, headers);
     } catch (error) {
       this.#connection?.destroy();
       this.#connection = undefined;

@@ -92,7 +92,7 @@ export class UpgradeExchange extends Exchange {
       else this.#noAnswer(failure ?? "reset");
       this.#sideClosed();
     });
-    conn.write(requestHead(this.method, this.path, this.forward.headers));
+    conn.write(requestHead(this.method, this.path, this.forward));
     if (this.#head.length > 0) conn.write(this.#head);
     this.#head = EMPTY;
     client.pipe(conn);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { splitReads as split } from "../http/split-reads.ts";
-import { type ResponseHead, ResponseParseError, ResponseParser } from "./response-parser.ts";
+import { type ResponseHead, ResponseParseError, ResponseParser, scanStatusLine, slowStatusLine } from "./response-parser.ts";
 
 /**
  * What a machine sends back through the proxy is the machine's to choose. Whatever the bytes, the
@@ -61,6 +61,30 @@ test("any bytes: a response or a ResponseParseError, the same however they are s
       const bytewise = run([...bytes].map((b) => Buffer.from([b])), method, close);
       assert.deepEqual(pieces, whole);
       assert.deepEqual(bytewise, whole);
+    }),
+    RUNS,
+  );
+});
+
+test("the status line's fast scan takes exactly what the regex takes, with the same parts", () => {
+  // Mostly well-formed lines, each part sometimes replaced by something that is not.
+  const odd = fc.constantFrom("", " ", "\t", "\x7f", "\x00", "\r", "é");
+  const part = (...good: string[]) => fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...good) }, odd, fc.string({ maxLength: 3 }));
+  const version = part("HTTP/1.1", "HTTP/1.0", "HTTP/1.2", "HTTP/2");
+  const status = part("200", "099", "100", "999", "1000", "20");
+  const reason = part("", " OK", " Not Found", " ", " \t\xe9x", " a\x7f");
+  fc.assert(
+    fc.property(fc.tuple(version, part(" "), status, reason), (parts) => {
+      const line = parts.join("");
+      const fast = scanStatusLine(line, line.length);
+      let slow: ReturnType<typeof slowStatusLine> | undefined;
+      try {
+        slow = slowStatusLine(line);
+      } catch {
+        slow = undefined;
+      }
+      if (fast) assert.deepEqual(fast, slow);
+      else assert.equal(slow, undefined, `the scan refused ${JSON.stringify(line)}, which the regex takes`);
     }),
     RUNS,
   );

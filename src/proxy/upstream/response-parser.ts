@@ -18,6 +18,8 @@ export interface ResponseHead {
   reason: string;
   /** [name, value, ...] as received (values without surrounding whitespace). */
   rawHeaders: string[];
+  /** The field lines as received, checked: `name: value` separated by CRLF, without the final CRLF ("" without fields). */
+  fields: string;
   /** After this response the connection may carry another request. */
   keepAlive: boolean;
   /** Keep-Alive: timeout=N, in ms, if the server sent one. */
@@ -60,6 +62,42 @@ const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?
 const parseError = (message: string): Error => new ResponseParseError(message);
 const DIGITS = /^\d{1,15}$/;
 const CHUNK_LINE = /^([0-9A-Fa-f]{1,13})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
+
+interface StatusLine {
+  minorVersion: number;
+  code: number;
+  reason: string;
+}
+
+/**
+ * The status line `text[0, end)` read character by character, as STATUS_LINE would match it
+ * (HTTP/1.0 or 1.1, SP, a status of three digits from 100, then SP and a reason without controls,
+ * or nothing); undefined when it does not match, for slowStatusLine to say why. No regex and no
+ * match array: this runs once per response.
+ */
+export function scanStatusLine(text: string, end: number): StatusLine | undefined {
+  if (end < 12 || !text.startsWith("HTTP/1.", 0) || text.charCodeAt(8) !== 32) return undefined;
+  const minorVersion = text.charCodeAt(7) - 48;
+  const d0 = text.charCodeAt(9) - 48;
+  const d1 = text.charCodeAt(10) - 48;
+  const d2 = text.charCodeAt(11) - 48;
+  if ((minorVersion !== 0 && minorVersion !== 1) || d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return undefined;
+  if (end === 12) return { minorVersion, code: d0 * 100 + d1 * 10 + d2, reason: "" };
+  if (text.charCodeAt(12) !== 32) return undefined;
+  for (let i = 13; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 32 && c !== 9) || c === 127 || c > 255) return undefined;
+  }
+  return { minorVersion, code: d0 * 100 + d1 * 10 + d2, reason: text.slice(13, end) };
+}
+
+/** A status line scanStatusLine did not take: the error that says what is wrong with it (or, failing that, its parts). */
+export function slowStatusLine(statusLine: string): StatusLine {
+  checkControl(statusLine, 0, statusLine.length, "the status line", parseError);
+  const status = STATUS_LINE.exec(statusLine);
+  if (!status) throw new ResponseParseError(`malformed status line: ${JSON.stringify(statusLine.slice(0, 80))}`);
+  return { minorVersion: Number(status[1]), code: Number(status[2]), reason: status[3] ?? "" };
+}
 
 export class ResponseParser {
   readonly #events: ResponseEvents;
@@ -256,12 +294,8 @@ export class ResponseParser {
     // One pass over the characters, no split and no regex per field: this runs once per response.
     let lineEnd = text.indexOf("\r\n");
     if (lineEnd < 0) lineEnd = text.length;
-    const statusLine = text.slice(0, lineEnd);
-    checkControl(statusLine, 0, statusLine.length, "the status line", parseError);
-    const status = STATUS_LINE.exec(statusLine);
-    if (!status) throw new ResponseParseError(`malformed status line: ${JSON.stringify(statusLine.slice(0, 80))}`);
-    const minorVersion = Number(status[1]);
-    const code = Number(status[2]);
+    const status = scanStatusLine(text, lineEnd) ?? slowStatusLine(text.slice(0, lineEnd));
+    const { minorVersion, code } = status;
     const rawHeaders: string[] = [];
     let contentLength: number | undefined;
     let chunked = false;
@@ -308,7 +342,8 @@ export class ResponseParser {
     const bodiless = this.#headRequest || code === 204 || code === 304;
     if (!bodiless && !chunked && contentLength === undefined) keepAlive = false; // delimited by the close
     this.#keepAlive = keepAlive;
-    this.#events.onHead({ minorVersion, status: code, reason: status[3] ?? "", rawHeaders, keepAlive, keepAliveTimeoutMs });
+    const fields = text.length > lineEnd + 2 ? text.slice(lineEnd + 2) : "";
+    this.#events.onHead({ minorVersion, status: code, reason: status.reason, rawHeaders, fields, keepAlive, keepAliveTimeoutMs });
     if (this.#state !== State.Head) return; // aborted by the handler
     if (bodiless || contentLength === 0) this.#finish();
     else if (chunked) this.#state = State.ChunkSize;

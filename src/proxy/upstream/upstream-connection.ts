@@ -1,5 +1,6 @@
 import type { Duplex } from "node:stream";
 import { type ResponseHead, ResponseParser } from "./response-parser.ts";
+import type { UpstreamReader } from "./upstream-connector.ts";
 import { UpstreamTimeout } from "./upstream-errors.ts";
 
 /** Whoever has the connection for one request: told about its response, or its failure. */
@@ -13,6 +14,14 @@ export interface UpstreamUser {
   /** The connection failed (error, close, timeout, malformed response) before the response was complete. */
   onUpstreamFailure(error: Error, connected: boolean): void;
 }
+
+/**
+ * The read buffer of every upstream connection whose connector reads directly (UpstreamReader):
+ * one for the process, as node's own reads would allocate per read. A read is parsed whole before
+ * the next one can happen, and nothing keeps its bytes: the parser copies what it carries over and
+ * body chunks are copied before they leave the connection.
+ */
+const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /** A machine closing the connection before the response ended, as node's http client reports it. */
 const hangUp = (): Error => Object.assign(new Error("socket hang up"), { code: "ECONNRESET" });
@@ -34,13 +43,21 @@ export class UpstreamConnection {
   readonly #onEnded: (connection: UpstreamConnection) => void;
   readonly #onClosed: (connection: UpstreamConnection) => void;
   #user: UpstreamUser | undefined;
-  /** Started on the first request, refreshed by each request and read; inert while idle. */
+  /**
+   * performance.now() by which the machine must have sent something: moved on by each request and
+   * read. The timer is not moved with it (re-arming a timer per request costs more than the rest of
+   * the bookkeeping): when it fires early it is re-armed for what is left. Inert while idle.
+   */
+  #deadline = 0;
   #timer: NodeJS.Timeout | undefined;
   #ended = false;
   #closed = false;
 
+  /**
+   * Opens it through `connect` (given the connection's reader, for a connector that reads directly).
+   */
   constructor(
-    socket: Duplex,
+    connect: (reader: UpstreamReader) => Duplex,
     options: {
       upstreamTimeoutMs: number;
       idleLimitMs: number;
@@ -50,6 +67,14 @@ export class UpstreamConnection {
       onClosed: (connection: UpstreamConnection) => void;
     },
   ) {
+    let direct = false;
+    const socket = connect({
+      buffer: SHARED_READ_BUFFER,
+      onRead: (bytes) => {
+        direct = true;
+        this.#data(bytes);
+      },
+    });
     this.socket = socket;
     this.#upstreamTimeoutMs = options.upstreamTimeoutMs;
     this.idleLimitMs = options.idleLimitMs;
@@ -60,7 +85,8 @@ export class UpstreamConnection {
         if (head.keepAliveTimeoutMs !== undefined) this.idleLimitMs = Math.min(this.idleLimitMs, head.keepAliveTimeoutMs - 1000);
         this.#user?.onResponseHead(head);
       },
-      onBody: (chunk) => this.#user?.onResponseBody(chunk),
+      // A chunk of the shared read buffer is copied: the user may keep it (until the client's socket takes it).
+      onBody: (chunk) => this.#user?.onResponseBody(direct ? Buffer.from(chunk) : chunk),
       onEnd: () => {
         this.#ended = true;
         this.#user?.onResponseEnd();
@@ -93,8 +119,8 @@ export class UpstreamConnection {
     this.#user = user;
     this.#ended = false;
     this.#parser.start(method);
-    if (this.#timer) this.#timer.refresh();
-    else this.#timer = setTimeout(() => this.#timedOut(), this.#upstreamTimeoutMs).unref();
+    this.#deadline = performance.now() + this.#upstreamTimeoutMs;
+    this.#timer ??= setTimeout(() => this.#timedOut(), this.#upstreamTimeoutMs).unref();
     this.socket.write(head, "latin1");
   }
 
@@ -121,7 +147,7 @@ export class UpstreamConnection {
 
   #data(data: Buffer): void {
     const user = this.#user;
-    if (user) this.#timer?.refresh();
+    if (user) this.#deadline = performance.now() + this.#upstreamTimeoutMs;
     try {
       this.#parser.feed(data);
     } catch (error) {
@@ -155,6 +181,12 @@ export class UpstreamConnection {
   }
 
   #timedOut(): void {
+    const early = this.#deadline - performance.now();
+    if (early > 0) {
+      this.#timer = setTimeout(() => this.#timedOut(), Math.ceil(early)).unref();
+      return;
+    }
+    this.#timer = undefined; // the next request arms one again
     if (!this.#user) return;
     this.#fail(new UpstreamTimeout("EUPSTREAMTIMEOUT", `nothing received for ${this.#upstreamTimeoutMs} ms`));
   }

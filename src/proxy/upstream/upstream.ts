@@ -103,20 +103,21 @@ export class Upstream {
   }
 
   #open(lease: Lease): void {
-    let socket: Duplex;
+    const connector = this.#options.connector;
+    let connection: UpstreamConnection;
     try {
-      socket = this.#options.connector.connect(this.target);
+      connection = new UpstreamConnection((reader) => connector.connect(this.target, reader), {
+        upstreamTimeoutMs: this.#options.upstreamTimeoutMs,
+        idleLimitMs: IDLE_LIMIT_MS,
+        onEnded: (c) => this.#release(c),
+        onClosed: (c) => this.#closed(c),
+      });
     } catch (error) {
       process.nextTick(() => lease.onConnectFailure(error as Error));
       return;
     }
     this.#count++;
-    const connection = new UpstreamConnection(socket, {
-      upstreamTimeoutMs: this.#options.upstreamTimeoutMs,
-      idleLimitMs: IDLE_LIMIT_MS,
-      onEnded: (c) => this.#release(c),
-      onClosed: (c) => this.#closed(c),
-    });
+    const socket = connection.socket;
     this.#connecting.set(lease, connection);
     const ms = this.#options.connectTimeoutMs;
     const timer = setTimeout(() => connection.socket.destroy(new UpstreamTimeout("ECONNECTTIMEOUT", `not connected within ${ms} ms`)), ms);
@@ -163,6 +164,7 @@ export class Upstream {
   }
 
   #nextQueued(): Lease | undefined {
+    if (this.#queue.size === 0) return undefined; // the usual case, without making an iterator
     for (const lease of this.#queue) {
       this.#queue.delete(lease);
       return lease;
