@@ -16,6 +16,8 @@ import { attachVolumes, detachVolumes } from "./volume-attachments.ts";
 import { messageOf } from "../shared/errors.ts";
 import { machinesDir } from "../shared/paths.ts";
 import { MachineStarter, type StartNotice } from "../snapshot/machine-starter.ts";
+import { WarmPool } from "../snapshot/warm-pool.ts";
+import { WarmDemand } from "../snapshot/warm-demand.ts";
 
 /** The agent's machine index: by the node a machine is placed on. */
 const BY_NODE = "node";
@@ -64,6 +66,11 @@ export interface NodeAgentOptions {
   imagePuller?: ImagePuller;
   /** Starts machines in their start mode; default: snapshots in the local image store. */
   starter?: MachineStarter;
+  /**
+   * Keeps the warm pools Services ask for (`spec.warm`); false: none. Default: one over the
+   * starter's snapshots, machines under the machines dir.
+   */
+  warmPool?: WarmPool | false;
   resyncMs?: number;
   log?: (message: string) => void;
 }
@@ -101,6 +108,8 @@ export class NodeAgent {
   private readonly log: (message: string) => void;
   private readonly starter: MachineStarter;
   private readonly events: EventRecorder;
+  private readonly warmPool: WarmPool | undefined;
+  private readonly warmDemand: WarmDemand | undefined;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.client = options.client;
@@ -110,6 +119,9 @@ export class NodeAgent {
     this.starter = options.starter ?? new MachineStarter({ hypervisor: options.hypervisor });
     this.nodeName = options.nodeName ?? defaultNodeName();
     this.log = options.log ?? (() => {});
+    this.warmPool = options.warmPool === false ? undefined
+      : (options.warmPool ?? new WarmPool({ hypervisor: options.hypervisor, starter: this.starter, stateDirFor: (id) => join(machinesDir(), id), log: this.log }));
+    this.warmDemand = this.warmPool && new WarmDemand({ client: this.client, pool: this.warmPool, bootSource: options.bootSource ?? localBootSource, log: this.log });
     this.machines = new Informer(apiSource(this.client, "Machine"), {
       indexes: { [BY_NODE]: (m) => (m.spec.node ? [m.spec.node] : []) },
       onError: (e) => this.log(`machine cache: ${messageOf(e)}`),
@@ -126,9 +138,12 @@ export class NodeAgent {
     await this.register();
     const saved = await readAgentState(this.nodeName);
     const handles = saved ? Object.values(saved.machines).map((m) => m.pid) : undefined;
+    // A claimed warm machine's QEMU keeps its pool name: its saved handle says whose it is now.
+    const nameByPid = new Map(Object.entries(saved?.machines ?? {}).map(([name, m]) => [m.pid, name]));
     for (const machine of await this.hypervisor.recover(handles)) {
-      this.running.set(machine.id, machine);
-      this.log(`re-adopted machine ${machine.id} (pid ${machine.pid}, ${saved ? "from saved handles" : "discovered on the host"})`);
+      const name = nameByPid.get(machine.pid) ?? machine.id;
+      this.running.set(name, machine);
+      this.log(`re-adopted machine ${name} (pid ${machine.pid}, ${saved ? "from saved handles" : "discovered on the host"})`);
     }
     await this.saveState();
     // Level-based: a full pass once the cache is listed and on every resync, plus the cache's
@@ -144,6 +159,9 @@ export class NodeAgent {
     // A first list that fails fails the start, as before the cache.
     await untilSynced([this.machines], watching);
     this.enqueueAll();
+    // Warm pools after the machines: a pool machine left by an earlier agent has no object, and
+    // is stopped above like any other; the pools are filled afresh.
+    await this.warmDemand?.start(this.abort.signal);
     this.timers.push(setInterval(() => void this.heartbeat().catch((e: Error) => this.log(`heartbeat failed: ${e.message}`)), this.options.heartbeatMs ?? 5000));
     this.timers.push(setInterval(() => void this.resync().catch((e: Error) => this.log(`resync failed: ${e.message}`)), this.options.resyncMs ?? 10_000));
   }
@@ -167,6 +185,8 @@ export class NodeAgent {
     this.queue.stop();
     for (const t of this.timers) clearInterval(t);
     for (const machine of this.running.values()) machine.detach();
+    // Paused pool machines serve no one: they are stopped rather than left to the next agent.
+    this.warmPool?.close().catch((e: unknown) => this.log(`warm pools: ${messageOf(e)}`));
   }
 
   /** Records the running machines' handles after every start and stop. */
@@ -177,7 +197,9 @@ export class NodeAgent {
       this.nextStateWrite = this.stateWrite
         .then(() => {
           this.nextStateWrite = undefined;
-          const machines = Object.fromEntries([...this.running].map(([name, m]) => [name, { pid: m.pid }]));
+          // Pool machines too, so a restarted agent finds them (with no object, it stops them).
+          const pooled = this.warmPool?.machines() ?? [];
+          const machines = Object.fromEntries([...pooled.map((m): [string, RunningMachine] => [m.id, m]), ...this.running].map(([name, m]) => [name, { pid: m.pid }]));
           return writeAgentState({ node: this.nodeName, machines });
         })
         .catch((e: Error) => this.log(`cannot save agent state: ${e.message}`));
@@ -240,7 +262,7 @@ export class NodeAgent {
     }
     if (latest.spec.node !== this.nodeName) return;
     if (local) {
-      this.watchMachine(latest, local);
+      this.watchMachine(name, latest, local);
       return;
     }
     const phase = latest.status.phase;
@@ -283,7 +305,7 @@ export class NodeAgent {
         ...(secrets ? { secretHashes: secrets.hashes } : {}),
         ...(volumes.length ? { volumes } : {}),
       };
-      running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
+      running = await this.warmOrStart(spec, machine.spec.startMode ?? "boot");
     } catch (e) {
       await settled();
       const pulling = this.latest(name)?.status.pull;
@@ -306,7 +328,16 @@ export class NodeAgent {
       ...(pull ? { pull } : {}),
       startedAt,
     });
-    this.watchMachine(this.latest(name), running);
+    this.watchMachine(name, this.latest(name), running);
+  }
+
+  /** A machine in snapshot mode takes a warm one of its image and env if this node has one; else it starts. */
+  private async warmOrStart(spec: MachineSpec, mode: "boot" | "snapshot"): Promise<RunningMachine> {
+    const notify = (notice: StartNotice): void => this.recordEvent(spec.id, notice);
+    const warm = mode === "snapshot" ? await this.warmPool?.take(spec) : undefined;
+    if (!warm) return this.starter.start(spec, mode, notify);
+    notify({ type: "Normal", reason: "WarmMachineClaimed", message: `took a warm machine of the pool (pid ${warm.pid}) and gave it this machine's identity` });
+    return warm;
   }
 
   /** The machine's image from its registry, if this node lacks it: progress on its status, start and end on its events. */
@@ -327,10 +358,9 @@ export class NodeAgent {
   private readonly watched = new WeakSet<RunningMachine>();
 
   /** Reports a machine's readiness and its end, once per running machine. */
-  private watchMachine(object: Machine | undefined, machine: RunningMachine): void {
+  private watchMachine(name: string, object: Machine | undefined, machine: RunningMachine): void {
     if (this.watched.has(machine)) return;
     this.watched.add(machine);
-    const name = machine.id;
     machine.whenReady().then(
       (timings) => {
         if (timings.readyMs !== undefined) bootToReadySeconds.observe({ image: object?.spec.image.slice(7, 19) ?? "" }, timings.readyMs / 1000);
@@ -451,7 +481,8 @@ export class NodeAgent {
   private jailMissing: string[] = [];
 
   private nodeStatus(): PithNode["status"] {
-    return { ready: true, heartbeatAt: new Date().toISOString(), agentVersion: "0.1.0", jailMissing: this.jailMissing };
+    const warm = this.warmPool?.counts();
+    return { ready: true, heartbeatAt: new Date().toISOString(), agentVersion: "0.1.0", jailMissing: this.jailMissing, ...(warm && Object.keys(warm).length ? { warm } : {}) };
   }
 
   private async heartbeat(): Promise<void> {

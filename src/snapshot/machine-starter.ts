@@ -14,7 +14,7 @@ export type StartMode = "boot" | "snapshot";
 /** Something worth an event on the machine: snapshots made, restores that fell back. */
 export interface StartNotice {
   type: "Normal" | "Warning";
-  reason: "SnapshotCreated" | "SnapshotRestored" | "SnapshotInvalid" | "SnapshotRestoreFailed" | "SnapshotFailed";
+  reason: "SnapshotCreated" | "SnapshotRestored" | "SnapshotInvalid" | "SnapshotRestoreFailed" | "SnapshotFailed" | "WarmMachineClaimed";
   message: string;
 }
 
