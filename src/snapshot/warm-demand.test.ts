@@ -18,9 +18,13 @@ async function world(t: Parameters<typeof AgentWorld.start>[0]): Promise<AgentWo
 
 async function service(w: AgentWorld, spec: { warm?: number; env?: Record<string, string> }, digest = DIGEST_A): Promise<void> {
   const existing = await w.client.get("Service", "web");
-  const body = { apiVersion: API_VERSION, kind: "Service" as const, spec: { image: digest, replicas: 0, startMode: "snapshot" as const, ...spec } };
-  if (existing) await w.client.update({ ...body, metadata: { name: "web", labels: existing.metadata.labels, resourceVersion: existing.metadata.resourceVersion }, status: existing.status });
-  else await w.client.create({ ...body, metadata: { name: "web" } });
+  const full = { image: digest, replicas: 0, startMode: "snapshot" as const, ...spec };
+  if (existing) {
+    const { labels, resourceVersion } = existing.metadata;
+    await w.client.update({ apiVersion: API_VERSION, kind: "Service", metadata: { name: "web", labels, resourceVersion }, spec: full, status: existing.status });
+  } else {
+    await w.client.create({ apiVersion: API_VERSION, kind: "Service", metadata: { name: "web" }, spec: full });
+  }
   await w.client.updateStatus("Service", "web", { imageDigest: digest });
 }
 
@@ -84,4 +88,33 @@ test("a new image or env discards the pool; warm 0 or a deleted service drains i
   await until("filled again", () => pooled(w).length === 2);
   await w.client.delete("Service", "web");
   await until("drained by the deletion", () => pooled(w).length === 0);
+});
+
+test("after an agent restart, a claimed warm machine is re-adopted under its Machine's name; the old pool is not left running", async (t) => {
+  const w = await AgentWorld.start(t);
+  const first = await w.startAgent({ heartbeatMs: 50 });
+  await service(w, { warm: 2 });
+  const [warm] = await until("two warm machines", () => (pooled(w).length === 2 ? pooled(w) : undefined));
+  await w.client.create({
+    apiVersion: API_VERSION,
+    kind: "Machine",
+    metadata: { name: "web-9f8e7d", labels: { "pith.dev/service": "web" } },
+    spec: { service: "web", image: DIGEST_A, node: NODE, memoryMiB: 16, vcpus: 1, env: {}, startMode: "snapshot", desiredState: "running" },
+    status: { phase: "pending" },
+  });
+  await w.reaches("web-9f8e7d", "ready");
+  const claimed = w.hypervisor.machinesRunning().find((m) => m.id === "web-9f8e7d")!;
+  assert.ok(claimed === warm || pooled(w).length >= 1);
+  await until("the pool refilled", () => pooled(w).length === 2);
+  const oldPool = pooled(w);
+  first.stop();
+  await until("the stopped agent's pool machines are gone", () => oldPool.every((m) => m.exit !== undefined));
+
+  await w.startAgent({ heartbeatMs: 50 });
+  await until("the new agent's pool", () => pooled(w).length === 2);
+  assert.equal(claimed.exit, undefined, "the claimed machine kept running: it was known by its Machine's name");
+  assert.equal((await w.client.get("Machine", "web-9f8e7d"))?.status.phase, "ready");
+  await w.retire("web-9f8e7d");
+  await w.deleted("web-9f8e7d");
+  assert.notEqual(claimed.exit, undefined, "the new agent stopped it when it was retired");
 });

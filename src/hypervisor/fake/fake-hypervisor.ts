@@ -33,7 +33,10 @@ export class FakeHypervisor implements Hypervisor {
   }
 
   async recover(pids?: number[]): Promise<Machine[]> {
-    return [...this.machines.values()].filter((m) => m.exit === undefined && (!pids || pids.includes(m.pid)));
+    const found = [...this.machines.values()].filter((m) => m.exit === undefined && (!pids || pids.includes(m.pid)));
+    // As QEMU's are found by their process name: a claimed warm machine by the id it started with.
+    for (const m of found) m.id = m.identities[0]!.id;
+    return found;
   }
 
   async snapshotTag(): Promise<string> {
