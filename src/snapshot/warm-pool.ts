@@ -24,6 +24,9 @@ export interface WarmPoolOptions {
   log?: (message: string) => void;
 }
 
+/** How long after a claimed machine is ready its pool starts refilling. */
+const REFILL_DELAY_MS = 500;
+
 /** A pool machine's id: `warm-<pool>-<hex>`, so a restarted agent tells pool machines from others. */
 export const WARM_MACHINE_PREFIX = "warm-";
 
@@ -93,18 +96,29 @@ export class WarmPool {
     for (const pool of this.pools.values()) {
       if (pool.key !== key) continue;
       for (let machine = pool.ready.shift(); machine; machine = pool.ready.shift()) {
-        this.fill(pool);
         if (machine.exit || !machine.claim) continue;
         try {
           await machine.claim({ id: spec.id, ...(spec.env ? { env: spec.env } : {}) });
-          return machine;
         } catch (e) {
           this.log(`warm pool ${pool.name}: cannot claim ${machine.id}: ${messageOf(e)}`);
           this.discard(machine, "its claim failed");
+          continue;
         }
+        this.refillAfter(pool, machine);
+        return machine;
       }
+      this.fill(pool);
     }
     return undefined;
+  }
+
+  /**
+   * The refill starts once the claimed machine is ready (or gone) and has had REFILL_DELAY_MS for
+   * its first requests: a restore next to it would take the CPU its first answer needs.
+   */
+  private refillAfter(pool: Pool, claimed: Machine): void {
+    const later = (): void => void setTimeout(() => this.fill(pool), REFILL_DELAY_MS).unref();
+    claimed.whenReady().then(later, later);
   }
 
   /** Paused machines ready per pool, for the Node's status. */
