@@ -99,6 +99,7 @@ export class QemuMachine implements Machine {
       this.console.stop();
       this.resolveInit(false);
       this.control?.close();
+      this.takePausedQmp()?.close();
       if (options.network) await endNetHelper(options.network);
       return exit;
     });
@@ -217,14 +218,29 @@ export class QemuMachine implements Machine {
     this.timings.restoreMs = round(ms);
   }
 
-  /** QMP `stop`: the guest runs nothing until `claim`. Its control channel stays connected. */
+  /**
+   * QMP `stop`: the guest runs nothing until `claim`. Its control channel and this QMP connection
+   * stay open, so a claim costs no connection and greeting (QEMU takes one QMP client at a time:
+   * stop() lets go of it first).
+   */
   async pause(): Promise<void> {
     const qmp = await QmpClient.connect(await vmmSocket(this.options.qmpSocket), 5000);
     try {
       await qmp.execute("stop");
-    } finally {
+    } catch (e) {
       qmp.close();
+      throw e;
     }
+    this.pausedQmp = qmp;
+  }
+
+  private pausedQmp: QmpClient | undefined;
+
+  /** The QMP connection held since pause(), handed over once (or none). */
+  private takePausedQmp(): QmpClient | undefined {
+    const qmp = this.pausedQmp;
+    this.pausedQmp = undefined;
+    return qmp;
   }
 
   /**
@@ -242,7 +258,7 @@ export class QemuMachine implements Machine {
     for (const key of Object.keys(this.timings) as (keyof BootTimings)[]) delete this.timings[key];
     this.armReady();
     this.control.send(lines);
-    const qmp = await QmpClient.connect(await vmmSocket(this.options.qmpSocket), 5000);
+    const qmp = this.takePausedQmp() ?? (await QmpClient.connect(await vmmSocket(this.options.qmpSocket), 5000));
     try {
       await qmp.execute("cont");
     } finally {
@@ -272,6 +288,13 @@ export class QemuMachine implements Machine {
    */
   async stop(graceMs = 5000): Promise<MachineExit> {
     this.stopRequested = true;
+    const paused = this.takePausedQmp();
+    if (paused) {
+      // A paused guest cannot shut down politely, and its app has served no one: quit at once.
+      await paused.execute("quit").catch(() => {});
+      paused.close();
+      if (await settlesWithin(this.exited, 2000)) return this.exited;
+    }
     if (!this.options.process.isRunning()) return this.exited;
     try {
       this.control?.send([`shutdown ${graceMs}`]);
