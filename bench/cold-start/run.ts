@@ -83,7 +83,7 @@ const IDLE_SECONDS = 5;
 const REQUEST_LIMIT_MS = 120_000;
 /** Back at zero within this long after the response (idle 5 s, then drain and stop). */
 const ZERO_LIMIT_MS = 120_000;
-const TOTAL_LIMIT_MS = (5 + (RUNS + WARMUP) * 4 * 1.5) * 60_000;
+const TOTAL_LIMIT_MS = (5 + (RUNS + WARMUP) * 5 * 1.5) * 60_000;
 
 process.env.PITH_ACCEL = "tcg";
 
