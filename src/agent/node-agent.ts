@@ -305,7 +305,7 @@ export class NodeAgent {
         ...(secrets ? { secretHashes: secrets.hashes } : {}),
         ...(volumes.length ? { volumes } : {}),
       };
-      running = await this.warmOrStart(spec, machine.spec.startMode ?? "boot");
+      running = await this.warmOrStart(spec, machine.spec.startMode ?? "boot", machine.spec.service);
     } catch (e) {
       await settled();
       const pulling = this.latest(name)?.status.pull;
@@ -331,10 +331,10 @@ export class NodeAgent {
     this.watchMachine(name, this.latest(name), running);
   }
 
-  /** A machine in snapshot mode takes a warm one of its image and env if this node has one; else it starts. */
-  private async warmOrStart(spec: MachineSpec, mode: "boot" | "snapshot"): Promise<RunningMachine> {
+  /** A machine in snapshot mode takes a warm one of its service's pool on this node if there is one; else it starts. */
+  private async warmOrStart(spec: MachineSpec, mode: "boot" | "snapshot", service: string | undefined): Promise<RunningMachine> {
     const notify = (notice: StartNotice): void => this.recordEvent(spec.id, notice);
-    const warm = mode === "snapshot" ? await this.warmPool?.take(spec) : undefined;
+    const warm = mode === "snapshot" && service ? await this.warmPool?.take(service, spec) : undefined;
     if (!warm) return this.starter.start(spec, mode, notify);
     notify({ type: "Normal", reason: "WarmMachineClaimed", message: `took a warm machine of the pool (pid ${warm.pid}) and gave it this machine's identity` });
     return warm;

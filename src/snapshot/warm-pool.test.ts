@@ -77,7 +77,7 @@ test("take gives a warm machine the new identity, lets it run, and the pool refi
   const [warm] = pooled();
   const poolId = warm!.id;
 
-  const machine = (await pool.take(machineSpec("web-1a2b3c"))) as FakeMachine;
+  const machine = (await pool.take("web", machineSpec("web-1a2b3c"))) as FakeMachine;
   assert.ok(machine, "a warm machine was taken");
   assert.equal(machine, warm);
   assert.equal(machine.id, "web-1a2b3c");
@@ -93,9 +93,13 @@ test("take gives a warm machine the new identity, lets it run, and the pool refi
 test("a machine of another image or env takes nothing from the pool", async () => {
   pool.want("web", template(1));
   await until("one warm machine", () => pool.counts().web === 1);
-  assert.equal(await pool.take(machineSpec("x-1", IMAGE_B)), undefined);
-  assert.equal(await pool.take(machineSpec("x-2", IMAGE_A, { GREETING: "other" })), undefined);
-  assert.equal(await pool.take({ ...machineSpec("x-3"), secretHashes: { GREETING: "h" } }), undefined, "a secret value makes another env");
+  assert.equal(await pool.take("web", machineSpec("x-1", IMAGE_B)), undefined);
+  assert.equal(await pool.take("web", machineSpec("x-2", IMAGE_A, { GREETING: "other" })), undefined);
+  assert.equal(await pool.take("web", { ...machineSpec("x-3"), secretHashes: { GREETING: "h" } }), undefined, "a secret value makes another env");
+  pool.want("api", template(1));
+  await until("the other service's pool", () => pool.counts().api === 1);
+  assert.ok(await pool.take("api", machineSpec("api-1")), "its own pool serves it");
+  assert.equal(await pool.take("api", machineSpec("api-2")), undefined, "the same image and env in another service's pool is not taken");
   assert.equal(pool.counts().web, 1);
   assert.equal(pooled()[0]!.paused, true);
 });
@@ -107,8 +111,8 @@ test("a changed template discards the pool's machines and fills it from the new 
   pool.want("web", template(2, IMAGE_B));
   await until("the old machines stopped", () => old.every((m) => m.exit !== undefined));
   await until("two new warm machines", () => pool.counts().web === 2);
-  assert.equal(await pool.take(machineSpec("old-1", IMAGE_A)), undefined, "nothing of the old image is left");
-  assert.ok(await pool.take(machineSpec("new-1", IMAGE_B)));
+  assert.equal(await pool.take("web", machineSpec("old-1", IMAGE_A)), undefined, "nothing of the old image is left");
+  assert.ok(await pool.take("web", machineSpec("new-1", IMAGE_B)));
 });
 
 test("a smaller count trims the pool; dropping it (a deleted service) stops every machine", async () => {

@@ -88,13 +88,14 @@ export class WarmPool {
   }
 
   /**
-   * A warm machine for `spec` (same image and env as a pool's), claimed as `spec.id`, or
-   * undefined if no pool has one ready. The pool refills behind it.
+   * A warm machine of pool `name` (a service's) for `spec`, claimed as `spec.id`; undefined if
+   * that pool has none ready, or its machines are of another image or env than `spec` (a machine
+   * of an older template). Another service's pool is never used, even with the same image and
+   * env: each pool is sized, counted and drained for its own service. The pool refills behind it.
    */
-  async take(spec: MachineSpec): Promise<Machine | undefined> {
-    const key = WarmPool.keyOf(spec);
-    for (const pool of this.pools.values()) {
-      if (pool.key !== key) continue;
+  async take(name: string, spec: MachineSpec): Promise<Machine | undefined> {
+    const pool = this.pools.get(name);
+    if (pool && pool.key === WarmPool.keyOf(spec)) {
       for (let machine = pool.ready.shift(); machine; machine = pool.ready.shift()) {
         if (machine.exit || !machine.claim) continue;
         try {

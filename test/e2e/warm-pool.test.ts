@@ -61,7 +61,7 @@ describe("warm pools of real machines", { skip, timeout: 900_000 }, () => {
     assert.equal(answered, false, "a paused warm machine serves nothing");
 
     const takenAt = performance.now();
-    const a = await pool.take(spec("warm-a"));
+    const a = await pool.take("probe", spec("warm-a"));
     assert.ok(a, `a warm machine was taken (log: ${logs.join("; ")})`);
     claimed.push(a);
     await a.whenReady();
@@ -69,7 +69,7 @@ describe("warm pools of real machines", { skip, timeout: 900_000 }, () => {
     const firstByteMs = performance.now() - takenAt;
     t.diagnostic(`claimed -> ready ${a.timings.readyMs} ms (cont ${a.timings.restoreMs} ms), -> first response ${Math.round(firstByteMs)} ms`);
 
-    const b = await pool.take(spec("warm-b"));
+    const b = await pool.take("probe", spec("warm-b"));
     assert.ok(b, "the pool's second machine was taken");
     claimed.push(b);
     await b.whenReady();
