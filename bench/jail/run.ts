@@ -38,6 +38,9 @@ cleanupOnExit(() => running.forEach((pid) => killProcessGroup(pid)), "stopping t
 
 const sides = { jailed: new QemuHypervisor({ owner: "bench" }), unconfined: new QemuHypervisor({ owner: "bench", unconfined: true }) };
 type Side = keyof typeof sides;
+const PHASES = ["vmmMs", "kernelMs", "initMs", "appMs"] as const;
+type Phase = (typeof PHASES)[number];
+const emptyPhases = (): Record<Phase, number[]> => ({ vmmMs: [], kernelMs: [], initMs: [], appMs: [] });
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 const results: string[] = [];
@@ -47,6 +50,7 @@ for (const app of flags.apps.split(",")) {
   const image = await buildImage(await loadAppManifest(dir), streamProgress(`building ${app}`));
   const files = await bootFiles(image);
   const samples: Record<Side, number[]> = { jailed: [], unconfined: [] };
+  const phases: Record<Side, Record<Phase, number[]>> = { jailed: emptyPhases(), unconfined: emptyPhases() };
   // One warm-up of each, not counted: the first boot pages the image in.
   for (let run = -1; run < runs; run++) {
     // Alternate which side goes first, so neither always follows the other.
@@ -60,8 +64,12 @@ for (const app of flags.apps.split(",")) {
         const answer = await fetch(machine.ports[0]!.url, { signal: AbortSignal.timeout(10_000) });
         await answer.text();
         if (answer.status !== 200) throw new Error(`${side} ${app} answered ${answer.status}`);
-        if (run >= 0) samples[side].push(timings.readyMs!);
-        process.stderr.write(`${app} run ${run + 1} ${side}: ${timings.readyMs} ms (load ${loadavg()[0]!.toFixed(2)})\n`);
+        if (run >= 0) {
+          samples[side].push(timings.readyMs!);
+          for (const phase of PHASES) if (timings[phase] !== undefined) phases[side][phase].push(timings[phase]!);
+        }
+        const split = PHASES.map((phase) => `${phase.replace("Ms", "")} ${timings[phase] ?? "?"}`).join(", ");
+        process.stderr.write(`${app} run ${run + 1} ${side}: ${timings.readyMs} ms (${split}; load ${loadavg()[0]!.toFixed(2)})\n`);
       } finally {
         await machine.stop(1000);
         running.delete(machine.pid);
@@ -72,7 +80,10 @@ for (const app of flags.apps.split(",")) {
   const ratio = median(samples.jailed) / median(samples.unconfined);
   // The two boots of a run ran back to back: their ratio cancels most of the host's drift.
   const paired = median(samples.jailed.map((j, i) => j / samples.unconfined[i]!));
+  // Where a difference lies: the VMM's start (the jail's setup is there), the kernel, init or the app.
+  const phaseLine = PHASES.map((phase) => `${phase.replace("Ms", "")} ${median(phases.jailed[phase]).toFixed(0)}/${median(phases.unconfined[phase]).toFixed(0)}`).join(", ");
   results.push(
+    `${app}: medians jailed/unconfined by phase (ms): ${phaseLine}`,
     `${app}: jailed median ${median(samples.jailed).toFixed(0)} ms, unconfined median ${median(samples.unconfined).toFixed(0)} ms, ` +
       `jailed/unconfined ${ratio.toFixed(3)}, paired ${paired.toFixed(3)} (target <= 1.05: ${paired <= 1.05 ? "PASS" : "MISS"}), ${runs} runs each, load ${loadavg()[0]!.toFixed(2)}`,
   );

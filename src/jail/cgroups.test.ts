@@ -85,3 +85,31 @@ test("a v2 hierarchy without the controllers, or a v1 one missing a controller, 
   await rm(join(v1, "pids"), { recursive: true });
   assert.match((CgroupHost.detect(v1, selfV1) as { missing: string }).missing, /no cgroup v1 hierarchy for pids/);
 });
+
+for (const layout of ["v1", "v2"] as const) {
+  test(`${layout}: a machine weighs its cores' worth of tasks, and Pith's parent the sum of its machines`, async (t) => {
+    const root = await fakeCgroupRoot(layout);
+    t.after(() => rm(root, { recursive: true, force: true }));
+    const host = CgroupHost.detect(root, layout === "v1" ? selfV1 : []);
+    assert.ok(host instanceof CgroupHost);
+    const [file, task] = layout === "v1" ? ["cpu.shares", 1024] : ["cpu.weight", 100];
+    const cpuDir = (cg: { dirs: string[] }) => cg.dirs.at(-1)!;
+    const parent = layout === "v1" ? join(root, "cpu,cpuacct/pith") : join(root, "pith");
+    const weightOf = async (dir: string) => Number(await readFile(join(dir, file), "utf8"));
+
+    const a = await host.create("a.970001", { ...limits, cpus: 2 });
+    assert.equal(await weightOf(cpuDir(a)), 2 * task, "two cores' worth: what its busy threads would weigh outside a cgroup");
+    assert.equal(await weightOf(parent), 2 * task);
+    const b = await host.create("b.970002", limits);
+    assert.equal(await weightOf(cpuDir(b)), 1.5 * task);
+    assert.equal(await weightOf(parent), 3.5 * task, "the parent weighs both machines together");
+
+    // A machine gone: the parent weighs only what is left, and never less than one task.
+    for (const dir of b.dirs) for (const f of await readdir(dir)) await rm(join(dir, f));
+    await host.remove(b);
+    assert.equal(await weightOf(parent), 2 * task);
+    for (const dir of a.dirs) for (const f of await readdir(dir)) await rm(join(dir, f));
+    await host.remove(a);
+    assert.equal(await weightOf(parent), task);
+  });
+}

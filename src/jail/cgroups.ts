@@ -22,6 +22,14 @@ export interface MachineCgroup {
 
 const V1_CONTROLLERS = ["memory", "pids", "cpu"] as const;
 const CPU_PERIOD_US = 100_000;
+/**
+ * CPU weight: v1's `cpu.shares` and v2's `cpu.weight`, with the weight of one ordinary (nice 0)
+ * task and the range the kernel accepts.
+ */
+const CPU_WEIGHT = {
+  1: { file: "cpu.shares", task: 1024, min: 2, max: 262_144 },
+  2: { file: "cpu.weight", task: 100, min: 1, max: 10_000 },
+} as const;
 /** Pith's machines live under this child of the cgroup Pith was started in (v1) or of the root (v2). */
 export const CGROUP_PARENT = "pith";
 
@@ -81,8 +89,10 @@ export class CgroupHost {
       } else {
         await writeFile(join(dir, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
         await writeFile(join(dir, "cpu.cfs_quota_us"), String(Math.round(limits.cpus * CPU_PERIOD_US)));
+        await writeFile(join(dir, CPU_WEIGHT[1].file), String(this.machineCpuWeight(limits)));
       }
     }
+    await this.rebalanceCpuWeight();
     return { version: 1, path: dirs[0]!.slice(this.mounts.get("memory")!.length), dirs };
   }
 
@@ -98,7 +108,41 @@ export class CgroupHost {
     if (existsSync(join(dir, "memory.swap.max"))) await writeFile(join(dir, "memory.swap.max"), "0");
     await writeFile(join(dir, "pids.max"), String(limits.pids));
     await writeFile(join(dir, "cpu.max"), `${Math.round(limits.cpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`);
+    await writeFile(join(dir, CPU_WEIGHT[2].file), String(this.machineCpuWeight(limits)));
+    await this.rebalanceCpuWeight();
     return { version: 2, path: `/${CGROUP_PARENT}/${name}`, dirs: [dir] };
+  }
+
+  /**
+   * A machine's CPU weight: as many ordinary tasks' worth as the cores it may use. Outside any
+   * cgroup its QEMU's busy threads would each weigh one task; inside one, the cgroup as a whole
+   * weighs only what it is given, so with the default weight a busy host gave a jailed machine
+   * the CPU of a single task and its boots took 1.6x as long (bench/jail).
+   */
+  machineCpuWeight(limits: Pick<CgroupLimits, "cpus">): number {
+    const weight = CPU_WEIGHT[this.version];
+    return clamp(Math.round(weight.task * limits.cpus), weight.min, weight.max);
+  }
+
+  /**
+   * Pith's parent cgroup competes with the tasks beside it as one entity: its weight is the sum
+   * of its machines' (at least one task's), so together they weigh what their VMMs would outside
+   * any cgroup, whatever the number of machines. Several Pith processes may make and remove
+   * machines at once: each lists, writes the sum, and lists again until what it summed is still
+   * what is there, so the last writer's sum counts every machine.
+   */
+  private async rebalanceCpuWeight(): Promise<void> {
+    const weight = CPU_WEIGHT[this.version];
+    const parent = this.parents.get("cpu")!;
+    let listed: string | undefined;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const children = (await readdir(parent, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+      if (children.join("/") === listed) return;
+      listed = children.join("/");
+      let sum = 0;
+      for (const child of children) sum += Number((await readFile(join(parent, child, weight.file), "utf8").catch(() => "0")).trim()) || 0;
+      await writeFile(join(parent, weight.file), String(clamp(Math.max(sum, weight.task), weight.min, weight.max))).catch(() => {});
+    }
   }
 
   /** The cgroup of an adopted machine, from its process's /proc/PID/cgroup. */
@@ -151,6 +195,7 @@ export class CgroupHost {
     for (const parent of new Set(this.parents.values())) {
       await rmdir(join(parent, name)).catch(() => {});
     }
+    await this.rebalanceCpuWeight();
   }
 
   /**
@@ -172,7 +217,12 @@ export class CgroupHost {
         }
       }
     }
+    await this.rebalanceCpuWeight();
   }
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, value));
 }
 
 interface CgroupLine {

@@ -9,7 +9,7 @@ import { kernelCacheDir } from "../shared/paths.ts";
 import { silentProgress, type Progress } from "../shared/progress.ts";
 import { fragmentPath, readFragment, type FragmentName } from "./kernel-fragments.ts";
 import { enabledOptions, kernelDir, listKernels, readKernelInfo, type KernelInfo } from "./kernel-cache.ts";
-import { ensureLinuxSource, type LinuxSource } from "./linux-source.ts";
+import { ensureLinuxSource, linuxSourceVersion, type LinuxSource } from "./linux-source.ts";
 import { ensurePrivateDir } from "../shared/private-files.ts";
 import { compilerCacheEnabled, compilerCacheFor, type CompilerCache, type CompilerCacheUsage } from "./compiler-cache.ts";
 
@@ -32,10 +32,12 @@ const DEFAULT_EXPECTED_STEPS = 1000;
  * fragments' text to that hash skips even the config step on the common path.
  */
 export async function ensureKernel(fragments: FragmentName[], progress: Progress = silentProgress): Promise<KernelInfo> {
-  const source = await ensureLinuxSource(progress);
-  const { fragmentsKey, indexFile } = await fragmentsIndex(source.version, fragments);
+  // A cached kernel needs only the source's version, not its 1.3 GB extracted: a new PITH_HOME
+  // given built kernels uses them at once.
+  const { fragmentsKey, indexFile } = await fragmentsIndex(await linuxSourceVersion(), fragments);
   const cached = await indexedKernel(indexFile);
   if (cached) return cached;
+  const source = await ensureLinuxSource(progress);
 
   const workDir = join(kernelCacheDir(), "build", `${fragmentsKey.slice(0, 16)}-${process.pid}`);
   await rm(workDir, { recursive: true, force: true });
@@ -56,8 +58,7 @@ export async function ensureKernel(fragments: FragmentName[], progress: Progress
 
 /** The kernel already built for these fragments, or undefined: never builds (bench/density skips what is not built). */
 export async function cachedKernel(fragments: FragmentName[]): Promise<KernelInfo | undefined> {
-  const source = await ensureLinuxSource();
-  return indexedKernel((await fragmentsIndex(source.version, fragments)).indexFile);
+  return indexedKernel((await fragmentsIndex(await linuxSourceVersion(), fragments)).indexFile);
 }
 
 /** The fragments' text names their kernel in a small index, so a cached kernel is found without configuring one. */

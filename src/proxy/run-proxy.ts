@@ -1,5 +1,5 @@
 import type { PithClient } from "../client/index.ts";
-import { openPrivateAppendStream } from "../shared/private-files.ts";
+import { openRotatingLog } from "../shared/rotating-log.ts";
 import type { AccessLogEntry } from "./exchange/access-log.ts";
 import { HaproxyEngine } from "./haproxy/haproxy-engine.ts";
 import { type LoadReport, LoadReporter } from "./load-reporter.ts";
@@ -51,17 +51,17 @@ export async function startProxy(options: {
   const reporter = new LoadReporter((service, load) => {
     void Promise.resolve(options.report(service, load)).catch(onError);
   });
-  const log = options.accessLogPath ? openPrivateAppendStream(options.accessLogPath) : undefined;
-  // A log that cannot be written (a full disk, a removed directory) loses lines, not the proxy:
-  // a stream's unheard 'error' would end the process.
-  log?.on("error", (e) => onError(new Error(`cannot write the access log ${options.accessLogPath}: ${e.message}`)));
+  // A log that cannot be written (a full disk, a removed directory) loses lines, not the proxy.
+  const log = options.accessLogPath
+    ? openRotatingLog(options.accessLogPath, (e) => onError(new Error(`cannot write the access log ${options.accessLogPath}: ${e.message}`)))
+    : undefined;
   const engineOptions: ProxyEngineOptions = {
     routes: withoutService(routes, options.ownService),
     server: {
       onDemand: reporter.demand,
       onError,
       ...(options.connector ? { connector: options.connector } : {}),
-      ...(log ? { accessLog: (entry: AccessLogEntry) => void log.write(JSON.stringify(entry) + "\n") } : {}),
+      ...(log ? { accessLog: (entry: AccessLogEntry) => log.write(JSON.stringify(entry) + "\n") } : {}),
     },
   };
   const engines: Record<ProxyEngineName, () => ProxyEngine> = {
@@ -73,7 +73,7 @@ export async function startProxy(options: {
     reporter.stop();
     abort.abort();
     await engine.close();
-    log?.end();
+    await log?.close();
   };
   let port: number;
   try {

@@ -27,6 +27,15 @@ async function readyMachines(client: PithClient, service: string, count: number,
   );
 }
 
+/** Waits until a node's agent has sent `count` more heartbeats. */
+async function heartbeats(client: PithClient, cluster: TestCluster, node: string, count: number): Promise<void> {
+  const heartbeatOf = async () => (await client.get("Node", cluster.node(node)))?.status.heartbeatAt;
+  for (let beat = 0; beat < count; beat++) {
+    const last = await heartbeatOf();
+    await waitFor(async () => ((await heartbeatOf()) !== last ? true : undefined), 30_000, `a heartbeat of ${node}`, () => cluster.log());
+  }
+}
+
 describe("control plane, agent and machines", { skip, timeout: 900_000, concurrency: false }, () => {
   test("a 2-machine service becomes ready, scales to 3 and to 1, and deleting it leaves no VM", async (t) => {
     const image = await appImage("examples/static-c");
@@ -68,13 +77,15 @@ describe("control plane, agent and machines", { skip, timeout: 900_000, concurre
       await TestCluster.kill9(cluster.agents.get("node-a"));
       assert.deepEqual(cluster.qemuPids("node-a"), pids, "the machines outlive their agent");
       if (!withState) rmSync(join(cluster.home, "agent"), { recursive: true, force: true });
+      const mark = cluster.logMark();
       await cluster.startAgent("node-a");
-      // Give the agent a few reconcile rounds to do anything wrong.
-      await new Promise((r) => setTimeout(r, 6000));
+      const adopted = withState ? /re-adopted machine web-\w+ \(pid \d+, from saved handles\)/g : /re-adopted machine web-\w+ \(pid \d+, discovered on the host\)/g;
+      await waitFor(async () => ((cluster.logSince(mark).match(adopted) ?? []).length >= 2 ? true : undefined), 60_000, "the restarted agent re-adopts both machines", () => cluster.log());
+      // Then two of its heartbeats: rounds in which it could still do something wrong.
+      await heartbeats(client, cluster, "node-a", 2);
       const after = await readyMachines(client, "web", 2, cluster);
       assert.deepEqual(cluster.qemuPids("node-a"), pids, `same QEMU processes, no duplicates (${withState ? "with" : "without"} saved state)`);
       assert.deepEqual(after.map((m) => m.metadata.name).sort(), before.map((m) => m.metadata.name).sort(), "no machine replaced");
-      assert.match(cluster.log(), withState ? /re-adopted machine web-\w+ \(pid \d+, from saved handles\)/ : /re-adopted machine web-\w+ \(pid \d+, discovered on the host\)/);
       for (const m of after) assert.equal((await httpGet(m.status.addresses![0]!.url)).status, 200);
     }
   });
@@ -92,7 +103,8 @@ describe("control plane, agent and machines", { skip, timeout: 900_000, concurre
     await cluster.startServer();
     const afterServices = (await client.list("Service")).items;
     assert.deepEqual(afterServices.map((s) => [s.metadata.name, s.metadata.uid]), services.map((s) => [s.metadata.name, s.metadata.uid]));
-    await new Promise((r) => setTimeout(r, 6000));
+    // Two heartbeats of the agent through the new server: rounds in which it could do something wrong.
+    await heartbeats(client, cluster, "node-a", 2);
     const after = await readyMachines(client, "web", 2, cluster);
     assert.deepEqual(after.map((m) => [m.metadata.name, m.metadata.uid, m.status.pid]).sort(), before.map((m) => [m.metadata.name, m.metadata.uid, m.status.pid]).sort());
     assert.deepEqual(cluster.qemuPids("node-a"), pids);

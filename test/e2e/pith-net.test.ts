@@ -110,6 +110,19 @@ describe("pith-net", { skip, timeout: 120_000 }, () => {
     assert.equal(await readAll(join(dir, "egress-1.sock")), "hello from the host\n");
     assert.deepEqual(hits, ["connection"]);
   });
+
+  test("a guest retrying a refused destination forever logs a bounded number of lines, with a count of the rest", async (t) => {
+    const hits: string[] = [];
+    const port = await tcpServer(t, hits);
+    const { dir } = await start(t, { egress: [{ guestAddress: "10.0.2.100", guestPort: port, host: "localhost", port }] });
+    const began = performance.now();
+    for (let i = 0; i < 100; i++) assert.equal(await readAll(join(dir, "egress-0.sock")), "", "refused");
+    // 20 lines per 10 s window: on a slow host the attempts may reach into more windows.
+    const allowed = 20 * (Math.ceil((performance.now() - began) / 10_000) + 1);
+    const refusals = ((await readFile(join(dir, "net.log"), "utf8")).match(/refused 127\.0\.0\.1/g) ?? []).length;
+    assert.ok(refusals >= 1 && refusals <= Math.min(allowed, 99), `at most ${allowed} of 100 refusals logged, got ${refusals}`);
+    assert.deepEqual(hits, [], "the loopback server saw nothing");
+  });
 });
 
 /** pith-net processes (itself, its dialer, its connections: forks share its argv) for a machine. */

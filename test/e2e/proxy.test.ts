@@ -12,7 +12,7 @@ import type { ServiceSpec } from "../../src/model/kinds.ts";
 import { pithRoot } from "../../src/shared/paths.ts";
 import { TestCluster, waitFor } from "../support/cluster.ts";
 import { appImage } from "../support/images.ts";
-import { get, runLoad } from "../support/load.ts";
+import { get, runLoad, startLoad } from "../support/load.ts";
 import { missingForMachines } from "../support/machines.ts";
 
 const skip = missingForMachines();
@@ -30,7 +30,7 @@ describe("the proxy in front of real machines", { skip, timeout: 900_000, concur
     const image = await appImage("test/fixtures/slow-ready");
     const { cluster: c, client } = await TestCluster.start(t, { proxy: true });
     await service(client, "lazy", { image: image.record.digest, min: 0, max: 3, hosts: ["lazy.test"] });
-    await new Promise((r) => setTimeout(r, 1500));
+    await waitFor(async () => ((await client.get("Service", "lazy"))?.status.desired === 0 ? true : undefined), 30_000, "the service is reconciled at zero", () => c.log());
     assert.equal((await client.list("Machine")).items.length, 0, "a min-0 service starts with no machine");
 
     const answers = await Promise.all(Array.from({ length: 20 }, () => get(c.proxyUrl, "lazy.test")));
@@ -59,8 +59,8 @@ describe("the proxy in front of real machines", { skip, timeout: 900_000, concur
     await waitFor(async () => ((await readyCount(client, "web")) === 2 ? true : undefined), 120_000, "2 ready machines", () => c.log());
 
     let rolledAt = 0;
-    const load = runLoad({ url: c.proxyUrl, host: "web.test", concurrency: 4, durationMs: 60_000 });
-    await new Promise((r) => setTimeout(r, 5000));
+    const load = startLoad({ url: c.proxyUrl, host: "web.test", concurrency: 4, durationMs: 60_000 });
+    await waitFor(async () => ((load.live.bodies.get("hello from static-c") ?? 0) >= 20 ? true : undefined), 30_000, "the old version serves the load", () => c.log());
     const current = (await client.get("Service", "web"))!;
     await client.update({ apiVersion: API_VERSION, kind: "Service", metadata: { name: "web", resourceVersion: current.metadata.resourceVersion }, spec: { ...current.spec, image: after.record.digest } });
     await waitFor(
@@ -74,7 +74,7 @@ describe("the proxy in front of real machines", { skip, timeout: 900_000, concur
       "the rollout finishes",
       () => c.log(),
     );
-    const result = await load;
+    const result = await load.finished;
     assert.deepEqual(result.failures, [], "no non-2xx response and no connection error");
     assert.ok((result.bodies.get("hello from static-c") ?? 0) > 0, "the old version served before the rollout");
     assert.ok((result.bodies.get("version two") ?? 0) > 0, "the new version serves after it");
@@ -86,11 +86,11 @@ describe("the proxy in front of real machines", { skip, timeout: 900_000, concur
     const { cluster: c, client } = await TestCluster.start(t, { proxy: true });
     await service(client, "web", { image: image.record.digest, replicas: 2, hosts: ["web.test"] });
     await waitFor(async () => ((await readyCount(client, "web")) === 2 ? true : undefined), 120_000, "2 ready machines", () => c.log());
-    const load = runLoad({ url: c.proxyUrl, host: "web.test", concurrency: 4, durationMs: 15_000 });
-    await new Promise((r) => setTimeout(r, 3000));
+    const load = startLoad({ url: c.proxyUrl, host: "web.test", concurrency: 4, durationMs: 15_000 });
+    await waitFor(async () => (load.live.ok >= 20 ? true : undefined), 10_000, "the load is served", () => c.log());
     const victim = c.qemuPids("node-a")[0]!;
     process.kill(victim, "SIGKILL");
-    const result = await load;
+    const result = await load.finished;
     assert.deepEqual(result.failures, [], "every GET was answered 2xx");
     assert.ok(result.ok > 50);
     await waitFor(async () => ((await readyCount(client, "web")) === 2 ? true : undefined), 120_000, "the killed machine is replaced", () => c.log());

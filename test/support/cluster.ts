@@ -130,6 +130,16 @@ export class TestCluster {
     return this.logs.join("").split("\n").slice(-60).join("\n");
   }
 
+  /** A mark in the processes' output, for `logSince`. */
+  logMark(): number {
+    return this.logs.length;
+  }
+
+  /** Everything the processes printed after a mark. */
+  logSince(mark: number): string {
+    return this.logs.slice(mark).join("");
+  }
+
   async destroy(): Promise<void> {
     for (const child of [this.server, this.proxy, ...this.agents.values()]) child?.kill("SIGKILL");
     for (const name of this.agents.keys()) spawnSync("pkill", ["-9", "-f", `pith:agent\\.${this.node(name)}/`]);

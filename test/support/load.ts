@@ -26,9 +26,26 @@ export function get(url: string, host: string, agent?: Agent, timeoutMs = 35_000
  * Continuous bounded load: `concurrency` loops of GETs until `until()` says stop (or the
  * duration runs out). Every answer is counted; anything but a 2xx is kept for the test to show.
  */
-export async function runLoad(options: { url: string; host: string; concurrency: number; durationMs: number; until?: () => boolean }): Promise<LoadResult> {
+export function runLoad(options: LoadOptions): Promise<LoadResult> {
+  return startLoad(options).finished;
+}
+
+interface LoadOptions {
+  url: string;
+  host: string;
+  concurrency: number;
+  durationMs: number;
+  until?: () => boolean;
+}
+
+/** The same load, with its counts readable while it runs (`live`), for a test to wait on. */
+export function startLoad(options: LoadOptions): { live: LoadResult; finished: Promise<LoadResult> } {
+  const live: LoadResult = { ok: 0, failures: [], bodies: new Map() };
+  return { live, finished: loadInto(live, options) };
+}
+
+async function loadInto(result: LoadResult, options: LoadOptions): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency });
-  const result: LoadResult = { ok: 0, failures: [], bodies: new Map() };
   const deadline = Date.now() + options.durationMs;
   const loop = async () => {
     while (Date.now() < deadline && !options.until?.()) {

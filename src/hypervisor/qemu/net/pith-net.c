@@ -27,10 +27,12 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -57,6 +59,42 @@ static void die(const char *fmt, const char *arg) {
 	fprintf(stderr, fmt, arg);
 	fputc('\n', stderr);
 	exit(1);
+}
+
+/*
+ * What a guest can cause (refused or failed egress, its own frame errors) is logged at most
+ * NOTE_BURST lines per NOTE_WINDOW_S seconds, so a guest that tries forever cannot fill the disk
+ * with net.log; what was left out is counted in the next line that is logged, never last. The
+ * count is shared (an anonymous shared mapping made before any fork) because every egress
+ * connection is dialled in a process of its own.
+ */
+#define NOTE_BURST 20
+#define NOTE_WINDOW_S 10
+struct note_window { time_t start; unsigned logged, suppressed; };
+static struct note_window *notes;
+
+static void notes_init(void) {
+	notes = mmap(NULL, sizeof *notes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (notes == MAP_FAILED) die("%s", "cannot map the log's counters");
+	*notes = (struct note_window){0};
+}
+
+static void note(const char *fmt, ...) {
+	time_t now = time(NULL), start = __atomic_load_n(&notes->start, __ATOMIC_RELAXED);
+	if (now - start >= NOTE_WINDOW_S && __atomic_compare_exchange_n(&notes->start, &start, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		__atomic_store_n(&notes->logged, 0, __ATOMIC_RELAXED);
+	if (__atomic_fetch_add(&notes->logged, 1, __ATOMIC_RELAXED) >= NOTE_BURST) {
+		__atomic_fetch_add(&notes->suppressed, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	unsigned suppressed = __atomic_exchange_n(&notes->suppressed, 0, __ATOMIC_RELAXED);
+	if (suppressed) fprintf(stderr, "pith-net: %u more lines like these were not logged (at most %d per %d s)\n", suppressed, NOTE_BURST, NOTE_WINDOW_S);
+	va_list args;
+	va_start(args, fmt);
+	fputs("pith-net: ", stderr);
+	vfprintf(stderr, fmt, args);
+	fputc('\n', stderr);
+	va_end(args);
 }
 
 static void usage(void) {
@@ -154,12 +192,12 @@ static int dial(const struct egress *e) {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
 	int err = getaddrinfo(e->host, e->port, &hints, &res);
 	if (err) {
-		fprintf(stderr, "pith-net: egress %s:%s: cannot resolve: %s\n", e->host, e->port, gai_strerror(err));
+		note("egress %s:%s: cannot resolve: %s", e->host, e->port, gai_strerror(err));
 		return -1;
 	}
 	struct ifaddrs *own = NULL;
 	if (!is_literal && getifaddrs(&own) < 0) {
-		fprintf(stderr, "pith-net: egress %s:%s: refused: cannot list this host's addresses: %s\n", e->host, e->port, strerror(errno));
+		note("egress %s:%s: refused: cannot list this host's addresses: %s", e->host, e->port, strerror(errno));
 		freeaddrinfo(res);
 		return -1;
 	}
@@ -182,7 +220,7 @@ static int dial(const struct egress *e) {
 		fd = -1;
 	}
 	if (fd < 0)
-		fprintf(stderr, "pith-net: egress %s:%s: %s%s%s%s\n", e->host, e->port, *refused ? "refused " : "", refused,
+		note("egress %s:%s: %s%s%s%s", e->host, e->port, *refused ? "refused " : "", refused,
 			*refused && *failed ? "; " : "", *failed ? failed : (*refused ? "" : "no address"));
 	freeaddrinfo(res);
 	if (own) freeifaddrs(own);
@@ -344,7 +382,7 @@ static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque) {
 	return len;
 }
 
-static void cb_guest_error(const char *msg, void *opaque) { (void)opaque; fprintf(stderr, "pith-net: guest error: %s\n", msg); }
+static void cb_guest_error(const char *msg, void *opaque) { (void)opaque; note("guest error: %s", msg); }
 static void cb_nothing_fd(int fd, void *opaque) { (void)fd, (void)opaque; }
 static void cb_notify(void *opaque) { (void)opaque; }
 
@@ -387,7 +425,7 @@ static void read_frames(Slirp *slirp) {
 		memcpy(&len, in + off, 4);
 		len = ntohl(len);
 		if (len > MAX_FRAME) {
-			fprintf(stderr, "pith-net: QEMU sent a %u-byte frame (at most %d): closing\n", len, MAX_FRAME);
+			note("QEMU sent a %u-byte frame (at most %d): closing", len, MAX_FRAME);
 			exit(1);
 		}
 		if (in_len - off - 4 < len) break;
@@ -415,6 +453,7 @@ static int accept_qemu(int listener) {
 
 int main(int argc, char **argv) {
 	const char *socket_path = NULL, *machine = NULL;
+	notes_init();
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--socket") && i + 1 < argc) socket_path = argv[++i];
 		else if (!strcmp(argv[i], "--machine") && i + 1 < argc) machine = argv[++i];
