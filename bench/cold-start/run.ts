@@ -20,6 +20,9 @@
  *    unmeasured request before the first run.
  *  - plain-restore: MachineStarter.start(..., "snapshot") of the same image (as `pith run
  *    --snapshot`), the snapshot made beforehand: start() called -> ready -> GET -> first byte.
+ *  - proxy-warm: as proxy-snapshot, for a third Service with `warm: 1` (hosts [hello-warm.test]):
+ *    the agent keeps one machine restored, warmed up and paused; the request's machine takes it.
+ *    Each run waits until the agent's Node reports the pool full again (status.warm).
  *
  * Targets (issue 6): proxy-snapshot's first byte at most a quarter of proxy-cold's, and under
  * 500 ms. Every wait has a
@@ -47,6 +50,8 @@ import { median, sleep, table, waitUntil, withTimeout } from "../control-plane/s
 import { timedGet } from "./first-byte.ts";
 import { cleanupOnExit, killProcessGroup, readFileOrEmpty } from "../bench-process.ts";
 import { MachineStarter } from "../../src/snapshot/machine-starter.ts";
+import { WARM_MACHINE_PREFIX } from "../../src/snapshot/warm-pool.ts";
+import { spawnSync } from "node:child_process";
 
 const { values: flags } = parseArgs({
   options: {
@@ -70,13 +75,15 @@ const SERVICE = "hello";
 const HOST = "hello.test";
 const SNAP_SERVICE = "hello-snap";
 const SNAP_HOST = "hello-snap.test";
+const WARM_SERVICE = "hello-warm";
+const WARM_HOST = "hello-warm.test";
 const NODE = "bench-cold";
 const IDLE_SECONDS = 5;
 /** One request (held through a boot) may take this long. */
 const REQUEST_LIMIT_MS = 120_000;
 /** Back at zero within this long after the response (idle 5 s, then drain and stop). */
 const ZERO_LIMIT_MS = 120_000;
-const TOTAL_LIMIT_MS = (5 + (RUNS + WARMUP) * 4 * 1.5) * 60_000;
+const TOTAL_LIMIT_MS = (5 + (RUNS + WARMUP) * 5 * 1.5) * 60_000;
 
 process.env.PITH_ACCEL = "tcg";
 
@@ -161,22 +168,22 @@ async function ensureCluster(): Promise<TestCluster> {
 }
 
 /** A GET through the proxy to a min-0 service at zero; the service starts its machines in `startMode`. */
-function proxyAtZero(name: string, service: string, host: string, startMode: "boot" | "snapshot"): Contender {
+function proxyAtZero(name: string, service: string, host: string, startMode: "boot" | "snapshot", warm = 0): Contender {
   return {
     name,
-    describe: `GET through \`pith proxy\` to a min-0 Service (startMode ${startMode}) at zero (server, agent, proxy as processes), request written -> first byte`,
+    describe: `GET through \`pith proxy\` to a min-0 Service (startMode ${startMode}${warm ? `, warm ${warm}` : ""}) at zero (server, agent, proxy as processes), request written -> first byte`,
     async prepare(setup) {
       const c = await ensureCluster();
       await c.client().create({
         apiVersion: API_VERSION,
         kind: "Service",
         metadata: { name: service },
-        spec: { image: setup.image.record.digest, min: 0, max: 1, hosts: [host], startMode, autoscale: { idleSeconds: IDLE_SECONDS, cooldownSeconds: 1 } },
+        spec: { image: setup.image.record.digest, min: 0, max: 1, hosts: [host], startMode, ...(warm ? { warm } : {}), autoscale: { idleSeconds: IDLE_SECONDS, cooldownSeconds: 1 } },
       });
       await sleep(1500);
       const machines = await serviceMachines(service);
       if (machines.length > 0) throw new Error(`a min-0 service started with ${machines.length} machine(s)`);
-      if (startMode === "snapshot") {
+      if (startMode === "snapshot" && !warm) {
         // Not measured: the first start in snapshot mode makes the snapshot (a boot, a warm-up, a save).
         log(`${name}: making the snapshot with one unmeasured request`);
         const first = await timedGet({ port: c.proxyPort, host, timeoutMs: REQUEST_LIMIT_MS });
@@ -188,6 +195,7 @@ function proxyAtZero(name: string, service: string, host: string, startMode: "bo
       const client = c.client();
       const port = c.proxyPort;
       await atZero(c, service);
+      if (warm) await poolFull(c, service, warm);
       const response = await timedGet({ port, host, timeoutMs: REQUEST_LIMIT_MS });
       const answeredAt = performance.now();
       if (response.status !== 200 || !response.body.includes("greeting")) throw new Error(`the proxy answered ${response.status}: ${response.body.slice(0, 300)}`);
@@ -209,7 +217,7 @@ function proxyAtZero(name: string, service: string, host: string, startMode: "bo
       if (machine?.status.timings?.restoreMs !== undefined) extra.restoreMs = machine.status.timings.restoreMs;
       // Back to zero: no request for idleSeconds, then the machine is drained, stopped and deleted.
       await waitUntil(
-        async () => ((await client.list("Machine", { labels: { "pith.dev/service": service } })).items.length === 0 && c.qemuPids(NODE).length === 0 ? true : undefined),
+        async () => ((await client.list("Machine", { labels: { "pith.dev/service": service } })).items.length === 0 && machineQemuPids(c).length === 0 ? true : undefined),
         ZERO_LIMIT_MS,
         `service ${service} is back at zero machines\n${c.log()}`,
         100,
@@ -227,6 +235,7 @@ function proxyAtZero(name: string, service: string, host: string, startMode: "bo
 
 const proxyCold = proxyAtZero("proxy-cold", SERVICE, HOST, "boot");
 const proxySnapshot = proxyAtZero("proxy-snapshot", SNAP_SERVICE, SNAP_HOST, "snapshot");
+const proxyWarm = proxyAtZero("proxy-warm", WARM_SERVICE, WARM_HOST, "snapshot", 1);
 
 const hypervisor = new QemuHypervisor({ owner: "bench" });
 
@@ -252,6 +261,8 @@ function plainStart(name: string, describe: string, start: (spec: MachineSpec) =
         if (!forward) throw new Error(`no forwarded port for ${setup.guestPort}`);
         const response = await timedGet({ port: forward.hostPort, host: HOST, timeoutMs: 30_000 });
         if (response.status !== 200 || !response.body.includes("greeting")) throw new Error(`the machine answered ${response.status}: ${response.body.slice(0, 300)}`);
+        // The guest library's own account of the restore handshake (src/guest/index.ts), from the console.
+        const guest = /pith-guest: restored in ([\d.]+) ms \(env ([\d.]+) ms/.exec(readFileOrEmpty(machine.consoleLog));
         return {
           firstByteMs: response.firstByteAt - t0,
           ...(timings.readyMs !== undefined ? { readyMs: timings.readyMs } : {}),
@@ -259,6 +270,7 @@ function plainStart(name: string, describe: string, start: (spec: MachineSpec) =
             ...(timings.restoreMs !== undefined ? { restoreMs: timings.restoreMs } : {}),
             startToReadyMs: readyAt - t0,
             getToFirstByteMs: response.firstByteMs,
+            ...(guest ? { guestRestoredMs: Number(guest[1]), guestEnvMs: Number(guest[2]) } : {}),
             ...(timings.readyMs !== undefined && startedFrom === "boot" ? { beyondReadyMs: response.firstByteAt - t0 - timings.readyMs } : {}),
           },
         };
@@ -297,7 +309,7 @@ const plainRestore: Contender = {
   },
 };
 
-const CONTENDERS: Contender[] = [proxyCold, proxySnapshot, plainBoot, plainRestore];
+const CONTENDERS: Contender[] = [proxyCold, proxySnapshot, proxyWarm, plainBoot, plainRestore];
 
 async function serviceMachines(service: string): Promise<Machine[]> {
   return (await cluster!.client().list("Machine", { labels: { "pith.dev/service": service } })).items;
@@ -305,7 +317,19 @@ async function serviceMachines(service: string): Promise<Machine[]> {
 
 /** The service has no machine and the agent runs no QEMU (after a warm-up or a failure). */
 async function atZero(c: TestCluster, service: string): Promise<void> {
-  await waitUntil(async () => ((await serviceMachines(service)).length === 0 && c.qemuPids(NODE).length === 0 ? true : undefined), ZERO_LIMIT_MS, `service ${service} is at zero before the request`, 100);
+  await waitUntil(async () => ((await serviceMachines(service)).length === 0 && machineQemuPids(c).length === 0 ? true : undefined), ZERO_LIMIT_MS, `service ${service} is at zero before the request`, 100);
+}
+
+/** The agent's QEMUs other than its paused warm-pool machines (named warm-..., see src/snapshot/warm-pool.ts). */
+function machineQemuPids(c: TestCluster): number[] {
+  const out = spawnSync("pgrep", ["-af", `pith:agent\\.${c.node(NODE)}/`], { encoding: "utf8" }).stdout;
+  return out.split("\n").filter((line) => line && !line.includes(`/${WARM_MACHINE_PREFIX}`)).map((line) => Number(line.split(" ")[0]));
+}
+
+/** The agent's Node says its pool for `service` holds `count` paused machines (made or refilled). */
+async function poolFull(c: TestCluster, service: string, count: number): Promise<void> {
+  const node = c.node(NODE);
+  await waitUntil(async () => (((await c.client().get("Node", node))?.status.warm?.[service] ?? 0) >= count ? true : undefined), ZERO_LIMIT_MS * 3, `the warm pool of ${service} is full\n${c.log()}`, 100);
 }
 
 function tail(path: string, lines = 12): string {
@@ -423,6 +447,11 @@ function format(s: ReturnType<typeof summarize>): string {
     const ratio = snap.firstByteMs / cold.firstByteMs;
     const verdict = (ok: boolean): string => (ok ? "PASS" : "MISS");
     out.push(`snapshot/cold (proxy, first byte, ratio of medians): ${ratio.toFixed(2)}x (${ms(snap.firstByteMs)} vs ${ms(cold.firstByteMs)}): target <= 0.25x ${verdict(ratio <= 0.25)}; target < 500 ms ${verdict(snap.firstByteMs < 500)}`);
+  }
+  const warmRow = s.rows.find((r) => r.contender === proxyWarm.name);
+  if (warmRow && snap) {
+    const verdict = (ok: boolean): string => (ok ? "PASS" : "MISS");
+    out.push(`warm/snapshot (proxy, first byte, ratio of medians): ${(warmRow.firstByteMs / snap.firstByteMs).toFixed(2)}x (${ms(warmRow.firstByteMs)} vs ${ms(snap.firstByteMs)}): target warm < 50 ms ${verdict(warmRow.firstByteMs < 50)}; target snapshot < 250 ms ${verdict(snap.firstByteMs < 250)}`);
   }
   if (s.coldPathMs !== undefined) out.push(`the cold path's own cost, median over runs of (proxy-cold beyondReadyMs - plain-boot beyondReadyMs): ${ms(s.coldPathMs)}`);
   out.push("beyondReadyMs = first byte minus the machine's own readyMs: for proxy-cold the control plane, agent, route table and proxy");

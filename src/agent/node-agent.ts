@@ -17,6 +17,8 @@ import { attachVolumes, detachVolumes } from "./volume-attachments.ts";
 import { messageOf } from "../shared/errors.ts";
 import { machinesDir } from "../shared/paths.ts";
 import { MachineStarter, type StartNotice } from "../snapshot/machine-starter.ts";
+import { WarmPool } from "../snapshot/warm-pool.ts";
+import { WarmDemand } from "../snapshot/warm-demand.ts";
 
 /** The agent's machine index: by the node a machine is placed on. */
 const BY_NODE = "node";
@@ -65,6 +67,11 @@ export interface NodeAgentOptions {
   imagePuller?: ImagePuller;
   /** Starts machines in their start mode; default: snapshots in the local image store. */
   starter?: MachineStarter;
+  /**
+   * Keeps the warm pools Services ask for (`spec.warm`); false: none. Default: one over the
+   * starter's snapshots, machines under the machines dir.
+   */
+  warmPool?: WarmPool | false;
   /** How often every machine of this node is looked at again, from the cache (default 10 s). */
   resyncMs?: number;
   /**
@@ -110,6 +117,8 @@ export class NodeAgent {
   private readonly events: EventRecorder;
   /** Machine status writes, sent several to a request (status-reports.ts). */
   private readonly statusReports: StatusReports;
+  private readonly warmPool: WarmPool | undefined;
+  private readonly warmDemand: WarmDemand | undefined;
 
   constructor(private readonly options: NodeAgentOptions) {
     this.client = options.client;
@@ -120,10 +129,13 @@ export class NodeAgent {
     this.starter = options.starter ?? new MachineStarter({ hypervisor: options.hypervisor });
     this.nodeName = options.nodeName ?? defaultNodeName();
     this.stateLog = new AgentStateLog(this.nodeName, {
-      handles: () => Object.fromEntries([...this.running].map(([name, m]) => [name, { pid: m.pid }])),
-      count: () => this.running.size,
+      handles: () => Object.fromEntries([...this.recordedPool, ...[...this.running].map(([name, m]): [string, number] => [name, m.pid])].map(([name, pid]) => [name, { pid }])),
+      count: () => this.running.size + this.recordedPool.size,
     });
     this.log = options.log ?? (() => {});
+    this.warmPool = options.warmPool === false ? undefined
+      : (options.warmPool ?? new WarmPool({ hypervisor: options.hypervisor, starter: this.starter, stateDirFor: (id) => join(machinesDir(), id), log: this.log }));
+    this.warmDemand = this.warmPool && new WarmDemand({ client: this.client, pool: this.warmPool, bootSource: options.bootSource ?? localBootSource, log: this.log });
     this.machines = new Informer(apiSource(this.client, "Machine"), {
       indexes: { [BY_NODE]: (m) => (m.spec.node ? [m.spec.node] : []) },
       onError: (e) => this.log(`machine cache: ${messageOf(e)}`),
@@ -140,9 +152,12 @@ export class NodeAgent {
     await this.register();
     const saved = await readAgentState(this.nodeName);
     const handles = saved ? Object.values(saved.machines).map((m) => m.pid) : undefined;
+    // A claimed warm machine's QEMU keeps its pool name: its saved handle says whose it is now.
+    const nameByPid = new Map(Object.entries(saved?.machines ?? {}).map(([name, m]) => [m.pid, name]));
     for (const machine of await this.hypervisor.recover(handles)) {
-      this.setRunning(machine.id, machine);
-      this.log(`re-adopted machine ${machine.id} (pid ${machine.pid}, ${saved ? "from saved handles" : "discovered on the host"})`);
+      const name = nameByPid.get(machine.pid) ?? machine.id;
+      this.setRunning(name, machine);
+      this.log(`re-adopted machine ${name} (pid ${machine.pid}, ${saved ? "from saved handles" : "discovered on the host"})`);
     }
     await this.saveState();
     // Level-based: a full pass once the cache is listed and on every resync, plus the cache's
@@ -158,6 +173,9 @@ export class NodeAgent {
     // A first list that fails fails the start, as before the cache.
     await untilSynced([this.machines], watching);
     this.enqueueAll();
+    // Warm pools after the machines: a pool machine left by an earlier agent has no object, and
+    // is stopped above like any other; the pools are filled afresh.
+    await this.warmDemand?.start(this.abort.signal);
     this.timers.push(setInterval(() => void this.heartbeat().catch((e: Error) => this.log(`heartbeat failed: ${e.message}`)), this.options.heartbeatMs ?? 5000));
     this.timers.push(setInterval(() => this.enqueueAll(), this.options.resyncMs ?? 10_000));
     this.timers.push(setInterval(() => void this.relist().catch((e: Error) => this.log(`relist failed: ${e.message}`)), this.options.relistMs ?? 300_000));
@@ -182,15 +200,32 @@ export class NodeAgent {
     this.queue.stop();
     for (const t of this.timers) clearInterval(t);
     for (const machine of this.running.values()) machine.detach();
+    // Paused pool machines serve no one: they are stopped rather than left to the next agent.
+    this.warmPool?.close().catch((e: unknown) => this.log(`warm pools: ${messageOf(e)}`));
   }
 
   /** Writes the handles recorded since the last save (coalesced: a thousand starts cost a few appends). */
   private saveState(): Promise<void> {
+    this.recordPool();
     return this.stateLog.save().catch((e: Error) => this.log(`cannot save agent state: ${e.message}`));
   }
 
   /** The running machines' handles, on disk for a restarted agent (agent-state.ts). */
   private readonly stateLog: AgentStateLog;
+  /** Pool machines as last recorded in the state log (id -> pid). */
+  private recordedPool = new Map<string, number>();
+
+  /**
+   * Pool machines go into the saved handles too, so a restarted agent finds them (with no object,
+   * it stops them) instead of leaving a paused QEMU behind. A claimed one is recorded under its
+   * Machine's name when it starts running, before its pool id is dropped here.
+   */
+  private recordPool(): void {
+    const pooled = new Map((this.warmPool?.machines() ?? []).map((m) => [m.id, m.pid]));
+    for (const [id, pid] of pooled) if (this.recordedPool.get(id) !== pid) this.stateLog.started(id, pid);
+    for (const id of this.recordedPool.keys()) if (!pooled.has(id) && !this.running.has(id)) this.stateLog.stopped(id);
+    this.recordedPool = pooled;
+  }
 
   private setRunning(name: string, machine: RunningMachine): void {
     this.running.set(name, machine);
@@ -253,7 +288,7 @@ export class NodeAgent {
     }
     if (latest.spec.node !== this.nodeName) return;
     if (local) {
-      this.watchMachine(latest, local);
+      this.watchMachine(name, latest, local);
       return;
     }
     const phase = latest.status.phase;
@@ -296,7 +331,7 @@ export class NodeAgent {
         ...(secrets ? { secretHashes: secrets.hashes } : {}),
         ...(volumes.length ? { volumes } : {}),
       };
-      running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
+      running = await this.warmOrStart(spec, machine.spec.startMode ?? "boot", machine.spec.service);
     } catch (e) {
       await settled();
       const pulling = this.latest(name)?.status.pull;
@@ -319,7 +354,16 @@ export class NodeAgent {
       ...(pull ? { pull } : {}),
       startedAt,
     });
-    this.watchMachine(this.latest(name), running);
+    this.watchMachine(name, this.latest(name), running);
+  }
+
+  /** A machine in snapshot mode takes a warm one of its service's pool on this node if there is one; else it starts. */
+  private async warmOrStart(spec: MachineSpec, mode: "boot" | "snapshot", service: string | undefined): Promise<RunningMachine> {
+    const notify = (notice: StartNotice): void => this.recordEvent(spec.id, notice);
+    const warm = mode === "snapshot" && service ? await this.warmPool?.take(service, spec) : undefined;
+    if (!warm) return this.starter.start(spec, mode, notify);
+    notify({ type: "Normal", reason: "WarmMachineClaimed", message: `took a warm machine of the pool (pid ${warm.pid}) and gave it this machine's identity` });
+    return warm;
   }
 
   /** The machine's image from its registry, if this node lacks it: progress on its status, start and end on its events. */
@@ -340,10 +384,9 @@ export class NodeAgent {
   private readonly watched = new WeakSet<RunningMachine>();
 
   /** Reports a machine's readiness and its end, once per running machine. */
-  private watchMachine(object: Machine | undefined, machine: RunningMachine): void {
+  private watchMachine(name: string, object: Machine | undefined, machine: RunningMachine): void {
     if (this.watched.has(machine)) return;
     this.watched.add(machine);
-    const name = machine.id;
     machine.whenReady().then(
       (timings) => {
         if (timings.readyMs !== undefined) bootToReadySeconds.observe({ image: object?.spec.image.slice(7, 19) ?? "" }, timings.readyMs / 1000);
@@ -464,12 +507,15 @@ export class NodeAgent {
   private jailMissing: string[] = [];
 
   private nodeStatus(): PithNode["status"] {
-    return { ready: true, heartbeatAt: new Date().toISOString(), agentVersion: "0.1.0", jailMissing: this.jailMissing };
+    const warm = this.warmPool?.counts();
+    return { ready: true, heartbeatAt: new Date().toISOString(), agentVersion: "0.1.0", jailMissing: this.jailMissing, ...(warm && Object.keys(warm).length ? { warm } : {}) };
   }
 
   private async heartbeat(): Promise<void> {
     const mine = this.machines.byIndex(BY_NODE, this.nodeName).filter((m) => m.spec.desiredState === "running");
     const allocated = mine.reduce((a, m) => ({ memoryMiB: a.memoryMiB + m.spec.memoryMiB, vcpus: a.vcpus + m.spec.vcpus, machines: a.machines + 1 }), { memoryMiB: 0, vcpus: 0, machines: 0 });
     await this.client.updateStatus("Node", this.nodeName, { ...this.nodeStatus(), allocated });
+    // Pools fill on their own time: what they hold now reaches the saved handles within a beat.
+    if (this.warmPool) await this.saveState();
   }
 }

@@ -61,6 +61,20 @@ export interface MachineSpec {
    * reseed intervals of userspace generators (OpenSSL's), which then reseed from the kernel.
    */
   snapshotSource?: boolean;
+  /**
+   * With restoreFrom: a machine for a warm pool (src/snapshot/warm-pool.ts). Its clock runs behind
+   * like a snapshot source's, so the identity it is given later moves time forward over OpenSSL's
+   * reseed interval; it is warmed up, then paused, and serves only once claimed (Machine.claim).
+   */
+  warmPool?: boolean;
+}
+
+/** What a warm machine becomes when it is claimed: the machine it now is. */
+export interface ClaimedIdentity {
+  /** The new machine's id (its Machine object's name). */
+  id: string;
+  /** The machine's env, as MachineSpec.env: it must be the env the pool's machine was made with. */
+  env?: Record<string, string>;
 }
 
 export interface VolumeAttachment {
@@ -131,4 +145,15 @@ export interface Machine {
    * a snapshotSource, with no connections open; stop it afterwards.
    */
   saveSnapshot(file: string): Promise<SnapshotSaved>;
+  /**
+   * Pauses the guest (QMP `stop`): it runs no instruction until claimed. For warm-pool machines,
+   * with no connection open. Drivers without pausing leave it out, and get no warm pool.
+   */
+  pause?(): Promise<void>;
+  /**
+   * Gives a paused warm machine its identity (`id`, the env with it, a fresh clock and seed: the
+   * restore handshake) and lets it run. `whenReady()` then resolves once the app has taken the
+   * identity; `id` is the new one from the call on.
+   */
+  claim?(identity: ClaimedIdentity): Promise<void>;
 }

@@ -22,6 +22,12 @@ export interface ServiceSpec {
    */
   startMode?: StartMode;
   /**
+   * With startMode snapshot: how many machines each node keeps restored, warmed up and paused for
+   * this service (its warm pool, see src/snapshot/warm-pool.ts). A new machine takes one of them
+   * instead of restoring. Each holds its RAM while paused.
+   */
+  warm?: number;
+  /**
    * With min/max: how many machines follow load. `targetInFlight` requests per machine;
    * scale down only after `cooldownSeconds` without a change; with min 0, stop every machine after
    * `idleSeconds` without a request (the proxy holds the next request while one boots).
@@ -188,6 +194,8 @@ export interface NodeStatus {
   agentVersion?: string;
   /** The parts of the jail this node cannot give its machines (empty: all of it). */
   jailMissing?: string[];
+  /** Paused warm machines this node holds, by service (see ServiceSpec.warm). */
+  warm?: Record<string, number>;
 }
 
 /** An image known to the control plane (registered when built or applied). */

@@ -29,6 +29,12 @@ export function desiredMachines(service: Pick<Service, "spec"> & { status?: Serv
 /** The service a machine belongs to: the label its reconciler sets, else the spec's field. */
 export const serviceOf = (machine: Pick<Machine, "metadata" | "spec">): string | undefined => machine.metadata.labels[SERVICE_LABEL] ?? machine.spec.service;
 
+/** Warm machines per service and node: each holds its RAM while paused. */
+export const MAX_WARM_MACHINES = 16;
+
+/** The warm pool a service asks each node for (0: none). */
+export const warmMachines = (spec: Pick<ServiceSpec, "warm" | "startMode">): number => (spec.startMode === "snapshot" ? (spec.warm ?? 0) : 0);
+
 /** A rule a spec broke: the field (under spec) and what is wrong with it. */
 export interface SpecProblem {
   field: keyof ServiceSpec;
@@ -43,6 +49,9 @@ export function serviceSpecProblems(spec: ServiceSpec): SpecProblem[] {
   }
   if (spec.min !== undefined && spec.max !== undefined && spec.min > spec.max) {
     problems.push({ field: "min", message: `must be <= max (${spec.max})` });
+  }
+  if ((spec.warm ?? 0) > 0 && spec.startMode !== "snapshot") {
+    problems.push({ field: "warm", message: "warm machines are restored from the service's snapshot: set startMode: snapshot, or remove warm" });
   }
   return problems;
 }

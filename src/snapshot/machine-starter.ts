@@ -14,7 +14,7 @@ export type StartMode = "boot" | "snapshot";
 /** Something worth an event on the machine: snapshots made, restores that fell back. */
 export interface StartNotice {
   type: "Normal" | "Warning";
-  reason: "SnapshotCreated" | "SnapshotRestored" | "SnapshotInvalid" | "SnapshotRestoreFailed" | "SnapshotFailed";
+  reason: "SnapshotCreated" | "SnapshotRestored" | "SnapshotInvalid" | "SnapshotRestoreFailed" | "SnapshotFailed" | "WarmMachineClaimed";
   message: string;
 }
 
@@ -163,7 +163,7 @@ const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`
  * (a file name, shown by `pith snapshots`) never hashes a secret value that a short guess could
  * be checked against, while a changed Secret still means another snapshot.
  */
-export function keyedEnv(spec: MachineSpec): Record<string, string> | undefined {
+export function keyedEnv(spec: Pick<MachineSpec, "env" | "secretHashes">): Record<string, string> | undefined {
   if (!spec.secretHashes || Object.keys(spec.secretHashes).length === 0) return spec.env;
   const env = { ...spec.env };
   for (const [name, hash] of Object.entries(spec.secretHashes)) env[name] = `secret:${hash}`;

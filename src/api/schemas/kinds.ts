@@ -16,6 +16,7 @@ import {
   type VolumeSpec,
   type VolumeStatus,
 } from "../../model/kinds.ts";
+import { MAX_WARM_MACHINES } from "../../model/service-rules.ts";
 import { MAX_VOLUME_MIB, MAX_VOLUMES, MIN_VOLUME_MIB, VOLUME_NAME_PATTERN } from "../../model/volume-rules.ts";
 import type { ErrorDetail } from "../api-error.ts";
 import { refine } from "./problems.ts";
@@ -56,6 +57,7 @@ export const ServiceSpecSchema = Type.Object(
     env: Type.Optional(ServiceEnvMap),
     hosts: Type.Optional(Type.Array(Host, { maxItems: 64 })),
     startMode: Type.Optional({ ...StartMode, description: "boot (default), or restore machines from a snapshot of a ready one" }),
+    warm: Type.Optional(NonNegativeInt({ maximum: MAX_WARM_MACHINES, description: "with startMode snapshot: machines each node keeps restored, warmed up and paused for this service (each holds its RAM)" })),
     update: Type.Optional(
       Type.Object({ strategy: Type.Literal("rolling"), maxSurge: NonNegativeInt(), maxUnavailable: NonNegativeInt() }, closed),
     ),
@@ -207,6 +209,7 @@ export const NodeStatusSchema = Type.Object(
     ready: Type.Optional(Type.Boolean()),
     agentVersion: Type.Optional(Type.String()),
     jailMissing: Type.Optional(Type.Array(Type.String({ maxLength: 1024 }), { maxItems: 32 })),
+    warm: Type.Optional(Type.Record(Type.String({ maxLength: 253 }), NonNegativeInt(), { maxProperties: 1024 })),
   },
   closed,
 );

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { PithClient } from "../../client/pith-client.ts";
-import type { PithEvent } from "../../model/kinds.ts";
+import type { PithEvent, Service } from "../../model/kinds.ts";
 import { SERVICE_LABEL } from "../../model/labels.ts";
 import type { Resource } from "../../model/resource.ts";
 import { secretsUsedBy } from "../../model/machine-template.ts";
@@ -35,6 +35,11 @@ async function describeObject(client: PithClient, object: Resource): Promise<str
   if (machines) {
     const printer = printerFor("Machine", false);
     out.push(machines.length ? `Machines:\n${indent(table(printer.headers, machines.map((m) => printer.row(m))))}` : "Machines:  <none>\n");
+  }
+  if (object.kind === "Service" && (object as Service).spec.warm) {
+    // The spec says how many each node should keep; the nodes say how many they hold now.
+    const held = (await client.list("Node")).items.flatMap((n) => (n.status.warm?.[object.metadata.name] !== undefined ? [`${n.metadata.name} ${n.status.warm[object.metadata.name]}`] : []));
+    out.push(`Warm machines:  ${(object as Service).spec.warm} per node wanted; paused now: ${held.join(", ") || "<none>"}\n`);
   }
   if (object.kind === "Secret") {
     // Which services a change to this Secret rolls.

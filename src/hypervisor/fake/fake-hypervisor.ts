@@ -1,5 +1,5 @@
 import { readFile, writeFile } from "node:fs/promises";
-import type { BootTimings, Hypervisor, Machine, MachineExit, MachineSpec, PortForward, SnapshotSaved } from "../hypervisor.ts";
+import type { BootTimings, ClaimedIdentity, Hypervisor, Machine, MachineExit, MachineSpec, PortForward, SnapshotSaved } from "../hypervisor.ts";
 
 /** What a fake snapshot file holds: enough to check a restore is of the same image. */
 const FAKE_SNAPSHOT_MAGIC = "pith-fake-snapshot";
@@ -26,23 +26,35 @@ export class FakeHypervisor implements Hypervisor {
       const hostPort = spec.hostPorts?.[port] ?? 20_000 + (this.nextPid % 40_000);
       return { guestPort: port, hostPort, url: `http://127.0.0.1:${hostPort}/` };
     });
-    const machine = new FakeMachine(spec.id, this.nextPid++, ports, spec.restoreFrom ? 0 : (this.options.bootMs ?? 0), spec.image.digest, spec.restoreFrom ? "snapshot" : "boot");
+    const machine = new FakeMachine(spec.id, this.nextPid++, ports, spec.restoreFrom ? 0 : (this.options.bootMs ?? 0), spec.image.digest, spec.restoreFrom ? "snapshot" : "boot", spec.warmPool === true && spec.restoreFrom !== undefined, spec.env);
     this.machines.set(spec.id, machine);
     void machine.whenExited().then(() => this.machines.delete(spec.id));
     return machine;
   }
 
   async recover(pids?: number[]): Promise<Machine[]> {
-    return [...this.machines.values()].filter((m) => m.exit === undefined && (!pids || pids.includes(m.pid)));
+    const found = [...this.machines.values()].filter((m) => m.exit === undefined && (!pids || pids.includes(m.pid)));
+    // As QEMU's are found by their process name: a claimed warm machine by the id it started with.
+    for (const m of found) m.id = m.identities[0]!.id;
+    return found;
   }
 
   async snapshotTag(): Promise<string> {
     return "fake";
   }
 
-  /** Ends a machine as if its app exited with `code` (or crashed, without one). */
+  /** Ends a machine (by the id it has now) as if its app exited with `code` (or crashed, without one). */
   crash(id: string, code?: number): void {
-    this.machines.get(id)?.end({ code, reason: code === undefined ? "crashed" : `app exited with code ${code}` });
+    this.byId(id)?.end({ code, reason: code === undefined ? "crashed" : `app exited with code ${code}` });
+  }
+
+  /** The running machines, as tests inspect them (paused or not, which env they were given). */
+  machinesRunning(): FakeMachine[] {
+    return [...this.machines.values()].filter((m) => m.exit === undefined);
+  }
+
+  private byId(id: string): FakeMachine | undefined {
+    return this.machines.get(id) ?? [...this.machines.values()].find((m) => m.id === id);
   }
 }
 
@@ -56,25 +68,36 @@ async function checkFakeSnapshot(file: string, digest: string): Promise<void> {
   if (saved.magic !== FAKE_SNAPSHOT_MAGIC || saved.image !== digest) throw new Error(`cannot restore from ${file}: not a snapshot of image ${digest}`);
 }
 
-class FakeMachine implements Machine {
+export class FakeMachine implements Machine {
   readonly accelerator = "tcg" as const;
   readonly consoleLog = "/dev/null";
   readonly timings: BootTimings = {};
   exit: MachineExit | undefined;
   private resolveExit!: (exit: MachineExit) => void;
   private readonly exited = new Promise<MachineExit>((resolve) => (this.resolveExit = resolve));
-  private readonly ready: Promise<BootTimings>;
+  private ready: Promise<BootTimings>;
+  /** Paused by pause(), until claim(). */
+  paused = false;
+  /** Identities it was given: the one it started with, then each claim's. */
+  readonly identities: ClaimedIdentity[];
 
   constructor(
-    readonly id: string,
+    public id: string,
     readonly pid: number,
     readonly ports: PortForward[],
     bootMs: number,
     private readonly imageDigest: string,
     readonly startedFrom: "boot" | "snapshot",
+    private readonly claimable: boolean,
+    env: Record<string, string> | undefined,
   ) {
+    this.identities = [{ id, ...(env ? { env } : {}) }];
+    this.ready = this.readyAfter(bootMs);
+  }
+
+  private readyAfter(bootMs: number): Promise<BootTimings> {
     const started = performance.now();
-    this.ready = new Promise<BootTimings>((resolve, reject) => {
+    const ready = new Promise<BootTimings>((resolve, reject) => {
       const timer = setTimeout(() => {
         Object.assign(this.timings, { vmmMs: 0, kernelMs: 0, initMs: 0, appMs: 0, readyMs: Math.round(performance.now() - started) });
         resolve({ ...this.timings });
@@ -84,7 +107,22 @@ class FakeMachine implements Machine {
         reject(new Error(`machine ended before it was ready: ${exit.reason}`));
       });
     });
-    this.ready.catch(() => {});
+    ready.catch(() => {});
+    return ready;
+  }
+
+  async pause(): Promise<void> {
+    if (this.exit) throw new Error(`machine ${this.id} has ended`);
+    this.paused = true;
+  }
+
+  async claim(identity: ClaimedIdentity): Promise<void> {
+    if (!this.claimable) throw new Error(`machine ${this.id} was not started for a warm pool`);
+    if (this.exit) throw new Error(`warm machine ${this.id} has ended`);
+    this.id = identity.id;
+    this.identities.push(identity);
+    this.paused = false;
+    this.ready = this.readyAfter(0);
   }
 
   whenReady(): Promise<BootTimings> {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { isPithError, systemError, userError } from "../../shared/errors.ts";
 import { logTailText } from "../../shared/file-tail.ts";
 import { execFile } from "../../shared/exec.ts";
-import type { Hypervisor, Machine, MachineSpec, PortForward } from "../hypervisor.ts";
+import type { ClaimedIdentity, Hypervisor, Machine, MachineSpec, PortForward } from "../hypervisor.ts";
 import { chooseAccelerator, KVM_PROBE_TIMEOUT_MS, recordVerdict } from "./accelerator.ts";
 import { FORWARD_ADDRESS, startNetHelper, type EgressRoute } from "./net-helper.ts";
 import { nodeAddressProblem } from "../../model/node-address.ts";
@@ -208,16 +208,27 @@ export class QemuHypervisor implements Hypervisor {
         // network: it binds the forwards and dials egress, resolving names with the host's files.
         (binary, args) => jail.command(binary, args, { root: true, netns: false, readOnly: [binary, ...resolverFiles()] }),
       );
-    const env: Record<string, string> = {
-      PITH_MACHINE_ID: spec.id,
-      PITH_NAME: image.name,
-      PITH_IMAGE: image.digest,
-      PITH_LISTEN: image.capabilities.listen.map((l) => l.port).join(","),
-      PITH_EGRESS: JSON.stringify(egressEnv),
-      ...spec.env,
-    };
-    const envLines = Object.entries(env).map(([k, v]) => `env ${k}=${v}`);
-    if (spec.restoreFrom) return this.restore(spec, spec.restoreFrom, qemuSpec, jail, jailed, ports, [...baseConfigLines(), ...envLines, "restored"], requestedAt, startNetwork);
+    const envLinesOf = (id: string, own: Record<string, string> | undefined): string[] =>
+      Object.entries({
+        PITH_MACHINE_ID: id,
+        PITH_NAME: image.name,
+        PITH_IMAGE: image.digest,
+        PITH_LISTEN: image.capabilities.listen.map((l) => l.port).join(","),
+        PITH_EGRESS: JSON.stringify(egressEnv),
+        ...own,
+      }).map(([k, v]) => `env ${k}=${v}`);
+    const envLines = envLinesOf(spec.id, spec.env);
+    if (spec.restoreFrom) {
+      // A warm machine's clock runs behind until it is claimed, like a snapshot source's (see MachineSpec.warmPool).
+      const restoreLines = [...baseConfigLines(spec.warmPool ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0), ...envLines, "restored"];
+      const claimConfig = spec.warmPool
+        ? (identity: ClaimedIdentity): string[] => {
+            checkMachineEnv(identity.id, identity.env);
+            return [...baseConfigLines(), ...envLinesOf(identity.id, identity.env), "restored"];
+          }
+        : undefined;
+      return this.restore(spec, spec.restoreFrom, qemuSpec, jail, jailed, ports, restoreLines, requestedAt, startNetwork, claimConfig);
+    }
     const config = [...baseConfigLines(spec.snapshotSource ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0), ...envLines, "end"];
 
     // The network first: QEMU connects to it as it starts. If QEMU then fails, the machine's
@@ -261,6 +272,7 @@ export class QemuHypervisor implements Hypervisor {
     config: string[],
     requestedAt: number,
     startNetwork: () => Promise<VmProcess | undefined>,
+    claimConfig?: (identity: ClaimedIdentity) => string[],
   ): Promise<QemuMachine> {
     let fd: number;
     try {
@@ -291,6 +303,7 @@ export class QemuHypervisor implements Hypervisor {
       readyTimeoutMs: spec.image.readyTimeoutMs,
       requestedAt,
       restored: true,
+      ...(claimConfig ? { claimConfig } : {}),
       jail,
     });
     let qmp: QmpClient | undefined;

@@ -5,7 +5,7 @@ import { createServer, type Socket } from "node:net";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { dirname, join } from "node:path";
-import type { BootTimings, Machine, MachineExit, PortForward, SnapshotSaved } from "../hypervisor.ts";
+import type { BootTimings, ClaimedIdentity, Machine, MachineExit, PortForward, SnapshotSaved } from "../hypervisor.ts";
 import { systemError } from "../../shared/errors.ts";
 import { logTailText } from "../../shared/file-tail.ts";
 import { watchConsoleLog, type ConsoleLimits, type ConsoleWatcher } from "./console-log.ts";
@@ -36,6 +36,11 @@ export interface QemuMachineOptions {
    * (which then ends with "restored") goes out as soon as the channel is up.
    */
   restored?: boolean;
+  /**
+   * A warm-pool machine: the lines that give it a claimed identity (clock, seed, env, then
+   * "restored"), made when it is claimed. Absent: the machine cannot be claimed.
+   */
+  claimConfig?: (identity: ClaimedIdentity) => string[];
   /** The machine's jail: reported with the machine, asked why it ended, released when it is gone. */
   jail?: JailHandle;
   /** What the guest may send on its control channel and write to its console (tests shrink them). */
@@ -48,7 +53,8 @@ export interface QemuMachineOptions {
  * ports (QemuHypervisor does).
  */
 export class QemuMachine implements Machine {
-  readonly id: string;
+  /** Its id; a claimed warm machine takes its Machine object's (its QEMU keeps the name it started with). */
+  id: string;
   readonly accelerator: Accelerator;
   readonly ports: PortForward[];
   readonly consoleLog: string;
@@ -56,7 +62,8 @@ export class QemuMachine implements Machine {
   readonly startedFrom: "boot" | "snapshot";
   readonly jail: JailReport | undefined;
   exit: MachineExit | undefined;
-  private readonly startedAt: number;
+  /** Timings count from here: the start, or for a claimed warm machine the claim. */
+  private startedAt: number;
   private control: ControlChannel | undefined;
   private exitCode: number | undefined;
   private guestError: string | undefined;
@@ -65,7 +72,7 @@ export class QemuMachine implements Machine {
   private readonly console: ConsoleWatcher;
   private stopRequested = false;
   private readonly exited: Promise<MachineExit>;
-  private readonly ready: Promise<BootTimings>;
+  private ready!: Promise<BootTimings>;
   private readonly initSeen: Promise<boolean>;
   private resolveReady!: (t: BootTimings) => void;
   private resolveInit!: (seen: boolean) => void;
@@ -92,16 +99,20 @@ export class QemuMachine implements Machine {
       this.console.stop();
       this.resolveInit(false);
       this.control?.close();
+      this.takePausedQmp()?.close();
       if (options.network) await endNetHelper(options.network);
       return exit;
     });
     if (options.network) this.watchNetwork(options.network);
     this.initSeen = new Promise<boolean>((resolve) => (this.resolveInit = resolve));
+    this.armReady();
+  }
+
+  /** A fresh readiness: resolved by init's next `ready`, rejected by the timeout or the machine's end. */
+  private armReady(): void {
+    const { readyTimeoutMs, consoleLog } = this.options;
     this.ready = new Promise<BootTimings>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`not ready within ${Math.round(options.readyTimeoutMs / 1000)}s (see ${options.consoleLog})`)),
-        options.readyTimeoutMs,
-      );
+      const timer = setTimeout(() => reject(new Error(`not ready within ${Math.round(readyTimeoutMs / 1000)}s (see ${consoleLog})`)), readyTimeoutMs);
       this.resolveReady = (timings) => {
         clearTimeout(timer);
         resolve(timings);
@@ -207,6 +218,55 @@ export class QemuMachine implements Machine {
     this.timings.restoreMs = round(ms);
   }
 
+  /**
+   * QMP `stop`: the guest runs nothing until `claim`. Its control channel and this QMP connection
+   * stay open, so a claim costs no connection and greeting (QEMU takes one QMP client at a time:
+   * stop() lets go of it first).
+   */
+  async pause(): Promise<void> {
+    const qmp = await QmpClient.connect(await vmmSocket(this.options.qmpSocket), 5000);
+    try {
+      await qmp.execute("stop");
+    } catch (e) {
+      qmp.close();
+      throw e;
+    }
+    this.pausedQmp = qmp;
+  }
+
+  private pausedQmp: QmpClient | undefined;
+
+  /** The QMP connection held since pause(), handed over once (or none). */
+  private takePausedQmp(): QmpClient | undefined {
+    const qmp = this.pausedQmp;
+    this.pausedQmp = undefined;
+    return qmp;
+  }
+
+  /**
+   * The restore handshake again, for a paused warm machine: its new id, env, clock and seed are
+   * queued on the control channel, then QMP `cont`; init applies them and tells the app, as after
+   * a restore, and the machine is ready again only once the app has answered.
+   */
+  async claim(identity: ClaimedIdentity): Promise<void> {
+    if (!this.options.claimConfig) throw systemError("NOT_A_WARM_MACHINE", `machine ${this.id} was not started for a warm pool`);
+    if (!this.control || this.exit) throw systemError("WARM_MACHINE_GONE", `warm machine ${this.id} has ended or lost its control channel`);
+    const lines = this.options.claimConfig(identity);
+    const claimedAt = performance.now();
+    this.id = identity.id;
+    this.startedAt = claimedAt;
+    for (const key of Object.keys(this.timings) as (keyof BootTimings)[]) delete this.timings[key];
+    this.armReady();
+    this.control.send(lines);
+    const qmp = this.takePausedQmp() ?? (await QmpClient.connect(await vmmSocket(this.options.qmpSocket), 5000));
+    try {
+      await qmp.execute("cont");
+    } finally {
+      qmp.close();
+    }
+    this.timings.restoreMs = round(performance.now() - claimedAt);
+  }
+
   detach(): void {
     // QEMU serves one control connection at a time: closing ours lets the next agent attach.
     this.control?.close();
@@ -228,6 +288,13 @@ export class QemuMachine implements Machine {
    */
   async stop(graceMs = 5000): Promise<MachineExit> {
     this.stopRequested = true;
+    const paused = this.takePausedQmp();
+    if (paused) {
+      // A paused guest cannot shut down politely, and its app has served no one: quit at once.
+      await paused.execute("quit").catch(() => {});
+      paused.close();
+      if (await settlesWithin(this.exited, 2000)) return this.exited;
+    }
     if (!this.options.process.isRunning()) return this.exited;
     try {
       this.control?.send([`shutdown ${graceMs}`]);

@@ -55,8 +55,11 @@ function samples(path: Path, schema: TSchema): unknown[] {
 const getAt = (value: unknown, path: Path): unknown => path.reduce<unknown>((v, key) => (v as Json | undefined)?.[key], value);
 
 /** The smallest valid spec with `value` at `path`, any enclosing object created from its schema. */
+/** Fields valid only beside another (service-rules.ts): what each needs to be judged alone. */
+const COMPANIONS: Record<string, Json> = { warm: { startMode: "snapshot" } };
+
 function specWith(path: Path, value: unknown): Json {
-  const spec: Json = { image: "static-c" };
+  const spec: Json = { image: "static-c", ...COMPANIONS[path[0]!] };
   let parent = spec;
   let schema: TSchema = ServiceSpecSchema;
   for (const key of path.slice(0, -1)) {

@@ -1,0 +1,150 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { FakeHypervisor, type FakeMachine } from "../hypervisor/fake/fake-hypervisor.ts";
+import type { Machine, MachineSpec } from "../hypervisor/hypervisor.ts";
+import type { ImageRecord } from "../image/image.ts";
+import { MachineStarter } from "./machine-starter.ts";
+import { SnapshotStore } from "./snapshot-store.ts";
+import { WARM_MACHINE_PREFIX, WarmPool, type WarmTemplate } from "./warm-pool.ts";
+
+const imageWith = (digest: string): ImageRecord =>
+  ({
+    digest,
+    name: "web",
+    readiness: { kind: "call" },
+    capabilities: { listen: [{ port: 8080, protocol: "http" }], egress: [], volumes: [], memoryMiB: 64, vcpus: 1 },
+  }) as unknown as ImageRecord;
+const IMAGE_A = imageWith(`sha256:${"a".repeat(64)}`);
+const IMAGE_B = imageWith(`sha256:${"b".repeat(64)}`);
+
+let dir: string;
+let hypervisor: FakeHypervisor;
+let pool: WarmPool;
+let logs: string[];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "pith-warm-pool-"));
+  hypervisor = new FakeHypervisor({ bootMs: 5 });
+  logs = [];
+  pool = newPool(hypervisor);
+});
+
+afterEach(async () => {
+  await pool.close();
+  for (const m of await hypervisor.recover()) await m.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function newPool(h: FakeHypervisor): WarmPool {
+  const starter = new MachineStarter({ hypervisor: h, store: new SnapshotStore(join(dir, "images")), scratchDir: join(dir, "scratch"), warmUpRequests: 0 });
+  return new WarmPool({ hypervisor: h, starter, stateDirFor: (id) => join(dir, id), warmUpRequests: 0, retryMs: 10, log: (m) => void logs.push(m) });
+}
+
+const template = (count: number, image = IMAGE_A, env: Record<string, string> = { GREETING: "hi" }): WarmTemplate => ({ spec: { image, kernel: "/k", initrd: "/i", env }, count });
+const machineSpec = (id: string, image = IMAGE_A, env: Record<string, string> = { GREETING: "hi" }): MachineSpec => ({ id, image, kernel: "/k", initrd: "/i", env, stateDir: join(dir, id) });
+const pooled = (): FakeMachine[] => hypervisor.machinesRunning().filter((m) => m.id.startsWith(WARM_MACHINE_PREFIX));
+
+/** Polls a condition of the pool's own state (fills run on the fake's timers), for at most 5 s. */
+async function until(what: string, condition: () => boolean): Promise<void> {
+  const deadline = performance.now() + 5000;
+  while (!condition()) {
+    if (performance.now() > deadline) assert.fail(`not within 5 s: ${what} (log: ${logs.join("; ")})`);
+    await sleep(2);
+  }
+}
+
+test("a pool fills with paused machines restored from the service's snapshot, warmed before they pause", async () => {
+  pool.want("web", template(2));
+  await until("two warm machines", () => pool.counts().web === 2);
+  const machines = pooled();
+  assert.equal(machines.length, 2);
+  for (const m of machines) {
+    assert.equal(m.paused, true);
+    assert.equal(m.startedFrom, "snapshot");
+    assert.deepEqual(m.identities.map((i) => i.env), [{ GREETING: "hi" }]);
+  }
+  // Only the snapshot source was booted besides them, and it is gone.
+  assert.equal(hypervisor.machinesRunning().length, 2);
+});
+
+test("take gives a warm machine the new identity, lets it run, and the pool refills", async () => {
+  pool.want("web", template(1));
+  await until("one warm machine", () => pool.counts().web === 1);
+  const [warm] = pooled();
+  const poolId = warm!.id;
+
+  const machine = (await pool.take("web", machineSpec("web-1a2b3c"))) as FakeMachine;
+  assert.ok(machine, "a warm machine was taken");
+  assert.equal(machine, warm);
+  assert.equal(machine.id, "web-1a2b3c");
+  assert.equal(machine.paused, false);
+  assert.deepEqual(machine.identities.map((i) => i.id), [poolId, "web-1a2b3c"]);
+  await machine.whenReady();
+
+  await until("the pool refilled", () => pool.counts().web === 1);
+  assert.notEqual(pooled()[0]!.id, poolId, "a new machine, not the claimed one");
+  assert.equal(pool.machines().includes(machine), false, "a claimed machine never returns to the pool");
+});
+
+test("a machine of another image or env takes nothing from the pool", async () => {
+  pool.want("web", template(1));
+  await until("one warm machine", () => pool.counts().web === 1);
+  assert.equal(await pool.take("web", machineSpec("x-1", IMAGE_B)), undefined);
+  assert.equal(await pool.take("web", machineSpec("x-2", IMAGE_A, { GREETING: "other" })), undefined);
+  assert.equal(await pool.take("web", { ...machineSpec("x-3"), secretHashes: { GREETING: "h" } }), undefined, "a secret value makes another env");
+  pool.want("api", template(1));
+  await until("the other service's pool", () => pool.counts().api === 1);
+  assert.ok(await pool.take("api", machineSpec("api-1")), "its own pool serves it");
+  assert.equal(await pool.take("api", machineSpec("api-2")), undefined, "the same image and env in another service's pool is not taken");
+  assert.equal(pool.counts().web, 1);
+  assert.equal(pooled()[0]!.paused, true);
+});
+
+test("a changed template discards the pool's machines and fills it from the new one", async () => {
+  pool.want("web", template(2));
+  await until("two warm machines", () => pool.counts().web === 2);
+  const old: Machine[] = pooled();
+  pool.want("web", template(2, IMAGE_B));
+  await until("the old machines stopped", () => old.every((m) => m.exit !== undefined));
+  await until("two new warm machines", () => pool.counts().web === 2);
+  assert.equal(await pool.take("web", machineSpec("old-1", IMAGE_A)), undefined, "nothing of the old image is left");
+  assert.ok(await pool.take("web", machineSpec("new-1", IMAGE_B)));
+});
+
+test("a smaller count trims the pool; dropping it (a deleted service) stops every machine", async () => {
+  pool.want("web", template(3));
+  await until("three warm machines", () => pool.counts().web === 3);
+  pool.want("web", template(1));
+  await until("one left", () => pooled().length === 1 && pool.counts().web === 1);
+  pool.want("web", undefined);
+  await until("none left", () => pooled().length === 0);
+  assert.deepEqual(pool.counts(), {});
+});
+
+test("a pool machine that ends while paused is replaced", async () => {
+  pool.want("web", template(1));
+  await until("one warm machine", () => pool.counts().web === 1);
+  const [first] = pooled();
+  hypervisor.crash(first!.id);
+  await until("replaced", () => pool.counts().web === 1 && pooled().length === 1 && pooled()[0]!.id !== first!.id);
+});
+
+test("a hypervisor that cannot pause gets no pool, and leaves nothing running", async () => {
+  class NoPause extends FakeHypervisor {
+    override async start(spec: MachineSpec): Promise<Machine> {
+      const machine = await super.start(spec);
+      return Object.assign(Object.create(Object.getPrototypeOf(machine) as object) as Machine, machine, { pause: undefined });
+    }
+  }
+  await pool.close();
+  hypervisor = new NoPause({ bootMs: 1 });
+  pool = newPool(hypervisor);
+  pool.want("web", template(1));
+  await until("a failed fill was logged", () => logs.some((l) => l.includes("cannot pause")));
+  await until("its machine stopped", () => hypervisor.machinesRunning().length === 0);
+  assert.equal(pool.counts().web, 0);
+});

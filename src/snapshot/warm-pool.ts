@@ -1,0 +1,221 @@
+import { randomBytes } from "node:crypto";
+import type { Hypervisor, Machine, MachineSpec } from "../hypervisor/hypervisor.ts";
+import { messageOf } from "../shared/errors.ts";
+import { keyedEnv, type MachineStarter } from "./machine-starter.ts";
+import { envKey } from "./snapshot-store.ts";
+import { warmUp } from "./warm-up.ts";
+
+/** What one pool holds: `count` machines of `spec`'s image and env (its id and state dir are the pool's). */
+export interface WarmTemplate {
+  spec: Omit<MachineSpec, "id" | "stateDir">;
+  count: number;
+}
+
+export interface WarmPoolOptions {
+  hypervisor: Hypervisor;
+  /** Makes or finds the snapshot the pool's machines are restored from. */
+  starter: MachineStarter;
+  /** Where a pool machine with this id keeps its console and sockets. */
+  stateDirFor: (id: string) => string;
+  /** Requests each machine answers before it is paused (see warm-up.ts); default 8. */
+  warmUpRequests?: number;
+  /** After a failed fill, the next try waits this long (doubling, at most a minute); default 2 s. */
+  retryMs?: number;
+  log?: (message: string) => void;
+}
+
+/** How long after a claimed machine is ready its pool starts refilling. */
+const REFILL_DELAY_MS = 500;
+
+/** A pool machine's id: `warm-<pool>-<hex>`, so a restarted agent tells pool machines from others. */
+export const WARM_MACHINE_PREFIX = "warm-";
+
+interface Pool {
+  name: string;
+  /** Image, snapshot tag-free shape and env: which machines the pool's can become. */
+  key: string;
+  template: WarmTemplate;
+  /** Paused, warmed machines, oldest first. */
+  ready: Machine[];
+  filling: number;
+  /** Bumped when the template changes or the pool is dropped: fills begun before it discard their machine. */
+  generation: number;
+  failures: number;
+  retry?: NodeJS.Timeout;
+}
+
+/**
+ * Warm pools: per service, N machines restored from its snapshot, run through warm-up requests
+ * (so TCG has translated, and V8 compiled, the request path), then paused. They have no Machine
+ * object, so nothing routes to them. `take` gives one a claimed identity (the restore handshake:
+ * new id, env, clock and seed) and lets it run, far sooner than a restore; the pool refills.
+ *
+ * A pool machine is made for one service's image and env and has answered only Pith's own
+ * warm-up requests; once claimed it belongs to that machine for good and never returns. A new
+ * template (image, env: a new snapshot) discards the pool's machines, and so does dropping it.
+ */
+export class WarmPool {
+  private readonly pools = new Map<string, Pool>();
+  private closed = false;
+  private readonly log: (message: string) => void;
+
+  constructor(private readonly options: WarmPoolOptions) {
+    this.log = options.log ?? (() => {});
+  }
+
+  /** The key a machine spec is matched on: a pool machine can become only a machine of the same image and env. */
+  static keyOf(spec: Pick<MachineSpec, "image" | "env" | "secretHashes">): string {
+    return `${spec.image.digest} ${envKey(keyedEnv(spec))}`;
+  }
+
+  /**
+   * What pool `name` should hold; undefined (or a count of 0) drops it. A template of another
+   * image or env discards the machines the pool has; a new count fills or trims it.
+   */
+  want(name: string, template: WarmTemplate | undefined): void {
+    if (this.closed) return;
+    const existing = this.pools.get(name);
+    if (!template || template.count <= 0) {
+      if (existing) this.drop(existing, "no warm machines wanted");
+      return;
+    }
+    const key = WarmPool.keyOf(template.spec);
+    if (existing && existing.key !== key) this.drop(existing, "its template changed");
+    const pool = this.pools.get(name) ?? this.create(name, key, template);
+    pool.template = template;
+    while (pool.ready.length > template.count) this.discard(pool.ready.pop()!, `pool ${name} wants ${template.count}`);
+    this.fill(pool);
+  }
+
+  /**
+   * A warm machine of pool `name` (a service's) for `spec`, claimed as `spec.id`; undefined if
+   * that pool has none ready, or its machines are of another image or env than `spec` (a machine
+   * of an older template). Another service's pool is never used, even with the same image and
+   * env: each pool is sized, counted and drained for its own service. The pool refills behind it.
+   */
+  async take(name: string, spec: MachineSpec): Promise<Machine | undefined> {
+    const pool = this.pools.get(name);
+    if (pool && pool.key === WarmPool.keyOf(spec)) {
+      for (let machine = pool.ready.shift(); machine; machine = pool.ready.shift()) {
+        if (machine.exit || !machine.claim) continue;
+        try {
+          await machine.claim({ id: spec.id, ...(spec.env ? { env: spec.env } : {}) });
+        } catch (e) {
+          this.log(`warm pool ${pool.name}: cannot claim ${machine.id}: ${messageOf(e)}`);
+          this.discard(machine, "its claim failed");
+          continue;
+        }
+        this.refillAfter(pool, machine);
+        return machine;
+      }
+      this.fill(pool);
+    }
+    return undefined;
+  }
+
+  /**
+   * The refill starts once the claimed machine is ready (or gone) and has had REFILL_DELAY_MS for
+   * its first requests: a restore next to it would take the CPU its first answer needs.
+   */
+  private refillAfter(pool: Pool, claimed: Machine): void {
+    const later = (): void => void setTimeout(() => this.fill(pool), REFILL_DELAY_MS).unref();
+    claimed.whenReady().then(later, later);
+  }
+
+  /** Paused machines ready per pool, for the Node's status. */
+  counts(): Record<string, number> {
+    return Object.fromEntries([...this.pools.values()].map((p) => [p.name, p.ready.length]));
+  }
+
+  /** Every machine the pools hold (ready ones), for the agent's saved handles: a restarted agent finds and discards them. */
+  machines(): Machine[] {
+    return [...this.pools.values()].flatMap((p) => p.ready);
+  }
+
+  /** Stops filling and stops every pooled machine. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const stopping: Promise<unknown>[] = [];
+    for (const pool of this.pools.values()) {
+      pool.generation++;
+      clearTimeout(pool.retry);
+      stopping.push(...pool.ready.splice(0).map((m) => m.stop(0)));
+    }
+    this.pools.clear();
+    await Promise.allSettled(stopping);
+  }
+
+  private create(name: string, key: string, template: WarmTemplate): Pool {
+    const pool: Pool = { name, key, template, ready: [], filling: 0, generation: 0, failures: 0 };
+    this.pools.set(name, pool);
+    return pool;
+  }
+
+  private drop(pool: Pool, why: string): void {
+    pool.generation++;
+    clearTimeout(pool.retry);
+    this.pools.delete(pool.name);
+    for (const machine of pool.ready.splice(0)) this.discard(machine, why);
+  }
+
+  private discard(machine: Machine, why: string): void {
+    this.log(`warm pool: discarding ${machine.id}: ${why}`);
+    // A paused guest cannot shut down politely: no grace, QEMU is quit.
+    machine.stop(0).catch((e: unknown) => this.log(`warm pool: cannot stop ${machine.id}: ${messageOf(e)}`));
+  }
+
+  /** One machine at a time per pool: the host has few cores, and the pool's machines need the same snapshot. */
+  private fill(pool: Pool): void {
+    if (this.closed || pool.filling > 0 || pool.retry || this.pools.get(pool.name) !== pool) return;
+    if (pool.ready.length >= pool.template.count) return;
+    pool.filling++;
+    const generation = pool.generation;
+    this.makeOne(pool)
+      .then((machine) => {
+        if (pool.generation !== generation || this.pools.get(pool.name) !== pool || this.closed) {
+          this.discard(machine, "the pool changed while it warmed up");
+          return;
+        }
+        pool.failures = 0;
+        pool.ready.push(machine);
+        void machine.whenExited().then(() => {
+          const at = pool.ready.indexOf(machine);
+          if (at >= 0) pool.ready.splice(at, 1);
+          this.fill(pool);
+        });
+      })
+      .catch((e: unknown) => {
+        pool.failures++;
+        const wait = Math.min(60_000, (this.options.retryMs ?? 2000) * 2 ** (pool.failures - 1));
+        this.log(`warm pool ${pool.name}: cannot make a warm machine (retrying in ${wait} ms): ${messageOf(e)}`);
+        pool.retry = setTimeout(() => {
+          pool.retry = undefined;
+          this.fill(pool);
+        }, wait);
+        pool.retry.unref();
+      })
+      .finally(() => {
+        pool.filling--;
+        this.fill(pool);
+      });
+  }
+
+  /** Restored from the template's snapshot (made if there is none), warmed up, paused. */
+  private async makeOne(pool: Pool): Promise<Machine> {
+    const { hypervisor, starter, stateDirFor } = this.options;
+    const id = `${WARM_MACHINE_PREFIX}${pool.name.slice(0, 48)}-${randomBytes(3).toString("hex")}`;
+    const spec: MachineSpec = { ...pool.template.spec, id, stateDir: stateDirFor(id) };
+    const snapshot = await starter.prepare(spec);
+    const machine = await hypervisor.start({ ...spec, restoreFrom: snapshot.stateFile, warmPool: true });
+    try {
+      if (!machine.pause || !machine.claim) throw new Error(`the ${hypervisor.name} hypervisor cannot pause machines`);
+      await machine.whenReady();
+      await warmUp(machine, spec.image, this.options.warmUpRequests ?? 8);
+      await machine.pause();
+      return machine;
+    } catch (e) {
+      await machine.stop(0).catch(() => undefined);
+      throw e;
+    }
+  }
+}
