@@ -71,12 +71,20 @@ export async function planRootfs(manifest: AppManifest): Promise<RootfsPlan> {
     await addNodeModules(plan, declaredExternals(manifest, bundle.externals), runtimeLibraries, add, addHostFile);
     if (bundle.format === "cjs") {
       addData(GUEST_APP_SCRIPT, bundle.code, "app");
-      addData(GUEST_START_SCRIPT, Buffer.from(nodeStartScript()), "config");
-      // Without a cache (V8 refused the one it made) the start script compiles the app itself.
-      const cache = await makeCodeCache(node.path, bundle.code, NODE_START_FLAGS);
-      if ("bytes" in cache) addData(GUEST_CODE_CACHE, cache.bytes, "app");
-      plan.argv = [GUEST_NODE_PATH, ...NODE_START_FLAGS, GUEST_START_SCRIPT, ...manifest.args];
+      plan.argv = [GUEST_NODE_PATH, ...NODE_START_FLAGS, GUEST_APP_SCRIPT, ...manifest.args];
+      // node.codeCache: a start script loads the app with it. Should V8 refuse the cache it made,
+      // the image starts the app plainly.
+      const cache = manifest.node.codeCache ? await makeCodeCache(node.path, bundle.code, NODE_START_FLAGS) : undefined;
+      if (cache && "bytes" in cache) {
+        addData(GUEST_CODE_CACHE, cache.bytes, "app");
+        addData(GUEST_START_SCRIPT, Buffer.from(nodeStartScript()), "config");
+        plan.argv = [GUEST_NODE_PATH, ...NODE_START_FLAGS, GUEST_START_SCRIPT, ...manifest.args];
+      }
     } else {
+      if (manifest.node.codeCache) {
+        throw userError("CODE_CACHE_NEEDS_COMMONJS", `${join(manifest.dir, "pith.yaml")}: node.codeCache: this app bundles as an ES module (it awaits at top level, reads import.meta beyond .url, or imports a declared external package), and V8 caches the code of scripts only`,
+          "remove node.codeCache, or what keeps the app an ES module");
+      }
       addData(GUEST_APP_MODULE, bundle.code, "app");
       plan.argv = [GUEST_NODE_PATH, ...NODE_START_FLAGS, GUEST_APP_MODULE, ...manifest.args];
     }
