@@ -4,7 +4,7 @@
  */
 import { build } from "esbuild";
 import type { StoredImage } from "../../src/image/image-store.ts";
-import { guestLibraryPath } from "../../src/image/bundle-app.ts";
+import { bundleApp, guestLibraryPath } from "../../src/image/bundle-app.ts";
 import { GUEST_APP_MODULE, GUEST_APP_SCRIPT, GUEST_START_SCRIPT } from "../../src/image/guest-paths.ts";
 import { GUEST_NODE_PATH } from "../../src/image/node-runtime.ts";
 import { GUEST_START_PATHS, nodeStartScript } from "../../src/image/node-start-script.ts";
@@ -48,6 +48,10 @@ export async function nodeStartVariants(image: StoredImage, appDir: string): Pro
   ];
   if (isCjs) {
     variants.push({ name: "cjs", argv: [NODE, GUEST_APP_SCRIPT], files: new Map(), note: "node /app/main.cjs: CommonJS, no code cache" });
+    // The guest library's top-level import of node:crypto (used only after a snapshot restore), made lazy.
+    const bundle = Buffer.from((await bundleApp(manifest.source.path, appDir, manifest.node.external)).code).toString("utf8");
+    const lazy = bundle.replace(/require\("node:crypto"\)/g, 'new Proxy({}, { get: (_, k) => require("node:crypto")[k] })');
+    if (lazy !== bundle) variants.push({ name: "cjs-lazycrypto", argv: [NODE, "/app/lazy.cjs"], files: new Map([["/app/lazy.cjs", Buffer.from(lazy)]]), note: "node:crypto not loaded at start" });
     // The start script's own cost: without a cache, and without a cache or node:v8 either.
     const noCache = nodeStartScript({ ...GUEST_START_PATHS, cache: "/pith/no-such-cache" });
     const noV8 = noCache.replace(/v8\.setFlagsFromString\([^)]*\);/g, "").replace('require("node:v8")', "undefined");
