@@ -40,7 +40,7 @@ export async function nodeStartVariants(image: StoredImage, appDir: string): Pro
   });
   const esmFiles = new Map<string, Uint8Array>([[GUEST_APP_MODULE, esm.outputFiles[0]!.contents]]);
   const pith = image.record.argv;
-  const isCjs = pith.includes(GUEST_START_SCRIPT);
+  const isCjs = pith.includes(GUEST_START_SCRIPT) || pith.includes(GUEST_APP_SCRIPT);
   const variants: NodeStartVariant[] = [
     { name: "esm", argv: [NODE, GUEST_APP_MODULE], files: esmFiles, note: "before: node /app/main.mjs (ES module bundle)" },
     { name: "pith", argv: pith, files: new Map(), note: `the image as built: ${pith.join(" ")}` },

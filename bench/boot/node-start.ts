@@ -59,8 +59,8 @@ fs.writeSync = function (fd, data, ...rest) {
     const t = performance.nodeTiming;
     const up = fs.readFileSync("/proc/uptime", "utf8").split(" ")[0];
     const read = (f) => { try { return fs.readFileSync(f, "utf8").trim(); } catch { return ""; } };
-    const vda = read("/sys/block/vda/stat").split(/\s+/);
-    const majfault = (read("/proc/vmstat").match(/pgmajfault (\d+)/) || [])[1];
+    const vda = read("/sys/block/vda/stat").split(" ").filter(Boolean);
+    const majfault = (read("/proc/vmstat").split(String.fromCharCode(10)).find((l) => l.startsWith("pgmajfault ")) || "").split(" ")[1];
     const self = read("/proc/self/stat").split(") ")[1]?.split(" ") || [];
     process.stderr.write("pith-node-timing " + JSON.stringify({ diskReads: vda[0], diskSectors: vda[2], diskReadMs: vda[3], majfault, nodeMajfault: self[9], nodeUtimeTicks: self[11], nodeStimeTicks: self[12], nodeStart: t.nodeStart, v8Start: t.v8Start, environment: t.environment, bootstrapComplete: t.bootstrapComplete, loopStart: t.loopStart, ready: performance.now(), uptime: up }) + "\\n");
   }
