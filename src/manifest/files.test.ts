@@ -114,6 +114,7 @@ describe("files: what is refused, at its line", () => {
     refused("/init", "Pith's init");
     refused("/pith/env", "/pith is Pith's");
     refused("/app/main.mjs", "it is the app itself");
+    refused("/app/main.cjs", "it is the app itself");
     refused("/app/server", "it is the app itself", "binary: bin/server");
     refused("/runtime/node", "/runtime is Pith's");
     refused("/dev/console", "/dev is Pith's");
