@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { chmod, copyFile, mkdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { readElfInfo } from "../../src/image/elf/elf-file.ts";
+import { GUEST_APP_MODULE, GUEST_APP_SCRIPT, GUEST_START_SCRIPT } from "../../src/image/guest-paths.ts";
 import type { ImageRecord } from "../../src/image/image.ts";
 import { execFile } from "../../src/shared/exec.ts";
 import type { GenericKernel } from "./generic-kernel.ts";
@@ -149,6 +150,18 @@ async function decompressModule(from: string, to: string): Promise<void> {
   await execFile("sh", ["-c", `${tool.join(" ")} "$1" > "$2"`, "sh", from, to], { code: "GENERIC_INITRAMFS" });
 }
 
+/**
+ * What a conventional VM runs for the app: node on the same bundle, without what Pith adds to
+ * node's start (its start script and the V8 code cache it loads, and Pith's start flags).
+ */
+export function conventionalArgv(argv: readonly string[]): string[] {
+  for (const [entry, bundle] of [[GUEST_START_SCRIPT, GUEST_APP_SCRIPT], [GUEST_APP_MODULE, GUEST_APP_MODULE]] as const) {
+    const at = argv.indexOf(entry);
+    if (at >= 0) return [argv[0]!, bundle, ...argv.slice(at + 1)];
+  }
+  return [...argv];
+}
+
 const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /**
@@ -174,7 +187,7 @@ export function initScript(record: ImageRecord, modulePaths: string[]): string {
     `ip addr add ${GUEST_ADDRESS} dev eth0`,
     `ip route add default via ${GUEST_GATEWAY}`,
     "cd /app",
-    `env -i ${[...env, ...record.argv.map(shellQuote)].join(" ")} &`,
+    `env -i ${[...env, ...conventionalArgv(record.argv).map(shellQuote)].join(" ")} &`,
     "wait $!",
     'echo "init: app exited with $?"',
     "poweroff -f",

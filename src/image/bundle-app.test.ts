@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -41,11 +42,38 @@ describe("bundling a Node app", () => {
     ]);
   });
 
-  test("without externals, one self-contained module", async (t) => {
+  test("without externals, one self-contained CommonJS script", async (t) => {
     const dir = app(t);
     writeFileSync(path.join(dir, "only-plain.ts"), 'import plain from "plain";\nconsole.log(plain);\n');
     const bundle = await bundleApp(path.join(dir, "only-plain.ts"), dir);
     assert.deepEqual(bundle.externals, []);
-    assert.doesNotMatch(Buffer.from(bundle.code).toString("utf8"), /from "plain"/);
+    assert.equal(bundle.format, "cjs");
+    assert.doesNotMatch(Buffer.from(bundle.code).toString("utf8"), /from "plain"|require\("plain"\)/);
+  });
+
+  test("CommonJS when it can be; an ES module for top-level await, import.meta beyond url, or a declared external", async (t) => {
+    const dir = app(t);
+    const run = (file: string, code: Uint8Array): string => {
+      writeFileSync(path.join(dir, file), code);
+      return execFileSync(process.execPath, [path.join(dir, file)], { encoding: "utf8", timeout: 30_000 });
+    };
+    writeFileSync(path.join(dir, "url.ts"), "console.log(new URL(import.meta.url).pathname.endsWith('/out-url.cjs'));\n");
+    const url = await bundleApp(path.join(dir, "url.ts"), dir);
+    assert.equal(url.format, "cjs");
+    assert.equal(run("out-url.cjs", url.code), "true\n", "import.meta.url is the script's own URL");
+
+    writeFileSync(path.join(dir, "tla.ts"), "await Promise.resolve();\nconsole.log('tla');\n");
+    const tla = await bundleApp(path.join(dir, "tla.ts"), dir);
+    assert.equal(tla.format, "esm");
+    assert.equal(run("out-tla.mjs", tla.code), "tla\n");
+
+    writeFileSync(path.join(dir, "dirname.ts"), "console.log(typeof import.meta.dirname);\n");
+    assert.equal((await bundleApp(path.join(dir, "dirname.ts"), dir)).format, "esm");
+
+    const declared = await bundleApp(path.join(dir, "main.ts"), dir, ["reads-own-files"]);
+    assert.equal(declared.format, "esm", "a declared external may be ESM-only");
+    const nativeOnly = await bundleApp(path.join(dir, "main.ts"), dir);
+    assert.equal(nativeOnly.format, "cjs", "native addons are CommonJS: require() loads them");
+    assert.match(Buffer.from(nativeOnly.code).toString("utf8"), /require\("addon\/lib\/x\.js"\)/);
   });
 });

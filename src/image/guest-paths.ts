@@ -6,8 +6,12 @@
 
 /** The app's directory and init's working directory for it. */
 export const GUEST_APP_DIR = "/app";
-/** Where the bundled app goes in a Node image. */
+/** Where the bundled app goes in a Node image: an ES module, or a CommonJS script when it can be one (see bundle-app.ts). */
 export const GUEST_APP_MODULE = "/app/main.mjs";
+export const GUEST_APP_SCRIPT = "/app/main.cjs";
+/** What node runs for a CommonJS app (node-start-script.ts), and the V8 code cache it loads the app with. */
+export const GUEST_START_SCRIPT = "/pith/start.cjs";
+export const GUEST_CODE_CACHE = "/pith/main.cjs.v8-cache";
 /** Where the runtime disk is mounted in the guest. */
 export const RUNTIME_MOUNT = "/runtime";
 /** A Node image's external packages: on the runtime disk, reached from the app through this link. */
@@ -23,7 +27,7 @@ export const RESERVED_GUEST_TREES: readonly string[] = ["/pith", RUNTIME_MOUNT, 
 /** Why `dest` cannot hold a declared file in an image whose app is `appPath`, or undefined. */
 export function reservedDestinationReason(dest: string, appPath: string, runtime: "node" | "native"): string | undefined {
   if (dest === "/init") return "it is Pith's init";
-  if (dest === appPath) return "it is the app itself";
+  if (dest === appPath || (runtime === "node" && dest === GUEST_APP_SCRIPT)) return "it is the app itself";
   for (const tree of RESERVED_GUEST_TREES) {
     if (dest === tree || dest.startsWith(`${tree}/`)) return `${tree} is Pith's (${tree === "/pith" ? "init's config" : "a mount point"})`;
   }

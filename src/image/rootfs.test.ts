@@ -50,3 +50,32 @@ describe("a binary app's declared files", () => {
     await assert.rejects(planRootfs(manifest), (e) => isPithError(e) && e.code === "FILES_DEST_TAKEN" && /pith\.yaml:5: files: "share\/words\.txt" cannot go to \/lib\/x86_64-linux-gnu\/libc\.so\.6: the image already has it/.test(e.message));
   });
 });
+
+describe("how node starts a Node app", () => {
+  function nodeApp(t: TestContext, code: string, node = ""): AppManifest {
+    const dir = realpathSync(mkdtempSync(path.join(tmpdir(), "pith-rootfs-node-")));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(path.join(dir, "main.ts"), code);
+    return parseAppManifest(["name: n", "entry: main.ts", ...(node ? [node] : [])].join("\n") + "\n", path.join(dir, "pith.yaml"));
+  }
+  const paths = (plan: Awaited<ReturnType<typeof planRootfs>>): string[] => plan.entries.map((e) => `/${e.path}`);
+
+  test("by default, node runs the CommonJS bundle itself: no start script, no cache", async (t) => {
+    const plan = await planRootfs(nodeApp(t, "console.log('hi');\n"));
+    assert.deepEqual(plan.argv, ["/runtime/node", "/app/main.cjs"]);
+    assert.ok(!paths(plan).some((p) => p === "/pith/start.cjs" || p === "/pith/main.cjs.v8-cache"));
+  });
+
+  test("node.codeCache: true ships the cache and the start script that loads it", async (t) => {
+    const plan = await planRootfs(nodeApp(t, "console.log('hi');\n", "node: { codeCache: true }"));
+    assert.deepEqual(plan.argv, ["/runtime/node", "/pith/start.cjs"]);
+    assert.ok(paths(plan).includes("/pith/main.cjs.v8-cache") && paths(plan).includes("/app/main.cjs"));
+  });
+
+  test("node.codeCache on an app that must stay an ES module is refused, saying why", async (t) => {
+    await assert.rejects(planRootfs(nodeApp(t, "await Promise.resolve();\n", "node: { codeCache: true }")),
+      (e) => isPithError(e) && e.code === "CODE_CACHE_NEEDS_COMMONJS" && /bundles as an ES module/.test(e.message));
+    const plan = await planRootfs(nodeApp(t, "await Promise.resolve();\n"));
+    assert.deepEqual(plan.argv, ["/runtime/node", "/app/main.mjs"]);
+  });
+});

@@ -11,7 +11,10 @@ import { readElfInfo } from "./elf/elf-file.ts";
 import { resolveSharedLibraries } from "./elf/shared-libraries.ts";
 import type { ImageFile } from "./image.ts";
 import { bundleApp } from "./bundle-app.ts";
-import { GUEST_APP_MODULE, GUEST_NODE_MODULES, RUNTIME_NODE_MODULES } from "./guest-paths.ts";
+import { makeCodeCache } from "./code-cache.ts";
+import { GUEST_APP_MODULE, GUEST_APP_SCRIPT, GUEST_CODE_CACHE, GUEST_NODE_MODULES, GUEST_START_SCRIPT, RUNTIME_NODE_MODULES } from "./guest-paths.ts";
+import { NODE_START_FLAGS } from "./node-flags.ts";
+import { nodeStartScript } from "./node-start-script.ts";
 import { findPackageDir, planNodeModules, type ExternalPackage } from "./node-packages.ts";
 import { GUEST_NODE_PATH, preparedNodeBinary } from "./node-runtime.ts";
 import { RUNTIME_MOUNT, RUNTIME_MOUNTS_LINE, type DiskFile } from "./runtime-disk.ts";
@@ -65,9 +68,26 @@ export async function planRootfs(manifest: AppManifest): Promise<RootfsPlan> {
     plan.files.push({ path: GUEST_NODE_PATH, kind: "file", size: (await stat(node.path)).size, role: "runtime", on: "disk" });
     const runtimeLibraries = await addLibraries(node.hostPath, addHostFile);
     const bundle = await bundleApp(manifest.source.path, manifest.dir, manifest.node.external);
-    addData(GUEST_APP_MODULE, bundle.code, "app");
     await addNodeModules(plan, declaredExternals(manifest, bundle.externals), runtimeLibraries, add, addHostFile);
-    plan.argv = [GUEST_NODE_PATH, GUEST_APP_MODULE, ...manifest.args];
+    if (bundle.format === "cjs") {
+      addData(GUEST_APP_SCRIPT, bundle.code, "app");
+      plan.argv = [GUEST_NODE_PATH, ...NODE_START_FLAGS, GUEST_APP_SCRIPT, ...manifest.args];
+      // node.codeCache: a start script loads the app with it. Should V8 refuse the cache it made,
+      // the image starts the app plainly.
+      const cache = manifest.node.codeCache ? await makeCodeCache(node.path, bundle.code, NODE_START_FLAGS) : undefined;
+      if (cache && "bytes" in cache) {
+        addData(GUEST_CODE_CACHE, cache.bytes, "app");
+        addData(GUEST_START_SCRIPT, Buffer.from(nodeStartScript()), "config");
+        plan.argv = [GUEST_NODE_PATH, ...NODE_START_FLAGS, GUEST_START_SCRIPT, ...manifest.args];
+      }
+    } else {
+      if (manifest.node.codeCache) {
+        throw userError("CODE_CACHE_NEEDS_COMMONJS", `${join(manifest.dir, "pith.yaml")}: node.codeCache: this app bundles as an ES module (it awaits at top level, reads import.meta beyond .url, or imports a declared external package), and V8 caches the code of scripts only`,
+          "remove node.codeCache, or what keeps the app an ES module");
+      }
+      addData(GUEST_APP_MODULE, bundle.code, "app");
+      plan.argv = [GUEST_NODE_PATH, ...NODE_START_FLAGS, GUEST_APP_MODULE, ...manifest.args];
+    }
   } else {
     const executable = `/app/${basename(manifest.source.path)}`;
     await addHostFile(executable, manifest.source.path, "app");
@@ -155,7 +175,7 @@ function declaredExternals(manifest: AppManifest, found: ExternalPackage[]): Ext
  * app loads them instead of being copied into RAM at every boot (better-sqlite3 and its
  * dependencies are 3 MB), a snapshot holds only the pages read, and the disk is mounted read-only
  * so not even the app's own root can change them. /app/node_modules links there, so Node's lookup
- * from /app/main.mjs finds them, and each package's own lookups run from its real path on the disk.
+ * from the app's bundle in /app finds them, and each package's own lookups run from its real path on the disk.
  * Each addon's shared libraries are found from its ELF headers, like the runtime's.
  */
 async function addNodeModules(

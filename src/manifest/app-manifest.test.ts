@@ -53,7 +53,7 @@ describe("parseAppManifest", () => {
       readiness: { kind: "http", port: 8080, path: "/healthz" },
       readyTimeoutMs: 120_000,
       files: [{ from: "config/app.conf", source: path.join(dir, "config/app.conf"), dest: "/app/config/app.conf", executable: false, line: 22, identity: identityOf(path.join(dir, "config/app.conf")) }],
-      node: { external: [] },
+      node: { external: [], codeCache: false },
       volumes: [],
     });
   });

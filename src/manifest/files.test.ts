@@ -114,6 +114,7 @@ describe("files: what is refused, at its line", () => {
     refused("/init", "Pith's init");
     refused("/pith/env", "/pith is Pith's");
     refused("/app/main.mjs", "it is the app itself");
+    refused("/app/main.cjs", "it is the app itself");
     refused("/app/server", "it is the app itself", "binary: bin/server");
     refused("/runtime/node", "/runtime is Pith's");
     refused("/dev/console", "/dev is Pith's");
@@ -159,7 +160,17 @@ describe("node:", () => {
       writeFileSync(path.join(dir, "node_modules", name, "package.json"), "{}");
     }
     const m = parseAppManifest(yaml("name: a", "entry: main.ts", "node:", "  external: [zlib-thing, '@scope/pkg']"), path.join(dir, "pith.yaml"));
-    assert.deepEqual(m.node, { external: ["@scope/pkg", "zlib-thing"] });
+    assert.deepEqual(m.node, { external: ["@scope/pkg", "zlib-thing"], codeCache: false });
+  });
+
+  test("codeCache is true or false, off when left out", (t) => {
+    const dir = app(t);
+    assert.equal(parseAppManifest(yaml("name: a", "entry: main.ts", "node: { codeCache: true }"), path.join(dir, "pith.yaml")).node.codeCache, true);
+    assert.equal(parseAppManifest(yaml("name: a", "entry: main.ts", "node: { codeCache: false }"), path.join(dir, "pith.yaml")).node.codeCache, false);
+    assert.equal(parseAppManifest(yaml("name: a", "entry: main.ts", "node: {}"), path.join(dir, "pith.yaml")).node.codeCache, false);
+    onlyProblem(yaml("name: a", "entry: main.ts", "node: { codeCache: yes please }"), dir, 3, "must be true or false");
+    onlyProblem(yaml("name: a", "entry: main.ts", "node: { codeCache: 1 }"), dir, 3, "must be true or false");
+    onlyProblem(yaml("name: a", "binary: bin/server", "node: { codeCache: true }"), dir, 3, "node: applies to entry apps only");
   });
 
   test("refuses what is not installed, bad names, duplicates, and binary apps", (t) => {

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Ctx } from "./context.ts";
+import { isScalar } from "yaml";
 import { readList, readMap, readString, type Entry } from "./read.ts";
 import type { AppManifest, NodeOptions } from "./types.ts";
 
@@ -11,17 +12,31 @@ const MAX_PACKAGE_NAME = 214;
 /**
  * `node:` in pith.yaml, for entry apps: `external` names packages to ship as files in
  * node_modules instead of bundling them (packages that read their own files at run time).
- * Packages with native addons are found without being named.
+ * Packages with native addons are found without being named. `codeCache: true` ships a V8 code
+ * cache of the app (off by default: for a small app, loading it costs more than it saves).
  */
 export function readNode(ctx: Ctx, { value, at, keyNode }: Entry, source: AppManifest["source"] | undefined): NodeOptions | undefined {
-  const fields = readMap(ctx, value, at, ["external"]);
+  const fields = readMap(ctx, value, at, ["external", "codeCache"]);
   if (!fields) return undefined;
   if (source?.kind === "binary") {
     ctx.report(keyNode, at, "node: applies to entry apps only", "remove it: a binary app has no Node packages");
     return undefined;
   }
-  const external = fields.get("external");
-  if (!external) return { external: [] };
+  const cacheField = fields.get("codeCache");
+  const codeCache = cacheField ? readBoolean(ctx, cacheField) : false;
+  if (codeCache === undefined) return undefined;
+  const external = readExternal(ctx, fields.get("external"));
+  return external && { external, codeCache };
+}
+
+function readBoolean(ctx: Ctx, { value, at }: Entry): boolean | undefined {
+  if (isScalar(value) && typeof value.value === "boolean") return value.value;
+  ctx.report(value, at, `${at} must be true or false`, "write codeCache: true, or leave it out");
+  return undefined;
+}
+
+function readExternal(ctx: Ctx, external: Entry | undefined): string[] | undefined {
+  if (!external) return [];
   const items = readList(ctx, external.value, external.at, "a list of package names", "write it as a list, e.g. external: [sharp]");
   if (!items) return undefined;
   const names: string[] = [];
@@ -41,7 +56,7 @@ export function readNode(ctx: Ctx, { value, at, keyNode }: Entry, source: AppMan
     }
     return undefined;
   }
-  return { external: names.sort() };
+  return names.sort();
 }
 
 /** Node's lookup: node_modules/<name> in the directory and in each of its parents. */

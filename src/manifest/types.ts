@@ -42,6 +42,8 @@ export interface DeclaredFile {
 export interface NodeOptions {
   /** Packages shipped in node_modules instead of bundled (besides those with native addons). */
   external: string[];
+  /** Ship a V8 code cache of the app, made at build time (CommonJS bundles only; see image/code-cache.ts). */
+  codeCache: boolean;
 }
 
 export type SourceKind = AppManifest["source"]["kind"];

@@ -56,7 +56,7 @@ export function validateManifest(ctx: Ctx, root: YNode): AppManifest | undefined
   const volumes = optional("volumes", (e) => readVolumes(ctx, e.value, e.at), []);
   // Where files may go depends on the app's own path, so they are read only once that is known.
   const files = source ? optional("files", (e) => readFiles(ctx, e, source), []) : [];
-  const node = optional("node", (e) => readNode(ctx, e, source), { external: [] });
+  const node = optional("node", (e) => readNode(ctx, e, source), { external: [], codeCache: false });
 
   if (ctx.problems.length > 0) return undefined;
   // No problems means every reader succeeded; the check below only narrows the types.

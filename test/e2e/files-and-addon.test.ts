@@ -68,7 +68,7 @@ describe(`${APP} on QEMU`, { skip, timeout: 900_000 }, () => {
     const inRam = execFileSync("cpio", ["-it", "--quiet", "-F", boot.initrd], { encoding: "utf8" });
     assert.match(inRam, /^srv\/static\/css\/site\.css$/m);
     assert.doesNotMatch(inRam, /better_sqlite3/, "the addon is on the disk, not in RAM");
-    const bundle = files.find((f) => f.path === "/app/main.mjs")!;
+    const bundle = files.find((f) => f.path === "/app/main.cjs")!; // a native external keeps the bundle CommonJS
     assert.ok(bundle.size < 20_000, `better-sqlite3's JavaScript stays out of the bundle (${bundle.size} bytes)`);
   });
 
