@@ -229,6 +229,16 @@ const cores = availableParallelism();
 log(`density: ${count} machine(s) per app and variant, idle window ${idleSeconds} s, host ${mib(host.total)} MiB, ${cores} cores, load ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 for (const app of flags.apps.split(",")) if (app === "static-c") execFileSync("make", ["-s", "-C", join(pithRoot(), "examples", app)]);
 
+/** One variant's row of the results table; machines per host extrapolated from its medians. */
+function tableRow(r: Result): string {
+  const pss = median(r.pssKiB);
+  const cpu = median(r.cpuFraction);
+  return (
+    `| ${r.app} | ${r.variant} | ${r.started} (${r.stoppedBy}) | ${r.readyMs} ms | ${r.readyCpuMs.toFixed(0)} ms | ${mib(pss)} MiB (${mib(Math.min(...r.pssKiB))}-${mib(Math.max(...r.pssKiB))}) | ` +
+    `${(cpu * 100).toFixed(2)}% (${(Math.max(...r.cpuFraction) * 100).toFixed(2)}%) | ${Math.floor(host.total / pss)} | ${cpu > 0 ? Math.floor(cores / cpu) : "inf"} |`
+  );
+}
+
 const results: Result[] = [];
 const skipped: string[] = [];
 for (const app of flags.apps.split(",")) {
@@ -243,7 +253,8 @@ for (const app of flags.apps.split(",")) {
       continue;
     }
     results.push(result);
-    log(`  -> PSS median ${mib(median(result.pssKiB))} MiB, idle CPU median ${(median(result.cpuFraction) * 100).toFixed(2)}% of a core`);
+    // The row as soon as it is known: a time-boxed run that is stopped later still leaves it.
+    log(`  -> ${tableRow(result)}`);
   }
 }
 
@@ -252,13 +263,6 @@ const lines = [
   "| app | variant | started (stopped by) | ready median | boot CPU median | PSS/machine median (min-max) | idle CPU/machine median (max) | machines/host by memory | by CPU |",
   "|---|---|---|---|---|---|---|---|---|",
 ];
-for (const r of results) {
-  const pss = median(r.pssKiB);
-  const cpu = median(r.cpuFraction);
-  lines.push(
-    `| ${r.app} | ${r.variant} | ${r.started} (${r.stoppedBy}) | ${r.readyMs} ms | ${r.readyCpuMs.toFixed(0)} ms | ${mib(pss)} MiB (${mib(Math.min(...r.pssKiB))}-${mib(Math.max(...r.pssKiB))}) | ` +
-      `${(cpu * 100).toFixed(2)}% (${(Math.max(...r.cpuFraction) * 100).toFixed(2)}%) | ${Math.floor(host.total / pss)} | ${cpu > 0 ? Math.floor(cores / cpu) : "inf"} |`,
-  );
-}
+for (const r of results) lines.push(tableRow(r));
 for (const line of skipped) lines.push(`skipped: ${line}`);
 process.stdout.write(`${lines.join("\n")}\n`);
