@@ -7,7 +7,8 @@
  * before the next variant.
  *
  *   npx tsx bench/density/run.ts [--count N (4)] [--apps hello-ts,static-c] [--variants before,tb-32,...]
- *                                [--idle-seconds S (20)] [--reserve-mib M (4096)] [--max-ready-seconds S (90)] [--start-minutes M (30)] [--build-kernels]
+ *                                [--idle-seconds S (20)] [--reserve-mib M (4096)] [--max-ready-seconds S (90)] [--start-minutes M (30)]
+ *                                [--parallel-starts N (1)] [--build-kernels]
  *
  * Bounds: no new machine once the host's MemAvailable is below --reserve-mib, once a machine
  * took longer than --max-ready-seconds to be ready (the host's CPU is saturated), or once the
@@ -44,12 +45,13 @@ const { values: flags } = parseArgs({
     "reserve-mib": { type: "string", default: "4096" },
     "max-ready-seconds": { type: "string", default: "90" },
     "start-minutes": { type: "string", default: "30" },
+    "parallel-starts": { type: "string", default: "1" },
     "build-kernels": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (flags.help) {
-  process.stdout.write(`usage: npx tsx bench/density/run.ts [--count N] [--apps a,b] [--variants ${VARIANTS.map((v) => v.name).join(",")}] [--idle-seconds S] [--reserve-mib M] [--max-ready-seconds S] [--start-minutes M] [--build-kernels]\n`);
+  process.stdout.write(`usage: npx tsx bench/density/run.ts [--count N] [--apps a,b] [--variants ${VARIANTS.map((v) => v.name).join(",")}] [--idle-seconds S] [--reserve-mib M] [--max-ready-seconds S] [--start-minutes M] [--parallel-starts N] [--build-kernels]\n`);
   process.exit(0);
 }
 const wholeNumber = (name: string, text: string, min: number): number => {
@@ -62,6 +64,7 @@ const idleSeconds = wholeNumber("idle-seconds", flags["idle-seconds"], 1);
 const reserveKiB = wholeNumber("reserve-mib", flags["reserve-mib"], 0) * 1024;
 const maxReadyMs = wholeNumber("max-ready-seconds", flags["max-ready-seconds"], 1) * 1000;
 const startBudgetMs = wholeNumber("start-minutes", flags["start-minutes"], 1) * 60_000;
+const parallelStarts = wholeNumber("parallel-starts", flags["parallel-starts"], 1);
 const variants = flags.variants.split(",").map((name) => {
   const variant = VARIANTS.find((v) => v.name === name);
   if (!variant) throw new Error(`unknown variant "${name}" (known: ${VARIANTS.map((v) => v.name).join(", ")})`);
@@ -162,32 +165,44 @@ async function measure(app: string, variant: DensityVariant, runtime: "node" | "
   const readyCpuMs: number[] = [];
   let stoppedBy = `--count ${count}`;
   const startDeadline = Date.now() + startBudgetMs;
-  try {
-    while (machines.length < count) {
+  let stopped = false;
+  const stop = (reason: string): void => {
+    if (!stopped) stoppedBy = reason;
+    stopped = true;
+  };
+  /** Starts machines one after another until a bound; --parallel-starts of these run at once. */
+  const starter = async (): Promise<void> => {
+    while (!stopped && machines.length + starting < count) {
       const available = hostMemoryKiB().available;
-      if (available < reserveKiB) {
-        stoppedBy = `memory: MemAvailable ${mib(available)} MiB < reserve`;
-        break;
+      if (available < reserveKiB) return stop(`memory: MemAvailable ${mib(available)} MiB < reserve`);
+      if (Date.now() > startDeadline) return stop(`time: --start-minutes ${startBudgetMs / 60_000}`);
+      starting++;
+      const number = ++numbered;
+      let machine: Machine;
+      try {
+        const stateDir = await mkdtemp(join(tmpdir(), "pith-bench-density-"));
+        stateDirs.push(stateDir);
+        machine = await hypervisor.start({ id: `${app}-${variant.name}-${number}`, image: record, ...files, stateDir, ...(env ? { env } : {}) });
+        running.set(machine.pid, machine);
+        machines.push(machine);
+      } finally {
+        starting--;
       }
-      if (Date.now() > startDeadline) {
-        stoppedBy = `time: --start-minutes ${startBudgetMs / 60_000}`;
-        break;
-      }
-      const stateDir = await mkdtemp(join(tmpdir(), "pith-bench-density-"));
-      stateDirs.push(stateDir);
-      const machine = await hypervisor.start({ id: `${app}-${variant.name}-${machines.length + 1}`, image: record, ...files, stateDir, ...(env ? { env } : {}) });
-      running.set(machine.pid, machine);
-      machines.push(machine);
       const timings = await machine.whenReady();
       readyMs.push(timings.readyMs!);
       const bootCpuMs = ((await hostPids(machine)).reduce((sum, pid) => sum + cpuTicks(pid), 0) / CLOCK_TICKS_PER_SECOND) * 1000;
       readyCpuMs.push(bootCpuMs);
       log(`  ${app} ${variant.name} #${machines.length}: ready in ${timings.readyMs} ms, ${bootCpuMs.toFixed(0)} ms CPU (load ${loadavg()[0]!.toFixed(1)}, MemAvailable ${mib(hostMemoryKiB().available)} MiB)`);
-      if (timings.readyMs! > maxReadyMs) {
-        stoppedBy = `cpu: a machine took ${timings.readyMs} ms to be ready`;
-        break;
-      }
+      if (timings.readyMs! > maxReadyMs) return stop(`cpu: a machine took ${timings.readyMs} ms to be ready`);
     }
+  };
+  let starting = 0;
+  let numbered = 0;
+  try {
+    // allSettled: a starter that fails must not leave the other starting machines nobody stops.
+    const outcomes = await Promise.allSettled(Array.from({ length: parallelStarts }, starter));
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
+    if (failed) throw failed.reason;
     // Let the last boots' work settle (node's first GCs, the guest kernel's deferred work).
     await sleep(5000);
     if (variant.ksm) await ksmSettled(machines.length);
