@@ -192,7 +192,7 @@ async function measure(app: string, variant: DensityVariant, runtime: "node" | "
       readyMs.push(timings.readyMs!);
       const bootCpuMs = ((await hostPids(machine)).reduce((sum, pid) => sum + cpuTicks(pid), 0) / CLOCK_TICKS_PER_SECOND) * 1000;
       readyCpuMs.push(bootCpuMs);
-      log(`  ${app} ${variant.name} #${machines.length}: ready in ${timings.readyMs} ms, ${bootCpuMs.toFixed(0)} ms CPU (load ${loadavg()[0]!.toFixed(1)}, MemAvailable ${mib(hostMemoryKiB().available)} MiB)`);
+      log(`  ${app} ${variant.name} #${number}: ready in ${timings.readyMs} ms, ${bootCpuMs.toFixed(0)} ms CPU (load ${loadavg()[0]!.toFixed(1)}, MemAvailable ${mib(hostMemoryKiB().available)} MiB)`);
       if (timings.readyMs! > maxReadyMs) return stop(`cpu: a machine took ${timings.readyMs} ms to be ready`);
     }
   };
