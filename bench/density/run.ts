@@ -7,10 +7,12 @@
  * before the next variant.
  *
  *   npx tsx bench/density/run.ts [--count N (4)] [--apps hello-ts,static-c] [--variants before,tb-32,...]
- *                                [--idle-seconds S (20)] [--reserve-mib M (4096)] [--max-ready-seconds S (90)] [--build-kernels]
+ *                                [--idle-seconds S (20)] [--reserve-mib M (4096)] [--max-ready-seconds S (90)] [--start-minutes M (30)]
+ *                                [--parallel-starts N (1)] [--build-kernels]
  *
- * Bounds: no new machine once the host's MemAvailable is below --reserve-mib, or once a machine
- * took longer than --max-ready-seconds to be ready (the host's CPU is saturated). Machines per
+ * Bounds: no new machine once the host's MemAvailable is below --reserve-mib, once a machine
+ * took longer than --max-ready-seconds to be ready (the host's CPU is saturated), or once the
+ * variant has been starting machines for --start-minutes (a run of 100 must fit a time box). Machines per
  * host are extrapolated from the median PSS against MemTotal, and from idle CPU against the cores.
  * KSM, where a variant turns it on, is turned back to what it was at exit, error or Ctrl-C.
  */
@@ -21,7 +23,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import type { Machine } from "../../src/hypervisor/hypervisor.ts";
-import { applyKsmSettings, KSM_DENSITY_SETTINGS, ksmAvailable, readKsmStats } from "../../src/hypervisor/qemu/ksm.ts";
+import { applyKsmSettings, KSM_DENSITY_SETTINGS, ksmAvailable, readKsmStats, type KsmSettings } from "../../src/hypervisor/qemu/ksm.ts";
 import { QemuHypervisor } from "../../src/hypervisor/qemu/qemu-hypervisor.ts";
 import { inspectProcesses } from "../../src/hypervisor/qemu/qemu-discovery.ts";
 import { buildImage } from "../../src/image/image-builder.ts";
@@ -42,12 +44,14 @@ const { values: flags } = parseArgs({
     "idle-seconds": { type: "string", default: "20" },
     "reserve-mib": { type: "string", default: "4096" },
     "max-ready-seconds": { type: "string", default: "90" },
+    "start-minutes": { type: "string", default: "30" },
+    "parallel-starts": { type: "string", default: "1" },
     "build-kernels": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (flags.help) {
-  process.stdout.write(`usage: npx tsx bench/density/run.ts [--count N] [--apps a,b] [--variants ${VARIANTS.map((v) => v.name).join(",")}] [--idle-seconds S] [--reserve-mib M] [--max-ready-seconds S] [--build-kernels]\n`);
+  process.stdout.write(`usage: npx tsx bench/density/run.ts [--count N] [--apps a,b] [--variants ${VARIANTS.map((v) => v.name).join(",")}] [--idle-seconds S] [--reserve-mib M] [--max-ready-seconds S] [--start-minutes M] [--parallel-starts N] [--build-kernels]\n`);
   process.exit(0);
 }
 const wholeNumber = (name: string, text: string, min: number): number => {
@@ -59,6 +63,8 @@ const count = wholeNumber("count", flags.count, 1);
 const idleSeconds = wholeNumber("idle-seconds", flags["idle-seconds"], 1);
 const reserveKiB = wholeNumber("reserve-mib", flags["reserve-mib"], 0) * 1024;
 const maxReadyMs = wholeNumber("max-ready-seconds", flags["max-ready-seconds"], 1) * 1000;
+const startBudgetMs = wholeNumber("start-minutes", flags["start-minutes"], 1) * 60_000;
+const parallelStarts = wholeNumber("parallel-starts", flags["parallel-starts"], 1);
 const variants = flags.variants.split(",").map((name) => {
   const variant = VARIANTS.find((v) => v.name === name);
   if (!variant) throw new Error(`unknown variant "${name}" (known: ${VARIANTS.map((v) => v.name).join(", ")})`);
@@ -92,6 +98,8 @@ interface Result {
   started: number;
   stoppedBy: string;
   readyMs: number;
+  /** CPU time the machine's processes spent from start to ready: boot cost that a loaded host inflates less than wall time. */
+  readyCpuMs: number;
   pssKiB: number[];
   cpuFraction: number[];
 }
@@ -102,13 +110,30 @@ async function hostPids(machine: Machine): Promise<number[]> {
   return [machine.pid, ...(found?.netHelper ? [found.netHelper.pid] : [])];
 }
 
-/** Waits until ksmd has made two full passes since now: every machine's memory has been scanned. */
-async function ksmSettled(): Promise<void> {
-  const start = readKsmStats().fullScans;
-  const deadline = Date.now() + 180_000;
-  while (readKsmStats().fullScans < start + 2) {
-    if (Date.now() > deadline) throw new Error("ksmd did not finish two full scans within 180 s");
-    await sleep(500);
+/**
+ * ksmd's pace while the bench waits for it to settle: 4x the pages per wake-up, 5x the wake-ups.
+ * The state it reaches (which pages are merged) is the one the production pace reaches, only
+ * sooner: at 1000 pages every 100 ms, two passes over 100 hello-ts machines take ~6 minutes.
+ * The idle window is measured at the production pace.
+ */
+const KSM_SETTLE_SETTINGS: KsmSettings = { run: 1, pages_to_scan: 4000, sleep_millisecs: 20 };
+
+/**
+ * Waits until ksmd has made two full passes since now: a page merges only when it is unchanged
+ * between two visits, so after two every machine's memory has been scanned and merged.
+ */
+async function ksmSettled(machines: number): Promise<void> {
+  const undoSettlePace = applyKsmSettings(KSM_SETTLE_SETTINGS);
+  try {
+    const start = readKsmStats().fullScans;
+    const limitMs = 180_000 + 3_000 * machines;
+    const deadline = Date.now() + limitMs;
+    while (readKsmStats().fullScans < start + 2) {
+      if (Date.now() > deadline) throw new Error(`ksmd did not finish two full scans within ${limitMs / 1000} s`);
+      await sleep(500);
+    }
+  } finally {
+    undoSettlePace();
   }
   const { pagesShared, pagesSharing } = readKsmStats();
   log(`  ksm: ${pagesShared} pages shared, ${pagesSharing} sharing (${mib((pagesSharing * 4096) / 1024)} MiB saved)`);
@@ -132,34 +157,55 @@ async function measure(app: string, variant: DensityVariant, runtime: "node" | "
     ...(variant.freePageReporting ? { freePageReporting: true } : {}),
   });
   const env = runtime === "node" ? variant.env : undefined;
+  const record = variant.memoryMiB ? { ...image.record, capabilities: { ...image.record.capabilities, memoryMiB: variant.memoryMiB } } : image.record;
   if (variant.ksm) undoKsm = applyKsmSettings(KSM_DENSITY_SETTINGS);
   const machines: Machine[] = [];
   const stateDirs: string[] = [];
   const readyMs: number[] = [];
+  const readyCpuMs: number[] = [];
   let stoppedBy = `--count ${count}`;
-  try {
-    while (machines.length < count) {
+  const startDeadline = Date.now() + startBudgetMs;
+  let stopped = false;
+  const stop = (reason: string): void => {
+    if (!stopped) stoppedBy = reason;
+    stopped = true;
+  };
+  /** Starts machines one after another until a bound; --parallel-starts of these run at once. */
+  const starter = async (): Promise<void> => {
+    while (!stopped && machines.length + starting < count) {
       const available = hostMemoryKiB().available;
-      if (available < reserveKiB) {
-        stoppedBy = `memory: MemAvailable ${mib(available)} MiB < reserve`;
-        break;
+      if (available < reserveKiB) return stop(`memory: MemAvailable ${mib(available)} MiB < reserve`);
+      if (Date.now() > startDeadline) return stop(`time: --start-minutes ${startBudgetMs / 60_000}`);
+      starting++;
+      const number = ++numbered;
+      let machine: Machine;
+      try {
+        const stateDir = await mkdtemp(join(tmpdir(), "pith-bench-density-"));
+        stateDirs.push(stateDir);
+        machine = await hypervisor.start({ id: `${app}-${variant.name}-${number}`, image: record, ...files, stateDir, ...(env ? { env } : {}) });
+        running.set(machine.pid, machine);
+        machines.push(machine);
+      } finally {
+        starting--;
       }
-      const stateDir = await mkdtemp(join(tmpdir(), "pith-bench-density-"));
-      stateDirs.push(stateDir);
-      const machine = await hypervisor.start({ id: `${app}-${variant.name}-${machines.length + 1}`, image: image.record, ...files, stateDir, ...(env ? { env } : {}) });
-      running.set(machine.pid, machine);
-      machines.push(machine);
       const timings = await machine.whenReady();
       readyMs.push(timings.readyMs!);
-      log(`  ${app} ${variant.name} #${machines.length}: ready in ${timings.readyMs} ms (load ${loadavg()[0]!.toFixed(1)}, MemAvailable ${mib(hostMemoryKiB().available)} MiB)`);
-      if (timings.readyMs! > maxReadyMs) {
-        stoppedBy = `cpu: a machine took ${timings.readyMs} ms to be ready`;
-        break;
-      }
+      const bootCpuMs = ((await hostPids(machine)).reduce((sum, pid) => sum + cpuTicks(pid), 0) / CLOCK_TICKS_PER_SECOND) * 1000;
+      readyCpuMs.push(bootCpuMs);
+      log(`  ${app} ${variant.name} #${number}: ready in ${timings.readyMs} ms, ${bootCpuMs.toFixed(0)} ms CPU (load ${loadavg()[0]!.toFixed(1)}, MemAvailable ${mib(hostMemoryKiB().available)} MiB)`);
+      if (timings.readyMs! > maxReadyMs) return stop(`cpu: a machine took ${timings.readyMs} ms to be ready`);
     }
+  };
+  let starting = 0;
+  let numbered = 0;
+  try {
+    // allSettled: a starter that fails must not leave the other starting machines nobody stops.
+    const outcomes = await Promise.allSettled(Array.from({ length: parallelStarts }, starter));
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
+    if (failed) throw failed.reason;
     // Let the last boots' work settle (node's first GCs, the guest kernel's deferred work).
     await sleep(5000);
-    if (variant.ksm) await ksmSettled();
+    if (variant.ksm) await ksmSettled(machines.length);
     const pids = await Promise.all(machines.map(hostPids));
     // ksmd works for the machines: its CPU is theirs, shared equally.
     const ksmd = variant.ksm ? kernelThreadPid("ksmd") : undefined;
@@ -180,7 +226,7 @@ async function measure(app: string, variant: DensityVariant, runtime: "node" | "
       await answer.text();
       if (answer.status !== 200) throw new Error(`${machine.id} answered ${answer.status} after the idle window`);
     }
-    return { app, variant: variant.name, started: machines.length, stoppedBy, readyMs: median(readyMs), pssKiB: pss, cpuFraction };
+    return { app, variant: variant.name, started: machines.length, stoppedBy, readyMs: median(readyMs), readyCpuMs: median(readyCpuMs), pssKiB: pss, cpuFraction };
   } finally {
     await Promise.all(
       machines.map(async (machine) => {
@@ -198,6 +244,16 @@ const cores = availableParallelism();
 log(`density: ${count} machine(s) per app and variant, idle window ${idleSeconds} s, host ${mib(host.total)} MiB, ${cores} cores, load ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 for (const app of flags.apps.split(",")) if (app === "static-c") execFileSync("make", ["-s", "-C", join(pithRoot(), "examples", app)]);
 
+/** One variant's row of the results table; machines per host extrapolated from its medians. */
+function tableRow(r: Result): string {
+  const pss = median(r.pssKiB);
+  const cpu = median(r.cpuFraction);
+  return (
+    `| ${r.app} | ${r.variant} | ${r.started} (${r.stoppedBy}) | ${r.readyMs} ms | ${r.readyCpuMs.toFixed(0)} ms | ${mib(pss)} MiB (${mib(Math.min(...r.pssKiB))}-${mib(Math.max(...r.pssKiB))}) | ` +
+    `${(cpu * 100).toFixed(2)}% (${(Math.max(...r.cpuFraction) * 100).toFixed(2)}%) | ${Math.floor(host.total / pss)} | ${cpu > 0 ? Math.floor(cores / cpu) : "inf"} |`
+  );
+}
+
 const results: Result[] = [];
 const skipped: string[] = [];
 for (const app of flags.apps.split(",")) {
@@ -212,22 +268,16 @@ for (const app of flags.apps.split(",")) {
       continue;
     }
     results.push(result);
-    log(`  -> PSS median ${mib(median(result.pssKiB))} MiB, idle CPU median ${(median(result.cpuFraction) * 100).toFixed(2)}% of a core`);
+    // The row as soon as it is known: a time-boxed run that is stopped later still leaves it.
+    log(`  -> ${tableRow(result)}`);
   }
 }
 
 const lines = [
   `density ${new Date().toISOString()}: ${count} per variant, idle window ${idleSeconds} s, load at end ${loadavg().map((l) => l.toFixed(1)).join(" ")}, host ${mib(host.total)} MiB / ${cores} cores`,
-  "| app | variant | started (stopped by) | ready median | PSS/machine median (min-max) | idle CPU/machine median (max) | machines/host by memory | by CPU |",
-  "|---|---|---|---|---|---|---|---|",
+  "| app | variant | started (stopped by) | ready median | boot CPU median | PSS/machine median (min-max) | idle CPU/machine median (max) | machines/host by memory | by CPU |",
+  "|---|---|---|---|---|---|---|---|---|",
 ];
-for (const r of results) {
-  const pss = median(r.pssKiB);
-  const cpu = median(r.cpuFraction);
-  lines.push(
-    `| ${r.app} | ${r.variant} | ${r.started} (${r.stoppedBy}) | ${r.readyMs} ms | ${mib(pss)} MiB (${mib(Math.min(...r.pssKiB))}-${mib(Math.max(...r.pssKiB))}) | ` +
-      `${(cpu * 100).toFixed(2)}% (${(Math.max(...r.cpuFraction) * 100).toFixed(2)}%) | ${Math.floor(host.total / pss)} | ${cpu > 0 ? Math.floor(cores / cpu) : "inf"} |`,
-  );
-}
+for (const r of results) lines.push(tableRow(r));
 for (const line of skipped) lines.push(`skipped: ${line}`);
 process.stdout.write(`${lines.join("\n")}\n`);

@@ -11,6 +11,8 @@ export interface DensityVariant {
   /** QemuHypervisor's density options. */
   tcgTranslationCacheMiB?: number;
   freePageReporting?: boolean;
+  /** Guest memory instead of the manifest's `memory` (the image is unchanged). */
+  memoryMiB?: number;
   /** Kernel fragments added to the image's own. */
   kernelFragments?: FragmentName[];
   /** Env for the app (NODE_OPTIONS for node's V8 flags). */
@@ -28,10 +30,20 @@ export const VARIANTS: DensityVariant[] = [
   { name: "before", what: "today's defaults: tb-size=256, HZ=250 periodic, no balloon, KSM off" },
   { name: "tb-64", what: "TCG translation cache 64 MiB", tcgTranslationCacheMiB: 64 },
   { name: "tb-32", what: "TCG translation cache 32 MiB", tcgTranslationCacheMiB: 32 },
+  { name: "tb-24", what: "TCG translation cache 24 MiB", tcgTranslationCacheMiB: 24 },
   { name: "tb-16", what: "TCG translation cache 16 MiB", tcgTranslationCacheMiB: 16 },
+  { name: "mem-192", what: "guest memory 192 MiB instead of the manifest's", memoryMiB: 192, runtime: "node" },
   { name: "v8-small", what: `NODE_OPTIONS=${SMALL_HEAP_NODE_OPTIONS}`, env: { NODE_OPTIONS: SMALL_HEAP_NODE_OPTIONS }, runtime: "node" },
   { name: "tickless", what: "kernel: NO_HZ_IDLE, HZ=100 (tickless fragment)", kernelFragments: ["tickless"] },
   { name: "balloon", what: "kernel virtio-balloon + QEMU free-page-reporting=on", kernelFragments: ["balloon"], freePageReporting: true },
+  {
+    // Free page reporting on top of the tickless kernel, to compare with "tickless": the tickless
+    // fragment does not change memory, and this way one kernel build measures both.
+    name: "tickless-balloon",
+    what: "tickless kernel + virtio-balloon + QEMU free-page-reporting=on",
+    kernelFragments: ["tickless", "balloon"],
+    freePageReporting: true,
+  },
   { name: "ksm", what: "KSM on (1000 pages / 100 ms) while the machines run; ksmd's CPU shared among them", ksm: true },
   {
     // No kernel change: neither opt-in kernel had finished building on this host for the first
