@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -60,7 +60,8 @@ describe("pith run as an ordinary user", { skip, timeout: 300_000 }, () => {
 
 describe("pith up as an ordinary user", { skip, timeout: 400_000 }, () => {
   test("serves a service through its proxy, with the parts of the jail a user can have, and its node says which are missing", async (t) => {
-    const home = userHome(t);
+    let cleanUp = (): void => {};
+    const home = userHome(t, () => cleanUp());
     const [apiPort, proxyPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
     const env = { ...userEnv(home), PITH_SERVER: `http://127.0.0.1:${apiPort}` };
     const up = spawn("setpriv", [...asUser, process.execPath, PITH, "up", "--port", String(apiPort), "--proxy-port", String(proxyPort), "--node", "user-node"], {
@@ -74,16 +75,15 @@ describe("pith up as an ordinary user", { skip, timeout: 400_000 }, () => {
     const exited = new Promise<number | null>((resolve) => up.once("exit", resolve));
     const pith = (...args: string[]): string =>
       execFileSync("setpriv", [...asUser, process.execPath, PITH, ...args], { cwd: pithRoot(), env, encoding: "utf8", timeout: 120_000 });
-    t.after(() => {
-      // The service's machines first (pith up leaves them running by design), then pith up.
-      try {
-        pith("delete", "service", "user-static");
-      } catch {
-        // never created, or the control plane is gone
-      }
-      for (const pid of machinePids(home)) killGroup(pid);
+    cleanUp = () => {
+      // pith up first, then the machines it leaves running by design, and their network helpers,
+      // found by the node's name in their command lines (whatever became of their files).
       killGroup(up.pid!);
-    });
+      for (const pattern of ["pith:agent\\.user-node/", "--machine agent\\.user-node/"]) {
+        const found = spawnSync("pgrep", ["-u", String(NOBODY), "-f", "--", pattern], { encoding: "utf8" }).stdout;
+        for (const pid of found.split("\n").filter(Boolean).map(Number)) killGroup(pid);
+      }
+    };
     await waitFor(async () => ((await fetch(`http://127.0.0.1:${apiPort}/healthz`).catch(() => undefined))?.ok ? true : undefined), 60_000, () => output);
 
     const manifest = join(home, "service.yaml");
@@ -114,10 +114,17 @@ describe("pith up as an ordinary user", { skip, timeout: 400_000 }, () => {
 });
 
 /** The ordinary user's own PITH_HOME, with root's cached kernels copied in so nothing is compiled. */
-function userHome(t: { after(fn: () => void): void }): string {
+function userHome(t: { after(fn: () => void): void }, cleanUp: () => void = () => {}): string {
   execFileSync("make", ["-s", "-C", join(pithRoot(), "examples/static-c")]);
   const home = mkdtempSync(join(tmpdir(), "pith-user-"));
-  t.after(() => rmSync(home, { recursive: true, force: true }));
+  // The caller's clean-up (its processes) before the files they run from are removed.
+  t.after(() => {
+    try {
+      cleanUp();
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
   mkdirSync(join(home, "kernel"));
   for (const entry of readdirSync(kernelCacheDir())) {
     if (entry === "src" || entry === "build" || entry === "ccache" || entry.endsWith(".lock")) continue;
