@@ -24,7 +24,8 @@
  */
 
 import { checkControl, listTokens, MAX_HEAD_BYTES, scanFields, TCHAR } from "../http/field-lines.ts";
-import { CR, CRLF, CRLFCRLF, LF } from "../http/octets.ts";
+import { findHeadBlock } from "../http/head-block.ts";
+import { CR, CRLF, LF } from "../http/octets.ts";
 
 /** Most fields in one head (HAProxy's default is 101 including the start line). */
 export const MAX_FIELDS = 100;
@@ -280,29 +281,13 @@ export class RequestParser {
       this.#finish(); // no trailers: the common case
       return at + 2;
     }
-    let block: Buffer;
-    let end: number;
-    if (!partial) {
-      const found = data.indexOf(CRLFCRLF, at);
-      if (found < 0 || found - at > MAX_HEAD_BYTES) {
-        if (data.length - at > MAX_HEAD_BYTES) throw this.#tooLarge();
-        this.#partial = Buffer.from(data.subarray(at));
-        return -1;
-      }
-      block = data.subarray(at, found);
-      end = found + 4;
-    } else {
-      const joined = Buffer.concat([partial, data.subarray(at)]);
-      const found = joined.indexOf(CRLFCRLF, Math.max(0, partial.length - 3));
-      if (found < 0 || found > MAX_HEAD_BYTES) {
-        if (joined.length > MAX_HEAD_BYTES) throw this.#tooLarge();
-        this.#partial = joined;
-        return -1;
-      }
-      block = joined.subarray(0, found);
-      end = at + found + 4 - partial.length;
-      this.#partial = undefined;
+    const found = findHeadBlock(partial, data, at, () => this.#tooLarge());
+    if ("waiting" in found) {
+      this.#partial = found.waiting;
+      return -1;
     }
+    this.#partial = undefined;
+    const { block, end } = found;
     if (this.#state === State.Trailers) {
       // The block is "" (no trailers) or "\r\nName: value..." (see CRLF). Trailers are checked, not
       // forwarded: the body goes upstream framed anew.

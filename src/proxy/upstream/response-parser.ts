@@ -8,7 +8,8 @@
  */
 
 import { checkControl, MAX_HEAD_BYTES, scanFields } from "../http/field-lines.ts";
-import { CR, CRLF, CRLFCRLF, LF } from "../http/octets.ts";
+import { findHeadBlock } from "../http/head-block.ts";
+import { CR, CRLF, LF } from "../http/octets.ts";
 
 /** The final (non-1xx) response's head. */
 export interface ResponseHead {
@@ -256,29 +257,13 @@ export class ResponseParser {
       this.#finish(); // no trailers: the common case
       return at + 2;
     }
-    let block: Buffer;
-    let end: number;
-    if (!partial) {
-      const found = data.indexOf(CRLFCRLF, at);
-      if (found < 0 || found - at > MAX_HEAD_BYTES) {
-        if (data.length - at > MAX_HEAD_BYTES) throw new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
-        this.#partial = Buffer.from(data.subarray(at));
-        return -1;
-      }
-      block = data.subarray(at, found);
-      end = found + 4;
-    } else {
-      const joined = Buffer.concat([partial, data.subarray(at)]);
-      const found = joined.indexOf(CRLFCRLF, Math.max(0, partial.length - 3));
-      if (found < 0 || found > MAX_HEAD_BYTES) {
-        if (joined.length > MAX_HEAD_BYTES) throw new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
-        this.#partial = joined;
-        return -1;
-      }
-      block = joined.subarray(0, found);
-      end = at + found + 4 - partial.length;
-      this.#partial = undefined;
+    const found = findHeadBlock(partial, data, at, () => new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`));
+    if ("waiting" in found) {
+      this.#partial = found.waiting;
+      return -1;
     }
+    this.#partial = undefined;
+    const { block, end } = found;
     if (this.#state === State.Trailers) {
       // The block is "" (no trailers) or "\r\nName: value..." (see CRLF). Trailers are checked, not
       // forwarded: the client's response is framed anew.
