@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { splitReads as split } from "../http/split-reads.ts";
+import { messageBytes, splitReads as split } from "../http/parser-properties.ts";
 import { type ResponseHead, ResponseParseError, ResponseParser, scanStatusLine, slowStatusLine } from "./response-parser.ts";
 
 /**
@@ -43,15 +43,7 @@ const part = fc.constantFrom(
   " folded\r\n", "X: \u0000\r\n", "Bad Name: x\r\n", "X:y\n", "\r\n", "\n", "\r",
   "5\r\nhello\r\n", "0\r\n\r\n", "fffffffffffff\r\n", "5;ext=1\r\nhello\r\n", "0\r\nTrailer: x\r\n\r\n", "hello", "x".repeat(20_000),
 );
-const response = fc.oneof(
-  fc.array(part, { maxLength: 12 }).map((parts) => Buffer.from(parts.join(""), "latin1")),
-  fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
-  fc.tuple(fc.array(part, { maxLength: 8 }), fc.uint8Array({ maxLength: 20 }), fc.nat()).map(([parts, noise, at]) => {
-    const text = Buffer.from(parts.join(""), "latin1");
-    const i = at % (text.length + 1);
-    return Buffer.concat([text.subarray(0, i), Buffer.from(noise), text.subarray(i)]);
-  }),
-);
+const response = messageBytes(part, 12);
 
 test("any bytes: a response or a ResponseParseError, the same however they are split into reads", () => {
   fc.assert(
