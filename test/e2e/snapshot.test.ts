@@ -18,29 +18,11 @@ import { TestCluster, waitFor } from "../support/cluster.ts";
 import { appImage, bootable } from "../support/images.ts";
 import { get } from "../support/load.ts";
 import { missingForMachines } from "../support/machines.ts";
+import { probe, type Probe } from "../support/snapshot-probe.ts";
 
 const skip = missingForMachines();
 const OWNER = "test";
 
-/** What test/fixtures/snapshot-probe answers. */
-interface Probe {
-  machine: string;
-  machineSeenByHook: string;
-  restores: number;
-  greeting: string;
-  random: string;
-  uuid: string;
-  uuidAtStart: string;
-  kernelRandom: string;
-  startedAt: number;
-  now: number;
-}
-
-async function probe(machine: Machine): Promise<Probe> {
-  const res = await fetch(machine.ports[0]!.url, { signal: AbortSignal.timeout(20_000) });
-  assert.equal(res.status, 200);
-  return (await res.json()) as Probe;
-}
 
 /** A starter with a store and scratch space of the test's own, and everything it ran stopped at the end. */
 function starterFor(t: TestContext): { starter: MachineStarter; store: SnapshotStore; dir: string; notices: StartNotice[]; started: Machine[] } {

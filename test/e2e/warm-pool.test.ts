@@ -11,26 +11,10 @@ import { SnapshotStore } from "../../src/snapshot/snapshot-store.ts";
 import { WarmPool } from "../../src/snapshot/warm-pool.ts";
 import { appImage, bootable } from "../support/images.ts";
 import { missingForMachines } from "../support/machines.ts";
+import { probe } from "../support/snapshot-probe.ts";
 
 const skip = missingForMachines();
 
-/** What test/fixtures/snapshot-probe answers (see snapshot.test.ts). */
-interface Probe {
-  machine: string;
-  machineSeenByHook: string;
-  restores: number;
-  random: string;
-  uuid: string;
-  uuidAtStart: string;
-  kernelRandom: string;
-  now: number;
-}
-
-async function probe(machine: Machine): Promise<Probe> {
-  const res = await fetch(machine.ports[0]!.url, { signal: AbortSignal.timeout(20_000) });
-  assert.equal(res.status, 200);
-  return (await res.json()) as Probe;
-}
 
 describe("warm pools of real machines", { skip, timeout: 900_000 }, () => {
   test("a warm machine serves its first request with its own identity, unlike the pool's others and the snapshot source", async (t) => {
