@@ -8,7 +8,7 @@
  */
 
 import { checkControl, MAX_HEAD_BYTES, scanFields } from "../http/field-lines.ts";
-import { findHeadBlock } from "../http/head-block.ts";
+import { readHeadBlock } from "../http/head-block.ts";
 import { CR, CRLF, LF } from "../http/octets.ts";
 
 /** The final (non-1xx) response's head. */
@@ -252,27 +252,16 @@ export class ResponseParser {
    * over from earlier inputs. On finding it, handles it and returns the offset after it; else -1.
    */
   #findHeadEnd(data: Buffer, at: number): number {
-    const partial = this.#partial;
-    if (partial === CRLF && data.length - at >= 2 && data[at] === CR && data[at + 1] === LF) {
-      this.#finish(); // no trailers: the common case
-      return at + 2;
-    }
-    const found = findHeadBlock(partial, data, at, () => new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`));
-    if ("waiting" in found) {
-      this.#partial = found.waiting;
+    const read = readHeadBlock(this.#partial, data, at, this.#state === State.Trailers, () => new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`), parseError);
+    if ("waiting" in read) {
+      this.#partial = read.waiting;
       return -1;
     }
     this.#partial = undefined;
-    const { block, end } = found;
-    if (this.#state === State.Trailers) {
-      // The block is "" (no trailers) or "\r\nName: value..." (see CRLF). Trailers are checked, not
-      // forwarded: the client's response is framed anew.
-      if (block.length > 0) scanFields(block.toString("latin1", 2), 0, [], "the trailers", parseError);
-      this.#finish();
-      return end;
-    }
-    this.#head(block.toString("latin1"));
-    return end;
+    // Trailers are checked, not forwarded: the client's response is framed anew.
+    if (read.head === undefined) this.#finish();
+    else this.#head(read.head);
+    return read.end;
   }
 
   #head(text: string): void {
