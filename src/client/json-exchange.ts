@@ -66,6 +66,15 @@ export class JsonExchange {
           settle();
           reject(signal?.aborted ? signal.reason : error);
         });
+        // A connection that ends mid-answer without an error must not leave the caller waiting.
+        response.on("close", () => {
+          settle();
+          if (!response.complete) reject(new Error("the connection closed before the answer was complete"));
+        });
+      });
+      request.on("close", () => {
+        settle();
+        reject(new Error("the connection closed before an answer"));
       });
       request.end(body);
     });

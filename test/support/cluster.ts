@@ -150,7 +150,17 @@ export class TestCluster {
 export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string, context?: () => string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = await probe().catch(() => undefined);
+    // A probe that never settles (a request whose connection died without an error) is given up
+    // and tried again, so a wait fails with its message instead of hanging.
+    let stopWaiting = (): void => {};
+    const value = await Promise.race([
+      probe().catch(() => undefined),
+      new Promise<undefined>((r) => {
+        const timer = setTimeout(r, Math.max(1_000, Math.min(15_000, deadline - Date.now())));
+        stopWaiting = () => clearTimeout(timer);
+      }),
+    ]);
+    stopWaiting();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}${context ? `\n${context()}` : ""}`);
     await new Promise((r) => setTimeout(r, 200));
