@@ -24,13 +24,13 @@
  */
 
 import { checkControl, listTokens, MAX_HEAD_BYTES, scanFields, TCHAR } from "../http/field-lines.ts";
+import { chunkSize, MAX_CHUNK_LINE } from "../http/chunk-size.ts";
 import { readHeadBlock } from "../http/head-block.ts";
 import { CR, CRLF, LF } from "../http/octets.ts";
 
 /** Most fields in one head (HAProxy's default is 101 including the start line). */
 export const MAX_FIELDS = 100;
 /** A chunk-size line with its extensions. */
-const MAX_CHUNK_LINE = 1024;
 
 export interface RequestHead {
   method: string;
@@ -94,7 +94,6 @@ const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP\/
 /** URI host and port characters (RFC 3986 reg-name, IP-literal, port): nothing that could split or re-route a request. */
 const HOST = /^[A-Za-z0-9.\-_~!$&'()*+;=:%[\]]*$/;
 const DIGITS = /^\d{1,15}$/;
-const CHUNK_LINE = /^([0-9A-Fa-f]{1,13})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
 
 interface RequestLine {
   method: string;
@@ -396,11 +395,7 @@ export class RequestParser {
   }
 
   #chunkSize(line: Buffer): void {
-    if (line.length < 2 || line[line.length - 2] !== CR) throw badRequest("chunk-size line not ended by CRLF");
-    const text = line.toString("latin1", 0, line.length - 2);
-    const match = CHUNK_LINE.exec(text);
-    if (!match) throw badRequest(`malformed chunk-size line: ${JSON.stringify(text.slice(0, 40))}`);
-    const size = Number.parseInt(match[1] as string, 16);
+    const size = chunkSize(line, badRequest);
     if (size === 0) {
       this.#state = State.Trailers;
       this.#partial = CRLF;

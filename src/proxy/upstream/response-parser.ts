@@ -8,6 +8,7 @@
  */
 
 import { checkControl, MAX_HEAD_BYTES, scanFields } from "../http/field-lines.ts";
+import { chunkSize, MAX_CHUNK_LINE } from "../http/chunk-size.ts";
 import { readHeadBlock } from "../http/head-block.ts";
 import { CR, CRLF, LF } from "../http/octets.ts";
 
@@ -40,7 +41,6 @@ export class ResponseParseError extends Error {
 
 export { MAX_HEAD_BYTES };
 /** A chunk-size line with its extensions. */
-const MAX_CHUNK_LINE = 1024;
 
 const enum State {
   /** No request outstanding: any byte is an error. */
@@ -62,7 +62,6 @@ const enum State {
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 const parseError = (message: string): Error => new ResponseParseError(message);
 const DIGITS = /^\d{1,15}$/;
-const CHUNK_LINE = /^([0-9A-Fa-f]{1,13})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
 
 interface StatusLine {
   minorVersion: number;
@@ -328,10 +327,7 @@ export class ResponseParser {
   }
 
   #chunkSize(line: Buffer): void {
-    if (line.length < 2 || line[line.length - 2] !== CR) throw new ResponseParseError("chunk-size line not ended by CRLF");
-    const match = CHUNK_LINE.exec(line.toString("latin1", 0, line.length - 2));
-    if (!match) throw new ResponseParseError(`malformed chunk-size line: ${JSON.stringify(line.toString("latin1", 0, 40))}`);
-    const size = Number.parseInt(match[1] as string, 16);
+    const size = chunkSize(line, parseError);
     if (size === 0) {
       this.#state = State.Trailers;
       this.#partial = CRLF;
