@@ -195,7 +195,7 @@ export class CgroupHost {
     for (const parent of new Set(this.parents.values())) {
       await rmdir(join(parent, name)).catch(() => {});
     }
-    await this.rebalanceCpuWeight();
+    // No weight sum here: the sweep that calls this is followed by create(), which sums them.
   }
 
   /**
