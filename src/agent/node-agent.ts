@@ -14,6 +14,7 @@ import { bootToReadySeconds } from "../shared/metrics.ts";
 import { AgentStateLog, readAgentState } from "./agent-state.ts";
 import { StatusReports } from "./status-reports.ts";
 import { attachVolumes, detachVolumes } from "./volume-attachments.ts";
+import { VolumeReclaimer } from "./volume-reclaimer.ts";
 import { messageOf } from "../shared/errors.ts";
 import { machinesDir } from "../shared/paths.ts";
 import { MachineStarter, type StartNotice } from "../snapshot/machine-starter.ts";
@@ -176,6 +177,7 @@ export class NodeAgent {
     // Warm pools after the machines: a pool machine left by an earlier agent has no object, and
     // is stopped above like any other; the pools are filled afresh.
     await this.warmDemand?.start(this.abort.signal);
+    new VolumeReclaimer(this.client, this.nodeName, this.log).start(this.abort.signal);
     this.timers.push(setInterval(() => void this.heartbeat().catch((e: Error) => this.log(`heartbeat failed: ${e.message}`)), this.options.heartbeatMs ?? 5000));
     this.timers.push(setInterval(() => this.enqueueAll(), this.options.resyncMs ?? 10_000));
     this.timers.push(setInterval(() => void this.relist().catch((e: Error) => this.log(`relist failed: ${e.message}`)), this.options.relistMs ?? 300_000));
@@ -322,7 +324,7 @@ export class NodeAgent {
       // Secret values are asked for at each start and kept only in the hypervisor's spec: the
       // agent's saved handles and the Machine object never hold them.
       const secrets = machine.spec.secretEnv && Object.keys(machine.spec.secretEnv).length > 0 ? await this.client.secretEnv(name) : undefined;
-      const volumes = machine.spec.volumes?.length ? await attachVolumes(this.client, this.nodeName, machine) : [];
+      const volumes = machine.spec.volumes?.length ? await attachVolumes(this.client, this.nodeName, machine, this.log) : [];
       const spec: MachineSpec = {
         id: name,
         ...(await (this.options.bootSource ?? localBootSource)(machine.spec.image)),

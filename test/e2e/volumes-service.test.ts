@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -56,6 +57,16 @@ describe("volumes through the control plane", { skip, timeout: 900_000 }, () => 
 
     await client.delete("Service", "counter");
     await waitFor(async () => ((await client.get("Volume", "counter-data-0"))?.status.attachedTo === undefined ? true : undefined), 60_000, "the volume is released", () => cluster.log());
+    const dataFile = join(cluster.home, "volumes", "counter-data-0.ext4");
+    const scratchFile = join(cluster.home, "volumes", "counter-scratch-0.ext4");
+    assert.ok(existsSync(dataFile), "deleting the service keeps its data");
     await client.delete("Volume", "counter-data-0");
+    await waitFor(async () => (existsSync(dataFile) ? undefined : true), 60_000, "the deleted volume's file is removed by its node", () => cluster.log());
+    assert.ok(existsSync(scratchFile), "a Volume that still exists keeps its file");
+
+    // The same service again starts from nothing on the deleted volume, and from what it left on the kept one.
+    await client.create({ apiVersion: API_VERSION, kind: "Service", metadata: { name: "counter" }, spec: { image: image.record.digest, replicas: 1 } });
+    const again = await oneReady(client, cluster, replacement.metadata.name);
+    assert.equal(await countOf(cluster, again), 1, "a deleted volume's data is gone for good");
   });
 });
