@@ -251,6 +251,43 @@ describe("web GUI", { skip, timeout: 900_000, concurrency: false }, () => {
     assert.deepEqual(errors, [], "no errors in the browser console");
   });
 
+  test("volumes: see what is kept, where and by whom; delete a free one, never a held one", { skip: skipBrowser }, async (t) => {
+    const cluster = await TestCluster.create(t);
+    await cluster.startServer();
+    const client = cluster.client();
+    const volume = (name: string) => ({ apiVersion: "pith.dev/v1" as const, kind: "Volume" as const, metadata: { name }, spec: { sizeMiB: 64, node: "n1" } });
+    await client.create(volume("db-data-0"));
+    await client.create(volume("old-data-0"));
+    await client.create({ apiVersion: "pith.dev/v1", kind: "Machine", metadata: { name: "db-1" }, spec: { image: "sha256:abc", memoryMiB: 64, vcpus: 1, desiredState: "running", node: "n1" } });
+    const held = await client.get("Volume", "db-data-0");
+    await client.updateStatus("Volume", "db-data-0", { attachedTo: "db-1", node: "n1", created: true }, held!.metadata.resourceVersion);
+    const browser = await TestBrowser.launch(t);
+    const { page, errors } = await browser.newPage();
+
+    await page.goto(`${cluster.url}/#/volumes`);
+    await page.getByLabel("API token").fill(readFileSync(join(cluster.home, "token"), "utf8").trim());
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { level: 1, name: "Volumes" }).waitFor();
+    const heldRow = page.locator('tr[data-volume="db-data-0"]');
+    await heldRow.getByRole("link", { name: "db-1" }).waitFor();
+    assert.equal(await heldRow.getAttribute("data-held"), "true");
+    assert.equal(await heldRow.getByRole("button").count(), 0, "a held volume offers no delete");
+    assert.match(await heldRow.innerText(), /64 MiB/);
+
+    const freeRow = page.locator('tr[data-volume="old-data-0"]');
+    assert.match(await freeRow.innerText(), /free/);
+    await freeRow.getByRole("button", { name: "Delete…" }).click();
+    const dialog = page.getByRole("dialog", { name: "Delete volume old-data-0?" });
+    await dialog.getByRole("button", { name: "Cancel" }).click();
+    assert.ok(await client.get("Volume", "old-data-0"), "cancel deletes nothing");
+    await freeRow.getByRole("button", { name: "Delete…" }).click();
+    await dialog.getByRole("button", { name: "Delete old-data-0" }).click();
+    await freeRow.waitFor({ state: "detached" });
+    assert.equal(await client.get("Volume", "old-data-0"), undefined);
+    assert.ok(await client.get("Volume", "db-data-0"));
+    assert.deepEqual(errors, [], "no errors in the browser console");
+  });
+
   test("keyboard only: sign in, move between pages, see where the focus is", { skip: skipBrowser }, async (t) => {
     const cluster = await TestCluster.create(t);
     await cluster.startServer();

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, getToken } from "./api.ts";
-import { PLURALS, serviceOf, type Image, type Kind, type Machine, type PithEvent, type PithNode, type Resource, type Service } from "./types.ts";
+import { PLURALS, serviceOf, type Image, type Kind, type Machine, type PithEvent, type PithNode, type Resource, type Service, type Volume } from "./types.ts";
 
 /**
  * Everything the GUI shows, kept current by one Server-Sent Events watch of every kind
@@ -61,6 +61,9 @@ export class LiveState {
   }
   get images(): Image[] {
     return sorted(this.objects.Image) as Image[];
+  }
+  get volumes(): Volume[] {
+    return sorted(this.objects.Volume) as Volume[];
   }
   /** Events, newest first. */
   get events(): PithEvent[] {

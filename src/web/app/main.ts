@@ -9,6 +9,7 @@ import { MachinePage } from "./pages/machine.ts";
 import { Overview } from "./pages/overview.ts";
 import { ServicePage } from "./pages/service.ts";
 import { SignIn } from "./pages/signin.ts";
+import { VolumesPage } from "./pages/volumes.ts";
 import { href, useRoute, type Route } from "./router.ts";
 import "./style.css";
 
@@ -43,6 +44,7 @@ const TITLES: Record<Route["page"], string> = {
   machine: "Machine",
   images: "Images",
   image: "Image",
+  volumes: "Volumes",
   charts: "Charts",
   missing: "Not found",
 };
@@ -74,6 +76,7 @@ function Shell(): VNode {
         <ul>
           <li><a href=${href.overview} aria-current=${current(["overview", "service", "machine"])}>Overview</a></li>
           <li><a href=${href.images} aria-current=${current(["images", "image"])}>Images</a></li>
+          <li><a href=${href.volumes} aria-current=${current("volumes")}>Volumes</a></li>
           <li><a href=${href.charts} aria-current=${current("charts")}>Charts</a></li>
         </ul>
       </nav>
@@ -96,6 +99,8 @@ function page(route: Route): VNode {
       return html`<${ImagesPage} />`;
     case "image":
       return html`<${ImagePage} key=${route.name} name=${route.name!} />`;
+    case "volumes":
+      return html`<${VolumesPage} />`;
     case "charts":
       return html`<${ChartsPage} />`;
     default:

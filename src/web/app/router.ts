@@ -1,8 +1,8 @@
 import { useEffect, useState } from "preact/hooks";
 
-/** Hash routes: #/, #/services/NAME, #/machines/NAME, #/images, #/images/NAME, #/charts. */
+/** Hash routes: #/, #/services/NAME, #/machines/NAME, #/images, #/images/NAME, #/volumes, #/charts. */
 export interface Route {
-  page: "overview" | "service" | "machine" | "images" | "image" | "charts" | "missing";
+  page: "overview" | "service" | "machine" | "images" | "image" | "volumes" | "charts" | "missing";
   name?: string;
 }
 
@@ -14,6 +14,7 @@ export function parseRoute(hash: string): Route {
   if (section === "machines" && name) return { page: "machine", name };
   if (section === "images" && name) return { page: "image", name };
   if (section === "images") return { page: "images" };
+  if (section === "volumes") return { page: "volumes" };
   if (section === "charts") return { page: "charts" };
   return { page: "missing" };
 }
@@ -24,6 +25,7 @@ export const href = {
   machine: (name: string) => `#/machines/${encodeURIComponent(name)}`,
   images: "#/images",
   image: (name: string) => `#/images/${encodeURIComponent(name)}`,
+  volumes: "#/volumes",
   charts: "#/charts",
 };
 
