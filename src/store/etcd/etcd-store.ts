@@ -115,7 +115,12 @@ export class EtcdStore implements Store {
     return (await this.written(object, response)) as R;
   }
 
-  /** One after another, each its own transaction (one raft round each, as before writeMany). */
+  /**
+   * One after another, each its own transaction. Not one transaction for all: etcd gives every
+   * write of a transaction the same revision, and a resourceVersion is that revision alone, so a
+   * client whose watch broke after the first of them would resume past its siblings and never
+   * see them.
+   */
   writeMany(writes: readonly StoreWrite[]): Promise<StoreWriteResult[]> {
     return writeEach(this, writes);
   }
