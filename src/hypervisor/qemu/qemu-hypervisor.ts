@@ -41,8 +41,10 @@ export class QemuHypervisor implements Hypervisor {
   /**
    * `forwardAddress`: where listen ports are forwarded (an agent's --address); default loopback.
    * `tcgTranslationCacheMiB` and `freePageReporting` are density settings (see QemuMachineSpec); bench/density compares them.
+   * `rehearseRestores: false` saves snapshot sources without rehearsing the restore first
+   * (QemuMachine.rehearseRestore): only bench/cold-start/snapshot-ab.ts uses it, to measure what the rehearsal saves.
    */
-  constructor(private readonly options: { owner: string; unconfined?: boolean; forwardAddress?: string; tcgTranslationCacheMiB?: number; freePageReporting?: boolean } = { owner: "run" }) {
+  constructor(private readonly options: { owner: string; unconfined?: boolean; forwardAddress?: string; tcgTranslationCacheMiB?: number; freePageReporting?: boolean; rehearseRestores?: boolean } = { owner: "run" }) {
     if (!/^[a-z0-9][a-z0-9.-]*$/.test(options.owner)) throw new Error(`invalid machine owner "${options.owner}"`);
     const problem = options.forwardAddress === undefined ? undefined : nodeAddressProblem(options.forwardAddress);
     if (problem) throw new Error(`invalid forward address: ${problem}`);
@@ -230,6 +232,10 @@ export class QemuHypervisor implements Hypervisor {
       return this.restore(spec, spec.restoreFrom, qemuSpec, jail, jailed, ports, restoreLines, requestedAt, startNetwork, claimConfig);
     }
     const config = [...baseConfigLines(spec.snapshotSource ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0), ...envLines, "end"];
+    // The same identity again, as a restore would send it: the guest library sees nothing change.
+    const rehearsal = spec.snapshotSource && this.options.rehearseRestores !== false
+      ? (): string[] => [...baseConfigLines(SNAPSHOT_SOURCE_CLOCK_OFFSET_MS), ...envLines, "restored"]
+      : undefined;
 
     // The network first: QEMU connects to it as it starts. If QEMU then fails, the machine's
     // exit ends the network too.
@@ -247,6 +253,7 @@ export class QemuHypervisor implements Hypervisor {
       config,
       readyTimeoutMs: image.readyTimeoutMs,
       requestedAt,
+      ...(rehearsal ? { rehearsal } : {}),
       jail,
     });
     if (!(await machine.attach(initTimeoutMs))) {
