@@ -2,10 +2,11 @@
  * One host-side snapshot change alone: the same image restored by two QemuHypervisor settings,
  * each from a snapshot its own setting made (in a snapshot store of its own), alternating, N times:
  *
- *   npx tsx bench/cold-start/snapshot-ab.ts [--runs 6] [--app examples/hello-ts]
+ *   npx tsx bench/cold-start/snapshot-ab.ts [--compare rehearsal|warmup] [--runs 6] [--app examples/hello-ts]
  *
- * before: snapshot sources saved as they are (`rehearseRestores: false`); after: today's default,
- * the source rehearses the restore handshake before it is saved (QemuMachine.rehearseRestore).
+ * rehearsal: before, snapshot sources saved as they are (`rehearseRestores: false`); after,
+ * today's default, the source rehearses the restore handshake before it is saved
+ * (QemuMachine.rehearseRestore). warmup: 8 warm-up GETs before the save (the default) against 32.
  *
  * Per restore, from this process's clock: start() -> `cont` (restoreMs: jail, pith-net, QEMU
  * start, loading), `cont` -> ready, ready -> the first byte of a GET on the forwarded port, and
@@ -31,19 +32,29 @@ import { median, withTimeout } from "../control-plane/stats.ts";
 import { readFileOrEmpty } from "../bench-process.ts";
 import { timedGet } from "./first-byte.ts";
 
-const { values: flags } = parseArgs({ options: { runs: { type: "string", default: "6" }, app: { type: "string", default: "examples/hello-ts" } } });
+const { values: flags } = parseArgs({ options: { runs: { type: "string", default: "6" }, app: { type: "string", default: "examples/hello-ts" }, compare: { type: "string", default: "rehearsal" } } });
 const RUNS = Number(flags.runs);
 if (!Number.isInteger(RUNS) || RUNS < 1) {
   process.stderr.write(`--runs must be a whole number >= 1, got ${flags.runs}\n`);
   process.exit(2);
 }
 process.env.PITH_ACCEL = "tcg";
+/** The warm-up comparison's after: this many GETs before the save instead of the default. */
+const WARM_UP_REQUESTS_AFTER = 32;
 
-const VARIANTS = {
-  before: { owner: "bench", rehearseRestores: false },
-  after: { owner: "bench" },
-} as const;
-type Variant = keyof typeof VARIANTS;
+type Variant = "before" | "after";
+interface Setting { hypervisor: ConstructorParameters<typeof QemuHypervisor>[0]; warmUpRequests?: number }
+/** What each comparison sets in its before and after; everything else is today's default. */
+const COMPARISONS: Record<string, Record<Variant, Setting>> = {
+  rehearsal: { before: { hypervisor: { owner: "bench", rehearseRestores: false } }, after: { hypervisor: { owner: "bench" } } },
+  warmup: { before: { hypervisor: { owner: "bench" } }, after: { hypervisor: { owner: "bench" }, warmUpRequests: WARM_UP_REQUESTS_AFTER } },
+};
+const chosen = COMPARISONS[flags.compare!];
+if (!chosen) {
+  process.stderr.write(`--compare must be one of ${Object.keys(COMPARISONS).join(", ")}, got ${flags.compare}\n`);
+  process.exit(2);
+}
+const VARIANTS: Record<Variant, Setting> = chosen;
 
 /** CPU time (ms) all of a process's threads have run. */
 function cpuMs(pid: number): number {
@@ -67,7 +78,13 @@ async function main(): Promise<void> {
     for (const variant of Object.keys(VARIANTS) as Variant[]) {
       const storeDir = join(work, `store-${variant}`);
       mkdirSync(storeDir);
-      starters[variant] = new MachineStarter({ hypervisor: new QemuHypervisor(VARIANTS[variant]), store: new SnapshotStore(storeDir), scratchDir: join(work, `sources-${variant}`) });
+      const setting = VARIANTS[variant];
+      starters[variant] = new MachineStarter({
+        hypervisor: new QemuHypervisor(setting.hypervisor),
+        store: new SnapshotStore(storeDir),
+        scratchDir: join(work, `sources-${variant}`),
+        ...(setting.warmUpRequests !== undefined ? { warmUpRequests: setting.warmUpRequests } : {}),
+      });
       const snapshot = await starters[variant].prepare({ id: `ab-${variant}`, image: image.record, ...files, stateDir: join(work, `prepare-${variant}`) });
       process.stderr.write(`${variant}: snapshot ${(snapshot.record.bytes / 1048576).toFixed(1)} MiB\n`);
     }
