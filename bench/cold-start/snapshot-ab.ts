@@ -2,7 +2,7 @@
  * One host-side snapshot change alone: the same image restored by two QemuHypervisor settings,
  * each from a snapshot its own setting made (in a snapshot store of its own), alternating, N times:
  *
- *   npx tsx bench/cold-start/snapshot-ab.ts [--compare rehearsal|warmup] [--runs 6] [--app examples/hello-ts]
+ *   npx tsx bench/cold-start/snapshot-ab.ts [--compare rehearsal|warmup] [--runs 6] [--snapshots 3] [--app examples/hello-ts]
  *
  * rehearsal: before, snapshot sources saved as they are (`rehearseRestores: false`); after,
  * today's default, the source rehearses the restore handshake before it is saved
@@ -32,10 +32,12 @@ import { median, withTimeout } from "../control-plane/stats.ts";
 import { readFileOrEmpty } from "../bench-process.ts";
 import { timedGet } from "./first-byte.ts";
 
-const { values: flags } = parseArgs({ options: { runs: { type: "string", default: "6" }, app: { type: "string", default: "examples/hello-ts" }, compare: { type: "string", default: "rehearsal" } } });
+const { values: flags } = parseArgs({ options: { runs: { type: "string", default: "6" }, app: { type: "string", default: "examples/hello-ts" }, compare: { type: "string", default: "rehearsal" }, snapshots: { type: "string", default: "3" } } });
 const RUNS = Number(flags.runs);
-if (!Number.isInteger(RUNS) || RUNS < 1) {
-  process.stderr.write(`--runs must be a whole number >= 1, got ${flags.runs}\n`);
+/** Snapshots per variant, restored in turn: one snapshot's saved state varies (what the guest was doing), so one alone is a sample of one. */
+const SNAPSHOTS = Number(flags.snapshots);
+if (!Number.isInteger(RUNS) || RUNS < 1 || !Number.isInteger(SNAPSHOTS) || SNAPSHOTS < 1) {
+  process.stderr.write(`--runs and --snapshots must be whole numbers >= 1, got ${flags.runs} and ${flags.snapshots}\n`);
   process.exit(2);
 }
 process.env.PITH_ACCEL = "tcg";
@@ -74,25 +76,28 @@ async function main(): Promise<void> {
   const running = new Set<Machine>();
   const samples: Record<Variant, Sample[]> = { before: [], after: [] };
   try {
-    const starters = {} as Record<Variant, MachineStarter>;
-    for (const variant of Object.keys(VARIANTS) as Variant[]) {
-      const storeDir = join(work, `store-${variant}`);
-      mkdirSync(storeDir);
-      const setting = VARIANTS[variant];
-      starters[variant] = new MachineStarter({
-        hypervisor: new QemuHypervisor(setting.hypervisor),
-        store: new SnapshotStore(storeDir),
-        scratchDir: join(work, `sources-${variant}`),
-        ...(setting.warmUpRequests !== undefined ? { warmUpRequests: setting.warmUpRequests } : {}),
-      });
-      const snapshot = await starters[variant].prepare({ id: `ab-${variant}`, image: image.record, ...files, stateDir: join(work, `prepare-${variant}`) });
-      process.stderr.write(`${variant}: snapshot ${(snapshot.record.bytes / 1048576).toFixed(1)} MiB\n`);
+    const starters: Record<Variant, MachineStarter[]> = { before: [], after: [] };
+    for (let k = 0; k < SNAPSHOTS; k++) {
+      for (const variant of Object.keys(VARIANTS) as Variant[]) {
+        const storeDir = join(work, `store-${variant}-${k}`);
+        mkdirSync(storeDir);
+        const setting = VARIANTS[variant];
+        const starter = new MachineStarter({
+          hypervisor: new QemuHypervisor(setting.hypervisor),
+          store: new SnapshotStore(storeDir),
+          scratchDir: join(work, `sources-${variant}-${k}`),
+          ...(setting.warmUpRequests !== undefined ? { warmUpRequests: setting.warmUpRequests } : {}),
+        });
+        starters[variant].push(starter);
+        const snapshot = await starter.prepare({ id: `ab-${variant}-${k}`, image: image.record, ...files, stateDir: join(work, `prepare-${variant}-${k}`) });
+        process.stderr.write(`${variant} #${k + 1}: snapshot ${(snapshot.record.bytes / 1048576).toFixed(1)} MiB\n`);
+      }
     }
     for (let i = 0; i < RUNS; i++) {
       for (const variant of (i % 2 === 0 ? ["before", "after"] : ["after", "before"]) as Variant[]) {
         const stateDir = join(work, `${variant}-${i}`);
         const t0 = performance.now();
-        const machine = await withTimeout(starters[variant].start({ id: `ab-${variant}-${i}`, image: image.record, ...files, stateDir }, "snapshot"), 120_000, "start");
+        const machine = await withTimeout(starters[variant][i % SNAPSHOTS]!.start({ id: `ab-${variant}-${i}`, image: image.record, ...files, stateDir }, "snapshot"), 120_000, "start");
         running.add(machine);
         try {
           const cpuAtCont = cpuMs(machine.pid);
@@ -109,7 +114,7 @@ async function main(): Promise<void> {
             load: loadavg()[0]!,
           };
           samples[variant].push(sample);
-          process.stderr.write(`run ${i + 1} ${variant}: restore ${Math.round(restoreMs)} ms, cont->ready ${Math.round(sample.contToReady)} ms, ready->first byte ${Math.round(sample.readyToByte)} ms, start->first byte ${Math.round(sample.startToByte)} ms, QEMU CPU cont->first byte ${Math.round(sample.qemuCpu)} ms (load ${sample.load.toFixed(1)})\n`);
+          process.stderr.write(`run ${i + 1} ${variant} (snapshot #${(i % SNAPSHOTS) + 1}): restore ${Math.round(restoreMs)} ms, cont->ready ${Math.round(sample.contToReady)} ms, ready->first byte ${Math.round(sample.readyToByte)} ms, start->first byte ${Math.round(sample.startToByte)} ms, QEMU CPU cont->first byte ${Math.round(sample.qemuCpu)} ms (load ${sample.load.toFixed(1)})\n`);
         } finally {
           await machine.stop(1000);
           running.delete(machine);
