@@ -31,6 +31,8 @@ const EGRESS_BASE = 100;
 const SNAPSHOT_SOURCE_CLOCK_OFFSET_MS = -2 * 60 * 60 * 1000;
 /** Loading a snapshot takes a fraction of a second; this is for a host under heavy load. */
 const RESTORE_TIMEOUT_MS = 30_000;
+/** A restore waits for QEMU's monitor to appear: look often (QmpClient.connect's default is 20 ms). */
+const QMP_RETRY_WHILE_RESTORING_MS = 2;
 
 export class QemuHypervisor implements Hypervisor {
   readonly name = "qemu";
@@ -319,7 +321,7 @@ export class QemuHypervisor implements Hypervisor {
         throw new Error("QEMU exited while loading it");
       });
       exited.catch(() => {}); // raced below only until the machine runs
-      qmp = await Promise.race([vmmSocket(qemuSpec.qmpSocket).then((path) => QmpClient.connect(path, RESTORE_TIMEOUT_MS)), exited]);
+      qmp = await Promise.race([vmmSocket(qemuSpec.qmpSocket).then((path) => QmpClient.connect(path, RESTORE_TIMEOUT_MS, QMP_RETRY_WHILE_RESTORING_MS)), exited]);
       const deadline = performance.now() + RESTORE_TIMEOUT_MS;
       for (;;) {
         const state = await Promise.race([qmp.execute<{ status?: string; "error-desc"?: string }>("query-migrate"), exited]);
