@@ -2,11 +2,11 @@
  * One host-side snapshot change alone: the same image restored by two QemuHypervisor settings,
  * each from a snapshot its own setting made (in a snapshot store of its own), alternating, N times:
  *
- *   npx tsx bench/cold-start/snapshot-ab.ts [--compare rehearsal|warmup] [--runs 6] [--snapshots 3] [--app examples/hello-ts]
+ *   npx tsx bench/cold-start/snapshot-ab.ts [--compare rehearsal|rehearsals|warmup] [--runs 6] [--snapshots 3] [--app examples/hello-ts]
  *
- * rehearsal: before, snapshot sources saved as they are (`rehearseRestores: false`); after,
+ * rehearsal: before, snapshot sources saved as they are (`restoreRehearsals: 0`); after,
  * today's default, the source rehearses the restore handshake before it is saved
- * (QemuMachine.rehearseRestore). warmup: 8 warm-up GETs before the save (the default) against 32.
+ * (QemuMachine.rehearseRestore, three times). rehearsals: one rehearsal against today's three. warmup: 8 warm-up GETs before the save (the default) against 32.
  *
  * Per restore, from this process's clock: start() -> `cont` (restoreMs: jail, pith-net, QEMU
  * start, loading), `cont` -> ready, ready -> the first byte of a GET on the forwarded port, and
@@ -48,7 +48,8 @@ type Variant = "before" | "after";
 interface Setting { hypervisor: ConstructorParameters<typeof QemuHypervisor>[0]; warmUpRequests?: number }
 /** What each comparison sets in its before and after; everything else is today's default. */
 const COMPARISONS: Record<string, Record<Variant, Setting>> = {
-  rehearsal: { before: { hypervisor: { owner: "bench", rehearseRestores: false } }, after: { hypervisor: { owner: "bench" } } },
+  rehearsal: { before: { hypervisor: { owner: "bench", restoreRehearsals: 0 } }, after: { hypervisor: { owner: "bench" } } },
+  rehearsals: { before: { hypervisor: { owner: "bench", restoreRehearsals: 1 } }, after: { hypervisor: { owner: "bench" } } },
   warmup: { before: { hypervisor: { owner: "bench" } }, after: { hypervisor: { owner: "bench" }, warmUpRequests: WARM_UP_REQUESTS_AFTER } },
 };
 const chosen = COMPARISONS[flags.compare!];

@@ -29,6 +29,14 @@ const EGRESS_BASE = 100;
 
 /** How far behind a snapshot source's clock runs (see MachineSpec.snapshotSource). */
 const SNAPSHOT_SOURCE_CLOCK_OFFSET_MS = -2 * 60 * 60 * 1000;
+/**
+ * How many times a snapshot source rehearses the restore before it is saved. Counted in guest
+ * instructions TCG translated from `cont` to ready (hello-ts, bench README, cold-start): 154k
+ * without; 78-90k after one (V8 still compiled code that runs only from the second notice on);
+ * 64-71k after two (now V8's baseline compiler compiled the handshake's functions, as it does
+ * after a few calls); 48-53k after three. Each costs the source a fraction of a second, once.
+ */
+const RESTORE_REHEARSALS = 3;
 /** Loading a snapshot takes a fraction of a second; this is for a host under heavy load. */
 const RESTORE_TIMEOUT_MS = 30_000;
 /** A restore waits for QEMU's monitor to appear: look often (QmpClient.connect's default is 20 ms). */
@@ -43,10 +51,11 @@ export class QemuHypervisor implements Hypervisor {
   /**
    * `forwardAddress`: where listen ports are forwarded (an agent's --address); default loopback.
    * `tcgTranslationCacheMiB` and `freePageReporting` are density settings (see QemuMachineSpec); bench/density compares them.
-   * `rehearseRestores: false` saves snapshot sources without rehearsing the restore first
-   * (QemuMachine.rehearseRestore): only bench/cold-start/snapshot-ab.ts uses it, to measure what the rehearsal saves.
+   * `restoreRehearsals`: how many times a snapshot source rehearses the restore before it is
+   * saved (QemuMachine.rehearseRestore), RESTORE_REHEARSALS when absent: only
+   * bench/cold-start/snapshot-ab.ts sets it, to measure what the rehearsals save.
    */
-  constructor(private readonly options: { owner: string; unconfined?: boolean; forwardAddress?: string; tcgTranslationCacheMiB?: number; freePageReporting?: boolean; rehearseRestores?: boolean } = { owner: "run" }) {
+  constructor(private readonly options: { owner: string; unconfined?: boolean; forwardAddress?: string; tcgTranslationCacheMiB?: number; freePageReporting?: boolean; restoreRehearsals?: number } = { owner: "run" }) {
     if (!/^[a-z0-9][a-z0-9.-]*$/.test(options.owner)) throw new Error(`invalid machine owner "${options.owner}"`);
     const problem = options.forwardAddress === undefined ? undefined : nodeAddressProblem(options.forwardAddress);
     if (problem) throw new Error(`invalid forward address: ${problem}`);
@@ -235,8 +244,9 @@ export class QemuHypervisor implements Hypervisor {
     }
     const config = [...baseConfigLines(spec.snapshotSource ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0), ...envLines, "end"];
     // The same identity again, as a restore would send it: the guest library sees nothing change.
-    const rehearsal = spec.snapshotSource && this.options.rehearseRestores !== false
-      ? (): string[] => [...baseConfigLines(SNAPSHOT_SOURCE_CLOCK_OFFSET_MS), ...envLines, "restored"]
+    const rehearsals = this.options.restoreRehearsals ?? RESTORE_REHEARSALS;
+    const rehearsal = spec.snapshotSource && rehearsals > 0
+      ? { lines: (): string[] => [...baseConfigLines(SNAPSHOT_SOURCE_CLOCK_OFFSET_MS), ...envLines, "restored"], times: rehearsals }
       : undefined;
 
     // The network first: QEMU connects to it as it starts. If QEMU then fails, the machine's

@@ -42,10 +42,10 @@ export interface QemuMachineOptions {
    */
   claimConfig?: (identity: ClaimedIdentity) => string[];
   /**
-   * A snapshot source's restore handshake (clock, seed, its own env, then "restored"), run once
-   * just before it is saved: see saveSnapshot. Absent: saved as it is.
+   * A snapshot source's restore handshake (clock, seed, its own env, then "restored"), run
+   * `times` times just before it is saved: see rehearseRestore. Absent: saved as it is.
    */
-  rehearsal?: () => string[];
+  rehearsal?: { lines: () => string[]; times: number };
   /** The machine's jail: reported with the machine, asked why it ended, released when it is gone. */
   jail?: JailHandle;
   /** What the guest may send on its control channel and write to its console (tests shrink them). */
@@ -315,7 +315,7 @@ export class QemuMachine implements Machine {
   }
 
   /**
-   * Runs the restore handshake once in the source, with its own identity, and waits for init's
+   * Runs the restore handshake in the source, with its own identity, and waits for init's
    * `ready`. Whatever code a restore runs in the guest (the kernel's serial and pipe paths, init,
    * and in node the stream that reads the notice, the guest library, node internals it loads
    * lazily) is then compiled and its inline caches filled in the saved memory. Measured
@@ -342,7 +342,8 @@ export class QemuMachine implements Machine {
    */
   async saveSnapshot(file: string): Promise<SnapshotSaved> {
     const started = performance.now();
-    if (this.options.rehearsal) await this.rehearseRestore(this.options.rehearsal());
+    const { rehearsal } = this.options;
+    for (let i = 0; rehearsal && i < rehearsal.times; i++) await this.rehearseRestore(rehearsal.lines());
     const runDir = dirname(this.options.qmpSocket);
     const socketPath = join(runDir, "migrate.sock");
     await rm(socketPath, { force: true });
