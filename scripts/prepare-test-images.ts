@@ -10,7 +10,7 @@ import { pithRoot } from "../src/shared/paths.ts";
 import { streamProgress } from "../src/shared/progress.ts";
 import { buildProxyMachineImage, pickApiPort, PROXY_MACHINE_DIR, testArtifactsDir } from "../test/support/images.ts";
 
-const examples = ["examples/static-c", "examples/hello-ts", "examples/batch", "test/fixtures/slow-ready", "test/fixtures/snapshot-probe", "test/fixtures/files-and-addon"];
+const examples = ["examples/static-c", "examples/hello-ts", "examples/batch", "test/fixtures/slow-ready", "test/fixtures/snapshot-probe", "test/fixtures/deaf-to-restore", "test/fixtures/files-and-addon"];
 execFileSync("make", ["-s", "-C", join(pithRoot(), "examples/static-c")], { stdio: "inherit" });
 const digests: Record<string, string> = {};
 for (const example of examples) {

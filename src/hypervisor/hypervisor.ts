@@ -142,7 +142,8 @@ export interface Machine {
   /**
    * Pauses the machine for good and writes its whole state (memory and devices) to `file`,
    * which a later start restores from (MachineSpec.restoreFrom). Meant for a machine started as
-   * a snapshotSource, with no connections open; stop it afterwards.
+   * a snapshotSource, with no connections open; stop it afterwards. A driver may first have the
+   * guest rehearse the restore handshake (QEMU's does, see QemuMachine.rehearseRestore).
    */
   saveSnapshot(file: string): Promise<SnapshotSaved>;
   /**

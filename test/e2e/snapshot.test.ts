@@ -73,6 +73,45 @@ describe("snapshots of real machines", { skip, timeout: 600_000, concurrency: fa
     assert.ok(saved && saved.record.bytes > 1024 * 1024 && saved.record.bytes < 256 * 1024 * 1024, `snapshot size ${saved?.record.bytes}`);
   });
 
+  test("a snapshot source rehearses its restore before it is saved, running no onRestore hook", async (t) => {
+    const s = starterFor(t);
+    const hypervisor = new QemuHypervisor({ owner: OWNER });
+    const boot = await bootable(await appImage("test/fixtures/snapshot-probe"));
+    const source = await hypervisor.start({ id: "rehearsing-source", ...boot, stateDir: join(s.dir, "source"), snapshotSource: true });
+    s.started.push(source);
+    await source.whenReady();
+    const file = join(s.dir, "state");
+    await source.saveSnapshot(file);
+    const sourceConsole = await readFile(source.consoleLog, "utf8");
+    assert.match(sourceConsole, /pith-guest: rehearsed a restore in/, "the source ran the restore handshake before it was saved");
+    assert.doesNotMatch(sourceConsole, /pith-guest: restored in/, "and knew it was no restore");
+    await source.stop(0);
+
+    const restored = await hypervisor.start({ id: "after-rehearsal", ...boot, stateDir: join(s.dir, "after"), restoreFrom: file });
+    s.started.push(restored);
+    await restored.whenReady();
+    const p = await probe(restored);
+    assert.equal(p.machine, "after-rehearsal");
+    assert.equal(p.machineSeenByHook, "after-rehearsal", "the restore itself ran the hook, with the new identity");
+    assert.equal(p.restores, 1, "the rehearsal ran no hook");
+    assert.match(await readFile(restored.consoleLog, "utf8"), /pith-guest: restored in/);
+  });
+
+  test("an app that never answers the rehearsal gets no snapshot: the save fails at its ready timeout and the machine boots", async (t) => {
+    const s = starterFor(t);
+    const boot = await bootable(await appImage("test/fixtures/deaf-to-restore"));
+    const notices: StartNotice[] = [];
+    const began = performance.now();
+    const machine = await s.starter.start({ id: "deaf", ...boot, stateDir: join(s.dir, "deaf") }, "snapshot", (n) => void notices.push(n));
+    s.started.push(machine);
+    assert.equal(machine.startedFrom, "boot");
+    assert.deepEqual(notices.map((n) => n.reason), ["SnapshotFailed"]);
+    assert.match(notices[0]!.message, /did not finish rehearsing its restore.*booting instead/);
+    assert.ok(performance.now() - began < 240_000, "bounded by the ready timeout, not hung");
+    await machine.whenReady();
+    assert.deepEqual(await s.store.list(), [], "nothing half-rehearsed was saved");
+  });
+
   test("a changed image never restores an older snapshot", async (t) => {
     const s = starterFor(t);
     const before = await bootable(await appImage("test/fixtures/snapshot-probe"));

@@ -29,8 +29,18 @@ const EGRESS_BASE = 100;
 
 /** How far behind a snapshot source's clock runs (see MachineSpec.snapshotSource). */
 const SNAPSHOT_SOURCE_CLOCK_OFFSET_MS = -2 * 60 * 60 * 1000;
+/**
+ * How many times a snapshot source rehearses the restore before it is saved. Counted in guest
+ * instructions TCG translated from `cont` to ready (hello-ts, bench README, cold-start): 154k
+ * without; 78-90k after one (V8 still compiled code that runs only from the second notice on);
+ * 64-71k after two (now V8's baseline compiler compiled the handshake's functions, as it does
+ * after a few calls); 48-53k after three. Each costs the source a fraction of a second, once.
+ */
+const RESTORE_REHEARSALS = 3;
 /** Loading a snapshot takes a fraction of a second; this is for a host under heavy load. */
 const RESTORE_TIMEOUT_MS = 30_000;
+/** A restore waits for QEMU's monitor to appear: look often (QmpClient.connect's default is 20 ms). */
+const QMP_RETRY_WHILE_RESTORING_MS = 2;
 
 export class QemuHypervisor implements Hypervisor {
   readonly name = "qemu";
@@ -41,8 +51,11 @@ export class QemuHypervisor implements Hypervisor {
   /**
    * `forwardAddress`: where listen ports are forwarded (an agent's --address); default loopback.
    * `tcgTranslationCacheMiB` and `freePageReporting` are density settings (see QemuMachineSpec); bench/density compares them.
+   * `restoreRehearsals`: how many times a snapshot source rehearses the restore before it is
+   * saved (QemuMachine.rehearseRestore), RESTORE_REHEARSALS when absent: only
+   * bench/cold-start/snapshot-ab.ts sets it, to measure what the rehearsals save.
    */
-  constructor(private readonly options: { owner: string; unconfined?: boolean; forwardAddress?: string; tcgTranslationCacheMiB?: number; freePageReporting?: boolean } = { owner: "run" }) {
+  constructor(private readonly options: { owner: string; unconfined?: boolean; forwardAddress?: string; tcgTranslationCacheMiB?: number; freePageReporting?: boolean; restoreRehearsals?: number } = { owner: "run" }) {
     if (!/^[a-z0-9][a-z0-9.-]*$/.test(options.owner)) throw new Error(`invalid machine owner "${options.owner}"`);
     const problem = options.forwardAddress === undefined ? undefined : nodeAddressProblem(options.forwardAddress);
     if (problem) throw new Error(`invalid forward address: ${problem}`);
@@ -230,6 +243,11 @@ export class QemuHypervisor implements Hypervisor {
       return this.restore(spec, spec.restoreFrom, qemuSpec, jail, jailed, ports, restoreLines, requestedAt, startNetwork, claimConfig);
     }
     const config = [...baseConfigLines(spec.snapshotSource ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0), ...envLines, "end"];
+    // The same identity again, as a restore would send it: the guest library sees nothing change.
+    const rehearsals = this.options.restoreRehearsals ?? RESTORE_REHEARSALS;
+    const rehearsal = spec.snapshotSource && rehearsals > 0
+      ? { lines: (): string[] => [...baseConfigLines(SNAPSHOT_SOURCE_CLOCK_OFFSET_MS), ...envLines, "restored"], times: rehearsals }
+      : undefined;
 
     // The network first: QEMU connects to it as it starts. If QEMU then fails, the machine's
     // exit ends the network too.
@@ -247,6 +265,7 @@ export class QemuHypervisor implements Hypervisor {
       config,
       readyTimeoutMs: image.readyTimeoutMs,
       requestedAt,
+      ...(rehearsal ? { rehearsal } : {}),
       jail,
     });
     if (!(await machine.attach(initTimeoutMs))) {
@@ -312,7 +331,7 @@ export class QemuHypervisor implements Hypervisor {
         throw new Error("QEMU exited while loading it");
       });
       exited.catch(() => {}); // raced below only until the machine runs
-      qmp = await Promise.race([vmmSocket(qemuSpec.qmpSocket).then((path) => QmpClient.connect(path, RESTORE_TIMEOUT_MS)), exited]);
+      qmp = await Promise.race([vmmSocket(qemuSpec.qmpSocket).then((path) => QmpClient.connect(path, RESTORE_TIMEOUT_MS, QMP_RETRY_WHILE_RESTORING_MS)), exited]);
       const deadline = performance.now() + RESTORE_TIMEOUT_MS;
       for (;;) {
         const state = await Promise.race([qmp.execute<{ status?: string; "error-desc"?: string }>("query-migrate"), exited]);

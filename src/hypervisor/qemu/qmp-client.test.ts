@@ -44,3 +44,22 @@ test("a monitor whose greeting is garbage is not connected to", async (t) => {
   const path = await monitor(t, () => {}, "[1,2,3]\n");
   await assert.rejects(QmpClient.connect(path, 300), /cannot connect to QEMU's monitor/);
 });
+
+test("a monitor that appears later is connected to once it listens", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "pith-qmp-"));
+  const path = join(dir, "qmp.sock");
+  const server = createServer((socket) => {
+    socket.on("error", () => {});
+    socket.write('{"QMP":{}}\n');
+    socket.on("data", () => socket.write('{"return":{},"id":1}\n'));
+  });
+  t.after(() => {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const connecting = QmpClient.connect(path, 5000, 2);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  const qmp = await connecting;
+  qmp.close();
+});

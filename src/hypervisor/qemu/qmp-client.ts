@@ -27,8 +27,12 @@ export class QmpClient {
   private readonly eventListeners: ((event: string, data: unknown) => void)[] = [];
   private closedError: Error | undefined;
 
-  /** Connects, retrying while QEMU creates the socket, and completes the capabilities handshake. */
-  static async connect(path: string, timeoutMs = 5000): Promise<QmpClient> {
+  /**
+   * Connects, retrying every `retryMs` while QEMU creates the socket, and completes the
+   * capabilities handshake. A restore waits on this (QEMU's start): a failed attempt costs
+   * microseconds, a long interval costs half of itself on average.
+   */
+  static async connect(path: string, timeoutMs = 5000, retryMs = 20): Promise<QmpClient> {
     const client = new QmpClient();
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -37,7 +41,7 @@ export class QmpClient {
         break;
       } catch (e) {
         if (Date.now() > deadline) throw systemError("QMP_UNAVAILABLE", `cannot connect to QEMU's monitor at ${path}: ${(e as Error).message}`);
-        await sleep(20);
+        await sleep(retryMs);
       }
     }
     await client.execute("qmp_capabilities");
