@@ -11,6 +11,9 @@ export interface WarmTemplate {
   count: number;
 }
 
+/** What a machine that takes a warm one must be: its id, and the image and env it is matched on (keyOf). */
+export type WarmClaim = Pick<MachineSpec, "id" | "env" | "secretHashes"> & { image: Pick<MachineSpec["image"], "digest"> };
+
 export interface WarmPoolOptions {
   hypervisor: Hypervisor;
   /** Makes or finds the snapshot the pool's machines are restored from. */
@@ -64,7 +67,7 @@ export class WarmPool {
   }
 
   /** The key a machine spec is matched on: a pool machine can become only a machine of the same image and env. */
-  static keyOf(spec: Pick<MachineSpec, "image" | "env" | "secretHashes">): string {
+  static keyOf(spec: WarmClaim | WarmTemplate["spec"]): string {
     return `${spec.image.digest} ${envKey(keyedEnv(spec))}`;
   }
 
@@ -93,7 +96,7 @@ export class WarmPool {
    * of an older template). Another service's pool is never used, even with the same image and
    * env: each pool is sized, counted and drained for its own service. The pool refills behind it.
    */
-  async take(name: string, spec: MachineSpec): Promise<Machine | undefined> {
+  async take(name: string, spec: WarmClaim): Promise<Machine | undefined> {
     const pool = this.pools.get(name);
     if (pool && pool.key === WarmPool.keyOf(spec)) {
       for (let machine = pool.ready.shift(); machine; machine = pool.ready.shift()) {
