@@ -336,30 +336,10 @@ export class NodeAgent {
       clearTimeout(slow);
       await early;
     };
-    let running: RunningMachine;
-    let pull: MachinePull | undefined;
-    let claimed = false;
+    let started: { running: RunningMachine; pull?: MachinePull; claimed?: true };
     try {
       const warm = await this.claimWarm(machine);
-      if (warm) {
-        running = warm;
-        claimed = true;
-      } else {
-        pull = await this.pullImage(machine, sayBooting);
-        // Secret values are asked for at each start and kept only in the hypervisor's spec: the
-        // agent's saved handles and the Machine object never hold them.
-        const secrets = machine.spec.secretEnv && Object.keys(machine.spec.secretEnv).length > 0 ? await this.client.secretEnv(name) : undefined;
-        const volumes = machine.spec.volumes?.length ? await attachVolumes(this.client, this.nodeName, machine) : [];
-        const spec: MachineSpec = {
-          id: name,
-          ...(await (this.options.bootSource ?? localBootSource)(machine.spec.image)),
-          stateDir: join(machinesDir(), name),
-          env: { ...machine.spec.env, ...secrets?.env },
-          ...(secrets ? { secretHashes: secrets.hashes } : {}),
-          ...(volumes.length ? { volumes } : {}),
-        };
-        running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
-      }
+      started = warm ? { running: warm, claimed: true } : await this.startFresh(machine, sayBooting);
     } catch (e) {
       await settled();
       const pulling = this.latest(name)?.status.pull;
@@ -368,6 +348,7 @@ export class NodeAgent {
       return;
     }
     await settled();
+    const { running, pull, claimed } = started;
     this.setRunning(name, running);
     // A claimed warm machine is ready within tens of ms of its claim: waited for (while its handle
     // is saved), it is reported once, ready, rather than booting and then ready, two writes in a
@@ -383,6 +364,26 @@ export class NodeAgent {
       ...(readyNow ? readyFields(readyNow, undefined) : { phase: "booting" }),
     });
     this.watchMachine(name, this.latest(name), running);
+  }
+
+  /** Its image (pulled if this node lacks it), Secrets and volumes, then a start in its start mode. */
+  private async startFresh(machine: Machine, sayBooting: () => Promise<void>): Promise<{ running: RunningMachine; pull?: MachinePull }> {
+    const name = machine.metadata.name;
+    const pull = await this.pullImage(machine, sayBooting);
+    // Secret values are asked for at each start and kept only in the hypervisor's spec: the
+    // agent's saved handles and the Machine object never hold them.
+    const secrets = machine.spec.secretEnv && Object.keys(machine.spec.secretEnv).length > 0 ? await this.client.secretEnv(name) : undefined;
+    const volumes = machine.spec.volumes?.length ? await attachVolumes(this.client, this.nodeName, machine) : [];
+    const spec: MachineSpec = {
+      id: name,
+      ...(await (this.options.bootSource ?? localBootSource)(machine.spec.image)),
+      stateDir: join(machinesDir(), name),
+      env: { ...machine.spec.env, ...secrets?.env },
+      ...(secrets ? { secretHashes: secrets.hashes } : {}),
+      ...(volumes.length ? { volumes } : {}),
+    };
+    const running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
+    return { running, ...(pull ? { pull } : {}) };
   }
 
   /**
