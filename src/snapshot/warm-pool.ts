@@ -86,7 +86,7 @@ export class WarmPool {
     if (existing && existing.key !== key) this.drop(existing, "its template changed");
     const pool = this.pools.get(name) ?? this.create(name, key, template);
     pool.template = template;
-    while (pool.ready.length > template.count) this.discard(pool.ready.pop()!, `pool ${name} wants ${template.count}`);
+    while (pool.ready.length > template.count) void this.discard(pool.ready.pop()!, `pool ${name} wants ${template.count}`);
     this.fill(pool);
   }
 
@@ -105,7 +105,7 @@ export class WarmPool {
           await machine.claim({ id: spec.id, ...(spec.env ? { env: spec.env } : {}) });
         } catch (e) {
           this.log(`warm pool ${pool.name}: cannot claim ${machine.id}: ${messageOf(e)}`);
-          this.discard(machine, "its claim failed");
+          void this.discard(machine, "its claim failed");
           continue;
         }
         this.refillAfter(pool, machine);
@@ -135,10 +135,13 @@ export class WarmPool {
     return [...this.pools.values()].flatMap((p) => p.ready);
   }
 
-  /** Stops filling and stops every pooled machine. */
+  /**
+   * Stops filling and stops every pooled machine; resolves once they are stopped and the fills
+   * under way have ended (their machines discarded too), so nothing of the pools' is left running.
+   */
   async close(): Promise<void> {
     this.closed = true;
-    const stopping: Promise<unknown>[] = [];
+    const stopping: Promise<unknown>[] = [...this.fills];
     for (const pool of this.pools.values()) {
       pool.generation++;
       clearTimeout(pool.retry);
@@ -158,13 +161,17 @@ export class WarmPool {
     pool.generation++;
     clearTimeout(pool.retry);
     this.pools.delete(pool.name);
-    for (const machine of pool.ready.splice(0)) this.discard(machine, why);
+    for (const machine of pool.ready.splice(0)) void this.discard(machine, why);
   }
 
-  private discard(machine: Machine, why: string): void {
+  /** Settles once the machine is stopped (or could not be: said in the log). */
+  private discard(machine: Machine, why: string): Promise<void> {
     this.log(`warm pool: discarding ${machine.id}: ${why}`);
     // A paused guest cannot shut down politely: no grace, QEMU is quit.
-    machine.stop(0).catch((e: unknown) => this.log(`warm pool: cannot stop ${machine.id}: ${messageOf(e)}`));
+    return machine.stop(0).then(
+      () => undefined,
+      (e: unknown) => this.log(`warm pool: cannot stop ${machine.id}: ${messageOf(e)}`),
+    );
   }
 
   /** One machine at a time per pool: the host has few cores, and the pool's machines need the same snapshot. */
@@ -173,11 +180,10 @@ export class WarmPool {
     if (pool.ready.length >= pool.template.count) return;
     pool.filling++;
     const generation = pool.generation;
-    this.makeOne(pool)
+    const fill = this.makeOne(pool)
       .then((machine) => {
         if (pool.generation !== generation || this.pools.get(pool.name) !== pool || this.closed) {
-          this.discard(machine, "the pool changed while it warmed up");
-          return;
+          return this.discard(machine, this.closed ? "the pools are closing" : "the pool changed while it warmed up");
         }
         pool.failures = 0;
         pool.ready.push(machine);
@@ -188,6 +194,7 @@ export class WarmPool {
         });
       })
       .catch((e: unknown) => {
+        if (this.closed) return;
         pool.failures++;
         const wait = Math.min(60_000, (this.options.retryMs ?? 2000) * 2 ** (pool.failures - 1));
         this.log(`warm pool ${pool.name}: cannot make a warm machine (retrying in ${wait} ms): ${messageOf(e)}`);
@@ -199,9 +206,14 @@ export class WarmPool {
       })
       .finally(() => {
         pool.filling--;
+        this.fills.delete(fill);
         this.fill(pool);
       });
+    this.fills.add(fill);
   }
+
+  /** Fills under way (all pools'), settled once their machine is in a pool or discarded. */
+  private readonly fills = new Set<Promise<void>>();
 
   /** Restored from the template's snapshot (made if there is none), warmed up, paused. */
   private async makeOne(pool: Pool): Promise<Machine> {
