@@ -5,7 +5,7 @@ import { apiSource } from "../client/api-source.ts";
 import { Informer, untilSynced } from "../client/informer.ts";
 import { EventRecorder } from "../controller/event-recorder.ts";
 import { type WorkOutcome, WorkQueue } from "../controller/work-queue.ts";
-import type { Hypervisor, Machine as RunningMachine, MachineSpec } from "../hypervisor/hypervisor.ts";
+import type { BootTimings, Hypervisor, Machine as RunningMachine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import { bootFiles, resolveImage } from "../image/image-store.ts";
 import { API_VERSION } from "../model/resource.ts";
 import type { Machine, MachinePull, MachineStatus, PithNode } from "../model/kinds.ts";
@@ -38,6 +38,27 @@ const QUICK_START_MS = 200;
 async function localBootSource(digest: string): Promise<Pick<MachineSpec, "image" | "kernel" | "initrd" | "disk">> {
   const image = await resolveImage(digest);
   return { image: image.record, ...(await bootFiles(image)) };
+}
+
+/** What a status says of a running machine: its process, accelerator, forwarded ports and jail. */
+function runningFields(machine: RunningMachine): Pick<MachineStatus, "pid" | "accelerator" | "addresses" | "jail"> {
+  return { pid: machine.pid, accelerator: machine.accelerator, addresses: machine.ports, ...(machine.jail ? { jail: machine.jail } : {}) };
+}
+
+/** What a status says of a machine that is ready: the phase, its timings, and since when (kept if it said so before). */
+function readyFields(timings: BootTimings, readyAt: string | undefined): Pick<MachineStatus, "phase" | "timings" | "readyAt"> {
+  return { phase: "ready", ...(timings.readyMs !== undefined ? { timings } : {}), readyAt: readyAt ?? new Date().toISOString() };
+}
+
+/** The machine's timings if it is ready within `ms`; undefined if not (or if it ends first). */
+async function readyWithin(machine: RunningMachine, ms: number): Promise<BootTimings | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([machine.whenReady().catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The host's name, made a valid object name. */
@@ -317,23 +338,10 @@ export class NodeAgent {
       clearTimeout(slow);
       await early;
     };
-    let running: RunningMachine;
-    let pull: MachinePull | undefined;
+    let started: { running: RunningMachine; pull?: MachinePull; claimed?: true };
     try {
-      pull = await this.pullImage(machine, sayBooting);
-      // Secret values are asked for at each start and kept only in the hypervisor's spec: the
-      // agent's saved handles and the Machine object never hold them.
-      const secrets = machine.spec.secretEnv && Object.keys(machine.spec.secretEnv).length > 0 ? await this.client.secretEnv(name) : undefined;
-      const volumes = machine.spec.volumes?.length ? await attachVolumes(this.client, this.nodeName, machine, this.log) : [];
-      const spec: MachineSpec = {
-        id: name,
-        ...(await (this.options.bootSource ?? localBootSource)(machine.spec.image)),
-        stateDir: join(machinesDir(), name),
-        env: { ...machine.spec.env, ...secrets?.env },
-        ...(secrets ? { secretHashes: secrets.hashes } : {}),
-        ...(volumes.length ? { volumes } : {}),
-      };
-      running = await this.warmOrStart(spec, machine.spec.startMode ?? "boot", machine.spec.service);
+      const warm = await this.claimWarm(machine);
+      started = warm ? { running: warm, claimed: true } : await this.startFresh(machine, sayBooting);
     } catch (e) {
       await settled();
       const pulling = this.latest(name)?.status.pull;
@@ -342,29 +350,57 @@ export class NodeAgent {
       return;
     }
     await settled();
+    const { running, pull, claimed } = started;
     this.setRunning(name, running);
-    await this.saveState();
+    // A claimed warm machine is ready within tens of ms of its claim: waited for (while its handle
+    // is saved), it is reported once, ready, rather than booting and then ready, two writes in a
+    // row on the path of the request that is waiting for it.
+    const [, readyNow] = await Promise.all([this.saveState(), claimed ? readyWithin(running, QUICK_START_MS) : undefined]);
     this.log(`started machine ${name} (pid ${running.pid}, ${running.accelerator})`);
     await this.setStatus(name, {
-      phase: "booting",
       node: this.nodeName,
-      pid: running.pid,
-      accelerator: running.accelerator,
       startedFrom: running.startedFrom,
-      addresses: running.ports,
-      ...(running.jail ? { jail: running.jail } : {}),
       ...(pull ? { pull } : {}),
       startedAt,
+      ...runningFields(running),
+      ...(readyNow ? readyFields(readyNow, undefined) : { phase: "booting" }),
     });
     this.watchMachine(name, this.latest(name), running);
   }
 
-  /** A machine in snapshot mode takes a warm one of its service's pool on this node if there is one; else it starts. */
-  private async warmOrStart(spec: MachineSpec, mode: "boot" | "snapshot", service: string | undefined): Promise<RunningMachine> {
-    const notify = (notice: StartNotice): void => this.recordEvent(spec.id, notice);
-    const warm = mode === "snapshot" && service ? await this.warmPool?.take(service, spec) : undefined;
-    if (!warm) return this.starter.start(spec, mode, notify);
-    notify({ type: "Normal", reason: "WarmMachineClaimed", message: `took a warm machine of the pool (pid ${warm.pid}) and gave it this machine's identity` });
+  /** Its image (pulled if this node lacks it), Secrets and volumes, then a start in its start mode. */
+  private async startFresh(machine: Machine, sayBooting: () => Promise<void>): Promise<{ running: RunningMachine; pull?: MachinePull }> {
+    const name = machine.metadata.name;
+    const pull = await this.pullImage(machine, sayBooting);
+    // Secret values are asked for at each start and kept only in the hypervisor's spec: the
+    // agent's saved handles and the Machine object never hold them.
+    const secrets = machine.spec.secretEnv && Object.keys(machine.spec.secretEnv).length > 0 ? await this.client.secretEnv(name) : undefined;
+    const volumes = machine.spec.volumes?.length ? await attachVolumes(this.client, this.nodeName, machine, this.log) : [];
+    const spec: MachineSpec = {
+      id: name,
+      ...(await (this.options.bootSource ?? localBootSource)(machine.spec.image)),
+      stateDir: join(machinesDir(), name),
+      env: { ...machine.spec.env, ...secrets?.env },
+      ...(secrets ? { secretHashes: secrets.hashes } : {}),
+      ...(volumes.length ? { volumes } : {}),
+    };
+    const running = await this.starter.start(spec, machine.spec.startMode ?? "boot", (notice) => this.recordEvent(name, notice));
+    return { running, ...(pull ? { pull } : {}) };
+  }
+
+  /**
+   * A machine in snapshot mode takes a paused, warmed machine of its service's pool on this node
+   * if there is one, before anything else a start does (the image check and boot files: the pool
+   * machine runs them already). Pools are kept for neither Secrets nor volumes (warm-demand.ts),
+   * so a machine with either never takes one.
+   */
+  private async claimWarm(machine: Machine): Promise<RunningMachine | undefined> {
+    const { service, startMode, secretEnv, volumes, image, env } = machine.spec;
+    if (!this.warmPool || startMode !== "snapshot" || !service) return undefined;
+    if ((secretEnv && Object.keys(secretEnv).length > 0) || (volumes?.length ?? 0) > 0) return undefined;
+    const name = machine.metadata.name;
+    const warm = await this.warmPool.take(service, { id: name, image: { digest: image }, env: { ...env } });
+    if (warm) this.recordEvent(name, { type: "Normal", reason: "WarmMachineClaimed", message: `took a warm machine of the pool (pid ${warm.pid}) and gave it this machine's identity` });
     return warm;
   }
 
@@ -395,16 +431,7 @@ export class NodeAgent {
         const update = async () => {
           const current = this.latest(name);
           if (!current || current.status.phase === "ready") return;
-          await this.setStatus(name, {
-            ...current.status,
-            phase: "ready",
-            pid: machine.pid,
-            accelerator: machine.accelerator,
-            addresses: machine.ports,
-            ...(machine.jail ? { jail: machine.jail } : {}),
-            ...(timings.readyMs !== undefined ? { timings } : {}),
-            readyAt: current.status.readyAt ?? new Date().toISOString(),
-          });
+          await this.setStatus(name, { ...current.status, ...runningFields(machine), ...readyFields(timings, current.status.readyAt) });
         };
         this.enqueueStep(name, update);
       },

@@ -55,3 +55,37 @@ test("a cordoned node gets no new machine, keeps its own, and is used again once
   await scheduleAll(world);
   assert.deepEqual(nodesOf(await world.machines("web")), ["a", "a", "b", "b", "b"]);
 });
+
+test("a machine in snapshot mode goes where a warm machine of its service waits, one per warm machine, spread first", async (t) => {
+  const world = await worldOfNodes(t, ["a"]);
+  // b has more memory free, but c holds web's warm machine (and one of another service's).
+  await world.node("b", { memoryMiB: 65_536, vcpus: 64 });
+  await world.node("c", { memoryMiB: 4096, vcpus: 8 }, { warm: { web: 1, api: 3 } });
+  const digest = await world.image("x", { memoryMiB: 256 });
+  await world.applyService("web", { image: digest, replicas: 1, startMode: "snapshot", warm: 1 });
+  await settle(world);
+  assert.deepEqual(nodesOf(await world.machines("web")), ["c"], "the warm machine's node");
+
+  // Two more in one pass: spread still comes first (c has one), then memory; c's warm one is taken.
+  await world.applyService("web", { image: digest, replicas: 3, startMode: "snapshot", warm: 1 });
+  await settle(world);
+  assert.deepEqual(nodesOf(await world.machines("web")), ["a", "b", "c"]);
+
+  // A service that boots takes no warm machine: memory decides, as before.
+  await world.applyService("api", { image: digest, replicas: 1 });
+  await settle(world, "api");
+  assert.deepEqual(nodesOf(await world.machines("api")), ["b"]);
+});
+
+test("one pass places no more machines on a node for its warm machines than it holds", async (t) => {
+  const world = await worldOfNodes(t, []);
+  await world.node("big", { memoryMiB: 65_536, vcpus: 64 });
+  await world.node("warm", { memoryMiB: 4096, vcpus: 8 }, { warm: { web: 1 } });
+  const digest = await world.image("x", { memoryMiB: 256 });
+  // Three at once: the warm node's one warm machine, then big (spread), then a tie of one each:
+  // the warm machine is taken by then, so memory decides.
+  await world.applyService("web", { image: digest, replicas: 3, startMode: "snapshot", warm: 1 });
+  await world.reconcileService("web");
+  await scheduleAll(world);
+  assert.deepEqual(nodesOf(await world.machines("web")), ["big", "big", "warm"]);
+});

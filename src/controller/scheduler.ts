@@ -110,16 +110,17 @@ export class Scheduler implements Reconciler {
     // A volume's file lives on one node's disk: a machine holding it can run only there.
     const pinned = await this.volumeNode(machine);
     const eligible = pinned.node === undefined ? nodes : nodes.filter((n) => n.metadata.name === pinned.node);
-    let choice: { node: string; siblings: number; freeMemory: number } | undefined;
+    let choice: { node: string; siblings: number; warm: boolean; freeMemory: number } | undefined;
     for (const n of pinned.conflict ? [] : eligible) {
       const used = this.allocations.of(n.metadata.name);
       const claimed = claims.on(n.metadata.name);
       const freeMemory = n.spec.capacity.memoryMiB - used.memoryMiB - claimed.memoryMiB;
       const freeVcpus = n.spec.capacity.vcpus - used.vcpus - claimed.vcpus;
       if (freeMemory < machine.spec.memoryMiB || freeVcpus < machine.spec.vcpus) continue;
-      const candidate = { node: n.metadata.name, siblings: siblings.get(n.metadata.name) ?? 0, freeMemory };
-      // Fewest of its service, then most free memory; on a tie, the first by name (nodes are sorted).
-      if (!choice || candidate.siblings < choice.siblings || (candidate.siblings === choice.siblings && freeMemory > choice.freeMemory)) choice = candidate;
+      const candidate = { node: n.metadata.name, siblings: siblings.get(n.metadata.name) ?? 0, warm: warmLeft(machine, service, n, claims) > 0, freeMemory };
+      // Fewest of its service, then a node holding a warm machine for it, then most free memory;
+      // on a tie, the first by name (nodes are sorted).
+      if (!choice || isBetter(candidate, choice)) choice = candidate;
     }
     if (!choice) {
       const reason =
@@ -164,6 +165,23 @@ export class Scheduler implements Reconciler {
   }
 }
 
+/** Placement order: fewest machines of its service (spread), then a warm machine to take, then most free memory. */
+function isBetter(candidate: { siblings: number; warm: boolean; freeMemory: number }, choice: { siblings: number; warm: boolean; freeMemory: number }): boolean {
+  if (candidate.siblings !== choice.siblings) return candidate.siblings < choice.siblings;
+  if (candidate.warm !== choice.warm) return candidate.warm;
+  return candidate.freeMemory > choice.freeMemory;
+}
+
+/**
+ * Warm machines node `n` still holds for the machine's service, as its agent last reported them
+ * (Node status.warm, each heartbeat), less those this pass has placed there: only a machine in
+ * snapshot mode takes one (src/snapshot/warm-pool.ts), in tens of ms instead of a restore.
+ */
+function warmLeft(machine: Machine, service: string | undefined, n: PithNode, claims: PassClaims): number {
+  if (machine.spec.startMode !== "snapshot" || service === undefined) return 0;
+  return (n.status.warm?.[service] ?? 0) - claims.placedThisPass(service, n.metadata.name);
+}
+
 /**
  * The placements a pass has decided but not written yet, and what they claim: the cache's
  * allocations and sibling counts do not include them until the pass writes them.
@@ -174,12 +192,24 @@ class PassClaims {
   /** Per service, its machines per node: counted from the cache once per pass, then kept by add(). */
   readonly #siblings = new Map<string, Map<string, number>>();
 
+  /** Per service, this pass's placements per node. */
+  readonly #placed = new Map<string, Map<string, number>>();
+
   add(machine: Machine, node: string, service: string | undefined): void {
     this.placements.push({ machine, node });
+    if (service !== undefined) {
+      const placed = this.#placed.get(service) ?? new Map<string, number>();
+      placed.set(node, (placed.get(node) ?? 0) + 1);
+      this.#placed.set(service, placed);
+    }
     const claimed = this.on(node);
     this.#byNode.set(node, { memoryMiB: claimed.memoryMiB + machine.spec.memoryMiB, vcpus: claimed.vcpus + machine.spec.vcpus });
     const counts = service === undefined ? undefined : this.#siblings.get(service);
     if (counts) counts.set(node, (counts.get(node) ?? 0) + 1);
+  }
+
+  placedThisPass(service: string, node: string): number {
+    return this.#placed.get(service)?.get(node) ?? 0;
   }
 
   on(node: string): { memoryMiB: number; vcpus: number } {

@@ -73,6 +73,25 @@ describe("service reconciler: scaling", () => {
   });
 });
 
+describe("service reconciler: scaling from zero", () => {
+  test("a held request's machine is written first, its ScaledUp event after it, both in the one reconcile", async (t) => {
+    const world = ControllerWorld.create(t);
+    const digest = await world.image("a");
+    await world.applyService("web", { image: digest, min: 0, max: 1 });
+    await world.reconcileService("web");
+    assert.equal((await world.machines("web")).length, 0, "at zero");
+    world.load.report("web", { inFlight: 0, waiting: 1 });
+    await world.reconcileService("web");
+    const [machine, ...others] = await world.machines("web");
+    assert.ok(machine && others.length === 0, "one machine for the held request");
+    const [scaledUp] = await world.events("ScaledUp");
+    assert.ok(scaledUp, "the scale-up is told");
+    const revision = (r: string): number => Number(r);
+    assert.ok(revision(machine.metadata.resourceVersion) < revision(scaledUp.metadata.resourceVersion), `the machine (revision ${machine.metadata.resourceVersion}) did not wait for the event (${scaledUp.metadata.resourceVersion})`);
+    assert.equal((await world.events("MachineCreated")).length, 1);
+  });
+});
+
 describe("service reconciler: rolling update", () => {
   const desired = 3;
   for (const update of [

@@ -121,12 +121,16 @@ export class ServiceReconciler implements Reconciler {
     let desired = declaredReplicas(service.spec);
     let autoscaleState: ServiceStatus["autoscale"];
     let requeueAfterMs: number | undefined;
+    let scaled: Promise<void> | undefined;
     if (isAutoscaled(service.spec)) {
       const decision = autoscale(service.spec, service.status.autoscale, this.load?.get(name), this.now());
       autoscaleState = decision.state;
       desired = decision.state.desired;
       autoscalerDesired.set({ service: name }, desired);
-      if (decision.change) await this.events.record({ kind: "Service", name }, "Normal", decision.change.startsWith("scaled up") ? "ScaledUp" : "ScaledDown", decision.change);
+      // Awaited once the machines are made: a request held for a service at zero waits for its
+      // machine, not for the event's write (events of one turn are written together, this first).
+      if (decision.change) scaled = this.events.record({ kind: "Service", name }, "Normal", decision.change.startsWith("scaled up") ? "ScaledUp" : "ScaledDown", decision.change);
+      scaled?.catch(() => undefined); // awaited below; marked handled now in case a step between throws
       // Idle periods and cooldowns end without any event to say so: look again soon.
       if (desired > (service.spec.min ?? 0) || decision.state.pressureSince) requeueAfterMs = 1000;
     }
@@ -178,6 +182,7 @@ export class ServiceReconciler implements Reconciler {
         if (free.length < wanted) requeueAfterMs = Math.min(requeueAfterMs ?? 1000, 1000);
       }
     }
+    await scaled;
     // Machines of older templates: those not ready serve nobody and go now; ready ones go only
     // while enough ready machines remain (desired - maxUnavailable), so a new template that never
     // gets ready leaves the old machines serving.

@@ -9,6 +9,7 @@ import { writeBack } from "./object-updates.ts";
 import type { Outcome } from "./runner.ts";
 import { Scheduler } from "./scheduler.ts";
 import { SERVICE_LABEL } from "../model/labels.ts";
+import { LoadBoard } from "./load-board.ts";
 import { ServiceReconciler } from "./service-reconciler.ts";
 
 /** A clock that moves only when a test says so. */
@@ -35,6 +36,8 @@ export const digestOf = (tag: string): string => `sha256:${tag.padEnd(64, "0")}`
  */
 export class ControllerWorld {
   readonly clock = new ManualClock();
+  /** Where the test reports a service's load, as a proxy would. */
+  readonly load = new LoadBoard();
   private readonly services: ServiceReconciler;
   private readonly scheduler: Scheduler;
   private readonly health: NodeHealth;
@@ -42,7 +45,7 @@ export class ControllerWorld {
   /** `store`: one a test already runs (e.g. a test server's); by default a new in-memory one, closed after the test. */
   private constructor(readonly store: Store) {
     const recorder = new EventRecorder(store, { store });
-    this.services = new ServiceReconciler(store, recorder, undefined, this.clock.now);
+    this.services = new ServiceReconciler(store, recorder, this.load, this.clock.now);
     this.scheduler = new Scheduler(store, recorder);
     this.health = new NodeHealth(store, recorder, this.clock.now);
   }
@@ -107,13 +110,13 @@ export class ControllerWorld {
   }
 
   /** A node as its agent registers it; `heartbeatAgoMs` back from the test's clock. */
-  async node(name: string, capacity: { memoryMiB: number; vcpus: number }, status: { ready?: boolean; heartbeatAgoMs?: number } = {}): Promise<void> {
+  async node(name: string, capacity: { memoryMiB: number; vcpus: number }, status: { ready?: boolean; heartbeatAgoMs?: number; warm?: Record<string, number> } = {}): Promise<void> {
     await this.store.create<PithNode>({
       apiVersion: API_VERSION,
       kind: "Node",
       metadata: { name },
       spec: { capacity, accelerator: "tcg" },
-      status: { ready: status.ready ?? true, heartbeatAt: new Date(this.clock.now() - (status.heartbeatAgoMs ?? 0)).toISOString() },
+      status: { ready: status.ready ?? true, heartbeatAt: new Date(this.clock.now() - (status.heartbeatAgoMs ?? 0)).toISOString(), ...(status.warm ? { warm: status.warm } : {}) },
     });
   }
 

@@ -129,6 +129,8 @@ describe("proxy server", () => {
 
     const b = await backend("b");
     routes.set("cold", [b.url], { minZero: true });
+    // Dispatched before the release is reported: their connections are on their way first.
+    assert.deepEqual(demand.at(-1), { service: "cold", inFlight: 5, waiting: 0 }, "the release's report counts them in flight");
     const all = await Promise.all(replies);
     assert.deepEqual(all.map((r) => r.status), [200, 200, 200, 200, 200]);
     assert.equal(b.requests.length, 5);

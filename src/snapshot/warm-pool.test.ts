@@ -148,3 +148,12 @@ test("a hypervisor that cannot pause gets no pool, and leaves nothing running", 
   await until("its machine stopped", () => hypervisor.machinesRunning().length === 0);
   assert.equal(pool.counts().web, 0);
 });
+
+test("close waits for a fill under way: once it resolves, none of the pools' machines is running", async () => {
+  pool.want("web", template(1));
+  // The fill is under way (its snapshot source or restored machine may be running): close now.
+  await until("a fill has started a machine", () => hypervisor.machinesRunning().length > 0);
+  await pool.close();
+  assert.deepEqual(hypervisor.machinesRunning().map((m) => m.id), [], "nothing left running once close resolved");
+  assert.equal(pool.counts().web, undefined);
+});

@@ -11,6 +11,9 @@ export interface WarmTemplate {
   count: number;
 }
 
+/** What a machine that takes a warm one must be: its id, and the image and env it is matched on (keyOf). */
+export type WarmClaim = Pick<MachineSpec, "id" | "env" | "secretHashes"> & { image: Pick<MachineSpec["image"], "digest"> };
+
 export interface WarmPoolOptions {
   hypervisor: Hypervisor;
   /** Makes or finds the snapshot the pool's machines are restored from. */
@@ -64,7 +67,7 @@ export class WarmPool {
   }
 
   /** The key a machine spec is matched on: a pool machine can become only a machine of the same image and env. */
-  static keyOf(spec: Pick<MachineSpec, "image" | "env" | "secretHashes">): string {
+  static keyOf(spec: WarmClaim | WarmTemplate["spec"]): string {
     return `${spec.image.digest} ${envKey(keyedEnv(spec))}`;
   }
 
@@ -83,7 +86,7 @@ export class WarmPool {
     if (existing && existing.key !== key) this.drop(existing, "its template changed");
     const pool = this.pools.get(name) ?? this.create(name, key, template);
     pool.template = template;
-    while (pool.ready.length > template.count) this.discard(pool.ready.pop()!, `pool ${name} wants ${template.count}`);
+    while (pool.ready.length > template.count) void this.discard(pool.ready.pop()!, `pool ${name} wants ${template.count}`);
     this.fill(pool);
   }
 
@@ -93,7 +96,7 @@ export class WarmPool {
    * of an older template). Another service's pool is never used, even with the same image and
    * env: each pool is sized, counted and drained for its own service. The pool refills behind it.
    */
-  async take(name: string, spec: MachineSpec): Promise<Machine | undefined> {
+  async take(name: string, spec: WarmClaim): Promise<Machine | undefined> {
     const pool = this.pools.get(name);
     if (pool && pool.key === WarmPool.keyOf(spec)) {
       for (let machine = pool.ready.shift(); machine; machine = pool.ready.shift()) {
@@ -102,7 +105,7 @@ export class WarmPool {
           await machine.claim({ id: spec.id, ...(spec.env ? { env: spec.env } : {}) });
         } catch (e) {
           this.log(`warm pool ${pool.name}: cannot claim ${machine.id}: ${messageOf(e)}`);
-          this.discard(machine, "its claim failed");
+          void this.discard(machine, "its claim failed");
           continue;
         }
         this.refillAfter(pool, machine);
@@ -132,10 +135,13 @@ export class WarmPool {
     return [...this.pools.values()].flatMap((p) => p.ready);
   }
 
-  /** Stops filling and stops every pooled machine. */
+  /**
+   * Stops filling and stops every pooled machine; resolves once they are stopped and the fills
+   * under way have ended (their machines discarded too), so nothing of the pools' is left running.
+   */
   async close(): Promise<void> {
     this.closed = true;
-    const stopping: Promise<unknown>[] = [];
+    const stopping: Promise<unknown>[] = [...this.fills];
     for (const pool of this.pools.values()) {
       pool.generation++;
       clearTimeout(pool.retry);
@@ -155,13 +161,17 @@ export class WarmPool {
     pool.generation++;
     clearTimeout(pool.retry);
     this.pools.delete(pool.name);
-    for (const machine of pool.ready.splice(0)) this.discard(machine, why);
+    for (const machine of pool.ready.splice(0)) void this.discard(machine, why);
   }
 
-  private discard(machine: Machine, why: string): void {
+  /** Settles once the machine is stopped (or could not be: said in the log). */
+  private discard(machine: Machine, why: string): Promise<void> {
     this.log(`warm pool: discarding ${machine.id}: ${why}`);
     // A paused guest cannot shut down politely: no grace, QEMU is quit.
-    machine.stop(0).catch((e: unknown) => this.log(`warm pool: cannot stop ${machine.id}: ${messageOf(e)}`));
+    return machine.stop(0).then(
+      () => undefined,
+      (e: unknown) => this.log(`warm pool: cannot stop ${machine.id}: ${messageOf(e)}`),
+    );
   }
 
   /** One machine at a time per pool: the host has few cores, and the pool's machines need the same snapshot. */
@@ -170,11 +180,10 @@ export class WarmPool {
     if (pool.ready.length >= pool.template.count) return;
     pool.filling++;
     const generation = pool.generation;
-    this.makeOne(pool)
+    const fill = this.makeOne(pool)
       .then((machine) => {
         if (pool.generation !== generation || this.pools.get(pool.name) !== pool || this.closed) {
-          this.discard(machine, "the pool changed while it warmed up");
-          return;
+          return this.discard(machine, this.closed ? "the pools are closing" : "the pool changed while it warmed up");
         }
         pool.failures = 0;
         pool.ready.push(machine);
@@ -185,6 +194,7 @@ export class WarmPool {
         });
       })
       .catch((e: unknown) => {
+        if (this.closed) return;
         pool.failures++;
         const wait = Math.min(60_000, (this.options.retryMs ?? 2000) * 2 ** (pool.failures - 1));
         this.log(`warm pool ${pool.name}: cannot make a warm machine (retrying in ${wait} ms): ${messageOf(e)}`);
@@ -196,9 +206,14 @@ export class WarmPool {
       })
       .finally(() => {
         pool.filling--;
+        this.fills.delete(fill);
         this.fill(pool);
       });
+    this.fills.add(fill);
   }
+
+  /** Fills under way (all pools'), settled once their machine is in a pool or discarded. */
+  private readonly fills = new Set<Promise<void>>();
 
   /** Restored from the template's snapshot (made if there is none), warmed up, paused. */
   private async makeOne(pool: Pool): Promise<Machine> {

@@ -141,11 +141,13 @@ export class ServiceState {
     if (this.#waiters.size === 0 || (route && route.backends.length === 0)) return;
     const waiters = [...this.#waiters];
     for (const waiter of waiters) this.#release(waiter);
-    this.#waitingChanged();
     for (const waiter of waiters) {
       if (route) waiter.dispatch();
       else waiter.routeGone();
     }
+    // After the dispatch, so the held requests' connections are on their way before the report's
+    // own request is made. One that had to wait again was reported by its hold.
+    if (this.#waiters.size === 0) this.#waitingChanged();
   }
 
   /** The proxy is closing: pools close, held requests are let go (their clients get closed by the server). */
