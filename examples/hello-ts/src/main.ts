@@ -1,8 +1,13 @@
 import { createServer } from "node:http";
-import { config, onShutdown, ready } from "pith/guest";
+import { config, onRestore, onShutdown, ready } from "pith/guest";
 
 const port = Number(process.env.PORT ?? 8080);
-const { machineId } = config();
+let { machineId } = config();
+// A machine started from a snapshot (or claimed from a warm pool) is a new machine with the
+// source's memory: what was read from the config at start-up must be read again.
+onRestore(() => {
+  machineId = config().machineId;
+});
 
 // The app's initial fetch: whatever it must have before it can serve. Here, a small table it
 // computes; a real service would load config or warm a cache. Only then is it ready.
