@@ -11,6 +11,7 @@
  *   ACPI, PCI, virtio-net-pci and virtio-blk-pci.
  *
  * The console goes to a pipe, so the bench stamps each line on arrival (the init's phase marks).
+ * What the guest prints is kept bounded: its marks, and its last lines for error reports.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
@@ -18,6 +19,7 @@ import { acceleratorArgs, clockArgs, MICROVM_MACHINE, optValue, TCG_TRANSLATION_
 import { QBOOT_FIRMWARE } from "../../src/hypervisor/qemu/qemu-hypervisor.ts";
 import { QEMU_BINARY } from "../../src/hypervisor/qemu/qemu-machine.ts";
 import { inCgroup } from "./contender-cgroup.ts";
+import { parseMark, type StampedMark } from "./init-marks.ts";
 
 export type GenericMachine = "microvm" | "q35";
 export const GENERIC_MACHINES: readonly GenericMachine[] = ["microvm", "q35"];
@@ -75,17 +77,17 @@ function withAcpi(machine: string): string {
   return machine.replace("acpi=off", "acpi=on");
 }
 
-export interface ConsoleLine {
-  /** performance.now() when the line arrived. */
-  at: number;
-  text: string;
-}
+/** Console lines kept for error reports, and the longest line kept whole. */
+const CONSOLE_TAIL_LINES = 40;
+const CONSOLE_LINE_MAX = 1024;
 
 export interface GenericVm {
   readonly pid: number;
   readonly exited: Promise<string>;
-  /** Every console line so far, stamped. */
-  readonly console: ConsoleLine[];
+  /** The init's phase marks (the first of each), stamped on arrival. */
+  readonly marks: ReadonlyMap<string, StampedMark>;
+  /** The console's last lines. */
+  readonly tail: readonly string[];
   /** Kills the QEMU process group and waits for the process to end. */
   kill(): Promise<void>;
 }
@@ -96,14 +98,22 @@ export function startGenericVm(spec: GenericVmSpec): GenericVm {
   const command = inCgroup(spec.cgroupDirs ?? [], QEMU_BINARY, genericQemuArgv(spec));
   const child: ChildProcess = spawn(command.binary, command.args, { stdio: ["ignore", "pipe", log], detached: true });
   closeSync(log);
-  const lines: ConsoleLine[] = [];
+  const marks = new Map<string, StampedMark>();
+  const tail: string[] = [];
   let partial = "";
   child.stdout?.setEncoding("latin1");
   child.stdout?.on("data", (chunk: string) => {
     const at = performance.now();
     const parts = (partial + chunk).split("\n");
-    partial = parts.pop() ?? "";
-    for (const text of parts) lines.push({ at, text: text.replace(/\r$/, "") });
+    // A line that never ends is cut, not kept growing.
+    partial = (parts.pop() ?? "").slice(-CONSOLE_LINE_MAX);
+    for (const raw of parts) {
+      const text = raw.replace(/\r$/, "").slice(0, CONSOLE_LINE_MAX);
+      const mark = parseMark(text);
+      if (mark && !marks.has(mark.name)) marks.set(mark.name, { at, uptimeMs: mark.uptimeMs });
+      tail.push(text);
+      if (tail.length > CONSOLE_TAIL_LINES) tail.shift();
+    }
   });
   const exited = new Promise<string>((resolve) => {
     child.once("exit", (code, signal) => resolve(signal ? `QEMU killed by ${signal}` : `QEMU exited with status ${code}`));
@@ -112,7 +122,8 @@ export function startGenericVm(spec: GenericVmSpec): GenericVm {
   return {
     pid: child.pid ?? -1,
     exited,
-    console: lines,
+    marks,
+    tail,
     async kill() {
       if (child.exitCode === null && child.signalCode === null && child.pid) {
         try {

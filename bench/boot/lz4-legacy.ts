@@ -8,6 +8,8 @@
 
 export const LZ4_LEGACY_MAGIC = 0x184c2102;
 const LEGACY_BLOCK_MAX = 8 << 20;
+/** Far above any kernel (Debian's: 53 MB); a frame decoding to more is refused, not decoded. */
+export const LZ4_OUTPUT_LIMIT = 512 << 20;
 const MIN_MATCH = 4;
 
 /**
@@ -15,10 +17,11 @@ const MIN_MATCH = 4;
  * what is left; the kernel's build appends the decoded size (4 bytes) after the last block, which
  * is why a trailing remainder shorter than a block is not an error: it is returned as `trailer`.
  */
-export function decodeLz4Legacy(input: Uint8Array): { data: Buffer; trailer: Uint8Array } {
+export function decodeLz4Legacy(input: Uint8Array, maxBytes = LZ4_OUTPUT_LIMIT): { data: Buffer; trailer: Uint8Array } {
   const view = new DataView(input.buffer, input.byteOffset, input.byteLength);
   if (input.length < 4 || view.getUint32(0, true) !== LZ4_LEGACY_MAGIC) throw new Error("not an LZ4 legacy frame (no 0x184C2102 magic)");
   const blocks: Buffer[] = [];
+  let total = 0;
   let at = 4;
   while (at + 4 <= input.length) {
     const length = view.getUint32(at, true);
@@ -28,7 +31,9 @@ export function decodeLz4Legacy(input: Uint8Array): { data: Buffer; trailer: Uin
       continue;
     }
     if (length === 0 || at + 4 + length > input.length) break;
-    blocks.push(decodeLz4Block(input.subarray(at + 4, at + 4 + length), LEGACY_BLOCK_MAX));
+    const block = decodeLz4Block(input.subarray(at + 4, at + 4 + length), Math.min(LEGACY_BLOCK_MAX, maxBytes - total));
+    blocks.push(block);
+    total += block.length;
     at += 4 + length;
   }
   if (blocks.length === 0) throw new Error("LZ4 legacy frame holds no block");

@@ -24,10 +24,11 @@ import { isPithError } from "../../src/shared/errors.ts";
 import { execFile } from "../../src/shared/exec.ts";
 import { pithRoot } from "../../src/shared/paths.ts";
 import { streamProgress } from "../../src/shared/progress.ts";
-import { buildGenericInitramfs, ensureBusybox, EXEC_MARK, INIT_MARK } from "./generic-initramfs.ts";
+import { buildGenericInitramfs, ensureBusybox } from "./generic-initramfs.ts";
 import { ensureGenericKernel } from "./generic-kernel.ts";
 import { contenderCgroup } from "./contender-cgroup.ts";
-import { startGenericVm, type ConsoleLine, type GenericMachine } from "./generic-vm.ts";
+import { startGenericVm, type GenericMachine } from "./generic-vm.ts";
+import { phasesFromMarks } from "./init-marks.ts";
 import { waitForHttp200 } from "./http-ready.ts";
 import { CONTENDERS, formatSummary, summarize, type AppSetup, type Contender, type ContenderSetup, type Sample } from "./report.ts";
 import { freeLoopbackPort } from "../../src/shared/free-port.ts";
@@ -251,10 +252,10 @@ async function bootGeneric(app: PreparedApp, machine: GenericMachine, work: stri
   if (vm.pid > 0) qemuGroups.add(vm.pid);
   try {
     const readyAt = await waitForHttp200({ port: hostPort, timeoutMs: BOOT_TIMEOUT_MS, abandon: vm.exited });
-    const timings = phasesFromMarks(vm.console, t0, readyAt);
+    const timings = phasesFromMarks(vm.marks, t0, readyAt);
     return { readyMs: readyAt - t0, ...(timings ? { timings } : {}) };
   } catch (e) {
-    throw new Error(`${(e as Error).message}\n${consoleTail(vm.console)}${await tail(qemuLog, 3)}`);
+    throw new Error(`${(e as Error).message}\n${consoleTail(vm.tail)}${await tail(qemuLog, 3)}`);
   } finally {
     await vm.kill();
     qemuGroups.delete(vm.pid);
@@ -262,39 +263,14 @@ async function bootGeneric(app: PreparedApp, machine: GenericMachine, work: stri
       await cgroup.remove().catch((e: Error) => log(`cannot remove the ${label} cgroup: ${e.message}`));
       cgroupDirs.delete(cgroup.dirs);
     }
-    if (flags.keep) await writeFile(serialLog, vm.console.map((l) => `${Math.round(l.at - t0)} ${l.text}\n`).join(""));
+    if (flags.keep) await writeFile(serialLog, [...[...vm.marks].map(([name, m]) => `${name} arrived at ${Math.round(m.at - t0)} ms, uptime ${m.uptimeMs} ms`), "last lines:", ...vm.tail, ""].join("\n"));
     else await rm(qemuLog, { force: true });
   }
 }
 
-/**
- * A generic VM's phases, dated the way Pith's own are (qemu-machine.ts): the uptime in init's
- * first mark dates the kernel's start on the host's clock; the marks' arrival times do the rest.
- */
-function phasesFromMarks(lines: ConsoleLine[], spawnedAt: number, readyAt: number): BootTimings | undefined {
-  const mark = (name: string) => {
-    for (const { at, text } of lines) {
-      const match = new RegExp(`^${name} ([0-9.]+)`).exec(text);
-      if (match) return { at, uptimeMs: Number(match[1]) * 1000 };
-    }
-    return undefined;
-  };
-  const init = mark(INIT_MARK);
-  const exec = mark(EXEC_MARK);
-  if (!init || !exec) return undefined;
-  const kernelStartedAt = init.at - init.uptimeMs;
-  return {
-    vmmMs: Math.round(Math.max(0, kernelStartedAt - spawnedAt)),
-    kernelMs: Math.round(init.uptimeMs),
-    initMs: Math.round(exec.uptimeMs - init.uptimeMs),
-    appMs: Math.round(readyAt - (kernelStartedAt + exec.uptimeMs)),
-    readyMs: Math.round(readyAt - spawnedAt),
-  };
-}
-
-function consoleTail(lines: ConsoleLine[], count = 15): string {
+function consoleTail(lines: readonly string[], count = 15): string {
   if (lines.length === 0) return "  (the console printed nothing)\n";
-  return `  the console's last lines:\n${lines.slice(-count).map((l) => `    | ${l.text}`).join("\n")}\n`;
+  return `  the console's last lines:\n${lines.slice(-count).map((l) => `    | ${l}`).join("\n")}\n`;
 }
 
 // ---- main ----

@@ -9,7 +9,8 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { bzImageKernel } from "../../bench/boot/bzimage.ts";
-import { EXEC_MARK, INIT_MARK, initScript, neededDrivers } from "../../bench/boot/generic-initramfs.ts";
+import { initScript, neededDrivers } from "../../bench/boot/generic-initramfs.ts";
+import { EXEC_MARK, INIT_MARK, parseMark, phasesFromMarks } from "../../bench/boot/init-marks.ts";
 import { inCgroup } from "../../bench/boot/contender-cgroup.ts";
 import { decodeLz4Block, decodeLz4Legacy, LZ4_LEGACY_MAGIC } from "../../bench/boot/lz4-legacy.ts";
 import type { ImageRecord } from "../../src/image/image.ts";
@@ -34,6 +35,10 @@ test("damaged LZ4 input gives an error, never a read before the output or past t
   assert.throws(() => decodeLz4Block(Buffer.from([0x1f, 0x61, 1, 0, 200]), 16), /output over 16 bytes/);
   assert.throws(() => decodeLz4Legacy(Buffer.from("not lz4")), /no 0x184C2102 magic/);
   assert.throws(() => decodeLz4Legacy(u32(LZ4_LEGACY_MAGIC)), /holds no block/);
+  // Blocks of 20 bytes each (a literal and a 19-byte repeat) against a 30-byte limit: refused at the second.
+  const twenty = Buffer.from([0x1f, 0x61, 1, 0, 0]);
+  assert.equal(decodeLz4Legacy(frame(twenty), 30).data.toString(), "a".repeat(20));
+  assert.throws(() => decodeLz4Legacy(frame(twenty, twenty), 30), /output over 10 bytes/);
 });
 
 test("a legacy frame: blocks in order, a trailer shorter than a block is handed back", () => {
@@ -99,4 +104,17 @@ test("a contender joins its cgroup before QEMU starts: a shell writes its pid, t
   assert.equal(args[1], 'echo $$ > /sys/fs/cgroup/cpu/pith/a/cgroup.procs && echo $$ > /sys/fs/cgroup/memory/pith/a/cgroup.procs && exec "$@"');
   assert.deepEqual(inCgroup([], "/usr/bin/qemu", ["-m"]), { binary: "/usr/bin/qemu", args: ["-m"] });
   assert.throws(() => inCgroup(["/tmp/x; rm -rf /"], "q", []), /unexpected characters/);
+});
+
+test("the generic VM's phases from init's marks, dated like Pith's; a guest's odd or contradictory marks give none", () => {
+  assert.deepEqual(parseMark("bench-init 1.63"), { name: INIT_MARK, uptimeMs: 1630 });
+  assert.equal(parseMark("bench-init 1.63 trailing"), undefined);
+  assert.equal(parseMark("bench-exec 1e309"), undefined);
+  assert.equal(parseMark("xbench-exec 2.0"), undefined);
+  // Spawned at 1000; init's mark (uptime 1500) arrived at 3000, so the kernel started at 1500.
+  const marks = new Map([[INIT_MARK, { at: 3000, uptimeMs: 1500 }], [EXEC_MARK, { at: 3300, uptimeMs: 1780 }]]);
+  assert.deepEqual(phasesFromMarks(marks, 1000, 5000), { vmmMs: 500, kernelMs: 1500, initMs: 280, appMs: 1720, readyMs: 4000 });
+  assert.equal(phasesFromMarks(new Map([[INIT_MARK, { at: 3000, uptimeMs: 1500 }]]), 1000, 5000), undefined);
+  assert.equal(phasesFromMarks(new Map([[INIT_MARK, { at: 3000, uptimeMs: 1500 }], [EXEC_MARK, { at: 3300, uptimeMs: 1400 }]]), 1000, 5000), undefined);
+  assert.equal(phasesFromMarks(marks, 1000, 3000), undefined, "the app cannot have started after it answered");
 });
