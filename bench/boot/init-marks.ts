@@ -28,7 +28,8 @@ export function parseMark(text: string): { name: string; uptimeMs: number } | un
 
 /**
  * vmm = spawn to the kernel's start, kernel = to /init, init = to running the app, app = to the
- * first HTTP 200. Undefined without both marks, or if they contradict each other or the clock.
+ * first HTTP 200 (the kernel's "start" is when its clock starts: its earliest setup counts as vmm,
+ * as in Pith's own timings). Undefined without both marks, or if they contradict each other or the clock.
  */
 export function phasesFromMarks(marks: ReadonlyMap<string, StampedMark>, spawnedAt: number, readyAt: number): BootTimings | undefined {
   const init = marks.get(INIT_MARK);

@@ -202,7 +202,7 @@ export function formatSummary(s: Summary): string {
     }
   }
   out.push("");
-  out.push("where the time goes (medians; vmm = to the kernel's start, kernel = to /init, init = to running the app, app = to ready):");
+  out.push("where the time goes (medians; vmm = until the kernel's clock runs, kernel = to /init, init = to running the app, app = to ready):");
   for (const app of s.apps) {
     for (const c of s.contenders) {
       const t = app.results[c]?.timings;
