@@ -12,6 +12,9 @@ import { bzImageKernel } from "../../bench/boot/bzimage.ts";
 import { initScript, neededDrivers } from "../../bench/boot/generic-initramfs.ts";
 import { EXEC_MARK, INIT_MARK, parseMark, phasesFromMarks } from "../../bench/boot/init-marks.ts";
 import { inCgroup } from "../../bench/boot/contender-cgroup.ts";
+import { genericQemuArgv } from "../../bench/boot/generic-vm.ts";
+import { qemuArgv } from "../../src/hypervisor/qemu/qemu-argv.ts";
+import { QBOOT_FIRMWARE } from "../../src/hypervisor/qemu/qemu-hypervisor.ts";
 import { decodeLz4Block, decodeLz4Legacy, LZ4_LEGACY_MAGIC } from "../../bench/boot/lz4-legacy.ts";
 import type { ImageRecord } from "../../src/image/image.ts";
 
@@ -117,4 +120,24 @@ test("the generic VM's phases from init's marks, dated like Pith's; a guest's od
   assert.equal(phasesFromMarks(new Map([[INIT_MARK, { at: 3000, uptimeMs: 1500 }]]), 1000, 5000), undefined);
   assert.equal(phasesFromMarks(new Map([[INIT_MARK, { at: 3000, uptimeMs: 1500 }], [EXEC_MARK, { at: 3300, uptimeMs: 1400 }]]), 1000, 5000), undefined);
   assert.equal(phasesFromMarks(marks, 1000, 3000), undefined, "the app cannot have started after it answered");
+});
+
+test("the fair contender runs on Pith's own machine: the same -M (but ACPI), accelerator, CPU, memory, firmware and virtio-mmio devices", () => {
+  const pith = qemuArgv({
+    machineId: "m", owner: "bench", accelerator: "tcg", memoryMiB: 320, vcpus: 1, firmware: QBOOT_FIRMWARE, kernel: "/k", initrd: "/i", disk: "/d",
+    kernelArgs: [], consoleLog: "/c", controlSocket: "/s", qmpSocket: "/q", pidFile: "/p", network: { socketPath: "/n" },
+  });
+  const generic = genericQemuArgv({ machine: "microvm", kernel: "/gk", initrd: "/gi", disk: "/d", memoryMiB: 320, vcpus: 1, hostPort: 1, guestPort: 2, qemuLog: "/l" });
+  const value = (argv: string[], flag: string): string | undefined => argv[argv.indexOf(flag) + 1];
+  assert.equal(value(generic, "-M"), value(pith, "-M")!.replace("acpi=off", "acpi=on"));
+  for (const flag of ["-accel", "-cpu", "-m", "-smp", "-bios"]) assert.equal(value(generic, flag), value(pith, flag), flag);
+  assert.ok(generic.includes("virtio-net-device,netdev=n0") && generic.includes("virtio-blk-device,drive=runtime"));
+  const pithLine = value(pith, "-append")!.split(" ");
+  for (const arg of ["console=ttyS0", "quiet", "panic=-1", "tsc_early_khz=2000000", "no_timer_check"]) {
+    assert.ok(pithLine.includes(arg) && value(generic, "-append")!.split(" ").includes(arg), arg);
+  }
+  // The conventional PC: its own firmware and the bzImage, PCI devices.
+  const q35 = genericQemuArgv({ machine: "q35", kernel: "/bz", initrd: "/gi", memoryMiB: 320, vcpus: 1, hostPort: 1, guestPort: 2, qemuLog: "/l" });
+  assert.equal(value(q35, "-M"), "q35");
+  assert.ok(!q35.includes("-bios") && q35.includes("virtio-net-pci,netdev=n0") && !q35.some((a) => a.includes("virtio-blk")));
 });
