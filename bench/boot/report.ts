@@ -180,7 +180,7 @@ export function formatSummary(s: Summary): string {
   const x = (v: number | undefined) => (v === undefined ? "n/a" : `${v.toFixed(2)}x`);
 
   out.push(`boot-to-ready: ${s.measure}`);
-  out.push(`${s.date}, ${s.host.cpus} cores, QEMU TCG (${s.host.qemu}), ${s.runs} measured runs per contender after ${s.warmup} warm-up, interleaved ${s.contenders.join("/")}`);
+  out.push(`${s.date}, ${s.host.cpus} cores, QEMU TCG (${s.host.qemu}), ${s.runs} measured runs per contender after ${s.warmup} warm-up, interleaved ${s.contenders.join("/")} (the order rotated each run)`);
   if (s.hostLoad) out.push(`host load (1-min average) at each boot: ${s.hostLoad.min.toFixed(1)} to ${s.hostLoad.max.toFixed(1)}`);
   out.push("");
   const widths = [10, 9, 9, 9, 9, 7, 7, 10, 10, 8];

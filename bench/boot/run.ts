@@ -29,6 +29,7 @@ import { ensureGenericKernel } from "./generic-kernel.ts";
 import { contenderCgroup } from "./contender-cgroup.ts";
 import { startGenericVm, type GenericMachine } from "./generic-vm.ts";
 import { phasesFromMarks } from "./init-marks.ts";
+import { roundOrder } from "./round-order.ts";
 import { waitForHttp200 } from "./http-ready.ts";
 import { CONTENDERS, formatSummary, summarize, type AppSetup, type Contender, type ContenderSetup, type Sample } from "./report.ts";
 import { freeLoopbackPort } from "../../src/shared/free-port.ts";
@@ -286,7 +287,7 @@ async function main(): Promise<void> {
   for (let run = 0; run < total; run++) {
     const measured = run >= warmup;
     for (const app of apps) {
-      for (const contender of contenders) {
+      for (const contender of roundOrder(contenders, run)) {
         const label = `${app.setup.name}-${contender}-${run}`;
         const sample: Sample = { app: app.setup.name, contender, run: run - warmup + 1, load: Math.round(loadavg()[0]! * 100) / 100 };
         try {

@@ -15,6 +15,7 @@ import { inCgroup } from "../../bench/boot/contender-cgroup.ts";
 import { genericQemuArgv } from "../../bench/boot/generic-vm.ts";
 import { qemuArgv } from "../../src/hypervisor/qemu/qemu-argv.ts";
 import { QBOOT_FIRMWARE } from "../../src/hypervisor/qemu/qemu-hypervisor.ts";
+import { roundOrder } from "../../bench/boot/round-order.ts";
 import { decodeLz4Block, decodeLz4Legacy, LZ4_LEGACY_MAGIC } from "../../bench/boot/lz4-legacy.ts";
 import type { ImageRecord } from "../../src/image/image.ts";
 
@@ -140,4 +141,10 @@ test("the fair contender runs on Pith's own machine: the same -M (but ACPI), acc
   const q35 = genericQemuArgv({ machine: "q35", kernel: "/bz", initrd: "/gi", memoryMiB: 320, vcpus: 1, hostPort: 1, guestPort: 2, qemuLog: "/l" });
   assert.equal(value(q35, "-M"), "q35");
   assert.ok(!q35.includes("-bios") && q35.includes("virtio-net-pci,netdev=n0") && !q35.some((a) => a.includes("virtio-blk")));
+});
+
+test("contenders take turns at each position of a round", () => {
+  assert.deepEqual([0, 1, 2, 3].map((r) => roundOrder(["pith", "generic", "q35"], r).join(",")), ["pith,generic,q35", "generic,q35,pith", "q35,pith,generic", "pith,generic,q35"]);
+  assert.deepEqual(roundOrder(["a", "b"], 1), ["b", "a"]);
+  assert.deepEqual(roundOrder([], 5), []);
 });
