@@ -2,12 +2,15 @@
  * Debian's generic cloud kernel, the conventional contender's kernel: taken only from Debian's
  * packages (`apt-get download`, never installed on the host), unpacked with `dpkg-deb -x` into
  * <PITH_HOME>/bench/generic-kernel/<package file>/, once. The package ships no modules.dep (the
- * host's depmod writes it at install time), so `depmod -b` writes it here, the same way.
+ * host's depmod writes it at install time), so `depmod -b` writes it here, the same way. The
+ * kernel inside the bzImage is unpacked too (`vmlinux`, ELF with a PVH entry), so the generic
+ * kernel can be booted exactly as Pith boots its own.
  */
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { execFile } from "../../src/shared/exec.ts";
+import { bzImageKernel } from "./bzimage.ts";
 import { withFileLock } from "../../src/shared/file-lock.ts";
 import { pithHome } from "../../src/shared/paths.ts";
 
@@ -22,8 +25,10 @@ export interface GenericKernel {
   packageVersion: string;
   /** The kernel release (uname -r), e.g. 6.1.0-57-cloud-amd64. */
   release: string;
-  /** The bzImage QEMU boots. */
+  /** The bzImage, as a PC's boot loader loads it. */
   vmlinuz: string;
+  /** The ELF kernel inside it, booted through its PVH entry (as Pith's own kernel is). */
+  vmlinux: string;
   /** lib/modules/<release> in the unpacked package, with a modules.dep. */
   modulesDir: string;
   /** CONFIG_ symbols and their values (y, m, or a string/number) from boot/config-<release>. */
@@ -32,9 +37,13 @@ export interface GenericKernel {
 
 const cacheRoot = (): string => join(pithHome(), "bench", "generic-kernel");
 
-/** Finds, downloads (once) and unpacks the current Debian cloud kernel package. */
-export async function ensureGenericKernel(log: (line: string) => void = () => {}): Promise<GenericKernel> {
-  const packageName = await currentCloudKernelPackage();
+/**
+ * Finds, downloads (once) and unpacks a Debian cloud kernel package: `packageName` (e.g.
+ * linux-image-6.1.0-50-cloud-amd64, to compare against an earlier run), or the current one.
+ */
+export async function ensureGenericKernel(log: (line: string) => void = () => {}, packageName?: string): Promise<GenericKernel> {
+  if (packageName === undefined) packageName = await currentCloudKernelPackage();
+  else if (!/^linux-image-[0-9][A-Za-z0-9.+-]*-cloud-amd64$/.test(packageName)) throw new Error(`${packageName} is not a Debian cloud kernel package name (linux-image-<version>-cloud-amd64)`);
   const { version, filename } = await packageFileOf(packageName);
   const dir = join(cacheRoot(), filename.replace(/\.deb$/, ""));
   const root = join(dir, "root");
@@ -72,8 +81,13 @@ export async function ensureGenericKernel(log: (line: string) => void = () => {}
 
   const release = await releaseIn(root);
   const vmlinuz = join(root, "boot", `vmlinuz-${release}`);
+  const vmlinux = join(dir, "vmlinux");
+  if (!existsSync(vmlinux)) {
+    await writeFile(`${vmlinux}.${process.pid}`, bzImageKernel(await readFile(vmlinuz)));
+    await rename(`${vmlinux}.${process.pid}`, vmlinux);
+  }
   const config = parseKernelConfig(await readFile(join(root, "boot", `config-${release}`), "utf8"));
-  return { packageName, packageFile: filename, packageVersion: version, release, vmlinuz, modulesDir: join(root, "lib", "modules", release), config };
+  return { packageName, packageFile: filename, packageVersion: version, release, vmlinuz, vmlinux, modulesDir: join(root, "lib", "modules", release), config };
 }
 
 /** `apt-cache depends linux-image-cloud-amd64` names the versioned package it pulls in. */

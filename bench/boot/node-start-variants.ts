@@ -27,6 +27,8 @@ const FLAG_SETS: Record<string, string[]> = {
   nosparkplug: ["--no-opt", "--no-sparkplug", "--no-maglev"],
   maxlazy: ["--max-lazy"],
   "jitless-single": ["--jitless", "--single-threaded"],
+  // A young generation big enough that node's start needs no scavenge.
+  semispace: ["--min-semi-space-size=16"],
 };
 
 export async function nodeStartVariants(image: StoredImage, appDir: string): Promise<NodeStartVariant[]> {

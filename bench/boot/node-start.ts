@@ -1,7 +1,7 @@
 /**
  * Node's start inside a Pith machine, variant against variant: boots one image N times per
- * variant, interleaved (a, b, c, a, b, c, ...), and prints each variant's median app stage (init
- * exec'd node until the app said ready) next to the first one's.
+ * variant, interleaved (a, b, c, then b, c, a, ...: round-order.ts), and prints each variant's
+ * median app stage (init exec'd node until the app said ready) next to the first one's.
  *
  *   npx tsx bench/boot/node-start.ts [--runs N (5)] [--app examples/hello-ts] [--only a,b] [--profile]
  *
@@ -26,6 +26,7 @@ import { loadAppManifest } from "../../src/manifest/app-manifest.ts";
 import { pithRoot } from "../../src/shared/paths.ts";
 import { cleanupOnExit, killProcessGroup, readFileOrEmpty } from "../bench-process.ts";
 import { nodeStartVariants, type NodeStartVariant } from "./node-start-variants.ts";
+import { roundOrder } from "./round-order.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
   const cpu = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   const runs = Number(flags.runs);
   for (let run = 0; run <= runs; run++) {
-    for (const variant of variants) {
+    for (const variant of roundOrder(variants, run)) {
       const stateDir = join(work, `${variant.name}-${run}`);
       stateDirs.add(stateDir);
       const load = loadavg()[0]!.toFixed(1);

@@ -38,6 +38,15 @@ export const VMM_OVERHEAD_MIB = { tcg: 384, kvm: 96 } as const;
 /** CPU beyond the guest's vCPUs, for QEMU's main loop and I/O threads. */
 export const VMM_CPU_OVERHEAD = 1;
 
+/** What a machine's cgroup allows (bench/boot gives a generic VM's QEMU the same). */
+export function machineCgroupLimits(machine: Pick<MachineJailRequest, "memoryMiB" | "vcpus" | "accelerator">): CgroupLimits {
+  return {
+    memoryBytes: (machine.memoryMiB + VMM_OVERHEAD_MIB[machine.accelerator]) * 1024 * 1024,
+    pids: PIDS_LIMIT,
+    cpus: machine.vcpus + VMM_CPU_OVERHEAD,
+  };
+}
+
 export interface MachineJailRequest {
   /** Unique for the machine's life on this host (owner, id, state dir). */
   key: string;
@@ -151,11 +160,7 @@ export class Jailer {
       }
       if (support.cgroups) {
         await this.sweepCgroups(support.cgroups);
-        const limits: CgroupLimits = {
-          memoryBytes: (request.memoryMiB + VMM_OVERHEAD_MIB[request.accelerator]) * 1024 * 1024,
-          pids: PIDS_LIMIT,
-          cpus: request.vcpus + VMM_CPU_OVERHEAD,
-        };
+        const limits = machineCgroupLimits(request);
         cgroup = await support.cgroups.create(`${request.name}.${uid ?? process.pid}`, limits);
         report.cgroup = cgroup.path;
         report.limits = limits;

@@ -66,14 +66,19 @@ export const TCG_TRANSLATION_CACHE_MIB = 256;
 export const GUEST_ADDRESS = "10.0.2.15";
 export const GUEST_GATEWAY = "10.0.2.2";
 
+/**
+ * microvm: no PCI, no ACPI, virtio-mmio only. The legacy PIT/PIC/RTC and ISA serial are what the
+ * guest's clock and console need to boot reliably under TCG. (bench/boot boots a generic kernel
+ * on this same machine.)
+ */
+export const MICROVM_MACHINE = "microvm,x-option-roms=off,isa-serial=on,pit=on,pic=on,rtc=on,acpi=off";
+
 export function qemuArgv(spec: QemuMachineSpec): string[] {
   const argv: string[] = [
     "-name", `pith:${spec.owner}/${spec.machineId}`,
     // Nothing we did not ask for: no default NIC, VGA, floppy, CD-ROM or config files.
     "-nodefaults", "-no-user-config", "-display", "none",
-    // microvm: no PCI, no ACPI, virtio-mmio only. The legacy PIT/PIC/RTC and ISA serial are
-    // what the guest's clock and console need to boot reliably under TCG.
-    "-M", "microvm,x-option-roms=off,isa-serial=on,pit=on,pic=on,rtc=on,acpi=off",
+    "-M", MICROVM_MACHINE,
     ...acceleratorArgs(spec.accelerator, spec.vcpus, spec.tcgTranslationCacheMiB ?? TCG_TRANSLATION_CACHE_MIB),
     "-m", `${spec.memoryMiB}M`,
     "-smp", String(spec.vcpus),
@@ -110,7 +115,7 @@ export function qemuArgv(spec: QemuMachineSpec): string[] {
   return argv;
 }
 
-function acceleratorArgs(accelerator: Accelerator, vcpus: number, translationCacheMiB: number): string[] {
+export function acceleratorArgs(accelerator: Accelerator, vcpus: number, translationCacheMiB: number): string[] {
   if (accelerator === "kvm") return ["-accel", "kvm", "-cpu", "host"];
   // `max` gives the guest RDRAND, which seeds its random pool at once instead of stalling
   // getrandom() in early userspace. Multi-threaded TCG spreads vCPUs over host cores. The
@@ -131,16 +136,23 @@ export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "k
     // of the machine's memory, and a Node runtime alone is 86 MB.
     "rootfstype=ramfs",
   ];
-  // Under TCG, calibrating the TSC against the PIT hangs at random; tell the kernel its rate.
-  if (spec.accelerator === "tcg") args.push("tsc_early_khz=2000000");
-  // The kernel's check that the timer interrupt reaches it through the IO-APIC waits a fixed
-  // number of TSC ticks; an emulated guest on a busy host can miss that window and panics
-  // ("IO-APIC + timer doesn't work!"). The timer is QEMU's and works: skip the check, as cloud
-  // images do for virtual machines.
-  args.push("no_timer_check");
+  args.push(...clockArgs(spec.accelerator));
   // The kernel configures the address itself: init needs no network code and no tools.
   if (spec.network) args.push(`ip=${GUEST_ADDRESS}::${GUEST_GATEWAY}:255.255.255.0::eth0:off`);
   return [...args, ...spec.kernelArgs].join(" ");
+}
+
+/** What any kernel's clock needs to boot reliably on this machine (bench/boot gives them to a generic kernel too). */
+export function clockArgs(accelerator: Accelerator): string[] {
+  return [
+    // Under TCG, calibrating the TSC against the PIT hangs at random; tell the kernel its rate.
+    ...(accelerator === "tcg" ? ["tsc_early_khz=2000000"] : []),
+    // The kernel's check that the timer interrupt reaches it through the IO-APIC waits a fixed
+    // number of TSC ticks; an emulated guest on a busy host can miss that window and panics
+    // ("IO-APIC + timer doesn't work!"). The timer is QEMU's and works: skip the check, as cloud
+    // images do for virtual machines.
+    "no_timer_check",
+  ];
 }
 
 function networkArgs(network: NonNullable<QemuMachineSpec["network"]>): string[] {
