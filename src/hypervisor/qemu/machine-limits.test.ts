@@ -58,7 +58,7 @@ async function rig(t: TestContext, limits: { control?: ControlLimits; console?: 
     consoleLog,
     controlSocket,
     qmpSocket: join(dir, "qmp.sock"),
-    config: ["time 1", "env A=b", "end"],
+    config: () => ["time 1", "env A=b", "end"],
     readyTimeoutMs: 30_000,
     requestedAt: performance.now(),
     limits,

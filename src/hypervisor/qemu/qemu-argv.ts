@@ -5,6 +5,8 @@
  * The shape is fixed by what boots reliably under both KVM and TCG (see ENGINEERING.md):
  * a microvm with legacy timers and serial, qboot as firmware, the uncompressed PVH vmlinux.
  */
+import { ASSUMED_TSC_KHZ } from "./host-tsc.ts";
+
 export type Accelerator = "kvm" | "tcg";
 
 export interface QemuMachineSpec {
@@ -28,6 +30,11 @@ export interface QemuMachineSpec {
    * guest names them vdb, vdc... (vda, vdb... without one), as the image's mount lines expect.
    */
   volumes?: string[];
+  /**
+   * Under TCG, the guest's TSC rate: the host's (host-tsc.ts), since TCG passes the host's TSC
+   * ticks through unscaled. ASSUMED_TSC_KHZ when absent.
+   */
+  tscKhz?: number;
   /** Extra kernel parameters (Pith's own, e.g. the machine id). */
   kernelArgs: string[];
   consoleLog: string;
@@ -119,7 +126,7 @@ function acceleratorArgs(accelerator: Accelerator, vcpus: number, translationCac
   return ["-accel", `tcg,tb-size=${translationCacheMiB}${vcpus > 1 ? ",thread=multi" : ""}`, "-cpu", "max"];
 }
 
-export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "kernelArgs" | "network">): string {
+export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "kernelArgs" | "network" | "tscKhz">): string {
   const args = [
     "console=ttyS0",
     // Print only what matters: serial output is slow under emulation and the app owns the console.
@@ -131,8 +138,7 @@ export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "k
     // of the machine's memory, and a Node runtime alone is 86 MB.
     "rootfstype=ramfs",
   ];
-  // Under TCG, calibrating the TSC against the PIT hangs at random; tell the kernel its rate.
-  if (spec.accelerator === "tcg") args.push("tsc_early_khz=2000000");
+  if (spec.accelerator === "tcg") args.push(...tcgClockArgs(spec.tscKhz ?? ASSUMED_TSC_KHZ));
   // The kernel's check that the timer interrupt reaches it through the IO-APIC waits a fixed
   // number of TSC ticks; an emulated guest on a busy host can miss that window and panics
   // ("IO-APIC + timer doesn't work!"). The timer is QEMU's and works: skip the check, as cloud
@@ -141,6 +147,24 @@ export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "k
   // The kernel configures the address itself: init needs no network code and no tools.
   if (spec.network) args.push(`ip=${GUEST_ADDRESS}::${GUEST_GATEWAY}:255.255.255.0::eth0:off`);
   return [...args, ...spec.kernelArgs].join(" ");
+}
+
+/**
+ * The guest keeps time with the TSC, which under TCG is the host's TSC read by QEMU: steady, and
+ * 1 ns fine. Without these it ends up on jiffies (4 or 10 ms steps, slow by every lost tick).
+ */
+function tcgClockArgs(tscKhz: number): string[] {
+  return [
+    // Calibrating the TSC against the PIT hangs at random under emulation: tell the kernel its
+    // rate, the host's, or every clock in the guest runs off by the ratio.
+    `tsc_early_khz=${tscKhz}`,
+    // The clocksource watchdog checks the TSC against the only other clock a microvm has, jiffies,
+    // counted from PIT interrupts that QEMU drops when the vCPU thread waits for a busy host CPU.
+    // Under load the TSC then looks wrong against it, is marked unstable, and the guest falls
+    // back to jiffies for good. Here the reference is the unreliable one: no watchdog. Only the
+    // watchdog: `tsc=reliable` would also skip the TSC checks at CPU bring-up.
+    "tsc=nowatchdog",
+  ];
 }
 
 function networkArgs(network: NonNullable<QemuMachineSpec["network"]>): string[] {

@@ -26,8 +26,12 @@ export interface QemuMachineOptions {
   consoleLog: string;
   controlSocket: string;
   qmpSocket: string;
-  /** Lines sent to init once it reports (clock, entropy, env); none for an adopted machine. */
-  config: string[];
+  /**
+   * The lines sent to init once it reports (clock, entropy, env); none for an adopted machine.
+   * Made when they are sent: the clock line carries the host's time of that moment, not of the
+   * start request a boot or a restore earlier.
+   */
+  config: () => string[];
   readyTimeoutMs: number;
   /** performance.now() when the machine was asked for: boot timings count from here. */
   requestedAt: number;
@@ -165,7 +169,7 @@ export class QemuMachine implements Machine {
       return true;
     }
     if (this.options.restored) {
-      this.control.send(this.options.config);
+      this.control.send(this.options.config());
       return true;
     }
     if (initTimeoutMs === undefined) return true;
@@ -180,7 +184,7 @@ export class QemuMachine implements Machine {
         this.kernelStartedAt = at - message.uptimeUs / 1000;
         this.timings.vmmMs = round(Math.max(0, this.kernelStartedAt - this.startedAt));
         this.timings.kernelMs = round(message.uptimeUs / 1000);
-        this.control?.send(this.options.config);
+        this.control?.send(this.options.config());
         this.resolveInit(true);
         break;
       case "start":
