@@ -14,7 +14,7 @@ import { qemuArgv, type Accelerator, type QemuMachineSpec } from "./qemu-argv.ts
 import { QEMU_BINARY } from "./qemu-binary.ts";
 import { discoverMachines, inspectProcesses } from "./qemu-discovery.ts";
 import { checkMachineEnv } from "./machine-env.ts";
-import { baseConfigLines, QemuMachine, vmmSocket } from "./qemu-machine.ts";
+import { baseConfigLines, type ClockAnchor, QemuMachine, vmmSocket } from "./qemu-machine.ts";
 import { QmpClient } from "./qmp-client.ts";
 import { adoptVm, goneVm, spawnVm, type VmProcess } from "./vm-process.ts";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
@@ -245,7 +245,7 @@ export class QemuHypervisor implements Hypervisor {
         : undefined;
       return this.restore(spec, spec.restoreFrom, qemuSpec, jail, jailed, ports, restoreLines, requestedAt, startNetwork, claimConfig);
     }
-    const config = (): string[] => [...baseConfigLines(spec.snapshotSource ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0), ...envLines, "end"];
+    const config = (anchor?: ClockAnchor): string[] => [...baseConfigLines(spec.snapshotSource ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0, anchor), ...envLines, "end"];
     // The same identity again, as a restore would send it: the guest library sees nothing change.
     const rehearsals = this.options.restoreRehearsals ?? RESTORE_REHEARSALS;
     const rehearsal = spec.snapshotSource && rehearsals > 0
