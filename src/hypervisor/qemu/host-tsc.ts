@@ -23,7 +23,7 @@ const PLAUSIBLE_KHZ = { min: 100_000, max: 20_000_000 };
 let measured: Promise<number> | undefined;
 
 export function hostTscKhz(warn: (message: string) => void = (m) => process.stderr.write(`pith: ${m}\n`)): Promise<number> {
-  measured ??= cachedOrMeasured().catch((e: Error) => {
+  measured ??= readOrMeasureHostTscKhz().catch((e: Error) => {
     warn(`cannot measure the host's TSC rate (${e.message}); TCG guests assume ${ASSUMED_TSC_KHZ} kHz and their clocks may run fast or slow`);
     return ASSUMED_TSC_KHZ;
   });
@@ -32,10 +32,14 @@ export function hostTscKhz(warn: (message: string) => void = (m) => process.stde
 
 const isPlausible = (khz: unknown): khz is number => typeof khz === "number" && Number.isInteger(khz) && khz >= PLAUSIBLE_KHZ.min && khz <= PLAUSIBLE_KHZ.max;
 
-async function cachedOrMeasured(): Promise<number> {
+/** The rate cached for this boot of the host, or measured now and cached (hostTscKhz memoizes it). */
+export async function readOrMeasureHostTscKhz(): Promise<number> {
   const bootId = (await readFile("/proc/sys/kernel/random/boot_id", "utf8")).trim();
   const cacheFile = join(pithHome(), "host-tsc.json");
-  const cached = await readFile(cacheFile, "utf8").then((text) => JSON.parse(text) as { bootId?: unknown; khz?: unknown }, () => undefined);
+  // Missing, unreadable or not JSON: measured again.
+  const cached = await readFile(cacheFile, "utf8")
+    .then((text) => JSON.parse(text) as { bootId?: unknown; khz?: unknown } | null)
+    .catch(() => undefined);
   if (cached?.bootId === bootId && isPlausible(cached.khz)) return cached.khz;
 
   const helper = await ensureStaticCProgram("host-tsc-rate", join(pithRoot(), "src/hypervisor/qemu/host-tsc-rate.c"));
