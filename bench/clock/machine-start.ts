@@ -4,6 +4,7 @@
  * (second argument), and a static-c restore (start() -> ready) from a snapshot it just made, with
  * QEMU's CPU time from start() to ready. Run by bench/clock/ab.ts, alternating checkouts.
  */
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,6 +31,7 @@ try {
   const bootCpuMs = cpuMs(booted.pid);
   await booted.stop(1000);
 
+  execFileSync("make", ["-s", "-C", join(root, "examples/static-c")]);
   const snapImage = await buildImage(await loadAppManifest(join(root, "examples/static-c")));
   const boot = { image: snapImage.record, ...(await bootFiles(snapImage)) };
   const source = await hypervisor.start({ id: "ab-source", ...boot, stateDir: join(dir, "source"), snapshotSource: true });
