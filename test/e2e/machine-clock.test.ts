@@ -15,12 +15,13 @@ import { httpGet, missingForMachines, startMachine } from "../support/machines.t
  * - the guest's clocks run at the host's rate within RATE_BOUND_PPM, plus what the window's two
  *   round trips leave unknown (a wrong TSC rate was 5% off: 50,000 ppm);
  * - its wall clock within WALL_BOUND_MS of the host's, plus half a round trip, after a boot and
- *   after a restore.
+ *   after a restore (measured: 2-4 ms on a calm host, up to 35 ms at load 7, where the way of
+ *   init's report to the host is the error; before: 0.7-1 s behind after a boot).
  */
 const FIXTURE = "test/fixtures/clock-probe";
 const RATE_WINDOW_MS = 20_000;
 const RATE_BOUND_PPM = 1_000;
-const WALL_BOUND_MS = 25;
+const WALL_BOUND_MS = 50;
 
 const skip = missingForMachines();
 
