@@ -21,7 +21,7 @@ if (!flags.before || !Number.isInteger(RUNS) || RUNS < 1) {
   process.exit(2);
 }
 const checkouts = { before: resolve(flags.before), after: resolve(flags.after) };
-type Run = { bootReadyMs: number; bootCpuMs: number; restoreReadyMs: number; restoreCpuMs: number };
+type Run = { bootReadyMs: number; bootKernelMs: number; bootCpuMs: number; restoreReadyMs: number; restoreCpuMs: number };
 const runs: Record<keyof typeof checkouts, Run[]> = { before: [], after: [] };
 const child = join(import.meta.dirname, "machine-start.ts");
 
@@ -32,10 +32,10 @@ for (let i = 0; i < RUNS; i++) {
     const out = execFileSync(process.execPath, ["--import", "tsx", child, checkouts[name], flags.app!], { encoding: "utf8", timeout: 600_000, stdio: ["ignore", "pipe", "inherit"] });
     const run = JSON.parse(out.trim().split("\n").pop()!) as Run;
     runs[name].push(run);
-    process.stdout.write(`run ${i + 1} ${name.padEnd(6)} load ${load}: boot ${run.bootReadyMs.toFixed(0)} ms (QEMU CPU ${run.bootCpuMs.toFixed(0)} ms), restore ${run.restoreReadyMs.toFixed(0)} ms (CPU ${run.restoreCpuMs.toFixed(0)} ms)\n`);
+    process.stdout.write(`run ${i + 1} ${name.padEnd(6)} load ${load}: boot ${run.bootReadyMs.toFixed(0)} ms (kernel ${run.bootKernelMs.toFixed(0)}, QEMU CPU ${run.bootCpuMs.toFixed(0)} ms), restore ${run.restoreReadyMs.toFixed(0)} ms (CPU ${run.restoreCpuMs.toFixed(0)} ms)\n`);
   }
 }
 for (const name of ["before", "after"] as const) {
   const r = runs[name];
-  process.stdout.write(`${name.padEnd(6)} median of ${RUNS}: boot ${median(r.map((x) => x.bootReadyMs)).toFixed(0)} ms (CPU ${median(r.map((x) => x.bootCpuMs)).toFixed(0)}), restore ${median(r.map((x) => x.restoreReadyMs)).toFixed(0)} ms (CPU ${median(r.map((x) => x.restoreCpuMs)).toFixed(0)})\n`);
+  process.stdout.write(`${name.padEnd(6)} median of ${RUNS}: boot ${median(r.map((x) => x.bootReadyMs)).toFixed(0)} ms (kernel ${median(r.map((x) => x.bootKernelMs)).toFixed(0)}, CPU ${median(r.map((x) => x.bootCpuMs)).toFixed(0)}), restore ${median(r.map((x) => x.restoreReadyMs)).toFixed(0)} ms (CPU ${median(r.map((x) => x.restoreCpuMs)).toFixed(0)})\n`);
 }

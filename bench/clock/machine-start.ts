@@ -1,7 +1,7 @@
 /**
  * One machine start of each kind, by the Pith checkout given as the first argument (its own
  * hypervisor, init and kernel command line), printed as one JSON line: boot-to-ready of the app
- * (second argument), and a static-c restore (start() -> ready) from a snapshot it just made, with
+ * (second argument) and the kernel's part of it, and a static-c restore (start() -> ready) from a snapshot it just made, with
  * QEMU's CPU time from start() to ready. Run by bench/clock/ab.ts, alternating checkouts.
  */
 import { execFileSync } from "node:child_process";
@@ -27,7 +27,7 @@ try {
   const bootImage = await buildImage(await loadAppManifest(join(root, app)));
   const booted = await hypervisor.start({ id: "ab-boot", stateDir: join(dir, "boot"), image: bootImage.record, ...(await bootFiles(bootImage)) });
   started.push(booted);
-  const bootReadyMs = (await booted.whenReady()).readyMs;
+  const { readyMs: bootReadyMs, kernelMs: bootKernelMs } = await booted.whenReady();
   const bootCpuMs = cpuMs(booted.pid);
   await booted.stop(1000);
 
@@ -45,7 +45,7 @@ try {
   await restored.whenReady();
   const restoreReadyMs = performance.now() - startAt;
   const restoreCpuMs = cpuMs(restored.pid);
-  process.stdout.write(`${JSON.stringify({ bootReadyMs, bootCpuMs, restoreReadyMs, restoreCpuMs })}\n`);
+  process.stdout.write(`${JSON.stringify({ bootReadyMs, bootKernelMs, bootCpuMs, restoreReadyMs, restoreCpuMs })}\n`);
 } finally {
   await Promise.all(started.map((m) => m.stop(1000).catch(() => {})));
   rmSync(dir, { recursive: true, force: true });
