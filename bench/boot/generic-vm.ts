@@ -36,6 +36,8 @@ export interface GenericVmSpec {
   hostPort: number;
   guestPort: number;
   qemuLog: string;
+  /** The host's TSC rate (host-tsc.ts), as Pith's machines are told it. */
+  tscKhz?: number;
   /** The cgroup QEMU runs in (contender-cgroup.ts): none where Pith's machines get none. */
   cgroupDirs?: string[];
 }
@@ -44,9 +46,10 @@ export interface GenericVmSpec {
  * The kernel command line: what a cloud image's boot loader passes (the serial console; `panic`
  * so a failed boot ends the VM), plus what Pith's own line has that any kernel profits from here:
  * `quiet` (every console line costs emulated port writes) and the clock arguments a kernel needs
- * to boot reliably under TCG (on KVM a cloud VM gets its TSC rate from the hypervisor).
+ * under TCG, with the same TSC rate Pith's machines get (on KVM a cloud VM gets its TSC rate from
+ * the hypervisor).
  */
-export const GENERIC_KERNEL_ARGS = ["console=ttyS0", "quiet", "panic=-1", ...clockArgs("tcg")];
+export const genericKernelArgs = (tscKhz?: number): string[] => ["console=ttyS0", "quiet", "panic=-1", ...clockArgs("tcg", tscKhz)];
 
 /** The command line, in one place. */
 export function genericQemuArgv(spec: GenericVmSpec): string[] {
@@ -63,7 +66,7 @@ export function genericQemuArgv(spec: GenericVmSpec): string[] {
     ...(microvm ? ["-bios", QBOOT_FIRMWARE] : []),
     "-kernel", spec.kernel,
     "-initrd", spec.initrd,
-    "-append", GENERIC_KERNEL_ARGS.join(" "),
+    "-append", genericKernelArgs(spec.tscKhz).join(" "),
     "-serial", "stdio",
     "-netdev", `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${spec.hostPort}-:${spec.guestPort}`,
     "-device", `virtio-net-${bus},netdev=n0`,

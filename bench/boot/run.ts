@@ -27,6 +27,7 @@ import { streamProgress } from "../../src/shared/progress.ts";
 import { buildGenericInitramfs, ensureBusybox } from "./generic-initramfs.ts";
 import { ensureGenericKernel } from "./generic-kernel.ts";
 import { contenderCgroup } from "./contender-cgroup.ts";
+import { hostTscKhz } from "../../src/hypervisor/qemu/host-tsc.ts";
 import { startGenericVm, type GenericMachine } from "./generic-vm.ts";
 import { phasesFromMarks } from "./init-marks.ts";
 import { roundOrder } from "./round-order.ts";
@@ -239,6 +240,7 @@ async function bootGeneric(app: PreparedApp, machine: GenericMachine, work: stri
   const qemuLog = join(work, `${label}.qemu.log`);
   const cgroup = await contenderCgroup(`bench-${label}.${process.pid}`, { memoryMiB: boot.memoryMiB, vcpus: app.vcpus });
   if (cgroup) cgroupDirs.add(cgroup.dirs);
+  const tscKhz = await hostTscKhz();
   const t0 = performance.now();
   const vm = startGenericVm({
     machine,
@@ -246,6 +248,7 @@ async function bootGeneric(app: PreparedApp, machine: GenericMachine, work: stri
     ...boot,
     ...(app.pithBoot.disk ? { disk: app.pithBoot.disk } : {}),
     vcpus: app.vcpus,
+    tscKhz,
     hostPort,
     guestPort: app.guestPort,
     qemuLog,

@@ -9,7 +9,9 @@
  * The host talks to init over a second serial port (/dev/ttyS1), one text line per message, so
  * the console (/dev/ttyS0) carries only what the kernel and the app print.
  *
- *   host -> init   time <unix-ms>         set the wall clock
+ *   host -> init   time <unix-ms> [<uptime-us>]  set the wall clock; with an uptime, <unix-ms> is the
+ *                                         host's time when the guest's uptime was that (when init
+ *                                         reported), and init adds what passed since
  *                  seed <hex>             credit entropy to the kernel's random pool
  *                  env <KEY>=<VALUE>      add to (or override) the app's environment
  *                  end                    config complete: start the app
@@ -18,6 +20,8 @@
  *                  restored               (after time, seed and env lines) this machine was just
  *                                         restored from a snapshot: apply them, tell the app
  *   init -> host   init <uptime-us>       init started, that long after the kernel did
+ *                  clock <uptime-us>      a time without an uptime was set (after a restore):
+ *                                         the host answers with the time anchored to this
  *                  start <uptime-us>      the app was exec'd
  *                  ready                  the app said it is ready (after "restored": the app
  *                                         has taken its new identity and can serve)
@@ -208,11 +212,25 @@ static void add_entropy(const char *hex, int reseed_now) {
 	if (fd >= 0) close(fd);
 }
 
-static void set_clock(const char *ms_text) {
-	long long ms = atoll(ms_text);
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-	if (ms > 0 && clock_settime(CLOCK_REALTIME, &ts) < 0)
+/*
+ * The host's time reaches init tens of milliseconds after the host read it (serial port, the tty
+ * layer's work queue, a vCPU translating init's code for the first time). Anchored to the uptime
+ * init reported, the time is carried forward by the guest's own clock over that delay; what is
+ * left is the report's way to the host, a millisecond or two.
+ */
+static void set_clock(const char *text) {
+	char *rest;
+	long long us = strtoll(text, &rest, 10) * 1000;
+	long long anchor_us = strtoll(rest, NULL, 10);
+	long long since_anchor_us = uptime_us() - anchor_us;
+	if (anchor_us > 0 && since_anchor_us > 0) us += since_anchor_us;
+	struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+	if (us > 0 && clock_settime(CLOCK_REALTIME, &ts) < 0)
 		fprintf(stderr, "pith-init: cannot set the clock: %s\n", strerror(errno));
+	/* A restored machine's time comes before it runs again, with no uptime the host could know:
+	   ask for it again, anchored to now. */
+	else if (us > 0 && anchor_us <= 0)
+		send_line("clock %lld", uptime_us());
 }
 
 /* A line reader over a non-blocking fd: returns complete lines one at a time. */

@@ -4,6 +4,7 @@ import { parseGuestMessage } from "./control-channel.ts";
 
 test("init's messages parse; anything else is ignored", () => {
   assert.deepEqual(parseGuestMessage("init 812345"), { type: "init", uptimeUs: 812345 });
+  assert.deepEqual(parseGuestMessage("clock 912345"), { type: "clock", uptimeUs: 912345 });
   assert.deepEqual(parseGuestMessage("start 900000\r"), { type: "start", uptimeUs: 900000 });
   assert.deepEqual(parseGuestMessage("ready"), { type: "ready" });
   assert.deepEqual(parseGuestMessage("exit 3"), { type: "exit", code: 3 });

@@ -6,6 +6,8 @@ import { systemError } from "../../shared/errors.ts";
 export type GuestMessage =
   | { type: "init"; uptimeUs: number }
   | { type: "start"; uptimeUs: number }
+  /** Init set a time that carried no uptime (a restore's) and asks for it anchored to this one. */
+  | { type: "clock"; uptimeUs: number }
   | { type: "ready" }
   | { type: "status"; ready: boolean }
   | { type: "exit"; code: number }
@@ -21,6 +23,7 @@ export function parseGuestMessage(line: string): GuestMessage | undefined {
   switch (word) {
     case "init":
     case "start":
+    case "clock":
       return integer !== undefined ? { type: word, uptimeUs: integer } : undefined;
     case "ready":
       return { type: "ready" };

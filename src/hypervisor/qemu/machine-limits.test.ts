@@ -23,7 +23,13 @@ interface Rig {
   received: () => string;
 }
 
-async function rig(t: TestContext, limits: { control?: ControlLimits; console?: ConsoleLimits } = {}): Promise<Rig> {
+/** How the rig's machine started: booted (the default: config once init reports) or restored (config at attach). */
+interface RigStart {
+  restored?: boolean;
+  config?: () => string[];
+}
+
+async function rig(t: TestContext, limits: { control?: ControlLimits; console?: ConsoleLimits } = {}, start: RigStart = {}): Promise<Rig> {
   const dir = mkdtempSync(join(tmpdir(), "pith-limits-"));
   const controlSocket = join(dir, "control.sock");
   const consoleLog = join(dir, "console.log");
@@ -58,7 +64,8 @@ async function rig(t: TestContext, limits: { control?: ControlLimits; console?: 
     consoleLog,
     controlSocket,
     qmpSocket: join(dir, "qmp.sock"),
-    config: ["time 1", "env A=b", "end"],
+    config: start.config ?? (() => ["time 1", "env A=b", "end"]),
+    ...(start.restored ? { restored: true } : {}),
     readyTimeoutMs: 30_000,
     requestedAt: performance.now(),
     limits,
@@ -82,6 +89,32 @@ test("a well-behaved guest gets its config and becomes ready", async (t) => {
   socket.write("ready\n");
   await machine.whenReady();
   assert.equal(machine.exit, undefined);
+});
+
+test("a restored guest that asks for its clock gets it once, anchored to the uptime it gave and set off as its first time was", async (t) => {
+  const offsetMs = -2 * 60 * 60 * 1000;
+  const { machine, guest, received } = await rig(t, {}, { restored: true, config: () => [`time ${Date.now() + offsetMs}`, "restored"] });
+  const socket = await guest;
+  await until(() => received().endsWith("restored\n"), 5000, "the restore's config");
+  const askedAt = Date.now();
+  socket.write("clock 5000000\nclock 6000000\n");
+  await until(() => / 5000000\n/.test(received()), 5000, "the anchored time");
+  const [, unixMs] = /\ntime (\d+) 5000000\n/.exec(received()) ?? [];
+  assert.ok(Math.abs(Number(unixMs) - (askedAt + offsetMs)) < 1000, `the host's time at the question, set off as before: ${unixMs}`);
+  // Messages are handled in order: once ready is seen, the second question was too, unanswered.
+  socket.write("ready\n");
+  await machine.whenReady();
+  assert.doesNotMatch(received(), / 6000000\n/, "one answer per time the host sent");
+});
+
+test("a booted guest, whose time was anchored, asking for its clock gets nothing", async (t) => {
+  const { machine, guest, received } = await rig(t);
+  const socket = await guest;
+  socket.write("init 1000\n");
+  await until(() => received().includes("end\n"), 5000, "the config");
+  socket.write("clock 5000000\nready\n");
+  await machine.whenReady();
+  assert.equal(received(), "time 1\nenv A=b\nend\n");
 });
 
 test("a control line over the limit fails the machine with ControlChannelAbuse, unbuffered", async (t) => {

@@ -40,12 +40,15 @@ test("TCG gets a TSC rate and RDRAND; KVM gets the host CPU and no TSC override"
   const tcg = qemuArgv(spec);
   assert.deepEqual(valueOf(tcg, "-accel"), ["tcg,tb-size=256"]);
   assert.deepEqual(valueOf(tcg, "-cpu"), ["max"]);
-  assert.match(valueOf(tcg, "-append")[0]!, /tsc_early_khz=2000000/);
+  assert.match(valueOf(tcg, "-append")[0]!, /tsc_early_khz=2000000 /, "the assumed rate when the host's is not known");
+  assert.match(valueOf(qemuArgv({ ...spec, tscKhz: 2_100_000 }), "-append")[0]!, /tsc_early_khz=2100000 /, "the host's rate when it is");
+  assert.match(valueOf(tcg, "-append")[0]!, /\btsc=nowatchdog\b/, "no watchdog judging the TSC by dropped PIT ticks");
+  assert.doesNotMatch(valueOf(tcg, "-append")[0]!, /tsc=reliable/, "the TSC checks at CPU bring-up stay");
   assert.match(valueOf(tcg, "-append")[0]!, /\bno_timer_check\b/, "no timer check to fail on a busy host");
   const kvm = qemuArgv({ ...spec, accelerator: "kvm" });
   assert.deepEqual(valueOf(kvm, "-accel"), ["kvm"]);
   assert.deepEqual(valueOf(kvm, "-cpu"), ["host"]);
-  assert.doesNotMatch(valueOf(kvm, "-append")[0]!, /tsc_early_khz/);
+  assert.doesNotMatch(valueOf(kvm, "-append")[0]!, /tsc_early_khz|tsc=/, "KVM's guest has kvm-clock");
   assert.deepEqual(valueOf(qemuArgv({ ...spec, vcpus: 2 }), "-accel"), ["tcg,tb-size=256,thread=multi"]);
 });
 

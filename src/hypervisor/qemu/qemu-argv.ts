@@ -5,6 +5,8 @@
  * The shape is fixed by what boots reliably under both KVM and TCG (see ENGINEERING.md):
  * a microvm with legacy timers and serial, qboot as firmware, the uncompressed PVH vmlinux.
  */
+import { ASSUMED_TSC_KHZ } from "./host-tsc.ts";
+
 export type Accelerator = "kvm" | "tcg";
 
 export interface QemuMachineSpec {
@@ -28,6 +30,11 @@ export interface QemuMachineSpec {
    * guest names them vdb, vdc... (vda, vdb... without one), as the image's mount lines expect.
    */
   volumes?: string[];
+  /**
+   * Under TCG, the guest's TSC rate: the host's (host-tsc.ts), since TCG passes the host's TSC
+   * ticks through unscaled. ASSUMED_TSC_KHZ when absent.
+   */
+  tscKhz?: number;
   /** Extra kernel parameters (Pith's own, e.g. the machine id). */
   kernelArgs: string[];
   consoleLog: string;
@@ -124,7 +131,7 @@ export function acceleratorArgs(accelerator: Accelerator, vcpus: number, transla
   return ["-accel", `tcg,tb-size=${translationCacheMiB}${vcpus > 1 ? ",thread=multi" : ""}`, "-cpu", "max"];
 }
 
-export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "kernelArgs" | "network">): string {
+export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "kernelArgs" | "network" | "tscKhz">): string {
   const args = [
     "console=ttyS0",
     // Print only what matters: serial output is slow under emulation and the app owns the console.
@@ -136,17 +143,32 @@ export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "k
     // of the machine's memory, and a Node runtime alone is 86 MB.
     "rootfstype=ramfs",
   ];
-  args.push(...clockArgs(spec.accelerator));
+  args.push(...clockArgs(spec.accelerator, spec.tscKhz));
   // The kernel configures the address itself: init needs no network code and no tools.
   if (spec.network) args.push(`ip=${GUEST_ADDRESS}::${GUEST_GATEWAY}:255.255.255.0::eth0:off`);
   return [...args, ...spec.kernelArgs].join(" ");
 }
 
-/** What any kernel's clock needs to boot reliably on this machine (bench/boot gives them to a generic kernel too). */
-export function clockArgs(accelerator: Accelerator): string[] {
+/**
+ * What any kernel's clock needs on this machine (bench/boot gives them to a generic kernel too).
+ * Under TCG the guest keeps time with the TSC, which is the host's TSC read by QEMU: steady, and
+ * 1 ns fine. Without these it ends up on jiffies (4 or 10 ms steps, slow by every lost tick).
+ */
+export function clockArgs(accelerator: Accelerator, tscKhz = ASSUMED_TSC_KHZ): string[] {
   return [
-    // Under TCG, calibrating the TSC against the PIT hangs at random; tell the kernel its rate.
-    ...(accelerator === "tcg" ? ["tsc_early_khz=2000000"] : []),
+    ...(accelerator === "tcg"
+      ? [
+          // Calibrating the TSC against the PIT hangs at random under emulation: tell the kernel
+          // its rate, the host's, or every clock in the guest runs off by the ratio.
+          `tsc_early_khz=${tscKhz}`,
+          // The clocksource watchdog checks the TSC against the only other clock a microvm has,
+          // jiffies, counted from PIT interrupts that QEMU drops when the vCPU thread waits for a
+          // busy host CPU. Under load the TSC then looks wrong against it, is marked unstable, and
+          // the guest falls back to jiffies for good. Here the reference is the unreliable one: no
+          // watchdog. Only the watchdog: `tsc=reliable` would also skip the checks at CPU bring-up.
+          "tsc=nowatchdog",
+        ]
+      : []),
     // The kernel's check that the timer interrupt reaches it through the IO-APIC waits a fixed
     // number of TSC ticks; an emulated guest on a busy host can miss that window and panics
     // ("IO-APIC + timer doesn't work!"). The timer is QEMU's and works: skip the check, as cloud

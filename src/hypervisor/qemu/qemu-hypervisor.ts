@@ -9,11 +9,12 @@ import type { ClaimedIdentity, Hypervisor, Machine, MachineSpec, PortForward } f
 import { chooseAccelerator, KVM_PROBE_TIMEOUT_MS, recordVerdict } from "./accelerator.ts";
 import { FORWARD_ADDRESS, startNetHelper, type EgressRoute } from "./net-helper.ts";
 import { nodeAddressProblem } from "../../model/node-address.ts";
+import { hostTscKhz } from "./host-tsc.ts";
 import { qemuArgv, type Accelerator, type QemuMachineSpec } from "./qemu-argv.ts";
 import { QEMU_BINARY } from "./qemu-binary.ts";
 import { discoverMachines, inspectProcesses } from "./qemu-discovery.ts";
 import { checkMachineEnv } from "./machine-env.ts";
-import { baseConfigLines, QemuMachine, vmmSocket } from "./qemu-machine.ts";
+import { baseConfigLines, type ClockAnchor, QemuMachine, vmmSocket } from "./qemu-machine.ts";
 import { QmpClient } from "./qmp-client.ts";
 import { adoptVm, goneVm, spawnVm, type VmProcess } from "./vm-process.ts";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
@@ -114,7 +115,7 @@ export class QemuHypervisor implements Hypervisor {
         consoleLog: found.consoleLog,
         controlSocket: found.controlSocket,
         qmpSocket: found.qmpSocket,
-        config: [],
+        config: () => [],
         readyTimeoutMs: 60_000,
         requestedAt: performance.now(),
         jail,
@@ -183,6 +184,8 @@ export class QemuHypervisor implements Hypervisor {
       initrd: spec.initrd,
       ...(spec.disk ? { disk: spec.disk } : {}),
       ...(spec.volumes?.length ? { volumes: spec.volumes.map((v) => v.path) } : {}),
+      // A restore's command line boots nothing (the guest keeps the rate it booted with), but it is the same.
+      ...(accelerator === "tcg" ? { tscKhz: await hostTscKhz() } : {}),
       kernelArgs: [],
       consoleLog: jail.consoleLog,
       controlSocket: join(jail.runDir, "control.sock"),
@@ -233,7 +236,7 @@ export class QemuHypervisor implements Hypervisor {
     const envLines = envLinesOf(spec.id, spec.env);
     if (spec.restoreFrom) {
       // A warm machine's clock runs behind until it is claimed, like a snapshot source's (see MachineSpec.warmPool).
-      const restoreLines = [...baseConfigLines(spec.warmPool ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0), ...envLines, "restored"];
+      const restoreLines = (): string[] => [...baseConfigLines(spec.warmPool ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0), ...envLines, "restored"];
       const claimConfig = spec.warmPool
         ? (identity: ClaimedIdentity): string[] => {
             checkMachineEnv(identity.id, identity.env);
@@ -242,7 +245,7 @@ export class QemuHypervisor implements Hypervisor {
         : undefined;
       return this.restore(spec, spec.restoreFrom, qemuSpec, jail, jailed, ports, restoreLines, requestedAt, startNetwork, claimConfig);
     }
-    const config = [...baseConfigLines(spec.snapshotSource ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0), ...envLines, "end"];
+    const config = (anchor?: ClockAnchor): string[] => [...baseConfigLines(spec.snapshotSource ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0, anchor), ...envLines, "end"];
     // The same identity again, as a restore would send it: the guest library sees nothing change.
     const rehearsals = this.options.restoreRehearsals ?? RESTORE_REHEARSALS;
     const rehearsal = spec.snapshotSource && rehearsals > 0
@@ -288,7 +291,7 @@ export class QemuHypervisor implements Hypervisor {
     jail: MachineJail,
     jailed: (argv: string[]) => { binary: string; argv: string[] },
     ports: PortForward[],
-    config: string[],
+    config: () => string[],
     requestedAt: number,
     startNetwork: () => Promise<VmProcess | undefined>,
     claimConfig?: (identity: ClaimedIdentity) => string[],

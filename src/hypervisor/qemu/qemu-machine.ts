@@ -26,8 +26,12 @@ export interface QemuMachineOptions {
   consoleLog: string;
   controlSocket: string;
   qmpSocket: string;
-  /** Lines sent to init once it reports (clock, entropy, env); none for an adopted machine. */
-  config: string[];
+  /**
+   * The lines sent to init once it reports (clock, entropy, env); none for an adopted machine.
+   * Made when they are sent: the clock line carries the host's time of that moment, not of the
+   * start request a boot or a restore earlier.
+   */
+  config: (anchor?: ClockAnchor) => string[];
   readyTimeoutMs: number;
   /** performance.now() when the machine was asked for: boot timings count from here. */
   requestedAt: number;
@@ -82,6 +86,8 @@ export class QemuMachine implements Machine {
   private resolveReady!: (t: BootTimings) => void;
   private resolveInit!: (seen: boolean) => void;
   private kernelStartedAt: number | undefined;
+  /** The offset from the host's time of the last time sent without an anchor, until init asks (see answerClock). */
+  private unanchoredClockOffsetMs: number | undefined;
   private appStartedAt: number | undefined;
 
   constructor(private readonly options: QemuMachineOptions) {
@@ -165,12 +171,35 @@ export class QemuMachine implements Machine {
       return true;
     }
     if (this.options.restored) {
-      this.control.send(this.options.config);
+      this.sendConfig(this.options.config());
       return true;
     }
     if (initTimeoutMs === undefined) return true;
     const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), initTimeoutMs).unref());
     return Promise.race([this.initSeen, timeout]);
+  }
+
+  /**
+   * Sends config lines, noting how far the time they carry is set off the host's (a snapshot
+   * source's or a warm machine's runs behind): init asks for it again anchored (`clock`).
+   */
+  private sendConfig(lines: string[]): void {
+    const time = lines.map((l) => /^time (-?\d+)$/.exec(l)).find((m) => m);
+    if (time) this.unanchoredClockOffsetMs = Number(time[1]) - Date.now();
+    this.control?.send(lines);
+  }
+
+  /**
+   * The time again, dated by init's question, which init sent as soon as it had set the time we
+   * sent unanchored (a restore's, queued before the guest ran again). Once per time sent: a guest
+   * that asks more gets no more.
+   */
+  private answerClock(uptimeUs: number, at: number): void {
+    const offsetMs = this.unanchoredClockOffsetMs;
+    if (offsetMs === undefined) return;
+    this.unanchoredClockOffsetMs = undefined;
+    const anchor = { unixMs: Math.round(Date.now() - (performance.now() - at) + offsetMs), uptimeUs };
+    this.control?.send([`time ${anchor.unixMs} ${anchor.uptimeUs}`]);
   }
 
   private onGuestMessage(message: GuestMessage, at: number): void {
@@ -180,8 +209,13 @@ export class QemuMachine implements Machine {
         this.kernelStartedAt = at - message.uptimeUs / 1000;
         this.timings.vmmMs = round(Math.max(0, this.kernelStartedAt - this.startedAt));
         this.timings.kernelMs = round(message.uptimeUs / 1000);
-        this.control?.send(this.options.config);
+        // Dated by the report, which init sent right after reading its uptime: init carries the
+        // time forward over however long the config takes to reach it.
+        this.control?.send(this.options.config({ unixMs: Math.round(Date.now() - (performance.now() - at)), uptimeUs: message.uptimeUs }));
         this.resolveInit(true);
+        break;
+      case "clock":
+        this.answerClock(message.uptimeUs, at);
         break;
       case "start":
         if (this.kernelStartedAt === undefined) break;
@@ -262,7 +296,7 @@ export class QemuMachine implements Machine {
     this.startedAt = claimedAt;
     for (const key of Object.keys(this.timings) as (keyof BootTimings)[]) delete this.timings[key];
     this.armReady();
-    this.control.send(lines);
+    this.sendConfig(lines);
     const qmp = this.takePausedQmp() ?? (await QmpClient.connect(await vmmSocket(this.options.qmpSocket), 5000));
     try {
       await qmp.execute("cont");
@@ -327,7 +361,7 @@ export class QemuMachine implements Machine {
   private async rehearseRestore(lines: string[]): Promise<void> {
     if (!this.control || this.exit) throw systemError("SNAPSHOT_FAILED", `machine ${this.id} has no control channel to rehearse its restore on`);
     this.armReady();
-    this.control.send(lines);
+    this.sendConfig(lines);
     try {
       await this.ready;
     } catch (e) {
@@ -419,9 +453,19 @@ export async function vmmSocket(path: string): Promise<string> {
   return path;
 }
 
-/** The first lines of a machine's runtime config: its clock (maybe set off) and fresh entropy. */
-export function baseConfigLines(clockOffsetMs = 0): string[] {
-  return [`time ${Date.now() + clockOffsetMs}`, `seed ${randomBytes(32).toString("hex")}`];
+/** The host's time when the guest's uptime was uptimeUs (when the host got init's report). */
+export interface ClockAnchor {
+  unixMs: number;
+  uptimeUs: number;
+}
+
+/**
+ * The first lines of a machine's runtime config: its clock (maybe set off) and fresh entropy.
+ * Without an anchor the clock line carries the host's time now, which the guest sets on arrival.
+ */
+export function baseConfigLines(clockOffsetMs = 0, anchor?: ClockAnchor): string[] {
+  const time = anchor ? `time ${anchor.unixMs + clockOffsetMs} ${anchor.uptimeUs}` : `time ${Date.now() + clockOffsetMs}`;
+  return [time, `seed ${randomBytes(32).toString("hex")}`];
 }
 
 /** It ends by itself once QEMU has closed the stream; the kill is for one that hangs. */
