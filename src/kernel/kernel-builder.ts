@@ -12,10 +12,16 @@ import { enabledOptions, kernelDir, listKernels, readKernelInfo, type KernelInfo
 import { ensureLinuxSource, type LinuxSource } from "./linux-source.ts";
 import { ensurePrivateDir } from "../shared/private-files.ts";
 import { compilerCacheEnabled, compilerCacheFor, type CompilerCache, type CompilerCacheUsage } from "./compiler-cache.ts";
+import { buildReuseKey } from "./build-identity.ts";
+import { keptBuildTrees } from "./kept-trees-config.ts";
+import type { CheckedOutTree, KeptBuildTrees } from "./kept-build-trees.ts";
 
-/** Kbuild stamps the build's time, user and host into the kernel; fixed, the same config gives the same bytes. */
-const REPRODUCIBLE_BUILD_ENV = {
-  ...process.env,
+/**
+ * Kbuild stamps the build's time, user, host and build number (.version, which it increments on
+ * every link of a tree) into the kernel; fixed, the same config gives the same bytes, whether
+ * built clean or from a reused tree.
+ */
+const REPRODUCIBLE_KBUILD = {
   KBUILD_BUILD_TIMESTAMP: "1970-01-01 00:00:00 UTC",
   KBUILD_BUILD_USER: "pith",
   KBUILD_BUILD_HOST: "pith",
@@ -81,7 +87,7 @@ function make(source: LinuxSource, workDir: string, targets: string[], options: 
   const cache = options.compilerCache;
   return execFile("make", ["-C", source.dir, `O=${workDir}`, "ARCH=x86_64", ...(cache?.makeArgs ?? []), ...targets], {
     code: "KERNEL_BUILD_FAILED",
-    env: { ...REPRODUCIBLE_BUILD_ENV, ...cache?.env },
+    env: { ...process.env, ...REPRODUCIBLE_KBUILD, ...cache?.env },
     ...(options.onLine ? { onStdoutLine: options.onLine } : {}),
   });
 }
@@ -104,20 +110,27 @@ export interface CompiledKernel {
   seconds: number;
   /** Compiles answered by ccache, when it was used. */
   compilerCache?: CompilerCacheUsage;
+  /** The kept tree the build started from, when one was reused. */
+  reusedTree?: CheckedOutTree;
+  /** Source, toolchain and flags of this build: a tree is reused only by a build under the same key. */
+  reuseKey: string;
 }
 
-/**
- * Compiles a configured work dir's vmlinux and strips it. `compilerCache` false builds without
- * ccache (the benchmark's clean build); a string is a ccache directory of its own.
- */
-export async function compileKernel(
-  source: LinuxSource,
-  workDir: string,
-  options: { compilerCache?: boolean | string; onStep?: (steps: number) => void } = {},
-): Promise<CompiledKernel> {
+export interface CompileOptions {
+  /** False builds without ccache (the benchmark's clean build); a string is a ccache directory of its own. */
+  compilerCache?: boolean | string;
+  onStep?: (steps: number) => void;
+  /** Start from the nearest of these kept trees (the work dir is replaced by its copy), configured with `config`. */
+  reuse?: { trees: KeptBuildTrees; config: string };
+}
+
+/** Compiles a configured work dir's vmlinux and strips it. */
+export async function compileKernel(source: LinuxSource, workDir: string, options: CompileOptions = {}): Promise<CompiledKernel> {
   const started = Date.now();
   const cache =
     options.compilerCache === false ? undefined : await compilerCacheFor(workDir, typeof options.compilerCache === "string" ? options.compilerCache : undefined);
+  const reuseKey = await buildReuseKey(source, cache?.makeArgs ?? [], REPRODUCIBLE_KBUILD);
+  const reusedTree = options.reuse ? await startFromNearestTree(source, workDir, reuseKey, options.reuse.trees, options.reuse.config) : undefined;
   let steps = 0;
   try {
     await make(source, workDir, [`-j${availableParallelism()}`, "vmlinux"], {
@@ -132,10 +145,36 @@ export async function compileKernel(
     // Symbols are for debuggers; the machine boots the same without them, and faster to load.
     const vmlinux = join(workDir, "vmlinux.stripped");
     await execFile("strip", ["--strip-all", "-o", vmlinux, join(workDir, "vmlinux")], { code: "KERNEL_BUILD_FAILED" });
-    return { vmlinux, steps, seconds: (Date.now() - started) / 1000, ...(cache ? { compilerCache: await cache.usage() } : {}) };
+    return {
+      vmlinux,
+      steps,
+      seconds: (Date.now() - started) / 1000,
+      reuseKey,
+      ...(cache ? { compilerCache: await cache.usage() } : {}),
+      ...(reusedTree ? { reusedTree } : {}),
+    };
   } finally {
     await cache?.release();
   }
+}
+
+/**
+ * Replaces the work dir by a copy of the nearest kept tree and writes `config` into it. Kbuild
+ * then sees a .config newer than its own record of the configuration, re-derives
+ * include/config/*, and recompiles exactly the objects that depend on a symbol that changed.
+ */
+async function startFromNearestTree(source: LinuxSource, workDir: string, reuseKey: string, trees: KeptBuildTrees, config: string): Promise<CheckedOutTree | undefined> {
+  const copy = `${workDir}.reused`;
+  await rm(copy, { recursive: true, force: true });
+  const reused = await trees.checkoutNearest(reuseKey, config, copy);
+  if (!reused) return undefined;
+  await rm(workDir, { recursive: true, force: true });
+  await rename(copy, workDir);
+  await writeFile(join(workDir, ".config"), config);
+  await make(source, workDir, ["-s", "olddefconfig"]);
+  const settled = await readFile(join(workDir, ".config"), "utf8");
+  if (settled !== config) throw new Error(`kernel config changed when settled in a reused tree (${workDir}): refusing to build a kernel other than the one asked for`);
+  return reused;
 }
 
 async function buildKernel(
@@ -148,7 +187,9 @@ async function buildKernel(
 ): Promise<KernelInfo> {
   const expected = await expectedSteps();
   progress.update(0, `compiling kernel ${configHash.slice(0, 12)} (${fragments.join("+")})${compilerCacheEnabled() ? ", through ccache" : ""}`);
+  const trees = keptBuildTrees();
   const compiled = await compileKernel(source, workDir, {
+    reuse: { trees, config },
     onStep: (steps) => progress.update(Math.min(0.99, steps / expected), `${steps}/~${expected} steps, kernel ${configHash.slice(0, 12)}`),
   });
 
@@ -168,12 +209,16 @@ async function buildKernel(
     builtAt: new Date().toISOString(),
     vmlinux: join(kernelDir(configHash), "vmlinux"),
     ...(compiled.compilerCache ? { compilerCache: compiled.compilerCache } : {}),
+    ...(compiled.reusedTree ? { reusedTree: { distance: compiled.reusedTree.distance, copySeconds: compiled.reusedTree.copySeconds } } : {}),
   };
   await writeFile(join(staging, "kernel.json"), JSON.stringify(info, null, 2) + "\n");
   if (existsSync(kernelDir(configHash))) await rm(kernelDir(configHash), { recursive: true, force: true });
   await rename(staging, kernelDir(configHash));
+  // The kernel is stored; a tree that cannot be kept costs the next build time, never this one.
+  await trees.keep(workDir, compiled.reuseKey, config).catch(() => undefined);
+  const reused = compiled.reusedTree ? `, from a kept tree ${compiled.reusedTree.distance} options away (copied in ${compiled.reusedTree.copySeconds.toFixed(1)} s)` : "";
   const cached = compiled.compilerCache ? `, ${compiled.compilerCache.hits}/${compiled.compilerCache.compiles} compiles from ccache` : "";
-  progress.done(`kernel ${configHash.slice(0, 12)} built in ${Math.round(compiled.seconds)} s${cached}: ${info.options} options, ${(info.vmlinuxBytes / 1e6).toFixed(1)} MB`);
+  progress.done(`kernel ${configHash.slice(0, 12)} built in ${Math.round(compiled.seconds)} s${reused}${cached}: ${info.options} options, ${(info.vmlinuxBytes / 1e6).toFixed(1)} MB`);
   return info;
 }
 
