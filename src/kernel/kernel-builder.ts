@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { copyFile, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { systemError } from "../shared/errors.ts";
 import { execFile } from "../shared/exec.ts";
 import { withFileLock } from "../shared/file-lock.ts";
 import { sha256 } from "../shared/hash.ts";
@@ -173,7 +174,9 @@ async function startFromNearestTree(source: LinuxSource, workDir: string, reuseK
   await writeFile(join(workDir, ".config"), config);
   await make(source, workDir, ["-s", "olddefconfig"]);
   const settled = await readFile(join(workDir, ".config"), "utf8");
-  if (settled !== config) throw new Error(`kernel config changed when settled in a reused tree (${workDir}): refusing to build a kernel other than the one asked for`);
+  if (settled !== config) {
+    throw systemError("KERNEL_TREE_CONFIG_DRIFT", `the kernel config changed when settled in a reused build tree (${workDir}): refusing to build a kernel other than the one asked for`, "PITH_KERNEL_KEEP_TREES=0 builds clean");
+  }
   return reused;
 }
 
