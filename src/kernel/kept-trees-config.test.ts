@@ -3,8 +3,8 @@ import { test } from "node:test";
 import { isPithError } from "../shared/errors.ts";
 import { keepLimits } from "./kept-trees-config.ts";
 
-test("kept trees default to 3 within 3 GiB; the environment sets either, 0 keeps none", () => {
-  assert.deepEqual(keepLimits({}), { maxTrees: 3, maxBytes: 3 * 2 ** 30 });
+test("kept trees default to 6 within 1 GiB; the environment sets either, 0 keeps none", () => {
+  assert.deepEqual(keepLimits({}), { maxTrees: 6, maxBytes: 2 ** 30 });
   assert.deepEqual(keepLimits({ PITH_KERNEL_KEEP_TREES: "0", PITH_KERNEL_TREES_MAX_MB: "512" }), { maxTrees: 0, maxBytes: 512 * 2 ** 20 });
 });
 

@@ -4,8 +4,8 @@ import { kernelCacheDir } from "../shared/paths.ts";
 import type { KeepLimits } from "./build-tree-reuse.ts";
 import { KeptBuildTrees } from "./kept-build-trees.ts";
 
-/** A few capability sets' trees; a lean kernel's build tree is a few hundred MB. */
-const DEFAULT_LIMITS: KeepLimits = { maxTrees: 3, maxBytes: 3 * 2 ** 30 };
+/** One tree per set `pith kernel prebuild` builds; a lean kernel's tree, trimmed, is ~60 MiB (base+network: 62 MiB). */
+const DEFAULT_LIMITS: KeepLimits = { maxTrees: 6, maxBytes: 2 ** 30 };
 
 /**
  * The kept build trees of this PITH_HOME. `PITH_KERNEL_KEEP_TREES` sets how many (0 keeps none and
