@@ -62,14 +62,17 @@ const digest = async (path: string) => {
 };
 const load = () => Number(loadavg()[0]!.toFixed(1));
 
+/** Every build compiles at this one path, as Pith's do: the kernel's host tools record it in their dependencies. */
+const buildDir = join(scratch, "tree");
+
 async function build(source: LinuxSource, label: string, fragments: FragmentName[], how: "clean" | "clean, kept" | "from the kept tree"): Promise<Build> {
-  const workDir = await mkdtemp(join(scratch, "tree-"));
+  const configDir = await mkdtemp(join(scratch, "config-"));
   try {
     const startLoad = load();
     process.stderr.write(`bench/kernel: ${label} (${fragments.join("+")}), load ${startLoad}\n`);
     const started = Date.now();
-    const config = await makeConfig(source, workDir, fragments);
-    const compiled = await compileKernel(source, workDir, { compilerCache: false, ...(how === "from the kept tree" ? { reuse: { trees, config } } : {}) });
+    const config = await makeConfig(source, configDir, fragments);
+    const compiled = await compileKernel(source, buildDir, config, { compilerCache: false, ...(how === "from the kept tree" ? { trees } : {}) });
     if (how === "from the kept tree" && !compiled.reusedTree) throw new Error("the first set's kept tree was not reused");
     const result: Build = {
       label,
@@ -77,18 +80,19 @@ async function build(source: LinuxSource, label: string, fragments: FragmentName
       steps: compiled.steps,
       load: [startLoad, load()],
       stripped: await digest(compiled.vmlinux),
-      whole: await digest(join(workDir, "vmlinux")),
+      whole: await digest(join(buildDir, "vmlinux")),
       ...(compiled.reusedTree
         ? { reused: `${compiled.reusedTree.distance} options apart, ${(compiled.reusedTree.bytes / 2 ** 20).toFixed(0)} MiB copied in ${compiled.reusedTree.copySeconds.toFixed(1)} s` }
         : {}),
     };
-    if (how === "clean, kept") await trees.keep(workDir, compiled.reuseKey, config);
+    if (how === "clean, kept") await trees.keep(buildDir, compiled.reuseKey, config);
     process.stderr.write(
       `bench/kernel:   ${result.seconds.toFixed(1)} s, ${result.steps} steps${result.reused ? `, ${result.reused}` : ""}, stripped vmlinux sha256 ${result.stripped.sha256}, load ${load()}\n`,
     );
     return result;
   } finally {
-    await rm(workDir, { recursive: true, force: true });
+    await rm(configDir, { recursive: true, force: true });
+    await rm(buildDir, { recursive: true, force: true });
   }
 }
 

@@ -8,9 +8,15 @@ import type { LinuxSource } from "./linux-source.ts";
  * reads changes, but it cannot tell that the compiler or linker was upgraded in place, so a tree
  * built under any other key is never reused.
  */
-export async function buildReuseKey(source: LinuxSource, makeArgs: readonly string[], kbuildEnv: Readonly<Record<string, string>>): Promise<string> {
+export async function buildReuseKey(
+  source: LinuxSource,
+  buildDir: string,
+  makeArgs: readonly string[],
+  kbuildEnv: Readonly<Record<string, string>>,
+): Promise<string> {
   const [gcc, ld, make] = await Promise.all([toolVersion("gcc"), toolVersion("ld"), toolVersion("make")]);
-  return sha256(JSON.stringify({ source: [source.version, source.dir], gcc, ld, make, makeArgs, kbuildEnv }));
+  // The build dir too: the host tools record it in their dependencies, so a tree built elsewhere rebuilds everything.
+  return sha256(JSON.stringify({ source: [source.version, source.dir], buildDir, gcc, ld, make, makeArgs, kbuildEnv }));
 }
 
 async function toolVersion(tool: string): Promise<string> {

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { copyFile, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { systemError } from "../shared/errors.ts";
 import { execFile } from "../shared/exec.ts";
 import { withFileLock } from "../shared/file-lock.ts";
@@ -44,22 +44,30 @@ export async function ensureKernel(fragments: FragmentName[], progress: Progress
   const cached = await indexedKernel(indexFile);
   if (cached) return cached;
 
-  const workDir = join(kernelCacheDir(), "build", `${fragmentsKey.slice(0, 16)}-${process.pid}`);
-  await rm(workDir, { recursive: true, force: true });
-  await ensurePrivateDir(workDir);
+  const configDir = join(kernelCacheDir(), "build", `${fragmentsKey.slice(0, 16)}-${process.pid}`);
+  await rm(configDir, { recursive: true, force: true });
+  await ensurePrivateDir(configDir);
   try {
-    const config = await makeConfig(source, workDir, fragments);
+    const config = await makeConfig(source, configDir, fragments);
     const configHash = sha256(config);
     const info = await withFileLock(join(kernelCacheDir(), `${configHash}.lock`), async () => {
-      return (await readKernelInfo(configHash)) ?? (await buildKernel(source, workDir, configHash, fragments, config, progress));
+      return (await readKernelInfo(configHash)) ?? (await buildKernel(source, configHash, fragments, config, progress));
     });
     await ensurePrivateDir(join(kernelCacheDir(), "by-fragments"));
     await writeFile(indexFile, configHash);
     return info;
   } finally {
-    await rm(workDir, { recursive: true, force: true });
+    await rm(configDir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Every build of this PITH_HOME compiles in this one directory, one at a time (under its lock):
+ * the kernel's host tools (objtool above all, which every object depends on) record their
+ * dependencies by absolute path, so a tree moved elsewhere rebuilds objtool and then every object.
+ * Kept trees are copied back here to be reused.
+ */
+const stableBuildDir = (): string => join(kernelCacheDir(), "build", "tree");
 
 /** The kernel already built for these fragments, or undefined: never builds (bench/density skips what is not built). */
 export async function cachedKernel(fragments: FragmentName[]): Promise<KernelInfo | undefined> {
@@ -121,20 +129,27 @@ export interface CompileOptions {
   /** False builds without ccache (the benchmark's clean build); a string is a ccache directory of its own. */
   compilerCache?: boolean | string;
   onStep?: (steps: number) => void;
-  /** Start from the nearest of these kept trees (the work dir is replaced by its copy), configured with `config`. */
-  reuse?: { trees: KeptBuildTrees; config: string };
+  /** Start from a copy of the nearest of these kept trees instead of an empty directory. */
+  trees?: KeptBuildTrees;
 }
 
-/** Compiles a configured work dir's vmlinux and strips it. */
-export async function compileKernel(source: LinuxSource, workDir: string, options: CompileOptions = {}): Promise<CompiledKernel> {
+/**
+ * Compiles `config`'s vmlinux in `buildDir` (replaced: emptied, or a copy of the nearest kept
+ * tree) and strips it. The caller owns `buildDir` alone, and keeps it at one path across builds
+ * whose trees are reused (see stableBuildDir).
+ */
+export async function compileKernel(source: LinuxSource, buildDir: string, config: string, options: CompileOptions = {}): Promise<CompiledKernel> {
   const started = Date.now();
+  await rm(buildDir, { recursive: true, force: true });
   const cache =
-    options.compilerCache === false ? undefined : await compilerCacheFor(workDir, typeof options.compilerCache === "string" ? options.compilerCache : undefined);
-  const reuseKey = await buildReuseKey(source, cache?.makeArgs ?? [], REPRODUCIBLE_KBUILD);
-  const reusedTree = options.reuse ? await startFromNearestTree(source, workDir, reuseKey, options.reuse.trees, options.reuse.config) : undefined;
+    options.compilerCache === false ? undefined : await compilerCacheFor(dirname(buildDir), typeof options.compilerCache === "string" ? options.compilerCache : undefined);
+  const reuseKey = await buildReuseKey(source, buildDir, cache?.makeArgs ?? [], REPRODUCIBLE_KBUILD);
+  const reusedTree = options.trees ? await options.trees.checkoutNearest(reuseKey, config, buildDir) : undefined;
+  if (!reusedTree) await ensurePrivateDir(buildDir);
+  await settleConfig(source, buildDir, config);
   let steps = 0;
   try {
-    await make(source, workDir, [`-j${availableParallelism()}`, "vmlinux"], {
+    await make(source, buildDir, [`-j${availableParallelism()}`, "vmlinux"], {
       ...(cache ? { compilerCache: cache } : {}),
       onLine: (line) => {
         // Kbuild prints one "  CC      path" style line per step.
@@ -144,8 +159,8 @@ export async function compileKernel(source: LinuxSource, workDir: string, option
       },
     });
     // Symbols are for debuggers; the machine boots the same without them, and faster to load.
-    const vmlinux = join(workDir, "vmlinux.stripped");
-    await execFile("strip", ["--strip-all", "-o", vmlinux, join(workDir, "vmlinux")], { code: "KERNEL_BUILD_FAILED" });
+    const vmlinux = join(buildDir, "vmlinux.stripped");
+    await execFile("strip", ["--strip-all", "-o", vmlinux, join(buildDir, "vmlinux")], { code: "KERNEL_BUILD_FAILED" });
     return {
       vmlinux,
       steps,
@@ -160,29 +175,30 @@ export async function compileKernel(source: LinuxSource, workDir: string, option
 }
 
 /**
- * Replaces the work dir by a copy of the nearest kept tree and writes `config` into it. Kbuild
- * then sees a .config newer than its own record of the configuration, re-derives
- * include/config/*, and recompiles exactly the objects that depend on a symbol that changed.
+ * Writes the wanted .config and lets Kconfig settle it. In a reused tree Kbuild then sees a
+ * .config newer than its own record of the configuration, touches include/config/<SYMBOL> for
+ * each symbol that changed, and recompiles exactly the objects that read one of them.
  */
-async function startFromNearestTree(source: LinuxSource, workDir: string, reuseKey: string, trees: KeptBuildTrees, config: string): Promise<CheckedOutTree | undefined> {
-  const copy = `${workDir}.reused`;
-  await rm(copy, { recursive: true, force: true });
-  const reused = await trees.checkoutNearest(reuseKey, config, copy);
-  if (!reused) return undefined;
-  await rm(workDir, { recursive: true, force: true });
-  await rename(copy, workDir);
-  await writeFile(join(workDir, ".config"), config);
-  await make(source, workDir, ["-s", "olddefconfig"]);
-  const settled = await readFile(join(workDir, ".config"), "utf8");
+async function settleConfig(source: LinuxSource, buildDir: string, config: string): Promise<void> {
+  await writeFile(join(buildDir, ".config"), config);
+  await make(source, buildDir, ["-s", "olddefconfig"]);
+  const settled = await readFile(join(buildDir, ".config"), "utf8");
   if (settled !== config) {
-    throw systemError("KERNEL_TREE_CONFIG_DRIFT", `the kernel config changed when settled in a reused build tree (${workDir}): refusing to build a kernel other than the one asked for`, "PITH_KERNEL_KEEP_TREES=0 builds clean");
+    throw systemError("KERNEL_CONFIG_DRIFT", `the kernel config changed when settled in ${buildDir}: refusing to build a kernel other than the one asked for`);
   }
-  return reused;
 }
 
-async function buildKernel(
+async function buildKernel(source: LinuxSource, configHash: string, fragments: FragmentName[], config: string, progress: Progress): Promise<KernelInfo> {
+  const buildDir = stableBuildDir();
+  await ensurePrivateDir(dirname(buildDir));
+  return withFileLock(`${buildDir}.lock`, () => buildKernelIn(source, buildDir, configHash, fragments, config, progress), (pid) =>
+    progress.update(0, `waiting for the kernel build of process ${pid} to finish`),
+  );
+}
+
+async function buildKernelIn(
   source: LinuxSource,
-  workDir: string,
+  buildDir: string,
   configHash: string,
   fragments: FragmentName[],
   config: string,
@@ -191,8 +207,8 @@ async function buildKernel(
   const expected = await expectedSteps();
   progress.update(0, `compiling kernel ${configHash.slice(0, 12)} (${fragments.join("+")})${compilerCacheEnabled() ? ", through ccache" : ""}`);
   const trees = keptBuildTrees();
-  const compiled = await compileKernel(source, workDir, {
-    reuse: { trees, config },
+  const compiled = await compileKernel(source, buildDir, config, {
+    trees,
     onStep: (steps) => progress.update(Math.min(0.99, steps / expected), `${steps}/~${expected} steps, kernel ${configHash.slice(0, 12)}`),
   });
 
@@ -218,7 +234,7 @@ async function buildKernel(
   if (existsSync(kernelDir(configHash))) await rm(kernelDir(configHash), { recursive: true, force: true });
   await rename(staging, kernelDir(configHash));
   // The kernel is stored; a tree that cannot be kept costs the next build time, never this one.
-  await trees.keep(workDir, compiled.reuseKey, config).catch(() => undefined);
+  await trees.keep(buildDir, compiled.reuseKey, config).catch(() => rm(buildDir, { recursive: true, force: true }));
   const reused = compiled.reusedTree ? `, from a kept tree ${compiled.reusedTree.distance} options away (copied in ${compiled.reusedTree.copySeconds.toFixed(1)} s)` : "";
   const cached = compiled.compilerCache ? `, ${compiled.compilerCache.hits}/${compiled.compilerCache.compiles} compiles from ccache` : "";
   progress.done(`kernel ${configHash.slice(0, 12)} built in ${Math.round(compiled.seconds)} s${reused}${cached}: ${info.options} options, ${(info.vmlinuxBytes / 1e6).toFixed(1)} MB`);
