@@ -18,6 +18,8 @@ export interface KernelInfo {
   builtAt: string;
   /** Compiles the build took from ccache (absent: built without it). */
   compilerCache?: { compiles: number; hits: number };
+  /** The kept build tree the kernel was built from (absent: a clean build): options apart, seconds to copy. */
+  reusedTree?: { distance: number; copySeconds: number };
 }
 
 export const kernelDir = (configHash: string): string => join(kernelCacheDir(), configHash);
