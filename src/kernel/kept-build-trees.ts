@@ -70,6 +70,11 @@ export class KeptBuildTrees {
     });
   }
 
+  /** Drops a kept tree (one a build failed from): no later build starts from it. */
+  async discard(id: string): Promise<void> {
+    await this.locked(() => this.remove(id));
+  }
+
   /** The kept trees with a readable record; half-made entries are removed (the lock is held, so nobody is making them). */
   async list(): Promise<KeptTree[]> {
     const entries = await readdir(this.dir).catch(() => [] as string[]);

@@ -122,6 +122,8 @@ export interface CompiledKernel {
   compilerCache?: CompilerCacheUsage;
   /** The kept tree the build started from, when one was reused. */
   reusedTree?: CheckedOutTree;
+  /** Why the build from a kept tree failed, when it did and was then built clean. */
+  failedReuse?: string;
   /** Source, toolchain and flags of this build: a tree is reused only by a build under the same key. */
   reuseKey: string;
 }
@@ -136,43 +138,71 @@ export interface CompileOptions {
 
 /**
  * Compiles `config`'s vmlinux in `buildDir` (replaced: emptied, or a copy of the nearest kept
- * tree) and strips it. The caller owns `buildDir` alone, and keeps it at one path across builds
+ * tree, and emptied for one clean retry if the build from that copy fails) and strips it. The caller owns `buildDir` alone, and keeps it at one path across builds
  * whose trees are reused (see stableBuildDir).
  */
 export async function compileKernel(source: LinuxSource, buildDir: string, config: string, options: CompileOptions = {}): Promise<CompiledKernel> {
   const started = Date.now();
-  await rm(buildDir, { recursive: true, force: true });
   const cache =
     options.compilerCache === false ? undefined : await compilerCacheFor(dirname(buildDir), typeof options.compilerCache === "string" ? options.compilerCache : undefined);
-  const reuseKey = await buildReuseKey(source, buildDir, cache?.makeArgs ?? [], REPRODUCIBLE_KBUILD);
-  const reusedTree = options.trees ? await options.trees.checkoutNearest(reuseKey, config, buildDir) : undefined;
-  if (!reusedTree) await ensurePrivateDir(buildDir);
-  await settleConfig(source, buildDir, config);
-  let steps = 0;
   try {
-    await make(source, buildDir, [`-j${availableParallelism()}`, "vmlinux"], {
-      ...(cache ? { compilerCache: cache } : {}),
-      onLine: (line) => {
-        // Kbuild prints one "  CC      path" style line per step.
-        if (!/^\s+[A-Z][A-Z0-9_]*\s/.test(line)) return;
-        steps++;
-        options.onStep?.(steps);
-      },
-    });
-    // Symbols are for debuggers; the machine boots the same without them, and faster to load.
-    const vmlinux = join(buildDir, "vmlinux.stripped");
-    await execFile("strip", ["--strip-all", "-o", vmlinux, join(buildDir, "vmlinux")], { code: "KERNEL_BUILD_FAILED" });
+    await rm(buildDir, { recursive: true, force: true });
+    const reuseKey = await buildReuseKey(source, buildDir, cache?.makeArgs ?? [], REPRODUCIBLE_KBUILD);
+    const reusedTree = options.trees ? await options.trees.checkoutNearest(reuseKey, config, buildDir) : undefined;
+    let built: { vmlinux: string; steps: number };
+    let failedReuse: string | undefined;
+    try {
+      built = await compileIn(source, buildDir, config, { fresh: !reusedTree, ...(cache ? { cache } : {}), ...(options.onStep ? { onStep: options.onStep } : {}) });
+    } catch (error) {
+      if (!reusedTree || !options.trees) throw error;
+      // A kept tree can be wrong in ways Kbuild cannot see (an object a killed build left
+      // half-written with a fresh time, a disk that filled during the copy): the build is
+      // retried once from an empty directory, and the tree is dropped so no later build tries it.
+      failedReuse = (error as Error).message.split("\n")[0];
+      await options.trees.discard(reusedTree.id);
+      built = await compileIn(source, buildDir, config, { fresh: true, ...(cache ? { cache } : {}), ...(options.onStep ? { onStep: options.onStep } : {}) });
+    }
     return {
-      vmlinux,
-      steps,
+      ...built,
       seconds: (Date.now() - started) / 1000,
       reuseKey,
       ...(cache ? { compilerCache: await cache.usage() } : {}),
-      ...(reusedTree ? { reusedTree } : {}),
+      ...(reusedTree && !failedReuse ? { reusedTree } : {}),
+      ...(failedReuse ? { failedReuse } : {}),
     };
   } finally {
     await cache?.release();
   }
+}
+
+interface CompileInOptions {
+  /** Start from an empty `buildDir` (else it holds a kept tree's copy). */
+  fresh: boolean;
+  cache?: CompilerCache;
+  onStep?: (steps: number) => void;
+}
+
+/** Settles the config in `buildDir`, compiles vmlinux there and strips it; counts Kbuild's steps. */
+async function compileIn(source: LinuxSource, buildDir: string, config: string, options: CompileInOptions): Promise<{ vmlinux: string; steps: number }> {
+  if (options.fresh) {
+    await rm(buildDir, { recursive: true, force: true });
+    await ensurePrivateDir(buildDir);
+  }
+  await settleConfig(source, buildDir, config);
+  let steps = 0;
+  await make(source, buildDir, [`-j${availableParallelism()}`, "vmlinux"], {
+    ...(options.cache ? { compilerCache: options.cache } : {}),
+    onLine: (line) => {
+      // Kbuild prints one "  CC      path" style line per step.
+      if (!/^\s+[A-Z][A-Z0-9_]*\s/.test(line)) return;
+      steps++;
+      options.onStep?.(steps);
+    },
+  });
+  // Symbols are for debuggers; the machine boots the same without them, and faster to load.
+  const vmlinux = join(buildDir, "vmlinux.stripped");
+  await execFile("strip", ["--strip-all", "-o", vmlinux, join(buildDir, "vmlinux")], { code: "KERNEL_BUILD_FAILED" });
+  return { vmlinux, steps };
 }
 
 /**
@@ -236,7 +266,11 @@ async function buildKernelIn(
   await rename(staging, kernelDir(configHash));
   // The kernel is stored; a tree that cannot be kept costs the next build time, never this one.
   await trees.keep(buildDir, compiled.reuseKey, config).catch(() => rm(buildDir, { recursive: true, force: true }));
-  const reused = compiled.reusedTree ? `, from a kept tree ${compiled.reusedTree.distance} options away (copied in ${compiled.reusedTree.copySeconds.toFixed(1)} s)` : "";
+  const reused = compiled.reusedTree
+    ? `, from a kept tree ${compiled.reusedTree.distance} options away (copied in ${compiled.reusedTree.copySeconds.toFixed(1)} s)`
+    : compiled.failedReuse
+      ? `, clean after the build from a kept tree failed (${compiled.failedReuse}; that tree is dropped)`
+      : "";
   const cached = compiled.compilerCache ? `, ${compiled.compilerCache.hits}/${compiled.compilerCache.compiles} compiles from ccache` : "";
   progress.done(`kernel ${configHash.slice(0, 12)} built in ${Math.round(compiled.seconds)} s${reused}${cached}: ${info.options} options, ${(info.vmlinuxBytes / 1e6).toFixed(1)} MB`);
   return info;
