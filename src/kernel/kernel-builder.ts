@@ -71,6 +71,16 @@ export async function ensureKernel(fragments: FragmentName[], progress: Progress
  */
 const stableBuildDir = (): string => join(kernelCacheDir(), "build", "tree");
 
+/**
+ * Runs `work` with the stable build dir to itself: every kernel build of this PITH_HOME, and
+ * anything else that compiles there (the reuse test), waits for the others.
+ */
+export async function withStableBuildDir<T>(work: (buildDir: string) => Promise<T>, onWait?: (pid: number) => void): Promise<T> {
+  const buildDir = stableBuildDir();
+  await ensurePrivateDir(dirname(buildDir));
+  return withFileLock(`${buildDir}.lock`, () => work(buildDir), onWait);
+}
+
 /** The kernel already built for these fragments, or undefined: never builds (bench/density skips what is not built). */
 export async function cachedKernel(fragments: FragmentName[]): Promise<KernelInfo | undefined> {
   return indexedKernel((await fragmentsIndex(await linuxSourceVersion(), fragments)).indexFile);
@@ -134,6 +144,8 @@ export interface CompileOptions {
   onStep?: (steps: number) => void;
   /** Start from a copy of the nearest of these kept trees instead of an empty directory. */
   trees?: KeptBuildTrees;
+  /** Refuse (KERNEL_NO_REUSABLE_TREE) rather than build clean when no kept tree can be reused. */
+  requireTree?: boolean;
 }
 
 /**
@@ -149,6 +161,7 @@ export async function compileKernel(source: LinuxSource, buildDir: string, confi
     await rm(buildDir, { recursive: true, force: true });
     const reuseKey = await buildReuseKey(source, buildDir, cache?.makeArgs ?? [], REPRODUCIBLE_KBUILD);
     const reusedTree = options.trees ? await options.trees.checkoutNearest(reuseKey, config, buildDir) : undefined;
+    if (!reusedTree && options.requireTree) throw systemError("KERNEL_NO_REUSABLE_TREE", "no kept build tree was built under this build's reuse key (source, toolchain, flags, build dir)");
     let built: { vmlinux: string; steps: number };
     let failedReuse: string | undefined;
     try {
@@ -219,11 +232,10 @@ async function settleConfig(source: LinuxSource, buildDir: string, config: strin
   }
 }
 
-async function buildKernel(source: LinuxSource, configHash: string, fragments: FragmentName[], config: string, progress: Progress): Promise<KernelInfo> {
-  const buildDir = stableBuildDir();
-  await ensurePrivateDir(dirname(buildDir));
-  return withFileLock(`${buildDir}.lock`, () => buildKernelIn(source, buildDir, configHash, fragments, config, progress), (pid) =>
-    progress.update(0, `waiting for the kernel build of process ${pid} to finish`),
+function buildKernel(source: LinuxSource, configHash: string, fragments: FragmentName[], config: string, progress: Progress): Promise<KernelInfo> {
+  return withStableBuildDir(
+    (buildDir) => buildKernelIn(source, buildDir, configHash, fragments, config, progress),
+    (pid) => progress.update(0, `waiting for the kernel build of process ${pid} to finish`),
   );
 }
 
