@@ -43,7 +43,7 @@ export class KeptBuildTrees {
       }
       const copySeconds = (Date.now() - started) / 1000;
       await this.writeRecord(nearest.tree.id, { ...nearest.tree, lastUsedAt: Date.now() });
-      return { id: nearest.tree.id, distance: nearest.distance, copySeconds, bytes: nearest.tree.bytes };
+      return { id: nearest.tree.id, configHash: sha256(nearest.tree.config), distance: nearest.distance, copySeconds, bytes: nearest.tree.bytes };
     });
   }
 
@@ -128,6 +128,8 @@ export class KeptBuildTrees {
 
 export interface CheckedOutTree {
   id: string;
+  /** Of the configuration the tree was built with: the hash its kernel is cached under. */
+  configHash: string;
   /** CONFIG_ symbols that differ from the wanted configuration. */
   distance: number;
   copySeconds: number;

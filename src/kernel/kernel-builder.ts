@@ -127,6 +127,8 @@ export interface CompiledKernel {
   /** The stripped vmlinux inside the work dir. */
   vmlinux: string;
   steps: number;
+  /** Of those steps, the C and assembler files compiled (Kbuild's CC and AS lines). */
+  compiles: number;
   seconds: number;
   /** Compiles answered by ccache, when it was used. */
   compilerCache?: CompilerCacheUsage;
@@ -162,7 +164,7 @@ export async function compileKernel(source: LinuxSource, buildDir: string, confi
     const reuseKey = await buildReuseKey(source, buildDir, cache?.makeArgs ?? [], REPRODUCIBLE_KBUILD);
     const reusedTree = options.trees ? await options.trees.checkoutNearest(reuseKey, config, buildDir) : undefined;
     if (!reusedTree && options.requireTree) throw systemError("KERNEL_NO_REUSABLE_TREE", "no kept build tree was built under this build's reuse key (source, toolchain, flags, build dir)");
-    let built: { vmlinux: string; steps: number };
+    let built: Compiled;
     let failedReuse: string | undefined;
     try {
       built = await compileIn(source, buildDir, config, { fresh: !reusedTree, ...(cache ? { cache } : {}), ...(options.onStep ? { onStep: options.onStep } : {}) });
@@ -195,27 +197,31 @@ interface CompileInOptions {
   onStep?: (steps: number) => void;
 }
 
+type Compiled = Pick<CompiledKernel, "vmlinux" | "steps" | "compiles">;
+
 /** Settles the config in `buildDir`, compiles vmlinux there and strips it; counts Kbuild's steps. */
-async function compileIn(source: LinuxSource, buildDir: string, config: string, options: CompileInOptions): Promise<{ vmlinux: string; steps: number }> {
+async function compileIn(source: LinuxSource, buildDir: string, config: string, options: CompileInOptions): Promise<Compiled> {
   if (options.fresh) {
     await rm(buildDir, { recursive: true, force: true });
     await ensurePrivateDir(buildDir);
   }
   await settleConfig(source, buildDir, config);
   let steps = 0;
+  let compiles = 0;
   await make(source, buildDir, [`-j${availableParallelism()}`, "vmlinux"], {
     ...(options.cache ? { compilerCache: options.cache } : {}),
     onLine: (line) => {
       // Kbuild prints one "  CC      path" style line per step.
       if (!/^\s+[A-Z][A-Z0-9_]*\s/.test(line)) return;
       steps++;
+      if (/^\s+(CC|AS)\s/.test(line)) compiles++;
       options.onStep?.(steps);
     },
   });
   // Symbols are for debuggers; the machine boots the same without them, and faster to load.
   const vmlinux = join(buildDir, "vmlinux.stripped");
   await execFile("strip", ["--strip-all", "-o", vmlinux, join(buildDir, "vmlinux")], { code: "KERNEL_BUILD_FAILED" });
-  return { vmlinux, steps };
+  return { vmlinux, steps, compiles };
 }
 
 /**
@@ -268,10 +274,11 @@ async function buildKernelIn(
     vmlinuxBytes: (await stat(compiled.vmlinux)).size,
     buildSeconds: Math.round(compiled.seconds),
     buildSteps: compiled.steps,
+    buildCompiles: compiled.compiles,
     builtAt: new Date().toISOString(),
     vmlinux: join(kernelDir(configHash), "vmlinux"),
     ...(compiled.compilerCache ? { compilerCache: compiled.compilerCache } : {}),
-    ...(compiled.reusedTree ? { reusedTree: { distance: compiled.reusedTree.distance, copySeconds: compiled.reusedTree.copySeconds } } : {}),
+    ...(compiled.reusedTree ? { reusedTree: { distance: compiled.reusedTree.distance, copySeconds: compiled.reusedTree.copySeconds, fromConfigHash: compiled.reusedTree.configHash } } : {}),
   };
   await writeFile(join(staging, "kernel.json"), JSON.stringify(info, null, 2) + "\n");
   if (existsSync(kernelDir(configHash))) await rm(kernelDir(configHash), { recursive: true, force: true });
@@ -279,7 +286,7 @@ async function buildKernelIn(
   // The kernel is stored; a tree that cannot be kept costs the next build time, never this one.
   await trees.keep(buildDir, compiled.reuseKey, config).catch(() => rm(buildDir, { recursive: true, force: true }));
   const reused = compiled.reusedTree
-    ? `, from a kept tree ${compiled.reusedTree.distance} options away (copied in ${compiled.reusedTree.copySeconds.toFixed(1)} s)`
+    ? `, from the kept tree of ${compiled.reusedTree.configHash.slice(0, 12)}, ${compiled.reusedTree.distance} options away (copied in ${compiled.reusedTree.copySeconds.toFixed(1)} s), ${compiled.compiles} files compiled`
     : compiled.failedReuse
       ? `, clean after the build from a kept tree failed (${compiled.failedReuse}; that tree is dropped)`
       : "";
