@@ -5,13 +5,13 @@
  * host load falls on both alike. Prints each kernel's stripped vmlinux size and option count, and
  * boot-to-ready (readyMs, and the kernel's own stage) per kernel, with medians and their ratio.
  *
- *   npx tsx bench/kernel/base-cost.ts [--app examples/static-c] [--old CONFIG_HASH_PREFIX] [--runs 6]
+ *   npx tsx bench/kernel/base-cost.ts [--app examples/static-c] [--old CONFIG_HASH_PREFIX|VMLINUX] [--runs 6]
  *
  * --old defaults to the most recently built cached kernel with the app's fragments and another
- * configuration.
+ * configuration; a path names any stripped vmlinux (an experiment's kernel, not in the cache).
  */
 import { execFileSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -44,7 +44,17 @@ const image = await buildImage(manifest);
 const current = await cachedKernel(fragments);
 if (!current) throw new Error(`no cached kernel for ${fragments.join("+")} after building the image`);
 const sameFragments = (k: KernelInfo) => k.fragments.join("+") === fragments.join("+") && k.configHash !== current.configHash;
-const old = (await listKernels()).filter((k) => (flags.old ? k.configHash.startsWith(flags.old) : sameFragments(k))).at(-1);
+const oldFile = async (path: string): Promise<KernelInfo> => ({
+  ...current,
+  configHash: `file:${path}`,
+  options: Number.NaN,
+  vmlinux: path,
+  vmlinuxBytes: (await stat(path)).size,
+  builtAt: (await stat(path)).mtime.toISOString(),
+});
+const old = flags.old?.includes("/")
+  ? await oldFile(flags.old)
+  : (await listKernels()).filter((k) => (flags.old ? k.configHash.startsWith(flags.old) : sameFragments(k))).at(-1);
 if (!old) throw new Error(`no other cached kernel ${flags.old ?? `with fragments ${fragments.join("+")}`} to compare with`);
 
 const files = await bootFiles(image);
@@ -95,7 +105,8 @@ process.stdout.write(
     "|---|---|---|---|---|---|",
     ...rows.map((r) => {
       const ready = r.samples.map((s) => s.readyMs ?? NaN);
-      return `| ${r.label} (built ${r.kernel.builtAt.slice(0, 16)}) | ${r.kernel.configHash.slice(0, 12)} | ${r.kernel.options} | ${r.kernel.vmlinuxBytes} | ${r.ready} ms (${Math.min(...ready)}-${Math.max(...ready)}) | ${r.kernelStage} ms |`;
+      const config = r.kernel.configHash.startsWith("file:") ? r.kernel.configHash : r.kernel.configHash.slice(0, 12);
+      return `| ${r.label} (built ${r.kernel.builtAt.slice(0, 16)}) | ${config} | ${r.kernel.options} | ${r.kernel.vmlinuxBytes} | ${r.ready} ms (${Math.min(...ready)}-${Math.max(...ready)}) | ${r.kernelStage} ms |`;
     }),
     `new/old: size ${(rows[1]!.kernel.vmlinuxBytes / rows[0]!.kernel.vmlinuxBytes).toFixed(3)}, ready ${(rows[1]!.ready / rows[0]!.ready).toFixed(3)}, kernel stage ${(rows[1]!.kernelStage / rows[0]!.kernelStage).toFixed(3)}`,
     "",
