@@ -8,7 +8,8 @@
  *
  *   npx tsx bench/kernel/header-options.ts [--tree DIR] [--threshold 0.05] [--sets base+volume,...]
  *
- * The sets are those `pith kernel prebuild` builds, plus --sets. DIR defaults to the most
+ * The sets are those `pith kernel prebuild` builds, plus --sets, compared within their vCPU side
+ * (with or without the `smp` fragment). DIR defaults to the most
  * recently used kept tree (~/.pith/kernel/trees): any tree will do, the options a header reads
  * do not depend on which set built it (the objects present do, slightly).
  */
@@ -64,10 +65,16 @@ try {
   await rm(scratch, { recursive: true, force: true });
 }
 
+// Sets are compared within their vCPU side only: SMP stays in the `smp` fragment (a 1-vCPU kernel
+// boots faster without it), so a tree is reused only by sets of its own side.
+const side = (set: FragmentName[]): boolean => set.includes("smp");
 const differing = new Set<string>();
-for (const config of configs) {
-  for (const other of configs) for (const option of new Set([...config.keys(), ...other.keys()])) if ((config.get(option) ?? "n") !== (other.get(option) ?? "n")) differing.add(option);
-}
+configs.forEach((config, i) => {
+  configs.forEach((other, j) => {
+    if (side(sets[i]!) !== side(sets[j]!)) return;
+    for (const option of new Set([...config.keys(), ...other.keys()])) if ((config.get(option) ?? "n") !== (other.get(option) ?? "n")) differing.add(option);
+  });
+});
 const tree = flags.tree ?? (await newestKeptTree());
 const { objects, readers } = await optionReaders(tree);
 const ranked = [...differing].map((option) => ({ option, readers: readers.get(option) ?? 0 })).sort((a, b) => b.readers - a.readers);
