@@ -27,27 +27,17 @@ export interface DensityVariant {
 export const SMALL_HEAP_NODE_OPTIONS = "--max-semi-space-size=1 --v8-pool-size=1";
 
 export const VARIANTS: DensityVariant[] = [
-  { name: "before", what: "today's defaults: tb-size=256, HZ=250 periodic, no balloon, KSM off" },
+  { name: "before", what: "today's defaults: tb-size=256, tickless kernel (base: NO_HZ_IDLE, HZ=100), no balloon, KSM off" },
   { name: "tb-64", what: "TCG translation cache 64 MiB", tcgTranslationCacheMiB: 64 },
   { name: "tb-32", what: "TCG translation cache 32 MiB", tcgTranslationCacheMiB: 32 },
   { name: "tb-24", what: "TCG translation cache 24 MiB", tcgTranslationCacheMiB: 24 },
   { name: "tb-16", what: "TCG translation cache 16 MiB", tcgTranslationCacheMiB: 16 },
   { name: "mem-192", what: "guest memory 192 MiB instead of the manifest's", memoryMiB: 192, runtime: "node" },
   { name: "v8-small", what: `NODE_OPTIONS=${SMALL_HEAP_NODE_OPTIONS}`, env: { NODE_OPTIONS: SMALL_HEAP_NODE_OPTIONS }, runtime: "node" },
-  { name: "tickless", what: "kernel: NO_HZ_IDLE, HZ=100 (tickless fragment)", kernelFragments: ["tickless"] },
   { name: "balloon", what: "kernel virtio-balloon + QEMU free-page-reporting=on", kernelFragments: ["balloon"], freePageReporting: true },
-  {
-    // Free page reporting on top of the tickless kernel, to compare with "tickless": the tickless
-    // fragment does not change memory, and this way one kernel build measures both.
-    name: "tickless-balloon",
-    what: "tickless kernel + virtio-balloon + QEMU free-page-reporting=on",
-    kernelFragments: ["tickless", "balloon"],
-    freePageReporting: true,
-  },
   { name: "ksm", what: "KSM on (1000 pages / 100 ms) while the machines run; ksmd's CPU shared among them", ksm: true },
   {
-    // No kernel change: neither opt-in kernel had finished building on this host for the first
-    // measured run (2026-12-06); "all-kernels" adds them.
+    // No kernel change; "all-kernels" adds the balloon kernel.
     name: "all",
     what: "tb-size 32, small V8 heap, KSM",
     tcgTranslationCacheMiB: 32,
@@ -55,19 +45,11 @@ export const VARIANTS: DensityVariant[] = [
     ksm: true,
   },
   {
-    name: "all-tickless",
-    what: "all, with the tickless kernel",
-    tcgTranslationCacheMiB: 32,
-    kernelFragments: ["tickless"],
-    env: { NODE_OPTIONS: SMALL_HEAP_NODE_OPTIONS },
-    ksm: true,
-  },
-  {
     name: "all-kernels",
-    what: "all, with the tickless and balloon kernel and free page reporting",
+    what: "all, with the balloon kernel and free page reporting",
     tcgTranslationCacheMiB: 32,
     freePageReporting: true,
-    kernelFragments: ["tickless", "balloon"],
+    kernelFragments: ["balloon"],
     env: { NODE_OPTIONS: SMALL_HEAP_NODE_OPTIONS },
     ksm: true,
   },

@@ -15,9 +15,13 @@ export interface KernelInfo {
   vmlinuxBytes: number;
   buildSeconds: number;
   buildSteps: number;
+  /** Of those steps, files compiled (absent: built before this was counted). */
+  buildCompiles?: number;
   builtAt: string;
   /** Compiles the build took from ccache (absent: built without it). */
   compilerCache?: { compiles: number; hits: number };
+  /** The kept build tree the kernel was built from (absent: a clean build): options apart, seconds to copy, and its configuration's hash. */
+  reusedTree?: { distance: number; copySeconds: number; fromConfigHash?: string };
 }
 
 export const kernelDir = (configHash: string): string => join(kernelCacheDir(), configHash);

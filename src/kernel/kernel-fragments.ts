@@ -8,10 +8,10 @@ import { pithRoot } from "../shared/paths.ts";
  * The set of fragments is deliberately small: every distinct combination is a ~5-minute build.
  */
 /**
- * `tickless` and `balloon` are density opt-ins no manifest asks for (yet): bench/density builds
- * kernels with them to measure what an idle machine costs the host.
+ * `balloon` is a density opt-in no manifest asks for (yet): bench/density builds kernels with it
+ * to measure what an idle machine costs the host. (A tickless idle guest is in `base`.)
  */
-export const FRAGMENTS = ["base", "network", "node-runtime", "runtime-disk", "volume", "smp", "tickless", "balloon"] as const;
+export const FRAGMENTS = ["base", "network", "node-runtime", "runtime-disk", "volume", "smp", "balloon"] as const;
 export type FragmentName = (typeof FRAGMENTS)[number];
 
 export interface KernelNeeds {

@@ -82,7 +82,7 @@ describe("volumes on QEMU", { skip, timeout: 900_000 }, () => {
     await assert.rejects(startMachine(t, image, { volumes: [volumes[0]!, { name: "scratch", path: "/nonexistent/x.ext4" }] }), /is not a regular file/);
   });
 
-  test("only an image that declares volumes has a block driver: its kernel and pith inspect say which options they added", async () => {
+  test("only an image that declares volumes can mount a writable disk: its kernel and pith inspect say which options they added", async () => {
     execFileSync("make", ["-s", "-C", join(pithRoot(), FIXTURE)]);
     execFileSync("make", ["-s", "-C", join(pithRoot(), "examples/static-c")]);
     const withVolumes = await appImage(FIXTURE);
@@ -91,13 +91,15 @@ describe("volumes on QEMU", { skip, timeout: 900_000 }, () => {
     assert.match(config, /^CONFIG_VIRTIO_BLK=y/m);
     assert.match(config, /^CONFIG_EXT4_FS=y/m);
     const plain = await readKernelConfig(without.record.kernel.configHash);
-    assert.doesNotMatch(plain, /^CONFIG_(VIRTIO_BLK|EXT4_FS|EXT2_FS|BLOCK)=y/m, "static-c has no block layer at all");
+    // Every kernel has the block layer and virtio-blk (header-level, in base); static-c's has no
+    // filesystem to mount a disk with, and its machine is given no disk (qemu-argv.test.ts).
+    assert.doesNotMatch(plain, /^CONFIG_(EXT4_FS|EXT2_FS)=y/m, "static-c has no disk filesystem");
 
     const out = execFileSync(process.execPath, [join(pithRoot(), "bin/pith.js"), "inspect", withVolumes.record.digest, "--json"], { encoding: "utf8" });
     const inspection = JSON.parse(out) as { capabilities: { volumes: unknown[] }; kernel: { fragments: { name: string; options: string[] }[] } };
     assert.deepEqual(inspection.capabilities.volumes, [{ name: "data", mount: "/data", sizeMiB: 64 }, { name: "scratch", mount: "/var/scratch", sizeMiB: 32 }]);
     const fragment = inspection.kernel.fragments.find((f) => f.name === "volume");
-    assert.ok(fragment?.options.includes("VIRTIO_BLK") && fragment.options.includes("EXT4_FS"), JSON.stringify(fragment));
+    assert.ok(fragment?.options.includes("EXT4_FS"), JSON.stringify(fragment));
     const text = execFileSync(process.execPath, [join(pithRoot(), "bin/pith.js"), "inspect", withVolumes.record.digest], { encoding: "utf8" });
     assert.match(text, /volumes\s+data at \/data \(64 MiB/);
   });

@@ -32,7 +32,7 @@ export function registerKernel(program: Command): void {
     });
   kernel
     .command("prebuild")
-    .description("build the kernels most apps need ahead of time (each later build of a new set reuses their objects through ccache)")
+    .description("build the kernels most apps need ahead of time (a later build of a new set starts from the nearest of their kept build trees)")
     .action(async () => {
       for (const needs of COMMON_KERNEL_NEEDS) {
         const fragments = fragmentsFor(needs);
