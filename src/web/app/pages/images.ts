@@ -78,7 +78,7 @@ export function ImagePage({ name }: { name: string }): VNode {
         <ul class="caps">
           <li>${image.spec.listen.length ? html`Listens on ${image.spec.listen.map((p) => html`<span class="mono">:${p}</span> `)}` : "Listens on no port"}</li>
           <li>${image.spec.egress.length ? html`May connect to ${image.spec.egress.map((e) => html`<span class="mono">${e}</span> `)}` : "May connect to nothing (no egress)"}</li>
-          <li>${image.spec.listen.length || image.spec.egress.length ? "Its kernel has networking compiled in." : "Its kernel has no networking at all."}</li>
+          <li>${image.spec.listen.length || image.spec.egress.length ? "Its kernel has a network device." : "Its kernel has no network device: its sockets reach only the machine itself."}</li>
         </ul>
       <//>
       <${Section} title="Kernel" id="kernel">
