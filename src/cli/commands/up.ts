@@ -3,6 +3,7 @@ import { defaultNodeName, NodeAgent } from "../../agent/node-agent.ts";
 import { PithClient } from "../../client/index.ts";
 import { chooseAccelerator } from "../../hypervisor/qemu/accelerator.ts";
 import { QemuHypervisor } from "../../hypervisor/qemu/qemu-hypervisor.ts";
+import { parseTcgCacheMiB, TCG_CACHE_HELP } from "../tcg-cache-flag.ts";
 import { enableKsmForMachines } from "../../hypervisor/qemu/ksm.ts";
 import { findHaproxy } from "../../proxy/haproxy/haproxy-process.ts";
 import { PROXY_ENGINES, type ProxyEngineName } from "../../proxy/proxy-engine.ts";
@@ -35,12 +36,12 @@ function parsePort(text: string): number {
   return port;
 }
 
-async function startAgent(server: string, token: string, node: string, address?: string): Promise<NodeAgent> {
+async function startAgent(server: string, token: string, node: string, address?: string, tcgCacheMiB?: number): Promise<NodeAgent> {
   const { stdout } = await execFile("qemu-system-x86_64", ["--version"], { code: "QEMU_MISSING" });
   const choice = await chooseAccelerator(stdout.split("\n")[0] ?? "");
   const agent = new NodeAgent({
     client: new PithClient({ server, token }),
-    hypervisor: new QemuHypervisor({ owner: `agent.${node}`, ...(address ? { forwardAddress: address } : {}) }),
+    hypervisor: new QemuHypervisor({ owner: `agent.${node}`, ...(address ? { forwardAddress: address } : {}), ...(tcgCacheMiB ? { tcgTranslationCacheMiB: tcgCacheMiB } : {}) }),
     accelerator: choice.accelerator,
     nodeName: node,
     ...(address ? { address } : {}),
@@ -74,15 +75,17 @@ export function registerUp(program: Command): void {
     .option("--proxy-port <port>", "port the HTTP proxy listens on (127.0.0.1 unless --host says otherwise)", "8080")
     .option("--proxy-engine <engine>", "the proxy's data path: node (in this process) or haproxy (HAProxy 2.6, driven by Pith)", "node")
     .option("--ksm", KSM_HELP)
-    .action(async (options: { host: string; port: string; node?: string; proxyPort: string; proxyEngine: string; ksm?: boolean }) => {
+    .option("--tcg-cache <MiB>", TCG_CACHE_HELP)
+    .action(async (options: { host: string; port: string; node?: string; proxyPort: string; proxyEngine: string; ksm?: boolean; tcgCache?: string }) => {
       const engine = parseEngine("--proxy-engine", options.proxyEngine);
+      const tcgCacheMiB = options.tcgCache === undefined ? undefined : parseTcgCacheMiB(options.tcgCache);
       const undoKsm = options.ksm ? enableKsmForMachines() : undefined;
       const plane = await startControlPlane({ host: options.host, port: parsePort(options.port), log: log("control-plane") });
       // The in-process agent and proxy hold only what their roles allow, like remote ones would.
       const node = options.node ?? defaultNodeName();
       const agentToken = await reissueToken(plane.tokens, { name: `pith-up-agent-${node}`, role: "node", node });
       const proxyToken = await reissueToken(plane.tokens, { name: "pith-up-proxy", role: "proxy" });
-      const agent = await startAgent(plane.url, agentToken, node);
+      const agent = await startAgent(plane.url, agentToken, node, undefined, tcgCacheMiB);
       const proxy = await startProxy({
         client: new PithClient({ server: plane.url, token: proxyToken }),
         host: options.host,
@@ -142,11 +145,13 @@ export function registerUp(program: Command): void {
     .option("--address <ip>", "this host's address that proxies on other hosts reach its machines at (their ports are forwarded there instead of 127.0.0.1)")
     .option("--allow-public-address", "let --address be an address outside loopback and the private ranges, publishing machines' ports there")
     .option("--ksm", KSM_HELP)
-    .action(async (options: { node?: string; address?: string; allowPublicAddress?: boolean; ksm?: boolean }, command: Command) => {
+    .option("--tcg-cache <MiB>", TCG_CACHE_HELP)
+    .action(async (options: { node?: string; address?: string; allowPublicAddress?: boolean; ksm?: boolean; tcgCache?: string }, command: Command) => {
       const address = options.address === undefined ? undefined : checkAgentAddress(options.address, options.allowPublicAddress === true);
+      const tcgCacheMiB = options.tcgCache === undefined ? undefined : parseTcgCacheMiB(options.tcgCache);
       const { server, token } = resolveClientConfig({ flags: globalClientFlags(command) });
       const undoKsm = options.ksm ? enableKsmForMachines() : undefined;
-      const agent = await startAgent(server, token, options.node ?? defaultNodeName(), address);
+      const agent = await startAgent(server, token, options.node ?? defaultNodeName(), address, tcgCacheMiB);
       onExit(() => {
         agent.stop();
         undoKsm?.();
