@@ -11,11 +11,10 @@
  * (`pith-guest: restored in ...`, only from a library that prints it) is shown too. Every machine
  * is stopped and the temp dir removed at the end or on failure. Skips when QEMU is missing.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { BenchMachines } from "./bench-machines.ts";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { Machine } from "../../src/hypervisor/hypervisor.ts";
 import { QemuHypervisor } from "../../src/hypervisor/qemu/qemu-hypervisor.ts";
 import { buildImage } from "../../src/image/image-builder.ts";
 import { bootFiles, type StoredImage } from "../../src/image/image-store.ts";
@@ -46,10 +45,10 @@ async function main(): Promise<void> {
     A: await other.buildImage(await otherManifest.loadAppManifest(join(flags.other!, APP))),
     B: await buildImage(await loadAppManifest(join(pithRoot(), APP))),
   };
-  const work = mkdtempSync(join(tmpdir(), "pith-guest-ab-"));
+  const machines = new BenchMachines("pith-guest-ab-");
+  const work = machines.work;
   const hypervisor = new QemuHypervisor({ owner: "bench" });
   const starter = new MachineStarter({ hypervisor, scratchDir: join(work, "sources") });
-  const running = new Set<Machine>();
   const samples: { variant: string; readyMs: number; firstByteMs: number; guest?: number; load: number }[] = [];
   try {
     for (const [variant, image] of Object.entries(images)) {
@@ -62,7 +61,7 @@ async function main(): Promise<void> {
         const stateDir = join(work, `${variant}-${i}`);
         const t0 = performance.now();
         const machine = await withTimeout(starter.start({ id: `ab-${variant}-${i}`, image: image.record, ...(await bootFiles(image)), stateDir }, "snapshot"), 120_000, "start");
-        running.add(machine);
+        machines.started(machine);
         try {
           const timings = await withTimeout(machine.whenReady(), 120_000, "ready");
           const response = await timedGet({ port: machine.ports[0]!.hostPort, host: "ab.test", timeoutMs: 30_000 });
@@ -71,15 +70,12 @@ async function main(): Promise<void> {
           samples.push(sample);
           process.stderr.write(`run ${i + 1} ${variant}: ready ${Math.round(sample.readyMs)} ms, first byte ${Math.round(sample.firstByteMs)} ms${guest ? `, guest restore ${guest[1]} ms` : ""} (load ${sample.load.toFixed(1)})\n`);
         } finally {
-          await machine.stop(1000);
-          running.delete(machine);
-          rmSync(stateDir, { recursive: true, force: true });
+          await machines.done(machine, stateDir);
         }
       }
     }
   } finally {
-    await Promise.all([...running].map((m) => m.stop(0)));
-    rmSync(work, { recursive: true, force: true });
+    await machines.close();
   }
   for (const variant of ["A", "B"]) {
     const of = samples.filter((s) => s.variant === variant);

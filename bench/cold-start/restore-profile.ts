@@ -22,12 +22,12 @@
  * Every machine is stopped and the temp dir removed at the end or on failure. Skips when QEMU
  * (or, with --perf, perf) is missing. Report the host's load (printed per run) beside the figures.
  */
+import { BenchMachines } from "./bench-machines.ts";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { readdirSync } from "node:fs";
+import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import type { Machine } from "../../src/hypervisor/hypervisor.ts";
 import { QemuHypervisor } from "../../src/hypervisor/qemu/qemu-hypervisor.ts";
 import { QmpClient } from "../../src/hypervisor/qemu/qmp-client.ts";
 import { buildImage } from "../../src/image/image-builder.ts";
@@ -152,11 +152,11 @@ async function main(): Promise<void> {
   const missing = missingForMachines() ?? (flags.perf && spawnSync("perf", ["--version"]).status !== 0 ? "needs perf (linux-perf)" : undefined);
   if (missing) return void process.stderr.write(`bench/cold-start/restore-profile: skipped: ${missing}\n`);
   const image = await buildImage(await loadAppManifest(join(pithRoot(), flags.app!)));
-  const work = mkdtempSync(join(tmpdir(), "pith-restore-profile-"));
+  const machines = new BenchMachines("pith-restore-profile-");
+  const work = machines.work;
   const hypervisor = new QemuHypervisor({ owner: "bench" });
   const starter = new MachineStarter({ hypervisor, scratchDir: join(work, "sources") });
   const files = await bootFiles(image);
-  const running = new Set<Machine>();
   const rows: Record<string, number>[] = [];
   try {
     const snapshot = await starter.prepare({ id: "profile", image: image.record, ...files, stateDir: join(work, "profile") });
@@ -173,7 +173,7 @@ async function main(): Promise<void> {
       const stateDir = join(work, `run-${i}`);
       const t0 = now();
       const machine = await withTimeout(starter.start({ id: `profile-${i}`, image: image.record, ...files, stateDir }, "snapshot"), 120_000, "start");
-      running.add(machine);
+      machines.started(machine);
       try {
         const atCont = threadTimes(machine.pid);
         const started = now();
@@ -225,14 +225,11 @@ async function main(): Promise<void> {
         rows.push(row);
         process.stderr.write(`run ${i + 1}: ${Object.entries(row).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}\n`);
       } finally {
-        await machine.stop(1000);
-        running.delete(machine);
-        rmSync(stateDir, { recursive: true, force: true });
+        await machines.done(machine, stateDir);
       }
     }
   } finally {
-    await Promise.all([...running].map((m) => m.stop(0)));
-    rmSync(work, { recursive: true, force: true });
+    await machines.close();
   }
   const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   process.stdout.write(`medians of ${rows.length} runs:\n`);

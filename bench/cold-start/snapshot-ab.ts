@@ -15,11 +15,11 @@
  * printed with every run. Every machine is stopped and the temp dir removed at the end or on
  * failure. Skips when QEMU is missing.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { BenchMachines } from "./bench-machines.ts";
+import { mkdirSync, readdirSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { Machine } from "../../src/hypervisor/hypervisor.ts";
 import { QemuHypervisor } from "../../src/hypervisor/qemu/qemu-hypervisor.ts";
 import { buildImage } from "../../src/image/image-builder.ts";
 import { bootFiles } from "../../src/image/image-store.ts";
@@ -73,8 +73,8 @@ async function main(): Promise<void> {
   if (missing) return void process.stderr.write(`bench/cold-start/snapshot-ab: skipped: ${missing}\n`);
   const image = await buildImage(await loadAppManifest(join(pithRoot(), flags.app!)));
   const files = await bootFiles(image);
-  const work = mkdtempSync(join(tmpdir(), "pith-snapshot-ab-"));
-  const running = new Set<Machine>();
+  const machines = new BenchMachines("pith-snapshot-ab-");
+  const work = machines.work;
   const samples: Record<Variant, Sample[]> = { before: [], after: [] };
   try {
     const starters: Record<Variant, MachineStarter[]> = { before: [], after: [] };
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
         const stateDir = join(work, `${variant}-${i}`);
         const t0 = performance.now();
         const machine = await withTimeout(starters[variant][i % SNAPSHOTS]!.start({ id: `ab-${variant}-${i}`, image: image.record, ...files, stateDir }, "snapshot"), 120_000, "start");
-        running.add(machine);
+        machines.started(machine);
         try {
           const cpuAtCont = cpuMs(machine.pid);
           const timings = await withTimeout(machine.whenReady(), 120_000, "ready");
@@ -117,15 +117,12 @@ async function main(): Promise<void> {
           samples[variant].push(sample);
           process.stderr.write(`run ${i + 1} ${variant} (snapshot #${(i % SNAPSHOTS) + 1}): restore ${Math.round(restoreMs)} ms, cont->ready ${Math.round(sample.contToReady)} ms, ready->first byte ${Math.round(sample.readyToByte)} ms, start->first byte ${Math.round(sample.startToByte)} ms, QEMU CPU cont->first byte ${Math.round(sample.qemuCpu)} ms (load ${sample.load.toFixed(1)})\n`);
         } finally {
-          await machine.stop(1000);
-          running.delete(machine);
-          rmSync(stateDir, { recursive: true, force: true });
+          await machines.done(machine, stateDir);
         }
       }
     }
   } finally {
-    await Promise.all([...running].map((m) => m.stop(0)));
-    rmSync(work, { recursive: true, force: true });
+    await machines.close();
   }
   for (const variant of Object.keys(samples) as Variant[]) {
     const of = samples[variant];
