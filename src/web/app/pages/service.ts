@@ -10,6 +10,7 @@ import { useLive, type LiveState } from "../live.ts";
 import { checkServiceManifest, describePath, locateServerDetails, serviceToYaml, type Problem } from "../manifest.ts";
 import { href, navigate } from "../router.ts";
 import { declarationOf, desiredMachines, isAutoscaled, type Machine, type Service, type ServiceRevision } from "../types.ts";
+import { useDelete } from "../use-delete.ts";
 import { rolloutProgress } from "../../../model/rollout-progress.ts";
 import { changeFrom } from "../../../model/revision-history.ts";
 import { isOfTemplate } from "../../../model/template-label.ts";
@@ -312,25 +313,14 @@ async function putSpec(name: string, manifest: ReturnType<typeof checkServiceMan
 
 function DeleteService({ name, machines }: { name: string; machines: number }): VNode {
   const [open, setOpen] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState("");
-  const confirm = async () => {
-    setBusy(true);
-    setError("");
-    try {
-      await api("DELETE", `/api/v1/services/${encodeURIComponent(name)}`);
-      setOpen(false);
-      navigate(href.overview);
-    } catch (e) {
-      setError(describeError(e));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, confirm, clearError } = useDelete(`/api/v1/services/${encodeURIComponent(name)}`, () => {
+    setOpen(false);
+    navigate(href.overview);
+  });
   return html`<p>Deleting the service drains and stops its ${machines === 1 ? "machine" : `${machines} machines`}.</p>
     <button type="button" class="button danger" onClick=${() => setOpen(true)}>Delete service…</button>
     <${ConfirmDialog} open=${open} title=${`Delete service ${name}?`} confirmLabel=${`Delete ${name}`} busy=${busy} error=${error}
-      onConfirm=${confirm} onCancel=${() => { setOpen(false); setError(""); }}>
+      onConfirm=${confirm} onCancel=${() => { setOpen(false); clearError(); }}>
       <p>Its ${machines === 1 ? "machine" : `${machines} machines`} will be drained and stopped, and the proxy stops routing to it. This cannot be undone.</p>
     <//>`;
 }

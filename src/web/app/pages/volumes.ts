@@ -1,12 +1,12 @@
 import { html } from "htm/preact";
 import type { VNode } from "preact";
 import { useState } from "preact/hooks";
-import { api, describeError } from "../api.ts";
 import { ConfirmDialog, Section, Table } from "../components.ts";
 import { time } from "../format.ts";
 import { useLive } from "../live.ts";
 import { href } from "../router.ts";
 import type { Volume } from "../types.ts";
+import { useDelete } from "../use-delete.ts";
 
 /**
  * Volumes outlive their machines and their service: deleting a service keeps its data. This page
@@ -54,20 +54,7 @@ function holder(volume: Volume, machineExists: boolean): VNode | string {
 }
 
 function DeleteVolume({ name, onDone }: { name: string; onDone: () => void }): VNode {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState("");
-  const confirm = async () => {
-    setBusy(true);
-    setError("");
-    try {
-      await api("DELETE", `/api/v1/volumes/${encodeURIComponent(name)}`);
-      onDone();
-    } catch (e) {
-      setError(describeError(e));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, confirm } = useDelete(`/api/v1/volumes/${encodeURIComponent(name)}`, onDone);
   return html`<${ConfirmDialog} open=${true} title=${`Delete volume ${name}?`} confirmLabel=${`Delete ${name}`} busy=${busy} error=${error} onConfirm=${confirm} onCancel=${onDone}>
     <p>Its data is removed from its node's disk. This cannot be undone.</p>
   <//>`;
