@@ -1,4 +1,5 @@
 import swagger from "@fastify/swagger";
+import { answerClientError } from "./client-error.ts";
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type HTTPMethods } from "fastify";
 import { KINDS } from "../model/resource.ts";
 import type { Store } from "../store/store.ts";
@@ -88,6 +89,8 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
     http: { headersTimeout: headersMs, requestTimeout: requestMs, connectionsCheckingInterval: Math.min(1000, Math.ceil(headersMs / 4)) },
     // A URL Fastify cannot route (a bad %-escape) gets the API's error shape like any other 400.
     frameworkErrors: (error, request, reply) => errorHandler(error, request, reply),
+    // And so does a request Node's parser refuses before Fastify sees it (an oversized URL).
+    clientErrorHandler: answerClientError,
   });
   const routes: RouteInfo[] = [];
   routeTables.set(app, routes);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { Agent, request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { after, before, test } from "node:test";
 import { ENV_LIMITS } from "../model/env-rules.ts";
@@ -72,6 +73,34 @@ test("a body over the limit gets 413 with a clear message, and the server carrie
   assert.equal(error.code, "TooLarge");
   assert.match(error.message, /larger than the API accepts \(1048576 bytes\)/);
   assert.equal((await server.call("GET", "/healthz")).status, 200);
+});
+
+test("a request line over Node's 16 KiB gets 431 in the API's error shape, also on a reused connection and while the client is still sending", async () => {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const put = (name: string, body: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const url = new URL(server.url);
+      const req = httpRequest({ host: url.hostname, port: url.port, agent, method: "PUT", path: `/api/v1/secrets/${name}/status`, headers: { authorization: `Bearer ${server.token}`, "content-type": "application/json" } }, (res) => {
+        let text = "";
+        res.setEncoding("utf8").on("data", (c: string) => (text += c)).on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+  try {
+    // The first answer makes the connection one that has written before.
+    assert.equal((await put("short", "{}")).status, 400);
+    for (const size of [20_000, 300_000]) {
+      const answer = await put("a".repeat(size), JSON.stringify({ metadata: { name: "a".repeat(size) } }));
+      assert.equal(answer.status, 431, `a ${size}-byte name`);
+      const error = (JSON.parse(answer.body) as ErrorJson).error;
+      assert.equal(error.code, "TooLarge");
+      assert.match(error.message, /request line and headers are larger than the API accepts/);
+    }
+    assert.equal((await server.call("GET", "/healthz")).status, 200);
+  } finally {
+    agent.destroy();
+  }
 });
 
 test("an object over the store's size limit is a 400, not stored", async () => {
