@@ -32,11 +32,13 @@ export function missingForMachines(): string | undefined {
 export async function startMachine(t: TestContext, image: StoredImage, extra: Partial<MachineSpec> = {}): Promise<Machine> {
   const stateDir = mkdtempSync(join(tmpdir(), "pith-machine-"));
   const id = `${image.record.name}-${randomBytes(3).toString("hex")}`;
-  const machine = await new QemuHypervisor({ owner: "test" }).start({ id, stateDir, ...(await bootable(image)), ...extra });
+  let machine: Machine | undefined;
+  // Registered first: a start that is refused (a test of a refusal) leaves its state dir too.
   t.after(async () => {
-    await machine.stop(1000);
+    await machine?.stop(1000);
     rmSync(stateDir, { recursive: true, force: true });
   });
+  machine = await new QemuHypervisor({ owner: "test" }).start({ id, stateDir, ...(await bootable(image)), ...extra });
   return machine;
 }
 
