@@ -164,10 +164,12 @@ export async function compileKernel(source: LinuxSource, buildDir: string, confi
     const reuseKey = await buildReuseKey(source, buildDir, cache?.makeArgs ?? [], REPRODUCIBLE_KBUILD);
     const reusedTree = options.trees ? await options.trees.checkoutNearest(reuseKey, config, buildDir) : undefined;
     if (!reusedTree && options.requireTree) throw systemError("KERNEL_NO_REUSABLE_TREE", "no kept build tree was built under this build's reuse key (source, toolchain, flags, build dir)");
+    const compile = (fresh: boolean): Promise<Compiled> =>
+      compileIn(source, buildDir, config, { fresh, ...(cache ? { cache } : {}), ...(options.onStep ? { onStep: options.onStep } : {}) });
     let built: Compiled;
     let failedReuse: string | undefined;
     try {
-      built = await compileIn(source, buildDir, config, { fresh: !reusedTree, ...(cache ? { cache } : {}), ...(options.onStep ? { onStep: options.onStep } : {}) });
+      built = await compile(!reusedTree);
     } catch (error) {
       if (!reusedTree || !options.trees) throw error;
       // A kept tree can be wrong in ways Kbuild cannot see (an object a killed build left
@@ -175,7 +177,7 @@ export async function compileKernel(source: LinuxSource, buildDir: string, confi
       // retried once from an empty directory, and the tree is dropped so no later build tries it.
       failedReuse = (error as Error).message.split("\n")[0];
       await options.trees.discard(reusedTree.id);
-      built = await compileIn(source, buildDir, config, { fresh: true, ...(cache ? { cache } : {}), ...(options.onStep ? { onStep: options.onStep } : {}) });
+      built = await compile(true);
     }
     return {
       ...built,

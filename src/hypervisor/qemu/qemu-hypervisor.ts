@@ -234,13 +234,15 @@ export class QemuHypervisor implements Hypervisor {
         ...own,
       }).map(([k, v]) => `env ${k}=${v}`);
     const envLines = envLinesOf(spec.id, spec.env);
+    /** A restore's handshake: clock (maybe set off), entropy, an identity, then "restored". */
+    const restoredLines = (clockOffsetMs: number, identity = envLines): string[] => [...baseConfigLines(clockOffsetMs), ...identity, "restored"];
     if (spec.restoreFrom) {
       // A warm machine's clock runs behind until it is claimed, like a snapshot source's (see MachineSpec.warmPool).
-      const restoreLines = (): string[] => [...baseConfigLines(spec.warmPool ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0), ...envLines, "restored"];
+      const restoreLines = (): string[] => restoredLines(spec.warmPool ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0);
       const claimConfig = spec.warmPool
         ? (identity: ClaimedIdentity): string[] => {
             checkMachineEnv(identity.id, identity.env);
-            return [...baseConfigLines(), ...envLinesOf(identity.id, identity.env), "restored"];
+            return restoredLines(0, envLinesOf(identity.id, identity.env));
           }
         : undefined;
       return this.restore(spec, spec.restoreFrom, qemuSpec, jail, jailed, ports, restoreLines, requestedAt, startNetwork, claimConfig);
@@ -249,7 +251,7 @@ export class QemuHypervisor implements Hypervisor {
     // The same identity again, as a restore would send it: the guest library sees nothing change.
     const rehearsals = this.options.restoreRehearsals ?? RESTORE_REHEARSALS;
     const rehearsal = spec.snapshotSource && rehearsals > 0
-      ? { lines: (): string[] => [...baseConfigLines(SNAPSHOT_SOURCE_CLOCK_OFFSET_MS), ...envLines, "restored"], times: rehearsals }
+      ? { lines: (): string[] => restoredLines(SNAPSHOT_SOURCE_CLOCK_OFFSET_MS), times: rehearsals }
       : undefined;
 
     // The network first: QEMU connects to it as it starts. If QEMU then fails, the machine's

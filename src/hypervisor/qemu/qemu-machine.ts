@@ -198,7 +198,7 @@ export class QemuMachine implements Machine {
     const offsetMs = this.unanchoredClockOffsetMs;
     if (offsetMs === undefined) return;
     this.unanchoredClockOffsetMs = undefined;
-    const anchor = { unixMs: Math.round(Date.now() - (performance.now() - at) + offsetMs), uptimeUs };
+    const anchor = { unixMs: hostTimeAt(at) + offsetMs, uptimeUs };
     this.control?.send([`time ${anchor.unixMs} ${anchor.uptimeUs}`]);
   }
 
@@ -211,7 +211,7 @@ export class QemuMachine implements Machine {
         this.timings.kernelMs = round(message.uptimeUs / 1000);
         // Dated by the report, which init sent right after reading its uptime: init carries the
         // time forward over however long the config takes to reach it.
-        this.control?.send(this.options.config({ unixMs: Math.round(Date.now() - (performance.now() - at)), uptimeUs: message.uptimeUs }));
+        this.control?.send(this.options.config({ unixMs: hostTimeAt(at), uptimeUs: message.uptimeUs }));
         this.resolveInit(true);
         break;
       case "clock":
@@ -452,6 +452,9 @@ export async function vmmSocket(path: string): Promise<string> {
   }
   return path;
 }
+
+/** The host's wall-clock time (ms) at `at`, a performance.now() stamp (when a guest message arrived). */
+const hostTimeAt = (at: number): number => Math.round(Date.now() - (performance.now() - at));
 
 /** The host's time when the guest's uptime was uptimeUs (when the host got init's report). */
 export interface ClockAnchor {
