@@ -156,7 +156,7 @@ export class NodeAgent {
     });
     this.log = options.log ?? (() => {});
     this.warmPool = options.warmPool === false ? undefined
-      : (options.warmPool ?? new WarmPool({ hypervisor: options.hypervisor, starter: this.starter, stateDirFor: (id) => join(machinesDir(), id), log: this.log }));
+      : (options.warmPool ?? new WarmPool({ hypervisor: options.hypervisor, starter: this.starter, stateDirFor: (id) => join(machinesDir(), id), hasRoomFor: (mib) => this.hasRoomForWarm(mib), log: this.log }));
     this.warmDemand = this.warmPool && new WarmDemand({ client: this.client, pool: this.warmPool, bootSource: options.bootSource ?? localBootSource, log: this.log });
     this.machines = new Informer(apiSource(this.client, "Machine"), {
       indexes: { [BY_NODE]: (m) => (m.spec.node ? [m.spec.node] : []) },
@@ -537,13 +537,37 @@ export class NodeAgent {
 
   private nodeStatus(): PithNode["status"] {
     const warm = this.warmPool?.counts();
-    return { ready: true, heartbeatAt: new Date().toISOString(), agentVersion: "0.1.0", jailMissing: this.jailMissing, ...(warm && Object.keys(warm).length ? { warm } : {}) };
+    const warmMemoryMiB = this.warmPool?.heldMemoryMiB() ?? 0;
+    return {
+      ready: true,
+      heartbeatAt: new Date().toISOString(),
+      agentVersion: "0.1.0",
+      jailMissing: this.jailMissing,
+      ...(warm && Object.keys(warm).length ? { warm } : {}),
+      ...(warmMemoryMiB > 0 ? { warmMemoryMiB } : {}),
+    };
+  }
+
+  /** What the machines placed here and meant to run claim. */
+  private allocated(): NonNullable<PithNode["status"]["allocated"]> {
+    const mine = this.machines.byIndex(BY_NODE, this.nodeName).filter((m) => m.spec.desiredState === "running");
+    return mine.reduce((a, m) => ({ memoryMiB: a.memoryMiB + m.spec.memoryMiB, vcpus: a.vcpus + m.spec.vcpus, machines: a.machines + 1 }), { memoryMiB: 0, vcpus: 0, machines: 0 });
+  }
+
+  /**
+   * A warm machine fills only into memory no machine placed here claims: the scheduler placed
+   * those against this node's capacity, and a pool that took their room would overcommit the host.
+   */
+  private hasRoomForWarm(memoryMiB: number): boolean {
+    const held = this.warmPool?.heldMemoryMiB() ?? 0;
+    return this.capacity().memoryMiB - this.allocated().memoryMiB - held >= memoryMiB;
   }
 
   private async heartbeat(): Promise<void> {
-    const mine = this.machines.byIndex(BY_NODE, this.nodeName).filter((m) => m.spec.desiredState === "running");
-    const allocated = mine.reduce((a, m) => ({ memoryMiB: a.memoryMiB + m.spec.memoryMiB, vcpus: a.vcpus + m.spec.vcpus, machines: a.machines + 1 }), { memoryMiB: 0, vcpus: 0, machines: 0 });
+    const allocated = this.allocated();
     await this.client.updateStatus("Node", this.nodeName, { ...this.nodeStatus(), allocated });
+    // A machine that stopped since may have left room for a pool that had none.
+    this.warmPool?.refill();
     // Pools fill on their own time: what they hold now reaches the saved handles within a beat.
     if (this.warmPool) await this.saveState();
   }

@@ -89,3 +89,22 @@ test("one pass places no more machines on a node for its warm machines than it h
   await scheduleAll(world);
   assert.deepEqual(nodesOf(await world.machines("web")), ["big", "big", "warm"]);
 });
+
+test("warm machines' memory is taken on their node: only a machine that takes one over fits in it", async (t) => {
+  const world = await worldOfNodes(t, []);
+  // All of the node's memory is held by warm machines: web's one and api's three, 256 MiB each.
+  await world.node("full", { memoryMiB: 1024, vcpus: 8 }, { warm: { web: 1, api: 3 }, warmMemoryMiB: 1024 });
+  const digest = await world.image("x", { memoryMiB: 256 });
+  await world.applyService("db", { image: digest, replicas: 1 });
+  await world.reconcileService("db");
+  await scheduleAll(world);
+  const [db] = await world.machines("db");
+  assert.equal(db!.spec.node, undefined, "a booting machine has no room beside the warm ones");
+  assert.match(db!.status.reason ?? "", /no node has 256 MiB/);
+
+  // Two of web at once: the first takes over web's warm machine and its memory; the second finds none left.
+  await world.applyService("web", { image: digest, replicas: 2, startMode: "snapshot", warm: 1 });
+  await world.reconcileService("web");
+  await scheduleAll(world);
+  assert.deepEqual(nodesOf(await world.machines("web")), ["-", "full"]);
+});

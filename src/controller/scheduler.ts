@@ -110,14 +110,18 @@ export class Scheduler implements Reconciler {
     // A volume's file lives on one node's disk: a machine holding it can run only there.
     const pinned = await this.volumeNode(machine);
     const eligible = pinned.node === undefined ? nodes : nodes.filter((n) => n.metadata.name === pinned.node);
-    let choice: { node: string; siblings: number; warm: boolean; freeMemory: number } | undefined;
+    let choice: { node: string; siblings: number; warm: boolean; takenOver: number; freeMemory: number } | undefined;
     for (const n of pinned.conflict ? [] : eligible) {
       const used = this.allocations.of(n.metadata.name);
       const claimed = claims.on(n.metadata.name);
-      const freeMemory = n.spec.capacity.memoryMiB - used.memoryMiB - claimed.memoryMiB;
+      const warm = warmLeft(machine, service, n, claims) > 0;
+      // Warm machines hold memory no Machine object claims; one this machine takes over is its own.
+      const warmHeld = Math.max(0, (n.status.warmMemoryMiB ?? 0) - claims.warmTakenOn(n.metadata.name));
+      const takenOver = warm ? Math.min(warmHeld, machine.spec.memoryMiB) : 0;
+      const freeMemory = n.spec.capacity.memoryMiB - used.memoryMiB - claimed.memoryMiB - warmHeld + takenOver;
       const freeVcpus = n.spec.capacity.vcpus - used.vcpus - claimed.vcpus;
       if (freeMemory < machine.spec.memoryMiB || freeVcpus < machine.spec.vcpus) continue;
-      const candidate = { node: n.metadata.name, siblings: siblings.get(n.metadata.name) ?? 0, warm: warmLeft(machine, service, n, claims) > 0, freeMemory };
+      const candidate = { node: n.metadata.name, siblings: siblings.get(n.metadata.name) ?? 0, warm, takenOver, freeMemory };
       // Fewest of its service, then a node holding a warm machine for it, then most free memory;
       // on a tie, the first by name (nodes are sorted).
       if (!choice || isBetter(candidate, choice)) choice = candidate;
@@ -135,7 +139,7 @@ export class Scheduler implements Reconciler {
       }
       return false;
     }
-    claims.add(machine, choice.node, service);
+    claims.add(machine, choice.node, service, choice.takenOver);
     return true;
   }
 
@@ -195,8 +199,12 @@ class PassClaims {
   /** Per service, this pass's placements per node. */
   readonly #placed = new Map<string, Map<string, number>>();
 
-  add(machine: Machine, node: string, service: string | undefined): void {
+  /** Per node, the warm machines' memory this pass's placements take over. */
+  readonly #warmTaken = new Map<string, number>();
+
+  add(machine: Machine, node: string, service: string | undefined, warmTakenMiB = 0): void {
     this.placements.push({ machine, node });
+    if (warmTakenMiB > 0) this.#warmTaken.set(node, this.warmTakenOn(node) + warmTakenMiB);
     if (service !== undefined) {
       const placed = this.#placed.get(service) ?? new Map<string, number>();
       placed.set(node, (placed.get(node) ?? 0) + 1);
@@ -206,6 +214,10 @@ class PassClaims {
     this.#byNode.set(node, { memoryMiB: claimed.memoryMiB + machine.spec.memoryMiB, vcpus: claimed.vcpus + machine.spec.vcpus });
     const counts = service === undefined ? undefined : this.#siblings.get(service);
     if (counts) counts.set(node, (counts.get(node) ?? 0) + 1);
+  }
+
+  warmTakenOn(node: string): number {
+    return this.#warmTaken.get(node) ?? 0;
   }
 
   placedThisPass(service: string, node: string): number {

@@ -110,13 +110,13 @@ export class ControllerWorld {
   }
 
   /** A node as its agent registers it; `heartbeatAgoMs` back from the test's clock. */
-  async node(name: string, capacity: { memoryMiB: number; vcpus: number }, status: { ready?: boolean; heartbeatAgoMs?: number; warm?: Record<string, number> } = {}): Promise<void> {
+  async node(name: string, capacity: { memoryMiB: number; vcpus: number }, status: { ready?: boolean; heartbeatAgoMs?: number; warm?: Record<string, number>; warmMemoryMiB?: number } = {}): Promise<void> {
     await this.store.create<PithNode>({
       apiVersion: API_VERSION,
       kind: "Node",
       metadata: { name },
       spec: { capacity, accelerator: "tcg" },
-      status: { ready: status.ready ?? true, heartbeatAt: new Date(this.clock.now() - (status.heartbeatAgoMs ?? 0)).toISOString(), ...(status.warm ? { warm: status.warm } : {}) },
+      status: { ready: status.ready ?? true, heartbeatAt: new Date(this.clock.now() - (status.heartbeatAgoMs ?? 0)).toISOString(), ...(status.warm ? { warm: status.warm } : {}), ...(status.warmMemoryMiB ? { warmMemoryMiB: status.warmMemoryMiB } : {}) },
     });
   }
 

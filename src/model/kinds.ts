@@ -196,6 +196,11 @@ export interface NodeStatus {
   jailMissing?: string[];
   /** Paused warm machines this node holds, by service (see ServiceSpec.warm). */
   warm?: Record<string, number>;
+  /**
+   * The memory its warm machines hold, ready or being made: no Machine object claims it, so the
+   * scheduler counts it as taken (less a warm machine the placed machine takes over).
+   */
+  warmMemoryMiB?: number;
 }
 
 /** An image known to the control plane (registered when built or applied). */

@@ -118,3 +118,22 @@ test("after an agent restart, a claimed warm machine is re-adopted under its Mac
   await w.deleted("web-9f8e7d");
   assert.notEqual(claimed.exit, undefined, "the new agent stopped it when it was retired");
 });
+
+test("warm machines fill only into memory no placed machine claims, and the Node says what they hold", async (t) => {
+  const w = await AgentWorld.start(t);
+  // 40 MiB: a placed 16 MiB machine leaves room for one 16 MiB warm machine, not two.
+  await w.startAgent({ heartbeatMs: 50, capacity: { memoryMiB: 40, vcpus: 8 } });
+  await w.place("db-1");
+  await w.reaches("db-1", "ready");
+  await service(w, { warm: 2 });
+  await until("the node reports one warm machine holding 16 MiB", async () => {
+    const node = await w.client.get("Node", NODE);
+    return node?.status.warm?.web === 1 && node.status.warmMemoryMiB === 16;
+  });
+  assert.equal(pooled(w).length, 1, "the second warm machine would overcommit the host");
+
+  // The placed machine stops: its room goes to the pool at the next beat.
+  await w.retire("db-1");
+  await until("a second warm machine", () => pooled(w).length === 2);
+  await until("the node reports both, 32 MiB", async () => (await w.client.get("Node", NODE))?.status.warmMemoryMiB === 32);
+});

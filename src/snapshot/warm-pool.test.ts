@@ -157,3 +157,36 @@ test("close waits for a fill under way: once it resolves, none of the pools' mac
   assert.deepEqual(hypervisor.machinesRunning().map((m) => m.id), [], "nothing left running once close resolved");
   assert.equal(pool.counts().web, undefined);
 });
+
+test("the memory the pool holds counts machines ready and being made; without room on the host it waits for refill()", async () => {
+  let room = 64;
+  const held: number[] = [];
+  pool = new WarmPool({
+    hypervisor,
+    starter: new MachineStarter({ hypervisor, store: new SnapshotStore(join(dir, "images")), scratchDir: join(dir, "scratch"), warmUpRequests: 0 }),
+    stateDirFor: (id) => join(dir, id),
+    warmUpRequests: 0,
+    retryMs: 10,
+    // The host as the agent sees it: 64 MiB left beside the pool's own machines.
+    hasRoomFor: (memoryMiB) => room - pool.heldMemoryMiB() >= memoryMiB,
+    log: (m) => void logs.push(m),
+  });
+  assert.equal(pool.heldMemoryMiB(), 0);
+  pool.want("web", template(2));
+  held.push(pool.heldMemoryMiB());
+  await until("one warm machine", () => pool.counts().web === 1);
+  // The second does not fit: the pool stops at one and says so once.
+  await until("the second is refused for room", () => logs.some((l) => l.includes("no room on this host for another 64 MiB machine")));
+  assert.equal(pool.counts().web, 1);
+  assert.equal(pool.heldMemoryMiB(), 64);
+  pool.refill();
+  assert.equal(logs.filter((l) => l.includes("no room")).length, 1, "said once while nothing changed");
+  assert.equal(pooled().length, 1);
+
+  room = 128;
+  pool.refill();
+  await until("the second warm machine", () => pool.counts().web === 2);
+  assert.equal(pool.heldMemoryMiB(), 128);
+  // While the first was being made it counted already: a fill reserves its memory.
+  assert.deepEqual(held, [64]);
+});

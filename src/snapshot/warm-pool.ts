@@ -22,6 +22,12 @@ export interface WarmPoolOptions {
   stateDirFor: (id: string) => string;
   /** Requests each machine answers before it is paused (see warm-up.ts); default 8. */
   warmUpRequests?: number;
+  /**
+   * Whether the host has room for one more machine of `memoryMiB` beside everything it runs and
+   * the pools hold (heldMemoryMiB); asked before each fill. Default: always. A pool without room
+   * waits until `refill()`.
+   */
+  hasRoomFor?: (memoryMiB: number) => boolean;
   /** After a failed fill, the next try waits this long (doubling, at most a minute); default 2 s. */
   retryMs?: number;
   log?: (message: string) => void;
@@ -45,6 +51,8 @@ interface Pool {
   generation: number;
   failures: number;
   retry?: NodeJS.Timeout;
+  /** The last fill found no room on the host (said once until a fill goes ahead). */
+  roomless?: boolean;
 }
 
 /**
@@ -125,6 +133,21 @@ export class WarmPool {
     claimed.whenReady().then(later, later);
   }
 
+  /**
+   * The memory the pools' machines hold, ready or being made: each holds its whole RAM, which no
+   * Machine object accounts for, so the Node reports it and the scheduler counts it as taken.
+   */
+  heldMemoryMiB(): number {
+    let held = 0;
+    for (const pool of this.pools.values()) held += (pool.ready.length + pool.filling) * pool.template.spec.image.capabilities.memoryMiB;
+    return held;
+  }
+
+  /** Tries again to fill every pool short of machines: the host may have room now. */
+  refill(): void {
+    for (const pool of this.pools.values()) this.fill(pool);
+  }
+
   /** Paused machines ready per pool, for the Node's status. */
   counts(): Record<string, number> {
     return Object.fromEntries([...this.pools.values()].map((p) => [p.name, p.ready.length]));
@@ -178,6 +201,13 @@ export class WarmPool {
   private fill(pool: Pool): void {
     if (this.closed || pool.filling > 0 || pool.retry || this.pools.get(pool.name) !== pool) return;
     if (pool.ready.length >= pool.template.count) return;
+    const memoryMiB = pool.template.spec.image.capabilities.memoryMiB;
+    if (this.options.hasRoomFor && !this.options.hasRoomFor(memoryMiB)) {
+      if (!pool.roomless) this.log(`warm pool ${pool.name}: no room on this host for another ${memoryMiB} MiB machine; it fills once there is`);
+      pool.roomless = true;
+      return;
+    }
+    pool.roomless = false;
     pool.filling++;
     const generation = pool.generation;
     const fill = this.makeOne(pool)

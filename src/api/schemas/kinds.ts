@@ -210,6 +210,7 @@ export const NodeStatusSchema = Type.Object(
     agentVersion: Type.Optional(Type.String()),
     jailMissing: Type.Optional(Type.Array(Type.String({ maxLength: 1024 }), { maxItems: 32 })),
     warm: Type.Optional(Type.Record(Type.String({ maxLength: 253 }), NonNegativeInt(), { maxProperties: 1024 })),
+    warmMemoryMiB: Type.Optional(NonNegativeInt()),
   },
   closed,
 );

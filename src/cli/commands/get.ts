@@ -165,7 +165,7 @@ export function printerFor(kind: Kind, wide: boolean, now: () => number = Date.n
         n.spec.address ?? "loopback",
         n.spec.accelerator,
         String(n.status?.allocated?.machines ?? 0),
-        `${n.status?.allocated?.memoryMiB ?? 0}/${n.spec.capacity.memoryMiB} MiB`,
+        nodeMemory(n),
         n.status?.heartbeatAt ? age(n.status.heartbeatAt) : "-",
         ...(wide ? [`${n.status?.allocated?.vcpus ?? 0}/${n.spec.capacity.vcpus}`, n.status?.agentVersion ?? "-", age(n.metadata.createdAt), jailSummary(n.status?.jailMissing)] : []),
       ]);
@@ -258,7 +258,13 @@ export function alignRow(cells: string[], widths: number[]): string {
 }
 
 /** "full", or which parts of the jail the node's machines go without (`describe node` says why). */
-export function jailSummary(missing: string[] | undefined): string {
+export /** Memory placed machines claim of the node's capacity, and what its warm machines hold besides. */
+function nodeMemory(n: PithNode): string {
+  const used = `${n.status?.allocated?.memoryMiB ?? 0}/${n.spec.capacity.memoryMiB} MiB`;
+  return n.status?.warmMemoryMiB ? `${used} +${n.status.warmMemoryMiB} warm` : used;
+}
+
+function jailSummary(missing: string[] | undefined): string {
   if (missing === undefined) return "-";
   if (missing.length === 0) return "full";
   return `without ${missing.map((m) => m.split(":")[0]).join(",")}`;
