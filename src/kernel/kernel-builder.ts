@@ -10,7 +10,7 @@ import { kernelCacheDir } from "../shared/paths.ts";
 import { silentProgress, type Progress } from "../shared/progress.ts";
 import { fragmentPath, readFragment, type FragmentName } from "./kernel-fragments.ts";
 import { enabledOptions, kernelDir, listKernels, readKernelInfo, type KernelInfo } from "./kernel-cache.ts";
-import { ensureLinuxSource, linuxSourceVersion, type LinuxSource } from "./linux-source.ts";
+import { ensureLinuxSource, linuxSourceVersion, localVersion, type LinuxSource } from "./linux-source.ts";
 import { ensurePrivateDir } from "../shared/private-files.ts";
 import { compilerCacheEnabled, compilerCacheFor, type CompilerCache, type CompilerCacheUsage } from "./compiler-cache.ts";
 import { buildReuseKey } from "./build-identity.ts";
@@ -119,6 +119,8 @@ export async function makeConfig(source: LinuxSource, workDir: string, fragments
     cwd: workDir,
     code: "KERNEL_CONFIG_FAILED",
   });
+  // The patches are in the config (and so in its hash, the kernel's cache key), and in `uname -r`.
+  await execFile(join(source.dir, "scripts/config"), ["--file", join(workDir, ".config"), "--set-str", "LOCALVERSION", localVersion(source)], { code: "KERNEL_CONFIG_FAILED" });
   await make(source, workDir, ["-s", "olddefconfig"]);
   return readFile(join(workDir, ".config"), "utf8");
 }

@@ -45,10 +45,11 @@ test("TCG gets a TSC rate and RDRAND; KVM gets the host CPU and no TSC override"
   assert.match(valueOf(tcg, "-append")[0]!, /\btsc=nowatchdog\b/, "no watchdog judging the TSC by dropped PIT ticks");
   assert.doesNotMatch(valueOf(tcg, "-append")[0]!, /tsc=reliable/, "the TSC checks at CPU bring-up stay");
   assert.match(valueOf(tcg, "-append")[0]!, /\bno_timer_check\b/, "no timer check to fail on a busy host");
+  assert.match(valueOf(tcg, "-append")[0]!, /\blapic_timer_hz=1000000000\b/, "the APIC timer's rate under TCG, not a calibration");
   const kvm = qemuArgv({ ...spec, accelerator: "kvm" });
   assert.deepEqual(valueOf(kvm, "-accel"), ["kvm"]);
   assert.deepEqual(valueOf(kvm, "-cpu"), ["host"]);
-  assert.doesNotMatch(valueOf(kvm, "-append")[0]!, /tsc_early_khz|tsc=/, "KVM's guest has kvm-clock");
+  assert.doesNotMatch(valueOf(kvm, "-append")[0]!, /tsc_early_khz|tsc=|lapic_timer_hz/, "KVM's guest has kvm-clock and a TSC-deadline timer");
   assert.deepEqual(valueOf(qemuArgv({ ...spec, vcpus: 2 }), "-accel"), ["tcg,tb-size=256,thread=multi"]);
 });
 
