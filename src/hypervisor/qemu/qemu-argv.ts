@@ -122,13 +122,22 @@ export function qemuArgv(spec: QemuMachineSpec): string[] {
   return argv;
 }
 
+/**
+ * Without ERMS and FSRM the guest's memset, memcpy and clear_page move 8 bytes per iteration
+ * instead of one: under TCG each iteration of a `rep stosb` is a trip through translated code, so
+ * clearing the kernel's BSS and pages costs several times more. 3-5% of a static app's boot
+ * (paired, bench/README.md, boot); on real hardware the flags would matter the other way, and KVM
+ * gets the host's CPU.
+ */
+export const TCG_CPU = "max,-erms,-fsrm";
+
 export function acceleratorArgs(accelerator: Accelerator, vcpus: number, translationCacheMiB: number): string[] {
   if (accelerator === "kvm") return ["-accel", "kvm", "-cpu", "host"];
   // `max` gives the guest RDRAND, which seeds its random pool at once instead of stalling
   // getrandom() in early userspace. Multi-threaded TCG spreads vCPUs over host cores. The
   // translation cache is capped (QEMU's default reserves up to 1 GiB), so a machine's host memory
   // has a bound its cgroup can state: guest RAM plus this plus QEMU itself.
-  return ["-accel", `tcg,tb-size=${translationCacheMiB}${vcpus > 1 ? ",thread=multi" : ""}`, "-cpu", "max"];
+  return ["-accel", `tcg,tb-size=${translationCacheMiB}${vcpus > 1 ? ",thread=multi" : ""}`, "-cpu", TCG_CPU];
 }
 
 export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "kernelArgs" | "network" | "tscKhz">): string {
