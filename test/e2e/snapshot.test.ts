@@ -16,7 +16,7 @@ import { MachineStarter, type StartNotice } from "../../src/snapshot/machine-sta
 import { SnapshotStore } from "../../src/snapshot/snapshot-store.ts";
 import { TestCluster, waitFor } from "../support/cluster.ts";
 import { appImage, bootable } from "../support/images.ts";
-import { get } from "../support/load.ts";
+import { getOnceRouted } from "../support/load.ts";
 import { missingForMachines } from "../support/machines.ts";
 import { probe, type Probe } from "../support/snapshot-probe.ts";
 
@@ -174,7 +174,7 @@ describe("snapshots of real machines", { skip, timeout: 600_000, concurrency: fa
       metadata: { name: "probe" },
       spec: { image: image.record.digest, min: 0, max: 2, hosts: ["probe.test"], startMode: "snapshot" },
     });
-    const first = await get(c.proxyUrl, "probe.test");
+    const first = await getOnceRouted(c.proxyUrl, "probe.test");
     assert.equal(first.status, 200, first.body);
     const body = JSON.parse(first.body) as Probe;
     const machine = (await client.get("Machine", body.machine))!;

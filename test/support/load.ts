@@ -23,6 +23,20 @@ export function get(url: string, host: string, agent?: Agent, timeoutMs = 35_000
 }
 
 /**
+ * The first GET the proxy routes: a Service just created reaches the proxy through its watch, and
+ * until then the proxy answers 404 NoRoute, which starts nothing. Asked again (every 20 ms, for
+ * at most `routeWithinMs`) only while that is the answer, so the request that counts is sent once.
+ */
+export async function getOnceRouted(url: string, host: string, routeWithinMs = 10_000): Promise<{ status: number; body: string }> {
+  const deadline = performance.now() + routeWithinMs;
+  for (;;) {
+    const answer = await get(url, host);
+    if (answer.status !== 404 || !answer.body.includes('"NoRoute"') || performance.now() > deadline) return answer;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
  * Continuous bounded load: `concurrency` loops of GETs until `until()` says stop (or the
  * duration runs out). Every answer is counted; anything but a 2xx is kept for the test to show.
  */
