@@ -9,7 +9,7 @@ import { sha256 } from "../shared/hash.ts";
 import { kernelCacheDir } from "../shared/paths.ts";
 import { silentProgress, type Progress } from "../shared/progress.ts";
 import { fragmentPath, readFragment, type FragmentName } from "./kernel-fragments.ts";
-import { enabledOptions, kernelDir, listKernels, readKernelInfo, type KernelInfo } from "./kernel-cache.ts";
+import { enabledOptions, kernelDir, listKernels, readKernelInfo, SYSTEM_MAP, type KernelInfo } from "./kernel-cache.ts";
 import { ensureLinuxSource, linuxSourceVersion, localVersion, type LinuxSource } from "./linux-source.ts";
 import { ensurePrivateDir } from "../shared/private-files.ts";
 import { compilerCacheEnabled, compilerCacheFor, type CompilerCache, type CompilerCacheUsage } from "./compiler-cache.ts";
@@ -269,6 +269,8 @@ async function buildKernelIn(
   await rm(staging, { recursive: true, force: true });
   await ensurePrivateDir(staging);
   await copyFile(compiled.vmlinux, join(staging, "vmlinux"));
+  // The stripped kernel's addresses, by name: what a profile of a boot resolves them with (bench/boot/guest-profile.ts).
+  await copyFile(join(buildDir, "System.map"), join(staging, SYSTEM_MAP));
   await writeFile(join(staging, "config"), config);
   const info: KernelInfo = {
     configHash,

@@ -26,6 +26,9 @@ export interface KernelInfo {
 
 export const kernelDir = (configHash: string): string => join(kernelCacheDir(), configHash);
 
+/** Beside a cached kernel: its symbols' addresses (`nm` order), for profiles; kernels built before it was kept have none. */
+export const SYSTEM_MAP = "System.map";
+
 export async function readKernelInfo(configHash: string): Promise<KernelInfo | undefined> {
   const dir = kernelDir(configHash);
   if (!existsSync(join(dir, "vmlinux"))) return undefined;
