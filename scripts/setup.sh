@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(
   qemu-system-x86      # the hypervisor (microvm machine, TCG and KVM) and qboot firmware
   linux-source-6.1     # the only source Pith's kernels are built from
+  git                  # git apply: Pith's patches to it (src/kernel/patches)
   flex bison bc libelf-dev libssl-dev make gcc  # what `make tinyconfig && make vmlinux` needs
   cpio                 # to list image contents in tests
   musl-tools           # tiny static init and example server
