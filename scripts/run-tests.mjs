@@ -12,9 +12,15 @@ const step = (title, command, args) => {
   execFileSync(command, args, { stdio: "inherit" });
 };
 
+// This run's image digests, in a file of its own: a run that is interrupted leaves one behind,
+// and neither a later run nor a test run by hand reads it (test/support/images.ts).
+const imagesFile = join(root, ".test-artifacts", `images-${process.pid}.json`);
+const runEnv = { ...process.env, PITH_TEST_IMAGES: imagesFile };
+rmSync(".test-artifacts/images.json", { force: true }); // the shared file of earlier versions
 step("type-check", "npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]);
 mkdirSync(".test-artifacts", { recursive: true });
-step("build the examples' images (kernels are cached by config hash)", process.execPath, ["--import", "tsx", "scripts/prepare-test-images.ts"]);
+console.log("\n# build the examples' images (kernels are cached by config hash)");
+execFileSync(process.execPath, ["--import", "tsx", "scripts/prepare-test-images.ts"], { stdio: "inherit", env: runEnv });
 
 const files = [];
 const walk = (dir) => {
@@ -31,8 +37,7 @@ const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o
 console.log(`\n# running ${selected.length} test files`);
 const result = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...selected.sort()], {
   stdio: "inherit",
-  env: { ...process.env, PITH_ACCEL: process.env.PITH_ACCEL ?? "tcg" },
+  env: { ...runEnv, PITH_ACCEL: process.env.PITH_ACCEL ?? "tcg" },
 });
-// The digests are only true for this run's sources; a later test run by hand builds its own.
-rmSync(".test-artifacts/images.json", { force: true });
+rmSync(imagesFile, { force: true });
 process.exit(result.status ?? 1);

@@ -9,19 +9,23 @@ import type { Progress } from "../../src/shared/progress.ts";
 
 /**
  * Test images are built once per test run: scripts/run-tests.mjs builds every example before the
- * tests start and records the digests in .test-artifacts/images.json; a test run by hand builds
- * (and caches) what it needs.
+ * tests start, records the digests in a file of that run's own and names it to the tests in
+ * PITH_TEST_IMAGES. A test run by hand builds (and caches) what it needs: a file a run left
+ * behind (interrupted) holds images of older sources and is never read.
  */
 export const testArtifactsDir = (): string => process.env.PITH_TEST_ARTIFACTS ?? join(pithRoot(), ".test-artifacts");
 
+/** The digests this test run prepared, by app dir (or proxy-machine key); none outside a run of run-tests.mjs. */
+export function preparedImages(): Record<string, string> {
+  const file = process.env.PITH_TEST_IMAGES;
+  if (!file || !existsSync(file)) return {};
+  return JSON.parse(readFileSync(file, "utf8")) as Record<string, string>;
+}
+
 export async function appImage(appDir: string): Promise<StoredImage> {
-  const prepared = join(testArtifactsDir(), "images.json");
   const dir = appDir.startsWith("/") ? appDir : join(pithRoot(), appDir);
-  if (existsSync(prepared)) {
-    const digests = JSON.parse(readFileSync(prepared, "utf8")) as Record<string, string>;
-    const digest = digests[dir];
-    if (digest) return resolveImage(digest);
-  }
+  const digest = preparedImages()[dir];
+  if (digest) return resolveImage(digest);
   return buildImage(await loadAppManifest(dir));
 }
 
@@ -45,13 +49,9 @@ export async function buildProxyMachineImage(apiPort: number, progress?: Progres
 }
 
 export async function proxyMachineImage(): Promise<{ image: StoredImage; apiPort: number }> {
-  const prepared = join(testArtifactsDir(), "images.json");
-  if (existsSync(prepared)) {
-    const digests = JSON.parse(readFileSync(prepared, "utf8")) as Record<string, string>;
-    const prefix = proxyMachineKey(0).replace(/0$/, "");
-    for (const [key, digest] of Object.entries(digests)) {
-      if (key.startsWith(prefix)) return { image: await resolveImage(digest), apiPort: Number(key.slice(prefix.length)) };
-    }
+  const prefix = proxyMachineKey(0).replace(/0$/, "");
+  for (const [key, digest] of Object.entries(preparedImages())) {
+    if (key.startsWith(prefix)) return { image: await resolveImage(digest), apiPort: Number(key.slice(prefix.length)) };
   }
   const apiPort = await pickApiPort();
   return { image: (await buildProxyMachineImage(apiPort)).image, apiPort };
