@@ -190,3 +190,16 @@ test("the memory the pool holds counts machines ready and being made; without ro
   // While the first was being made it counted already: a fill reserves its memory.
   assert.deepEqual(held, [64]);
 });
+
+test("refill() leaves a pool that just gave a machine away to its own delay", async () => {
+  pool.want("web", template(1));
+  await until("one warm machine", () => pool.counts().web === 1);
+  const machine = await pool.take("web", machineSpec("web-1"));
+  assert.ok(machine);
+  const runningBefore = hypervisor.machinesRunning().length;
+  // A heartbeat right after the claim: the claimed machine's first answers keep the CPU.
+  pool.refill();
+  await sleep(50);
+  assert.equal(hypervisor.machinesRunning().length, runningBefore, "no restore started beside the claimed machine's first answers");
+  await until("the pool refills after its delay", () => pool.counts().web === 1);
+});

@@ -143,9 +143,12 @@ export class WarmPool {
     return held;
   }
 
-  /** Tries again to fill every pool short of machines: the host may have room now. */
+  /**
+   * Tries again the pools that found no room on the host: it may have some now. Only those: a
+   * pool that just gave a machine away waits REFILL_DELAY_MS past its claim (refillAfter).
+   */
   refill(): void {
-    for (const pool of this.pools.values()) this.fill(pool);
+    for (const pool of this.pools.values()) if (pool.roomless) this.fill(pool);
   }
 
   /** Paused machines ready per pool, for the Node's status. */
