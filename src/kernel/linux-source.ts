@@ -20,7 +20,7 @@ export interface LinuxSource {
 }
 
 /** Pith's changes to Debian's source, applied in name order when it is extracted (each says why in its header). */
-export const KERNEL_PATCHES_DIR = (): string => join(pithRoot(), "src", "kernel", "patches");
+export const kernelPatchesDir = (): string => join(pithRoot(), "src", "kernel", "patches");
 
 export interface KernelPatch {
   name: string;
@@ -29,7 +29,7 @@ export interface KernelPatch {
 }
 
 export async function kernelPatches(): Promise<KernelPatch[]> {
-  const dir = KERNEL_PATCHES_DIR();
+  const dir = kernelPatchesDir();
   const names = (await readdir(dir)).filter((n) => n.endsWith(".patch")).sort();
   return Promise.all(names.map(async (name) => ({ name, path: join(dir, name), text: await readFile(join(dir, name), "utf8") })));
 }
