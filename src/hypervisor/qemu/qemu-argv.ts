@@ -154,7 +154,8 @@ export function kernelCommandLine(spec: Pick<QemuMachineSpec, "accelerator" | "k
   ];
   args.push(...clockArgs(spec.accelerator, spec.tscKhz));
   // Pith's kernels take the APIC timer's rate (src/kernel/patches/0001) instead of calibrating it
-  // against the PIT, a quarter of a TCG boot. A kernel without the patch ignores the argument.
+  // against the PIT, a quarter of a TCG boot. A kernel without the patch hands the unknown
+  // argument to init's environment, which init never passes on (the app's comes from the image).
   if (spec.accelerator === "tcg") args.push(`lapic_timer_hz=${QEMU_TCG_APIC_TIMER_HZ}`);
   // The kernel configures the address itself: init needs no network code and no tools.
   if (spec.network) args.push(`ip=${GUEST_ADDRESS}::${GUEST_GATEWAY}:255.255.255.0::eth0:off`);
