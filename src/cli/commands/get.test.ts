@@ -78,6 +78,7 @@ test("machine and node rows", () => {
     status: { ready: true, heartbeatAt: ago(3), allocated: { memoryMiB: 512, vcpus: 2, machines: 2 } },
   };
   assert.deepEqual(printerFor("Node", false, () => NOW).row(node), ["n1", "Ready", "loopback", "tcg", "2", "512/4096 MiB", "3s"]);
+  assert.equal(printerFor("Node", false, () => NOW).row({ ...node, status: { ...node.status, warmMemoryMiB: 640 } })[5], "512/4096 MiB +640 warm", "warm machines' memory beside the allocation");
   // On a host of several: its address, and whether it is cordoned or draining.
   const cordoned = { ...node, spec: { ...node.spec, address: "10.213.0.11", unschedulable: true } };
   assert.deepEqual(printerFor("Node", false, () => NOW).row(cordoned).slice(0, 3), ["n1", "Ready,SchedulingDisabled", "10.213.0.11"]);

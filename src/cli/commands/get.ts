@@ -257,14 +257,14 @@ export function alignRow(cells: string[], widths: number[]): string {
   return cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? c.length))).join("   ").trimEnd();
 }
 
-/** "full", or which parts of the jail the node's machines go without (`describe node` says why). */
-export /** Memory placed machines claim of the node's capacity, and what its warm machines hold besides. */
+/** Memory placed machines claim of the node's capacity, and what its warm machines hold besides. */
 function nodeMemory(n: PithNode): string {
   const used = `${n.status?.allocated?.memoryMiB ?? 0}/${n.spec.capacity.memoryMiB} MiB`;
   return n.status?.warmMemoryMiB ? `${used} +${n.status.warmMemoryMiB} warm` : used;
 }
 
-function jailSummary(missing: string[] | undefined): string {
+/** "full", or which parts of the jail the node's machines go without (`describe node` says why). */
+export function jailSummary(missing: string[] | undefined): string {
   if (missing === undefined) return "-";
   if (missing.length === 0) return "full";
   return `without ${missing.map((m) => m.split(":")[0]).join(",")}`;
