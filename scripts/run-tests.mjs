@@ -7,9 +7,9 @@ import { join, relative } from "node:path";
 const root = new URL("..", import.meta.url).pathname;
 process.chdir(root);
 
-const step = (title, command, args) => {
+const step = (title, command, args, env = process.env) => {
   console.log(`\n# ${title}`);
-  execFileSync(command, args, { stdio: "inherit" });
+  execFileSync(command, args, { stdio: "inherit", env });
 };
 
 // This run's image digests, in a file of its own: a run that is interrupted leaves one behind,
@@ -19,8 +19,7 @@ const runEnv = { ...process.env, PITH_TEST_IMAGES: imagesFile };
 rmSync(".test-artifacts/images.json", { force: true }); // the shared file of earlier versions
 step("type-check", "npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]);
 mkdirSync(".test-artifacts", { recursive: true });
-console.log("\n# build the examples' images (kernels are cached by config hash)");
-execFileSync(process.execPath, ["--import", "tsx", "scripts/prepare-test-images.ts"], { stdio: "inherit", env: runEnv });
+step("build the examples' images (kernels are cached by config hash)", process.execPath, ["--import", "tsx", "scripts/prepare-test-images.ts"], runEnv);
 
 const files = [];
 const walk = (dir) => {
