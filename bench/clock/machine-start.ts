@@ -5,9 +5,10 @@
  * QEMU's CPU time from start() to ready. Run by bench/clock/ab.ts, alternating checkouts.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { processCpuMs } from "../bench-process.ts";
 
 const [root, app] = process.argv.slice(2);
 if (!root || !app) throw new Error("usage: machine-start.ts CHECKOUT APP_DIR");
@@ -17,9 +18,6 @@ const { buildImage } = (await import(join(root, "src/image/image-builder.ts"))) 
 const { bootFiles } = (await import(join(root, "src/image/image-store.ts"))) as typeof import("../../src/image/image-store.ts");
 const { loadAppManifest } = (await import(join(root, "src/manifest/app-manifest.ts"))) as typeof import("../../src/manifest/app-manifest.ts");
 
-const cpuMs = (pid: number): number =>
-  readdirSync(`/proc/${pid}/task`).reduce((ns, tid) => ns + Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0] ?? 0), 0) / 1e6;
-
 const dir = mkdtempSync(join(tmpdir(), "pith-clock-ab-"));
 const hypervisor = new QemuHypervisor({ owner: "bench-clock" });
 const started: { stop: (graceMs: number) => Promise<unknown> }[] = [];
@@ -28,7 +26,7 @@ try {
   const booted = await hypervisor.start({ id: "ab-boot", stateDir: join(dir, "boot"), image: bootImage.record, ...(await bootFiles(bootImage)) });
   started.push(booted);
   const { readyMs: bootReadyMs, kernelMs: bootKernelMs } = await booted.whenReady();
-  const bootCpuMs = cpuMs(booted.pid);
+  const bootCpuMs = processCpuMs(booted.pid);
   await booted.stop(1000);
 
   execFileSync("make", ["-s", "-C", join(root, "examples/static-c")]);
@@ -44,7 +42,7 @@ try {
   started.push(restored);
   await restored.whenReady();
   const restoreReadyMs = performance.now() - startAt;
-  const restoreCpuMs = cpuMs(restored.pid);
+  const restoreCpuMs = processCpuMs(restored.pid);
   process.stdout.write(`${JSON.stringify({ bootReadyMs, bootKernelMs, bootCpuMs, restoreReadyMs, restoreCpuMs })}\n`);
 } finally {
   await Promise.all(started.map((m) => m.stop(1000).catch(() => {})));

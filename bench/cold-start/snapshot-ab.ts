@@ -16,7 +16,7 @@
  * failure. Skips when QEMU is missing.
  */
 import { BenchMachines } from "./bench-machines.ts";
-import { mkdirSync, readdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -29,7 +29,7 @@ import { MachineStarter } from "../../src/snapshot/machine-starter.ts";
 import { SnapshotStore } from "../../src/snapshot/snapshot-store.ts";
 import { missingForMachines } from "../../test/support/machines.ts";
 import { median, withTimeout } from "../control-plane/stats.ts";
-import { readFileOrEmpty } from "../bench-process.ts";
+import { processCpuMs } from "../bench-process.ts";
 import { timedGet } from "./first-byte.ts";
 
 const { values: flags } = parseArgs({ options: { runs: { type: "string", default: "6" }, app: { type: "string", default: "examples/hello-ts" }, compare: { type: "string", default: "rehearsal" }, snapshots: { type: "string", default: "3" } } });
@@ -58,13 +58,6 @@ if (!chosen) {
   process.exit(2);
 }
 const VARIANTS: Record<Variant, Setting> = chosen;
-
-/** CPU time (ms) all of a process's threads have run. */
-function cpuMs(pid: number): number {
-  let ns = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileOrEmpty(`/proc/${pid}/task/${tid}/schedstat`).split(" ")[0] ?? 0);
-  return ns / 1e6;
-}
 
 interface Sample { restoreMs: number; contToReady: number; readyToByte: number; startToByte: number; qemuCpu: number; load: number }
 
@@ -101,7 +94,7 @@ async function main(): Promise<void> {
         const machine = await withTimeout(starters[variant][i % SNAPSHOTS]!.start({ id: `ab-${variant}-${i}`, image: image.record, ...files, stateDir }, "snapshot"), 120_000, "start");
         machines.started(machine);
         try {
-          const cpuAtCont = cpuMs(machine.pid);
+          const cpuAtCont = processCpuMs(machine.pid);
           const timings = await withTimeout(machine.whenReady(), 120_000, "ready");
           const response = await timedGet({ port: machine.ports[0]!.hostPort, host: "ab.test", timeoutMs: 30_000 });
           const restoreMs = timings.restoreMs ?? Number.NaN;
@@ -111,7 +104,7 @@ async function main(): Promise<void> {
             contToReady: readyMs - restoreMs,
             readyToByte: response.firstByteAt - t0 - readyMs,
             startToByte: response.firstByteAt - t0,
-            qemuCpu: cpuMs(machine.pid) - cpuAtCont,
+            qemuCpu: processCpuMs(machine.pid) - cpuAtCont,
             load: loadavg()[0]!,
           };
           samples[variant].push(sample);

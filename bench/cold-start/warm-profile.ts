@@ -18,7 +18,6 @@
  * missing. Report the host's load (printed per run) beside the figures.
  */
 import { BenchMachines } from "./bench-machines.ts";
-import { readdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -31,7 +30,7 @@ import { MachineStarter } from "../../src/snapshot/machine-starter.ts";
 import { WarmPool } from "../../src/snapshot/warm-pool.ts";
 import { missingForMachines } from "../../test/support/machines.ts";
 import { median, waitUntil, withTimeout } from "../control-plane/stats.ts";
-import { readFileOrEmpty } from "../bench-process.ts";
+import { processCpuMs, readFileOrEmpty } from "../bench-process.ts";
 import { timedGet } from "./first-byte.ts";
 import { QmpClient } from "../../src/hypervisor/qemu/qmp-client.ts";
 
@@ -50,13 +49,6 @@ if (!Number.isInteger(RUNS) || RUNS < 1 || (WARM_UP !== undefined && (!Number.is
   process.exit(2);
 }
 process.env.PITH_ACCEL = "tcg";
-
-/** CPU time (ms) all of a process's threads have run. */
-function cpuMs(pid: number): number {
-  let total = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) total += Number(readFileOrEmpty(`/proc/${pid}/task/${tid}/schedstat`).split(" ")[0] ?? 0) / 1e6;
-  return total;
-}
 
 async function main(): Promise<void> {
   const missing = missingForMachines();
@@ -88,7 +80,7 @@ async function main(): Promise<void> {
         }
       };
       const tbAtClaim = flags["tcg-stats"] ? await tbs() : 0;
-      const cpuAtClaim = cpuMs(machine.pid);
+      const cpuAtClaim = processCpuMs(machine.pid);
       let guestLineAt = Number.NaN;
       const consoleAtClaim = readFileOrEmpty(machine.consoleLog).length;
       const watch = setInterval(() => {
@@ -99,7 +91,7 @@ async function main(): Promise<void> {
         const ready = performance.now();
         const tbAtReady = flags["tcg-stats"] ? await tbs() : 0;
         const response = await timedGet({ port: machine.ports[0]!.hostPort, host: "profile.test", timeoutMs: 30_000 });
-        const cpuAtByte = cpuMs(machine.pid);
+        const cpuAtByte = processCpuMs(machine.pid);
         const tbAtByte = flags["tcg-stats"] ? await tbs() : 0;
         const second = await timedGet({ port: machine.ports[0]!.hostPort, host: "profile.test", timeoutMs: 30_000 });
         const guest = /pith-guest: restored in ([\d.]+) ms \(env ([\d.]+) ms, hooks ([\d.]+) ms/.exec(readFileOrEmpty(machine.consoleLog).slice(consoleAtClaim));
