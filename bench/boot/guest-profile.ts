@@ -152,7 +152,9 @@ async function main(): Promise<void> {
   const windows = new Map<number, Sample[]>();
   for (const s of all) {
     const w = Math.floor(s.atMs / WINDOW_MS);
-    windows.set(w, [...(windows.get(w) ?? []), s]);
+    const inWindow = windows.get(w) ?? [];
+    inWindow.push(s);
+    windows.set(w, inWindow);
   }
   process.stdout.write(`${flags.app}: ${all.length} samples over ${RUNS} boots, kernel ${image.record.kernel.configHash.slice(0, 12)}\n`);
   for (const [w, samples] of [...windows.entries()].sort((a, b) => a[0] - b[0])) {
