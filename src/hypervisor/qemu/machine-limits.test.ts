@@ -8,6 +8,7 @@ import { until } from "../../proxy/test-support.ts";
 import { CONSOLE_LIMITS, type ConsoleLimits } from "./console-log.ts";
 import { CONTROL_LIMITS, type ControlLimits } from "./control-channel.ts";
 import { QemuMachine } from "./qemu-machine.ts";
+import type { BootTimings } from "../hypervisor.ts";
 import type { VmProcess } from "./vm-process.ts";
 
 /**
@@ -105,6 +106,25 @@ test("a restored guest that asks for its clock gets it once, anchored to the upt
   socket.write("ready\n");
   await machine.whenReady();
   assert.doesNotMatch(received(), / 6000000\n/, "one answer per time the host sent");
+});
+
+test("a restored guest that reports ready before QEMU answers cont still reports its restore time", async (t) => {
+  const { machine, guest, received } = await rig(t, {}, { restored: true, config: () => ["restored"] });
+  const socket = await guest;
+  await until(() => received().endsWith("restored\n"), 5000, "the restore's config");
+  let answerCont!: () => void;
+  const contAnswered = new Promise<void>((resolve) => (answerCont = resolve));
+  const resumed = machine.resume({ execute: <T>() => contAnswered as Promise<T> }, performance.now() - 40);
+  socket.write("ready\n");
+  let readyTimings: BootTimings | undefined;
+  void machine.whenReady().then((timings) => (readyTimings = timings));
+  await until(() => machine.timings.readyMs !== undefined, 5000, "the guest's ready read");
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(readyTimings, undefined, "readiness waits for cont's answer");
+  answerCont();
+  await resumed;
+  const timings = await machine.whenReady();
+  assert.ok((timings.restoreMs ?? 0) >= 40, `restoreMs in the timings ready resolved with: ${JSON.stringify(timings)}`);
 });
 
 test("a booted guest, whose time was anchored, asking for its clock gets nothing", async (t) => {

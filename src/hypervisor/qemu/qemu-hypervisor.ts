@@ -346,8 +346,7 @@ export class QemuHypervisor implements Hypervisor {
         await sleep(2);
       }
       if (!(await machine.attach())) throw new Error("its control channel did not open");
-      await qmp.execute("cont");
-      machine.setRestoreTime(performance.now() - requestedAt);
+      await machine.resume(qmp, requestedAt);
     } catch (e) {
       vm.kill("SIGKILL");
       await machine.whenExited(); // and its network with it

@@ -225,10 +225,10 @@ export class QemuMachine implements Machine {
       case "ready":
         if (this.appStartedAt !== undefined) this.timings.appMs = round(Math.max(0, at - this.appStartedAt));
         if (!this.options.process.adopted) this.timings.readyMs = round(at - this.startedAt);
-        this.resolveReady({ ...this.timings });
+        this.settleReady();
         break;
       case "status":
-        if (message.ready) this.resolveReady({ ...this.timings });
+        if (message.ready) this.settleReady();
         break;
       case "exit":
         this.exitCode = message.code;
@@ -252,9 +252,29 @@ export class QemuMachine implements Machine {
     this.options.process.kill("SIGKILL");
   }
 
-  /** Set by the driver once a restored machine runs: the time to start QEMU and load its snapshot. */
-  setRestoreTime(ms: number): void {
-    this.timings.restoreMs = round(ms);
+  /** Set while `cont` waits for its reply: a guest that runs may report ready before the reply is read. */
+  private resuming: Promise<void> | undefined;
+
+  /** Readiness with the timings as they stand, once any `cont` under way has recorded restoreMs. */
+  private settleReady(): void {
+    if (this.resuming) void this.resuming.then(() => this.resolveReady({ ...this.timings }));
+    else this.resolveReady({ ...this.timings });
+  }
+
+  /**
+   * QMP `cont` for a restored or claimed machine, then restoreMs: the time from `since` until the
+   * guest runs. A `ready` read before cont's reply waits for it, so its timings carry restoreMs.
+   */
+  async resume(qmp: Pick<QmpClient, "execute">, since: number): Promise<void> {
+    const cont = qmp.execute("cont").then(() => {
+      this.timings.restoreMs = round(performance.now() - since);
+    });
+    this.resuming = cont.catch(() => {});
+    try {
+      await cont;
+    } finally {
+      this.resuming = undefined;
+    }
   }
 
   /**
@@ -299,11 +319,10 @@ export class QemuMachine implements Machine {
     this.sendConfig(lines);
     const qmp = this.takePausedQmp() ?? (await QmpClient.connect(await vmmSocket(this.options.qmpSocket), 5000));
     try {
-      await qmp.execute("cont");
+      await this.resume(qmp, claimedAt);
     } finally {
       qmp.close();
     }
-    this.timings.restoreMs = round(performance.now() - claimedAt);
   }
 
   detach(): void {
