@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { diskBytes } from "../shared/disk-usage.ts";
 import { execFile } from "../shared/exec.ts";
 import { withFileLock } from "../shared/file-lock.ts";
 import { sha256 } from "../shared/hash.ts";
@@ -149,9 +150,4 @@ async function trimForReuse(workDir: string): Promise<void> {
   const entries = await readdir(workDir);
   const doomed = entries.filter((e) => LINK_OUTPUTS.includes(e) || /^\.tmp_vmlinux\.kallsyms\d+\.[Sso]$/.test(e));
   await Promise.all(doomed.map((e) => rm(join(workDir, e), { force: true })));
-}
-
-async function diskBytes(dir: string): Promise<number> {
-  const { stdout } = await execFile("du", ["-sb", dir], { code: "KERNEL_TREE_SIZE" });
-  return Number(stdout.split("\t")[0]) || 0;
 }

@@ -1,6 +1,8 @@
 import type { Command } from "commander";
 import { listKernels } from "../../kernel/kernel-cache.ts";
+import { pruneKernelCache } from "../../kernel/kernel-cache-prune.ts";
 import { ensureKernel } from "../../kernel/kernel-builder.ts";
+import { linuxSourceVersion } from "../../kernel/linux-source.ts";
 import { COMMON_KERNEL_NEEDS, fragmentsFor, FRAGMENTS, kernelNeedsOf, parseFragmentNames } from "../../kernel/kernel-fragments.ts";
 import { loadAppManifest } from "../../manifest/app-manifest.ts";
 import { userError } from "../../shared/errors.ts";
@@ -60,5 +62,24 @@ export function registerKernel(program: Command): void {
         k.sourceVersion,
       ]);
       process.stdout.write(table(["CONFIG", "FRAGMENTS", "OPTIONS", "SIZE", "BUILD", "FROM CCACHE", "SOURCE"], rows));
+    });
+  kernel
+    .command("prune")
+    .description("remove what no build can use again: the extracted source and the kernels of other source versions (Debian's package or Pith's patches changed), and scratch left by killed builds; images keep their own kernels")
+    .option("--dry-run", "list what would be removed, remove nothing")
+    .action(async (options: { dryRun?: boolean }) => {
+      const currentSourceVersion = await linuxSourceVersion();
+      const items = await pruneKernelCache({
+        currentSourceVersion,
+        ...(options.dryRun ? { dryRun: true } : {}),
+        onWait: (pid) => process.stderr.write(`waiting for the kernel build in process ${pid} to finish\n`),
+      });
+      if (items.length === 0) {
+        process.stdout.write(`nothing to prune: everything cached is from ${currentSourceVersion}\n`);
+        return;
+      }
+      process.stdout.write(table(["KIND", "WHAT", "SIZE"], items.map((i) => [i.kind, i.name, formatBytes(i.bytes)])));
+      const total = formatBytes(items.reduce((sum, i) => sum + i.bytes, 0));
+      process.stdout.write(options.dryRun ? `would free ${total} (the current source is ${currentSourceVersion})\n` : `freed ${total}\n`);
     });
 }
