@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,6 +64,14 @@ describe("warm pools of real machines", { skip, timeout: 900_000 }, () => {
     assert.equal(pb.machine, "warm-b");
     assert.equal(pa.machineSeenByHook, "warm-a", "onRestore ran with the claimed identity");
     assert.deepEqual([pa.restores, pb.restores], [2, 2], "restored into the pool, then claimed");
+    // Before it was paused, the pool machine rehearsed the handshake (no hook: see restores) and
+    // emptied its young generation, so that no scavenge falls on the claimed machine's first requests.
+    const guestLines = (await readFile(a.consoleLog, "utf8")).split(/\r?\n/).filter((l) => l.startsWith("pith-guest: re"));
+    assert.deepEqual(
+      guestLines.map((l) => (/^pith-guest: rehearsed a restore in [\d.]+ ms \(env [\d.]+ ms, scavenge [\d.]+ ms\)$/.test(l) ? "rehearsed, scavenged" : /^pith-guest: restored in/.test(l) ? "restored" : l)),
+      ["restored", "rehearsed, scavenged", "restored"],
+      "restored into the pool, rehearsed before the pause, then claimed",
+    );
     assert.notEqual(pa.uuid, pb.uuid, "randomUUID's cache was refilled after the claim");
     assert.notEqual(pa.random, pb.random, "OpenSSL reseeded after the claim");
     assert.notEqual(pa.kernelRandom, pb.kernelRandom, "the kernel's generator got the claim's seed");

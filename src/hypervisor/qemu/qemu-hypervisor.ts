@@ -38,6 +38,13 @@ const SNAPSHOT_SOURCE_CLOCK_OFFSET_MS = -2 * 60 * 60 * 1000;
  * after a few calls); 48-53k after three. Each costs the source a fraction of a second, once.
  */
 const RESTORE_REHEARSALS = 3;
+/**
+ * A warm machine rehearses once more after its warm-up, just before it is paused: its QEMU ran
+ * the handshake already (at its own restore), so this is for the guest library's scavenge. Without
+ * it the warm-up's garbage was often collected on the claimed machine's first request: claim to
+ * first byte 23-34 ms, with it 16-17 ms (bench/cold-start/warm-profile.ts, bench README).
+ */
+const WARM_REHEARSALS = 1;
 /** Loading a snapshot takes a fraction of a second; this is for a host under heavy load. */
 const RESTORE_TIMEOUT_MS = 30_000;
 /** A restore waits for QEMU's monitor to appear: look often (QmpClient.connect's default is 20 ms). */
@@ -327,7 +334,7 @@ export class QemuHypervisor implements Hypervisor {
       readyTimeoutMs: spec.image.readyTimeoutMs,
       requestedAt,
       restored: true,
-      ...(claimConfig ? { claimConfig } : {}),
+      ...(claimConfig ? { claimConfig, rehearsal: { lines: config, times: WARM_REHEARSALS } } : {}),
       jail,
     });
     let qmp: QmpClient | undefined;

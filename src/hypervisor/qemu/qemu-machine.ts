@@ -46,8 +46,9 @@ export interface QemuMachineOptions {
    */
   claimConfig?: (identity: ClaimedIdentity) => string[];
   /**
-   * A snapshot source's restore handshake (clock, seed, its own env, then "restored"), run
-   * `times` times just before it is saved: see rehearseRestore. Absent: saved as it is.
+   * The restore handshake with the machine's own identity (clock, seed, its env, then
+   * "restored"), run `times` times just before it is frozen: a snapshot source before it is
+   * saved, a warm machine before it is paused. See rehearseRestore. Absent: frozen as it is.
    */
   rehearsal?: { lines: () => string[]; times: number };
   /** The machine's jail: reported with the machine, asked why it ended, released when it is gone. */
@@ -278,11 +279,14 @@ export class QemuMachine implements Machine {
   }
 
   /**
-   * QMP `stop`: the guest runs nothing until `claim`. Its control channel and this QMP connection
+   * QMP `stop`, after the rehearsals (for the guest library, a scavenge: a warm-up's garbage
+   * would otherwise be collected on the claimed machine's first requests): the guest runs nothing
+   * until `claim`. Its control channel and this QMP connection
    * stay open, so a claim costs no connection and greeting (QEMU takes one QMP client at a time:
    * stop() lets go of it first).
    */
   async pause(): Promise<void> {
+    await this.rehearse();
     const qmp = await QmpClient.connect(await vmmSocket(this.options.qmpSocket), 5000);
     try {
       await qmp.execute("stop");
@@ -368,14 +372,15 @@ export class QemuMachine implements Machine {
   }
 
   /**
-   * Runs the restore handshake in the source, with its own identity, and waits for init's
+   * Runs the restore handshake in the machine, with its own identity, and waits for init's
    * `ready`. Whatever code a restore runs in the guest (the kernel's serial and pipe paths, init,
    * and in node the stream that reads the notice, the guest library, node internals it loads
    * lazily) is then compiled and its inline caches filled in the saved memory. Measured
    * (bench/cold-start/restore-profile.ts), a restore without it spent most of its time in V8's
    * parser and compilers, every one of their instructions translated afresh by TCG. The guest
-   * library sees that nothing changed and runs no onRestore hook. A guest that does not answer
-   * fails the save at its ready timeout; nothing half-rehearsed is ever saved.
+   * library sees that nothing changed and runs no onRestore hook; it empties V8's young
+   * generation instead. A guest that does not answer fails the save (or the pause) at its ready
+   * timeout; nothing half-rehearsed is ever saved or pooled.
    */
   private async rehearseRestore(lines: string[]): Promise<void> {
     if (!this.control || this.exit) throw systemError("SNAPSHOT_FAILED", `machine ${this.id} has no control channel to rehearse its restore on`);
@@ -388,6 +393,12 @@ export class QemuMachine implements Machine {
     }
   }
 
+  /** The rehearsals this machine was started with, before it is frozen (saved or paused). */
+  private async rehearse(): Promise<void> {
+    const { rehearsal } = this.options;
+    for (let i = 0; rehearsal && i < rehearsal.times; i++) await this.rehearseRestore(rehearsal.lines());
+  }
+
   /**
    * QEMU streams its state to a unix socket Pith listens on, in the directory the VMM may write,
    * and Pith writes the file: a jailed QEMU can neither run `exec:` (its seccomp filter denies
@@ -395,8 +406,7 @@ export class QemuMachine implements Machine {
    */
   async saveSnapshot(file: string): Promise<SnapshotSaved> {
     const started = performance.now();
-    const { rehearsal } = this.options;
-    for (let i = 0; rehearsal && i < rehearsal.times; i++) await this.rehearseRestore(rehearsal.lines());
+    await this.rehearse();
     const runDir = dirname(this.options.qmpSocket);
     const socketPath = join(runDir, "migrate.sock");
     await rm(socketPath, { force: true });
