@@ -281,9 +281,8 @@ export class QemuMachine implements Machine {
   /**
    * QMP `stop`, after the rehearsals (for the guest library, a scavenge: a warm-up's garbage
    * would otherwise be collected on the claimed machine's first requests): the guest runs nothing
-   * until `claim`. Its control channel and this QMP connection
-   * stay open, so a claim costs no connection and greeting (QEMU takes one QMP client at a time:
-   * stop() lets go of it first).
+   * until `claim`. Its control channel and this QMP connection stay open, so a claim costs no
+   * connection and greeting (QEMU takes one QMP client at a time: stop() lets go of it first).
    */
   async pause(): Promise<void> {
     await this.rehearse();
