@@ -260,6 +260,9 @@ if (skip) {
 
         await cluster!.kill(0);
         try {
+          // If member 0 led, the others elect a leader first; on a loaded host that can take
+          // longer than a write's timeout.
+          await cluster!.waitHealthy();
           await writer.delete("Machine", "a");
           for (let i = 0; i < 5; i++) await writer.create(machine(`b${i}`));
           const latest = await writer.revision();

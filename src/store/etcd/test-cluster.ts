@@ -157,8 +157,11 @@ export class EtcdTestCluster {
     return healthOver(port, this.tls);
   }
 
-  /** Every running member answers /health with "true" (which needs a leader and a quorum). */
-  private async waitHealthy(timeoutMs: number): Promise<void> {
+  /**
+   * Every running member answers /health with "true" (which needs a leader and a quorum): after
+   * a kill, the survivors have elected a leader if the dead member led.
+   */
+  async waitHealthy(timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const running = this.members.filter((m) => m.process);
