@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { diskBytes } from "../shared/disk-usage.ts";
-import { withFileLock } from "../shared/file-lock.ts";
+import { isAlive, withFileLock } from "../shared/file-lock.ts";
 import { kernelCacheDir } from "../shared/paths.ts";
 import { withStableBuildDir } from "./kernel-builder.ts";
 import { kernelDir, listKernels } from "./kernel-cache.ts";
@@ -68,21 +68,12 @@ async function leftovers(root: string): Promise<PrunedItem[]> {
   const scan = async (dir: string, pattern: RegExp): Promise<void> => {
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const pid = pattern.exec(name)?.[1];
-      if (pid !== undefined && !processAlive(Number(pid))) found.push({ kind: "leftover", name, path: join(dir, name), bytes: 0 });
+      if (pid !== undefined && !isAlive(Number(pid))) found.push({ kind: "leftover", name, path: join(dir, name), bytes: 0 });
     }
   };
   await scan(join(root, "src"), /^\.extract-(\d+)$/);
   await scan(join(root, "build"), /^[0-9a-f]{16}-(\d+)$/);
   return found;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /**
