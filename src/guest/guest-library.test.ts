@@ -6,7 +6,10 @@ import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { test, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
+import { until } from "../proxy/test-support.ts";
 
+/** A node with tsx starts in well under a second; this is for a loaded host. */
+const WAIT_MS = 20_000;
 const LIBRARY = fileURLToPath(new URL("./index.ts", import.meta.url));
 
 /**
@@ -75,22 +78,14 @@ async function startApp(t: TestContext): Promise<App> {
       child.once("exit", (code) => reject(new Error(`the app exited (${code}): ${stderr}`)));
       child.stdin!.write("report\n");
     });
-  await until(() => toInit.includes("restore-aware"), () => `the app to say it is restore-aware (stderr: ${stderr})`);
+  await until(() => toInit.includes("restore-aware"), WAIT_MS, () => `the app to say it is restore-aware (stderr: ${stderr})`);
   return { child, toInit, stderr: () => stderr, notify: (lines) => (child.stdio[4] as Writable).write(lines.map((l) => `${l}\n`).join("")), report };
-}
-
-async function until(condition: () => boolean, what: () => string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
 }
 
 test("a rehearsal (a notice that changes nothing) runs no hook and empties the young generation, and node's code cache still serves", async (t) => {
   const app = await startApp(t);
   app.notify(["env PITH_MACHINE_ID=source", "restored"]);
-  await until(() => app.toInit.includes("restored"), () => `the answer (stderr: ${app.stderr()})`);
+  await until(() => app.toInit.includes("restored"), WAIT_MS, () => `the answer (stderr: ${app.stderr()})`);
   const report = await app.report();
   assert.equal(report.hooks, 0, "a rehearsal is no restore: no hook");
   assert.equal(report.machine, "source");
@@ -105,7 +100,7 @@ test("a rehearsal (a notice that changes nothing) runs no hook and empties the y
 test("a restore with a new identity runs the hooks, with the new env, and no scavenge", async (t) => {
   const app = await startApp(t);
   app.notify(["env PITH_MACHINE_ID=restored-1", "restored"]);
-  await until(() => app.toInit.includes("restored"), () => `the answer (stderr: ${app.stderr()})`);
+  await until(() => app.toInit.includes("restored"), WAIT_MS, () => `the answer (stderr: ${app.stderr()})`);
   const report = await app.report();
   assert.equal(report.hooks, 1);
   assert.equal(report.machine, "restored-1");

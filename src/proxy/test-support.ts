@@ -157,11 +157,14 @@ export async function assertPortFree(port: number): Promise<void> {
   await new Promise((resolve) => probe.close(resolve));
 }
 
-/** Resolves once `check` returns true (checked every 5 ms); rejects after `timeoutMs`. */
-export async function until(check: () => boolean, timeoutMs = 2000, what = "condition"): Promise<void> {
+/**
+ * Resolves once `check` returns true (checked every 5 ms); rejects after `timeoutMs`, saying what
+ * it waited for (a function is asked only then, so it can add what happened meanwhile).
+ */
+export async function until(check: () => boolean, timeoutMs = 2000, what: string | (() => string) = "condition"): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === "function" ? what() : what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
