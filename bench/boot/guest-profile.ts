@@ -8,10 +8,11 @@
  * to the machine's QMP socket as soon as QEMU makes it, and asks `info registers` (HMP) in a loop
  * until the machine is ready. Every answer pauses the vCPU for a moment, so the boot runs slower
  * than unobserved; the shares are what to read, not the times. Samples in the firmware (no
- * paging), the kernel's identity-mapped entry or user space (CPL 3: init and the app) are labelled so.
- * User-space samples inside a fixed-address executable (`--user`; for a Node image, the host's
- * node, whose stripped copy the image carries) are named by its symbols and summed by component:
- * V8's builtins, deserialiser, GC, compilers, node, libuv, OpenSSL, ICU. Per window of `--window` ms from start() and overall, the functions seen most.
+ * paging), the kernel's identity-mapped entry or user space (CPL 3: init and the app) are
+ * labelled so. User-space samples inside a fixed-address executable (`--user`; for a Node image,
+ * the host's node, whose stripped copy the image carries) are named by its symbols and summed by
+ * component: V8's builtins, deserialiser, GC, compilers, node, libuv, OpenSSL, ICU. Printed: per
+ * window of `--window` ms from start() and overall, the functions seen most.
  * This is how the APIC timer calibration and the init memory poisoning were found (bench/README.md,
  * boot). Needs a kernel built since kernels keep their System.map (`pith kernel build` again, or
  * remove the kernel's cache dir). Every machine is stopped and its state dir removed.
@@ -62,14 +63,13 @@ class SymbolTable {
     }
   }
 
-  /** From System.map (`nm` output: address, type, name). */
-  static fromSystemMap(text: string): SymbolTable {
+  /** From `nm` output (a kernel's System.map is one): the text symbols, whose names may hold spaces once demangled. */
+  static fromNm(text: string): SymbolTable {
     return new SymbolTable(
-      text
-        .split("\n")
-        .map((line) => line.split(" "))
-        .filter((f) => f.length >= 3 && /^[tTwW]$/.test(f[1]!))
-        .map((f) => [BigInt(`0x${f[0]}`), f[2]!] as const),
+      text.split("\n").flatMap((line) => {
+        const m = /^([0-9a-f]+) [tTwW] (.+)$/.exec(line);
+        return m ? [[BigInt(`0x${m[1]}`), m[2]!] as const] : [];
+      }),
     );
   }
 
@@ -106,12 +106,8 @@ class UserBinary {
     const text = /\s\.text\s+PROGBITS\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)/.exec(sections.stdout);
     const nm = spawnSync("nm", ["-n", "--defined-only", "-C", path], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
     if (!text || nm.status !== 0) return undefined;
-    const rows = nm.stdout.split("\n").flatMap((line) => {
-      const m = /^([0-9a-f]+) [tTwW] (.+)$/.exec(line);
-      return m ? [[BigInt(`0x${m[1]}`), m[2]!] as const] : [];
-    });
     const start = BigInt(`0x${text[1]}`);
-    return new UserBinary(path, new SymbolTable(rows), start, start + BigInt(`0x${text[2]}`));
+    return new UserBinary(path, SymbolTable.fromNm(nm.stdout), start, start + BigInt(`0x${text[2]}`));
   }
 
   nameOf(rip: bigint): string | undefined {
@@ -210,7 +206,7 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const symbols = SymbolTable.fromSystemMap(readFileSync(mapFile, "utf8"));
+  const symbols = SymbolTable.fromNm(readFileSync(mapFile, "utf8"));
   const userPath = flags.user ?? (image.record.runtime === "node" ? (await preparedNodeBinary()).hostPath : undefined);
   const user = userPath ? UserBinary.load(userPath) : undefined;
   if (userPath && !user) process.stderr.write(`bench/boot/guest-profile: cannot name user-space samples from ${userPath} (not a fixed-address executable with symbols, or no readelf/nm): they stay unnamed\n`);
