@@ -1,37 +1,91 @@
-import { request } from "node:http";
+import { connect, type Socket } from "node:net";
 import type { Machine } from "../hypervisor/hypervisor.ts";
 import type { ImageRecord } from "../image/image.ts";
+import { forwardRequest, requestHead } from "../proxy/exchange/forward-headers.ts";
+import { ResponseParser } from "../proxy/upstream/response-parser.ts";
+
+/** Requests sent on one connection before the next is opened: the first on a connection and the reused ones both get warmed. */
+export const WARM_UP_REQUESTS_PER_CONNECTION = 4;
+const REQUEST_TIMEOUT_MS = 5000;
 
 /**
- * Before a snapshot is saved, its source answers a few requests. Under emulation the first
- * requests of a fresh process are slow (lazy compilation in V8; in the guest, code no one ran
- * yet), and a restored machine would pay that on every first request; after warm-up the
- * snapshot holds the compiled code. Each request closes its connection, so the saved network
- * state holds none. Returns how many requests were answered; an app that answers none still
- * gets its snapshot.
+ * Before a snapshot is saved, and before a warm machine is paused, the machine answers a few
+ * requests. Under emulation the first requests of a fresh process are slow (lazy compilation in
+ * V8; in the guest, code no one ran yet), and a restored machine would pay that on every first
+ * request; after warm-up the snapshot holds the compiled code.
+ *
+ * The requests are the proxy's: its request head (X-Forwarded-*, X-Request-Id, built by the
+ * proxy's own code) on HTTP/1.1 connections it keeps alive, a few requests each. A warm-up
+ * shaped otherwise (one `Connection: close` request per connection) leaves the code that serves
+ * a kept-alive, forwarded request to be compiled on the first real one (bench/README.md,
+ * cold-start). Every connection is closed from this side, and its close awaited, so the saved
+ * network state holds none. Returns how many requests were answered; an app that answers none
+ * still gets its snapshot.
  */
-export async function warmUp(machine: Machine, image: ImageRecord, requests: number): Promise<number> {
+export async function warmUp(machine: Pick<Machine, "ports">, image: Pick<ImageRecord, "readiness">, requests: number): Promise<number> {
   const { readiness } = image;
   const port = readiness.kind === "http" ? machine.ports.find((p) => p.guestPort === readiness.port) : machine.ports[0];
   if (!port || requests <= 0) return 0;
   const path = readiness.kind === "http" ? readiness.path : "/";
+  // At the forward's own address: the node's address, on a host of several (loopback otherwise).
+  const host = new URL(port.url).hostname;
   let answered = 0;
-  for (let i = 0; i < requests; i++) {
-    // At the forward's own address: the node's address, on a host of several (loopback otherwise).
-    if (await get(new URL(port.url).hostname, port.hostPort, path)) answered++;
+  while (answered < requests) {
+    const served = await onOneConnection(host, port.hostPort, path, Math.min(WARM_UP_REQUESTS_PER_CONNECTION, requests - answered));
+    if (served === 0) break; // it answers nothing (yet): no point in a connection per request left
+    answered += served;
   }
   return answered;
 }
 
-function get(host: string, port: number, path: string): Promise<boolean> {
+/** The proxy's head for a GET of `path` from a client that sent only Host, User-Agent and Accept. */
+export function proxiedGet(path: string, host: string): string {
+  const client: [string, string][] = [["Host", host], ["User-Agent", "pith-snapshot-warm-up"], ["Accept", "*/*"]];
+  const fields = client.map(([name, value]) => `${name}: ${value}`).join("\r\n");
+  return requestHead("GET", path, forwardRequest({ rawHeaders: client.flat(), remoteAddress: "127.0.0.1", fields }, "http", false));
+}
+
+/**
+ * Up to `count` GETs in turn on one connection, while the server keeps it; then closes it and
+ * waits until it is closed. Resolves with how many got a complete response; never rejects.
+ */
+function onOneConnection(host: string, port: number, path: string, count: number): Promise<number> {
   return new Promise((resolve) => {
-    const req = request({ host, port, path, headers: { connection: "close", "user-agent": "pith-snapshot-warm-up" }, timeout: 5000 }, (res) => {
-      res.resume();
-      res.once("end", () => resolve(true));
-      res.once("error", () => resolve(false));
+    const socket: Socket = connect({ host, port });
+    let answered = 0;
+    let sent = 0;
+    const parser = new ResponseParser({
+      onHead: () => undefined,
+      onBody: () => undefined,
+      onEnd: () => {
+        answered++;
+        // After onEnd the parser is done; the next request may go once this feed returns.
+        queueMicrotask(() => (parser.reusable && sent < count ? send() : socket.end()));
+      },
     });
-    req.once("timeout", () => req.destroy());
-    req.once("error", () => resolve(false));
-    req.end();
+    const send = (): void => {
+      sent++;
+      parser.start("GET");
+      socket.write(proxiedGet(path, `${host}:${port}`));
+    };
+    socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy());
+    socket.once("connect", send);
+    socket.on("data", (data: Buffer) => {
+      try {
+        parser.feed(data);
+      } catch {
+        socket.destroy(); // a response the proxy would refuse: what came before still counts
+      }
+    });
+    socket.once("end", () => {
+      try {
+        parser.end();
+      } catch {
+        // closed mid-response: that one is not answered
+      }
+      socket.end();
+    });
+    socket.on("error", () => undefined);
+    socket.once("close", () => resolve(answered));
   });
 }

@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
+import { after, test } from "node:test";
+import { listen } from "../proxy/test-support.ts";
+import { WARM_UP_REQUESTS_PER_CONNECTION, warmUp } from "./warm-up.ts";
+
+const servers: (Server | NetServer)[] = [];
+after(() => servers.forEach((s) => s.close()));
+
+/** A machine whose HTTP readiness port is forwarded to `server` on loopback. */
+function machineAt(server: Server | NetServer): Parameters<typeof warmUp>[0] {
+  const hostPort = (server.address() as AddressInfo).port;
+  return { ports: [{ guestPort: 8080, hostPort, url: `http://127.0.0.1:${hostPort}/` }] } as Parameters<typeof warmUp>[0];
+}
+const image = { readiness: { kind: "http", port: 8080, path: "/healthz" } } as Parameters<typeof warmUp>[1];
+
+interface Seen {
+  path: string | undefined;
+  headers: IncomingHttpHeaders;
+  socket: Socket;
+}
+
+async function appServer(options: { close?: boolean } = {}): Promise<{ server: Server; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const server = createServer((req, res) => {
+    seen.push({ path: req.url, headers: req.headers, socket: req.socket });
+    if (options.close) res.setHeader("connection", "close");
+    res.end("ok");
+  });
+  servers.push(server);
+  await listen(server);
+  return { server, seen };
+}
+
+const openConnections = (server: Server): Promise<number> => new Promise((resolve, reject) => server.getConnections((e, n) => (e ? reject(e) : resolve(n))));
+
+test("warm-up requests are the proxy's: forwarded headers, kept-alive connections, none left open", async () => {
+  const { server, seen } = await appServer();
+  const answered = await warmUp(machineAt(server), image, 8);
+  assert.equal(answered, 8);
+  assert.equal(seen.length, 8);
+  assert.equal(new Set(seen.map((s) => s.socket)).size, 8 / WARM_UP_REQUESTS_PER_CONNECTION, "several requests per connection");
+  const port = (server.address() as AddressInfo).port;
+  for (const { path, headers } of seen) {
+    assert.equal(path, "/healthz");
+    assert.equal(headers["x-forwarded-for"], "127.0.0.1");
+    assert.equal(headers["x-forwarded-proto"], "http");
+    assert.equal(headers["x-forwarded-host"], `127.0.0.1:${port}`);
+    assert.match(String(headers["x-request-id"]), /^\S{8,}$/);
+    assert.equal(headers.connection, undefined, "HTTP/1.1 keep-alive, as the proxy sends it");
+  }
+  assert.equal(new Set(seen.map((s) => s.headers["x-request-id"])).size, 8, "a request id each");
+  // Every connection was closed from the warm-up's side, its close awaited: the server's end is done.
+  assert.ok(seen.every((s) => s.socket.destroyed || s.socket.writableEnded));
+  assert.equal(await openConnections(server), 0);
+});
+
+test("an app that closes every connection still gets every request, on a connection each", async () => {
+  const { server, seen } = await appServer({ close: true });
+  assert.equal(await warmUp(machineAt(server), image, 5), 5);
+  assert.equal(new Set(seen.map((s) => s.socket)).size, 5);
+});
+
+test("a count that does not fill the last connection stops at the count", async () => {
+  const { server, seen } = await appServer();
+  assert.equal(await warmUp(machineAt(server), image, WARM_UP_REQUESTS_PER_CONNECTION + 1), WARM_UP_REQUESTS_PER_CONNECTION + 1);
+  assert.equal(seen.length, WARM_UP_REQUESTS_PER_CONNECTION + 1);
+});
+
+test("an app that answers garbage, or hangs up, counts as unanswered and the warm-up ends", async () => {
+  for (const behave of [(s: Socket) => s.end("HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"), (s: Socket) => s.destroy()]) {
+    let connections = 0;
+    const server = createNetServer((s) => {
+      connections++;
+      s.once("data", () => behave(s));
+    });
+    servers.push(server);
+    await listen(server);
+    assert.equal(await warmUp(machineAt(server), image, 8), 0);
+    assert.equal(connections, 1, "no connection per request once one answered nothing");
+  }
+});
+
+test("no port to warm, or no requests asked: nothing is sent", async () => {
+  const { server, seen } = await appServer();
+  assert.equal(await warmUp(machineAt(server), image, 0), 0);
+  assert.equal(await warmUp({ ports: [] }, image, 8), 0);
+  assert.equal(seen.length, 0);
+});
