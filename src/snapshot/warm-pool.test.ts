@@ -149,6 +149,28 @@ test("a hypervisor that cannot pause gets no pool, and leaves nothing running", 
   assert.equal(pool.counts().web, 0);
 });
 
+test("a machine that fails its pause (its app did not answer the rehearsal) is stopped, and the pool tries again", async () => {
+  let failures = 1;
+  class FailsFirstPause extends FakeHypervisor {
+    override async start(spec: MachineSpec): Promise<Machine> {
+      const machine = (await super.start(spec)) as FakeMachine;
+      if (spec.warmPool && failures > 0) {
+        failures--;
+        machine.pause = () => Promise.reject(new Error(`machine ${spec.id} was not ready again within its ready timeout`));
+      }
+      return machine;
+    }
+  }
+  await pool.close();
+  hypervisor = new FailsFirstPause({ bootMs: 1 });
+  pool = newPool(hypervisor);
+  pool.want("web", template(1));
+  await until("a warm machine after the failed one", () => pool.counts().web === 1);
+  assert.ok(logs.some((l) => /cannot make a warm machine \(retrying in \d+ ms\): .*not ready again/.test(l)), logs.join("; "));
+  assert.equal(pooled().length, 1, "the machine that failed its pause was stopped");
+  assert.equal(pooled()[0]!.paused, true);
+});
+
 test("close waits for a fill under way: once it resolves, none of the pools' machines is running", async () => {
   pool.want("web", template(1));
   // The fill is under way (its snapshot source or restored machine may be running): close now.
