@@ -82,6 +82,30 @@ test("an app that answers garbage, or hangs up, counts as unanswered and the war
   }
 });
 
+test("an app that trickles its response, or never closes, is cut off at the request timeout", async () => {
+  const trickles = createNetServer((s) => {
+    s.once("data", () => {
+      s.write("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+      const drip = setInterval(() => s.write("x"), 10);
+      s.once("close", () => clearInterval(drip));
+    });
+    s.on("error", () => undefined);
+  });
+  // Answers every request, and ignores the warm-up's close: the close must not hang either.
+  const neverCloses = createNetServer({ allowHalfOpen: true }, (s) => {
+    s.on("data", () => s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    s.on("end", () => undefined);
+    s.on("error", () => undefined);
+  });
+  for (const [server, expected] of [[trickles, 0], [neverCloses, 2]] as const) {
+    servers.push(server);
+    await listen(server);
+    const began = performance.now();
+    assert.equal(await warmUp(machineAt(server), image, 2, 200), expected);
+    assert.ok(performance.now() - began < 3000, `bounded by the request timeout, took ${Math.round(performance.now() - began)} ms`);
+  }
+});
+
 test("no port to warm, or no requests asked: nothing is sent", async () => {
   const { server, seen } = await appServer();
   assert.equal(await warmUp(machineAt(server), image, 0), 0);

@@ -6,6 +6,7 @@ import { ResponseParser } from "../proxy/upstream/response-parser.ts";
 
 /** Requests sent on one connection before the next is opened: the first on a connection and the reused ones both get warmed. */
 export const WARM_UP_REQUESTS_PER_CONNECTION = 4;
+/** A request's time to answer: a whole response, not just some bytes of it (the app is not trusted to finish). */
 const REQUEST_TIMEOUT_MS = 5000;
 
 /**
@@ -22,7 +23,7 @@ const REQUEST_TIMEOUT_MS = 5000;
  * network state holds none. Returns how many requests were answered; an app that answers none
  * still gets its snapshot.
  */
-export async function warmUp(machine: Pick<Machine, "ports">, image: Pick<ImageRecord, "readiness">, requests: number): Promise<number> {
+export async function warmUp(machine: Pick<Machine, "ports">, image: Pick<ImageRecord, "readiness">, requests: number, requestTimeoutMs = REQUEST_TIMEOUT_MS): Promise<number> {
   const { readiness } = image;
   const port = readiness.kind === "http" ? machine.ports.find((p) => p.guestPort === readiness.port) : machine.ports[0];
   if (!port || requests <= 0) return 0;
@@ -31,7 +32,7 @@ export async function warmUp(machine: Pick<Machine, "ports">, image: Pick<ImageR
   const host = new URL(port.url).hostname;
   let answered = 0;
   while (answered < requests) {
-    const served = await onOneConnection(host, port.hostPort, path, Math.min(WARM_UP_REQUESTS_PER_CONNECTION, requests - answered));
+    const served = await onOneConnection(host, port.hostPort, path, Math.min(WARM_UP_REQUESTS_PER_CONNECTION, requests - answered), requestTimeoutMs);
     if (served === 0) break; // it answers nothing (yet): no point in a connection per request left
     answered += served;
   }
@@ -47,11 +48,15 @@ export function proxiedGet(path: string, host: string): string {
 
 /**
  * Up to `count` GETs in turn on one connection, while the server keeps it; then closes it and
- * waits until it is closed. Resolves with how many got a complete response; never rejects.
+ * waits until it is closed. Each response must be whole within `timeoutMs` of its request (a
+ * guest that trickles a body, or never closes, is cut off there). Resolves with how many got a
+ * complete response; never rejects.
  */
-function onOneConnection(host: string, port: number, path: string, count: number): Promise<number> {
+function onOneConnection(host: string, port: number, path: string, count: number, timeoutMs: number): Promise<number> {
   return new Promise((resolve) => {
     const socket: Socket = connect({ host, port });
+    // From the connect on, and anew from each request: it also bounds the close after the last one.
+    const deadline = setTimeout(() => socket.destroy(), timeoutMs);
     let answered = 0;
     let sent = 0;
     const parser = new ResponseParser({
@@ -67,8 +72,8 @@ function onOneConnection(host: string, port: number, path: string, count: number
       sent++;
       parser.start("GET");
       socket.write(proxiedGet(path, `${host}:${port}`));
+      deadline.refresh();
     };
-    socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy());
     socket.once("connect", send);
     socket.on("data", (data: Buffer) => {
       try {
@@ -86,6 +91,9 @@ function onOneConnection(host: string, port: number, path: string, count: number
       socket.end();
     });
     socket.on("error", () => undefined);
-    socket.once("close", () => resolve(answered));
+    socket.once("close", () => {
+      clearTimeout(deadline);
+      resolve(answered);
+    });
   });
 }
