@@ -85,7 +85,10 @@ export class EtcdConnection {
     // Refusals are the cluster's answer, not its absence: no quorum hint for them.
     const refused = /permission denied|authentication failed|invalid auth|user name not found|not capable/i.test(reason);
     const hint = refused ? "Check --etcd-user, its password and its role's permissions on Pith's prefix" : "Is a majority of its members up and reachable?";
-    return new StoreError("Unavailable", `etcd (${this.endpoints.join(",")}) could not ${what}: ${reason}. ${hint}`);
+    // A leader that lost its quorum keeps the proposal in its log; if it leads again once the
+    // others are back, the write commits then. So an unanswered write is not a refused one.
+    const outcome = what === "write" && !refused ? " The write may still take effect once a majority is back: read it before trying again." : "";
+    return new StoreError("Unavailable", `etcd (${this.endpoints.join(",")}) could not ${what}: ${reason}. ${hint}${outcome}`);
   }
 
   close(): void {
