@@ -9,6 +9,7 @@ import { fakeBootSource } from "../hypervisor/fake/fake-boot-source.ts";
 import { FakeHypervisor } from "../hypervisor/fake/fake-hypervisor.ts";
 import type { Machine } from "../model/kinds.ts";
 import { API_VERSION } from "../model/resource.ts";
+import { until } from "../../test/support/until.ts";
 import { NodeAgent } from "./node-agent.ts";
 
 const machine = (name: string, node: string): Parameters<PithClient["create"]>[0] => ({
@@ -19,13 +20,7 @@ const machine = (name: string, node: string): Parameters<PithClient["create"]>[0
   status: { phase: "pending" },
 });
 
-async function until(check: () => Promise<boolean>, what: () => Promise<string> | string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${await what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+const WAIT = { timeoutMs: 5000, everyMs: 25 };
 
 let server: TestServer;
 let home: string;
@@ -64,15 +59,18 @@ test("an agent holding only a node token registers, runs, reports and retires it
   await agent.start();
   try {
     assert.equal((await admin.get("Node", "n1"))?.spec.capacity.memoryMiB, 1024, "it registered its own Node");
-    await until(async () => (await admin.get("Machine", "m1"))?.status.phase === "ready", async () => `m1 to be ready: ${JSON.stringify((await admin.get("Machine", "m1"))?.status)}; agent: ${logs.join("; ")}`);
+    await until("m1 is ready", async () => (await admin.get("Machine", "m1"))?.status.phase === "ready", {
+      ...WAIT,
+      context: async () => `m1: ${JSON.stringify((await admin.get("Machine", "m1"))?.status)}; agent: ${logs.join("; ")}`,
+    });
     const m1 = (await admin.get("Machine", "m1")) as Machine;
     assert.equal(m1.status.node, "n1");
     assert.equal(m1.status.addresses?.[0]?.guestPort, 8080);
-    await until(async () => (await admin.get("Node", "n1"))?.status.allocated?.machines === 1, () => "a heartbeat with m1 allocated");
+    await until("a heartbeat with m1 allocated", async () => (await admin.get("Node", "n1"))?.status.allocated?.machines === 1, WAIT);
     assert.equal((await admin.get("Machine", "m2"))?.status.phase ?? "pending", "pending", "another node's machine is not touched");
 
     await admin.update({ ...m1, metadata: { name: "m1" }, spec: { ...m1.spec, desiredState: "stopped" } });
-    await until(async () => (await admin.get("Machine", "m1")) === undefined, () => `m1 to be stopped and deleted by its agent; agent: ${logs.join("; ")}`);
+    await until("m1 is stopped and deleted by its agent", async () => (await admin.get("Machine", "m1")) === undefined, { ...WAIT, context: () => `agent: ${logs.join("; ")}` });
     assert.deepEqual(logs.filter((l) => /403|may not/.test(l)), [], "no step of the agent was refused");
   } finally {
     agent.stop();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { PithClient } from "../client/index.ts";
+import { until } from "../../test/support/until.ts";
 import { StoreError, type Store, type WatchEnd } from "../store/store.ts";
 import { createApiServer } from "./api-server.ts";
 import { API_VERSION, type ResourceInput } from "../model/resource.ts";
@@ -9,13 +10,7 @@ import { startTestServer } from "./test-support.ts";
 
 const service = (name: string): ResourceInput<"Service", ServiceSpec, ServiceStatus> => ({ apiVersion: API_VERSION, kind: "Service", metadata: { name }, spec: { image: "hello", replicas: 1 } });
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const WAIT = { timeoutMs: 10_000 };
 
 test("a watch the store ends with Gone (etcd compacted it) is an ERROR line, and the client lists again and watches on", async (t) => {
   const server = await startTestServer({ server: { heartbeatMs: 200 } });
@@ -47,19 +42,19 @@ test("a watch the store ends with Gone (etcd compacted it) is an ERROR line, and
     { resourceVersion: metadata.resourceVersion, signal: abort.signal, onRelist: (items) => void relists.push(items.map((s) => s.metadata.name)) },
     (event) => void events.push(`${event.type} ${event.object.metadata.name}`),
   );
-  await until(() => ends.length === 1, "the API watches the store");
+  await until("the API watches the store", () => ends.length === 1, WAIT);
   await client.create(service("b"));
-  await until(() => events.includes("ADDED b"), "the watch delivers b");
+  await until("the watch delivers b", () => events.includes("ADDED b"), WAIT);
 
   // Meanwhile (while "disconnected" from etcd) c is created and the history compacted: the store ends the watch.
   await server.store.create(service("c"));
   ends[0]!(new StoreError("Gone", "revision 5 is too old: etcd compacted its history"));
-  await until(() => relists.length === 1, "the client lists again");
+  await until("the client lists again", () => relists.length === 1, WAIT);
   assert.deepEqual(relists[0], ["a", "b", "c"]);
   // And watches on from the list.
-  await until(() => ends.length === 2, "the client watches again");
+  await until("the client watches again", () => ends.length === 2, WAIT);
   await client.create(service("d"));
-  await until(() => events.includes("ADDED d"), "the new watch delivers d");
+  await until("the new watch delivers d", () => events.includes("ADDED d"), WAIT);
   abort.abort();
   await watching;
 });

@@ -1,6 +1,7 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
 import { after } from "node:test";
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer } from "node:net";
+import { until as pollUntil } from "../../test/support/until.ts";
 import type { AccessLogEntry } from "./exchange/access-log.ts";
 import { createProxyServer, type ProxyServer, type ProxyServerOptions } from "./proxy-server.ts";
 import { type Backend, localhostService, normaliseHost, type Route, type RouteListener, type RouteSource } from "./routes/route.ts";
@@ -162,11 +163,7 @@ export async function assertPortFree(port: number): Promise<void> {
  * it waited for (a function is asked only then, so it can add what happened meanwhile).
  */
 export async function until(check: () => boolean, timeoutMs = 2000, what: string | (() => string) = "condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === "function" ? what() : what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  await pollUntil(what, check, { timeoutMs, everyMs: 5 });
 }
 
 /**

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { AgentWorld, NODE } from "../agent/test-support.ts";
 import type { FakeMachine } from "../hypervisor/fake/fake-hypervisor.ts";
 import { API_VERSION } from "../model/resource.ts";
 import { WARM_MACHINE_PREFIX } from "./warm-pool.ts";
+import { type Probe, until as within } from "../../test/support/until.ts";
 
 const DIGEST_A = `sha256:${"a".repeat(64)}`;
 const DIGEST_B = `sha256:${"b".repeat(64)}`;
@@ -30,15 +30,8 @@ async function service(w: AgentWorld, spec: { warm?: number; env?: Record<string
 
 const pooled = (w: AgentWorld): FakeMachine[] => w.hypervisor.machinesRunning().filter((m) => m.paused);
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (performance.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
-    await sleep(10);
-  }
-}
+/** The agent's loops run on the fake hypervisor's timers: 10 s is ample for any of them. */
+const until = <T>(what: string, probe: Probe<T>): Promise<T> => within(what, probe, { timeoutMs: 10_000 });
 
 test("the agent keeps a service's warm machines paused, with no Machine object, and says how many on its Node", async (t) => {
   const w = await world(t);

@@ -3,13 +3,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { FakeHypervisor, type FakeMachine } from "../hypervisor/fake/fake-hypervisor.ts";
 import type { Machine, MachineSpec } from "../hypervisor/hypervisor.ts";
 import type { ImageRecord } from "../image/image.ts";
 import { MachineStarter } from "./machine-starter.ts";
 import { SnapshotStore } from "./snapshot-store.ts";
 import { WARM_MACHINE_PREFIX, WarmPool, type WarmTemplate } from "./warm-pool.ts";
+import { until as within } from "../../test/support/until.ts";
 
 const imageWith = (digest: string): ImageRecord =>
   ({
@@ -48,14 +48,9 @@ const template = (count: number, image = IMAGE_A, env: Record<string, string> = 
 const machineSpec = (id: string, image = IMAGE_A, env: Record<string, string> = { GREETING: "hi" }): MachineSpec => ({ id, image, kernel: "/k", initrd: "/i", env, stateDir: join(dir, id) });
 const pooled = (): FakeMachine[] => hypervisor.machinesRunning().filter((m) => m.id.startsWith(WARM_MACHINE_PREFIX));
 
-/** Polls a condition of the pool's own state (fills run on the fake's timers), for at most 5 s. */
-async function until(what: string, condition: () => boolean): Promise<void> {
-  const deadline = performance.now() + 5000;
-  while (!condition()) {
-    if (performance.now() > deadline) assert.fail(`not within 5 s: ${what} (log: ${logs.join("; ")})`);
-    await sleep(2);
-  }
-}
+/** A condition of the pool's own state (fills run on the fake's timers), for at most 5 s. */
+const until = (what: string, condition: () => boolean): Promise<true> =>
+  within(what, () => condition() || undefined, { timeoutMs: 5000, everyMs: 2, context: () => `log: ${logs.join("; ")}` });
 
 test("a pool fills with paused machines restored from the service's snapshot, warmed before they pause", async () => {
   pool.want("web", template(2));

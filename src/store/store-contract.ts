@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, test } from "node:test";
 import { API_VERSION, type Kind, type ResourceInput, type WatchEvent } from "../model/resource.ts";
 import type { Machine } from "../model/kinds.ts";
+import { until } from "../../test/support/until.ts";
 import { type Store, StoreError, type StoreErrorCode } from "./store.ts";
 import { MAX_OBJECT_BYTES } from "./validate.ts";
 
@@ -345,7 +346,8 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         })();
         const watches: { from: string; events: ReturnType<typeof collect>; stop: () => void }[] = [];
         for (const at of [8, 40, 80]) {
-          await until(() => written.length >= at, writer);
+          // A write that fails ends the wait at once: the count would never come.
+          await until(`${at} writes are done`, () => written.length >= at, { ...WAIT, failing: writer });
           const from = sortRevisions(written)[at - 5]!;
           const events = collect();
           watches.push({ from, events, stop: await store.watch("Machine", from, events.push) });
@@ -497,17 +499,8 @@ function sortRevisions(revisions: string[]): string[] {
   return [...revisions].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0));
 }
 
-/** Polls until `condition` holds; fails after a few seconds, or at once if `failing` rejects. */
-async function until(condition: () => boolean, failing?: Promise<unknown>): Promise<void> {
-  let failed: unknown;
-  failing?.catch((error: unknown) => (failed = error));
-  const deadline = Date.now() + 5000;
-  while (!condition()) {
-    if (failed !== undefined) throw failed;
-    if (Date.now() > deadline) throw new Error("timed out waiting for a condition");
-    await sleep(2);
-  }
-}
+/** The contract's waits: an async backend shows a write later, but within a few seconds. */
+const WAIT = { timeoutMs: 5000, everyMs: 2 };
 
 /** Collects watch events; async backends deliver later, so tests wait for a count. */
 function collect() {
@@ -516,7 +509,7 @@ function collect() {
     list,
     push: (event: Event) => void list.push(event),
     waitFor: async (count: number) => {
-      await until(() => list.length >= count);
+      await until(() => `${count} events (have ${list.length})`, () => list.length >= count, WAIT);
       assertIncreasing(list.map((e) => e.resourceVersion));
     },
     /** Gives a backend a moment to deliver anything unexpected before the test asserts "nothing more". */

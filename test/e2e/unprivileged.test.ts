@@ -8,6 +8,7 @@ import { freeLoopbackPort } from "../../src/shared/free-port.ts";
 import { kernelCacheDir, pithRoot } from "../../src/shared/paths.ts";
 import { get } from "../support/load.ts";
 import { missingForMachines } from "../support/machines.ts";
+import { until } from "../support/until.ts";
 
 /** An ordinary user to run Pith as: the test switches to it, so the test itself must be root. */
 const NOBODY = 65534;
@@ -39,7 +40,11 @@ describe("pith run as an ordinary user", { skip, timeout: 300_000 }, () => {
         }
       }
     });
-    const url = await waitFor(() => /-> (http:\/\/127\.0\.0\.1:\d+\/)/.exec(output)?.[1], 120_000, () => output);
+    const url = await until("pith run prints the machine's URL", () => /-> (http:\/\/127\.0\.0\.1:\d+\/)/.exec(output)?.[1], {
+      timeoutMs: 120_000,
+      everyMs: 50,
+      context: () => `output so far:\n${output}`,
+    });
 
     assert.match(output, /machines run with part of the jail missing:\n\s+- uid: Pith is not running as root/, "it says what is missing, once");
     assert.match(output, /- cgroup: only root may create cgroups/);
@@ -84,19 +89,20 @@ describe("pith up as an ordinary user", { skip, timeout: 400_000 }, () => {
         for (const pid of found.split("\n").filter(Boolean).map(Number)) killGroup(pid);
       }
     };
-    await waitFor(async () => ((await fetch(`http://127.0.0.1:${apiPort}/healthz`).catch(() => undefined))?.ok ? true : undefined), 60_000, () => output);
+    const outputSoFar = (): string => `output so far:\n${output}`;
+    await until("pith up answers /healthz", async () => (await fetch(`http://127.0.0.1:${apiPort}/healthz`).catch(() => undefined))?.ok, { timeoutMs: 60_000, everyMs: 50, context: outputSoFar });
 
     const manifest = join(home, "service.yaml");
     writeFileSync(manifest, `apiVersion: pith.dev/v1\nkind: Service\nmetadata:\n  name: user-static\nspec:\n  app: ${join(pithRoot(), "examples/static-c")}\n  replicas: 1\n`);
     chownSync(manifest, NOBODY, NOBODY);
     pith("apply", "-f", manifest);
-    const body = await waitFor(
+    const body = await until(
+      "the service answers through pith up's proxy",
       async () => {
         const answer = await get(`http://127.0.0.1:${proxyPort}/`, "user-static.localhost", undefined, 5_000).catch(() => undefined);
         return answer?.status === 200 ? answer.body : undefined;
       },
-      240_000,
-      () => `${output}\n${pith("get", "machines", "-o", "wide")}`,
+      { timeoutMs: 240_000, everyMs: 50, context: () => `${outputSoFar()}\n${pith("get", "machines", "-o", "wide")}` },
     );
     assert.ok(body.length > 0, "the machine answered through pith up's proxy");
 
@@ -160,15 +166,5 @@ function killGroup(pid: number): void {
     } catch {
       // already gone
     }
-  }
-}
-
-async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, describe: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out; output so far:\n${describe()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

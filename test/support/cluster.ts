@@ -9,6 +9,7 @@ import { PithClient } from "../../src/client/index.ts";
 import type { Role } from "../../src/model/token.ts";
 import { pithHome, pithRoot } from "../../src/shared/paths.ts";
 import { freeLoopbackPort } from "../../src/shared/free-port.ts";
+import { until } from "./until.ts";
 
 const PITH = join(pithRoot(), "bin/pith.js");
 
@@ -147,24 +148,14 @@ export class TestCluster {
   }
 }
 
-export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string, context?: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    // A probe that never settles (a request whose connection died without an error) is given up
-    // and tried again, so a wait fails with its message instead of hanging.
-    let stopWaiting = (): void => {};
-    const value = await Promise.race([
-      probe().catch(() => undefined),
-      new Promise<undefined>((r) => {
-        const timer = setTimeout(r, Math.max(1_000, Math.min(15_000, deadline - Date.now())));
-        stopWaiting = () => clearTimeout(timer);
-      }),
-    ]);
-    stopWaiting();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}${context ? `\n${context()}` : ""}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+/**
+ * Polls `probe` (every 200 ms) until it gives a value. The processes it asks may be starting or
+ * restarting, so a probe that throws is tried again; and one that never settles (a request whose
+ * connection died without an error) is given up and tried again, so a wait fails with its
+ * message instead of hanging.
+ */
+export function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string, context?: () => string): Promise<T> {
+  return until(what, probe, { timeoutMs, everyMs: 200, context, retryErrors: true, probeTimeoutMs: Math.min(timeoutMs, 15_000) });
 }
 
 

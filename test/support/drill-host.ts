@@ -18,6 +18,7 @@ import { PithClient } from "../../src/client/index.ts";
 import type { Machine } from "../../src/model/kinds.ts";
 import { API_VERSION } from "../../src/model/resource.ts";
 import { pithRoot } from "../../src/shared/paths.ts";
+import { until } from "./until.ts";
 
 const API_PORT = 7070;
 const PROXY_PORT = 8080;
@@ -34,16 +35,11 @@ const say = (event: Record<string, unknown>): void => void process.stdout.write(
 const home = env("PITH_HOME");
 const floodMs = Number(process.env.DRILL_FLOOD_MS ?? 60_000);
 
-/** Polls until `probe` gives a value; the drill's timeline is bounded by the test's timeout too. */
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`drill-host: timed out after ${timeoutMs} ms waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/**
+ * How the drill's waits poll. A look that throws is tried again: pith up is still starting, or
+ * a request fails. The drill's timeline is bounded by the test's timeout too.
+ */
+const POLL = { everyMs: 200, retryErrors: true };
 
 function loopbackListeners(): Promise<void>[] {
   const tcp = LOOPBACK_TCP.map((port) => new Promise<void>((resolve) => {
@@ -128,12 +124,12 @@ async function main(): Promise<void> {
   }
   say({ event: "pith-started", pid: pith.pid });
 
-  const client = await until("pith up answers", 60_000, async () => {
+  const client = await until("pith up answers", async () => {
     const token = (await readFile(join(home, "token"), "utf8")).trim();
     const c = new PithClient({ server: `http://127.0.0.1:${API_PORT}`, token });
     await c.list("Service");
     return c;
-  });
+  }, { ...POLL, timeoutMs: 60_000 });
   const cleanups: (() => void)[] = [];
   const cleanup = async (): Promise<void> => {
     for (const c of cleanups) c();
@@ -145,10 +141,10 @@ async function main(): Promise<void> {
 
   try {
     await client.create({ apiVersion: API_VERSION, kind: "Service", metadata: { name: "bystander" }, spec: { image: env("BYSTANDER_IMAGE"), replicas: 1 } });
-    const bystander = await until("the bystander is ready", 120_000, async () => {
+    const bystander = await until("the bystander is ready", async () => {
       const m = await machineOf(client, "bystander");
       return m?.status?.phase === "ready" ? m : undefined;
-    });
+    }, { ...POLL, timeoutMs: 120_000 });
     const otherPort = bystander.status!.addresses![0]!.hostPort;
     say({ event: "bystander-ready", name: bystander.metadata.name, hostPort: otherPort });
 
@@ -158,11 +154,11 @@ async function main(): Promise<void> {
       metadata: { name: "drill" },
       spec: { image: env("DRILL_IMAGE"), replicas: 1, env: { API_PORT: String(API_PORT), PROXY_PORT: String(PROXY_PORT), OTHER_PORT: String(otherPort) } },
     });
-    const drill = await until("the drill is ready", 120_000, async () => {
+    const drill = await until("the drill is ready", async () => {
       const m = await machineOf(client, "drill");
       if (m?.status?.phase === "failed") throw new Error(`drill-host: the drill failed before the probes: ${m.status.reason}`);
       return m?.status?.phase === "ready" ? m : undefined;
-    });
+    }, { ...POLL, timeoutMs: 120_000 });
     const drillPort = drill.status!.addresses!.find((a) => a.guestPort === 8080)!.hostPort;
     say({ event: "drill-ready", name: drill.metadata.name, hostPort: drillPort, pid: drill.status?.pid });
 
