@@ -10,6 +10,7 @@ import { TestCluster, waitFor } from "../support/cluster.ts";
 import { appImage } from "../support/images.ts";
 import { httpGet, missingForMachines } from "../support/machines.ts";
 import { registryMissing, startRegistry } from "../support/registry.ts";
+import { GiveUp } from "../support/until.ts";
 
 const skip = missingForMachines() || registryMissing();
 
@@ -37,7 +38,7 @@ describe("a service whose image is in a registry", { skip, timeout: 600_000 }, (
       async () => {
         const { items } = await client.list("Machine", { labels: { "pith.dev/service": "hello" } });
         const m = items[0] as Machine | undefined;
-        if (m?.status.phase === "failed") throw new Error(`machine failed: ${m.status.reason}`);
+        if (m?.status.phase === "failed") throw new GiveUp(`machine failed: ${m.status.reason}`);
         return m?.status.phase === "ready" ? m : undefined;
       },
       300_000,

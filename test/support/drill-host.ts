@@ -18,7 +18,7 @@ import { PithClient } from "../../src/client/index.ts";
 import type { Machine } from "../../src/model/kinds.ts";
 import { API_VERSION } from "../../src/model/resource.ts";
 import { pithRoot } from "../../src/shared/paths.ts";
-import { until } from "./until.ts";
+import { GiveUp, until } from "./until.ts";
 
 const API_PORT = 7070;
 const PROXY_PORT = 8080;
@@ -156,7 +156,7 @@ async function main(): Promise<void> {
     });
     const drill = await until("the drill is ready", async () => {
       const m = await machineOf(client, "drill");
-      if (m?.status?.phase === "failed") throw new Error(`drill-host: the drill failed before the probes: ${m.status.reason}`);
+      if (m?.status?.phase === "failed") throw new GiveUp(`drill-host: the drill failed before the probes: ${m.status.reason}`);
       return m?.status?.phase === "ready" ? m : undefined;
     }, { ...POLL, timeoutMs: 120_000 });
     const drillPort = drill.status!.addresses!.find((a) => a.guestPort === 8080)!.hostPort;

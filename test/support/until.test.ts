@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { until } from "./until.ts";
+import { GiveUp, until } from "./until.ts";
 
 /** How long `run` took, with what it resolved to. */
 async function timed<V>(run: () => Promise<V>): Promise<{ value: V; ms: number }> {
@@ -77,6 +77,20 @@ test("a probe that throws ends the wait at once with its error, unless errors ar
   );
   assert.equal(error, broken);
   assert.equal(calls, 1);
+  assert.ok(ms < 1000, `failed after ${ms} ms`);
+});
+
+test("a GiveUp ends the wait at once even when errors are retried", BOUNDED, async () => {
+  let calls = 0;
+  const { error, ms } = await rejection(
+    until("the machine is ready", () => {
+      calls++;
+      if (calls === 1) throw new Error("the API is not up yet");
+      throw new GiveUp("the machine failed: no kernel");
+    }, { timeoutMs: 2000, everyMs: 5, retryErrors: true }),
+  );
+  assert.ok(error instanceof GiveUp);
+  assert.equal(calls, 2, "the first error was retried, the GiveUp was not");
   assert.ok(ms < 1000, `failed after ${ms} ms`);
 });
 

@@ -18,10 +18,16 @@ export interface UntilOptions {
   probeTimeoutMs?: number;
   /**
    * Take a probe that throws as "not yet" (a server that is not listening yet) instead of ending
-   * the wait with its error; the last such error is in the failure message.
+   * the wait with its error; the last such error is in the failure message. A GiveUp still ends it.
    */
   retryErrors?: boolean;
 }
+
+/**
+ * What a probe throws when what it waits for can no longer happen (the machine failed): the wait
+ * ends at once with it, even when other errors are retried.
+ */
+export class GiveUp extends Error {}
 
 const UNSETTLED = Symbol("the probe call has not settled");
 
@@ -54,7 +60,7 @@ export async function until<T>(what: string | (() => string | Promise<string>), 
       }
       return value === false ? undefined : value;
     } catch (error) {
-      if (!retryErrors || ended.signal.aborted) throw error;
+      if (!retryErrors || error instanceof GiveUp || ended.signal.aborted) throw error;
       lastError = { error };
       return undefined;
     } finally {
