@@ -40,7 +40,7 @@ export async function warmUp(machine: Pick<Machine, "ports">, image: Pick<ImageR
 }
 
 /** The proxy's head for a GET of `path` from a client that sent only Host, User-Agent and Accept. */
-export function proxiedGet(path: string, host: string): string {
+function proxiedGet(path: string, host: string): string {
   const client: [string, string][] = [["Host", host], ["User-Agent", "pith-snapshot-warm-up"], ["Accept", "*/*"]];
   const fields = client.map(([name, value]) => `${name}: ${value}`).join("\r\n");
   return requestHead("GET", path, forwardRequest({ rawHeaders: client.flat(), remoteAddress: "127.0.0.1", fields }, "http", false));
