@@ -11,6 +11,7 @@ import type { Service } from "../../src/model/kinds.ts";
 import { pithRoot } from "../../src/shared/paths.ts";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.ts";
 import { freeLoopbackPort } from "../../src/shared/free-port.ts";
+import { until } from "../support/until.ts";
 
 /**
  * The resource commands against a real API server and store, run as a person runs them: the
@@ -258,13 +259,8 @@ spec: { capacity: { memoryMiB: 4096, vcpus: 4 }, accelerator: tcg }
   test("get -w prints a row per change until Ctrl-C", async () => {
     const child = spawn(process.execPath, [PITH, "--server", url, "get", "svc", "-w"], { env: { ...process.env, PITH_HOME: home, PITH_TOKEN: TOKEN } });
     let stdout = "";
-    const waitFor = async (pattern: RegExp) => {
-      const deadline = Date.now() + 20_000;
-      while (!pattern.test(stdout)) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; have ${JSON.stringify(stdout)}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
+    const waitFor = (pattern: RegExp): Promise<true> =>
+      until(`${pattern}`, () => pattern.test(stdout) || undefined, { timeoutMs: 20_000, everyMs: 50, context: () => `have ${JSON.stringify(stdout)}` });
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     await waitFor(/^NAME\s+IMAGE/);
     await client.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: "watched" }, spec: { image: "x", replicas: 0 } });
