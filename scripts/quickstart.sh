@@ -37,6 +37,6 @@ log $home/up.log. Try:
   node bin/pith.js scale hello 3
   node bin/pith.js logs <machine> -f
   node bin/pith.js describe machine <machine>  # its jail: uid, cgroup and limits, seccomp, namespaces
-  node bin/pith.js delete service hello       # stops its machines
+  node bin/pith.js delete service hello --wait  # stops its machines, and waits until they have
   kill \$(cat $home/up.pid)                    # stop Pith (running machines keep running until deleted)
 EOT

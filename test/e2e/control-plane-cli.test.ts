@@ -236,6 +236,50 @@ spec: { capacity: { memoryMiB: 4096, vcpus: 4 }, accelerator: tcg }
     assert.equal(byFile.stdout, "service/web deleted\nnode/n1 deleted\n");
   });
 
+  test("delete --wait: returns once the service's machines are gone; names those left when time runs out", async () => {
+    // This test plays the agent: it deletes a machine's object once its VM would have exited.
+    const machineOf = (name: string, service: string) => ({
+      apiVersion: "pith.dev/v1" as const,
+      kind: "Machine" as const,
+      metadata: { name, labels: { "pith.dev/service": service } },
+      spec: { service, image: `sha256:${"cd".repeat(32)}`, node: "n9", memoryMiB: 64, vcpus: 1, desiredState: "running" as const },
+    });
+    for (const service of ["waited", "stuck"]) {
+      await client.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: service }, spec: { image: "x", replicas: 1 } });
+    }
+    await client.create(machineOf("waited-a", "waited"));
+    await client.create(machineOf("waited-b", "waited"));
+    await client.create(machineOf("stuck-a", "stuck"));
+
+    const child = spawn(process.execPath, [PITH, "--server", url, "delete", "svc", "waited", "--wait", "--timeout", "30s"], { env: { ...process.env, PITH_HOME: home, PITH_TOKEN: TOKEN } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exit = new Promise<number | null>((resolve) => child.on("close", resolve));
+    let exited = false;
+    void exit.then(() => (exited = true));
+    const output = () => `stdout ${JSON.stringify(stdout)}, stderr ${JSON.stringify(stderr)}`;
+    await until("--wait says what it waits for", () => stderr.includes("service waited: waiting for 2 machines to stop: waited-a, waited-b\n"), { timeoutMs: 20_000, context: output });
+    await client.delete("Machine", "waited-a");
+    await until("--wait sees one go", () => stderr.includes("service waited: waiting for 1 machine to stop: waited-b\n"), { timeoutMs: 20_000, context: output });
+    assert.equal(exited, false, "one machine is left: still waiting");
+    await client.delete("Machine", "waited-b");
+    assert.equal(await exit, 0, output());
+    assert.equal(stdout, "service/waited deleted\n");
+    assert.match(stderr, /service waited: its machines have stopped\n$/);
+
+    const stuck = await pith(["delete", "svc", "stuck", "--wait", "--timeout", "1s"]);
+    assert.equal(stuck.status, 1);
+    assert.equal(stuck.stdout, "service/stuck deleted\n");
+    assert.match(stuck.stderr, /error: service stuck: stuck-a still there after 1s\n.*agents stop them/s);
+    await client.delete("Machine", "stuck-a");
+
+    const notAService = await pith(["delete", "node", "n9", "--wait"]);
+    assert.equal(notAService.status, 1);
+    assert.match(notAService.stderr, /--wait waits for a service's machines to stop, not for a node/);
+  });
+
   test("apply builds a service's spec.app, registers the Image and runs it by digest", async () => {
     const appDir = join(pithRoot(), "examples/static-c");
     const path = file("app.yaml", `apiVersion: pith.dev/v1\nkind: Service\nmetadata: { name: static }\nspec:\n  app: ${relative(dir, appDir)}\n  replicas: 1\n`);

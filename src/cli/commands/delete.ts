@@ -2,12 +2,17 @@ import type { Command } from "commander";
 import { isApiError } from "../../client/api-error.ts";
 import type { PithClient } from "../../client/pith-client.ts";
 import type { Kind } from "../../model/resource.ts";
+import { SERVICE_LABEL } from "../../model/labels.ts";
 import { isPithError, userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
 import { objectRef, parseKindAndName } from "../kinds.ts";
 import { printError } from "../output.ts";
 import { printDocumentError, readDocuments } from "./apply.ts";
 import { notFound } from "./get.ts";
+import { parseTimeout } from "./node.ts";
+
+/** How often --wait looks again: a machine stops within a second or two of its drain. */
+const WAIT_POLL_MS = 250;
 
 export function registerDelete(program: Command): void {
   program
@@ -16,7 +21,13 @@ export function registerDelete(program: Command): void {
     .argument("[kind]", "service (svc), machine (m), node (no), image (img), event (ev); or KIND/NAME")
     .argument("[name]", "the object's name")
     .option("-f, --filename <file>", "delete the objects a file declares (- for stdin)")
-    .action(async (kindArg: string | undefined, nameArg: string | undefined, options: { filename?: string }, command: Command) => {
+    .option("--wait", "for a service: return once its machines have stopped (exit 1 if they do not within --timeout)")
+    .option("--timeout <duration>", "how long --wait waits (e.g. 90s, 5m)", "2m")
+    .action(async (kindArg: string | undefined, nameArg: string | undefined, options: { filename?: string; wait?: boolean; timeout: string }, command: Command) => {
+      const timeoutMs = parseTimeout(options.timeout);
+      const waitFor = async (client: PithClient, kind: Kind, name: string): Promise<void> => {
+        if (options.wait && kind === "Service") await untilMachinesStopped(client, name, timeoutMs, options.timeout);
+      };
       if (options.filename !== undefined) {
         if (kindArg !== undefined) throw userError("BAD_ARGUMENTS", "give either -f FILE or KIND NAME, not both", "e.g. pith delete -f web.yaml");
         const documents = await readDocuments(options.filename, { checkApps: false });
@@ -26,6 +37,7 @@ export function registerDelete(program: Command): void {
           const ref = objectRef(input.kind, input.metadata.name);
           try {
             process.stdout.write(await deleteOne(client, input.kind, input.metadata.name));
+            await waitFor(client, input.kind, input.metadata.name);
           } catch (e) {
             if (isApiError(e) && (e.status === 0 || e.status === 401)) throw e;
             failed++;
@@ -40,8 +52,35 @@ export function registerDelete(program: Command): void {
       if (kindArg === undefined) throw userError("BAD_ARGUMENTS", "say what to delete: KIND NAME or -f FILE", "e.g. pith delete service web");
       const { kind, name } = parseKindAndName(kindArg, nameArg);
       if (name === undefined) throw userError("BAD_ARGUMENTS", `which ${kindArg}? give its name`, `e.g. pith delete ${kindArg} web`);
-      process.stdout.write(await deleteOne(clientFor(command), kind, name));
+      if (options.wait && kind !== "Service") throw userError("BAD_FLAG", `--wait waits for a service's machines to stop, not for a ${kind.toLowerCase()}`, `e.g. pith delete service web --wait`);
+      const client = clientFor(command);
+      process.stdout.write(await deleteOne(client, kind, name));
+      await waitFor(client, kind, name);
     });
+}
+
+/**
+ * A deleted service's machines are stopped by their agents (drained first), and each agent
+ * deletes a machine's object only once its VM has exited: no object left means none runs.
+ * Progress goes to stderr, so stdout stays one line per deleted object.
+ */
+async function untilMachinesStopped(client: PithClient, service: string, timeoutMs: number, timeout: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let said = "";
+  for (;;) {
+    const left = (await client.list("Machine", { labels: { [SERVICE_LABEL]: service } })).items.map((m) => m.metadata.name).sort();
+    if (left.length === 0) {
+      if (said) process.stderr.write(`service ${service}: its machines have stopped\n`);
+      return;
+    }
+    const line = `service ${service}: waiting for ${left.length === 1 ? "1 machine" : `${left.length} machines`} to stop: ${left.join(", ")}`;
+    if (line !== said) process.stderr.write(`${line}\n`);
+    said = line;
+    if (Date.now() >= deadline) {
+      throw userError("WAIT_TIMEOUT", `service ${service}: ${left.join(", ")} still there after ${timeout}`, "their nodes' agents stop them: are they running? (pith get nodes; pith describe machine NAME)");
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(WAIT_POLL_MS, Math.max(0, deadline - Date.now()))));
+  }
 }
 
 async function deleteOne(client: PithClient, kind: Kind, name: string): Promise<string> {
