@@ -9,7 +9,7 @@ import { objectRef, parseKindAndName } from "../kinds.ts";
 import { printError } from "../output.ts";
 import { printDocumentError, readDocuments } from "./apply.ts";
 import { notFound } from "./get.ts";
-import { parseTimeout } from "./node.ts";
+import { parseTimeoutFlag } from "../timeout-flag.ts";
 
 /** How often --wait looks again: a machine stops within a second or two of its drain. */
 const WAIT_POLL_MS = 250;
@@ -24,7 +24,7 @@ export function registerDelete(program: Command): void {
     .option("--wait", "for a service: return once its machines have stopped (exit 1 if they do not within --timeout)")
     .option("--timeout <duration>", "how long --wait waits (e.g. 90s, 5m)", "2m")
     .action(async (kindArg: string | undefined, nameArg: string | undefined, options: { filename?: string; wait?: boolean; timeout: string }, command: Command) => {
-      const timeoutMs = parseTimeout(options.timeout);
+      const timeoutMs = parseTimeoutFlag(options.timeout);
       const waitFor = async (client: PithClient, kind: Kind, name: string): Promise<void> => {
         if (options.wait && kind === "Service") await untilMachinesStopped(client, name, timeoutMs, options.timeout);
       };

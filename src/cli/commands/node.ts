@@ -4,6 +4,7 @@ import type { PithClient } from "../../client/index.ts";
 import type { Machine, NodeSpec, PithNode } from "../../model/kinds.ts";
 import { userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
+import { parseTimeoutFlag } from "../timeout-flag.ts";
 import { notFound } from "./get.ts";
 
 /** Changes a node's cordon and drain, retrying when its agent's heartbeat wrote in between. */
@@ -25,12 +26,6 @@ async function setNodeSpec(client: PithClient, name: string, change: Pick<NodeSp
 async function machinesOn(client: PithClient, node: string): Promise<{ moving: Machine[]; unmanaged: Machine[] }> {
   const running = (await client.list("Machine")).items.filter((m) => m.spec.node === node && m.spec.desiredState === "running");
   return { moving: running.filter((m) => m.spec.service), unmanaged: running.filter((m) => !m.spec.service) };
-}
-
-export function parseTimeout(text: string): number {
-  const m = /^(\d+)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw userError("BAD_FLAG", `--timeout must be a duration like 90s or 5m, got "${text}"`);
-  return Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000);
 }
 
 export function registerNodeCommands(program: Command): void {
@@ -61,7 +56,7 @@ export function registerNodeCommands(program: Command): void {
     .option("--timeout <duration>", "how long to wait for the node's machines to move (e.g. 90s, 5m)", "5m")
     .option("--no-wait", "return once the drain is asked for")
     .action(async (name: string, options: { timeout: string; wait: boolean }, command: Command) => {
-      const timeoutMs = parseTimeout(options.timeout);
+      const timeoutMs = parseTimeoutFlag(options.timeout);
       const client = clientFor(command);
       await setNodeSpec(client, name, { unschedulable: true, drain: true });
       process.stdout.write(`node/${name} cordoned and draining\n`);

@@ -7,6 +7,7 @@ import { rolloutProgress } from "../../model/rollout-progress.ts";
 import { SERVICE_LABEL } from "../../model/labels.ts";
 import { userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
+import { parseTimeoutFlag } from "../timeout-flag.ts";
 import { objectRef } from "../kinds.ts";
 import { table } from "../output.ts";
 import { formatAge, notFound } from "./get.ts";
@@ -19,11 +20,11 @@ export function registerRollout(program: Command): void {
     .command("status")
     .description("wait until the service runs only machines of its current template, all ready (exit 1 if it does not in time)")
     .argument("<service>")
-    .option("--timeout <seconds>", "how long to wait", "300")
+    .option("--timeout <duration>", "how long to wait (e.g. 90s, 5m; a bare number is seconds)", "300")
     .option("--no-watch", "print where the rollout stands once, without waiting")
     .action(async (name: string, options: { timeout: string; watch: boolean }, command: Command) => {
       const client = clientFor(command);
-      const timeoutMs = parseSeconds(options.timeout) * 1000;
+      const timeoutMs = parseTimeoutFlag(options.timeout);
       const deadline = Date.now() + timeoutMs;
       let last = "";
       for (;;) {
@@ -34,7 +35,7 @@ export function registerRollout(program: Command): void {
           if (!progress.done) process.exitCode = 1;
           return;
         }
-        if (Date.now() >= deadline) throw userError("ROLLOUT_TIMEOUT", `the rollout of ${name} did not finish within ${options.timeout} s: ${progress.message}`, `pith describe service ${name} shows its machines and events; pith rollout undo ${name} returns to the previous revision`);
+        if (Date.now() >= deadline) throw userError("ROLLOUT_TIMEOUT", `the rollout of ${name} did not finish within ${Math.round(timeoutMs / 1000)} s: ${progress.message}`, `pith describe service ${name} shows its machines and events; pith rollout undo ${name} returns to the previous revision`);
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     });
@@ -98,12 +99,6 @@ export function historyTable(service: Service, now = Date.now()): string {
     formatAge(r.createdAt, now),
   ]);
   return table(["REVISION", "TEMPLATE", "IMAGE", "CHANGE", "AGE"], rows);
-}
-
-function parseSeconds(text: string): number {
-  const seconds = Number(text);
-  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86400) throw userError("BAD_FLAG", `--timeout ${text}: not a number of seconds (1-86400)`, "e.g. --timeout 120");
-  return seconds;
 }
 
 function parseRevision(text: string): number {

@@ -1,0 +1,15 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { isPithError } from "../shared/errors.ts";
+import { parseTimeoutFlag } from "./timeout-flag.ts";
+
+test("--timeout takes ms, s or m (bare numbers are seconds), and refuses anything else with a clear error", () => {
+  assert.equal(parseTimeoutFlag("90s"), 90_000);
+  assert.equal(parseTimeoutFlag("5m"), 300_000);
+  assert.equal(parseTimeoutFlag("250ms"), 250);
+  assert.equal(parseTimeoutFlag("300"), 300_000);
+  assert.equal(parseTimeoutFlag("1440m"), 86_400_000);
+  for (const bad of ["", "5h", "-1s", "1.5m", "soon", "0", "0s", "1441m", "99999999999999999999"]) {
+    assert.throws(() => parseTimeoutFlag(bad), (e: unknown) => isPithError(e) && /--timeout must be a duration/.test(e.message), bad);
+  }
+});
