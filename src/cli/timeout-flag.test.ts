@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { isPithError } from "../shared/errors.ts";
-import { parseTimeoutFlag } from "./timeout-flag.ts";
+import { formatTimeout, parseTimeoutFlag } from "./timeout-flag.ts";
 
 test("--timeout takes ms, s or m (bare numbers are seconds), and refuses anything else with a clear error", () => {
   assert.equal(parseTimeoutFlag("90s"), 90_000);
@@ -11,5 +11,12 @@ test("--timeout takes ms, s or m (bare numbers are seconds), and refuses anythin
   assert.equal(parseTimeoutFlag("1440m"), 86_400_000);
   for (const bad of ["", "5h", "-1s", "1.5m", "soon", "0", "0s", "1441m", "99999999999999999999"]) {
     assert.throws(() => parseTimeoutFlag(bad), (e: unknown) => isPithError(e) && /--timeout must be a duration/.test(e.message), bad);
+  }
+});
+
+test("a timeout is shown as the flag would take it, and reads back to the same value", () => {
+  for (const [ms, text] of [[250, "250ms"], [90_000, "90s"], [300_000, "5m"], [1500, "1500ms"], [86_400_000, "1440m"]] as const) {
+    assert.equal(formatTimeout(ms), text);
+    assert.equal(parseTimeoutFlag(text), ms);
   }
 });

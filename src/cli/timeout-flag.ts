@@ -16,3 +16,10 @@ export function parseTimeoutFlag(text: string): number {
   }
   return ms;
 }
+
+/** A timeout as the flag would take it: 250ms, 90s, 5m. */
+export function formatTimeout(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}

@@ -9,7 +9,8 @@ import { objectRef, parseKindAndName } from "../kinds.ts";
 import { printError } from "../output.ts";
 import { printDocumentError, readDocuments } from "./apply.ts";
 import { notFound } from "./get.ts";
-import { parseTimeoutFlag } from "../timeout-flag.ts";
+import { pollUntil } from "../poll-until.ts";
+import { formatTimeout, parseTimeoutFlag } from "../timeout-flag.ts";
 
 /** How often --wait looks again: a machine stops within a second or two of its drain. */
 const WAIT_POLL_MS = 250;
@@ -26,7 +27,7 @@ export function registerDelete(program: Command): void {
     .action(async (kindArg: string | undefined, nameArg: string | undefined, options: { filename?: string; wait?: boolean; timeout: string }, command: Command) => {
       const timeoutMs = parseTimeoutFlag(options.timeout);
       const waitFor = async (client: PithClient, kind: Kind, name: string): Promise<void> => {
-        if (options.wait && kind === "Service") await untilMachinesStopped(client, name, timeoutMs, options.timeout);
+        if (options.wait && kind === "Service") await untilMachinesStopped(client, name, timeoutMs);
       };
       if (options.filename !== undefined) {
         if (kindArg !== undefined) throw userError("BAD_ARGUMENTS", "give either -f FILE or KIND NAME, not both", "e.g. pith delete -f web.yaml");
@@ -64,23 +65,24 @@ export function registerDelete(program: Command): void {
  * deletes a machine's object only once its VM has exited: no object left means none runs.
  * Progress goes to stderr, so stdout stays one line per deleted object.
  */
-async function untilMachinesStopped(client: PithClient, service: string, timeoutMs: number, timeout: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let said = "";
-  for (;;) {
-    const left = (await client.list("Machine", { labels: { [SERVICE_LABEL]: service } })).items.map((m) => m.metadata.name).sort();
-    if (left.length === 0) {
-      if (said) process.stderr.write(`service ${service}: its machines have stopped\n`);
-      return;
-    }
-    const line = `service ${service}: waiting for ${left.length === 1 ? "1 machine" : `${left.length} machines`} to stop: ${left.join(", ")}`;
-    if (line !== said) process.stderr.write(`${line}\n`);
-    said = line;
-    if (Date.now() >= deadline) {
-      throw userError("WAIT_TIMEOUT", `service ${service}: ${left.join(", ")} still there after ${timeout}`, "their nodes' agents stop them: are they running? (pith get nodes; pith describe machine NAME)");
-    }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(WAIT_POLL_MS, Math.max(0, deadline - Date.now()))));
+async function untilMachinesStopped(client: PithClient, service: string, timeoutMs: number): Promise<void> {
+  const { state: left, done, said } = await pollUntil(
+    async () => (await client.list("Machine", { labels: { [SERVICE_LABEL]: service } })).items.map((m) => m.metadata.name).sort(),
+    (left) => left.length === 0,
+    {
+      timeoutMs,
+      everyMs: WAIT_POLL_MS,
+      progress: {
+        line: (left) => (left.length ? `service ${service}: waiting for ${left.length === 1 ? "1 machine" : `${left.length} machines`} to stop: ${left.join(", ")}` : undefined),
+        write: (line) => process.stderr.write(`${line}\n`),
+      },
+    },
+  );
+  if (done) {
+    if (said) process.stderr.write(`service ${service}: its machines have stopped\n`);
+    return;
   }
+  throw userError("WAIT_TIMEOUT", `service ${service}: ${left.join(", ")} still there after ${formatTimeout(timeoutMs)}`, "their nodes' agents stop them: are they running? (pith get nodes; pith describe machine NAME)");
 }
 
 async function deleteOne(client: PithClient, kind: Kind, name: string): Promise<string> {

@@ -4,8 +4,12 @@ import type { PithClient } from "../../client/index.ts";
 import type { Machine, NodeSpec, PithNode } from "../../model/kinds.ts";
 import { userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
-import { parseTimeoutFlag } from "../timeout-flag.ts";
+import { pollUntil } from "../poll-until.ts";
+import { formatTimeout, parseTimeoutFlag } from "../timeout-flag.ts";
 import { notFound } from "./get.ts";
+
+/** A machine moves by booting its replacement: once a second is often enough to look. */
+const DRAIN_POLL_MS = 1000;
 
 /** Changes a node's cordon and drain, retrying when its agent's heartbeat wrote in between. */
 async function setNodeSpec(client: PithClient, name: string, change: Pick<NodeSpec, "unschedulable" | "drain">): Promise<PithNode> {
@@ -61,25 +65,19 @@ export function registerNodeCommands(program: Command): void {
       await setNodeSpec(client, name, { unschedulable: true, drain: true });
       process.stdout.write(`node/${name} cordoned and draining\n`);
       if (!options.wait) return;
-      const deadline = Date.now() + timeoutMs;
-      let last = -1;
-      for (;;) {
-        const { moving, unmanaged } = await machinesOn(client, name);
-        if (moving.length !== last) process.stdout.write(`${moving.length} machine(s) of services still on ${name}\n`);
-        last = moving.length;
-        if (moving.length === 0) {
-          for (const m of unmanaged) process.stdout.write(`machine/${m.metadata.name} belongs to no service: nothing replaces it, so it keeps running on ${name} (delete it to stop it)\n`);
-          process.stdout.write(`node/${name} drained\n`);
-          return;
-        }
-        if (Date.now() > deadline) {
-          throw userError(
-            "DRAIN_TIMEOUT",
-            `node ${name} still runs ${moving.map((m) => m.metadata.name).join(", ")} after ${options.timeout}`,
-            "their replacements are not ready yet: see `pith get machines` and `pith describe machine NAME` (no other node with room?); the drain goes on in the background",
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+      const { state, done } = await pollUntil(() => machinesOn(client, name), ({ moving }) => moving.length === 0, {
+        timeoutMs,
+        everyMs: DRAIN_POLL_MS,
+        progress: { line: ({ moving }) => `${moving.length} machine(s) of services still on ${name}`, write: (line) => process.stdout.write(`${line}\n`) },
+      });
+      if (!done) {
+        throw userError(
+          "DRAIN_TIMEOUT",
+          `node ${name} still runs ${state.moving.map((m) => m.metadata.name).join(", ")} after ${formatTimeout(timeoutMs)}`,
+          "their replacements are not ready yet: see `pith get machines` and `pith describe machine NAME` (no other node with room?); the drain goes on in the background",
+        );
       }
+      for (const m of state.unmanaged) process.stdout.write(`machine/${m.metadata.name} belongs to no service: nothing replaces it, so it keeps running on ${name} (delete it to stop it)\n`);
+      process.stdout.write(`node/${name} drained\n`);
     });
 }

@@ -7,10 +7,14 @@ import { rolloutProgress } from "../../model/rollout-progress.ts";
 import { SERVICE_LABEL } from "../../model/labels.ts";
 import { userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
-import { parseTimeoutFlag } from "../timeout-flag.ts";
+import { pollUntil } from "../poll-until.ts";
+import { formatTimeout, parseTimeoutFlag } from "../timeout-flag.ts";
 import { objectRef } from "../kinds.ts";
 import { table } from "../output.ts";
 import { formatAge, notFound } from "./get.ts";
+
+/** A rollout replaces machines one by one, each taking a boot: half a second between looks is plenty. */
+const STATUS_POLL_MS = 500;
 
 /** `pith rollout status|restart|undo|history SERVICE`, after kubectl's. */
 export function registerRollout(program: Command): void {
@@ -25,19 +29,17 @@ export function registerRollout(program: Command): void {
     .action(async (name: string, options: { timeout: string; watch: boolean }, command: Command) => {
       const client = clientFor(command);
       const timeoutMs = parseTimeoutFlag(options.timeout);
-      const deadline = Date.now() + timeoutMs;
-      let last = "";
-      for (;;) {
-        const progress = await progressOf(client, name);
-        if (progress.message !== last) process.stdout.write(`${progress.message}\n`);
-        last = progress.message;
-        if (progress.done || !options.watch) {
-          if (!progress.done) process.exitCode = 1;
-          return;
-        }
-        if (Date.now() >= deadline) throw userError("ROLLOUT_TIMEOUT", `the rollout of ${name} did not finish within ${Math.round(timeoutMs / 1000)} s: ${progress.message}`, `pith describe service ${name} shows its machines and events; pith rollout undo ${name} returns to the previous revision`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
+      const { state: progress, done } = await pollUntil(() => progressOf(client, name), (progress) => progress.done, {
+        timeoutMs: options.watch ? timeoutMs : 0,
+        everyMs: STATUS_POLL_MS,
+        progress: { line: (progress) => progress.message, write: (line) => process.stdout.write(`${line}\n`) },
+      });
+      if (done) return;
+      if (!options.watch) {
+        process.exitCode = 1;
+        return;
       }
+      throw userError("ROLLOUT_TIMEOUT", `the rollout of ${name} did not finish within ${formatTimeout(timeoutMs)}: ${progress.message}`, `pith describe service ${name} shows its machines and events; pith rollout undo ${name} returns to the previous revision`);
     });
 
   rollout
