@@ -1,4 +1,4 @@
-// The test runner: type-check, build every example image once (tests share them), then run all
+// The test runner: type-check, lint, build every example image once (tests share them), then run all
 // *.test.ts files with node's test runner. Node 20's --test does not expand globs, so this does.
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, rmSync } from "node:fs";
@@ -17,7 +17,8 @@ const step = (title, command, args, env = process.env) => {
 const imagesFile = join(root, ".test-artifacts", `images-${process.pid}.json`);
 const runEnv = { ...process.env, PITH_TEST_IMAGES: imagesFile };
 rmSync(".test-artifacts/images.json", { force: true }); // the shared file of earlier versions
-step("type-check", "npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]);
+step("type-check (src, tests, benches, scripts)", "npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]);
+step("lint: promises nobody awaits or handles (eslint.config.js)", "npx", ["eslint", "src", "bench", "scripts", "bin", "test"]);
 mkdirSync(".test-artifacts", { recursive: true });
 step("build the examples' images (kernels are cached by config hash)", process.execPath, ["--import", "tsx", "scripts/prepare-test-images.ts"], runEnv);
 

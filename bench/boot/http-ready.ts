@@ -120,7 +120,7 @@ export function waitForHttp200(options: ReadyOptions): Promise<number> {
       () => finish(new Error(`no HTTP 200 on 127.0.0.1:${port} within ${Math.round(timeoutMs / 1000)} s (${attempts} attempts; last: ${lastFailure})`)),
       timeoutMs,
     );
-    options.abandon?.then((why) => finish(new Error(`the machine ended before answering: ${why}`)));
+    options.abandon?.then((why) => finish(new Error(`the machine ended before answering: ${why}`)), (e: unknown) => finish(e instanceof Error ? e : new Error(String(e))));
     attempt();
   });
 }

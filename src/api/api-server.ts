@@ -88,7 +88,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<Fastif
     // that a slow or stalled sender is cut off near its bound, not up to half a minute later.
     http: { headersTimeout: headersMs, requestTimeout: requestMs, connectionsCheckingInterval: Math.min(1000, Math.ceil(headersMs / 4)) },
     // A URL Fastify cannot route (a bad %-escape) gets the API's error shape like any other 400.
-    frameworkErrors: (error, request, reply) => errorHandler(error, request, reply),
+    frameworkErrors: (error, request, reply) => void errorHandler(error, request, reply), // a reply is thenable; send() answered
     // And so does a request Node's parser refuses before Fastify sees it (an oversized URL).
     clientErrorHandler: answerClientError,
   });

@@ -100,7 +100,6 @@ function directoriesOf(names: string[]): string[] {
  * `write`, which copies any host file into the disk: such names are refused.
  */
 function checkDiskPath(name: string): void {
-  // eslint-disable-next-line no-control-regex
   if (/["\\\x00-\x1f\x7f]/.test(name) || posix.isAbsolute(name) || name.split("/").some((p) => p === "" || p === "." || p === "..")) {
     throw userError("DISK_BAD_PATH", `cannot put ${JSON.stringify(name)} on the runtime disk: a quote, backslash, control character or bad component in its name`,
       "rename the file (in the package or app that ships it)");

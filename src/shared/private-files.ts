@@ -65,7 +65,7 @@ export function tightenPrivateFilesSync(...paths: string[]): void {
 /** An append stream to a 0600 file, for logs. */
 export function openPrivateAppendStream(path: string): WriteStream {
   const stream = createWriteStream(path, { flags: "a", mode: PRIVATE_FILE_MODE });
-  stream.once("open", () => chmod(path, PRIVATE_FILE_MODE).catch(() => {}));
+  stream.once("open", () => void chmod(path, PRIVATE_FILE_MODE).catch(() => {}));
   return stream;
 }
 

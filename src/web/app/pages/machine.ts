@@ -108,7 +108,8 @@ function ConsoleView({ name }: { name: string }): VNode {
 
   useEffect(() => {
     const abort = new AbortController();
-    (async () => {
+    // Every failure ends in the catch below, shown as the view's error.
+    void (async () => {
       try {
         const response = await apiFetch(`/api/v1/machines/${encodeURIComponent(name)}/console?follow=true`, { signal: abort.signal, headers: { accept: "text/plain" } });
         setState("following");
