@@ -14,7 +14,7 @@ import { qemuArgv, type Accelerator, type QemuMachineSpec } from "./qemu-argv.ts
 import { QEMU_BINARY } from "./qemu-binary.ts";
 import { discoverMachines, inspectProcesses } from "./qemu-discovery.ts";
 import { checkMachineEnv } from "./machine-env.ts";
-import { baseConfigLines, type ClockAnchor, QemuMachine, vmmSocket } from "./qemu-machine.ts";
+import { baseConfigLines, type ClockAnchor, QemuMachine, type QemuMachineOptions, vmmSocket } from "./qemu-machine.ts";
 import { QmpClient } from "./qmp-client.ts";
 import { adoptVm, goneVm, spawnVm, type VmProcess } from "./vm-process.ts";
 import { freeLoopbackPort } from "../../shared/free-port.ts";
@@ -208,85 +208,91 @@ export class QemuHypervisor implements Hypervisor {
       ...(this.options.freePageReporting ? { freePageReporting: true } : {}),
     };
     jail.report.seccomp = qemuSpec.sandbox === true;
-    // QEMU opens these before the guest runs; inside the jail they are all it can see of the host
-    // besides /usr. It needs no network at all: its NIC is a stream to pith-net, a unix socket.
-    const jailed = (argv: string[]) =>
-      jail.command(QEMU_BINARY, argv, {
-        vmm: true,
-        root: true,
-        netns: true,
-        readOnly: [spec.kernel, spec.initrd, ...(spec.disk ? [spec.disk] : [])],
-        // QEMU probes file locking with /dev/null.
-        devices: ["/dev/null", ...(accelerator === "kvm" ? ["/dev/kvm"] : [])],
-      });
-    const startNetwork = async (): Promise<VmProcess | undefined> =>
-      qemuSpec.network &&
-      startNetHelper(
-        {
-          owner: this.options.owner,
-          machineId: spec.id,
-          socketPath: qemuSpec.network.socketPath,
-          forwards: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort, ...(this.options.forwardAddress ? { address: this.options.forwardAddress } : {}) })),
-          egress,
-        },
-        join(spec.stateDir, "net.log"),
-        // The same uid, cgroup and limits as its QEMU, and a root of its own too, but the host's
-        // network: it binds the forwards and dials egress, resolving names with the host's files.
-        (binary, args) => jail.command(binary, args, { root: true, netns: false, readOnly: [binary, ...resolverFiles()] }),
-      );
-    const envLinesOf = (id: string, own: Record<string, string> | undefined): string[] =>
-      Object.entries({
-        PITH_MACHINE_ID: id,
-        PITH_NAME: image.name,
-        PITH_IMAGE: image.digest,
-        PITH_LISTEN: image.capabilities.listen.map((l) => l.port).join(","),
-        PITH_EGRESS: JSON.stringify(egressEnv),
-        ...own,
-      }).map(([k, v]) => `env ${k}=${v}`);
-    const envLines = envLinesOf(spec.id, spec.env);
-    /** A restore's handshake: clock (maybe set off), entropy, an identity, then "restored". */
-    const restoredLines = (clockOffsetMs: number, identity = envLines): string[] => [...baseConfigLines(clockOffsetMs), ...identity, "restored"];
-    if (spec.restoreFrom) {
-      // A warm machine's clock runs behind until it is claimed, like a snapshot source's (see MachineSpec.warmPool).
-      const restoreLines = (): string[] => restoredLines(spec.warmPool ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0);
-      const claimConfig = spec.warmPool
-        ? (identity: ClaimedIdentity): string[] => {
-            checkMachineEnv(identity.id, identity.env);
-            return restoredLines(0, envLinesOf(identity.id, identity.env));
-          }
-        : undefined;
-      return this.restore(spec, spec.restoreFrom, qemuSpec, jail, jailed, ports, restoreLines, requestedAt, startNetwork, claimConfig);
-    }
-    const config = (anchor?: ClockAnchor): string[] => [...baseConfigLines(spec.snapshotSource ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0, anchor), ...envLines, "end"];
-    // The same identity again, as a restore would send it: the guest library sees nothing change.
-    const rehearsals = this.options.restoreRehearsals ?? RESTORE_REHEARSALS;
-    const rehearsal = spec.snapshotSource && rehearsals > 0
-      ? { lines: (): string[] => restoredLines(SNAPSHOT_SOURCE_CLOCK_OFFSET_MS), times: rehearsals }
-      : undefined;
-
-    // The network first: QEMU connects to it as it starts. If QEMU then fails, the machine's
-    // exit ends the network too.
-    const network = await startNetwork();
-    const command = jailed(qemuArgv(qemuSpec));
-    const machine = new QemuMachine({
-      machineId: spec.id,
-      accelerator,
-      process: spawnVm(command.binary, command.argv, join(spec.stateDir, "qemu.log")),
-      ...(network ? { network } : {}),
+    const launch: Launch = {
+      spec,
+      qemuSpec,
+      jail,
       ports,
+      requestedAt,
+      // QEMU opens these before the guest runs; inside the jail they are all it can see of the host
+      // besides /usr. It needs no network at all: its NIC is a stream to pith-net, a unix socket.
+      command: (argv) =>
+        jail.command(QEMU_BINARY, argv, {
+          vmm: true,
+          root: true,
+          netns: true,
+          readOnly: [spec.kernel, spec.initrd, ...(spec.disk ? [spec.disk] : [])],
+          // QEMU probes file locking with /dev/null.
+          devices: ["/dev/null", ...(accelerator === "kvm" ? ["/dev/kvm"] : [])],
+        }),
+      startNetwork: async () =>
+        qemuSpec.network &&
+        startNetHelper(
+          {
+            owner: this.options.owner,
+            machineId: spec.id,
+            socketPath: qemuSpec.network.socketPath,
+            forwards: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort, ...(this.options.forwardAddress ? { address: this.options.forwardAddress } : {}) })),
+            egress,
+          },
+          join(spec.stateDir, "net.log"),
+          // The same uid, cgroup and limits as its QEMU, and a root of its own too, but the host's
+          // network: it binds the forwards and dials egress, resolving names with the host's files.
+          (binary, args) => jail.command(binary, args, { root: true, netns: false, readOnly: [binary, ...resolverFiles()] }),
+        ),
+      envLines: (id, own) =>
+        Object.entries({
+          PITH_MACHINE_ID: id,
+          PITH_NAME: image.name,
+          PITH_IMAGE: image.digest,
+          PITH_LISTEN: image.capabilities.listen.map((l) => l.port).join(","),
+          PITH_EGRESS: JSON.stringify(egressEnv),
+          ...own,
+        }).map(([k, v]) => `env ${k}=${v}`),
+    };
+    return spec.restoreFrom ? this.restore(launch, spec.restoreFrom) : this.boot(launch, initTimeoutMs);
+  }
+
+  /** The common part of a QemuMachine's options: where its sockets are, its ports, its jail. */
+  private machineOptions(launch: Launch, process: VmProcess, network: VmProcess | undefined): Omit<QemuMachineOptions, "config"> {
+    const { spec, qemuSpec } = launch;
+    return {
+      machineId: spec.id,
+      accelerator: qemuSpec.accelerator,
+      process,
+      ...(network ? { network } : {}),
+      ports: launch.ports,
       consoleLog: qemuSpec.consoleLog,
       controlSocket: qemuSpec.controlSocket,
       qmpSocket: qemuSpec.qmpSocket,
-      config,
-      readyTimeoutMs: image.readyTimeoutMs,
-      requestedAt,
+      readyTimeoutMs: spec.image.readyTimeoutMs,
+      requestedAt: launch.requestedAt,
+      jail: launch.jail,
+    };
+  }
+
+  /** Boots the image; a snapshot source also rehearses the restore before it is saved. */
+  private async boot(launch: Launch, initTimeoutMs?: number): Promise<QemuMachine> {
+    const { spec } = launch;
+    const offsetMs = spec.snapshotSource ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0;
+    const envLines = launch.envLines(spec.id, spec.env);
+    const rehearsals = this.options.restoreRehearsals ?? RESTORE_REHEARSALS;
+    // The same identity again, as a restore would send it: the guest library sees nothing change.
+    const rehearsal = spec.snapshotSource && rehearsals > 0 ? { lines: () => restoredLines(offsetMs, envLines), times: rehearsals } : undefined;
+
+    // The network first: QEMU connects to it as it starts. If QEMU then fails, the machine's
+    // exit ends the network too.
+    const network = await launch.startNetwork();
+    const command = launch.command(qemuArgv(launch.qemuSpec));
+    const machine = new QemuMachine({
+      ...this.machineOptions(launch, spawnVm(command.binary, command.argv, join(spec.stateDir, "qemu.log")), network),
+      config: (anchor?: ClockAnchor) => [...baseConfigLines(offsetMs, anchor), ...envLines, "end"],
       ...(rehearsal ? { rehearsal } : {}),
-      jail,
     });
     if (!(await machine.attach(initTimeoutMs))) {
       await machine.stop(0);
       const exit = await machine.whenExited();
-      throw new Error(`machine ${spec.id} did not start under ${accelerator}: ${exit.reason}`);
+      throw new Error(`machine ${spec.id} did not start under ${launch.qemuSpec.accelerator}: ${exit.reason}`);
     }
     return machine;
   }
@@ -296,18 +302,15 @@ export class QemuHypervisor implements Hypervisor {
    * identity for init (read the moment the guest runs), then lets it run. Any failure kills
    * QEMU and rejects: the caller boots instead.
    */
-  private async restore(
-    spec: MachineSpec,
-    file: string,
-    qemuSpec: QemuMachineSpec,
-    jail: MachineJail,
-    jailed: (argv: string[]) => { binary: string; argv: string[] },
-    ports: PortForward[],
-    config: () => string[],
-    requestedAt: number,
-    startNetwork: () => Promise<VmProcess | undefined>,
-    claimConfig?: (identity: ClaimedIdentity) => string[],
-  ): Promise<QemuMachine> {
+  private async restore(launch: Launch, file: string): Promise<QemuMachine> {
+    const { spec, qemuSpec } = launch;
+    const envLines = launch.envLines(spec.id, spec.env);
+    // A warm machine's clock runs behind until it is claimed, like a snapshot source's (see MachineSpec.warmPool).
+    const config = (): string[] => restoredLines(spec.warmPool ? SNAPSHOT_SOURCE_CLOCK_OFFSET_MS : 0, envLines);
+    const claimConfig = (identity: ClaimedIdentity): string[] => {
+      checkMachineEnv(identity.id, identity.env);
+      return restoredLines(0, launch.envLines(identity.id, identity.env));
+    };
     let fd: number;
     try {
       fd = openSync(file, "r");
@@ -318,27 +321,17 @@ export class QemuHypervisor implements Hypervisor {
     let network: VmProcess | undefined;
     let vm: VmProcess;
     try {
-      network = await startNetwork();
-      const command = jailed(qemuArgv({ ...qemuSpec, incomingFd: 3 }));
+      network = await launch.startNetwork();
+      const command = launch.command(qemuArgv({ ...qemuSpec, incomingFd: 3 }));
       vm = spawnVm(command.binary, command.argv, join(spec.stateDir, "qemu.log"), [fd]);
     } finally {
       closeSync(fd); // QEMU has its own copy
     }
     const machine = new QemuMachine({
-      machineId: spec.id,
-      accelerator: qemuSpec.accelerator,
-      process: vm,
-      ...(network ? { network } : {}),
-      ports,
-      consoleLog: qemuSpec.consoleLog,
-      controlSocket: qemuSpec.controlSocket,
-      qmpSocket: qemuSpec.qmpSocket,
+      ...this.machineOptions(launch, vm, network),
       config,
-      readyTimeoutMs: spec.image.readyTimeoutMs,
-      requestedAt,
       restored: true,
-      ...(claimConfig ? { claimConfig, rehearsal: { lines: config, times: WARM_REHEARSALS } } : {}),
-      jail,
+      ...(spec.warmPool ? { claimConfig, rehearsal: { lines: config, times: WARM_REHEARSALS } } : {}),
     });
     let qmp: QmpClient | undefined;
     try {
@@ -356,7 +349,7 @@ export class QemuHypervisor implements Hypervisor {
         await sleep(2);
       }
       if (!(await machine.attach())) throw new Error("its control channel did not open");
-      await machine.resume(qmp, requestedAt);
+      await machine.resume(qmp, launch.requestedAt);
     } catch (e) {
       vm.kill("SIGKILL");
       await machine.whenExited(); // and its network with it
@@ -367,6 +360,27 @@ export class QemuHypervisor implements Hypervisor {
     }
     return machine;
   }
+}
+
+/** What one start of a machine needs, made once: a boot and a restore both use it. */
+interface Launch {
+  spec: MachineSpec;
+  qemuSpec: QemuMachineSpec;
+  jail: MachineJail;
+  ports: PortForward[];
+  /** performance.now() when the machine was asked for. */
+  requestedAt: number;
+  /** QEMU's command line, inside the machine's jail. */
+  command: (argv: string[]) => { binary: string; argv: string[] };
+  /** pith-net, for a machine with a network; resolves once it listens. */
+  startNetwork: () => Promise<VmProcess | undefined>;
+  /** The `env` lines init gets for an identity: Pith's own variables, then the machine's. */
+  envLines: (id: string, own: Record<string, string> | undefined) => string[];
+}
+
+/** A restore's handshake: clock (maybe set off), entropy, an identity, then "restored". */
+function restoredLines(clockOffsetMs: number, envLines: string[]): string[] {
+  return [...baseConfigLines(clockOffsetMs), ...envLines, "restored"];
 }
 
 async function detectQemuVersion(): Promise<string> {
