@@ -32,9 +32,11 @@ export async function warmUp(machine: Pick<Machine, "ports">, image: Pick<ImageR
   const host = new URL(port.url).hostname;
   let answered = 0;
   while (answered < requests) {
-    const served = await onOneConnection(host, port.hostPort, path, Math.min(WARM_UP_REQUESTS_PER_CONNECTION, requests - answered), requestTimeoutMs);
-    if (served === 0) break; // it answers nothing (yet): no point in a connection per request left
+    const { served, cutOff } = await onOneConnection(host, port.hostPort, path, Math.min(WARM_UP_REQUESTS_PER_CONNECTION, requests - answered), requestTimeoutMs);
     answered += served;
+    // It answers nothing (yet), or it stalled: a fresh connection for each request left would let
+    // a guest hold the snapshot or the pool fill for every request's timeout, not one.
+    if (served === 0 || cutOff) break;
   }
   return answered;
 }
@@ -50,13 +52,17 @@ function proxiedGet(path: string, host: string): string {
  * Up to `count` GETs in turn on one connection, while the server keeps it; then closes it and
  * waits until it is closed. Each response must be whole within `timeoutMs` of its request (a
  * guest that trickles a body, or never closes, is cut off there). Resolves with how many got a
- * complete response; never rejects.
+ * complete response, and whether the connection was cut off; never rejects.
  */
-function onOneConnection(host: string, port: number, path: string, count: number, timeoutMs: number): Promise<number> {
+function onOneConnection(host: string, port: number, path: string, count: number, timeoutMs: number): Promise<{ served: number; cutOff: boolean }> {
   return new Promise((resolve) => {
     const socket: Socket = connect({ host, port });
+    let cutOff = false;
     // From the connect on, and anew from each request: it also bounds the close after the last one.
-    const deadline = setTimeout(() => socket.destroy(), timeoutMs);
+    const deadline = setTimeout(() => {
+      cutOff = true;
+      socket.destroy();
+    }, timeoutMs);
     let answered = 0;
     let sent = 0;
     const parser = new ResponseParser({
@@ -93,7 +99,7 @@ function onOneConnection(host: string, port: number, path: string, count: number
     socket.on("error", () => undefined);
     socket.once("close", () => {
       clearTimeout(deadline);
-      resolve(answered);
+      resolve({ served: answered, cutOff });
     });
   });
 }
