@@ -1,5 +1,6 @@
 import { Etcd3, type IKeyValue, type IRangeRequest, type IRangeResponse, type ITxnRequest, type ITxnResponse } from "etcd3";
 import { StoreError } from "../store.ts";
+import { etcdFailure } from "./etcd-failure.ts";
 
 /** How to reach an etcd cluster: `pith server --store etcd://...` and its --etcd-* flags. */
 export interface EtcdConnectionOptions {
@@ -78,16 +79,12 @@ export class EtcdConnection {
     }
   }
 
-  /** A StoreError for a failed request: StoreErrors pass, anything else is the cluster's fault. */
+  /** A StoreError for a failed request: StoreErrors pass, anything else is the cluster's refusal or absence. */
   unavailable(what: string, error: unknown): StoreError {
     if (error instanceof StoreError) return error;
     const reason = error instanceof Error ? error.message : String(error);
-    // Refusals are the cluster's answer, not its absence: no quorum hint for them.
-    const refused = /permission denied|authentication failed|invalid auth|user name not found|not capable/i.test(reason);
-    const hint = refused ? "Check --etcd-user, its password and its role's permissions on Pith's prefix" : "Is a majority of its members up and reachable?";
-    // A leader that lost its quorum keeps the proposal in its log; if it leads again once the
-    // others are back, the write commits then. So an unanswered write is not a refused one.
-    const outcome = what === "write" && !refused ? " The write may still take effect once a majority is back: read it before trying again." : "";
+    const { hint, mayStillCommit } = etcdFailure(what, reason);
+    const outcome = mayStillCommit ? " The write may still take effect once a majority is back: read it before trying again." : "";
     return new StoreError("Unavailable", `etcd (${this.endpoints.join(",")}) could not ${what}: ${reason}. ${hint}${outcome}`);
   }
 
