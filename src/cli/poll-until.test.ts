@@ -1,12 +1,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { pollUntil } from "./poll-until.ts";
+import { ApiError } from "../client/api-error.ts";
+import { isPithError } from "../shared/errors.ts";
+import { lastLookNote, pollUntil } from "./poll-until.ts";
 
 /** A look that returns the given states in turn, then the last one forever. */
 function states<S>(...values: S[]): { look: () => Promise<S>; calls: () => number } {
   let i = 0;
   return { look: async () => values[Math.min(i++, values.length - 1)]!, calls: () => i };
 }
+
+/** What the client throws when the server is not there. */
+const unreachable = (): ApiError => new ApiError(0, "Unavailable", "cannot reach the server at http://127.0.0.1:1");
 
 test("pollUntil returns the first done state and writes a progress line only when the state's line changes", async () => {
   const { look, calls } = states(3, 3, 2, 2, 0);
@@ -21,15 +26,14 @@ test("pollUntil returns the first done state and writes a progress line only whe
   assert.equal(calls(), 5);
 });
 
-test("pollUntil gives up at its timeout with the last state, having looked at the deadline and not long after", async () => {
-  let n = 0;
+test("pollUntil gives up at its timeout with the last state, having looked last at the deadline", async () => {
+  const looks: number[] = [];
   const started = Date.now();
-  const result = await pollUntil(async () => ++n, () => false, { timeoutMs: 120, everyMs: 50 });
-  const took = Date.now() - started;
+  const result = await pollUntil(async () => looks.push(Date.now()), () => false, { timeoutMs: 120, everyMs: 50 });
   assert.equal(result.done, false);
-  assert.equal(result.state, n);
-  assert.ok(n >= 3 && n <= 5, `looked ${n} times in 120 ms at 50 ms intervals`);
-  assert.ok(took >= 120 && took < 120 + 50, `returned after ${took} ms`);
+  assert.equal(result.state, looks.length);
+  assert.ok(looks.length >= 3 && looks.length <= 5, `looked ${looks.length} times in 120 ms at 50 ms intervals`);
+  assert.ok(looks.at(-1)! - started >= 120, `the last look was ${looks.at(-1)! - started} ms in, before the deadline`);
 });
 
 test("pollUntil with a timeout of 0 looks exactly once", async () => {
@@ -41,14 +45,58 @@ test("pollUntil with a timeout of 0 looks exactly once", async () => {
   assert.equal(calls(), 1);
 });
 
-test("pollUntil passes on what a look throws, without looking again", async () => {
+test("pollUntil passes on an error that is not the API's absence at once, without looking again", async () => {
+  for (const error of [new Error("a bug"), new ApiError(403, "Forbidden", "this token may not list machines")]) {
+    let calls = 0;
+    await assert.rejects(
+      pollUntil(async () => {
+        calls++;
+        throw error;
+      }, () => true, { timeoutMs: 1000, everyMs: 1 }),
+      (e: unknown) => e === error,
+    );
+    assert.equal(calls, 1);
+  }
+});
+
+test("pollUntil looks again after the API was unreachable or failing, and reaches done", async () => {
   let calls = 0;
-  await assert.rejects(
-    pollUntil(async () => {
-      calls++;
-      throw new Error("control plane unreachable");
-    }, () => true, { timeoutMs: 1000, everyMs: 1 }),
-    /control plane unreachable/,
-  );
-  assert.equal(calls, 1);
+  const result = await pollUntil(async () => {
+    calls++;
+    if (calls === 2) throw unreachable();
+    if (calls === 3) throw new ApiError(503, "Unavailable", "the store is unavailable");
+    return calls;
+  }, (n) => n === 4, { timeoutMs: 10_000, everyMs: 1 });
+  assert.deepEqual(result, { state: 4, done: true, said: 0 });
+});
+
+test("at its timeout after a failed look, pollUntil returns the last state it saw and why the last look failed", async () => {
+  let calls = 0;
+  const result = await pollUntil(async () => {
+    if (++calls > 1) throw unreachable();
+    return "2 machines left";
+  }, () => false, { timeoutMs: 60, everyMs: 10 });
+  assert.equal(result.done, false);
+  assert.equal(result.state, "2 machines left");
+  assert.match(lastLookNote(result), /^ \(the last look failed: .*cannot reach the server/);
+  assert.equal(lastLookNote({ ...result, lastError: undefined }), "");
+});
+
+test("if every look failed, pollUntil throws why at its timeout; a look that stalls is abandoned at the deadline", async () => {
+  await assert.rejects(pollUntil(async () => { throw unreachable(); }, () => true, { timeoutMs: 50, everyMs: 10 }), /cannot reach the server/);
+
+  // AbortSignal.timeout's timer does not hold the process open; a real look's socket does.
+  const keepAlive = setTimeout(() => undefined, 10_000);
+  const started = Date.now();
+  let aborted = false;
+  const stalls = (signal: AbortSignal): Promise<never> =>
+    new Promise((_resolve, reject) => signal.addEventListener("abort", () => {
+      aborted = true;
+      reject(signal.reason);
+    }));
+  await assert.rejects(pollUntil(stalls, () => true, { timeoutMs: 100, everyMs: 10, lookFloorMs: 150 }), (e: unknown) => isPithError(e) && e.code === "API_TIMEOUT");
+  const took = Date.now() - started;
+  clearTimeout(keepAlive);
+  assert.ok(aborted, "the stalled look was aborted");
+  assert.ok(took >= 150 && took < 5000, `abandoned after ${took} ms: at the floor, not the client's 30 s`);
 });

@@ -74,9 +74,9 @@ export class PithClient {
   }
 
   /** One object, or undefined if there is none by that name. */
-  async get<K extends Kind>(kind: K, name: string): Promise<ResourceOf<K> | undefined> {
+  async get<K extends Kind>(kind: K, name: string, options: { signal?: AbortSignal } = {}): Promise<ResourceOf<K> | undefined> {
     try {
-      return await this.#json<ResourceOf<K>>("GET", member(kind, name));
+      return await this.#json<ResourceOf<K>>("GET", member(kind, name), { signal: options.signal });
     } catch (e) {
       if (isApiError(e, 404)) return undefined;
       throw e;

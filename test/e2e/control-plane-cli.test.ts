@@ -275,6 +275,19 @@ spec: { capacity: { memoryMiB: 4096, vcpus: 4 }, accelerator: tcg }
     assert.match(stuck.stderr, /error: service stuck: stuck-a still there after 1s\n.*agents stop them/s);
     await client.delete("Machine", "stuck-a");
 
+    // From a file: every service is deleted first, then all are waited for under one --timeout.
+    for (const service of ["file-a", "file-b"]) {
+      await client.create({ apiVersion: "pith.dev/v1", kind: "Service", metadata: { name: service }, spec: { image: "x", replicas: 1 } });
+      await client.create(machineOf(`${service}-m`, service));
+    }
+    const services = file("two.yaml", ["file-a", "file-b"].map((n) => `apiVersion: pith.dev/v1\nkind: Service\nmetadata: { name: ${n} }\nspec: { image: x, replicas: 1 }\n`).join("---\n"));
+    const fromFile = await pith(["delete", "-f", services, "--wait", "--timeout", "1s"]);
+    assert.equal(fromFile.status, 1, fromFile.stderr);
+    assert.equal(fromFile.stdout, "service/file-a deleted\nservice/file-b deleted\n");
+    assert.match(fromFile.stderr, /services file-a, file-b: waiting for 2 machines to stop: file-a-m, file-b-m\n/);
+    assert.match(fromFile.stderr, /error: services file-a, file-b: file-a-m, file-b-m still there after 1s\n/);
+    for (const service of ["file-a", "file-b"]) await client.delete("Machine", `${service}-m`);
+
     const notAService = await pith(["delete", "node", "n9", "--wait"]);
     assert.equal(notAService.status, 1);
     assert.match(notAService.stderr, /--wait waits for a service's machines to stop, not for a node/);

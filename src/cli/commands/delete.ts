@@ -9,7 +9,7 @@ import { objectRef, parseKindAndName } from "../kinds.ts";
 import { printError } from "../output.ts";
 import { printDocumentError, readDocuments } from "./apply.ts";
 import { notFound } from "./get.ts";
-import { pollUntil } from "../poll-until.ts";
+import { lastLookNote, pollUntil } from "../poll-until.ts";
 import { formatTimeout, parseTimeoutFlag } from "../timeout-flag.ts";
 
 /** How often --wait looks again: a machine stops within a second or two of its drain. */
@@ -22,23 +22,21 @@ export function registerDelete(program: Command): void {
     .argument("[kind]", "service (svc), machine (m), node (no), image (img), event (ev); or KIND/NAME")
     .argument("[name]", "the object's name")
     .option("-f, --filename <file>", "delete the objects a file declares (- for stdin)")
-    .option("--wait", "for a service: return once its machines have stopped (exit 1 if they do not within --timeout)")
+    .option("--wait", "for services: return once their machines have stopped (exit 1 if they do not within --timeout)")
     .option("--timeout <duration>", "how long --wait waits (e.g. 90s, 5m)", "2m")
     .action(async (kindArg: string | undefined, nameArg: string | undefined, options: { filename?: string; wait?: boolean; timeout: string }, command: Command) => {
       const timeoutMs = parseTimeoutFlag(options.timeout);
-      const waitFor = async (client: PithClient, kind: Kind, name: string): Promise<void> => {
-        if (options.wait && kind === "Service") await untilMachinesStopped(client, name, timeoutMs);
-      };
       if (options.filename !== undefined) {
         if (kindArg !== undefined) throw userError("BAD_ARGUMENTS", "give either -f FILE or KIND NAME, not both", "e.g. pith delete -f web.yaml");
         const documents = await readDocuments(options.filename, { checkApps: false });
         const client = clientFor(command);
+        const deletedServices: string[] = [];
         let failed = 0;
         for (const { input } of documents) {
           const ref = objectRef(input.kind, input.metadata.name);
           try {
             process.stdout.write(await deleteOne(client, input.kind, input.metadata.name));
-            await waitFor(client, input.kind, input.metadata.name);
+            if (input.kind === "Service") deletedServices.push(input.metadata.name);
           } catch (e) {
             if (isApiError(e) && (e.status === 0 || e.status === 401)) throw e;
             failed++;
@@ -47,6 +45,8 @@ export function registerDelete(program: Command): void {
             else printDocumentError(ref, e);
           }
         }
+        // Every object is deleted first, so the services' machines all stop together, under one --timeout.
+        if (options.wait && deletedServices.length) await untilMachinesStopped(client, deletedServices, timeoutMs);
         if (failed) process.exitCode = 1;
         return;
       }
@@ -56,33 +56,43 @@ export function registerDelete(program: Command): void {
       if (options.wait && kind !== "Service") throw userError("BAD_FLAG", `--wait waits for a service's machines to stop, not for a ${kind.toLowerCase()}`, `e.g. pith delete service web --wait`);
       const client = clientFor(command);
       process.stdout.write(await deleteOne(client, kind, name));
-      await waitFor(client, kind, name);
+      if (options.wait) await untilMachinesStopped(client, [name], timeoutMs);
     });
 }
 
 /**
- * A deleted service's machines are stopped by their agents (drained first), and each agent
+ * Deleted services' machines are stopped by their agents (drained first), and each agent
  * deletes a machine's object only once its VM has exited: no object left means none runs.
  * Progress goes to stderr, so stdout stays one line per deleted object.
  */
-async function untilMachinesStopped(client: PithClient, service: string, timeoutMs: number): Promise<void> {
-  const { state: left, done, said } = await pollUntil(
-    async () => (await client.list("Machine", { labels: { [SERVICE_LABEL]: service } })).items.map((m) => m.metadata.name).sort(),
+async function untilMachinesStopped(client: PithClient, services: string[], timeoutMs: number): Promise<void> {
+  const who = services.length === 1 ? `service ${services[0]}` : `services ${services.join(", ")}`;
+  const wanted = new Set(services);
+  const result = await pollUntil(
+    async (signal) =>
+      (await client.list("Machine", { signal }))
+        .items.filter((m) => wanted.has(m.metadata.labels?.[SERVICE_LABEL] ?? ""))
+        .map((m) => m.metadata.name)
+        .sort(),
     (left) => left.length === 0,
     {
       timeoutMs,
       everyMs: WAIT_POLL_MS,
       progress: {
-        line: (left) => (left.length ? `service ${service}: waiting for ${left.length === 1 ? "1 machine" : `${left.length} machines`} to stop: ${left.join(", ")}` : undefined),
+        line: (left) => (left.length ? `${who}: waiting for ${left.length === 1 ? "1 machine" : `${left.length} machines`} to stop: ${left.join(", ")}` : undefined),
         write: (line) => process.stderr.write(`${line}\n`),
       },
     },
   );
-  if (done) {
-    if (said) process.stderr.write(`service ${service}: its machines have stopped\n`);
+  if (result.done) {
+    if (result.said) process.stderr.write(`${who}: ${services.length === 1 ? "its" : "their"} machines have stopped\n`);
     return;
   }
-  throw userError("WAIT_TIMEOUT", `service ${service}: ${left.join(", ")} still there after ${formatTimeout(timeoutMs)}`, "their nodes' agents stop them: are they running? (pith get nodes; pith describe machine NAME)");
+  throw userError(
+    "WAIT_TIMEOUT",
+    `${who}: ${result.state.join(", ")} still there after ${formatTimeout(timeoutMs)}${lastLookNote(result)}`,
+    "their nodes' agents stop them: are they running? (pith get nodes; pith describe machine NAME)",
+  );
 }
 
 async function deleteOne(client: PithClient, kind: Kind, name: string): Promise<string> {

@@ -4,7 +4,7 @@ import type { PithClient } from "../../client/index.ts";
 import type { Machine, NodeSpec, PithNode } from "../../model/kinds.ts";
 import { userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
-import { pollUntil } from "../poll-until.ts";
+import { lastLookNote, pollUntil } from "../poll-until.ts";
 import { formatTimeout, parseTimeoutFlag } from "../timeout-flag.ts";
 import { notFound } from "./get.ts";
 
@@ -27,8 +27,8 @@ async function setNodeSpec(client: PithClient, name: string, change: Pick<NodeSp
 }
 
 /** The machines still meant to run on a node: those of services (which move) and the others (which cannot). */
-async function machinesOn(client: PithClient, node: string): Promise<{ moving: Machine[]; unmanaged: Machine[] }> {
-  const running = (await client.list("Machine")).items.filter((m) => m.spec.node === node && m.spec.desiredState === "running");
+async function machinesOn(client: PithClient, node: string, signal: AbortSignal): Promise<{ moving: Machine[]; unmanaged: Machine[] }> {
+  const running = (await client.list("Machine", { signal })).items.filter((m) => m.spec.node === node && m.spec.desiredState === "running");
   return { moving: running.filter((m) => m.spec.service), unmanaged: running.filter((m) => !m.spec.service) };
 }
 
@@ -65,19 +65,19 @@ export function registerNodeCommands(program: Command): void {
       await setNodeSpec(client, name, { unschedulable: true, drain: true });
       process.stdout.write(`node/${name} cordoned and draining\n`);
       if (!options.wait) return;
-      const { state, done } = await pollUntil(() => machinesOn(client, name), ({ moving }) => moving.length === 0, {
+      const result = await pollUntil((signal) => machinesOn(client, name, signal), ({ moving }) => moving.length === 0, {
         timeoutMs,
         everyMs: DRAIN_POLL_MS,
         progress: { line: ({ moving }) => `${moving.length} machine(s) of services still on ${name}`, write: (line) => process.stdout.write(`${line}\n`) },
       });
-      if (!done) {
+      if (!result.done) {
         throw userError(
           "DRAIN_TIMEOUT",
-          `node ${name} still runs ${state.moving.map((m) => m.metadata.name).join(", ")} after ${formatTimeout(timeoutMs)}`,
+          `node ${name} still runs ${result.state.moving.map((m) => m.metadata.name).join(", ")} after ${formatTimeout(timeoutMs)}${lastLookNote(result)}`,
           "their replacements are not ready yet: see `pith get machines` and `pith describe machine NAME` (no other node with room?); the drain goes on in the background",
         );
       }
-      for (const m of state.unmanaged) process.stdout.write(`machine/${m.metadata.name} belongs to no service: nothing replaces it, so it keeps running on ${name} (delete it to stop it)\n`);
+      for (const m of result.state.unmanaged) process.stdout.write(`machine/${m.metadata.name} belongs to no service: nothing replaces it, so it keeps running on ${name} (delete it to stop it)\n`);
       process.stdout.write(`node/${name} drained\n`);
     });
 }

@@ -7,7 +7,7 @@ import { rolloutProgress } from "../../model/rollout-progress.ts";
 import { SERVICE_LABEL } from "../../model/labels.ts";
 import { userError } from "../../shared/errors.ts";
 import { clientFor } from "../client-config.ts";
-import { pollUntil } from "../poll-until.ts";
+import { lastLookNote, pollUntil } from "../poll-until.ts";
 import { formatTimeout, parseTimeoutFlag } from "../timeout-flag.ts";
 import { objectRef } from "../kinds.ts";
 import { table } from "../output.ts";
@@ -29,17 +29,17 @@ export function registerRollout(program: Command): void {
     .action(async (name: string, options: { timeout: string; watch: boolean }, command: Command) => {
       const client = clientFor(command);
       const timeoutMs = parseTimeoutFlag(options.timeout);
-      const { state: progress, done } = await pollUntil(() => progressOf(client, name), (progress) => progress.done, {
+      const result = await pollUntil((signal) => progressOf(client, name, signal), (progress) => progress.done, {
         timeoutMs: options.watch ? timeoutMs : 0,
         everyMs: STATUS_POLL_MS,
         progress: { line: (progress) => progress.message, write: (line) => process.stdout.write(`${line}\n`) },
       });
-      if (done) return;
+      if (result.done) return;
       if (!options.watch) {
         process.exitCode = 1;
         return;
       }
-      throw userError("ROLLOUT_TIMEOUT", `the rollout of ${name} did not finish within ${formatTimeout(timeoutMs)}: ${progress.message}`, `pith describe service ${name} shows its machines and events; pith rollout undo ${name} returns to the previous revision`);
+      throw userError("ROLLOUT_TIMEOUT", `the rollout of ${name} did not finish within ${formatTimeout(timeoutMs)}: ${result.state.message}${lastLookNote(result)}`, `pith describe service ${name} shows its machines and events; pith rollout undo ${name} returns to the previous revision`);
     });
 
   rollout
@@ -74,10 +74,10 @@ export function registerRollout(program: Command): void {
     });
 }
 
-async function progressOf(client: PithClient, name: string) {
-  const service = await client.get("Service", name);
+async function progressOf(client: PithClient, name: string, signal: AbortSignal) {
+  const service = await client.get("Service", name, { signal });
   if (!service) throw notFound("Service", name);
-  const machines = await client.list("Machine", { labels: { [SERVICE_LABEL]: name } });
+  const machines = await client.list("Machine", { labels: { [SERVICE_LABEL]: name }, signal });
   return rolloutProgress(service, machines.items);
 }
 
