@@ -132,6 +132,12 @@ test("probe calls that never settle end in the timeout's message, not a hang", B
   assert.ok(ms >= 59 && ms < 1000, `failed after ${ms} ms`);
 });
 
+test("a probe call near the deadline gets the time left, not the whole probeTimeoutMs", BOUNDED, async () => {
+  const { error, ms } = await rejection(until("an answer", () => new Promise<string>(() => {}), { timeoutMs: 100, probeTimeoutMs: 60_000 }));
+  assert.match(error.message, /^timed out after 100 ms: an answer\nlast probe error: Error: a probe call had not settled after 1000 ms$/);
+  assert.ok(ms >= 990 && ms < 5000, `failed after ${ms} ms, not 60 s`);
+});
+
 test("no timer of the wait is left once it ends, however it ends", BOUNDED, async () => {
   const before = timeouts();
   await until("ready", async () => "yes", { timeoutMs: 60_000, everyMs: 60_000, probeTimeoutMs: 60_000 });

@@ -13,7 +13,8 @@ export interface UntilOptions {
   failing?: Promise<unknown>;
   /**
    * Give up on a probe call that has not settled after this long and call it again: a request
-   * whose connection died without an error must not hang the wait past its timeout.
+   * whose connection died without an error must not hang the wait past its timeout. Near the
+   * deadline a call gets only the time left (but at least PROBE_FLOOR_MS).
    */
   probeTimeoutMs?: number;
   /**
@@ -30,6 +31,9 @@ export interface UntilOptions {
 export class GiveUp extends Error {}
 
 const UNSETTLED = Symbol("the probe call has not settled");
+
+/** The least a probe call is given before it is abandoned, however close the deadline. */
+const PROBE_FLOOR_MS = 1000;
 
 /**
  * Resolves with the probe's first value that is neither undefined nor false; rejects after
@@ -48,14 +52,13 @@ export async function until<T>(what: string | (() => string | Promise<string>), 
 
   const look = async (): Promise<T | undefined> => {
     const called = new AbortController();
+    const bound = probeTimeoutMs === undefined ? undefined : Math.min(probeTimeoutMs, Math.max(PROBE_FLOOR_MS, deadline - performance.now()));
     try {
       const result = probe();
       const value =
-        probeTimeoutMs === undefined
-          ? await result
-          : await Promise.race([result, delay(probeTimeoutMs, UNSETTLED, { signal: AbortSignal.any([ended.signal, called.signal]) })]);
+        bound === undefined ? await result : await Promise.race([result, delay(bound, UNSETTLED, { signal: AbortSignal.any([ended.signal, called.signal]) })]);
       if (value === UNSETTLED) {
-        lastError = { error: new Error(`a probe call had not settled after ${probeTimeoutMs} ms`) };
+        lastError = { error: new Error(`a probe call had not settled after ${Math.round(bound!)} ms`) };
         return undefined;
       }
       return value === false ? undefined : value;
