@@ -9,7 +9,9 @@ test("--timeout takes ms, s or m (bare numbers are seconds), and refuses anythin
   assert.equal(parseTimeoutFlag("250ms"), 250);
   assert.equal(parseTimeoutFlag("300"), 300_000);
   assert.equal(parseTimeoutFlag("1440m"), 86_400_000);
-  for (const bad of ["", "5h", "-1s", "1.5m", "soon", "0", "0s", "1441m", "99999999999999999999"]) {
+  assert.equal(parseTimeoutFlag("1.5"), 1500);
+  assert.equal(parseTimeoutFlag("1.5m"), 90_000);
+  for (const bad of ["", "5h", "-1s", ".5s", "1.s", "soon", "0", "0s", "0.0001s", "1441m", "99999999999999999999"]) {
     assert.throws(() => parseTimeoutFlag(bad), (e: unknown) => isPithError(e) && /--timeout must be a duration/.test(e.message), bad);
   }
 });

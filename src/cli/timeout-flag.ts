@@ -4,13 +4,13 @@ import { userError } from "../shared/errors.ts";
 const MAX_TIMEOUT_MS = 86_400_000;
 
 /**
- * A `--timeout` value, in ms: a whole number with a unit (250ms, 90s, 5m), or without one, in
- * seconds (what `rollout status --timeout 300` always meant). Every command that waits takes it
- * this way.
+ * A `--timeout` value, in ms: a number with a unit (250ms, 90s, 1.5m), or without one, in
+ * seconds (what `rollout status --timeout 300` always meant, 2.5 included). Every command that
+ * waits takes it this way.
  */
 export function parseTimeoutFlag(text: string): number {
-  const m = /^(\d+)(ms|s|m)?$/.exec(text.trim());
-  const ms = m ? Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000) : Number.NaN;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  const ms = m ? Math.round(Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000)) : Number.NaN;
   if (!(ms > 0 && ms <= MAX_TIMEOUT_MS)) {
     throw userError("BAD_FLAG", `--timeout must be a duration like 90s or 5m (above 0, at most a day), got "${text}"`, "e.g. --timeout 2m");
   }
