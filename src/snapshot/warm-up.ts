@@ -60,7 +60,9 @@ function onOneConnection(host: string, port: number, path: string, count: number
     let cutOff = false;
     // From the connect on, and anew from each request: it also bounds the close after the last one.
     const deadline = setTimeout(() => {
-      cutOff = true;
+      // A stall is a request left unanswered (or a connect never made); a slow close after the
+      // last answer is not one.
+      cutOff = sent === 0 || answered < sent;
       socket.destroy();
     }, timeoutMs);
     let answered = 0;
