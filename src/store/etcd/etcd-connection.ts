@@ -83,8 +83,7 @@ export class EtcdConnection {
   unavailable(what: string, error: unknown): StoreError {
     if (error instanceof StoreError) return error;
     const reason = error instanceof Error ? error.message : String(error);
-    const { hint, mayStillCommit } = etcdFailure(what, reason);
-    const outcome = mayStillCommit ? " The write may still take effect once a majority is back: read it before trying again." : "";
+    const { hint, outcome } = etcdFailure(what, reason);
     return new StoreError("Unavailable", `etcd (${this.endpoints.join(",")}) could not ${what}: ${reason}. ${hint}${outcome}`);
   }
 
