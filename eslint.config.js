@@ -7,7 +7,7 @@ export default tseslint.config(
   // The fixture is wrong on purpose: test/support/lint.test.ts lints it alone.
   { ignores: ["node_modules/**", ".test-artifacts/**", "examples/**/dist/**", "test/fixtures/lint/**"] },
   {
-    files: ["src/**/*.ts", "bench/**/*.ts", "scripts/**/*.ts", "test/**/*.ts", "bin/**/*.js"],
+    files: ["src/**/*.ts", "bench/**/*.ts", "scripts/**/*.ts", "test/**/*.ts", "examples/**/*.ts", "bin/**/*.js"],
     languageOptions: {
       parser: tseslint.parser,
       parserOptions: { projectService: { allowDefaultProject: ["bin/*.js"] }, tsconfigRootDir: import.meta.dirname },

@@ -18,7 +18,7 @@ const imagesFile = join(root, ".test-artifacts", `images-${process.pid}.json`);
 const runEnv = { ...process.env, PITH_TEST_IMAGES: imagesFile };
 rmSync(".test-artifacts/images.json", { force: true }); // the shared file of earlier versions
 step("type-check (src, tests, benches, scripts)", "npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]);
-step("lint: promises nobody awaits or handles (eslint.config.js)", "npx", ["eslint", "src", "bench", "scripts", "bin", "test"]);
+step("lint: promises nobody awaits or handles (eslint.config.js)", "npx", ["eslint", "src", "bench", "scripts", "bin", "test", "examples"]);
 mkdirSync(".test-artifacts", { recursive: true });
 step("build the examples' images (kernels are cached by config hash)", process.execPath, ["--import", "tsx", "scripts/prepare-test-images.ts"], runEnv);
 

@@ -82,21 +82,48 @@ test("at its timeout after a failed look, pollUntil returns the last state it sa
   assert.equal(lastLookNote({ ...result, lastError: undefined }), "");
 });
 
-test("if every look failed, pollUntil throws why at its timeout; a look that stalls is abandoned at the deadline", async () => {
-  await assert.rejects(pollUntil(async () => { throw unreachable(); }, () => true, { timeoutMs: 50, everyMs: 10 }), /cannot reach the server/);
+test("a first look that fails ends the wait at once: a wrong --server or token is said now, not at the timeout", async () => {
+  for (const error of [unreachable(), new ApiError(502, "BadResponse", "GET /api/v1/machines: the server answered with something that is not JSON")]) {
+    let calls = 0;
+    const started = Date.now();
+    await assert.rejects(
+      pollUntil(async () => {
+        calls++;
+        throw error;
+      }, () => true, { timeoutMs: 10_000, everyMs: 1 }),
+      (e: unknown) => e === error,
+    );
+    assert.equal(calls, 1);
+    assert.ok(Date.now() - started < 1000);
+  }
+});
 
+test("a look that stalls is abandoned at the deadline (or the floor), not after the client's own 30 s", async () => {
   // AbortSignal.timeout's timer does not hold the process open; a real look's socket does.
   const keepAlive = setTimeout(() => undefined, 10_000);
-  const started = Date.now();
-  let aborted = false;
+  let aborted = 0;
   const stalls = (signal: AbortSignal): Promise<never> =>
     new Promise((_resolve, reject) => signal.addEventListener("abort", () => {
-      aborted = true;
+      aborted++;
       reject(signal.reason);
     }));
-  await assert.rejects(pollUntil(stalls, () => true, { timeoutMs: 100, everyMs: 10, lookFloorMs: 150 }), (e: unknown) => isPithError(e) && e.code === "API_TIMEOUT");
-  const took = Date.now() - started;
-  clearTimeout(keepAlive);
-  assert.ok(aborted, "the stalled look was aborted");
-  assert.ok(took >= 150 && took < 5000, `abandoned after ${took} ms: at the floor, not the client's 30 s`);
+  try {
+    // The first look stalls: nothing seen, so the wait ends with why.
+    let started = Date.now();
+    await assert.rejects(pollUntil(stalls, () => true, { timeoutMs: 100, everyMs: 10, lookFloorMs: 150 }), (e: unknown) => isPithError(e) && e.code === "API_TIMEOUT");
+    let took = Date.now() - started;
+    assert.ok(took >= 150 && took < 5000, `abandoned after ${took} ms`);
+
+    // A later look stalls: the last state seen is returned at the deadline, with why.
+    let calls = 0;
+    started = Date.now();
+    const result = await pollUntil((signal) => (++calls === 1 ? Promise.resolve("1 left") : stalls(signal)), () => false, { timeoutMs: 300, everyMs: 10, lookFloorMs: 50 });
+    took = Date.now() - started;
+    assert.equal(result.state, "1 left");
+    assert.match(lastLookNote(result), /the API did not answer in time/);
+    assert.ok(took >= 300 && took < 5000, `returned after ${took} ms`);
+    assert.equal(aborted, 2);
+  } finally {
+    clearTimeout(keepAlive);
+  }
 });

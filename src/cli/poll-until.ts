@@ -9,9 +9,10 @@ import { systemError } from "../shared/errors.ts";
  * timeout returns the last state with `done: false`. A timeout of 0 looks once (`--no-watch`).
  *
  * A look is bounded by the time left (at least LOOK_FLOOR_MS), so a stalled API cannot hold the
- * command past its --timeout by the client's own 30 s. A look that fails for want of the API (no
- * connection, a 5xx while a server restarts) is tried again until the deadline: one blip must not
- * end a five-minute drain.
+ * command past its --timeout by the client's own 30 s. Once a look has succeeded, one that fails
+ * for want of the API (no connection, a 5xx while a server restarts) is tried again until the
+ * deadline: one blip must not end a five-minute drain. A first look that fails ends the wait at
+ * once: a wrong --server or token is said now, not after the timeout.
  */
 export interface PollOptions<S> {
   timeoutMs: number;
@@ -37,9 +38,12 @@ export interface PollResult<S> {
 /** The shortest a look may take before it is abandoned: a loaded API answers within it. */
 export const LOOK_FLOOR_MS = 5000;
 
-/** Failures that say the API is not there right now, rather than that the request is wrong. */
+/**
+ * Failures that say the API is not there right now, rather than that the request is wrong. Not
+ * the client's own BadResponse (an answer that is not the API's: --server points elsewhere).
+ */
 export function isTransient(error: unknown): boolean {
-  return isApiError(error) && (error.status === 0 || error.status >= 500);
+  return isApiError(error) && (error.status === 0 || error.status >= 500) && error.code !== "BadResponse";
 }
 
 export async function pollUntil<S>(look: (signal: AbortSignal) => Promise<S>, done: (state: S) => boolean, options: PollOptions<S>): Promise<PollResult<S>> {
@@ -62,13 +66,12 @@ export async function pollUntil<S>(look: (signal: AbortSignal) => Promise<S>, do
       }
       if (done(state)) return { state, done: true, said };
     } catch (e) {
-      if (!signal.aborted && !isTransient(e)) throw e;
-      lastError = signal.aborted ? systemError("API_TIMEOUT", "the API did not answer in time", "is the server up and reachable? (pith get nodes)") : e;
+      const error = signal.aborted ? systemError("API_TIMEOUT", "the API did not answer in time", "is the server up and reachable? (pith get nodes)") : e;
+      if (!seen || (!signal.aborted && !isTransient(e))) throw error;
+      lastError = error;
     }
     const left = deadline - Date.now();
     if (left <= 0) {
-      // Nothing seen at all: there is no state to report, only why.
-      if (!seen) throw lastError;
       return { state: seen.state, done: false, said, ...(lastError !== undefined ? { lastError } : {}) };
     }
     // The last look is at the deadline, not one interval after it.

@@ -31,6 +31,8 @@ export function registerRollout(program: Command): void {
       const timeoutMs = parseTimeoutFlag(options.timeout);
       const result = await pollUntil((signal) => progressOf(client, name, signal), (progress) => progress.done, {
         timeoutMs: options.watch ? timeoutMs : 0,
+        // One look and no --timeout to keep: it gets as long as any other request.
+        ...(options.watch ? {} : { lookFloorMs: 30_000 }),
         everyMs: STATUS_POLL_MS,
         progress: { line: (progress) => progress.message, write: (line) => process.stdout.write(`${line}\n`) },
       });
