@@ -1,5 +1,5 @@
 import type { ServiceLoad } from "../exchange/service-state.ts";
-import { backendEndpoint, type BackendEndpoint } from "../routes/backend-address.ts";
+import { backendEndpoint, type BackendEndpoint } from "../../model/backend-address.ts";
 import { localhostService, normaliseHost, type Route } from "../routes/route.ts";
 import { INITIAL_POOL, poolBackend, SLOTS_PER_BACKEND, type SlotState } from "./config.ts";
 import { isBackendName, isEndpoint, isHostName, isSlotKey } from "./runtime-values.ts";

@@ -3,7 +3,7 @@ import type { PithClient } from "../../client/index.ts";
 import { Informer, untilSynced } from "../../client/informer.ts";
 import type { Machine, PithNode, Service } from "../../model/kinds.ts";
 import { nodePlacement } from "../../model/node-placement.ts";
-import { backendEndpoint } from "./backend-address.ts";
+import { backendEndpoint } from "../../model/backend-address.ts";
 import { type Backend, localhostService, normaliseHost, type Route, type RouteListener, type RouteSource } from "./route.ts";
 
 export type { Backend, Route, RouteListener, RouteSource } from "./route.ts";

@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import { nodeAddressProblem } from "../../model/node-address.ts";
+import { nodeAddressProblem } from "./node-address.ts";
 
 /** Where a proxy may send a machine's requests: a literal IP address and an integer port. */
 export interface BackendEndpoint {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isEndpoint, isHostName } from "../haproxy/runtime-values.ts";
+import { isEndpoint, isHostName } from "../proxy/haproxy/runtime-values.ts";
 import { backendEndpoint } from "./backend-address.ts";
 
 test("a backend is a literal loopback IP with an explicit port, nothing else", () => {
