@@ -7,7 +7,8 @@ import { PithClient } from "../../client/index.ts";
 import type { MachineStatus } from "../../model/kinds.ts";
 import { RouteTable } from "../routes/route-table.ts";
 import { refusedUrl, send, startBackend, startProxy, type TestBackend, type TestProxy, until } from "../test-support.ts";
-import { ApiTunnelConnector, TunnelError } from "./api-tunnel-connector.ts";
+import { TunnelError } from "../../client/machine-tunnel.ts";
+import { ApiTunnelConnector } from "./api-tunnel-connector.ts";
 import { proxyMachineSettings, runProxyMachine } from "./proxy-machine.ts";
 
 const GUEST_PORT = 8080;
