@@ -5,20 +5,11 @@ import type { MachineStatus } from "../model/kinds.ts";
 import { startEcho } from "../../test/support/echo-server.ts";
 import { startTestServer, type TestServer } from "./test-support.ts";
 
-const machine = (name: string, node?: string) => ({
+const machine = (name: string) => ({
   apiVersion: "pith.dev/v1",
   kind: "Machine",
   metadata: { name },
-  spec: { service: "web", image: "sha256:abc", memoryMiB: 64, vcpus: 1, desiredState: "running", ...(node ? { node } : {}) },
-});
-
-/** A host of several: its agent registered `address`, where its machines' ports are forwarded. */
-const node = (name: string, address: string, ready = true) => ({
-  apiVersion: "pith.dev/v1",
-  kind: "Node",
-  metadata: { name },
-  spec: { capacity: { memoryMiB: 1024, vcpus: 2 }, accelerator: "tcg", address },
-  status: { ready },
+  spec: { service: "web", image: "sha256:abc", memoryMiB: 64, vcpus: 1, desiredState: "running" },
 });
 
 /** The machines' image: 9090 is declared but never forwarded, 2222 is not declared at all. */
@@ -81,36 +72,25 @@ describe("the machine tunnel route", () => {
   let server: TestServer;
   let port: number;
   let echo: Awaited<ReturnType<typeof startEcho>>;
-  /** The forward of a machine on another host, at the address its node registered (127.0.0.2 here). */
-  let remoteEcho: Awaited<ReturnType<typeof startEcho>>;
 
   before(async () => {
     server = await startTestServer();
     port = Number(new URL(server.url).port);
     echo = await startEcho();
-    remoteEcho = await startEcho("127.0.0.2");
     assert.equal((await server.call("POST", "/api/v1/images", image())).status, 201);
-    for (const n of [node("host-b", "127.0.0.2"), node("host-c", "127.0.0.3", false)]) assert.equal((await server.call("POST", "/api/v1/nodes", n)).status, 201);
     for (const name of ["web-1", "booting-1", "elsewhere-1", "refused-1"]) assert.equal((await server.call("POST", "/api/v1/machines", machine(name))).status, 201);
-    for (const [name, onNode] of [["remote-1", "host-b"], ["remote-loopback-1", "host-b"], ["lost-1", "host-c"]]) {
-      assert.equal((await server.call("POST", "/api/v1/machines", machine(name!, onNode))).status, 201);
-    }
     const refusedPort = await closedPort();
     const statuses: Record<string, MachineStatus> = {
       "web-1": forwarded(echo.port),
       "booting-1": forwarded(echo.port, "booting"),
       "elsewhere-1": forwarded(echo.port, "ready", "10.9.8.7"),
       "refused-1": forwarded(refusedPort),
-      "remote-1": forwarded(remoteEcho.port, "ready", "127.0.0.2"),
-      "remote-loopback-1": forwarded(echo.port),
-      "lost-1": forwarded(echo.port, "ready", "127.0.0.3"),
     };
     for (const [name, status] of Object.entries(statuses)) assert.equal((await server.call("PUT", `/api/v1/machines/${name}/status`, { status })).status, 200);
   });
 
   after(async () => {
     await echo.close();
-    await remoteEcho.close();
     await server.close();
   });
 
@@ -190,33 +170,11 @@ describe("the machine tunnel route", () => {
     assert.match(body.error.message, /booting, not ready/);
   });
 
-  test("a machine on another host: the tunnel dials the address its node registered", async () => {
-    const before = remoteEcho.connections();
-    const r = raw(port, tunnelRequest("/api/v1/machines/remote-1/tunnel/8080", server.token, "over there\n"));
-    await r.until("echo: over there\n");
-    assert.match(r.received(), /^HTTP\/1\.1 101 /);
-    assert.equal(remoteEcho.connections(), before + 1);
-    r.socket.destroy();
-  });
-
-  test("never an address but its node's registered one (loopback for a node with none), whatever a status says: 409, nothing dialled", async () => {
+  test("never an address off the host's loopback, whatever a status says: 409, nothing dialled", async () => {
     const dialled = echo.connections();
-    for (const [name, why] of [
-      ["elsewhere-1", /forwarded at http:\/\/10\.9\.8\.7:\d+\/, which a tunnel may not dial: 10\.9\.8\.7 is not loopback, and its node registered no address/],
-      ["remote-loopback-1", /which a tunnel may not dial: 127\.0\.0\.1 is not the address its node registered \(127\.0\.0\.2\)/],
-    ] as const) {
-      const { status, body } = await refusal(port, tunnelRequest(`/api/v1/machines/${name}/tunnel/8080`, server.token));
-      assert.equal(status, 409, name);
-      assert.match(body.error.message, why);
-    }
-    assert.equal(echo.connections(), dialled);
-  });
-
-  test("a machine on a node that stopped heartbeating: 409, nothing dialled", async () => {
-    const dialled = echo.connections();
-    const { status, body } = await refusal(port, tunnelRequest("/api/v1/machines/lost-1/tunnel/8080", server.token));
+    const { status, body } = await refusal(port, tunnelRequest("/api/v1/machines/elsewhere-1/tunnel/8080", server.token));
     assert.equal(status, 409);
-    assert.match(body.error.message, /on node host-c, which is NotReady/);
+    assert.match(body.error.message, /not forwarded on this host's loopback/);
     assert.equal(echo.connections(), dialled);
   });
 

@@ -3,9 +3,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { type IncomingMessage, ServerResponse } from "node:http";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { backendEndpoint } from "../../model/backend-address.ts";
-import type { Image, Machine, PithNode } from "../../model/kinds.ts";
-import { nodePlacement } from "../../model/node-placement.ts";
+import type { Image, Machine } from "../../model/kinds.ts";
 import { ApiError } from "../api-error.ts";
 import type { ApiContext } from "../context.ts";
 import { countRequest } from "../metrics-hook.ts";
@@ -20,6 +18,9 @@ export const tunnelPath = (machine: string, port: number): string => `/api/v1/ma
 
 /** How long the API waits for a machine's forwarded port to accept before answering 502. */
 const DIAL_TIMEOUT_MS = 5_000;
+
+/** Where a machine's forwards live: pith-net forwards listen ports on the host's loopback and nowhere else. */
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
 
 const TunnelParams = Type.Object(
   { name: Name, port: Type.Integer({ minimum: 1, maximum: 65535, description: "the guest port, as the machine's image declares it in listen" }) },
@@ -46,8 +47,8 @@ interface PendingUpgrade {
  *
  * Errors are ordinary JSON responses, sent before anything is upgraded: 401 bad token, 403 a role
  * without tunnels or a port its image does not declare in listen, 404 unknown machine or a port it
- * does not forward, 409 a machine that is not ready, on a lost node, or whose forward is not where
- * a proxy may dial it (backendEndpoint), 502 the forward did not accept. Only then does the API answer 101 and
+ * does not forward, 409 a machine that is not ready (or whose forward is not
+ * on this host's loopback), 502 the forward did not accept. Only then does the API answer 101 and
  * relay bytes both ways until either side closes.
  */
 export function registerTunnelRoute(app: FastifyInstance, ctx: ApiContext): void {
@@ -149,25 +150,18 @@ async function tunnelTarget(ctx: ApiContext, name: string, port: number): Promis
     const ports = addresses.map((a) => a.guestPort).join(", ") || "none";
     throw new ApiError("NotFound", `machine ${name} forwards no guest port ${port} (it forwards: ${ports})`, "use a port from the image's listen list");
   }
-  // The rule every proxy keeps (backendEndpoint): the forward is at the address the machine's node
-  // registered (pith agent --address), or on loopback for a node that registered none; and not
-  // on a node that stopped heartbeating. A status can name no other host, so no request can make
-  // the API a relay to one.
-  const node = machine.spec.node === undefined ? undefined : await ctx.store.get<PithNode>("Node", machine.spec.node);
-  if (nodePlacement(node) === "lost") {
-    throw new ApiError("Conflict", `machine ${name} is on node ${machine.spec.node}, which is NotReady: its machines are not reachable`, "its services' machines are being replaced on other nodes; pick a ready one");
-  }
-  let url: URL | undefined;
+  let host: string;
   try {
-    url = new URL(address.url);
+    host = new URL(address.url).hostname;
   } catch {
-    url = undefined;
+    host = "";
   }
-  const endpoint = url ? backendEndpoint(url, node?.spec.address) : { refused: "it is not a URL" };
-  if ("refused" in endpoint) {
-    throw new ApiError("Conflict", `machine ${name}'s port ${port} is forwarded at ${address.url}, which a tunnel may not dial: ${endpoint.refused}`, "an agent publishes its machines at the address its node registered (pith get nodes shows it)");
+  // Forwards are on the host's loopback by construction; anything else in a status is not a
+  // forward this API may dial (and the API only reaches the loopback of its own host).
+  if (!LOOPBACK.has(host)) {
+    throw new ApiError("Conflict", `machine ${name}'s port ${port} is not forwarded on this host's loopback (${address.url})`, "tunnels reach machines on the control plane's own host only");
   }
-  return { host: endpoint.address, port: endpoint.port };
+  return { host: host.startsWith("[") ? host.slice(1, -1) : host, port: address.hostPort };
 }
 
 /**

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { connect, type Socket } from "node:net";
+import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -29,31 +29,50 @@ function dialLocal(port: number): { socket: Socket; received: () => string; clos
   return { socket, received: () => received, closed: new Promise((resolve) => socket.once("close", () => resolve())) };
 }
 
+/** A forward that answers only once the client has sent everything (its FIN), then closes. */
+async function answersAfterEnd(): Promise<Server> {
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    let bytes = 0;
+    socket.on("data", (chunk: Buffer) => (bytes += chunk.length));
+    socket.on("end", () => socket.end(`got ${bytes} bytes\n`));
+    socket.on("error", () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return server;
+}
+
 describe("pith port-forward", () => {
   let api: TestServer;
   let echo: Awaited<ReturnType<typeof startEcho>>;
+  let afterEnd: Server;
   let home: string;
   const children: ChildProcess[] = [];
 
   before(async () => {
     api = await startTestServer();
     echo = await startEcho();
+    afterEnd = await answersAfterEnd();
     home = await mkdtemp(join(tmpdir(), "pith-pf-"));
     const image = { apiVersion: "pith.dev/v1", kind: "Image", metadata: { name: "img-abc" }, spec: { digest: "sha256:abc", runtime: "native", memoryMiB: 64, vcpus: 1, listen: [8080], egress: [], storedBytes: 1 } };
     assert.equal((await api.call("POST", "/api/v1/images", image)).status, 201);
-    const echoPort = echo.port;
-    // m1 forwards its declared 8080 to the echo server; m2's status forwards 2222, which its image never declared.
-    for (const [name, guestPort] of [["m1", 8080], ["m2", 2222]] as const) {
+    const afterEndPort = (afterEnd.address() as AddressInfo).port;
+    // m1 forwards its declared 8080 to the echo server; m2's status forwards 2222, which its image
+    // never declared; m3's forward answers after the client's FIN; m4 is still booting.
+    for (const [name, guestPort, hostPort] of [["m1", 8080, echo.port], ["m2", 2222, echo.port], ["m3", 8080, afterEndPort]] as const) {
       const machine = { apiVersion: "pith.dev/v1", kind: "Machine", metadata: { name }, spec: { image: "sha256:abc", memoryMiB: 64, vcpus: 1, desiredState: "running" } };
       assert.equal((await api.call("POST", "/api/v1/machines", machine)).status, 201);
-      const status = { phase: "ready", addresses: [{ guestPort, hostPort: echoPort, url: `http://127.0.0.1:${echoPort}/` }] };
+      const status = { phase: "ready", addresses: [{ guestPort, hostPort, url: `http://127.0.0.1:${hostPort}/` }] };
       assert.equal((await api.call("PUT", `/api/v1/machines/${name}/status`, { status })).status, 200);
     }
+    const booting = { apiVersion: "pith.dev/v1", kind: "Machine", metadata: { name: "m4" }, spec: { image: "sha256:abc", memoryMiB: 64, vcpus: 1, desiredState: "running" } };
+    assert.equal((await api.call("POST", "/api/v1/machines", booting)).status, 201);
+    assert.equal((await api.call("PUT", "/api/v1/machines/m4/status", { status: { phase: "booting" } })).status, 200);
   });
 
   after(async () => {
     for (const child of children) child.kill("SIGKILL");
     await echo.close();
+    afterEnd.close();
     await api.close();
     await rm(home, { recursive: true, force: true });
   });
@@ -85,6 +104,18 @@ describe("pith port-forward", () => {
     assert.equal(await run.exit, 0, output());
   });
 
+  test("a client that has sent everything (FIN) still gets the machine's answer, then the close", async () => {
+    const run = start(["port-forward", "m3", ":8080"]);
+    const output = () => `stdout ${JSON.stringify(run.stdout())}, stderr ${JSON.stringify(run.stderr())}`;
+    const line = await until("the forwarding line", () => /Forwarding from 127\.0\.0\.1:(\d+)/.exec(run.stdout()) ?? undefined, { timeoutMs: 30_000, context: output });
+    const client = dialLocal(Number(line[1]));
+    client.socket.end("four");
+    await client.closed;
+    assert.equal(client.received(), "got 4 bytes\n", output());
+    run.child.kill("SIGINT");
+    assert.equal(await run.exit, 0, output());
+  });
+
   test("a connection the API refuses is closed, and the refusal is said on stderr", async () => {
     const run = start(["port-forward", "m2", ":2222"]);
     const output = () => `stdout ${JSON.stringify(run.stdout())}, stderr ${JSON.stringify(run.stderr())}`;
@@ -105,5 +136,12 @@ describe("pith port-forward", () => {
     const notForwarded = start(["port-forward", "m1", "9999:9090"]);
     assert.equal(await notForwarded.exit, 1);
     assert.match(notForwarded.stderr(), /machine m1 forwards no guest port 9090 \(it forwards: 8080\)/);
+    const booting = start(["port-forward", "m4", "8080"]);
+    assert.equal(await booting.exit, 1);
+    assert.match(booting.stderr(), /machine m4 is booting: it forwards no port yet/);
+    // The local port taken (by the echo server): said so, not a stack trace.
+    const taken = start(["port-forward", "m1", `${echo.port}:8080`]);
+    assert.equal(await taken.exit, 1);
+    assert.match(taken.stderr(), new RegExp(`cannot listen on 127\\.0\\.0\\.1:${echo.port}: the port is in use`));
   });
 });
