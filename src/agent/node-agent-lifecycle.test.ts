@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 import { test } from "node:test";
-import { PithClient } from "../client/index.ts";
+import { ApiError, PithClient } from "../client/index.ts";
 import type { WatchHandler, WatchOptions } from "../client/watch.ts";
 import type { Kind } from "../model/resource.ts";
-import { AgentWorld, exitOf, GUEST_PORT, NODE } from "./test-support.ts";
+import { AgentWorld, CountingHypervisor, exitOf, GUEST_PORT, NODE } from "./test-support.ts";
 
 test("start: a machine placed on the agent's node boots, becomes ready, and its status says how", async (t) => {
   const world = await AgentWorld.start(t);
@@ -90,4 +90,31 @@ test("relist: machines whose watch events were missed are still started and stop
   await world.deleted("m1");
   assert.deepEqual(world.hypervisor.starts, ["m1"]);
   assert.deepEqual(await world.hypervisor.recover(), []);
+});
+
+test("a status report the API fails once is made again: the machine does not stay booting", async (t) => {
+  const world = await AgentWorld.start(t);
+  const client = new PithClient({ server: world.server.url, token: world.server.token });
+  let writes = 0;
+  const write = client.updateMachineStatuses.bind(client);
+  // The second status write (the machine's "ready") meets a control plane that is briefly away.
+  client.updateMachineStatuses = async (entries) => {
+    if (++writes === 2) throw new ApiError(503, "Unavailable", "the store is briefly unavailable");
+    return write(entries);
+  };
+  await world.startAgent({ client, hypervisor: new CountingHypervisor({ bootMs: 100 }) });
+  await world.place("m1");
+  await world.reaches("m1", "ready", 10_000);
+  assert.ok(writes >= 3, `the failed write was made again (${writes} writes)`);
+  assert.deepEqual(world.phases("m1"), ["pending", "booting", "ready"]);
+});
+
+test("a machine told to stop while it boots goes draining, then away: its readiness never writes it back to ready", async (t) => {
+  const world = await AgentWorld.start(t);
+  await world.startAgent({ hypervisor: new CountingHypervisor({ bootMs: 300 }), drainMs: 1000 });
+  await world.place("m2");
+  await world.reaches("m2", "booting");
+  await world.retire("m2");
+  await world.deleted("m2", 10_000);
+  assert.deepEqual(world.phases("m2"), ["pending", "booting", "draining", "(deleted)"]);
 });

@@ -260,13 +260,22 @@ export class NodeAgent {
     this.stateLog.stopped(name);
   }
 
-  /** One turn of a machine: its pending reports first, then a reconcile from the newest state. */
+  /**
+   * One turn of a machine: its pending reports first, then a reconcile from the newest state. A
+   * report that fails (the API briefly unavailable) is kept, first in line, and the queue tries the
+   * machine again with back-off: each report is made once per running machine, so one dropped
+   * would leave it "booting" for good, or a machine that missed its readiness never stopped.
+   * Reports read the newest object when they run, so running one again is safe.
+   */
   private async process(name: string): Promise<WorkOutcome> {
     for (let step = this.steps.get(name)?.shift(); step; step = this.steps.get(name)?.shift()) {
       try {
         await step();
       } catch (e) {
-        this.log(`machine ${name}: ${messageOf(e)}`);
+        const steps = this.steps.get(name) ?? [];
+        steps.unshift(step);
+        this.steps.set(name, steps);
+        throw e;
       }
     }
     this.steps.delete(name);
@@ -430,7 +439,8 @@ export class NodeAgent {
         if (timings.readyMs !== undefined) bootToReadySeconds.observe({ image: object?.spec.image.slice(7, 19) ?? "" }, timings.readyMs / 1000);
         const update = async () => {
           const current = this.latest(name);
-          if (!current || current.status.phase === "ready") return;
+          // Only forward: a machine told to stop while it booted is draining, not ready.
+          if (!current || current.spec.desiredState !== "running" || (current.status.phase !== "pending" && current.status.phase !== "booting")) return;
           await this.setStatus(name, { ...current.status, ...runningFields(machine), ...readyFields(timings, current.status.readyAt) });
         };
         this.enqueueStep(name, update);
