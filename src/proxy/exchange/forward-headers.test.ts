@@ -41,6 +41,18 @@ test("any field the proxy drops or sets makes it re-serialise the fields, withou
   assert.equal(forwardRequest(client(["Host", "a.test"]), "http", false).fields, undefined);
 });
 
+test("Connection cannot remove the body's framing or Host: the machine reads the one request the proxy parsed", () => {
+  const body = "GET /admin HTTP/1.1\r\nHost: a.test\r\n\r\n";
+  for (const listed of ["content-length", "Content-Length, x-secret", "host", "transfer-encoding"]) {
+    const raw = ["Host", "a.test", "Content-Length", String(body.length), "Connection", listed];
+    const forward = forwardRequest(client(raw, `Host: a.test\r\nContent-Length: ${body.length}\r\nConnection: ${listed}`), "http", false);
+    const head = requestHead("POST", "/public", forward);
+    assert.match(head, new RegExp(`\r\nContent-Length: ${body.length}\r\n`), `${listed}: the framing crossed`);
+    assert.match(head, /\r\nHost: a\.test\r\n/, `${listed}: Host crossed`);
+    assert.equal(forward.chunked, false);
+  }
+});
+
 test("a response whose fields need no edit goes to the client verbatim, with X-Request-Id after them", () => {
   const fields = "Content-Type: text/plain\r\nContent-Length: 2";
   assert.deepEqual(responseHeaders(["Content-Type", "text/plain", "Content-Length", "2"], "id1", fields), { fields, headers: ["X-Request-Id", "id1"] });

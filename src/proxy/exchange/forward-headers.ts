@@ -78,13 +78,20 @@ function notedName(name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Fields a Connection header may never remove: the body's framing, which the proxy parsed and the
+ * machine must see the same (RFC 9110 7.6.1; `Connection: content-length` would otherwise leave the
+ * body unframed, read by the machine as a second request), and Host, which the proxy routed by.
+ */
+const NOT_HOP_BY_HOP = new Set(["content-length", "transfer-encoding", "host"]);
+
 /** The header names a Connection header lists beyond the usual keep-alive/close/upgrade, or undefined. */
 function connectionTokens(value: string | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
   let tokens: Set<string> | undefined;
   for (const token of value.split(",")) {
     const name = token.trim().toLowerCase();
-    if (name === "" || name === "close" || name === "keep-alive" || name === "upgrade") continue;
+    if (name === "" || name === "close" || name === "keep-alive" || name === "upgrade" || NOT_HOP_BY_HOP.has(name)) continue;
     (tokens ??= new Set()).add(name);
   }
   return tokens;
