@@ -272,6 +272,32 @@ describe("Pith's HTTP server: time limits and bounds", () => {
     assert.equal(received, body.length, "and reads it all once the body is wanted");
   });
 
+  test("tiny chunks behind long extensions count too: a held chunked body stops the reading after a bounded amount of wire", async (t) => {
+    let req: IncomingRequest | undefined;
+    const s = await startServer({}, (r) => {
+      req = r;
+      return true;
+    });
+    t.after(() => s.close());
+    const c = s.client();
+    // One body byte per 1 KiB on the wire: counted by body bytes alone, the 64 KiB bound would
+    // let 64 MiB of socket reads be held (each 1-byte slice keeping its whole read alive).
+    const chunk = Buffer.from(`1;${"x".repeat(1000)}\r\nZ\r\n`, "latin1");
+    const wire = Buffer.concat(Array<Buffer>(32 * 1024).fill(chunk)); // 32 MiB
+    c.send("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    c.socket.write(wire);
+    await until(() => req !== undefined, 3000, "the request");
+    // Until the server has stopped reading: the client's backlog holds still for 300 ms.
+    let backlog = -1;
+    let since = Date.now();
+    await until(() => {
+      if (c.socket.writableLength !== backlog) [backlog, since] = [c.socket.writableLength, Date.now()];
+      return Date.now() - since >= 300;
+    }, 20_000, "the server to stop reading");
+    assert.ok(backlog > wire.length - 8 * 1024 * 1024, `the server read ${wire.length - backlog} of ${wire.length} bytes of a body nobody reads yet`);
+    c.socket.destroy();
+  });
+
   test("a client that does not read its response is cut after clientTimeoutMs", async (t) => {
     const big = Buffer.alloc(4 * 1024 * 1024, 120);
     let closed = false;

@@ -12,6 +12,8 @@ export interface RequestReader {
 
 /** Body bytes held for a request nobody reads yet before its connection stops reading: one socket read's worth. */
 export const MAX_UNREAD_BODY_BYTES = 64 * 1024;
+/** What a held chunk costs beyond its bytes (a Buffer object and its list slot), counted against that limit. */
+const HELD_CHUNK_OVERHEAD = 64;
 
 /**
  * One request read by Pith's HTTP server: its head, and its body as the parser hands it over.
@@ -92,8 +94,11 @@ export class IncomingRequest {
       this.#onData(chunk);
       return;
     }
-    (this.#held ??= []).push(chunk);
-    this.#heldBytes += chunk.length;
+    // A copy: the slice is a view of the socket's whole read, which it would keep alive (a 1-byte
+    // chunk behind a long chunk extension held 64 KiB). And each held chunk counts its overhead too,
+    // so many tiny chunks cannot pile up objects under the byte limit.
+    (this.#held ??= []).push(Buffer.from(chunk));
+    this.#heldBytes += chunk.length + HELD_CHUNK_OVERHEAD;
     if (this.#heldBytes >= MAX_UNREAD_BODY_BYTES) this.#reader.bodyPaused(true);
   }
 
@@ -109,7 +114,7 @@ export class IncomingRequest {
     const held = this.#held;
     while (held && held.length > 0 && !this.#paused && !this.#discarding) {
       const chunk = held.shift() as Buffer;
-      this.#heldBytes -= chunk.length;
+      this.#heldBytes -= chunk.length + HELD_CHUNK_OVERHEAD;
       this.#onData(chunk);
     }
     if (this.#paused || this.#discarding) return;
