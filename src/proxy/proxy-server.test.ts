@@ -320,6 +320,32 @@ describe("proxy server", () => {
     assert.equal(routes.backend(b.url)?.inFlight, 0);
   });
 
+  test("a machine that refuses the upgrade gets nothing more from that client: no raw tunnel past the proxy's headers and log", async () => {
+    const seen: string[] = [];
+    // A plain HTTP machine: it answers an Upgrade request like any other, and keeps the connection alive.
+    const b = await backend("plain", (req, res) => {
+      seen.push(`${req.method} ${req.url} xff=${String(req.headers["x-forwarded-for"])}`);
+      res.end("no upgrade here");
+    });
+    const routes = new FakeRoutes();
+    routes.set("plain", [b.url]);
+    const { port, log } = await proxyFor(routes);
+    const client = connect(port, "127.0.0.1");
+    let received = "";
+    client.on("data", (chunk: Buffer) => (received += chunk.toString()));
+    client.on("error", () => undefined);
+    const closed = new Promise((resolve) => client.once("close", resolve));
+    // The second request rides in the same packet, and a third comes after the answer.
+    client.write("GET /ws HTTP/1.1\r\nHost: plain.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /smuggled-1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    await until(() => received.includes("no upgrade here"), 2000, "the machine's answer");
+    client.write("GET /smuggled-2 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.9.9.9\r\n\r\n");
+    await closed;
+    assert.match(received, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.deepEqual(seen, ["GET /ws xff=127.0.0.1"], "only the upgrade request reached the machine");
+    await until(() => log.length > 0, 2000, "the log entry");
+    assert.deepEqual(log.map((e) => `${e.path} ${e.status}`), ["/ws 200"]);
+  });
+
   test("an upgrade for an unknown host gets a 404 on the socket", async () => {
     const { port } = await proxyFor(new FakeRoutes());
     const client = connect(port, "127.0.0.1");

@@ -8,14 +8,22 @@ import { type ForwardRequest, requestHead } from "./forward-headers.ts";
 import { type ProxyErrorResponse, writeErrorToSocket } from "./proxy-responses.ts";
 import type { ServiceState } from "./service-state.ts";
 
-const EMPTY = Buffer.alloc(0);
+const EMPTY: Buffer = Buffer.alloc(0);
+/** Longer than any status line a machine sends; past it, the answer is taken as it is. */
+const MAX_STATUS_LINE = 1024;
 
 /**
  * An HTTP Upgrade (WebSocket or other): a TCP connection to the machine, the request head written
- * with the forwarded headers, then bytes piped both ways until either side closes. Nothing is
- * written before the connection is up, so a refused connect is retried like a GET. The machine's
- * response head gets X-Request-Id; its status (101 normally) is what the access log records, once
- * the tunnel has closed. The tunnel counts as one request in flight on its machine while open.
+ * with the forwarded headers, then, once the machine answers 101, bytes piped both ways until
+ * either side closes. Nothing is written before the connection is up, so a refused connect is
+ * retried like a GET. The machine's response head gets X-Request-Id; its status is what the access
+ * log records, once the tunnel has closed. The tunnel counts as one request in flight on its
+ * machine while open.
+ *
+ * Only a 101 makes a tunnel (as nginx and HAProxy do). A machine that refuses the upgrade (any
+ * other answer) gets nothing more from the client: its response is relayed, the connection to it
+ * ended, and the client's closed once the machine has closed. Otherwise the client's next
+ * requests would reach the machine raw, past the proxy's headers, Host check and access log.
  */
 export class UpgradeExchange extends Exchange {
   readonly #client: Duplex;
@@ -78,13 +86,31 @@ export class UpgradeExchange extends Exchange {
     });
     const ms = this.config.upstreamTimeoutMs;
     const answerTimer = setTimeout(() => conn.destroy(new UpstreamTimeout("EUPSTREAMTIMEOUT", `nothing received for ${ms} ms`)), ms);
-    conn.once("data", (chunk: Buffer) => {
+    let first: Buffer = EMPTY;
+    const onFirst = (chunk: Buffer): void => {
+      first = first.length === 0 ? chunk : Buffer.concat([first, chunk]);
+      // The status line whole (or more than any status line): then it is known what this is.
+      if (first.indexOf("\r\n") < 0 && first.length < MAX_STATUS_LINE) return;
+      conn.removeListener("data", onFirst);
       answered = true;
       clearTimeout(answerTimer);
-      this.#status = statusOf(chunk);
-      client.write(withRequestId(chunk, this.forward.requestId));
+      this.#status = statusOf(first);
+      client.write(withRequestId(first, this.forward.requestId));
       conn.pipe(client);
-    });
+      if (this.#status === 101) {
+        if (this.#head.length > 0) conn.write(this.#head);
+        this.#head = EMPTY;
+        client.pipe(conn);
+        return;
+      }
+      // Refused: no more of the client's bytes go to the machine.
+      this.#head = EMPTY;
+      client.pause();
+      conn.end();
+      const closeTimer = setTimeout(() => conn.destroy(), ms);
+      conn.once("close", () => clearTimeout(closeTimer));
+    };
+    conn.on("data", onFirst);
     conn.once("close", () => {
       clearTimeout(answerTimer);
       if (answered) closeAfterFlush(client);
@@ -93,9 +119,6 @@ export class UpgradeExchange extends Exchange {
       this.#sideClosed();
     });
     conn.write(requestHead(this.method, this.path, this.forward));
-    if (this.#head.length > 0) conn.write(this.#head);
-    this.#head = EMPTY;
-    client.pipe(conn);
   }
 
   /** The machine closed (or timed out) before answering the upgrade. */
