@@ -120,6 +120,16 @@ test("a smaller count trims the pool; dropping it (a deleted service) stops ever
   assert.deepEqual(pool.counts(), {});
 });
 
+test("a count lowered while a machine warms up: that machine is discarded when it is done, not kept over the count", async () => {
+  pool.want("web", template(2));
+  // One ready, the second being made (the pool holds memory for both).
+  await until("one ready, one warming up", () => pool.counts().web === 1 && pool.heldMemoryMiB() === 128);
+  pool.want("web", template(1));
+  await until("the fill under way has ended", () => pool.heldMemoryMiB() === 64 * (pool.counts().web ?? 0) && pooled().length === pool.counts().web);
+  assert.equal(pool.counts().web, 1);
+  assert.equal(pooled().length, 1);
+});
+
 test("a pool machine that ends while paused is replaced", async () => {
   pool.want("web", template(1));
   await until("one warm machine", () => pool.counts().web === 1);

@@ -219,6 +219,8 @@ export class WarmPool {
           return this.discard(machine, this.closed ? "the pools are closing" : "the pool changed while it warmed up");
         }
         pool.failures = 0;
+        // Its count was lowered while this one warmed up (want() trims only ready machines).
+        if (pool.ready.length >= pool.template.count) return this.discard(machine, `pool ${pool.name} wants ${pool.template.count}`);
         pool.ready.push(machine);
         void machine.whenExited().then(() => {
           const at = pool.ready.indexOf(machine);
