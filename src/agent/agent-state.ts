@@ -4,9 +4,9 @@ import { pithHome } from "../shared/paths.ts";
 import { ensurePrivateDir, PRIVATE_FILE_MODE, writePrivateFile } from "../shared/private-files.ts";
 
 /**
- * The agent's only local state: a handle (the QEMU pid) per machine it runs, so a restarted
- * agent re-attaches to exactly those processes without scanning the host. It is a shortcut, not
- * the truth: when it is missing or unreadable the agent discovers its machines from /proc.
+ * The agent's only local state: a handle (the QEMU pid) per machine it runs. A restarted agent
+ * finds its machines in /proc; a handle names the machine a pid now is (a claimed warm machine's
+ * QEMU keeps its pool name). It is not the truth: a QEMU spawned but not yet recorded has none.
  */
 export interface AgentState {
   node: string;

@@ -4,6 +4,8 @@ import { test } from "node:test";
 import { ApiError, PithClient } from "../client/index.ts";
 import type { WatchHandler, WatchOptions } from "../client/watch.ts";
 import type { Kind } from "../model/resource.ts";
+import type { Machine as RunningMachine, MachineSpec } from "../hypervisor/hypervisor.ts";
+import { until } from "../../test/support/until.ts";
 import { AgentWorld, CountingHypervisor, exitOf, GUEST_PORT, NODE } from "./test-support.ts";
 
 test("start: a machine placed on the agent's node boots, becomes ready, and its status says how", async (t) => {
@@ -117,4 +119,29 @@ test("a machine told to stop while it boots goes draining, then away: its readin
   await world.retire("m2");
   await world.deleted("m2", 10_000);
   assert.deepEqual(world.phases("m2"), ["pending", "booting", "draining", "(deleted)"]);
+});
+
+/** A driver whose starts spawn the machine but, while `hang` is set, never return: an agent killed mid-start. */
+class HangingStarts extends CountingHypervisor {
+  hang = true;
+  override async start(spec: MachineSpec): Promise<RunningMachine> {
+    const machine = await super.start(spec);
+    if (this.hang) await new Promise(() => undefined);
+    return machine;
+  }
+}
+
+test("re-adopt: a machine whose start the last agent never finished recording is adopted, not started again", async (t) => {
+  const world = await AgentWorld.start(t);
+  const hypervisor = new HangingStarts({ bootMs: 20 });
+  const first = await world.startAgent({ hypervisor });
+  await world.place("m1");
+  await until("the first agent's start to have spawned m1", () => hypervisor.machinesRunning().some((m) => m.id === "m1"), { timeoutMs: 5000 });
+  first.stop(); // it never recorded a handle for m1
+  hypervisor.hang = false;
+  await world.startAgent({ hypervisor });
+  await world.reaches("m1", "ready", 10_000);
+  assert.deepEqual(hypervisor.starts, ["m1"], "m1 was not started a second time");
+  assert.deepEqual(hypervisor.machinesRunning().map((m) => m.id), ["m1"]);
+  assert.ok(!world.phases("m1").includes("failed"), `never reported as lost: ${world.phases("m1").join(", ")}`);
 });

@@ -173,13 +173,16 @@ export class NodeAgent {
     this.jailMissing = (await this.hypervisor.jailMissing?.()) ?? [];
     await this.register();
     const saved = await readAgentState(this.nodeName);
-    const handles = saved ? Object.values(saved.machines).map((m) => m.pid) : undefined;
     // A claimed warm machine's QEMU keeps its pool name: its saved handle says whose it is now.
     const nameByPid = new Map(Object.entries(saved?.machines ?? {}).map(([name, m]) => [m.pid, name]));
-    for (const machine of await this.hypervisor.recover(handles)) {
+    // Every machine of this agent on the host, not only those with a saved handle: a QEMU spawned
+    // but not yet recorded (the agent died during its start), a snapshot source or a warm machine
+    // being made has none. Left unfound, the first would be started again beside itself, and all
+    // of them would run on unowned. Each is then reconciled: one without an object is stopped.
+    for (const machine of await this.hypervisor.recover()) {
       const name = nameByPid.get(machine.pid) ?? machine.id;
       this.setRunning(name, machine);
-      this.log(`re-adopted machine ${name} (pid ${machine.pid}, ${saved ? "from saved handles" : "discovered on the host"})`);
+      this.log(`re-adopted machine ${name} (pid ${machine.pid}, ${nameByPid.has(machine.pid) ? "from its saved handle" : "found on the host without a handle"})`);
     }
     await this.saveState();
     // Level-based: a full pass once the cache is listed and on every resync, plus the cache's
