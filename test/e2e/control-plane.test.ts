@@ -79,7 +79,7 @@ describe("control plane, agent and machines", { skip, timeout: 900_000, concurre
       if (!withState) rmSync(join(cluster.home, "agent"), { recursive: true, force: true });
       const mark = cluster.logMark();
       await cluster.startAgent("node-a");
-      const adopted = withState ? /re-adopted machine web-\w+ \(pid \d+, from saved handles\)/g : /re-adopted machine web-\w+ \(pid \d+, discovered on the host\)/g;
+      const adopted = withState ? /re-adopted machine web-\w+ \(pid \d+, from its saved handle\)/g : /re-adopted machine web-\w+ \(pid \d+, found on the host without a handle\)/g;
       await waitFor(async () => ((cluster.logSince(mark).match(adopted) ?? []).length >= 2 ? true : undefined), 60_000, "the restarted agent re-adopts both machines", () => cluster.log());
       // Then two of its heartbeats: rounds in which it could still do something wrong.
       await heartbeats(client, cluster, "node-a", 2);
