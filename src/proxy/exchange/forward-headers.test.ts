@@ -53,6 +53,17 @@ test("Connection cannot remove the body's framing or Host: the machine reads the
   }
 });
 
+test("underscore spellings of the proxy's own headers are the proxy's to set, never passed through", () => {
+  const raw = ["Host", "a.test", "X_Forwarded_For", "10.9.9.9", "x_forwarded_proto", "https", "X_FORWARDED_HOST", "evil.test", "X_Request_Id", "forged!id with space", "X_Other", "kept"];
+  const forward = forwardRequest(client(raw, "Host: a.test\r\nX_Forwarded_For: 10.9.9.9\r\nx_forwarded_proto: https\r\nX_FORWARDED_HOST: evil.test\r\nX_Request_Id: forged!id with space\r\nX_Other: kept"), "http", false);
+  const head = requestHead("GET", "/", forward);
+  assert.doesNotMatch(head, /^x_forwarded|^x_request/im, "an underscore spelling crossed");
+  assert.match(head, /\r\nX-Forwarded-For: 10\.9\.9\.9, 127\.0\.0\.9\r\n/, "a client's X_Forwarded_For joins the chain, as X-Forwarded-For would");
+  assert.match(head, /\r\nX-Forwarded-Proto: http\r\n/);
+  assert.match(head, /\r\nX-Forwarded-Host: a\.test\r\n/);
+  assert.match(head, /\r\nX_Other: kept\r\n/, "other underscore names are the app's");
+});
+
 test("a response whose fields need no edit goes to the client verbatim, with X-Request-Id after them", () => {
   const fields = "Content-Type: text/plain\r\nContent-Length: 2";
   assert.deepEqual(responseHeaders(["Content-Type", "text/plain", "Content-Length", "2"], "id1", fields), { fields, headers: ["X-Request-Id", "id1"] });

@@ -57,6 +57,8 @@ const NOTED = new Set([
   "upgrade",
   "expect",
 ]);
+/** The proxy's own headers, which a client's underscore spelling must not stand in for. */
+const SET_BY_PROXY = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id"]);
 /** By name length (every noted name is shorter than 32): 1 where some noted name has that length. */
 const NOTED_LENGTHS = new Uint8Array(32);
 for (const name of NOTED) NOTED_LENGTHS[name.length] = 1;
@@ -69,6 +71,12 @@ function notedName(name: string): string | undefined {
   if (NOTED_LENGTHS[name.length] === 1) {
     const lower = name.toLowerCase();
     if (NOTED.has(lower)) return lower;
+    // X_Forwarded_For and its kind: CGI, WSGI and PHP apps read them as the proxy's own headers
+    // (both become HTTP_X_FORWARDED_FOR), so they are treated as those, never passed through.
+    if (lower.includes("_")) {
+      const dashed = lower.replaceAll("_", "-");
+      if (SET_BY_PROXY.has(dashed)) return dashed;
+    }
   }
   // proxy-*: hop-by-hop, whatever follows the dash
   if (name.length >= 6 && name.charCodeAt(5) === 45 /* - */ && (name.charCodeAt(0) | 32) === 112 /* p */) {
