@@ -49,8 +49,8 @@ describe("control plane, agent and machines", { skip, timeout: 900_000, concurre
       assert.ok(m.status.timings?.readyMs, "boot timings reported");
       assert.equal((await httpGet(m.status.addresses![0]!.url)).status, 200);
     }
-    const service = await client.get("Service", "web");
-    assert.equal(service?.status.ready, 2);
+    // The service controller counts ready machines after their agents report them: a moment later.
+    await waitFor(async () => ((await client.get("Service", "web"))?.status.ready === 2 ? true : undefined), 30_000, "the service counts both machines ready", () => cluster.log());
 
     await client.scale("web", 3);
     await readyMachines(client, "web", 3, cluster);
