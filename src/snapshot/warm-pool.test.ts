@@ -120,14 +120,40 @@ test("a smaller count trims the pool; dropping it (a deleted service) stops ever
   assert.deepEqual(pool.counts(), {});
 });
 
+/** A fake whose second warm machine's start waits for `release()`: a fill held under way. */
+class SecondWarmStartWaits extends FakeHypervisor {
+  #warmStarts = 0;
+  #release!: () => void;
+  readonly released = new Promise<void>((resolve) => (this.#release = resolve));
+  waiting = false;
+  release(): void {
+    this.#release();
+  }
+  override async start(spec: MachineSpec): Promise<Machine> {
+    if (spec.warmPool && ++this.#warmStarts === 2) {
+      this.waiting = true;
+      await this.released;
+    }
+    return super.start(spec);
+  }
+}
+
 test("a count lowered while a machine warms up: that machine is discarded when it is done, not kept over the count", async () => {
-  pool.want("web", template(2));
-  // One ready, the second being made (the pool holds memory for both).
-  await until("one ready, one warming up", () => pool.counts().web === 1 && pool.heldMemoryMiB() === 128);
-  pool.want("web", template(1));
-  await until("the fill under way has ended", () => pool.heldMemoryMiB() === 64 * (pool.counts().web ?? 0) && pooled().length === pool.counts().web);
-  assert.equal(pool.counts().web, 1);
-  assert.equal(pooled().length, 1);
+  const held = new SecondWarmStartWaits({ bootMs: 5 });
+  const heldPool = newPool(held);
+  try {
+    heldPool.want("web", template(2));
+    await until("one ready, the second's start held", () => heldPool.counts().web === 1 && held.waiting);
+    heldPool.want("web", template(1));
+    held.release();
+    const warm = (): FakeMachine[] => held.machinesRunning().filter((m) => m.id.startsWith(WARM_MACHINE_PREFIX));
+    await until("the held fill has ended", () => heldPool.heldMemoryMiB() === 64 && warm().length === 1);
+    assert.equal(heldPool.counts().web, 1);
+  } finally {
+    held.release();
+    await heldPool.close();
+    for (const m of await held.recover()) await m.stop();
+  }
 });
 
 test("a pool machine that ends while paused is replaced", async () => {
