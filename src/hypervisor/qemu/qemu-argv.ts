@@ -100,8 +100,12 @@ export function qemuArgv(spec: QemuMachineSpec): string[] {
     // QEMU writes at the new end instead of leaving a hole the size of what was cut.
     "-chardev", `file,id=console,path=${optValue(spec.consoleLog)},append=on`,
     "-serial", "chardev:console",
-    // ttyS1: the control channel to the guest's init (config in; ready and exit out).
-    "-chardev", `socket,id=control,path=${optValue(spec.controlSocket)},server=on,wait=off`,
+    // ttyS1: the control channel to the guest's init (config in; ready and exit out). A boot
+    // waits for the host to connect (wait=on) before the guest runs: what init writes while no
+    // one is connected is dropped, and a host slowed past the kernel's boot lost init's first
+    // line, so the machine ran on the image's env, without its own (and without its identity).
+    // A restore does not wait: it is paused (-S) until the host, connected by then, lets it run.
+    "-chardev", `socket,id=control,path=${optValue(spec.controlSocket)},server=on,wait=${spec.incomingFd === undefined ? "on" : "off"}`,
     "-device", "isa-serial,chardev=control,index=1",
     "-qmp", `unix:${optValue(spec.qmpSocket)},server=on,wait=off`,
     "-pidfile", spec.pidFile,
