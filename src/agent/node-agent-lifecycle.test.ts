@@ -145,3 +145,27 @@ test("re-adopt: a machine whose start the last agent never finished recording is
   assert.deepEqual(hypervisor.machinesRunning().map((m) => m.id), ["m1"]);
   assert.ok(!world.phases("m1").includes("failed"), `never reported as lost: ${world.phases("m1").join(", ")}`);
 });
+
+test("a status report the API refuses is dropped, not retried: it cannot hold back the machine's stop", async (t) => {
+  const world = await AgentWorld.start(t);
+  const client = new PithClient({ server: world.server.url, token: world.server.token });
+  let refused = 0;
+  const write = client.updateMachineStatuses.bind(client);
+  // Every "ready" report is refused as invalid: retrying it would block the machine for good.
+  client.updateMachineStatuses = async (entries) => {
+    if (entries.some((e) => e.status.phase === "ready")) {
+      refused++;
+      throw new ApiError(400, "Invalid", "status.timings: not what the API takes");
+    }
+    return write(entries);
+  };
+  await world.startAgent({ client, hypervisor: new CountingHypervisor({ bootMs: 20 }) });
+  await world.place("m3");
+  await until("the ready report to be refused", () => refused > 0, { timeoutMs: 10_000 });
+  // A change to the machine gives the agent another turn at it: a kept report would be made again.
+  const m = (await world.client.get("Machine", "m3"))!;
+  await world.client.update({ apiVersion: m.apiVersion, kind: m.kind, metadata: { name: "m3", labels: { touched: "yes" }, resourceVersion: m.metadata.resourceVersion }, spec: m.spec, status: m.status });
+  await world.retire("m3");
+  await world.deleted("m3", 10_000);
+  assert.equal(refused, 1, "refused once, not retried");
+});

@@ -1,6 +1,6 @@
 import { availableParallelism, hostname, totalmem } from "node:os";
 import { join } from "node:path";
-import { isApiError, type PithClient } from "../client/index.ts";
+import { isApiError, isApiUnavailable, type PithClient } from "../client/index.ts";
 import { apiSource } from "../client/api-source.ts";
 import { Informer, untilSynced } from "../client/informer.ts";
 import { EventRecorder } from "../controller/event-recorder.ts";
@@ -265,16 +265,22 @@ export class NodeAgent {
 
   /**
    * One turn of a machine: its pending reports first, then a reconcile from the newest state. A
-   * report that fails (the API briefly unavailable) is kept, first in line, and the queue tries the
-   * machine again with back-off: each report is made once per running machine, so one dropped
+   * report that fails because the API is briefly away is kept, first in line, and the queue tries
+   * the machine again with back-off: each report is made once per running machine, so one dropped
    * would leave it "booting" for good, or a machine that missed its readiness never stopped.
-   * Reports read the newest object when they run, so running one again is safe.
+   * Reports read the newest object when they run, so running one again is safe. A report the API
+   * refuses (it would be refused again) is logged and dropped, so it cannot hold back the
+   * machine's reconcile, its stop included.
    */
   private async process(name: string): Promise<WorkOutcome> {
     for (let step = this.steps.get(name)?.shift(); step; step = this.steps.get(name)?.shift()) {
       try {
         await step();
       } catch (e) {
+        if (!isApiUnavailable(e)) {
+          this.log(`machine ${name}: ${messageOf(e)}`);
+          continue;
+        }
         const steps = this.steps.get(name) ?? [];
         steps.unshift(step);
         this.steps.set(name, steps);

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { isApiError } from "../client/api-error.ts";
+import { isApiUnavailable } from "../client/api-error.ts";
 import { systemError } from "../shared/errors.ts";
 
 /**
@@ -38,14 +38,6 @@ export interface PollResult<S> {
 /** The shortest a look may take before it is abandoned: a loaded API answers within it. */
 export const LOOK_FLOOR_MS = 5000;
 
-/**
- * Failures that say the API is not there right now, rather than that the request is wrong. Not
- * the client's own BadResponse (an answer that is not the API's: --server points elsewhere).
- */
-export function isTransient(error: unknown): boolean {
-  return isApiError(error) && (error.status === 0 || error.status >= 500) && error.code !== "BadResponse";
-}
-
 export async function pollUntil<S>(look: (signal: AbortSignal) => Promise<S>, done: (state: S) => boolean, options: PollOptions<S>): Promise<PollResult<S>> {
   const deadline = Date.now() + options.timeoutMs;
   let seen: { state: S } | undefined;
@@ -67,7 +59,7 @@ export async function pollUntil<S>(look: (signal: AbortSignal) => Promise<S>, do
       if (done(state)) return { state, done: true, said };
     } catch (e) {
       const error = signal.aborted ? systemError("API_TIMEOUT", "the API did not answer in time", "is the server up and reachable? (pith get nodes)") : e;
-      if (!seen || (!signal.aborted && !isTransient(e))) throw error;
+      if (!seen || (!signal.aborted && !isApiUnavailable(e))) throw error;
       lastError = error;
     }
     const left = deadline - Date.now();

@@ -39,6 +39,13 @@ export class ApiError extends PithError {
 export const isApiError = (e: unknown, status?: number): e is ApiError =>
   e instanceof ApiError && (status === undefined || e.status === status);
 
+/**
+ * A failure that says the API is not there right now (no connection, no answer in time, a 5xx
+ * while a server restarts), rather than that the request is wrong: worth trying again. Not the
+ * client's own BadResponse, an answer that is not the API's (--server points elsewhere).
+ */
+export const isApiUnavailable = (e: unknown): e is ApiError => isApiError(e) && e.kind === "system" && e.code !== "BadResponse";
+
 /** A detail's JSON pointer as a person writes the field: "/spec/hosts/0" is spec.hosts[0]. */
 export function fieldPath(pointer: string): string {
   if (!pointer.startsWith("/")) return pointer || "(the object)";

@@ -29,6 +29,9 @@ interface RequestOptions {
  * and the proxy. Every failure is an ApiError (a PithError) whose message and hint say what to
  * do; a missing object is `undefined` from get() and an ApiError with status 404 elsewhere.
  */
+/** How long a short request may take when the client is not told otherwise. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
 export class PithClient {
   readonly server: string;
   readonly #token: string;
@@ -38,7 +41,7 @@ export class PithClient {
   constructor(options: PithClientOptions) {
     this.server = normaliseServer(options.server);
     this.#token = options.token;
-    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#exchange = new JsonExchange(this.server);
   }
 

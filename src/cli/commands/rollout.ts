@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { isApiError } from "../../client/api-error.ts";
-import type { PithClient } from "../../client/pith-client.ts";
+import { DEFAULT_REQUEST_TIMEOUT_MS, type PithClient } from "../../client/pith-client.ts";
 import type { Service } from "../../model/kinds.ts";
 import { changeFrom } from "../../model/revision-history.ts";
 import { rolloutProgress } from "../../model/rollout-progress.ts";
@@ -32,7 +32,7 @@ export function registerRollout(program: Command): void {
       const result = await pollUntil((signal) => progressOf(client, name, signal), (progress) => progress.done, {
         timeoutMs: options.watch ? timeoutMs : 0,
         // One look and no --timeout to keep: it gets as long as any other request.
-        ...(options.watch ? {} : { lookFloorMs: 30_000 }),
+        ...(options.watch ? {} : { lookFloorMs: DEFAULT_REQUEST_TIMEOUT_MS }),
         everyMs: STATUS_POLL_MS,
         progress: { line: (progress) => progress.message, write: (line) => process.stdout.write(`${line}\n`) },
       });
