@@ -67,12 +67,11 @@ export function registerDelete(program: Command): void {
  */
 async function untilMachinesStopped(client: PithClient, services: string[], timeoutMs: number): Promise<void> {
   const who = services.length === 1 ? `service ${services[0]}` : `services ${services.join(", ")}`;
-  const wanted = new Set(services);
   const result = await pollUntil(
+    // One list per service, each filtered by the API on the service's label.
     async (signal) =>
-      (await client.list("Machine", { signal }))
-        .items.filter((m) => wanted.has(m.metadata.labels?.[SERVICE_LABEL] ?? ""))
-        .map((m) => m.metadata.name)
+      (await Promise.all(services.map((service) => client.list("Machine", { labels: { [SERVICE_LABEL]: service }, signal }))))
+        .flatMap((list) => list.items.map((m) => m.metadata.name))
         .sort(),
     (left) => left.length === 0,
     {

@@ -5,6 +5,7 @@ import { TunnelSocket } from "../../client/machine-tunnel.ts";
 import { userError } from "../../shared/errors.ts";
 import { globalClientFlags, resolveClientConfig } from "../client-config.ts";
 import { isLoopback } from "../../model/backend-address.ts";
+import { parseKindAndName } from "../kinds.ts";
 import { notFound } from "./get.ts";
 
 /** GUEST, LOCAL:GUEST, or :GUEST (a free local port), as kubectl port-forward takes them. */
@@ -28,11 +29,12 @@ function listenError(error: NodeJS.ErrnoException, address: string, port: number
   return userError("LISTEN_FAILED", `cannot listen on ${where}: ${error.code ?? error.message}`);
 }
 
-/** A machine named as NAME or machine/NAME (m/NAME). */
+/** A machine named as NAME, or as KIND/NAME with any of the machine kind's words (machine/NAME, m/NAME). */
 function machineName(text: string): string {
-  const m = /^(?:(?:machine|machines|m)\/)?([^/]+)$/.exec(text);
-  if (!m) throw userError("BAD_ARGUMENTS", `"${text}" is not a machine: give its name or machine/NAME`, "pith get machines lists them");
-  return m[1]!;
+  if (!text.includes("/")) return text;
+  const { kind, name } = parseKindAndName(text, undefined);
+  if (kind !== "Machine" || !name) throw userError("BAD_ARGUMENTS", `"${text}" is not a machine: give its name or machine/NAME`, "pith get machines lists them");
+  return name;
 }
 
 /**
