@@ -88,11 +88,17 @@ describe("pith port-forward", () => {
     return { child, stdout: () => stdout, stderr: () => stderr, exit };
   }
 
-  test("every local connection is a tunnel to the machine's port, both ways; Ctrl-C stops it", async () => {
-    const run = start(["port-forward", "machine/m1", ":8080"]);
+  /** Starts a port-forward and waits for its forwarding line: the run, its output for messages, the line and the local port. */
+  async function forwarding(args: string[]) {
+    const run = start(["port-forward", ...args]);
     const output = () => `stdout ${JSON.stringify(run.stdout())}, stderr ${JSON.stringify(run.stderr())}`;
-    const line = await until("the forwarding line", () => /Forwarding from 127\.0\.0\.1:(\d+) -> machine\/m1:8080/.exec(run.stdout()) ?? undefined, { timeoutMs: 30_000, context: output });
-    const local = Number(line[1]);
+    const line = await until("the forwarding line", () => /Forwarding from 127\.0\.0\.1:(\d+) .*\n/.exec(run.stdout()) ?? undefined, { timeoutMs: 30_000, context: output });
+    return { run, output, line: line[0], port: Number(line[1]) };
+  }
+
+  test("every local connection is a tunnel to the machine's port, both ways; Ctrl-C stops it", async () => {
+    const { run, output, line, port: local } = await forwarding(["machine/m1", ":8080"]);
+    assert.match(line, / -> machine\/m1:8080 /);
     const a = dialLocal(local);
     const b = dialLocal(local);
     a.socket.write("one\n");
@@ -105,10 +111,8 @@ describe("pith port-forward", () => {
   });
 
   test("a client that has sent everything (FIN) still gets the machine's answer, then the close", async () => {
-    const run = start(["port-forward", "m3", ":8080"]);
-    const output = () => `stdout ${JSON.stringify(run.stdout())}, stderr ${JSON.stringify(run.stderr())}`;
-    const line = await until("the forwarding line", () => /Forwarding from 127\.0\.0\.1:(\d+)/.exec(run.stdout()) ?? undefined, { timeoutMs: 30_000, context: output });
-    const client = dialLocal(Number(line[1]));
+    const { run, output, port } = await forwarding(["m3", ":8080"]);
+    const client = dialLocal(port);
     client.socket.end("four");
     await client.closed;
     assert.equal(client.received(), "got 4 bytes\n", output());
@@ -117,10 +121,8 @@ describe("pith port-forward", () => {
   });
 
   test("a connection the API refuses is closed, and the refusal is said on stderr", async () => {
-    const run = start(["port-forward", "m2", ":2222"]);
-    const output = () => `stdout ${JSON.stringify(run.stdout())}, stderr ${JSON.stringify(run.stderr())}`;
-    const line = await until("the forwarding line", () => /Forwarding from 127\.0\.0\.1:(\d+)/.exec(run.stdout()) ?? undefined, { timeoutMs: 30_000, context: output });
-    const client = dialLocal(Number(line[1]));
+    const { run, output, port } = await forwarding(["m2", ":2222"]);
+    const client = dialLocal(port);
     client.socket.write("hello\n");
     await client.closed;
     assert.equal(client.received(), "");

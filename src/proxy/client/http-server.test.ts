@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, test, type TestContext } from "node:test";
 import fc from "fast-check";
 import { until } from "../test-support.ts";
 import { MAX_PIPELINED_BYTES } from "./client-connection.ts";
@@ -252,33 +252,44 @@ describe("Pith's HTTP server: time limits and bounds", () => {
     void sent;
   });
 
-  test("a body nobody reads yet (a held request) is read only up to a bound: the rest waits in the client's socket", async (t) => {
+  /** A server that leaves each request's body unread (a held request); `held()` is the last request. */
+  async function holdingServer(t: TestContext) {
     let req: IncomingRequest | undefined;
     const s = await startServer({}, (r) => {
       req = r;
       return true;
     });
     t.after(() => s.close());
+    return { s, held: () => req };
+  }
+
+  /** What the client still holds once the server has stopped reading: its backlog unchanged for 300 ms. */
+  async function backlogOnceReadingStops(socket: Socket): Promise<number> {
+    let backlog = -1;
+    let since = Date.now();
+    await until(() => {
+      if (socket.writableLength !== backlog) [backlog, since] = [socket.writableLength, Date.now()];
+      return Date.now() - since >= 300;
+    }, 20_000, "the server to stop reading");
+    return backlog;
+  }
+
+  test("a body nobody reads yet (a held request) is read only up to a bound: the rest waits in the client's socket", async (t) => {
+    const { s, held } = await holdingServer(t);
     const c = s.client();
     const body = Buffer.alloc(16 * 1024 * 1024, 97);
     c.send(`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\n\r\n`);
     c.socket.write(body);
-    await until(() => req !== undefined, 3000, "the request");
-    await until(() => c.socket.writableLength > 0, 3000, "the client's writes to back up");
-    await new Promise((resolve) => setTimeout(resolve, 100)); // time for any unbounded reading to show
-    assert.ok(c.socket.writableLength > 8 * 1024 * 1024, `the server stopped reading (client still holds ${c.socket.writableLength} bytes)`);
+    await until(() => held() !== undefined, 3000, "the request");
+    const backlog = await backlogOnceReadingStops(c.socket);
+    assert.ok(backlog > 8 * 1024 * 1024, `the server stopped reading (client still holds ${backlog} bytes)`);
     let received = 0;
-    await new Promise<void>((resolve) => req?.readBody((chunk) => (received += chunk.length), resolve));
+    await new Promise<void>((resolve) => held()?.readBody((chunk) => (received += chunk.length), resolve));
     assert.equal(received, body.length, "and reads it all once the body is wanted");
   });
 
   test("tiny chunks behind long extensions count too: a held chunked body stops the reading after a bounded amount of wire", async (t) => {
-    let req: IncomingRequest | undefined;
-    const s = await startServer({}, (r) => {
-      req = r;
-      return true;
-    });
-    t.after(() => s.close());
+    const { s, held } = await holdingServer(t);
     const c = s.client();
     // One body byte per 1 KiB on the wire: counted by body bytes alone, the 64 KiB bound would
     // let 64 MiB of socket reads be held (each 1-byte slice keeping its whole read alive).
@@ -286,14 +297,8 @@ describe("Pith's HTTP server: time limits and bounds", () => {
     const wire = Buffer.concat(Array<Buffer>(32 * 1024).fill(chunk)); // 32 MiB
     c.send("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
     c.socket.write(wire);
-    await until(() => req !== undefined, 3000, "the request");
-    // Until the server has stopped reading: the client's backlog holds still for 300 ms.
-    let backlog = -1;
-    let since = Date.now();
-    await until(() => {
-      if (c.socket.writableLength !== backlog) [backlog, since] = [c.socket.writableLength, Date.now()];
-      return Date.now() - since >= 300;
-    }, 20_000, "the server to stop reading");
+    await until(() => held() !== undefined, 3000, "the request");
+    const backlog = await backlogOnceReadingStops(c.socket);
     assert.ok(backlog > wire.length - 8 * 1024 * 1024, `the server read ${wire.length - backlog} of ${wire.length} bytes of a body nobody reads yet`);
     c.socket.destroy();
   });
